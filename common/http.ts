@@ -30,7 +30,7 @@ export async function startHttp(binds: readonly string[], health: Health, extra?
         const r = health.readiness();
         res.writeHead(r.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r));
       } else {
-        const body = extra?.(path);
+        const body = await extra?.(path);
         if (body === undefined) res.writeHead(404).end('not found\n');
         else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       }

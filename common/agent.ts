@@ -1,0 +1,205 @@
+// `skiff agent`: the DaemonSet process. One watch cache feeds every component; each component turns
+// the cache into desired state and applies it. This file only wires and supervises.
+import { KubeConfig } from '@kubernetes/client-node';
+import { createCni } from '../cni/index.js';
+import { createDns } from '../dns/index.js';
+import { createProxy } from '../proxy/index.js';
+import { createApiClient } from './api-client.js';
+import type { AgentDeps } from './agent-deps.js';
+import { helpText, parseFlags } from './cli.js';
+import type { Component } from './component.js';
+import { loadConfig, type Config } from './config.js';
+import { UsageError } from './errors.js';
+import { Health } from './health.js';
+import { startHttp } from './http.js';
+import { createLogger, type Logger } from './log.js';
+import { collectProcessMetrics } from './metrics.js';
+import { buildStatus } from './status.js';
+import { createWatchCache } from './watch/informer.js';
+
+const FEATURES = ['cni', 'proxy', 'dns'] as const;
+type Feature = (typeof FEATURES)[number];
+const FACTORIES: Record<Feature, (deps: AgentDeps) => Component> = { cni: createCni, proxy: createProxy, dns: createDns };
+
+const OPTIONS = {
+  config: { type: 'string' },
+  kubeconfig: { type: 'string' },
+  'node-name': { type: 'string' },
+  'api-server': { type: 'string' },
+  'cluster-cidrs': { type: 'string' },
+  'service-cidrs': { type: 'string' },
+  'cluster-domain': { type: 'string' },
+  'dns-service-ips': { type: 'string' },
+  'log-level': { type: 'string' },
+  'metrics-bind-address': { type: 'string' },
+  'healthz-bind-address': { type: 'string' },
+  'state-dir': { type: 'string' },
+  'run-dir': { type: 'string' },
+  'proxy-backend': { type: 'string' },
+  disable: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  cleanup: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const DESCRIPTIONS: Record<string, string> = {
+  config: 'YAML/JSON config file (the ConfigMap mount); env SKIFF_CONFIG',
+  kubeconfig: 'kubeconfig path; in-cluster config when absent',
+  'node-name': 'this node (env NODE_NAME)',
+  'api-server': 'host:port of the API server, for clusters with no Service proxy yet',
+  'cluster-cidrs': 'pod CIDRs, comma separated (default 10.244.0.0/16)',
+  'service-cidrs': 'Service CIDRs, comma separated (default 10.96.0.0/12)',
+  'cluster-domain': 'cluster DNS domain (default cluster.local)',
+  'dns-service-ips': 'cluster DNS Service IPs (default 10.96.0.10)',
+  'log-level': 'trace|debug|info|warn|error',
+  'metrics-bind-address': 'host:port for /metrics (default 127.0.0.1:10249)',
+  'healthz-bind-address': 'host:port for /healthz and /readyz (default 0.0.0.0:10256)',
+  'state-dir': 'persistent state (default /var/lib/skiff)',
+  'run-dir': 'sockets and runtime state (default /run/skiff)',
+  'proxy-backend': 'nftables|iptables',
+  disable: 'features to turn off (and clean up): cni,proxy,dns',
+  set: 'any config key, dotted: --set dns.ttl=5 (repeatable)',
+  cleanup: 'remove every rule, link and file skiff made on this node, then exit',
+  help: 'show this help',
+};
+
+const FLAG_KEYS: Record<string, string> = {
+  config: 'configFile',
+  kubeconfig: 'kubeconfig',
+  'node-name': 'nodeName',
+  'api-server': 'apiServer',
+  'cluster-cidrs': 'clusterCIDRs',
+  'service-cidrs': 'serviceCIDRs',
+  'cluster-domain': 'clusterDomain',
+  'dns-service-ips': 'dnsServiceIPs',
+  'log-level': 'logLevel',
+  'metrics-bind-address': 'metricsBindAddress',
+  'healthz-bind-address': 'healthzBindAddress',
+  'state-dir': 'stateDir',
+  'run-dir': 'runDir',
+  'proxy-backend': 'proxy.backend',
+};
+
+export function configFromArgv(argv: string[], env: NodeJS.ProcessEnv = process.env): { config: Config; cleanup: boolean; help: boolean } {
+  const { values } = parseFlags('agent', argv, OPTIONS);
+  if (values.help) return { config: undefined as unknown as Config, cleanup: false, help: true };
+  const flags: Record<string, string | boolean> = {};
+  for (const [flag, key] of Object.entries(FLAG_KEYS)) {
+    const v = values[flag as keyof typeof values];
+    if (typeof v === 'string') flags[key] = v;
+  }
+  for (const kv of values.set ?? []) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new UsageError(`agent: --set expects key=value, got "${kv}"`);
+    flags[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  for (const f of (values.disable ?? '').split(',').filter(Boolean)) {
+    if (!FEATURES.includes(f as Feature)) throw new UsageError(`agent: --disable: unknown feature "${f}" (cni, proxy, dns)`);
+    flags[`${f}.enabled`] = false;
+  }
+  return { config: loadConfig(flags, env), cleanup: !!values.cleanup, help: false };
+}
+
+export function kubeConfigFor(config: Config): KubeConfig {
+  const kc = new KubeConfig();
+  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+  else kc.loadFromCluster();
+  if (config.apiServer) {
+    // Before any Service rule exists the kubernetes Service VIP is unreachable, so the agent talks
+    // to a real API server address (Cilium's k8sServiceHost/k8sServicePort).
+    const cluster = kc.getCurrentCluster();
+    if (cluster) {
+      const scheme = cluster.server.startsWith('http://') ? 'http' : 'https';
+      kc.clusters = kc.clusters.map((c) => (c.name === cluster.name ? { ...c, server: `${scheme}://${config.apiServer}` } : c));
+    }
+  }
+  return kc;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof configFromArgv>;
+  try {
+    parsed = configFromArgv(argv);
+  } catch (e) {
+    process.stderr.write(`skiff agent: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(helpText('agent', 'Runs the node agent: overlay CNI, Service proxy and cluster DNS.', OPTIONS, DESCRIPTIONS));
+    return 0;
+  }
+  const { config } = parsed;
+  const log = createLogger(config.logLevel, { node: config.nodeName });
+  return parsed.cleanup ? cleanupAll(config, log) : runAgent(config, log);
+}
+
+function buildComponents(config: Config, log: Logger, deps: Omit<AgentDeps, 'log'>): { enabled: Component[]; disabled: Component[] } {
+  const enabled: Component[] = [];
+  const disabled: Component[] = [];
+  for (const f of FEATURES) {
+    const c = FACTORIES[f]({ ...deps, log: log.child({ component: f }) });
+    (config[f].enabled ? enabled : disabled).push(c);
+  }
+  return { enabled, disabled };
+}
+
+async function cleanupAll(config: Config, log: Logger): Promise<number> {
+  const deps = { config, cache: createWatchCache({ kubeConfig: new KubeConfig(), nodeName: config.nodeName, log }).cache, health: new Health(), api: { patchNodeAnnotations: async () => {} } };
+  const { enabled, disabled } = buildComponents(config, log, deps);
+  let failed = 0;
+  for (const c of [...enabled, ...disabled]) {
+    try {
+      await c.cleanup();
+      log.info({ component: c.name }, 'cleaned up');
+    } catch (e) {
+      failed++;
+      log.error({ component: c.name, err: e }, 'cleanup failed');
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+async function runAgent(config: Config, log: Logger): Promise<number> {
+  collectProcessMetrics();
+  const kubeConfig = kubeConfigFor(config);
+  const watch = createWatchCache({ kubeConfig, nodeName: config.nodeName, log: log.child({ component: 'watch' }) });
+  const health = new Health();
+  health.addReadiness('watch', () => ({ ok: watch.cache.synced() }));
+  const deps = { config, cache: watch.cache, health, api: createApiClient(kubeConfig) };
+  const { enabled, disabled } = buildComponents(config, log, deps);
+
+  // A feature turned off removes what an earlier run left behind (kindnet's CleanRules).
+  for (const c of disabled) await c.cleanup().catch((err: unknown) => log.warn({ component: c.name, err }, 'cleanup of disabled feature failed'));
+
+  const http = await startHttp([config.metricsBindAddress, config.healthzBindAddress], health, (path) =>
+    path === '/status' ? buildStatus(config, watch.cache, health) : undefined,
+  );
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    log.info({ signal: sig }, signals === 1 ? 'shutting down' : 'second signal: exiting now');
+    if (signals > 1) process.exit(1);
+    health.draining = true;
+    stop.abort(new Error(`received ${sig}`));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  log.info({ features: enabled.map((c) => c.name), listen: http.addresses() }, 'agent starting');
+  // One failed component takes the agent down so the DaemonSet restarts it whole, rather than
+  // leaving a node that serves DNS but silently stopped programming Services.
+  let failed = false;
+  const supervise = (name: string, p: Promise<void>): Promise<void> =>
+    p.catch((err: unknown) => {
+      if (stop.signal.aborted) return;
+      failed = true;
+      log.error({ component: name, err }, 'component failed; stopping the agent');
+      stop.abort(err);
+    });
+  await Promise.all([supervise('watch', watch.start(stop.signal)), ...enabled.map((c) => supervise(c.name, c.run(stop.signal)))]);
+  await http.close();
+  if (failed) return 1;
+  log.info('agent stopped');
+  return 0;
+}

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import type { ServiceInfo } from '../types.js';
+import { MemoryCache, type ChangeBatch } from './store.js';
+
+function svc(name: string, port = 80): ServiceInfo {
+  return {
+    namespace: 'default', name, uid: name, type: 'ClusterIP', clusterIPs: ['10.96.0.1'], headless: false, ipFamilies: ['IPv4'],
+    ports: [{ name: 'http', protocol: 'TCP', port, targetPort: 8080 }], externalIPs: [], loadBalancerIPs: [], loadBalancerSourceRanges: [],
+    externalTrafficPolicy: 'Cluster', internalTrafficPolicy: 'Cluster', sessionAffinity: 'None', sessionAffinityTimeoutSeconds: 10800,
+    publishNotReadyAddresses: false, labels: {},
+  };
+}
+
+const nextBatch = (cache: MemoryCache): Promise<ChangeBatch> =>
+  new Promise((resolve) => {
+    const off = cache.subscribe(['services'], (b) => {
+      off();
+      resolve(b);
+    });
+  });
+
+describe('MemoryCache', () => {
+  it('coalesces a burst into one batch and collapses each key to first previous and last current', async () => {
+    const cache = new MemoryCache();
+    const batches: ChangeBatch[] = [];
+    cache.subscribe(['services'], (b) => batches.push(b));
+    for (let i = 0; i < 1000; i++) cache.upsert('services', 'default/a', svc('a', 1000 + i));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(batches).toHaveLength(1);
+    expect(batches[0]!.changes).toHaveLength(1);
+    expect(batches[0]!.changes[0]!.previous).toBeUndefined();
+    expect((batches[0]!.changes[0]!.current as ServiceInfo).ports[0]!.port).toBe(1999);
+  });
+
+  it('drops changes that revert within a batch', async () => {
+    const cache = new MemoryCache();
+    cache.upsert('services', 'default/a', svc('a'));
+    await new Promise((r) => setTimeout(r, 5));
+    const p = nextBatch(cache);
+    cache.upsert('services', 'default/a', svc('a', 81));
+    cache.upsert('services', 'default/a', svc('a', 80));
+    cache.upsert('services', 'default/b', svc('b'));
+    cache.remove('services', 'default/b');
+    cache.upsert('services', 'default/c', svc('c'));
+    const b = await p;
+    expect(b.changes.map((c) => c.key)).toEqual(['default/c']);
+  });
+
+  it('replace emits only true differences and marks the kind synced', async () => {
+    const cache = new MemoryCache();
+    cache.upsert('services', 'default/a', svc('a'));
+    cache.upsert('services', 'default/b', svc('b'));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(cache.synced(['services'])).toBe(false);
+    const p = nextBatch(cache);
+    cache.replace('services', new Map([['default/a', svc('a')], ['default/c', svc('c')]]));
+    const b = await p;
+    expect(b.synced).toEqual(['services']);
+    expect(b.changes.map((c) => [c.key, !!c.previous, !!c.current]).sort()).toEqual([['default/b', true, false], ['default/c', false, true]]);
+    expect(cache.synced(['services'])).toBe(true);
+    await cache.waitForSync(['services']);
+  });
+
+  it('keeps secondary indexes in step with updates', () => {
+    const cache = new MemoryCache();
+    const store = cache.store('services');
+    store.addIndex('ip', (s) => s.clusterIPs);
+    cache.upsert('services', 'default/a', svc('a'));
+    expect(store.byIndex('ip', '10.96.0.1').map((s) => s.name)).toEqual(['a']);
+    cache.upsert('services', 'default/a', { ...svc('a'), clusterIPs: ['10.96.0.2'] });
+    expect(store.byIndex('ip', '10.96.0.1')).toEqual([]);
+    expect(store.byIndex('ip', '10.96.0.2')).toHaveLength(1);
+    cache.remove('services', 'default/a');
+    expect(store.byIndex('ip', '10.96.0.2')).toEqual([]);
+  });
+
+  it('honours the minimum interval between batches', async () => {
+    const cache = new MemoryCache();
+    const times: number[] = [];
+    cache.subscribe(['services'], () => times.push(Date.now()), { minIntervalMs: 50 });
+    cache.upsert('services', 'default/a', svc('a', 1));
+    await new Promise((r) => setTimeout(r, 5));
+    cache.upsert('services', 'default/a', svc('a', 2));
+    await new Promise((r) => setTimeout(r, 80));
+    expect(times).toHaveLength(2);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(45);
+  });
+
+  it('waitForSync rejects when aborted', async () => {
+    const cache = new MemoryCache();
+    const ac = new AbortController();
+    const p = cache.waitForSync(['nodes'], ac.signal);
+    ac.abort(new Error('stop'));
+    await expect(p).rejects.toThrow('stop');
+  });
+});
