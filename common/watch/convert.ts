@@ -1,0 +1,280 @@
+// The informer boundary: raw API JSON in, the small read-only types of common/types.ts out. Only
+// the fields components use survive, so 10,000 Services cost what those fields cost. Anything
+// malformed throws ConvertError naming the field, and the informer skips that one object.
+import { isIP } from 'node:net';
+import type { EndpointInfo, EndpointPort, EndpointSliceInfo, IPFamily, Kind, KindTypes, NamespaceInfo, NodeInfo, PodInfo, Protocol, ServiceInfo, ServicePort, ServiceType } from '../types.js';
+import { objectKey } from '../types.js';
+
+export class ConvertError extends Error {
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+    this.name = 'ConvertError';
+  }
+}
+
+type Json = Record<string, unknown>;
+
+export interface Converted<K extends Kind> {
+  readonly key: string;
+  readonly value: KindTypes[K];
+}
+
+/** What identifies a raw object in logs, as far as it can be read. */
+export function describe(raw: unknown): { namespace?: string; name?: string } {
+  const m = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {};
+  const out: { namespace?: string; name?: string } = {};
+  if (typeof m.namespace === 'string') out.namespace = m.namespace;
+  if (typeof m.name === 'string') out.name = m.name;
+  return out;
+}
+
+/** The cache key of a raw object (enough for a DELETED event), or undefined when it has no name. */
+export function rawKey(kind: Kind, raw: unknown): string | undefined {
+  const { namespace, name } = describe(raw);
+  if (!name) return undefined;
+  return NAMESPACED[kind] ? (namespace ? objectKey({ namespace, name }) : undefined) : name;
+}
+
+const NAMESPACED: Record<Kind, boolean> = { nodes: false, namespaces: false, services: true, endpointslices: true, pods: true };
+
+/** Converts one raw object; throws ConvertError when it is malformed. */
+export function convert<K extends Kind>(kind: K, raw: unknown): Converted<K> {
+  if (!isObj(raw)) throw new ConvertError('(object)', 'not a JSON object');
+  const meta = obj(raw.metadata, 'metadata');
+  const name = str(meta.name, 'metadata.name');
+  if (name === '') throw new ConvertError('metadata.name', 'empty');
+  const namespace = NAMESPACED[kind] ? str(meta.namespace, 'metadata.namespace') : undefined;
+  if (namespace === '') throw new ConvertError('metadata.namespace', 'empty');
+  const value = CONVERTERS[kind](raw, meta, name, namespace ?? '') as KindTypes[K];
+  return { key: objectKey({ namespace, name }), value };
+}
+
+const CONVERTERS: { [K in Kind]: (raw: Json, meta: Json, name: string, namespace: string) => KindTypes[K] } = {
+  nodes: toNode,
+  services: toService,
+  endpointslices: toEndpointSlice,
+  namespaces: (_raw, meta, name): NamespaceInfo => ({ name, labels: strMap(meta.labels, 'metadata.labels') }),
+  pods: toPod,
+};
+
+function toNode(raw: Json, meta: Json, name: string): NodeInfo {
+  const spec = obj(raw.spec, 'spec');
+  const status = obj(raw.status, 'status');
+  const labels = strMap(meta.labels, 'metadata.labels');
+  const annotations: Record<string, string> = {};
+  for (const [k, v] of Object.entries(strMap(meta.annotations, 'metadata.annotations'))) {
+    if (/^([a-z0-9.-]+\.)?skiff\.io\//.test(k) || k.startsWith('flannel.alpha.coreos.com/')) annotations[k] = v;
+  }
+  const podCIDRs = strArr(spec.podCIDRs, 'spec.podCIDRs');
+  const podCIDR = optStr(spec.podCIDR, 'spec.podCIDR');
+  const addresses = arr(status.addresses, 'status.addresses').map((a, i) => {
+    const o = obj(a, `status.addresses[${i}]`);
+    return { type: str(o.type, `status.addresses[${i}].type`), address: str(o.address, `status.addresses[${i}].address`) };
+  });
+  return defined({
+    name,
+    uid: optStr(meta.uid, 'metadata.uid') ?? '',
+    podCIDRs: podCIDRs.length > 0 ? podCIDRs : podCIDR ? [podCIDR] : [],
+    addresses,
+    labels,
+    annotations,
+    zone: labels['topology.kubernetes.io/zone'],
+    ready: conditionTrue(status.conditions, 'Ready'),
+  });
+}
+
+const SERVICE_TYPES = new Set<ServiceType>(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']);
+
+function toService(raw: Json, meta: Json, name: string, namespace: string): ServiceInfo {
+  const spec = obj(raw.spec, 'spec');
+  const status = obj(raw.status, 'status');
+  const type = (optStr(spec.type, 'spec.type') ?? 'ClusterIP') as ServiceType;
+  if (!SERVICE_TYPES.has(type)) throw new ConvertError('spec.type', `unknown type "${type}"`);
+  const clusterIP = optStr(spec.clusterIP, 'spec.clusterIP');
+  let rawIPs = strArr(spec.clusterIPs, 'spec.clusterIPs');
+  if (rawIPs.length === 0 && clusterIP) rawIPs = [clusterIP];
+  const headless = type !== 'ExternalName' && rawIPs[0] === 'None';
+  const clusterIPs = type === 'ExternalName' ? [] : rawIPs.filter((ip) => ip !== 'None' && ip !== '');
+  for (const ip of clusterIPs) if (isIP(ip) === 0) throw new ConvertError('spec.clusterIPs', `"${ip}" is not an IP`);
+  let ipFamilies = strArr(spec.ipFamilies, 'spec.ipFamilies') as IPFamily[];
+  if (ipFamilies.length === 0) ipFamilies = clusterIPs.map((ip) => (isIP(ip) === 6 ? 'IPv6' : 'IPv4'));
+  const ports = arr(spec.ports, 'spec.ports').map((p, i): ServicePort => {
+    const f = `spec.ports[${i}]`;
+    const o = obj(p, f);
+    const port = int(o.port, `${f}.port`);
+    const tp = o.targetPort;
+    const targetPort = tp === undefined || tp === null ? port : typeof tp === 'number' || typeof tp === 'string' ? tp : fail(`${f}.targetPort`, 'must be a number or a name');
+    return defined({
+      name: optStr(o.name, `${f}.name`) ?? '',
+      protocol: protocol(o.protocol, `${f}.protocol`),
+      port,
+      targetPort,
+      nodePort: optInt(o.nodePort, `${f}.nodePort`) || undefined,
+      appProtocol: optStr(o.appProtocol, `${f}.appProtocol`),
+    });
+  });
+  const lb = obj(status.loadBalancer, 'status.loadBalancer');
+  const loadBalancerIPs = arr(lb.ingress, 'status.loadBalancer.ingress')
+    .map((g, i) => optStr(obj(g, `status.loadBalancer.ingress[${i}]`).ip, `status.loadBalancer.ingress[${i}].ip`))
+    .filter((ip): ip is string => !!ip);
+  const affinity = optStr(spec.sessionAffinity, 'spec.sessionAffinity') === 'ClientIP' ? 'ClientIP' : 'None';
+  const clientIP = obj(obj(spec.sessionAffinityConfig, 'spec.sessionAffinityConfig').clientIP, 'spec.sessionAffinityConfig.clientIP');
+  const selector = spec.selector === undefined || spec.selector === null ? undefined : strMap(spec.selector, 'spec.selector');
+  return defined({
+    namespace,
+    name,
+    uid: optStr(meta.uid, 'metadata.uid') ?? '',
+    type,
+    clusterIPs,
+    headless,
+    ipFamilies,
+    ports,
+    selector,
+    externalIPs: strArr(spec.externalIPs, 'spec.externalIPs'),
+    loadBalancerIPs,
+    loadBalancerSourceRanges: strArr(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges'),
+    externalName: type === 'ExternalName' ? optStr(spec.externalName, 'spec.externalName') : undefined,
+    externalTrafficPolicy: optStr(spec.externalTrafficPolicy, 'spec.externalTrafficPolicy') === 'Local' ? 'Local' : 'Cluster',
+    internalTrafficPolicy: optStr(spec.internalTrafficPolicy, 'spec.internalTrafficPolicy') === 'Local' ? 'Local' : 'Cluster',
+    healthCheckNodePort: optInt(spec.healthCheckNodePort, 'spec.healthCheckNodePort') || undefined,
+    sessionAffinity: affinity,
+    sessionAffinityTimeoutSeconds: optInt(clientIP.timeoutSeconds, 'spec.sessionAffinityConfig.clientIP.timeoutSeconds') ?? 10800,
+    publishNotReadyAddresses: optBool(spec.publishNotReadyAddresses, 'spec.publishNotReadyAddresses') ?? false,
+    trafficDistribution: optStr(spec.trafficDistribution, 'spec.trafficDistribution'),
+    labels: strMap(meta.labels, 'metadata.labels'),
+  }) as ServiceInfo;
+}
+
+const ADDRESS_TYPES = new Set(['IPv4', 'IPv6', 'FQDN']);
+
+function toEndpointSlice(raw: Json, meta: Json, name: string, namespace: string): EndpointSliceInfo {
+  const labels = strMap(meta.labels, 'metadata.labels');
+  const addressType = str(raw.addressType, 'addressType');
+  if (!ADDRESS_TYPES.has(addressType)) throw new ConvertError('addressType', `unknown address type "${addressType}"`);
+  const ports = arr(raw.ports, 'ports').map((p, i): EndpointPort => {
+    const o = obj(p, `ports[${i}]`);
+    return defined({
+      name: optStr(o.name, `ports[${i}].name`) ?? '',
+      port: optInt(o.port, `ports[${i}].port`) ?? 0,
+      protocol: protocol(o.protocol, `ports[${i}].protocol`),
+      appProtocol: optStr(o.appProtocol, `ports[${i}].appProtocol`),
+    });
+  });
+  const endpoints = arr(raw.endpoints, 'endpoints').map((e, i): EndpointInfo => {
+    const f = `endpoints[${i}]`;
+    const o = obj(e, f);
+    const cond = obj(o.conditions, `${f}.conditions`);
+    // Unset conditions mean "unknown", which consumers must treat as ready (the EndpointSlice API).
+    const ready = optBool(cond.ready, `${f}.conditions.ready`) ?? true;
+    const ref = o.targetRef === undefined || o.targetRef === null ? undefined : obj(o.targetRef, `${f}.targetRef`);
+    const hints = obj(o.hints, `${f}.hints`);
+    const forZones = hints.forZones === undefined ? undefined : arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => str(obj(z, `${f}.hints.forZones[${j}]`).name, `${f}.hints.forZones[${j}].name`));
+    return defined({
+      addresses: strArr(o.addresses, `${f}.addresses`),
+      ready,
+      serving: optBool(cond.serving, `${f}.conditions.serving`) ?? ready,
+      terminating: optBool(cond.terminating, `${f}.conditions.terminating`) ?? false,
+      hostname: optStr(o.hostname, `${f}.hostname`),
+      nodeName: optStr(o.nodeName, `${f}.nodeName`),
+      zone: optStr(o.zone, `${f}.zone`),
+      hintsForZones: forZones,
+      targetRef: ref && defined({ kind: optStr(ref.kind, `${f}.targetRef.kind`) ?? '', namespace: optStr(ref.namespace, `${f}.targetRef.namespace`), name: optStr(ref.name, `${f}.targetRef.name`) ?? '' }),
+    });
+  });
+  const trigger = strMap(meta.annotations, 'metadata.annotations')['endpoints.kubernetes.io/last-change-trigger-time'];
+  const triggerMs = trigger === undefined ? NaN : Date.parse(trigger);
+  return defined({
+    namespace,
+    name,
+    serviceName: labels['kubernetes.io/service-name'] ?? '',
+    addressType: addressType as EndpointSliceInfo['addressType'],
+    ports,
+    endpoints,
+    triggerTimeMs: Number.isFinite(triggerMs) ? triggerMs : undefined,
+    labels,
+  });
+}
+
+function toPod(raw: Json, meta: Json, name: string, namespace: string): PodInfo {
+  const spec = obj(raw.spec, 'spec');
+  const status = obj(raw.status, 'status');
+  let podIPs = arr(status.podIPs, 'status.podIPs').map((p, i) => str(obj(p, `status.podIPs[${i}]`).ip, `status.podIPs[${i}].ip`));
+  const podIP = optStr(status.podIP, 'status.podIP');
+  if (podIPs.length === 0 && podIP) podIPs = [podIP];
+  return defined({
+    namespace,
+    name,
+    uid: optStr(meta.uid, 'metadata.uid') ?? '',
+    nodeName: optStr(spec.nodeName, 'spec.nodeName') ?? '',
+    hostNetwork: optBool(spec.hostNetwork, 'spec.hostNetwork') ?? false,
+    podIPs,
+    phase: optStr(status.phase, 'status.phase') ?? '',
+    ready: conditionTrue(status.conditions, 'Ready'),
+    deleting: meta.deletionTimestamp !== undefined && meta.deletionTimestamp !== null,
+    labels: strMap(meta.labels, 'metadata.labels'),
+    hostname: optStr(spec.hostname, 'spec.hostname'),
+    subdomain: optStr(spec.subdomain, 'spec.subdomain'),
+  });
+}
+
+function conditionTrue(conditions: unknown, type: string): boolean {
+  return arr(conditions, 'status.conditions').some((c) => isObj(c) && c.type === type && c.status === 'True');
+}
+
+function protocol(v: unknown, field: string): Protocol {
+  const p = optStr(v, field) ?? 'TCP';
+  if (p !== 'TCP' && p !== 'UDP' && p !== 'SCTP') throw new ConvertError(field, `unknown protocol "${p}"`);
+  return p;
+}
+
+// Optional fields are left out rather than set to undefined, so deep equality between two
+// conversions of the same object never depends on how a field went missing. Copying the defined
+// keys (instead of `delete`) keeps V8's fast object shapes: 100,000 endpoints notice.
+function defined<T extends object>(o: T): T {
+  const out: Record<string, unknown> = {};
+  for (const k in o) if (o[k] !== undefined) out[k] = o[k];
+  return out as T;
+}
+
+function fail(field: string, reason: string): never {
+  throw new ConvertError(field, reason);
+}
+function isObj(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function obj(v: unknown, field: string): Json {
+  if (v === undefined || v === null) return {};
+  return isObj(v) ? v : fail(field, 'must be an object');
+}
+function arr(v: unknown, field: string): unknown[] {
+  if (v === undefined || v === null) return [];
+  return Array.isArray(v) ? v : fail(field, 'must be a list');
+}
+function str(v: unknown, field: string): string {
+  return typeof v === 'string' ? v : fail(field, v === undefined ? 'missing' : 'must be a string');
+}
+function optStr(v: unknown, field: string): string | undefined {
+  return v === undefined || v === null ? undefined : str(v, field);
+}
+function optInt(v: unknown, field: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  return Number.isInteger(v) ? (v as number) : fail(field, 'must be an integer');
+}
+function int(v: unknown, field: string): number {
+  return optInt(v, field) ?? fail(field, 'missing');
+}
+function optBool(v: unknown, field: string): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  return typeof v === 'boolean' ? v : fail(field, 'must be a boolean');
+}
+function strArr(v: unknown, field: string): string[] {
+  return arr(v, field).map((s, i) => str(s, `${field}[${i}]`));
+}
+function strMap(v: unknown, field: string): Record<string, string> {
+  const o = obj(v, field);
+  for (const [k, s] of Object.entries(o)) if (typeof s !== 'string') fail(`${field}.${k}`, 'must be a string');
+  return o as Record<string, string>;
+}

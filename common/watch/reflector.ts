@@ -1,0 +1,219 @@
+// One kind's list-then-watch loop (client-go's reflector): list in pages, replace the store with
+// the result (only true differences reach subscribers), then watch from the list's
+// resourceVersion. Bookmarks and events advance the resourceVersion; a broken watch resumes from
+// it; 410 Gone relists; every failure backs off with jitter and tries again, forever.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Kind, KindTypes } from '../types.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { convert, ConvertError, describe, rawKey } from './convert.js';
+import { ApiRequestError, createGetter } from './http-get.js';
+import { watchErrors, watchEvents, watchLastSync, watchObjects, watchRelists } from './metrics.js';
+import type { MemoryCache } from './store.js';
+
+export const KIND_PATHS: Readonly<Record<Kind, string>> = {
+  nodes: '/api/v1/nodes',
+  namespaces: '/api/v1/namespaces',
+  services: '/api/v1/services',
+  pods: '/api/v1/pods',
+  endpointslices: '/apis/discovery.k8s.io/v1/endpointslices',
+};
+
+export interface ReflectorOptions {
+  readonly kind: Kind;
+  readonly kubeConfig: KubeConfig;
+  readonly cache: MemoryCache;
+  readonly log: Logger;
+  readonly fieldSelector?: string;
+  /** Items per list page (default 500, as client-go). */
+  readonly pageSize?: number;
+  readonly backoff?: BackoffOptions;
+}
+
+type WatchEnd = 'gone' | 'ended';
+
+class GoneError extends Error {}
+
+export class Reflector {
+  /** The resourceVersion the next watch resumes from; '' before the first list. */
+  resourceVersion = '';
+  private lists = 0;
+  private readonly backoff: Backoff;
+  private readonly kind: Kind;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ReflectorOptions) {
+    this.kind = opts.kind;
+    this.log = opts.log.child({ kind: opts.kind });
+    this.backoff = new Backoff(opts.backoff);
+  }
+
+  /** Runs until the signal aborts; never rejects because of the API server. */
+  async run(signal: AbortSignal): Promise<void> {
+    let needList = true;
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          await this.list(signal);
+          needList = false;
+        }
+        const started = Date.now();
+        const end = await this.watch(signal);
+        if (end === 'gone') {
+          this.log.info({ resourceVersion: this.resourceVersion }, 'watch expired (410 Gone); relisting');
+          needList = true;
+          continue;
+        }
+        // A clean end is the server's timeout: resume at once, unless it keeps ending immediately.
+        if (Date.now() - started > 1000) this.backoff.reset();
+        else await this.pause(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        if (err instanceof GoneError) {
+          needList = true;
+          continue;
+        }
+        watchErrors.inc({ kind: this.kind });
+        const delay = this.backoff.next();
+        this.log.warn({ err: errText(err), retryInMs: delay, phase: needList ? 'list' : 'watch' }, 'watch cache request failed');
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  private async pause(signal: AbortSignal): Promise<void> {
+    await sleep(this.backoff.next(), undefined, { signal }).catch(() => undefined);
+  }
+
+  private async list(signal: AbortSignal): Promise<void> {
+    const getter = await createGetter(this.opts.kubeConfig);
+    const items = new Map<string, KindTypes[Kind]>();
+    let cont = '';
+    let rv = '';
+    do {
+      const q = new URLSearchParams({ limit: String(this.opts.pageSize ?? 500) });
+      if (cont) q.set('continue', cont);
+      if (this.opts.fieldSelector) q.set('fieldSelector', this.opts.fieldSelector);
+      let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
+      try {
+        page = (await getter.get(`${KIND_PATHS[this.kind]}?${q}`, signal)) as typeof page;
+      } catch (err) {
+        // An expired continue token means the snapshot is gone: start the list over.
+        if (err instanceof ApiRequestError && err.status === 410) throw new GoneError(err.message);
+        throw err;
+      }
+      for (const raw of page.items ?? []) {
+        const c = this.convertOrReport(raw);
+        if (c) items.set(c.key, c.value);
+      }
+      rv = page.metadata?.resourceVersion ?? '';
+      cont = page.metadata?.continue ?? '';
+    } while (cont);
+    if (this.lists++ > 0) watchRelists.inc({ kind: this.kind });
+    this.opts.cache.replace(this.kind, items);
+    this.resourceVersion = rv;
+    this.backoff.reset();
+    watchLastSync.set({ kind: this.kind }, Date.now() / 1000);
+    watchObjects.set({ kind: this.kind }, items.size);
+    this.log.debug({ objects: items.size, resourceVersion: rv }, 'listed');
+  }
+
+  private watch(signal: AbortSignal): Promise<WatchEnd> {
+    return new Promise<WatchEnd>((resolve, reject) => {
+      let settled = false;
+      let gone = false;
+      let failure: unknown;
+      let controller: AbortController | undefined;
+      const finish = (err: unknown): void => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        controller?.abort();
+        if (gone) resolve('gone');
+        else if (signal.aborted) resolve('ended');
+        else if (failure ?? err) reject(failure ?? err);
+        else resolve('ended');
+      };
+      const onAbort = (): void => finish(undefined);
+      signal.addEventListener('abort', onAbort, { once: true });
+      const params: Record<string, string | boolean | number> = {
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        // client-go's spread: 5 to 10 minutes, so a fleet of watches does not expire together.
+        timeoutSeconds: Math.floor(300 + Math.random() * 300),
+      };
+      if (this.opts.fieldSelector) params.fieldSelector = this.opts.fieldSelector;
+      const onEvent = (type: string, obj: unknown): void => {
+        if (settled) return;
+        if (type === 'ERROR') {
+          const st = (obj ?? {}) as { code?: number; message?: string };
+          watchEvents.inc({ kind: this.kind, type });
+          if (st.code === 410) gone = true;
+          else failure = new ApiRequestError(st.code ?? 0, '', `watch ${this.kind}: ${st.message ?? 'ERROR event'}`);
+          return finish(undefined);
+        }
+        this.handleEvent(type, obj);
+      };
+      new Watch(this.opts.kubeConfig)
+        .watch(KIND_PATHS[this.kind], params, onEvent, (err: unknown) => {
+          if ((err as { statusCode?: number } | null)?.statusCode === 410) gone = true;
+          finish(err ?? undefined);
+        })
+        .then(
+          (c) => {
+            controller = c;
+            if (settled) c.abort();
+          },
+          (err: unknown) => finish(err),
+        );
+    });
+  }
+
+  private handleEvent(type: string, obj: unknown): void {
+    watchEvents.inc({ kind: this.kind, type });
+    const rv = (obj as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
+    const cache = this.opts.cache;
+    switch (type) {
+      case 'ADDED':
+      case 'MODIFIED': {
+        const c = this.convertOrReport(obj);
+        if (c) cache.upsert(this.kind, c.key, c.value);
+        else {
+          // A known object that turned malformed is dropped rather than kept stale, as a relist would.
+          const key = rawKey(this.kind, obj);
+          if (key !== undefined) cache.remove(this.kind, key);
+        }
+        break;
+      }
+      case 'DELETED': {
+        const key = rawKey(this.kind, obj);
+        if (key !== undefined) cache.remove(this.kind, key);
+        break;
+      }
+      case 'BOOKMARK':
+        break;
+      default:
+        this.log.warn({ type }, 'unknown watch event type');
+        return;
+    }
+    if (typeof rv === 'string' && rv !== '') this.resourceVersion = rv;
+    watchLastSync.set({ kind: this.kind }, Date.now() / 1000);
+    watchObjects.set({ kind: this.kind }, cache.store(this.kind).size);
+  }
+
+  private convertOrReport(raw: unknown): { key: string; value: KindTypes[Kind] } | undefined {
+    try {
+      return convert(this.kind, raw);
+    } catch (err) {
+      if (!(err instanceof ConvertError)) throw err;
+      watchErrors.inc({ kind: this.kind });
+      this.log.warn({ ...describe(raw), field: err.field, reason: err.message }, 'skipping malformed object');
+      return undefined;
+    }
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,65 @@
+// API errors carried as real metav1.Status objects, so clients branch on `code` and `reason`
+// exactly as they would against a real API server.
+
+export type StatusReason =
+  | 'BadRequest'
+  | 'NotFound'
+  | 'AlreadyExists'
+  | 'Conflict'
+  | 'Gone'
+  | 'Expired'
+  | 'Invalid'
+  | 'Forbidden'
+  | 'MethodNotAllowed'
+  | 'UnsupportedMediaType'
+  | 'Timeout'
+  | 'InternalError';
+
+export interface Status {
+  kind: 'Status';
+  apiVersion: 'v1';
+  metadata: Record<string, never>;
+  status: 'Failure';
+  message: string;
+  reason: StatusReason;
+  details?: { name?: string; group?: string; kind?: string };
+  code: number;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: StatusReason,
+    message: string,
+    readonly details?: { name?: string; group?: string; kind?: string },
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  toStatus(): Status {
+    const s: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: this.message, reason: this.reason, code: this.code };
+    if (this.details) s.details = this.details;
+    return s;
+  }
+}
+
+export const notFound = (resource: string, name: string, group = ''): ApiError =>
+  new ApiError(404, 'NotFound', `${resource}${group ? `.${group}` : ''} "${name}" not found`, { name, group, kind: resource });
+
+export const alreadyExists = (resource: string, name: string, group = ''): ApiError =>
+  new ApiError(409, 'AlreadyExists', `${resource}${group ? `.${group}` : ''} "${name}" already exists`, { name, group, kind: resource });
+
+export const conflict = (resource: string, name: string, group = ''): ApiError =>
+  new ApiError(
+    409,
+    'Conflict',
+    `Operation cannot be fulfilled on ${resource}${group ? `.${group}` : ''} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+    { name, group, kind: resource },
+  );
+
+export const invalid = (kind: string, name: string, field: string, why: string): ApiError =>
+  new ApiError(422, 'Invalid', `${kind} "${name}" is invalid: ${field}: ${why}`, { name, kind });
+
+export const gone = (requested: number, oldest: number): ApiError =>
+  new ApiError(410, 'Gone', `too old resource version: ${requested} (${oldest})`);
