@@ -1,5 +1,6 @@
 // `skiff agent`: the DaemonSet process. One watch cache feeds every component; each component turns
 // the cache into desired state and applies it. This file only wires and supervises.
+import { setMaxListeners } from 'node:events';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCni } from '../cni/index.js';
 import { createDns } from '../dns/index.js';
@@ -175,6 +176,8 @@ async function runAgent(config: Config, log: Logger): Promise<number> {
     path === '/status' ? buildStatus(config, watch.cache, health) : undefined,
   );
   const stop = new AbortController();
+  // Every watch, sync loop and server listens on this one signal.
+  setMaxListeners(100, stop.signal);
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     signals++;

@@ -1,0 +1,188 @@
+// `npm run bench -- cni [--runs N] [--seconds S] [--rounds R]`: skiff's ADD/DEL latency against the reference bridge +
+// host-local plugins, run the same way in the same run (each call is a process started inside the
+// node namespace, as a runtime does), 50 parallel ADDs, and iperf3 pod-to-pod across two nodes
+// against node-to-node on the same underlay. Last stdout line: one JSON object.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { NodeInfo } from '../common/types.js';
+import { addNetns, cleanupPrefix, inNs, sh } from '../test/support/netns.js';
+import { buildShim, cniExec, NodeAgent, pluginEnv, tempDir } from '../test/cni/support/harness.js';
+
+const P = 'skiffcni-bn';
+const NODES = [
+  { name: 'b1', ns: `${P}-n1`, ip: '192.168.78.1', podCIDR: '10.97.0.0/20' },
+  { name: 'b2', ns: `${P}-n2`, ip: '192.168.78.2', podCIDR: '10.97.16.0/20' },
+] as const;
+
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+function pct(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t = process.hrtime.bigint();
+  const v = await fn();
+  return [Number(process.hrtime.bigint() - t) / 1e6, v];
+}
+
+function iperf(serverNs: string, clientNs: string, ip: string, seconds: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-p', '5299'], { stdio: 'ignore' });
+    setTimeout(() => {
+      try {
+        const out = execFileSync('ip', ['netns', 'exec', clientNs, 'iperf3', '-c', ip, '-p', '5299', '-t', String(seconds), '-O', '1', '-J'], { encoding: 'utf8', timeout: (seconds + 15) * 1000 });
+        const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
+        resolve(j.end.sum_received.bits_per_second / 1e9);
+      } catch (e) {
+        reject(e);
+      } finally {
+        server.kill('SIGKILL');
+      }
+    }, 400);
+  });
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { runs: { type: 'string', default: '40' }, seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '5' } }, strict: true });
+  const runs = Number(values.runs);
+  const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
+  cleanupPrefix(P);
+  const dir = tempDir('bench');
+  const agents: NodeAgent[] = [];
+  try {
+    const shim = buildShim(dir);
+    // Underlay: a switch namespace with a bridge, both nodes on it (MTU 1500).
+    const sw = `${P}-sw`;
+    await addNetns(sw);
+    await inNs(sw, 'ip', ['link', 'add', 'sw0', 'type', 'bridge']);
+    await inNs(sw, 'ip', ['link', 'set', 'sw0', 'up']);
+    const nodeObjs = new Map<string, NodeInfo>();
+    for (const [i, n] of NODES.entries()) {
+      await addNetns(n.ns);
+      await sh('ip', ['link', 'add', 'eth0', 'netns', n.ns, 'type', 'veth', 'peer', 'name', `port${i}`, 'netns', sw]);
+      await inNs(sw, 'ip', ['link', 'set', `port${i}`, 'master', 'sw0', 'up']);
+      await inNs(n.ns, 'ip', ['addr', 'add', `${n.ip}/24`, 'dev', 'eth0']);
+      await inNs(n.ns, 'ip', ['link', 'set', 'eth0', 'up']);
+      mkdirSync(join(dir, n.name), { recursive: true });
+      nodeObjs.set(n.name, { name: n.name, uid: n.name, podCIDRs: [n.podCIDR], addresses: [{ type: 'InternalIP', address: n.ip }], labels: {}, annotations: {}, ready: true });
+    }
+    const broadcast = (o: NodeInfo): void => {
+      nodeObjs.set(o.name, o);
+      for (const a of agents) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
+    };
+    for (const n of NODES) {
+      const config = { nodeName: n.name, clusterCIDRs: ['10.97.0.0/16'], stateDir: join(dir, n.name, 'state'), runDir: join(dir, n.name, 'run'), cni: { confDir: join(dir, n.name, 'net.d'), binDir: join(dir, 'nobin') } };
+      const a = new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config });
+      a.onMessage = (m) => {
+        if (m.type !== 'patch') return;
+        const cur = nodeObjs.get(m.name as string)!;
+        broadcast({ ...cur, annotations: { ...cur.annotations, ...(m.annotations as Record<string, string>) } });
+      };
+      agents.push(a);
+    }
+    for (const a of agents) {
+      for (const o of nodeObjs.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
+      a.send({ op: 'synced', kind: 'nodes' });
+      a.send({ op: 'synced', kind: 'pods' });
+    }
+    await Promise.all(agents.map((a) => a.waitFor('ready', 60_000)));
+    for (let i = 0; i < 100 && !execFileSync('ip', ['-n', NODES[0].ns, 'route', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' }).includes('via'); i++) await new Promise((r) => setTimeout(r, 100));
+    const list = JSON.parse(readFileSync(join(dir, 'b1', 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: object[] };
+    const skiffConf = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] });
+    const refConf = JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'skiffref',
+      type: 'bridge',
+      bridge: 'skiffref0',
+      isGateway: true,
+      mtu: 1450,
+      hairpinMode: true,
+      ipam: { type: 'host-local', ranges: [[{ subnet: '10.96.200.0/22' }]], dataDir: join(dir, 'host-local') },
+    });
+    const node = NODES[0].ns;
+    const podNs = async (tag: string, count: number): Promise<string[]> => {
+      const names = Array.from({ length: count }, (_, i) => `${P}-${tag}${i}`);
+      for (const n of names) await addNetns(n);
+      return names;
+    };
+
+    // Sequential ADD/DEL, interleaved so both see the same machine load.
+    const skiffPods = await podNs('s', runs);
+    const refPods = await podNs('r', runs);
+    const lat = { skiffAdd: [] as number[], skiffDel: [] as number[], refAdd: [] as number[], refDel: [] as number[] };
+    for (let i = 0; i < runs; i++) {
+      const sp = `/var/run/netns/${skiffPods[i]}`;
+      const rp = `/var/run/netns/${refPods[i]}`;
+      const [sa, sr] = await timed(() => cniExec(node, [shim], pluginEnv('ADD', `s${i}`, sp), skiffConf));
+      if (sr.code !== 0) throw new Error(`skiff ADD failed: ${sr.raw}`);
+      const [ra, rr] = await timed(() => cniExec(node, ['/usr/lib/cni/bridge'], pluginEnv('ADD', `r${i}`, rp), refConf));
+      if (rr.code !== 0) throw new Error(`reference ADD failed: ${rr.raw}`);
+      lat.skiffAdd.push(sa);
+      lat.refAdd.push(ra);
+    }
+    for (let i = 0; i < runs; i++) {
+      const [sd] = await timed(() => cniExec(node, [shim], pluginEnv('DEL', `s${i}`, `/var/run/netns/${skiffPods[i]}`), skiffConf));
+      const [rd] = await timed(() => cniExec(node, ['/usr/lib/cni/bridge'], pluginEnv('DEL', `r${i}`, `/var/run/netns/${refPods[i]}`), refConf));
+      lat.skiffDel.push(sd);
+      lat.refDel.push(rd);
+    }
+    log(`sequential ADD p50 skiff=${pct(lat.skiffAdd, 50).toFixed(1)}ms ref=${pct(lat.refAdd, 50).toFixed(1)}ms; DEL p50 skiff=${pct(lat.skiffDel, 50).toFixed(1)}ms ref=${pct(lat.refDel, 50).toFixed(1)}ms`);
+
+    // 50 parallel ADDs.
+    const par = await podNs('p', 50);
+    const parLat = await Promise.all(
+      par.map(async (ns, i) => {
+        const [t, r] = await timed(() => cniExec(node, [shim], pluginEnv('ADD', `p${i}`, `/var/run/netns/${ns}`), skiffConf));
+        if (r.code !== 0) throw new Error(`parallel ADD failed: ${r.raw}`);
+        return t;
+      }),
+    );
+    log(`50 parallel ADDs: p50=${pct(parLat, 50).toFixed(1)}ms p99=${pct(parLat, 99).toFixed(1)}ms`);
+
+    // Throughput: one pod per node, pod-to-pod over VXLAN vs node-to-node on the underlay.
+    const [pa, pb] = [`${P}-ta`, `${P}-tb`];
+    await addNetns(pa);
+    await addNetns(pb);
+    const list2 = JSON.parse(readFileSync(join(dir, 'b2', 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: object[] };
+    await cniExec(NODES[0].ns, [shim], pluginEnv('ADD', 'ta', `/var/run/netns/${pa}`), skiffConf);
+    const rb = await cniExec(NODES[1].ns, [shim], pluginEnv('ADD', 'tb', `/var/run/netns/${pb}`), JSON.stringify({ cniVersion: list2.cniVersion, name: list2.name, ...list2.plugins[0] }));
+    const podB = (rb.out.ips as { address: string }[])[0]!.address.split('/')[0]!;
+    // Alternating short rounds and medians: on a shared 2-core machine a single long run measures
+    // the neighbours' load more than the datapath.
+    const under: number[] = [];
+    const overlay: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      under.push(await iperf(NODES[1].ns, NODES[0].ns, NODES[1].ip, seconds));
+      overlay.push(await iperf(pb, pa, podB, seconds));
+      log(`iperf3 round ${r + 1}: underlay=${under.at(-1)!.toFixed(2)} Gbit/s pod-to-pod=${overlay.at(-1)!.toFixed(2)} Gbit/s`);
+    }
+    const underlay = pct(under, 50);
+    const podToPod = pct(overlay, 50);
+
+    const out = {
+      bench: 'cni',
+      skiff_add_p50_ms: round(pct(lat.skiffAdd, 50)),
+      ref_add_p50_ms: round(pct(lat.refAdd, 50)),
+      add_ratio: round(pct(lat.skiffAdd, 50) / pct(lat.refAdd, 50), 3),
+      skiff_del_p50_ms: round(pct(lat.skiffDel, 50)),
+      ref_del_p50_ms: round(pct(lat.refDel, 50)),
+      del_ratio: round(pct(lat.skiffDel, 50) / pct(lat.refDel, 50), 3),
+      parallel50_add_p99_ms: round(pct(parLat, 99)),
+      pod_to_pod_gbps: round(podToPod, 3),
+      underlay_gbps: round(underlay, 3),
+      throughput_ratio: round(podToPod / underlay, 3),
+    };
+    process.stdout.write(JSON.stringify(out) + '\n');
+    if (process.env.SKIFF_BENCH_HOLD) await new Promise((r) => setTimeout(r, Number(process.env.SKIFF_BENCH_HOLD) * 1000));
+  } finally {
+    for (const a of agents) a.kill();
+    cleanupPrefix(P);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,209 @@
+// Service proxy at scale, in network namespaces (root): 10,000 Services x 10 endpoints through the
+// real sync loop into a namespace "node". Measures the full sync, single-endpoint update latency
+// (cache write until `nft -f` has returned, i.e. the rule is live), the iptables backend's full
+// sync, and HTTP requests/s with a new connection per request through a ClusterIP versus straight
+// to the pod, with 10 and with 10,000 Services programmed. Last stdout line: the JSON result.
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { parseConfig } from '../common/config.js';
+import { Health } from '../common/health.js';
+import type { EndpointSliceInfo } from '../common/types.js';
+import { MemoryCache } from '../common/watch/store.js';
+import { execRunner } from '../proxy/exec.js';
+import { endpoint, service, slice } from '../proxy/fixtures.js';
+import { IptablesDataplane } from '../proxy/iptables/dataplane.js';
+import { ExecNft } from '../proxy/nft/backend.js';
+import { NftDataplane } from '../proxy/nft/dataplane.js';
+import { Proxier } from '../proxy/proxier.js';
+import { Topology } from '../proxy/test/topology.js';
+
+const progress = (msg: string): void => void process.stderr.write(`[bench proxy] ${msg}\n`);
+
+const LOAD = `
+const http = require('http');
+const [url, conc, secs] = process.argv.slice(1);
+let n = 0, errors = 0;
+const end = Date.now() + Number(secs) * 1000;
+const one = () => new Promise((res) => {
+  const r = http.get(url, { agent: false }, (s) => { s.resume(); s.on('end', () => { n++; res(); }); });
+  r.on('error', () => { errors++; res(); });
+});
+(async () => {
+  const start = Date.now();
+  await Promise.all(Array.from({ length: Number(conc) }, async () => { while (Date.now() < end) await one(); }));
+  console.log(JSON.stringify({ rps: n / ((Date.now() - start) / 1000), errors }));
+})();
+`;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const svcIP = (i: number): string => `10.96.${(i >> 8) & 255}.${i & 255}`;
+const fakeIP = (n: number): string => `10.${100 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
+
+function benchSlice(i: number, perService: number, salt = 0): EndpointSliceInfo {
+  return slice(
+    `bench-${i % 100}`,
+    `svc-${i}`,
+    Array.from({ length: perService }, (_, e) => endpoint(fakeIP(i * perService + e + salt), { nodeName: `node-${e}` })),
+  );
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      services: { type: 'string', default: '10000' },
+      'endpoints-per-service': { type: 'string', default: '10' },
+      updates: { type: 'string', default: '200' },
+      seconds: { type: 'string', default: '1' },
+      rounds: { type: 'string', default: '8' },
+      concurrency: { type: 'string', default: '8' },
+      'skip-iptables': { type: 'boolean', default: false },
+      'iptables-services': { type: 'string', default: '1000' },
+      /** pod: load from a pod (pod-to-Service, no masquerade); outside: from outside the cluster (masqueraded). */
+      client: { type: 'string', default: 'pod' },
+    },
+  });
+  const services = Number(values.services);
+  const perService = Number(values['endpoints-per-service']);
+  const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
+  const conc = values.concurrency!;
+  if (services < 11) throw new Error('--services must be at least 11');
+  const small = new Topology('skiffpx-b1-');
+  const big = new Topology('skiffpx-b2-');
+  const log = pino({ level: 'silent' });
+  const config = parseConfig({ nodeName: 'node-a', proxy: { minSyncPeriod: 0 } });
+  const newCache = (): MemoryCache => {
+    const c = new MemoryCache();
+    for (const k of ['services', 'endpointslices', 'nodes'] as const) c.markSynced(k);
+    // The Service real traffic goes to; the others point at addresses nobody uses.
+    c.upsert('services', 'bench/web', service('bench', 'web', { clusterIPs: ['10.97.0.10'] }));
+    c.upsert('endpointslices', 'bench/web-abc', slice('bench', 'web', [endpoint('10.244.1.11')]));
+    return c;
+  };
+  const addServices = (c: MemoryCache, from: number, to: number): void => {
+    for (let i = from; i < to; i++) {
+      c.upsert('services', `bench-${i % 100}/svc-${i}`, service(`bench-${i % 100}`, `svc-${i}`, { clusterIPs: [svcIP(i)] }));
+      c.upsert('endpointslices', `bench-${i % 100}/svc-${i}-abc`, benchSlice(i, perService));
+    }
+  };
+  const proxierFor = (topo: Topology, c: MemoryCache): Proxier =>
+    new Proxier({ cache: c, config, log, health: new Health(), dataplane: new NftDataplane(new ExecNft(execRunner(['ip', 'netns', 'exec', topo.node])), [4]) });
+  try {
+    progress('creating namespaces: one node with 10 Services, one with all of them');
+    for (const topo of [small, big]) {
+      await topo.create();
+      await topo.addPod('p1', '10.244.1.11');
+      await topo.addPod('p3', '10.244.1.13');
+    }
+    const smallCache = newCache();
+    addServices(smallCache, 0, 9);
+    await proxierFor(small, smallCache).sync();
+
+    progress(`adding ${services} Services x ${perService} endpoints to the cache`);
+    const cache = newCache();
+    addServices(cache, 0, services - 1);
+    await new Promise((r) => setImmediate(r));
+    const proxier = proxierFor(big, cache);
+    let t = performance.now();
+    await proxier.sync();
+    const fullMs = performance.now() - t;
+    progress(`full sync of ${services} Services: ${fullMs.toFixed(0)} ms`);
+    t = performance.now();
+    await proxier.sync();
+    progress(`second sync (nothing changed): ${(performance.now() - t).toFixed(1)} ms`);
+    const rss = process.memoryUsage().rss;
+
+    const updates: number[] = [];
+    const sub = cache.subscribe(['services', 'endpointslices'], (b) => proxier.onBatch(b));
+    for (let u = 0; u < Number(values.updates); u++) {
+      const i = (u * 7919) % (services - 1);
+      const s = benchSlice(i, perService, 0);
+      const eps = [...s.endpoints];
+      eps[u % perService] = endpoint(fakeIP(3_000_000 + u), { nodeName: 'node-x' });
+      t = performance.now();
+      cache.upsert('endpointslices', `bench-${i % 100}/svc-${i}-abc`, { ...s, endpoints: eps });
+      await new Promise((r) => setImmediate(r));
+      await proxier.sync();
+      updates.push(performance.now() - t);
+    }
+    sub();
+    updates.sort((a, b) => a - b);
+    progress(`update p50 ${percentile(updates, 50).toFixed(1)} ms, p99 ${percentile(updates, 99).toFixed(1)} ms`);
+
+    const load = async (topo: Topology, url: string, secs: number): Promise<number> => {
+      const ns = values.client === 'outside' ? topo.client : topo.podNs('p3');
+      const out = await new Promise<string>((resolve, reject) => {
+        const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', LOAD, url, conc, String(secs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let o = '';
+        p.stdout.on('data', (d) => (o += d));
+        p.on('close', (code) => (code === 0 ? resolve(o) : reject(new Error(`load generator exit ${code}`))));
+      });
+      const r = JSON.parse(out) as { rps: number; errors: number };
+      if (r.errors > 0) progress(`${url}: ${r.errors} errors`);
+      return r.rps;
+    };
+    // Many short rounds, rotating the order of the three paths and summing: the two cores are
+    // shared, so background load must hit every path alike rather than whichever ran in a burst.
+    progress(`requests/s, ${rounds} rounds of ${seconds}s per path (client: ${values.client})`);
+    const paths = [
+      { name: 'direct', run: (secs: number) => load(big, 'http://10.244.1.11:8080/', secs) },
+      { name: 'clusterip', run: (secs: number) => load(big, 'http://10.97.0.10/', secs) },
+      { name: 'clusterip10', run: (secs: number) => load(small, 'http://10.97.0.10/', secs) },
+    ];
+    const sums = new Map(paths.map((p) => [p.name, 0]));
+    for (const p of paths) await p.run(0.5); // warm-up
+    for (let i = 0; i < rounds; i++) {
+      for (let j = 0; j < paths.length; j++) {
+        const p = paths[(i + j) % paths.length]!;
+        sums.set(p.name, sums.get(p.name)! + (await p.run(seconds)));
+      }
+    }
+    const rps = (name: string): number => sums.get(name)! / rounds;
+    progress(`  direct ${rps('direct').toFixed(0)}/s, clusterIP ${rps('clusterip').toFixed(0)}/s, clusterIP with 10 Services ${rps('clusterip10').toFixed(0)}/s`);
+
+    let iptablesMs: number | null = null;
+    const iptServices = Math.min(services, Number(values['iptables-services']));
+    if (!values['skip-iptables']) {
+      progress(`iptables backend full sync of ${iptServices} Services`);
+      const run = execRunner(['ip', 'netns', 'exec', small.node]);
+      const ipt = new IptablesDataplane(run, [4]);
+      const ports = new Map([...proxier.programmed()].slice(0, iptServices));
+      t = performance.now();
+      await ipt.full(ports, { nodeName: 'node-a', clusterCIDRs: config.clusterCIDRs, serviceCIDRs: config.serviceCIDRs, nodePortAddresses: [], masqueradeAll: false });
+      iptablesMs = performance.now() - t;
+      progress(`iptables full sync: ${iptablesMs.toFixed(0)} ms`);
+      await ipt.cleanup();
+    }
+
+    const r = (n: number): number => Math.round(n);
+    const result = {
+      bench: 'proxy',
+      services,
+      endpoints: services * perService,
+      full_sync_ms: r(fullMs),
+      update_p50_ms: Number(percentile(updates, 50).toFixed(1)),
+      update_p99_ms: Number(percentile(updates, 99).toFixed(1)),
+      iptables_full_sync_ms: iptablesMs === null ? null : r(iptablesMs),
+      iptables_services: iptServices,
+      rps_clusterip: r(rps('clusterip')),
+      rps_direct: r(rps('direct')),
+      datapath_ratio: Number((rps('clusterip') / rps('direct')).toFixed(3)),
+      rps_at_10_services: r(rps('clusterip10')),
+      rps_at_10k_services: r(rps('clusterip')),
+      scaling_ratio: Number((rps('clusterip') / rps('clusterip10')).toFixed(3)),
+      rss_mb: r(rss / 2 ** 20),
+    };
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } finally {
+    small.destroy();
+    big.destroy();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main(process.argv.slice(2));

@@ -1,0 +1,199 @@
+// The node overlay, run by `skiff agent`: serves the CNI shim, prepares the node (bridge, VXLAN,
+// forwarding), keeps one set of VXLAN entries per peer node, masquerades traffic leaving the
+// cluster, writes the conflist once the node has a podCIDR, and releases leaked addresses.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
+import { dirname, join } from 'node:path';
+import { isIP } from 'node:net';
+import type { AgentDeps } from '../common/agent-deps.js';
+import type { Component } from '../common/component.js';
+import type { NodeInfo, PodInfo } from '../common/types.js';
+import { BRIDGE, buildConflist, CONFLIST_NAME, NETWORK_NAME } from './conflist.js';
+import { IpamStore } from './ipam/store.js';
+import { staleAllocations } from './ipam/reconcile.js';
+import { deleteMasq, masqRuleset } from './overlay/masq.js';
+import { chainVersion, internalIPv4, setupNode, type NodeSetup } from './overlay/node-setup.js';
+import { desiredPeers, nodeIPv4, PUBLIC_IP_ANNOTATION, VTEP_MAC_ANNOTATION } from './overlay/peers.js';
+import { deleteLink, syncPeers, VXLAN_DEV } from './overlay/vxlan.js';
+import { run } from './plugin/exec.js';
+import { bridgePorts, delHostLink, hostVethName } from './plugin/netdev.js';
+import { listenCni } from './server.js';
+import { installShim, SHIM_BUILD_PATH } from './install.js';
+import { ipamReleased, overlayPeers, overlaySyncErrors } from './metrics.js';
+
+const POD_NODE_INDEX = 'cni.nodeName';
+const RECONCILE_EVERY_MS = 5 * 60_000;
+
+export function createCni(deps: AgentDeps): Component {
+  const { config, cache, log: rootLog, health, api } = deps;
+  const log = rootLog.child({ component: 'cni' });
+  const socketPath = join(config.runDir, 'cni.sock');
+  const confPath = join(config.cni.confDir, CONFLIST_NAME);
+  let setup: NodeSetup | undefined;
+  let ready = false;
+  let notReady = 'waiting for the Node object';
+  let lastSyncOk = 0;
+  health.addReadiness('cni', () => ({ ok: ready, ...(ready ? {} : { detail: { reason: notReady } }) }));
+
+  const selfNode = (): NodeInfo | undefined => cache.store('nodes').get(config.nodeName);
+
+  async function sync(): Promise<void> {
+    const self = selfNode();
+    if (!self) return void (notReady = `node ${config.nodeName} not found`);
+    if (self.podCIDRs.length === 0) return void (notReady = `node ${config.nodeName} has no podCIDR yet`);
+    if (!setup || setup.podCIDRs.join(',') !== self.podCIDRs.join(',')) {
+      setup = await setupNode(self, {
+        mtu: config.cni.mtu,
+        vni: config.cni.vni,
+        port: config.cni.vxlanPort,
+        ipv6: config.clusterCIDRs.some((c) => isIP(c.split('/')[0]!) === 6),
+      });
+      log.info({ underlay: setup.underlay.ifname, mtu: setup.mtu, vtepMac: setup.vtepMac }, 'node overlay set up');
+      if (setup.forwardingOff.length) log.error({ sysctls: setup.forwardingOff }, 'forwarding is off and /proc/sys is not writable: pods cannot leave this node');
+      if (!setup.checksumWorkaround) log.warn('kernel older than 5.7 and no ethtool: VXLAN tx checksum offload stays on (flannel #1279); install ethtool');
+    }
+    const publicIP = internalIPv4(self)!;
+    if (self.annotations[VTEP_MAC_ANNOTATION] !== setup.vtepMac || self.annotations[PUBLIC_IP_ANNOTATION] !== publicIP) {
+      await api.patchNodeAnnotations(self.name, { [VTEP_MAC_ANNOTATION]: setup.vtepMac, [PUBLIC_IP_ANNOTATION]: publicIP });
+    }
+    const nodes = [...cache.store('nodes').values()];
+    const peers = desiredPeers(self.name, nodes);
+    overlayPeers.set(peers.fdb.size);
+    const changed = await syncPeers(peers);
+    if (changed) log.debug({ changed }, 'vxlan peer entries updated');
+    const nodeIPs = nodes.flatMap((n) => [nodeIPv4(n), ...n.addresses.filter((a) => a.type === 'InternalIP').map((a) => a.address)]).filter((x): x is string => !!x);
+    const masq = masqRuleset({ clusterCIDRs: config.clusterCIDRs, nodeIPs, vxlanPort: config.cni.vxlanPort, masquerade: config.cni.masquerade });
+    // Skipped when unchanged; the periodic resync clears lastMasq so a table removed behind our back returns.
+    if (masq !== lastMasq) {
+      lastMasq = undefined;
+      await run(['nft', '-f', '-'], masq);
+      lastMasq = masq;
+    }
+    if (!shimInstalled) {
+      // Best effort: the DaemonSet's init container normally installs it and mounts binDir read-only.
+      try {
+        const r = installShim(config.cni.binDir);
+        if (r === 'missing') log.info({ path: SHIM_BUILD_PATH }, 'no compiled CNI shim in this build; not installing <binDir>/skiff');
+        else log.info({ binDir: config.cni.binDir, result: r }, 'CNI shim');
+      } catch (e) {
+        log.warn({ err: e, binDir: config.cni.binDir }, 'cannot install the CNI shim; expecting the init container to have done it');
+      }
+      shimInstalled = true;
+    }
+    const { chain, cniVersion } = await chains();
+    const text = buildConflist(self, { cniVersion, mtu: setup.mtu, stateDir: config.stateDir, agentSocket: socketPath, chain });
+    if (text) writeIfChanged(confPath, text);
+    ready = true;
+    lastSyncOk = Date.now();
+  }
+
+  let shimInstalled = false;
+  let lastMasq: string | undefined;
+  let chainCache: Promise<{ chain: ('portmap' | 'bandwidth')[]; cniVersion: string }> | undefined;
+  const chains = () => (chainCache ??= chainVersion(config.cni.binDir));
+
+  async function reconcileIpam(): Promise<void> {
+    if (!setup) return;
+    const pods = cache.store('pods');
+    pods.addIndex(POD_NODE_INDEX, (p: PodInfo) => [p.nodeName]);
+    const onNode = new Map(pods.byIndex(POD_NODE_INDEX, config.nodeName).map((p) => [`${p.namespace}/${p.name}`, p]));
+    const store = new IpamStore(config.stateDir, NETWORK_NAME, setup.podCIDRs);
+    const stale = staleAllocations(await store.list(), onNode, existsSync, Date.now());
+    if (stale.length === 0) return;
+    for (const a of stale) {
+      if (a.containerID) await delHostLink(hostVethName(a.containerID, a.ifname));
+    }
+    await store.releaseIPs(stale.map((a) => a.ip));
+    ipamReleased.inc(stale.length);
+    log.info({ released: stale.map((a) => a.ip) }, 'released leaked pod addresses');
+  }
+
+  return {
+    name: 'cni',
+    async run(signal: AbortSignal): Promise<void> {
+      health.addLiveness('cni', () => ({ ok: !ready || Date.now() - lastSyncOk < 10 * 60_000 }));
+      const server: Server = await listenCni(socketPath, { status: () => ({ ok: ready, reason: notReady }), bridgeReady: () => ready }, (e) =>
+        log.warn({ err: e }, 'cni request failed'),
+      );
+      let timer: NodeJS.Timeout | undefined;
+      let running: Promise<void> | undefined;
+      let again = false;
+      let backoff = 500;
+      const kick = (): void => {
+        if (signal.aborted) return;
+        if (running) return void (again = true);
+        clearTimeout(timer);
+        running = sync()
+          .then(() => void (backoff = 500))
+          .catch((e) => {
+            notReady = (e as Error).message;
+            overlaySyncErrors.inc();
+            log.error({ err: e }, 'cni sync failed; retrying');
+            timer = setTimeout(kick, backoff);
+            backoff = Math.min(backoff * 2, 30_000);
+          })
+          .finally(() => {
+            running = undefined;
+            if (again) {
+              again = false;
+              kick();
+            }
+          });
+      };
+      try {
+        await cache.waitForSync(['nodes'], signal);
+        const unsubscribe = cache.subscribe(['nodes'], kick);
+        kick();
+        const reconcile = async (): Promise<void> => {
+          try {
+            await cache.waitForSync(['pods'], signal);
+            while (!setup && !signal.aborted) await new Promise((r) => setTimeout(r, 200));
+            await reconcileIpam();
+          } catch (e) {
+            if (!signal.aborted) log.warn({ err: e }, 'IPAM reconcile failed');
+          }
+        };
+        void reconcile();
+        const periodic = setInterval(() => {
+          lastMasq = undefined;
+          kick();
+          void reconcile();
+        }, RECONCILE_EVERY_MS);
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        unsubscribe();
+        clearInterval(periodic);
+      } catch (e) {
+        if (!signal.aborted) throw e;
+      } finally {
+        clearTimeout(timer);
+        await running;
+        await new Promise<void>((r) => server.close(() => r()));
+        rmSync(socketPath, { force: true });
+      }
+    },
+    async cleanup(): Promise<void> {
+      rmSync(confPath, { force: true });
+      for (const port of await bridgePorts(BRIDGE)) await delHostLink(port);
+      await deleteLink(VXLAN_DEV);
+      await deleteLink(BRIDGE);
+      await run(['nft', '-f', '-'], deleteMasq()).catch(() => undefined);
+      rmSync(socketPath, { force: true });
+      ready = false;
+      setup = undefined;
+      lastMasq = undefined;
+    },
+  };
+}
+
+function writeIfChanged(path: string, text: string): void {
+  try {
+    if (readFileSync(path, 'utf8') === text) return;
+  } catch {
+    /* not written yet */
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  // A name the runtime ignores (it loads *.conf, *.conflist, *.json), then an atomic rename.
+  const tmp = `${path}.skiff-tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}

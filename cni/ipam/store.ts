@@ -1,0 +1,207 @@
+// Allocations on disk, one file per address (named by the address, holding the attachment), as
+// host-local does: the file system is the database, so a crash never loses or duplicates an
+// allocation. A file appears atomically with link(2), which fails if another writer won the race,
+// and every read-modify-write runs under a lock that also excludes other processes (the Node
+// fallback plugin can run many at once without the agent).
+import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CniCode, CniError } from '../spec/errors.js';
+import { nextFree } from './allocator.js';
+import { formatIP, parseIP, parseRange, type IPRange } from './ipnet.js';
+
+export interface AllocationMeta {
+  readonly containerID: string;
+  readonly ifname: string;
+  readonly netns?: string;
+  readonly podNamespace?: string;
+  readonly podName?: string;
+  readonly podUID?: string;
+}
+
+export interface Allocation extends AllocationMeta {
+  readonly ip: string;
+  readonly family: 4 | 6;
+  /** When the file was written, ms since the epoch: young allocations are spared by reconcile. */
+  readonly createdMs: number;
+  /** Set by allocate() on addresses this call created (a failed ADD gives back only these). */
+  readonly fresh?: boolean;
+}
+
+const LOCK_STALE_MS = 10_000;
+
+export class IpamStore {
+  readonly dir: string;
+  private readonly ranges: readonly IPRange[];
+  /** In-process queue so concurrent requests in the agent never spin on the file lock. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(stateDir: string, network: string, podCIDRs: readonly string[]) {
+    this.dir = join(stateDir, 'ipam', network);
+    this.ranges = podCIDRs.map(parseRange);
+  }
+
+  get rangesInUse(): readonly IPRange[] {
+    return this.ranges;
+  }
+
+  /** Returns the attachment's addresses, allocating one per range when it has none yet. */
+  allocate(meta: AllocationMeta): Promise<Allocation[]> {
+    return this.locked(() => {
+      const all = this.readAll();
+      const mine = all.filter((a) => a.containerID === meta.containerID && a.ifname === meta.ifname);
+      const out: Allocation[] = [];
+      for (const range of this.ranges) {
+        const have = mine.find((a) => a.family === range.family && rangeHas(range, a.ip));
+        if (have) {
+          out.push(have);
+          continue;
+        }
+        const used = new Set(all.filter((a) => a.family === range.family).map((a) => parseIP(a.ip).value));
+        const last = this.readLast(range.family);
+        for (;;) {
+          const ip = nextFree(range, used, last);
+          const text = formatIP(ip, range.family);
+          if (this.create(text, meta)) {
+            this.writeLast(range.family, text);
+            out.push({ ...meta, ip: text, family: range.family, createdMs: Date.now(), fresh: true });
+            break;
+          }
+          used.add(ip); // another process took it between our read and our link
+        }
+      }
+      return out;
+    });
+  }
+
+  /** Releases every address of the attachment; releasing nothing is not an error (DEL is idempotent). */
+  release(containerID: string, ifname: string): Promise<Allocation[]> {
+    return this.locked(() => {
+      const gone = this.readAll().filter((a) => a.containerID === containerID && a.ifname === ifname);
+      for (const a of gone) rmSync(join(this.dir, a.ip), { force: true });
+      return gone;
+    });
+  }
+
+  releaseIPs(ips: readonly string[]): Promise<void> {
+    return this.locked(() => {
+      for (const ip of ips) rmSync(join(this.dir, ip), { force: true });
+    });
+  }
+
+  find(containerID: string, ifname: string): Promise<Allocation[]> {
+    return this.locked(() => this.readAll().filter((a) => a.containerID === containerID && a.ifname === ifname));
+  }
+
+  list(): Promise<Allocation[]> {
+    return this.locked(() => this.readAll());
+  }
+
+  private create(ip: string, meta: AllocationMeta): boolean {
+    const tmp = join(this.dir, `.tmp-${process.pid}-${ip}`);
+    writeFileSync(tmp, JSON.stringify(meta));
+    try {
+      linkSync(tmp, join(this.dir, ip));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw new CniError(CniCode.IOFailure, `cannot record allocation of ${ip}`, (e as Error).message);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  private readAll(): Allocation[] {
+    const out: Allocation[] = [];
+    for (const name of readdirSync(this.dir)) {
+      if (name.startsWith('.') || name.startsWith('last_reserved_ip') || name === 'lock') continue;
+      let fam: 4 | 6;
+      try {
+        fam = parseIP(name).family;
+      } catch {
+        continue;
+      }
+      const path = join(this.dir, name);
+      try {
+        const meta = JSON.parse(readFileSync(path, 'utf8')) as AllocationMeta;
+        out.push({ ...meta, ip: name, family: fam, createdMs: statSync(path).mtimeMs });
+      } catch {
+        // A file we cannot read still holds its address: an unknown owner, which GC may release.
+        out.push({ containerID: '', ifname: '', ip: name, family: fam, createdMs: 0 });
+      }
+    }
+    return out;
+  }
+
+  private readLast(family: 4 | 6): bigint | undefined {
+    try {
+      return parseIP(readFileSync(join(this.dir, `last_reserved_ip.${family === 4 ? 0 : 1}`), 'utf8').trim()).value;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private writeLast(family: 4 | 6, ip: string): void {
+    const path = join(this.dir, `last_reserved_ip.${family === 4 ? 0 : 1}`);
+    writeFileSync(`${path}.tmp-${process.pid}`, ip);
+    renameSync(`${path}.tmp-${process.pid}`, path);
+  }
+
+  private locked<T>(fn: () => T): Promise<T> {
+    const run = this.queue.then(async () => {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      const release = await acquireFileLock(join(this.dir, 'lock'));
+      try {
+        return fn();
+      } finally {
+        release();
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function rangeHas(r: IPRange, ip: string): boolean {
+  const v = parseIP(ip).value;
+  return v >= r.first && v <= r.last;
+}
+
+/** An exclusive lock file holding the owner's pid; a dead owner's or very old lock is broken. */
+async function acquireFileLock(path: string): Promise<() => void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(path, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new CniError(CniCode.IOFailure, `cannot lock ${path}`, (e as Error).message);
+    }
+    if (lockIsStale(path)) {
+      try {
+        unlinkSync(path);
+      } catch {
+        /* someone else broke it first */
+      }
+      continue;
+    }
+    if (attempt > 3000) throw new CniError(CniCode.TryAgainLater, `IPAM lock ${path} is busy`);
+    await new Promise((r) => setTimeout(r, 1 + Math.min(attempt, 10)));
+  }
+}
+
+function lockIsStale(path: string): boolean {
+  try {
+    const pid = Number(readFileSync(path, 'utf8'));
+    if (pid > 0) {
+      try {
+        process.kill(pid, 0);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ESRCH') return true;
+      }
+    }
+    return Date.now() - statSync(path).mtimeMs > LOCK_STALE_MS;
+  } catch {
+    return false;
+  }
+}

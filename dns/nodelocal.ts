@@ -1,0 +1,96 @@
+// NodeLocal DNSCache style serving: the cluster DNS Service IPs are added to `lo` so pods' queries
+// are delivered to this node's agent, and a tiny nft table exempts that traffic from conntrack
+// (see README: no conntrack entry per query, and notrack also keeps the Service DNAT away).
+// desiredNft() is pure; apply/cleanup take a runner so tests can aim them at a namespace.
+import { execFile, spawn } from 'node:child_process';
+import { isIPv4 } from 'node:net';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const NFT_TABLE = 'skiff-dns';
+
+/** Runs argv (optionally with stdin) and returns stdout; throws on a non-zero exit. */
+export type Runner = (argv: readonly string[], input?: string) => Promise<string>;
+
+export const hostRunner: Runner = async (argv, input) => {
+  if (input === undefined) return (await execFileP(argv[0]!, argv.slice(1))).stdout;
+  return new Promise((resolve, reject) => {
+    const p = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')}: exit ${code}: ${err.trim()}`))));
+    p.stdin.end(input);
+  });
+};
+
+/** Loopback addresses are already local and need neither an address nor a conntrack exemption. */
+export function managedIPs(ips: readonly string[]): string[] {
+  return ips.filter((ip) => !(isIPv4(ip) && ip.startsWith('127.')) && ip !== '::1');
+}
+
+export function desiredNft(ips: readonly string[], port: number): string {
+  const v4 = ips.filter((ip) => isIPv4(ip));
+  const v6 = ips.filter((ip) => !isIPv4(ip));
+  const rules = (dir: 'pre' | 'out'): string[] => {
+    const out: string[] = [];
+    for (const [fam, set] of [['ip', v4], ['ip6', v6]] as const) {
+      if (set.length === 0) continue;
+      const s = `{ ${set.join(', ')} }`;
+      for (const proto of ['udp', 'tcp']) {
+        out.push(`\t\t${fam} daddr ${s} ${proto} dport ${port} notrack`);
+        if (dir === 'out') out.push(`\t\t${fam} saddr ${s} ${proto} sport ${port} notrack`);
+      }
+    }
+    return out;
+  };
+  return [
+    `table inet ${NFT_TABLE}`,
+    `delete table inet ${NFT_TABLE}`,
+    `table inet ${NFT_TABLE} {`,
+    '\tchain prerouting {',
+    '\t\ttype filter hook prerouting priority raw; policy accept;',
+    ...rules('pre'),
+    '\t}',
+    '\tchain output {',
+    '\t\ttype filter hook output priority raw; policy accept;',
+    ...rules('out'),
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+}
+
+function prefixLen(ip: string): number {
+  return isIPv4(ip) ? 32 : 128;
+}
+
+async function loAddresses(run: Runner): Promise<Set<string>> {
+  const j = JSON.parse(await run(['ip', '-j', 'addr', 'show', 'dev', 'lo'])) as { addr_info?: { local: string }[] }[];
+  return new Set(j.flatMap((l) => (l.addr_info ?? []).map((a) => a.local)));
+}
+
+/** Adds the addresses to lo and writes the notrack table; idempotent. */
+export async function applyNodeLocal(ips: readonly string[], port: number, run: Runner = hostRunner): Promise<void> {
+  const managed = managedIPs(ips);
+  if (managed.length === 0) return;
+  const have = await loAddresses(run);
+  for (const ip of managed) if (!have.has(ip)) await run(['ip', 'addr', 'add', `${ip}/${prefixLen(ip)}`, 'dev', 'lo']);
+  await run(['nft', '-f', '-'], desiredNft(managed, port));
+}
+
+/** Removes what applyNodeLocal made; safe to run when nothing is there. */
+export async function cleanupNodeLocal(ips: readonly string[], run: Runner = hostRunner): Promise<void> {
+  const managed = managedIPs(ips);
+  let have = new Set<string>();
+  try {
+    have = await loAddresses(run);
+  } catch {
+    /* no ip tool: nothing of ours can exist */
+  }
+  for (const ip of managed) if (have.has(ip)) await run(['ip', 'addr', 'del', `${ip}/${prefixLen(ip)}`, 'dev', 'lo']).catch(() => undefined);
+  await run(['nft', 'delete', 'table', 'inet', NFT_TABLE]).catch(() => undefined);
+}

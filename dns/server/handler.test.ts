@@ -1,0 +1,151 @@
+// Protocol hygiene and a mutation fuzz run, in-process against the full handler and chain.
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../common/config.js';
+import { buildRuntime } from '../runtime.js';
+import { cacheWith, endpoint, service, slice } from '../testing/fixtures.js';
+import { decode } from '../wire/decode.js';
+import { encode } from '../wire/encode.js';
+import { Rcode, Type, newMessage, type Message } from '../wire/types.js';
+import { mutate, rng } from '../testing/fuzz.js';
+
+const many = Array.from({ length: 60 }, (_, i) => `10.244.1.${i + 1}`);
+const cache = cacheWith({
+  namespaces: ['default'],
+  services: [service('default', 'web', { clusterIPs: ['10.96.0.20'] }), service('default', 'many', { headless: true })],
+  slices: [slice('default', 'many', 'many-1', { endpoints: many.map((ip) => endpoint([ip])) })],
+});
+// No upstream: anything forwarded fails at once, so the fuzz run never waits on the network.
+const cfg = parseConfig({ nodeName: 'node-a', dns: { upstreams: [] } });
+const rt = buildRuntime(cfg, cache, { log: pino({ level: 'silent' }) });
+afterAll(() => rt.close());
+
+function query(name: string, type: number, o: Partial<Message> = {}): Buffer {
+  return encode(newMessage({ id: 4242, rd: true, question: [{ name, type, class: 1 }], ...o }));
+}
+
+async function ask(buf: Buffer, src = '10.244.0.9', proto: 'udp' | 'tcp' = 'udp'): Promise<Buffer | undefined> {
+  return rt.handler.handle(buf, src, proto);
+}
+
+describe('query hygiene', () => {
+  it('answers FORMERR to an unparseable query whose header is intact', async () => {
+    const bad = Buffer.concat([query('web.default.svc.cluster.local', Type.A).subarray(0, 12), Buffer.from([0x3f, 0x61])]);
+    const r = decode((await ask(bad))!);
+    expect(r.rcode).toBe(Rcode.FORMERR);
+    expect(r.id).toBe(4242);
+  });
+
+  it('drops runts and responses', async () => {
+    expect(await ask(Buffer.from([1, 2, 3]))).toBeUndefined();
+    const resp = query('web.default.svc.cluster.local', Type.A, { qr: true });
+    expect(await ask(resp)).toBeUndefined();
+  });
+
+  it('answers NOTIMP to other opcodes and FORMERR to several questions', async () => {
+    expect(decode((await ask(query('x', Type.A, { opcode: 2 })))!).rcode).toBe(Rcode.NOTIMP);
+    const two = encode(newMessage({ id: 1, question: [{ name: 'a', type: 1, class: 1 }, { name: 'b', type: 1, class: 1 }] }));
+    expect(decode((await ask(two))!).rcode).toBe(Rcode.FORMERR);
+  });
+
+  it('refuses clients outside the pod and allowed CIDRs, and zone transfers', async () => {
+    expect(decode((await ask(query('web.default.svc.cluster.local', Type.A), '192.0.2.1'))!).rcode).toBe(Rcode.REFUSED);
+    expect(decode((await ask(query('web.default.svc.cluster.local', Type.A), '127.0.0.1'))!).rcode).toBe(Rcode.NOERROR);
+    expect(decode((await ask(query('cluster.local', Type.AXFR), '10.244.0.9', 'tcp'))!).rcode).toBe(Rcode.REFUSED);
+    expect(decode((await ask(query('cluster.local', Type.IXFR)))!).rcode).toBe(Rcode.REFUSED);
+  });
+
+  it('answers ANY with one HINFO (RFC 8482)', async () => {
+    const r = decode((await ask(query('web.default.svc.cluster.local', Type.ANY)))!);
+    expect(r.answer.map((a) => a.type)).toEqual([Type.HINFO]);
+  });
+
+  it('preserves the question case and compresses names', async () => {
+    const out = (await ask(query('WeB.DeFault.SVC.cluster.local', Type.A)))!;
+    const r = decode(out);
+    expect(r.question[0]!.name).toBe('WeB.DeFault.SVC.cluster.local');
+    expect(r.answer[0]!.name).toBe('WeB.DeFault.SVC.cluster.local');
+    // header 12 + question 35 + answer: pointer 2 + 10 fixed + 4 rdata
+    expect(out.length).toBe(12 + 35 + 16);
+  });
+
+  it('fits UDP answers into 512 bytes without EDNS, the client size with it, and sets TC beyond', async () => {
+    const plain = decode((await ask(query('many.default.svc.cluster.local', Type.A)))!);
+    expect(plain.tc).toBe(true);
+    expect(plain.answer).toHaveLength(0);
+    const edns = { udpSize: 4096, version: 0, dnssecOk: false, options: [] };
+    const big = (await ask(query('many.default.svc.cluster.local', Type.A, { edns })))!;
+    const r = decode(big);
+    expect(r.tc).toBe(false);
+    expect(r.answer).toHaveLength(60);
+    expect(r.edns?.udpSize).toBe(1232);
+    const tcp = decode((await ask(query('many.default.svc.cluster.local', Type.A), '10.244.0.9', 'tcp'))!);
+    expect(tcp.answer).toHaveLength(60);
+  });
+
+  it('answers BADVERS to EDNS versions it does not speak', async () => {
+    const r = decode((await ask(query('web.default.svc.cluster.local', Type.A, { edns: { udpSize: 1232, version: 1, dnssecOk: false, options: [] } })))!);
+    expect(r.rcode).toBe(16);
+  });
+});
+
+describe('fuzz', () => {
+  it('survives 100k mutated packets without throwing', async () => {
+    const edns = { udpSize: 4096, version: 0, dnssecOk: true, options: [{ code: 10, data: new Uint8Array(8) }] };
+    const seeds = [
+      query('web.default.svc.cluster.local', Type.A),
+      query('many.default.svc.cluster.local', Type.A, { edns }),
+      query('_http._tcp.web.default.svc.cluster.local', Type.SRV),
+      query('20.0.96.10.in-addr.arpa', Type.PTR),
+      query('10-244-1-1.default.pod.cluster.local', Type.A, { edns }),
+      encode(decode(encode(newMessage({ id: 9, qr: false, question: [{ name: 'a.b', type: 1, class: 1 }], answer: [{ name: 'a.b', type: Type.SOA, class: 1, ttl: 1, data: { mname: 'x.y', rname: 'z.y', serial: 1, refresh: 2, retry: 3, expire: 4, minimum: 5 } }] })))),
+    ];
+    const r = rng(1234);
+    let answered = 0;
+    let dropped = 0;
+    const pending: Promise<Buffer | undefined>[] = [];
+    for (let i = 0; i < 100_000; i++) {
+      const pkt = mutate(seeds[i % seeds.length]!, r);
+      const out = rt.handler.handle(pkt, '10.244.0.9', i % 7 === 0 ? 'tcp' : 'udp');
+      if (out instanceof Promise) pending.push(out);
+      else if (out) {
+        answered++;
+        // Whatever we send must itself parse.
+        decode(out);
+      } else dropped++;
+    }
+    const settled = await Promise.all(pending);
+    for (const out of settled) if (out) decode(out);
+    expect(answered + dropped + pending.length).toBe(100_000);
+    expect(answered).toBeGreaterThan(50_000);
+  });
+});
+
+describe('encoded-answer fast path', () => {
+  it('patches id and question case into a cached answer, and drops it when the zone changes', async () => {
+    const first = decode((await ask(query('web.default.svc.cluster.local', Type.A)))!);
+    const q2 = query('WEB.default.SVC.cluster.local', Type.A, { id: 777 });
+    const second = decode((await ask(q2))!);
+    expect(second.id).toBe(777);
+    expect(second.question[0]!.name).toBe('WEB.default.SVC.cluster.local');
+    expect(second.answer[0]!.name).toBe('WEB.default.SVC.cluster.local');
+    expect(second.answer[0]!.data).toBe(first.answer[0]!.data);
+    cache.upsert('services', 'default/web', service('default', 'web', { clusterIPs: ['10.96.0.77'] }));
+    await new Promise((r) => setImmediate(r));
+    expect(decode((await ask(q2))!).answer[0]!.data).toBe('10.96.0.77');
+    // The ACL still applies on a hit.
+    expect(decode((await ask(q2, '192.0.2.1'))!).rcode).toBe(Rcode.REFUSED);
+  });
+});
+
+describe('fast path keys', () => {
+  it('folds the case of the name only, never of type or class bytes', async () => {
+    const { FastPath } = await import('./fastpath.js');
+    const fp = new FastPath(() => 0, () => undefined);
+    const k = (name: string, type: number) => fp.key(query(name, type))!;
+    expect(k('Web.Default.svc', Type.A)).toBe(k('web.default.svc', Type.A));
+    // 65 (HTTPS) is "A" and 97 is "a" in latin1.
+    expect(k('web.default.svc', 65)).not.toBe(k('web.default.svc', 97));
+    expect(fp.key(query('x', Type.A, { edns: { udpSize: 1232, version: 0, dnssecOk: false, options: [{ code: 10, data: new Uint8Array(8) }] } }))).toBeUndefined();
+  });
+});

@@ -1,0 +1,139 @@
+// UDP and TCP sockets around a QueryHandler. TCP follows RFC 7766: two-byte length framing,
+// pipelined queries answered as they complete, idle connections closed.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { isPromise } from '../plugin.js';
+import type { QueryHandler } from './handler.js';
+
+export interface Bound {
+  readonly address: string;
+  readonly port: number;
+}
+
+const TCP_IDLE_MS = 10_000;
+const TCP_MAX_CONNECTIONS = 1000;
+const TCP_MAX_PENDING = 64;
+
+/**
+ * Replies always go to the literal address a query came from; the default lookup would still
+ * route each send through dns.lookup and a nextTick.
+ */
+const literalLookup = ((address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void => {
+  cb(null, address, address.includes(':') ? 6 : 4);
+}) as unknown as dgram.SocketOptions['lookup'];
+
+export class DnsListener {
+  private udp?: dgram.Socket;
+  private tcp?: net.Server;
+  private readonly conns = new Set<net.Socket>();
+
+  constructor(
+    private readonly handler: QueryHandler,
+    private readonly log?: Logger,
+  ) {}
+
+  /** Binds UDP then TCP on the same port (port 0 picks one free for both). */
+  async listen(address: string, port: number, opts: { exclusive?: boolean } = {}): Promise<Bound> {
+    const type = address.includes(':') ? 'udp6' : 'udp4';
+    for (let attempt = 0; ; attempt++) {
+      const udp = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup });
+      udp.on('message', (msg, rinfo) => this.onDatagram(udp, msg, rinfo));
+      udp.on('error', (e) => this.log?.warn({ err: e }, 'dns: udp socket error'));
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind({ address, port, exclusive: opts.exclusive ?? true }, () => {
+          udp.off('error', reject);
+          resolve();
+        });
+      });
+      const bound = udp.address().port;
+      const tcp = net.createServer({ noDelay: true }, (s) => this.onConnection(s));
+      tcp.maxConnections = TCP_MAX_CONNECTIONS;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject);
+          tcp.listen({ host: address, port: bound, exclusive: opts.exclusive ?? true }, () => {
+            tcp.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (e) {
+        udp.close();
+        // An ephemeral UDP port can be taken on TCP; try another one.
+        if (port === 0 && attempt < 10) continue;
+        throw e;
+      }
+      this.udp = udp;
+      this.tcp = tcp;
+      return { address, port: bound };
+    }
+  }
+
+  private onDatagram(sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const send = (out: Buffer | undefined): void => {
+      // No callback: a lost reply is the client's retry, and the callback costs on every packet.
+      if (out) sock.send(out, rinfo.port, rinfo.address);
+    };
+    // Belt and braces: whatever a packet does, it must not become an uncaught exception.
+    try {
+      const r = this.handler.handle(msg, rinfo.address, 'udp');
+      if (isPromise(r)) r.then(send, (e: unknown) => this.log?.error({ err: e }, 'dns: handler failed'));
+      else send(r);
+    } catch (e) {
+      this.log?.error({ err: e }, 'dns: handler failed');
+    }
+  }
+
+  private onConnection(s: net.Socket): void {
+    this.conns.add(s);
+    s.setTimeout(TCP_IDLE_MS, () => s.destroy());
+    s.on('close', () => this.conns.delete(s));
+    s.on('error', () => s.destroy());
+    let buf: Buffer = Buffer.alloc(0);
+    let pending = 0;
+    const src = s.remoteAddress ?? '';
+    const write = (out: Buffer | undefined): void => {
+      pending--;
+      if (!out || s.destroyed) return;
+      const len = Buffer.allocUnsafe(2);
+      len.writeUInt16BE(out.length);
+      s.write(Buffer.concat([len, out]));
+      if (pending === 0) s.resume();
+    };
+    s.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (buf.length < 2 + len) break;
+        const msg = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        pending++;
+        try {
+          const r = this.handler.handle(msg, src, 'tcp');
+          if (isPromise(r)) r.then(write, () => write(undefined));
+          else write(r);
+        } catch (e) {
+          this.log?.error({ err: e }, 'dns: handler failed');
+          write(undefined);
+        }
+      }
+      // Back-pressure: a client that pipelines faster than we answer waits.
+      if (pending >= TCP_MAX_PENDING) s.pause();
+    });
+  }
+
+  get udpSocket(): dgram.Socket | undefined {
+    return this.udp;
+  }
+
+  async close(): Promise<void> {
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = undefined;
+    this.tcp = undefined;
+    if (udp) await new Promise<void>((r) => udp.close(() => r()));
+    for (const c of this.conns) c.destroy();
+    if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
+  }
+}

@@ -1,0 +1,34 @@
+// Messages between the agent (primary) and DNS worker processes over the cluster IPC channel.
+import type { Config } from '../../common/config.js';
+import type { Kind } from '../../common/types.js';
+import type { FamilyDelta } from '../metrics.js';
+import type { Bound } from '../server/listeners.js';
+
+export const FED_KINDS: readonly Kind[] = ['services', 'endpointslices', 'namespaces', 'pods', 'nodes'];
+
+export interface ObjectUpdate {
+  readonly kind: Kind;
+  readonly key: string;
+  /** Absent: deleted. */
+  readonly obj?: unknown;
+}
+
+export type ToWorker =
+  | {
+      readonly t: 'init';
+      readonly config: Config;
+      readonly addresses: readonly string[];
+      readonly port: number;
+      readonly updates: readonly ObjectUpdate[];
+      readonly synced: readonly Kind[];
+      readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
+    }
+  | { readonly t: 'batch'; readonly updates: readonly ObjectUpdate[]; readonly synced: readonly Kind[] }
+  | { readonly t: 'config'; readonly config: Config }
+  | { readonly t: 'stop' };
+
+export type FromWorker =
+  | { readonly t: 'ready' }
+  | { readonly t: 'listening'; readonly bound: readonly Bound[] }
+  | { readonly t: 'metrics'; readonly deltas: readonly FamilyDelta[] }
+  | { readonly t: 'error'; readonly message: string };

@@ -1,0 +1,59 @@
+// What the sync loop needs from a kernel backend. Both backends consume the same ServicePorts.
+import type { NodeContext, ServicePort } from './model.js';
+
+export interface ServiceChange {
+  readonly key: string;
+  /** The Service's ports after the change; empty when it went away or is ignored. */
+  readonly ports: readonly ServicePort[];
+}
+
+export interface Dataplane {
+  readonly name: 'nftables' | 'iptables';
+  /** Rewrites everything from scratch: the first sync, after a failure, and drift repair. */
+  full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext): Promise<void>;
+  /** Applies only these Services' changes; a throw leaves the backend needing a full sync. */
+  partial(changes: readonly ServiceChange[], ctx: NodeContext): Promise<void>;
+  /** Differences between the kernel and what was written; empty means in sync. */
+  verify(): Promise<string[]>;
+  /** Removes every kernel object this backend owns. */
+  cleanup(): Promise<void>;
+}
+
+/** Stable small integers per ServicePort id; freed ids are reused only after the sync that freed them. */
+export class SlotAllocator {
+  private readonly slots = new Map<string, number>();
+  private readonly free: number[] = [];
+  private readonly pendingFree: number[] = [];
+  private next = 1;
+
+  constructor(private readonly max: number) {}
+
+  get(id: string): number {
+    let s = this.slots.get(id);
+    if (s !== undefined) return s;
+    s = this.free.pop() ?? this.next++;
+    if (s >= this.max) throw new Error(`too many service ports (limit ${this.max})`);
+    this.slots.set(id, s);
+    return s;
+  }
+  ids(): string[] {
+    return [...this.slots.keys()];
+  }
+  release(id: string): void {
+    const s = this.slots.get(id);
+    if (s === undefined) return;
+    this.slots.delete(id);
+    this.pendingFree.push(s);
+  }
+  /** Called after a sync: slots released during it become reusable. */
+  commit(): void {
+    this.free.push(...this.pendingFree.splice(0));
+    this.free.sort((a, b) => b - a);
+  }
+  reset(): void {
+    this.slots.clear();
+    this.free.length = 0;
+    this.pendingFree.length = 0;
+    this.next = 1;
+  }
+}

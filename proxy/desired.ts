@@ -1,0 +1,197 @@
+// Pure desired state: one Service, its EndpointSlices and the node -> validated ServicePorts.
+// No I/O and no clock, so every rule about which endpoint receives traffic is unit-tested here.
+import { isIP } from 'node:net';
+import type { EndpointInfo, EndpointSliceInfo, ServiceInfo } from '../common/types.js';
+import type { Endpoint, Family, L4, NodeContext, Problem, ServicePort } from './model.js';
+
+export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
+
+export interface ServiceResult {
+  readonly ports: ServicePort[];
+  readonly problems: Problem[];
+}
+
+const PROTOCOLS: Record<string, L4> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+
+export function familyOf(ip: string): Family | undefined {
+  const f = isIP(ip);
+  return f === 4 ? 4 : f === 6 ? 6 : undefined;
+}
+
+function validPort(p: unknown): p is number {
+  return typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
+}
+
+export function validCidr(s: string, family?: Family): boolean {
+  const m = /^(.+)\/(\d{1,3})$/.exec(s);
+  if (!m) return false;
+  const f = familyOf(m[1]!);
+  if (f === undefined || (family !== undefined && f !== family)) return false;
+  return Number(m[2]) <= (f === 4 ? 32 : 128);
+}
+
+/** Services the proxy leaves alone entirely (not an error). */
+export function ignoredService(svc: ServiceInfo): boolean {
+  return svc.type === 'ExternalName' || svc.headless || svc.clusterIPs.length === 0 || SERVICE_PROXY_NAME_LABEL in svc.labels;
+}
+
+/**
+ * Builds the ServicePorts of one Service. Malformed parts are dropped with a Problem; a Service
+ * with no valid cluster IP or port yields nothing, and never affects other Services.
+ */
+export function desiredService(svc: ServiceInfo, slices: readonly EndpointSliceInfo[], node: NodeContext): ServiceResult {
+  const problems: Problem[] = [];
+  const key = `${svc.namespace}/${svc.name}`;
+  if (ignoredService(svc)) return { ports: [], problems };
+  const bad = (reason: string): void => void problems.push({ object: `service ${key}`, reason });
+
+  const byFamily = new Map<Family, string>();
+  for (const ip of svc.clusterIPs) {
+    const f = familyOf(ip);
+    if (f === undefined) bad(`invalid cluster IP ${JSON.stringify(ip)}`);
+    else if (!byFamily.has(f)) byFamily.set(f, ip);
+  }
+  if (byFamily.size === 0) return { ports: [], problems };
+
+  const ips = (list: readonly string[], what: string): string[] =>
+    list.filter((ip) => {
+      if (familyOf(ip) !== undefined) return true;
+      bad(`invalid ${what} ${JSON.stringify(ip)}`);
+      return false;
+    });
+  const externalIPs = ips(svc.externalIPs, 'external IP');
+  const lbIPs = svc.type === 'LoadBalancer' ? ips(svc.loadBalancerIPs, 'load balancer IP') : [];
+  const ranges = svc.loadBalancerSourceRanges.filter((r) => {
+    if (validCidr(r.trim())) return true;
+    bad(`invalid loadBalancerSourceRange ${JSON.stringify(r)}`);
+    return false;
+  });
+  const hcPort = svc.externalTrafficPolicy === 'Local' && validPort(svc.healthCheckNodePort) ? svc.healthCheckNodePort : undefined;
+
+  const ports: ServicePort[] = [];
+  const seen = new Set<string>();
+  for (const p of svc.ports) {
+    const proto = PROTOCOLS[p.protocol];
+    if (!proto) {
+      bad(`port ${p.name || p.port}: unsupported protocol ${JSON.stringify(p.protocol)}`);
+      continue;
+    }
+    if (!validPort(p.port)) {
+      bad(`port ${JSON.stringify(p.name)}: invalid port ${JSON.stringify(p.port)}`);
+      continue;
+    }
+    if (seen.has(`${proto}/${p.port}`)) {
+      bad(`duplicate port ${proto}/${p.port}`);
+      continue;
+    }
+    seen.add(`${proto}/${p.port}`);
+    let nodePort: number | undefined;
+    if (p.nodePort !== undefined && svc.type !== 'ClusterIP') {
+      if (validPort(p.nodePort)) nodePort = p.nodePort;
+      else bad(`port ${p.name || p.port}: invalid nodePort ${JSON.stringify(p.nodePort)}`);
+    }
+    for (const [family, clusterIP] of byFamily) {
+      const famSlices = slices.filter((s) => s.addressType === (family === 4 ? 'IPv4' : 'IPv6'));
+      const eps = collectEndpoints(famSlices, p.name, p.protocol, family, svc.publishNotReadyAddresses, node.nodeName, problems);
+      const chosen = chooseEndpoints(eps, svc, node);
+      ports.push({
+        id: `${key}/${proto}/${p.name || p.port}`,
+        serviceKey: key,
+        family,
+        protocol: proto,
+        port: p.port,
+        clusterIPs: [clusterIP],
+        ...(nodePort !== undefined ? { nodePort } : {}),
+        externalIPs: externalIPs.filter((ip) => familyOf(ip) === family),
+        loadBalancerIPs: lbIPs.filter((ip) => familyOf(ip) === family),
+        sourceRanges: ranges.filter((r) => familyOf(r.split('/')[0]!) === family),
+        externalLocal: svc.externalTrafficPolicy === 'Local' && svc.type !== 'ClusterIP',
+        internalLocal: svc.internalTrafficPolicy === 'Local',
+        ...(svc.sessionAffinity === 'ClientIP' ? { affinitySeconds: svc.sessionAffinityTimeoutSeconds > 0 ? svc.sessionAffinityTimeoutSeconds : 10800 } : {}),
+        ...(hcPort !== undefined ? { healthCheckNodePort: hcPort } : {}),
+        ...chosen,
+      });
+    }
+  }
+  return { ports, problems };
+}
+
+interface Candidate extends Endpoint {
+  readonly ready: boolean;
+  readonly serving: boolean;
+  readonly terminating: boolean;
+  readonly hints?: readonly string[];
+}
+
+function collectEndpoints(
+  slices: readonly EndpointSliceInfo[],
+  portName: string,
+  protocol: string,
+  family: Family,
+  publishNotReady: boolean,
+  nodeName: string,
+  problems: Problem[],
+): Candidate[] {
+  const out = new Map<string, Candidate>();
+  for (const s of slices) {
+    const port = s.ports.find((sp) => sp.name === portName && sp.protocol === protocol);
+    if (!port) continue;
+    if (!validPort(port.port)) {
+      problems.push({ object: `endpointslice ${s.namespace}/${s.name}`, reason: `invalid port ${JSON.stringify(port.port)}` });
+      continue;
+    }
+    for (const ep of s.endpoints) {
+      const ip = ep.addresses[0];
+      if (ip === undefined) continue;
+      if (familyOf(ip) !== family) {
+        problems.push({ object: `endpointslice ${s.namespace}/${s.name}`, reason: `invalid address ${JSON.stringify(ip)}` });
+        continue;
+      }
+      const k = `${ip}|${port.port}`;
+      if (!out.has(k)) out.set(k, candidate(ep, ip, port.port, publishNotReady, nodeName));
+    }
+  }
+  return [...out.values()].sort((a, b) => (a.ip === b.ip ? a.port - b.port : a.ip < b.ip ? -1 : 1));
+}
+
+function candidate(ep: EndpointInfo, ip: string, port: number, publishNotReady: boolean, nodeName: string): Candidate {
+  return {
+    ip,
+    port,
+    local: ep.nodeName !== undefined && ep.nodeName === nodeName,
+    ...(ep.nodeName !== undefined ? { nodeName: ep.nodeName } : {}),
+    ready: publishNotReady || ep.ready,
+    serving: publishNotReady || ep.serving,
+    terminating: ep.terminating,
+    ...(ep.hintsForZones ? { hints: ep.hintsForZones } : {}),
+  };
+}
+
+/** Ready endpoints win; only when none is ready do serving-but-terminating ones take traffic. */
+function usable(list: readonly Candidate[]): Endpoint[] {
+  const ready = list.filter((e) => e.ready);
+  const chosen = ready.length > 0 ? ready : list.filter((e) => e.serving && e.terminating);
+  return chosen.map((e) => (e.nodeName === undefined ? { ip: e.ip, port: e.port, local: e.local } : { ip: e.ip, port: e.port, local: e.local, nodeName: e.nodeName }));
+}
+
+/**
+ * Topology hints are used only when every ready endpoint carries them and some name our zone;
+ * otherwise all endpoints are used (the fallback kube-proxy applies).
+ */
+function topologyFilter(list: readonly Candidate[], svc: ServiceInfo, zone: string | undefined): readonly Candidate[] {
+  if (zone === undefined) return list;
+  const wantsHints = svc.trafficDistribution === 'PreferClose' || list.some((e) => e.hints !== undefined);
+  if (!wantsHints) return list;
+  const ready = list.filter((e) => e.ready);
+  if (ready.length === 0 || ready.some((e) => !e.hints || e.hints.length === 0)) return list;
+  const inZone = list.filter((e) => e.hints?.includes(zone));
+  return inZone.some((e) => e.ready) ? inZone : list;
+}
+
+function chooseEndpoints(all: readonly Candidate[], svc: ServiceInfo, node: NodeContext): Pick<ServicePort, 'hasEndpoints' | 'clusterEndpoints' | 'localEndpoints'> {
+  const any = usable(all);
+  const local = usable(all.filter((e) => e.local));
+  const clusterEndpoints = svc.internalTrafficPolicy === 'Local' ? local : usable(topologyFilter(all, svc, node.zone));
+  const needLocal = svc.externalTrafficPolicy === 'Local' && svc.type !== 'ClusterIP';
+  return { hasEndpoints: any.length > 0, clusterEndpoints, localEndpoints: needLocal ? local : [] };
+}

@@ -1,0 +1,62 @@
+// `createProxy`: the kube-proxy replacement. Picks the backend from config.proxy.backend, removes
+// whatever the other backend left behind, and runs the sync loop.
+import type { AgentDeps } from '../common/agent-deps.js';
+import type { Component } from '../common/component.js';
+import { splitHostPort } from '../common/http.js';
+import type { Dataplane } from './dataplane.js';
+import { execRunner, type Runner } from './exec.js';
+import { IptablesDataplane } from './iptables/dataplane.js';
+import type { Family } from './model.js';
+import { ExecNft } from './nft/backend.js';
+import { NftDataplane } from './nft/dataplane.js';
+import { Proxier } from './proxier.js';
+
+export interface ProxyOptions {
+  /** Runs nft/iptables/conntrack; tests pass one that enters a namespace. */
+  readonly run?: Runner;
+  /** Address for healthCheckNodePort servers (default: the healthz bind host). */
+  readonly healthCheckHost?: string;
+}
+
+export function proxyFamilies(serviceCIDRs: readonly string[]): Family[] {
+  const f = new Set<Family>(serviceCIDRs.map((c) => (c.includes(':') ? 6 : 4)));
+  return [...f].sort();
+}
+
+export function createDataplanes(deps: Pick<AgentDeps, 'config'>, run: Runner): { active: Dataplane; other: Dataplane } {
+  const families = proxyFamilies(deps.config.serviceCIDRs);
+  const nft = new NftDataplane(new ExecNft(run), families);
+  const ipt = new IptablesDataplane(run, families);
+  return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
+}
+
+export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component {
+  const run = opts.run ?? execRunner();
+  const { active, other } = createDataplanes(deps, run);
+  const log = deps.log.child({ component: 'proxy', backend: active.name });
+  return {
+    name: 'proxy',
+    async run(signal) {
+      try {
+        await other.cleanup();
+      } catch (e) {
+        log.debug({ err: (e as Error).message }, `no ${other.name} rules to remove`);
+      }
+      const proxier = new Proxier({
+        cache: deps.cache,
+        config: deps.config,
+        log,
+        health: deps.health,
+        dataplane: active,
+        run,
+        healthCheckHost: opts.healthCheckHost ?? splitHostPort(deps.config.healthzBindAddress).host,
+      });
+      await proxier.run(signal);
+    },
+    async cleanup() {
+      const errors: string[] = [];
+      for (const d of [active, other]) await d.cleanup().catch((e: Error) => errors.push(`${d.name}: ${e.message}`));
+      if (errors.length) log.warn({ errors }, 'proxy cleanup incomplete');
+    },
+  };
+}

@@ -1,0 +1,165 @@
+// The in-memory mirror of the table skiff last wrote. Normal syncs never read the ruleset back:
+// they diff a Service's old and new fragments against this mirror and emit only changed chains
+// and element adds/deletes. Elements are reference-counted because Services share some of them
+// (a cluster IP with several ports, a pod IP behind several Services in the hairpin set).
+import { sameElements, sameRules, type ChainState, type SetState, type TableState } from './state.js';
+
+const PHASES = ['addSet', 'addChain', 'rules', 'flushSet', 'delElem', 'addElem', 'delChain', 'delSet'] as const;
+type Phase = (typeof PHASES)[number];
+
+/** One nft transaction being built; phases keep references valid (objects exist before use). */
+export class Txn {
+  private readonly lines = new Map<Phase, string[]>(PHASES.map((p) => [p, []]));
+  private readonly elemAdds = new Map<string, string[]>();
+  private readonly elemDels = new Map<string, string[]>();
+  constructor(private readonly prefix: string) {}
+
+  push(phase: Phase, line: string): void {
+    this.lines.get(phase)!.push(line);
+  }
+  addElem(set: string, item: string): void {
+    let a = this.elemAdds.get(set);
+    if (!a) this.elemAdds.set(set, (a = []));
+    a.push(item);
+  }
+  delElem(set: string, key: string): void {
+    let a = this.elemDels.get(set);
+    if (!a) this.elemDels.set(set, (a = []));
+    a.push(key);
+  }
+  get empty(): boolean {
+    return this.elemAdds.size === 0 && this.elemDels.size === 0 && [...this.lines.values()].every((l) => l.length === 0);
+  }
+
+  text(): string {
+    const out: string[] = [];
+    const elems = (verb: string, m: Map<string, string[]>): void => {
+      for (const [set, items] of m) for (let i = 0; i < items.length; i += 2000) out.push(`${verb} element ${this.prefix} ${set} { ${items.slice(i, i + 2000).join(', ')} }`);
+    };
+    for (const p of PHASES) {
+      if (p === 'delElem') elems('delete', this.elemDels);
+      else if (p === 'addElem') elems('add', this.elemAdds);
+      else out.push(...this.lines.get(p)!);
+    }
+    return out.length ? out.join('\n') + '\n' : '';
+  }
+}
+
+export class Mirror {
+  readonly chains = new Map<string, ChainState>();
+  readonly sets = new Map<string, SetState>();
+  /** set -> key -> value; the values shared by several owners also count in `shared`. */
+  readonly elements = new Map<string, Map<string, string>>();
+  /** set -> key -> owners beyond the first; kept apart so the common single-owner case allocates nothing. */
+  private readonly shared = new Map<string, Map<string, number>>();
+
+  /** "ip skiff" */
+  constructor(readonly prefix: string) {}
+
+  clear(): void {
+    this.chains.clear();
+    this.sets.clear();
+    this.elements.clear();
+    this.shared.clear();
+  }
+
+  /** Adds a fragment without emitting anything (used to build the state a full sync writes). */
+  load(frag: TableState): void {
+    for (const [n, c] of frag.chains) this.chains.set(n, c);
+    for (const [n, s] of frag.sets) this.sets.set(n, s);
+    for (const [set, m] of frag.elements) for (const [k, v] of m) this.incRef(set, k, v);
+  }
+
+  /** The whole mirror as one transaction that replaces the table atomically. */
+  fullText(): string {
+    const p = this.prefix;
+    const out = [`add table ${p}`, `delete table ${p}`, `add table ${p} { comment "skiff service proxy" ; }`];
+    for (const [n, s] of this.sets) out.push(`add ${s.kind} ${p} ${n} { ${s.decl} }`);
+    for (const [n, c] of this.chains) out.push(c.hook ? `add chain ${p} ${n} { ${c.hook} }` : `add chain ${p} ${n}`);
+    for (const [n, c] of this.chains) for (const r of c.rules) out.push(`add rule ${p} ${n} ${r}`);
+    for (const [set, m] of this.elements) {
+      const kind = this.sets.get(set)?.kind ?? 'set';
+      const items = kind === 'map' ? [...m].map(([k, v]) => `${k} : ${v}`) : [...m.keys()];
+      for (let i = 0; i < items.length; i += 2000) out.push(`add element ${p} ${set} { ${items.slice(i, i + 2000).join(', ')} }`);
+    }
+    return out.join('\n') + '\n';
+  }
+
+  /** Moves the mirror from `old` to `next` for one owner and records the kernel commands in txn. */
+  replace(old: TableState | undefined, next: TableState | undefined, txn: Txn): void {
+    const p = this.prefix;
+    const o = old ?? EMPTY;
+    const n = next ?? EMPTY;
+    for (const [name, s] of n.sets) {
+      if (!o.sets.has(name)) txn.push('addSet', `add ${s.kind} ${p} ${name} { ${s.decl} }`);
+      this.sets.set(name, s);
+    }
+    for (const [name, c] of n.chains) {
+      const prev = o.chains.get(name);
+      if (!prev) txn.push('addChain', `add chain ${p} ${name}`);
+      else if (sameRules(prev.rules, c.rules)) continue;
+      else txn.push('rules', `flush chain ${p} ${name}`);
+      for (const r of c.rules) txn.push('rules', `add rule ${p} ${name} ${r}`);
+      this.chains.set(name, c);
+    }
+    for (const name of o.chains.keys()) {
+      if (n.chains.has(name)) continue;
+      txn.push('delChain', `delete chain ${p} ${name}`);
+      this.chains.delete(name);
+    }
+    // Stored affinity indexes point into the old endpoint list: forget them when it changes.
+    if (!sameElements(o.elements.get('endpoints'), n.elements.get('endpoints'))) {
+      for (const [name, s] of n.sets) if (s.dynamic && o.sets.has(name)) txn.push('flushSet', `flush ${s.kind} ${p} ${name}`);
+    }
+    for (const name of o.sets.keys()) {
+      if (n.sets.has(name)) continue;
+      txn.push('delSet', `delete ${o.sets.get(name)!.kind} ${p} ${name}`);
+      this.sets.delete(name);
+    }
+    for (const [set, m] of o.elements) {
+      const nm = n.elements.get(set);
+      for (const [k, v] of m) if (nm?.get(k) !== v) this.decRef(set, k, txn);
+    }
+    for (const [set, m] of n.elements) {
+      const om = o.elements.get(set);
+      for (const [k, v] of m) if (om?.get(k) !== v) this.incRef(set, k, v, txn);
+    }
+  }
+
+  private incRef(set: string, key: string, value: string, txn?: Txn): void {
+    let m = this.elements.get(set);
+    if (!m) this.elements.set(set, (m = new Map()));
+    const prev = m.get(key);
+    const isMap = value !== '';
+    if (prev === undefined) {
+      m.set(key, value);
+      txn?.addElem(set, isMap ? `${key} : ${value}` : key);
+      return;
+    }
+    let sh = this.shared.get(set);
+    if (!sh) this.shared.set(set, (sh = new Map()));
+    sh.set(key, (sh.get(key) ?? 0) + 1);
+    if (prev !== value) {
+      // Two owners disagree (e.g. a duplicated cluster IP); the latest write wins.
+      m.set(key, value);
+      txn?.delElem(set, key);
+      txn?.addElem(set, isMap ? `${key} : ${value}` : key);
+    }
+  }
+
+  private decRef(set: string, key: string, txn: Txn): void {
+    const m = this.elements.get(set);
+    if (!m || !m.has(key)) return;
+    const sh = this.shared.get(set);
+    const extra = sh?.get(key);
+    if (extra !== undefined) {
+      if (extra > 1) sh!.set(key, extra - 1);
+      else sh!.delete(key);
+      return;
+    }
+    m.delete(key);
+    txn.delElem(set, key);
+  }
+}
+
+const EMPTY: TableState = { chains: new Map(), sets: new Map(), elements: new Map() };

@@ -1,0 +1,214 @@
+import { describe, expect, it } from 'vitest';
+import { desiredService } from '../desired.js';
+import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
+import type { ServicePort } from '../model.js';
+import { FakeNft } from './backend.js';
+import { NftDataplane } from './dataplane.js';
+import { Mirror } from './mirror.js';
+import { renderBase } from './render.js';
+import { findDrift } from './verify.js';
+
+const ports = (...args: Parameters<typeof desiredService>): ServicePort[] => desiredService(...args).ports;
+const web = (eps = [endpoint('10.244.1.5'), endpoint('10.244.2.6', { nodeName: 'node-b' })], o = {}) =>
+  ports(service('ns1', 'web', { type: 'NodePort', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }], ...o }), [slice('ns1', 'web', eps)], nodeCtx);
+
+async function setup(initial: Record<string, ServicePort[]>) {
+  const fake = new FakeNft();
+  const dp = new NftDataplane(fake, [4]);
+  await dp.full(new Map(Object.entries(initial)), nodeCtx);
+  return { fake, dp };
+}
+
+describe('nft rendering', () => {
+  it('a full sync replaces the table and writes the Service chains and elements', async () => {
+    const { fake } = await setup({ 'ns1/web': web() });
+    const text = fake.last!;
+    expect(text.startsWith('add table ip skiff\ndelete table ip skiff\nadd table ip skiff { comment "skiff service proxy" ; }\n')).toBe(true);
+    const own = text.split('\n').filter((l) => /ns1\/web|element/.test(l));
+    expect(own.join('\n')).toBe(
+      [
+        'add chain ip skiff service-ns1/web/tcp/http',
+        'add chain ip skiff external-ns1/web/tcp/http',
+        'add rule ip skiff service-ns1/web/tcp/http meta mark set numgen random mod 2 offset 32768 goto lb-cluster-tcp',
+        'add rule ip skiff external-ns1/web/tcp/http meta mark set numgen random mod 2 offset 32768 goto lb-external-tcp',
+        'add element ip skiff cluster-ips { 10.96.0.10 }',
+        'add element ip skiff endpoints { 32768 : 10.244.1.5 . 8080, 32769 : 10.244.2.6 . 8080 }',
+        'add element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }',
+        'add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto service-ns1/web/tcp/http }',
+        'add element ip skiff service-nodeports { tcp . 30080 : goto external-ns1/web/tcp/http }',
+      ].join('\n'),
+    );
+  });
+
+  it('the base table hooks and dispatch', () => {
+    const t = renderBase(4, { ...nodeCtx, nodePortAddresses: ['192.168.0.0/16'] });
+    expect(t.chains.get('services')!.rules).toEqual([
+      'ip daddr . meta l4proto . th dport vmap @service-ips',
+      'ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports',
+    ]);
+    expect(t.chains.get('cluster-ips-check')!.rules).toEqual(['ip daddr @cluster-ips reject', 'ip daddr 10.96.0.0/12 drop']);
+    expect(t.chains.get('nat-prerouting')!.hook).toBe('type nat hook prerouting priority -100 ;');
+    expect([...t.elements.get('nodeport-ips')!.keys()]).toEqual(['192.168.0.0/16']);
+    const v6 = renderBase(6, { ...nodeCtx, serviceCIDRs: ['10.96.0.0/12', 'fd00:96::/112'] });
+    expect(v6.chains.get('lb-local-udp')!.rules).toEqual(['meta l4proto udp dnat ip6 to meta mark & 0xffffbfff map @endpoints']);
+    expect(t.chains.get('lb-cluster-tcp')!.rules).toEqual(['ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000', 'meta l4proto tcp dnat ip to meta mark & 0xffffbfff map @endpoints']);
+    expect(t.chains.get('lb-external-tcp')!.rules).toEqual(['meta mark set meta mark | 0x00004000', 'meta l4proto tcp dnat ip to meta mark & 0xffffbfff map @endpoints']);
+    expect(renderBase(4, { ...nodeCtx, masqueradeAll: true }).chains.get('lb-cluster-udp')!.rules[0]).toBe('meta mark set meta mark | 0x00004000');
+    expect(v6.chains.get('cluster-ips-check')!.rules).toEqual(['ip6 daddr @cluster-ips reject', 'ip6 daddr fd00:96::/112 drop']);
+  });
+
+  it('an endpoint removal rewrites only that Service chain and deletes its elements', async () => {
+    const { fake, dp } = await setup({ 'ns1/web': web() });
+    await dp.partial([{ key: 'ns1/web', ports: web([endpoint('10.244.1.5')]) }], nodeCtx);
+    expect(fake.last).toBe(
+      [
+        'flush chain ip skiff service-ns1/web/tcp/http',
+        'add rule ip skiff service-ns1/web/tcp/http meta mark set 32768 goto lb-cluster-tcp',
+        'flush chain ip skiff external-ns1/web/tcp/http',
+        'add rule ip skiff external-ns1/web/tcp/http meta mark set 32768 goto lb-external-tcp',
+        'delete element ip skiff endpoints { 32769 }',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('replacing one endpoint by another changes only map elements', async () => {
+    const { fake, dp } = await setup({ 'ns1/web': web() });
+    await dp.partial([{ key: 'ns1/web', ports: web([endpoint('10.244.1.5'), endpoint('10.244.3.7')]) }], nodeCtx);
+    expect(fake.last).toBe(
+      [
+        'delete element ip skiff endpoints { 32769 }',
+        'add element ip skiff endpoints { 32769 : 10.244.3.7 . 8080 }',
+        'add element ip skiff hairpin { 10.244.3.7 . 10.244.3.7 }',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('losing all endpoints swaps the dispatch for a reject and deletes the chains', async () => {
+    const { fake, dp } = await setup({ 'ns1/web': web() });
+    await dp.partial([{ key: 'ns1/web', ports: web([]) }], nodeCtx);
+    expect(fake.last).toBe(
+      [
+        'delete element ip skiff endpoints { 32768, 32769 }',
+        'delete element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }',
+        'delete element ip skiff service-ips { 10.96.0.10 . tcp . 80 }',
+        'delete element ip skiff service-nodeports { tcp . 30080 }',
+        'add element ip skiff no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }',
+        'add element ip skiff no-endpoint-nodeports { tcp . 30080 : goto reject-chain }',
+        'delete chain ip skiff service-ns1/web/tcp/http',
+        'delete chain ip skiff external-ns1/web/tcp/http',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('shared elements survive until their last owner goes; only local endpoints get hairpin', async () => {
+    const other = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.5')])], nodeCtx);
+    const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': other });
+    await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
+    expect(fake.last).toContain('delete element ip skiff endpoints { 32768, 32769 }\n');
+    expect(fake.last).not.toContain('10.244.1.5 . 10.244.1.5');
+    await dp.partial([{ key: 'ns2/api', ports: [] }], nodeCtx);
+    expect(fake.last).toContain('delete element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }\n');
+  });
+
+  it('affinity uses a dynamic map that is flushed when endpoints change', async () => {
+    const aff = (eps: ReturnType<typeof endpoint>[]) => ports(service('ns1', 'st', { sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 30 }), [slice('ns1', 'st', eps)], nodeCtx);
+    const { fake, dp } = await setup({ 'ns1/st': aff([endpoint('10.244.1.5'), endpoint('10.244.1.6')]) });
+    expect(fake.last).toContain('add map ip skiff affinity-ns1/st/tcp/http { type ipv4_addr : mark ; flags dynamic,timeout ; timeout 30s ; }\n');
+    expect(fake.last).toContain(
+      [
+        'add rule ip skiff service-ns1/st/tcp/http meta mark set numgen random mod 2 offset 32768',
+        'add rule ip skiff service-ns1/st/tcp/http meta mark set ip saddr map @affinity-ns1/st/tcp/http',
+        'add rule ip skiff service-ns1/st/tcp/http update @affinity-ns1/st/tcp/http { ip saddr : meta mark } goto lb-cluster-tcp',
+      ].join('\n'),
+    );
+    await dp.partial([{ key: 'ns1/st', ports: aff([endpoint('10.244.1.5'), endpoint('10.244.1.7')]) }], nodeCtx);
+    expect(fake.last!.split('\n')[0]).toBe('flush map ip skiff affinity-ns1/st/tcp/http');
+    await dp.partial([{ key: 'ns1/st', ports: [] }], nodeCtx);
+    expect(fake.last).toContain('delete map ip skiff affinity-ns1/st/tcp/http\n');
+  });
+
+  it('externalTrafficPolicy Local sends external traffic to local endpoints only, or drops it', async () => {
+    const local = (eps: ReturnType<typeof endpoint>[]) => web(eps, { externalTrafficPolicy: 'Local' });
+    const { fake, dp } = await setup({ 'ns1/web': local([endpoint('10.244.1.5'), endpoint('10.244.2.6', { nodeName: 'node-b' })]) });
+    const ext = fake.last!.split('\n').filter((l) => l.startsWith('add rule ip skiff external-'));
+    expect(ext).toEqual([
+      'add rule ip skiff external-ns1/web/tcp/http ip saddr 10.244.0.0/16 goto service-ns1/web/tcp/http',
+      'add rule ip skiff external-ns1/web/tcp/http fib saddr type local goto service-ns1/web/tcp/http',
+      'add rule ip skiff external-ns1/web/tcp/http meta mark set 40960 goto lb-local-tcp',
+    ]);
+    expect(fake.last).toContain('40960 : 10.244.1.5 . 8080');
+    await dp.partial([{ key: 'ns1/web', ports: local([endpoint('10.244.2.6', { nodeName: 'node-b' })]) }], nodeCtx);
+    expect(fake.last).toContain(
+      ['flush chain ip skiff external-ns1/web/tcp/http', 'add rule ip skiff external-ns1/web/tcp/http ip saddr 10.244.0.0/16 goto service-ns1/web/tcp/http', 'add rule ip skiff external-ns1/web/tcp/http fib saddr type local goto service-ns1/web/tcp/http', 'add rule ip skiff external-ns1/web/tcp/http drop'].join('\n'),
+    );
+  });
+
+  it('LoadBalancer source ranges get a firewall chain', async () => {
+    const lb = ports(
+      service('ns1', 'lb', { type: 'LoadBalancer', loadBalancerIPs: ['192.0.2.10'], loadBalancerSourceRanges: ['198.51.100.0/24'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30081 }] }),
+      [slice('ns1', 'lb', [endpoint('10.244.1.5')])],
+      nodeCtx,
+    );
+    const { fake } = await setup({ 'ns1/lb': lb });
+    expect(fake.last).toContain('add rule ip skiff firewall-ns1/lb/tcp/http ip saddr 198.51.100.0/24 return\nadd rule ip skiff firewall-ns1/lb/tcp/http drop\n');
+    expect(fake.last).toContain('add element ip skiff firewall-ips { 192.0.2.10 . tcp . 80 : goto firewall-ns1/lb/tcp/http }');
+    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : goto external-ns1/lb/tcp/http');
+  });
+
+  it('a new Service reuses no slot freed in the same sync and frees it afterwards', async () => {
+    const { fake, dp } = await setup({ 'ns1/web': web() });
+    const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.9')])], nodeCtx);
+    await dp.partial([{ key: 'ns1/web', ports: [] }, { key: 'ns2/api', ports: api }], nodeCtx);
+    expect(fake.last).toContain('add element ip skiff endpoints { 65536 : 10.244.1.9 . 8080 }');
+    const db = ports(service('ns3', 'db', { clusterIPs: ['10.96.0.12'] }), [slice('ns3', 'db', [endpoint('10.244.1.10')])], nodeCtx);
+    await dp.partial([{ key: 'ns3/db', ports: db }], nodeCtx);
+    expect(fake.last).toContain('add element ip skiff endpoints { 32768 : 10.244.1.10 . 8080 }');
+  });
+});
+
+describe('drift detection', () => {
+  const mirror = (): Mirror => {
+    const m = new Mirror('ip skiff');
+    m.load({
+      chains: new Map([['c1', { rules: ['drop'] }]]),
+      sets: new Map([
+        ['service-ips', { kind: 'map', decl: '' }],
+        ['endpoints', { kind: 'map', decl: '' }],
+      ]),
+      elements: new Map([
+        ['service-ips', new Map([['10.96.0.1 . tcp . 80', 'goto c1']])],
+        ['endpoints', new Map([['32768', '10.0.0.1 . 80']])],
+      ]),
+    });
+    return m;
+  };
+  const listing = (elems: unknown[], rules = 1) => ({
+    nftables: [
+      { table: { name: 'skiff' } },
+      { map: { name: 'service-ips', elem: elems } },
+      { map: { name: 'endpoints', elem: [[32768, { concat: ['10.0.0.1', 80] }]] } },
+      { chain: { name: 'c1' } },
+      ...Array.from({ length: rules }, () => ({ rule: { chain: 'c1' } })),
+    ],
+  });
+
+  it('matching kernel state is no drift', () => {
+    expect(findDrift(listing([[{ concat: ['10.96.0.1', 'tcp', 80] }, { goto: { target: 'c1' } }]]), mirror())).toEqual([]);
+  });
+
+  it('reports missing, changed and extra elements and rule counts', () => {
+    expect(findDrift(listing([[{ concat: ['10.96.0.1', 'tcp', 80] }, { drop: null }]], 2), mirror())).toEqual([
+      'chain c1 has 2 rules, want 1',
+      'service-ips: element 10.96.0.1 . tcp . 80 is drop, want goto c1',
+    ]);
+    expect(findDrift(listing([[{ concat: ['10.96.0.2', 'tcp', 80] }, { goto: { target: 'c1' } }]], 0), mirror())).toEqual([
+      'chain c1 has 0 rules, want 1',
+      'service-ips: element 10.96.0.1 . tcp . 80 missing',
+      'service-ips: unexpected element 10.96.0.2 . tcp . 80',
+    ]);
+    expect(findDrift(undefined, mirror())).toEqual(['table missing']);
+  });
+});

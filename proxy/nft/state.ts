@@ -1,0 +1,48 @@
+// A table as data: chains with their rule text, set/map declarations and elements. The desired
+// table, each Service's fragment and the in-memory mirror of what the kernel holds share this
+// shape, so a sync is a diff of two of them rendered as one nft transaction.
+
+export interface ChainState {
+  /** Base-chain declaration such as "type nat hook output priority -100 ;". */
+  readonly hook?: string;
+  readonly rules: readonly string[];
+}
+
+export interface SetState {
+  /** The body between braces, e.g. "type ipv4_addr ; flags interval ;". */
+  readonly decl: string;
+  readonly kind: 'set' | 'map';
+  /** Filled from the packet path (affinity): never flushed by a full sync, elements not tracked. */
+  readonly dynamic?: boolean;
+}
+
+export interface TableState {
+  readonly chains: Map<string, ChainState>;
+  readonly sets: Map<string, SetState>;
+  /** set name -> key -> value ("" for plain sets). */
+  readonly elements: Map<string, Map<string, string>>;
+}
+
+export function emptyTable(): TableState {
+  return { chains: new Map(), sets: new Map(), elements: new Map() };
+}
+
+export function addElement(t: TableState, set: string, key: string, value = ''): void {
+  let m = t.elements.get(set);
+  if (!m) t.elements.set(set, (m = new Map()));
+  m.set(key, value);
+}
+
+export function sameRules(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function sameElements(a: ReadonlyMap<string, string> | undefined, b: ReadonlyMap<string, string> | undefined): boolean {
+  const an = a?.size ?? 0;
+  if (an !== (b?.size ?? 0)) return false;
+  if (an === 0) return true;
+  for (const [k, v] of a!) if (b!.get(k) !== v) return false;
+  return true;
+}

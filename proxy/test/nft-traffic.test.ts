@@ -1,0 +1,172 @@
+// Real traffic through the nftables rules in a namespace "node": ClusterIP, NodePort, rejects,
+// affinity, traffic policies, masquerade, UDP conntrack cleanup and drift repair.
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../common/config.js';
+import { Health } from '../../common/health.js';
+import type { EndpointInfo, EndpointPort, ServiceInfo } from '../../common/types.js';
+import { MemoryCache } from '../../common/watch/store.js';
+import { missing } from '../../test/support/env.js';
+import { execRunner } from '../exec.js';
+import { desiredService } from '../desired.js';
+import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
+import { addNetns, inNs, sh } from '../../test/support/netns.js';
+import { ExecNft } from '../nft/backend.js';
+import { NftDataplane } from '../nft/dataplane.js';
+import { Proxier } from '../proxier.js';
+import { CLIENT_IP, NODE_IP, POD_GW, Topology } from './topology.js';
+
+const skip = missing('proxy nft traffic', { root: true, tools: ['nft', 'curl', 'conntrack'] });
+
+describe.skipIf(skip)('nftables proxy with real traffic', () => {
+  const topo = new Topology('skiffpx-n-');
+  const cache = new MemoryCache();
+  let proxier: Proxier;
+  let dataplane: NftDataplane;
+
+  const svc = (name: string, ip: string, o: Partial<ServiceInfo> = {}): void => cache.upsert('services', `ns/${name}`, service('ns', name, { clusterIPs: [ip], ...o }));
+  const eps = (name: string, list: EndpointInfo[], ports: EndpointPort[] = [{ name: 'http', port: 8080, protocol: 'TCP' }]): void =>
+    cache.upsert('endpointslices', `ns/${name}-abc`, slice('ns', name, list, { ports }));
+  const apply = async (): Promise<void> => {
+    await new Promise((r) => setImmediate(r));
+    await proxier.sync();
+  };
+  const who = (body: string): string => body.split(' ')[0]!;
+
+  beforeAll(async () => {
+    await topo.create();
+    await Promise.all([topo.addPod('p1', '10.244.1.11'), topo.addPod('p2', '10.244.1.12'), topo.addPod('p3', '10.244.1.13')]);
+    const config = parseConfig({ nodeName: 'node-a', clusterCIDRs: ['10.244.0.0/16'], serviceCIDRs: ['10.96.0.0/12'], proxy: { minSyncPeriod: 0 } });
+    const run = execRunner(['ip', 'netns', 'exec', topo.node]);
+    dataplane = new NftDataplane(new ExecNft(run), [4]);
+    proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health: new Health(), dataplane, run });
+    cache.subscribe(['services', 'endpointslices', 'nodes'], (b) => proxier.onBatch(b));
+    cache.markSynced('services');
+    cache.markSynced('endpointslices');
+    cache.markSynced('nodes');
+
+    svc('web', '10.96.0.10', { type: 'NodePort', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }] });
+    eps('web', [endpoint('10.244.1.11'), endpoint('10.244.1.12')]);
+    svc('empty', '10.96.0.20');
+    svc('dns', '10.96.0.53', { ports: [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 5353 }] });
+    eps('dns', [endpoint('10.244.1.11')], [{ name: 'dns', port: 5353, protocol: 'UDP' }]);
+    svc('sticky', '10.96.0.30', { sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 60 });
+    eps('sticky', [endpoint('10.244.1.11'), endpoint('10.244.1.12')]);
+    svc('local', '10.96.0.40', { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30040 }] });
+    eps('local', [endpoint('10.244.1.11'), endpoint('10.244.1.12', { nodeName: 'node-b' })]);
+    const lbPorts = [{ name: 'http', protocol: 'TCP' as const, port: 80, targetPort: 8080, nodePort: 30050 }];
+    svc('lb-open', '10.96.0.50', { type: 'LoadBalancer', loadBalancerIPs: ['203.0.113.10'], loadBalancerSourceRanges: ['192.168.77.0/24'], ports: lbPorts });
+    eps('lb-open', [endpoint('10.244.1.12')]);
+    svc('lb-closed', '10.96.0.51', { type: 'LoadBalancer', loadBalancerIPs: ['203.0.113.11'], loadBalancerSourceRanges: ['198.51.100.0/24'], ports: [{ ...lbPorts[0]!, nodePort: 30051 }] });
+    eps('lb-closed', [endpoint('10.244.1.12')]);
+    svc('ext', '10.96.0.60', { externalIPs: ['203.0.113.20'] });
+    eps('ext', [endpoint('10.244.1.11')]);
+    await apply();
+  }, 60_000);
+
+  afterAll(() => topo.destroy());
+
+  it('ClusterIP from outside the cluster reaches every endpoint, masqueraded', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 16; i++) {
+      const body = await topo.curlFrom(topo.client, 'http://10.96.0.10/');
+      expect(body).toMatch(new RegExp(`^p[12] ${POD_GW}$`));
+      seen.add(who(body));
+    }
+    expect([...seen].sort()).toEqual(['p1', 'p2']);
+  });
+
+  it('pod to Service keeps the client pod IP', async () => {
+    expect(await topo.curlFrom(topo.podNs('p3'), 'http://10.96.0.10/')).toMatch(/^p[12] 10\.244\.1\.13$/);
+  });
+
+  it('a pod reaching itself through its Service is masqueraded (hairpin)', async () => {
+    for (let i = 0; i < 6; i++) {
+      const body = await topo.curlFrom(topo.podNs('p1'), 'http://10.96.0.10/');
+      expect(body === `p1 ${POD_GW}` || body === 'p2 10.244.1.11').toBe(true);
+    }
+  });
+
+  it('NodePort from outside, masqueraded', async () => {
+    expect(await topo.curlFrom(topo.client, `http://${NODE_IP}:30080/`)).toMatch(new RegExp(`^p[12] ${POD_GW}$`));
+  });
+
+  it('no endpoints, an unserved port and an unallocated address: refused at once or dropped', async () => {
+    // curl exit 7 is "connection refused": an answer, never a timeout (that would be 28).
+    expect(await topo.curlFrom(topo.client, 'http://10.96.0.20/')).toBe('exit 7');
+    expect(await topo.curlFrom(topo.podNs('p3'), 'http://10.96.0.10:81/')).toBe('exit 7');
+    expect(await topo.curlFrom(topo.client, 'http://10.96.0.99/', 1)).toBe('exit 28');
+  });
+
+  it('LoadBalancer IPs honour loadBalancerSourceRanges; externalIPs work', async () => {
+    expect(await topo.curlFrom(topo.client, 'http://203.0.113.10/')).toBe(`p2 ${POD_GW}`);
+    expect(await topo.curlFrom(topo.client, 'http://203.0.113.11/', 1)).toBe('exit 28');
+    expect(await topo.curlFrom(topo.client, 'http://203.0.113.20/')).toBe(`p1 ${POD_GW}`);
+  });
+
+  it('UDP ClusterIP', async () => {
+    expect(await topo.udpFrom(topo.podNs('p3'), '10.96.0.53', 53)).toBe('p1 10.244.1.13');
+  });
+
+  it('ClientIP affinity pins a client to one endpoint', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 12; i++) seen.add(who(await topo.curlFrom(topo.client, 'http://10.96.0.30/')));
+    expect(seen.size).toBe(1);
+  });
+
+  it('externalTrafficPolicy Local: only local endpoints, client IP kept, dropped without one', async () => {
+    for (let i = 0; i < 6; i++) expect(await topo.curlFrom(topo.client, `http://${NODE_IP}:30040/`)).toBe(`p1 ${CLIENT_IP}`);
+    eps('local', [endpoint('10.244.1.12', { nodeName: 'node-b' })]);
+    await apply();
+    expect(await topo.curlFrom(topo.client, `http://${NODE_IP}:30040/`, 1)).toBe('exit 28');
+    // Cluster traffic still reaches the remote endpoint.
+    expect(await topo.curlFrom(topo.podNs('p3'), 'http://10.96.0.40/')).toBe('p2 10.244.1.13');
+  });
+
+  it('removing a UDP endpoint flushes its conntrack entries', async () => {
+    expect(await topo.udpFrom(topo.podNs('p3'), '10.96.0.53', 53, 40001)).toBe('p1 10.244.1.13');
+    eps('dns', [endpoint('10.244.1.12')], [{ name: 'dns', port: 5353, protocol: 'UDP' }]);
+    await apply();
+    // Same 5-tuple: without the flush the old entry would still lead to p1.
+    expect(await topo.udpFrom(topo.podNs('p3'), '10.96.0.53', 53, 40001)).toBe('p2 10.244.1.13');
+  });
+
+  it('the periodic check finds and repairs drift', async () => {
+    expect(await proxier.check()).toEqual([]);
+    await topo.nft(['delete', 'element', 'ip', 'skiff', 'service-ips', '{ 10.96.0.10 . tcp . 80 }']);
+    await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-tcp']);
+    const drift = await proxier.check();
+    expect(drift).toContain('ip skiff: chain lb-cluster-tcp has 0 rules, want 2');
+    expect(drift).toContain('ip skiff: service-ips: element 10.96.0.10 . tcp . 80 missing');
+    await proxier.sync();
+    expect(await proxier.check()).toEqual([]);
+    expect(await topo.curlFrom(topo.client, 'http://10.96.0.10/')).toMatch(/^p[12] /);
+  });
+
+  it('a dual-stack table loads, and a full sync replaces what is there', async () => {
+    const ns = `${topo.prefix}v6`;
+    await addNetns(ns);
+    try {
+      const dp = new NftDataplane(new ExecNft(execRunner(['ip', 'netns', 'exec', ns])), [4, 6]);
+      const ctx = { ...nodeCtx, clusterCIDRs: ['10.244.0.0/16', 'fd00:244::/56'], serviceCIDRs: ['10.96.0.0/12', 'fd00:96::/112'], nodePortAddresses: ['192.168.0.0/16', 'fd00:1::/64'] };
+      const s = service('ns', 'ds', { type: 'NodePort', clusterIPs: ['10.96.0.70', 'fd00:96::70'], sessionAffinity: 'ClientIP', ports: [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 53, nodePort: 30053 }] });
+      const slices = [
+        slice('ns', 'ds', [endpoint('10.244.1.11')], { ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] }),
+        slice('ns', 'ds', [endpoint('fd00:244::11')], { name: 'ds-v6', addressType: 'IPv6', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] }),
+      ];
+      await dp.full(new Map([['ns/ds', desiredService(s, slices, ctx).ports]]), ctx);
+      await dp.full(new Map([['ns/ds', desiredService(s, slices, ctx).ports]]), ctx);
+      const v6 = (await inNs(ns, 'nft', ['list', 'table', 'ip6', 'skiff'])).stdout;
+      expect(v6).toContain('fd00:96::70 . udp . 53 : goto service-ns/ds/udp/dns');
+      expect(v6).toContain('dnat ip6 to meta mark & 0xffffbfff map @endpoints');
+      expect(await dp.verify()).toEqual([]);
+    } finally {
+      await sh('ip', ['netns', 'del', ns]);
+    }
+  });
+
+  it('cleanup removes the table', async () => {
+    await dataplane.cleanup();
+    expect(await topo.nft(['list', 'tables'])).not.toContain('skiff');
+  });
+});

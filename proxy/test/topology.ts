@@ -1,0 +1,111 @@
+// A one-node cluster in network namespaces for root tests: a "node" namespace (where the rules go),
+// routed /32 "pods" (each a namespace running a small HTTP + UDP echo server) and an outside
+// "client" namespace. Pods are routed, not bridged, so every pod packet crosses the node's
+// conntrack exactly as it would with a CNI. Nothing touches the host's own namespace.
+import type { ChildProcess } from 'node:child_process';
+import { addNetns, cleanupPrefix, inNs, sh, spawnInNs } from '../../test/support/netns.js';
+
+export const CLIENT_IP = '192.168.77.2';
+export const NODE_IP = '192.168.77.1';
+export const POD_GW = '10.244.1.1';
+
+const SERVER = `
+const name = process.argv[1];
+require('http').createServer((q, s) => s.end(name + ' ' + q.socket.remoteAddress.replace('::ffff:', ''))).listen(8080);
+const u = require('dgram').createSocket('udp4');
+u.on('message', (m, r) => u.send(name + ' ' + r.address, r.port, r.address));
+u.bind(5353);
+`;
+
+const UDP_CLIENT = `
+const [ip, port, srcPort] = process.argv.slice(1);
+const s = require('dgram').createSocket('udp4');
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, 1000);
+s.on('message', (m) => { console.log(String(m)); clearTimeout(t); s.close(); });
+s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
+s.bind(Number(srcPort) || 0, () => s.send('x', Number(port), ip));
+`;
+
+export class Topology {
+  readonly node: string;
+  readonly client: string;
+  private readonly servers: ChildProcess[] = [];
+  private readonly pods = new Map<string, string>();
+  private podCount = 0;
+
+  constructor(readonly prefix: string) {
+    if (!prefix.startsWith('skiffpx-')) throw new Error('proxy test namespaces must start with skiffpx-');
+    this.node = `${prefix}node`;
+    this.client = `${prefix}cl`;
+  }
+
+  async create(): Promise<void> {
+    cleanupPrefix(this.prefix);
+    await addNetns(this.node);
+    await addNetns(this.client);
+    await inNs(this.node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    // A default route so traffic to unserved Service addresses takes the forward path, as on a node.
+    // (A veth pair inside the node: the kernel here has no dummy driver.)
+    await sh('ip', ['-n', this.node, 'link', 'add', 'skiffpd', 'type', 'veth', 'peer', 'name', 'skiffpd2']);
+    await sh('ip', ['-n', this.node, 'link', 'set', 'skiffpd2', 'up']);
+    await sh('ip', ['-n', this.node, 'link', 'set', 'skiffpd', 'up']);
+    await sh('ip', ['-n', this.node, 'route', 'add', 'default', 'dev', 'skiffpd']);
+    await sh('ip', ['-n', this.node, 'link', 'add', 'skiffpc', 'type', 'veth', 'peer', 'name', 'skiffpe', 'netns', this.client]);
+    await sh('ip', ['-n', this.node, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'skiffpc']);
+    await sh('ip', ['-n', this.node, 'link', 'set', 'skiffpc', 'up']);
+    await sh('ip', ['-n', this.client, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'skiffpe']);
+    await sh('ip', ['-n', this.client, 'link', 'set', 'skiffpe', 'up']);
+    await sh('ip', ['-n', this.client, 'route', 'add', 'default', 'via', NODE_IP]);
+  }
+
+  /** Adds pod `name` with address ip (10.244.1.x) and starts its servers. */
+  async addPod(name: string, ip: string): Promise<void> {
+    const ns = `${this.prefix}${name}`;
+    const idx = ++this.podCount;
+    await addNetns(ns);
+    const host = `skiffpv${idx}`;
+    await sh('ip', ['-n', this.node, 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'skiffpeth', 'netns', ns]);
+    await sh('ip', ['-n', this.node, 'addr', 'add', `${POD_GW}/32`, 'dev', host]);
+    await sh('ip', ['-n', this.node, 'link', 'set', host, 'up']);
+    await sh('ip', ['-n', this.node, 'route', 'add', `${ip}/32`, 'dev', host]);
+    await sh('ip', ['-n', ns, 'addr', 'add', `${ip}/32`, 'dev', 'skiffpeth']);
+    await sh('ip', ['-n', ns, 'link', 'set', 'skiffpeth', 'up']);
+    await sh('ip', ['-n', ns, 'route', 'add', POD_GW, 'dev', 'skiffpeth']);
+    await sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', POD_GW]);
+    this.pods.set(name, ns);
+    const p = spawnInNs(ns, process.execPath, ['-e', SERVER, name]);
+    this.servers.push(p);
+    for (let i = 0; i < 100; i++) {
+      if ((await this.curlFrom(this.node, `http://${ip}:8080/`, 1).catch(() => '')).startsWith(name)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`pod ${name} server did not start`);
+  }
+
+  podNs(name: string): string {
+    return this.pods.get(name)!;
+  }
+
+  /** HTTP GET from a namespace; resolves the body, or "exit N" for curl's failure code. */
+  async curlFrom(ns: string, url: string, timeoutS = 2): Promise<string> {
+    try {
+      return (await inNs(ns, 'curl', ['-s', '-m', String(timeoutS), url])).stdout;
+    } catch (e) {
+      return `exit ${(e as { code?: number }).code ?? '?'}`;
+    }
+  }
+
+  /** One UDP request/response; "timeout" when nothing came back within a second. */
+  async udpFrom(ns: string, ip: string, port: number, srcPort = 0): Promise<string> {
+    return (await inNs(ns, process.execPath, ['-e', UDP_CLIENT, ip, String(port), String(srcPort)])).stdout.trim();
+  }
+
+  async nft(args: string[], input?: string): Promise<string> {
+    return (await inNs(this.node, 'nft', args, input)).stdout;
+  }
+
+  destroy(): void {
+    for (const p of this.servers) p.kill('SIGKILL');
+    cleanupPrefix(this.prefix);
+  }
+}

@@ -1,0 +1,241 @@
+// Two "nodes" (namespaces on one underlay switch, MTU 1400) each running the real cni component
+// over a MemoryCache, an "outside" host on the same switch, and pods added through the C shim.
+// The harness plays the API server: annotation patches from one agent reach every agent's cache.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NodeInfo } from '../../common/types.js';
+import { formatIP, parseIP } from '../../cni/ipam/ipnet.js';
+import { missing } from '../support/env.js';
+import { addNetns, cleanupPrefix, inNs, sh } from '../support/netns.js';
+import { buildShim, cniExec, NodeAgent, pluginEnv, tempDir, udpDF, whoami, whoamiServer } from './support/harness.js';
+
+const P = 'skiffcni-ov';
+const SW = `${P}-sw`;
+const OUT = `${P}-out`;
+const UNDERLAY_MTU = 1400;
+const NODES = [
+  { name: 'n1', ns: `${P}-n1`, ip: '192.168.77.1', podCIDR: '10.99.1.0/24', podCIDR6: 'fd99:1::/64' },
+  { name: 'n2', ns: `${P}-n2`, ip: '192.168.77.2', podCIDR: '10.99.2.0/24', podCIDR6: 'fd99:2::/64' },
+] as const;
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+const fdb = (ns: string) => execFileSync('ip', ['netns', 'exec', ns, 'bridge', 'fdb', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' });
+const neigh = (ns: string) => execFileSync('ip', ['-n', ns, 'neigh', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' });
+const routes = (ns: string) => execFileSync('ip', ['-n', ns, 'route', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' });
+const vtepMac = (ns: string) => (JSON.parse(execFileSync('ip', ['-n', ns, '-j', 'link', 'show', 'skiff-vx'], { encoding: 'utf8' })) as { address: string }[])[0]!.address;
+
+describe.skipIf(missing('cni overlay', { root: true, tools: ['ip', 'nsenter', 'cc', 'bridge', 'nft', 'socat'] }))('cni overlay (root)', () => {
+  let dir: string;
+  let shim: string;
+  const agents = new Map<string, NodeAgent>();
+  const nodeObjs = new Map<string, NodeInfo>();
+  const servers: ChildProcess[] = [];
+  const pods: { node: string; ns: string; path: string; id: string; ip: string; ip6: string }[] = [];
+
+  const cfg = (n: (typeof NODES)[number]) => ({
+    nodeName: n.name,
+    clusterCIDRs: ['10.99.0.0/16', 'fd99::/48'],
+    stateDir: join(dir, n.name, 'state'),
+    runDir: join(dir, n.name, 'run'),
+    cni: { confDir: join(dir, n.name, 'net.d'), binDir: join(dir, 'bin') },
+  });
+  const broadcast = (o: NodeInfo) => {
+    nodeObjs.set(o.name, o);
+    for (const a of agents.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
+  };
+  const startAgent = (n: (typeof NODES)[number]): NodeAgent => {
+    const a = new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config: cfg(n) });
+    a.onMessage = (m) => {
+      if (m.type !== 'patch') return;
+      const cur = nodeObjs.get(m.name as string)!;
+      broadcast({ ...cur, annotations: { ...cur.annotations, ...(m.annotations as Record<string, string>) } });
+    };
+    agents.set(n.name, a);
+    for (const o of nodeObjs.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
+    a.send({ op: 'synced', kind: 'nodes' });
+    a.send({ op: 'synced', kind: 'pods' });
+    return a;
+  };
+  const pluginConf = (node: string): string => {
+    const list = JSON.parse(readFileSync(join(dir, node, 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: object[] };
+    return JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] });
+  };
+  const addPod = async (node: (typeof NODES)[number], i: number) => {
+    const ns = `${P}-${node.name}p${i}`;
+    await addNetns(ns);
+    const path = `/var/run/netns/${ns}`;
+    const id = `ov${node.name}p${i}`;
+    const r = await cniExec(node.ns, [shim], pluginEnv('ADD', id, path, { CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${id}` }), pluginConf(node.name));
+    expect(r.code, r.raw).toBe(0);
+    const ips = (r.out.ips as { address: string }[]).map((i) => i.address.split('/')[0]!);
+    const pod = { node: node.name, ns, path, id, ip: ips[0]!, ip6: ips[1]! };
+    pods.push(pod);
+    return pod;
+  };
+
+  beforeAll(async () => {
+    cleanupPrefix(P);
+    dir = tempDir('overlay');
+    shim = buildShim(dir);
+    // The chained plugins the agent probes, in a bin dir of our own (the agent may install into it).
+    mkdirSync(join(dir, 'bin'));
+    for (const p of ['portmap', 'bandwidth']) symlinkSync(`/usr/lib/cni/${p}`, join(dir, 'bin', p));
+    await addNetns(SW);
+    await inNs(SW, 'ip', ['link', 'add', 'sw0', 'mtu', String(UNDERLAY_MTU), 'type', 'bridge']);
+    await inNs(SW, 'ip', ['link', 'set', 'sw0', 'up']);
+    const hosts = [...NODES.map((n) => ({ ns: n.ns, ip: n.ip })), { ns: OUT, ip: '192.168.77.100' }];
+    for (const [i, h] of hosts.entries()) {
+      await addNetns(h.ns);
+      await sh('ip', ['link', 'add', 'eth0', 'netns', h.ns, 'mtu', String(UNDERLAY_MTU), 'type', 'veth', 'peer', 'name', `port${i}`, 'netns', SW, 'mtu', String(UNDERLAY_MTU)]);
+      await inNs(SW, 'ip', ['link', 'set', `port${i}`, 'master', 'sw0', 'up']);
+      await inNs(h.ns, 'ip', ['addr', 'add', `${h.ip}/24`, 'dev', 'eth0']);
+      await inNs(h.ns, 'ip', ['link', 'set', 'eth0', 'up']);
+    }
+    for (const n of NODES) {
+      mkdirSync(join(dir, n.name), { recursive: true });
+      nodeObjs.set(n.name, { name: n.name, uid: `uid-${n.name}`, podCIDRs: [n.podCIDR, n.podCIDR6], addresses: [{ type: 'InternalIP', address: n.ip }], labels: {}, annotations: {}, ready: true });
+    }
+    for (const n of NODES) startAgent(n);
+    await Promise.all([...agents.values()].map((a) => a.waitFor('ready')));
+    // Each node has the other's VTEP once the annotations went round.
+    await until('peer entries', () => NODES.every((n) => routes(n.ns).includes('via')) || undefined);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const s of servers) s.kill('SIGKILL');
+    for (const a of agents.values()) a.kill();
+    cleanupPrefix(P);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('publishes the VTEP MAC and node IP, derives the MTU from the underlay, writes the conflist', () => {
+    for (const n of NODES) {
+      const o = nodeObjs.get(n.name)!;
+      expect(o.annotations['skiff.io/vtep-mac']).toBe(vtepMac(n.ns));
+      expect(o.annotations['skiff.io/public-ip']).toBe(n.ip);
+      const link = JSON.parse(execFileSync('ip', ['-n', n.ns, '-j', '-d', 'link', 'show', 'skiff-vx'], { encoding: 'utf8' }))[0];
+      expect(link.mtu).toBe(UNDERLAY_MTU - 50);
+      expect(link.linkinfo.info_data.id).toBe(1);
+      const list = JSON.parse(readFileSync(join(dir, n.name, 'net.d', '10-skiff.conflist'), 'utf8'));
+      expect(list.plugins[0]).toMatchObject({ type: 'skiff', podCIDRs: [n.podCIDR, n.podCIDR6], mtu: UNDERLAY_MTU - 50 });
+      expect(list.plugins.map((p: { type: string }) => p.type)).toEqual(['skiff', 'portmap', 'bandwidth']);
+      expect(list.cniVersion).toBe('1.0.0'); // Debian's portmap/bandwidth speak up to 1.0.0
+    }
+    const other = NODES[1];
+    expect(routes(NODES[0].ns)).toContain(`${other.podCIDR} via 10.99.2.0 onlink`);
+    expect(fdb(NODES[0].ns)).toContain(`${vtepMac(other.ns)} dst ${other.ip}`);
+    expect(neigh(NODES[0].ns)).toContain(`10.99.2.0 lladdr ${vtepMac(other.ns)} PERMANENT`);
+  });
+
+  it('STATUS through the shim succeeds once the agent is ready', async () => {
+    const status = await cniExec(NODES[0].ns, [shim], { CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, JSON.stringify({ ...JSON.parse(pluginConf('n1')), cniVersion: '1.1.0' }));
+    expect(status.code, status.raw).toBe(0);
+  });
+
+  it('pod to pod across nodes, without NAT, both ways', async () => {
+    const a = await addPod(NODES[0], 1);
+    const b = await addPod(NODES[1], 1);
+    servers.push(whoamiServer(b.ns, 7301), whoamiServer(a.ns, 7302));
+    expect(await whoami(a.ns, b.ip, 7301)).toBe(a.ip);
+    expect(await whoami(b.ns, a.ip, 7302)).toBe(b.ip);
+  });
+
+  it('IPv6 pod to pod across nodes rides the same tunnel', async () => {
+    const a = pods.find((p) => p.node === 'n1')!;
+    const b = pods.find((p) => p.node === 'n2')!;
+    expect(routes(NODES[0].ns)).toBeDefined();
+    expect(execFileSync('ip', ['-n', NODES[0].ns, '-6', 'route', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' })).toContain('fd99:2::/64 via fd99:2::');
+    servers.push(whoamiServer(b.ns, 7310, true));
+    const seen = await whoami(a.ns, b.ip6, 7310);
+    const canon = (x: string) => formatIP(parseIP(x).value, 6);
+    expect(canon(seen)).toBe(a.ip6);
+  });
+
+  it('pod to node and node to pod keep the pod address; pod to outside is masqueraded', async () => {
+    const a = pods.find((p) => p.node === 'n1')!;
+    const b = pods.find((p) => p.node === 'n2')!;
+    servers.push(whoamiServer(NODES[1].ns, 7303), whoamiServer(OUT, 7304), whoamiServer(b.ns, 7305));
+    expect(await whoami(a.ns, NODES[1].ip, 7303)).toBe(a.ip);
+    expect(await whoami(a.ns, '192.168.77.100', 7304)).toBe(NODES[0].ip);
+    expect(await whoami(NODES[0].ns, b.ip, 7305)).toMatch(/^10\.99\.1\./);
+    const table = (await inNs(NODES[0].ns, 'nft', ['list', 'table', 'inet', 'skiff-masq'])).stdout;
+    expect(table).toContain('192.168.77.2');
+  });
+
+  it('a full-MTU datagram with DF crosses the overlay; one byte more cannot leave', async () => {
+    const a = pods.find((p) => p.node === 'n1')!;
+    const b = pods.find((p) => p.node === 'n2')!;
+    const max = UNDERLAY_MTU - 50 - 28;
+    expect(await udpDF(a.ns, b.ns, b.ip, 7306, max)).toBe(max);
+    expect(await udpDF(a.ns, b.ns, b.ip, 7307, max + 1)).toBe(0);
+  });
+
+  it('a changed VTEP MAC replaces FDB and neighbour entries; a removed node leaves nothing', async () => {
+    const n1 = NODES[0].ns;
+    const real = nodeObjs.get('n2')!;
+    const realMac = real.annotations['skiff.io/vtep-mac']!;
+    const fake = '0a:00:00:00:00:99';
+    agents.get('n1')!.send({ op: 'upsert', kind: 'nodes', key: 'n2', obj: { ...real, annotations: { ...real.annotations, 'skiff.io/vtep-mac': fake } } });
+    await until('new fdb entry', () => fdb(n1).includes(fake) || undefined);
+    expect(fdb(n1)).not.toContain(realMac);
+    expect(neigh(n1)).toContain(`lladdr ${fake}`);
+    agents.get('n1')!.send({ op: 'remove', kind: 'nodes', key: 'n2' });
+    await until('entries removed', () => (!routes(n1).includes('10.99.2.0/24') && !fdb(n1).includes(fake) && !neigh(n1).includes(fake)) || undefined);
+    agents.get('n1')!.send({ op: 'upsert', kind: 'nodes', key: 'n2', obj: real });
+    await until('entries back', () => fdb(n1).includes(realMac) || undefined);
+    const a = pods.find((p) => p.node === 'n1')!;
+    const b = pods.find((p) => p.node === 'n2')!;
+    expect(await whoami(a.ns, b.ip, 7301)).toBe(a.ip);
+  });
+
+  it('a restarted agent keeps live entries and its MAC, removes stale ones, and releases leaked addresses', async () => {
+    const n = NODES[0];
+    const macBefore = vtepMac(n.ns);
+    await agents.get('n1')!.stop();
+    await inNs(n.ns, 'ip', ['route', 'add', '10.99.9.0/24', 'via', '10.99.9.0', 'dev', 'skiff-vx', 'onlink']);
+    await inNs(n.ns, 'ip', ['neigh', 'add', '10.99.9.0', 'lladdr', '0a:00:00:00:09:09', 'dev', 'skiff-vx', 'nud', 'permanent']);
+    await inNs(n.ns, 'bridge', ['fdb', 'add', '0a:00:00:00:09:09', 'dev', 'skiff-vx', 'dst', '192.168.77.9', 'self', 'permanent']);
+    // An address whose DEL never came: its namespace is gone and it is older than the grace period.
+    const leak = join(dir, 'n1', 'state', 'ipam', 'skiff', '10.99.1.200');
+    writeFileSync(leak, JSON.stringify({ containerID: 'gone', ifname: 'eth0', netns: '/var/run/netns/skiffcni-ov-gone', podNamespace: 'default', podName: 'gone' }));
+    utimesSync(leak, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    const live = pods.find((p) => p.node === 'n1')!;
+    const a = startAgent(n);
+    // The harness's pod store must hold the live pod, or reconcile would rightly release it too.
+    a.send({ op: 'upsert', kind: 'pods', key: `default/${live.id}`, obj: { namespace: 'default', name: live.id, uid: '', nodeName: 'n1', hostNetwork: false, podIPs: [live.ip], phase: 'Running', ready: true, deleting: false, labels: {} } });
+    await a.waitFor('ready');
+    await until('stale entries removed', () => (!routes(n.ns).includes('10.99.9.0') && !fdb(n.ns).includes('0a:00:00:00:09:09') && !neigh(n.ns).includes('10.99.9.0')) || undefined);
+    expect(vtepMac(n.ns)).toBe(macBefore);
+    expect(routes(n.ns)).toContain('10.99.2.0/24 via 10.99.2.0');
+    await until('leak released', () => !existsSync(leak) || undefined);
+    expect(existsSync(join(dir, 'n1', 'state', 'ipam', 'skiff', live.ip))).toBe(true);
+    const b = pods.find((p) => p.node === 'n2')!;
+    expect(await whoami(live.ns, b.ip, 7301)).toBe(live.ip);
+  });
+
+  it('cleanup removes the links, the masquerade table and the conflist', async () => {
+    const n = NODES[1];
+    await agents.get('n2')!.stop('cleanup');
+    agents.delete('n2');
+    const links = (await inNs(n.ns, 'ip', ['-j', 'link', 'show'])).stdout;
+    expect(links).not.toContain('skiff');
+    await expect(inNs(n.ns, 'nft', ['list', 'table', 'inet', 'skiff-masq'])).rejects.toThrow();
+    expect(existsSync(join(dir, 'n2', 'net.d', '10-skiff.conflist'))).toBe(false);
+  });
+});
