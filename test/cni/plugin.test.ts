@@ -17,7 +17,7 @@ const canon = (ip: string): string => {
 };
 const NODE = `${P}-node`;
 
-describe.skipIf(missing('cni plugin', { root: true, tools: ['ip', 'nsenter', 'cc', 'bridge'] }))('cni plugin (root)', () => {
+describe.skipIf(missing('cni plugin', { root: true, tools: ['ip', 'nsenter', 'cc', 'bridge', 'socat', 'tc', 'iptables'] }))('cni plugin (root)', () => {
   let dir: string;
   let shim: string;
   let agent: NodeAgent;
