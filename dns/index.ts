@@ -40,13 +40,14 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
   const run = opts.runner ?? hostRunner;
   const nodeLocal = opts.nodeLocal ?? process.getuid?.() === 0;
   let cfg = deps.config;
+  const cleanup = (): Promise<void> => cleanupNodeLocal(dnsAddresses(cfg), run);
 
   return {
     name: 'dns',
     async run(signal: AbortSignal): Promise<void> {
       if (!cfg.dns.enabled) {
         // A disabled feature undoes what an earlier run left behind.
-        await this.cleanup();
+        await cleanup();
         log.info('dns: disabled');
         return;
       }
@@ -117,9 +118,7 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
         await probes.close();
       }
     },
-    async cleanup(): Promise<void> {
-      await cleanupNodeLocal(dnsAddresses(cfg), run);
-    },
+    cleanup,
   };
 }
 

@@ -3,8 +3,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../common/config.js';
+import { Health } from '../common/health.js';
 import { missing } from '../test/support/env.js';
+import { createDns } from './index.js';
 import { cacheWith, service } from './testing/fixtures.js';
 import { dig, freePort, startDns, startUnbound } from './testing/harness.js';
 
@@ -71,5 +75,20 @@ describe.skipIf(missing('dns reload', { tools: ['dig'] }))('live reload', () => 
     } finally {
       await dns.stop();
     }
+  });
+});
+
+describe('disabled', () => {
+  it('removes what an earlier run left behind and serves nothing', async () => {
+    const calls: string[] = [];
+    const runner = async (argv: readonly string[]): Promise<string> => {
+      calls.push(argv.join(' '));
+      if (argv.join(' ') === 'ip -j addr show dev lo') return JSON.stringify([{ addr_info: [{ local: '127.0.0.1' }, { local: '10.96.0.10' }] }]);
+      return '';
+    };
+    const config = parseConfig({ nodeName: 'node-a', dns: { enabled: false } });
+    const comp = createDns({ config, cache: cacheWith(objects), log: pino({ level: 'silent' }), health: new Health(), api: { patchNodeAnnotations: async () => undefined } }, { runner, nodeLocal: true });
+    await comp.run(new AbortController().signal);
+    expect(calls).toEqual(['ip -j addr show dev lo', 'ip addr del 10.96.0.10/32 dev lo', 'nft delete table inet skiff-dns']);
   });
 });

@@ -20,6 +20,8 @@ export interface FastEntry {
   readonly until?: number;
   readonly hitKey?: string;
   readonly responseKey?: string;
+  /** Bytes of question after the header (name, type, class): the same for every query of the key. */
+  readonly questionLen: number;
   /** EDNS buffer size of the queries that share this entry (the OPT is part of the key). */
   readonly udpSize: number;
   /** Hits not yet folded into the metrics, as [udp v4, udp v6, tcp v4, tcp v6]. */
@@ -107,12 +109,12 @@ export class FastPath {
   }
 
   /** The cached reply rewritten for this query. */
-  patch(e: FastEntry, query: Buffer, questionLen: number): Buffer {
+  patch(e: FastEntry, query: Buffer): Buffer {
     const out = Buffer.allocUnsafe(e.bytes.length);
     e.bytes.copy(out);
     out[0] = query[0]!;
     out[1] = query[1]!;
-    query.copy(out, 12, 12, 12 + questionLen);
+    query.copy(out, 12, 12, 12 + e.questionLen);
     if (e.ttlAt) {
       const age = Math.floor((this.now() - e.stored!) / 1000);
       for (let i = 0; i < e.ttlAt.length; i++) out.writeUInt32BE(Math.max(0, e.ttls![i]! - age), e.ttlAt[i]!);

@@ -52,12 +52,12 @@ export class QueryHandler {
   }
 
   handle(buf: Buffer, src: string, proto: Proto): Buffer | undefined | Promise<Buffer | undefined> {
-    const start = performance.now();
     const fk = this.fast?.key(buf);
     if (fk !== undefined) {
       const e = this.fast!.get(fk);
-      if (e && this.o.allowed(src)) return this.fastReply(e, buf, src, proto, start);
+      if (e && this.o.allowed(src)) return this.fastReply(e, buf, src, proto);
     }
+    const start = performance.now();
     const hdr = peekHeader(buf);
     if (!hdr || hdr.qr) return undefined; // not a query: answering could feed a reflection loop
     let msg: Message;
@@ -105,11 +105,13 @@ export class QueryHandler {
     return req.msg.edns ? Math.min(Math.max(512, req.msg.edns.udpSize), 4096) : 512;
   }
 
-  private fastReply(e: FastEntry, buf: Buffer, src: string, proto: Proto, start: number): Buffer {
-    const out = this.fast!.patch(e, buf, questionNameLen(buf) + 4);
+  private fastReply(e: FastEntry, buf: Buffer, src: string, proto: Proto): Buffer {
     // Metrics are counted on the entry and folded in on read (fold()); the duration is sampled.
     e.counts[(proto === 'tcp' ? 2 : 0) + (src.includes(':') ? 1 : 0)]!++;
-    if ((++this.fastHits & 31) === 0) this.fastDuration = (performance.now() - start) / 1000;
+    if ((++this.fastHits & 31) !== 0) return this.fast!.patch(e, buf);
+    const start = performance.now();
+    const out = this.fast!.patch(e, buf);
+    this.fastDuration = (performance.now() - start) / 1000;
     return out;
   }
 
@@ -162,7 +164,7 @@ export class QueryHandler {
     const fast = this.fast!;
     const kube = req.answeredBy === 'kubernetes';
     const forwarded = req.answeredBy === 'cache' || req.answeredBy === 'forward';
-    let entry: Omit<FastEntry, 'durationKey' | 'requestKeys' | 'udpSize' | 'counts'>;
+    let entry: Omit<FastEntry, 'durationKey' | 'requestKeys' | 'udpSize' | 'counts' | 'questionLen'>;
     if (kube) {
       if (out.rcode !== 0 || out.answer.length !== 1) return;
       entry = { bytes };
@@ -189,6 +191,8 @@ export class QueryHandler {
     const s = this.o.server;
     fast.set(key, {
       ...entry,
+      // The reply repeats the question uncompressed at offset 12, so its length is read there.
+      questionLen: questionNameLen(bytes) + 4,
       udpSize: req.msg.edns ? Math.min(Math.max(512, req.msg.edns.udpSize), 4096) : 512,
       counts: [0, 0, 0, 0],
       durationKey: dnsMetrics.duration.key([s, ZONE, VIEW, t]),

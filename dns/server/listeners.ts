@@ -71,18 +71,21 @@ export class DnsListener {
   }
 
   private onDatagram(sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    const send = (out: Buffer | undefined): void => {
-      // No callback: a lost reply is the client's retry, and the callback costs on every packet.
-      if (out) sock.send(out, rinfo.port, rinfo.address);
-    };
     // Belt and braces: whatever a packet does, it must not become an uncaught exception.
+    let r: Buffer | undefined | Promise<Buffer | undefined>;
     try {
-      const r = this.handler.handle(msg, rinfo.address, 'udp');
-      if (isPromise(r)) r.then(send, (e: unknown) => this.log?.error({ err: e }, 'dns: handler failed'));
-      else send(r);
+      r = this.handler.handle(msg, rinfo.address, 'udp');
     } catch (e) {
       this.log?.error({ err: e }, 'dns: handler failed');
+      return;
     }
+    if (r === undefined) return;
+    // No send callback: a lost reply is the client's retry, and a callback costs on every packet.
+    if (!isPromise(r)) return void sock.send(r, rinfo.port, rinfo.address);
+    r.then(
+      (out) => out && sock.send(out, rinfo.port, rinfo.address),
+      (e: unknown) => this.log?.error({ err: e }, 'dns: handler failed'),
+    );
   }
 
   private onConnection(s: net.Socket): void {
