@@ -9,5 +9,6 @@ export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..'
 export function skiffCommand(): string[] {
   const built = join(projectRoot, 'dist', 'bin', 'skiff.js');
   if (import.meta.url.includes('/dist/') && existsSync(built)) return [process.execPath, built];
-  return [process.execPath, '--import', 'tsx', join(projectRoot, 'bin', 'skiff.ts')];
+  // A resolved loader URL, so the child finds tsx whatever its working directory.
+  return [process.execPath, '--import', import.meta.resolve('tsx'), join(projectRoot, 'bin', 'skiff.ts')];
 }

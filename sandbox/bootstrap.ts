@@ -27,7 +27,7 @@ export function nodeObject(n: NodeLayout, podCIDR: string): KubeObject {
         { type: 'InternalIP', address: n.ip },
         { type: 'Hostname', address: n.name },
       ],
-      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'sandbox kubelet stand-in is posting ready status', lastHeartbeatTime: null, lastTransitionTime: new Date().toISOString() }],
+      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'sandbox kubelet stand-in is posting ready status', lastHeartbeatTime: null, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }],
       nodeInfo: { kubeletVersion: 'v1.31.0-skiff-sandbox', operatingSystem: 'linux', architecture: process.arch, containerRuntimeVersion: 'skiff-sandbox://netns' },
     },
   };
@@ -51,7 +51,11 @@ export function ensureNodes(store: FakeStore, l: Layout): void {
     if (!have) store.create('nodes', obj);
     else {
       store.update('nodes', { ...obj, metadata: { ...have.metadata, labels: { ...have.metadata.labels, ...obj.metadata.labels } } });
-      store.update('nodes', { ...store.get('nodes', n.name), status: obj.status }, { subresource: 'status' });
+      // Keep the condition's transition time, so a rerun of `up` that changes nothing writes nothing.
+      const was = ((have.status ?? {}) as { conditions?: { type: string; lastTransitionTime?: string }[] }).conditions?.find((c) => c.type === 'Ready');
+      const status = obj.status as { conditions: { lastTransitionTime?: string }[] };
+      if (was?.lastTransitionTime) status.conditions[0]!.lastTransitionTime = was.lastTransitionTime;
+      store.update('nodes', { ...store.get('nodes', n.name), status }, { subresource: 'status' });
     }
   }
 }

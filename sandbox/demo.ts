@@ -21,8 +21,8 @@ export function demoObjects(): { resource: 'namespaces' | 'pods' | 'services'; o
           {
             name: 'http',
             // A tiny HTTP server: socat answers every connection with the pod's name.
-            // socat unescapes backslashes in its address, so the reply uses bare newlines.
-            command: ['sh', '-c', 'exec socat -T5 TCP-LISTEN:8080,fork,reuseaddr "SYSTEM:echo HTTP/1.0 200 OK; echo; echo hello from $POD_NAME"'],
+            // A tiny HTTP server answering with the pod's name.
+            command: [process.execPath, '-e', "require('http').createServer((q, s) => s.end('hello from ' + process.env.POD_NAME + '\\n')).listen(8080)"],
             env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
             ports: [{ name: 'http', containerPort: 8080 }],
             readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 5 },

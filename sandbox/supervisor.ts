@@ -100,9 +100,10 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
  * whether a pod's traffic left its node masqueraded (the node IP comes back) or not (the pod IP).
  */
 function startInternet(l: Layout, log: Logger): ChildProcess {
-  // socat unescapes backslashes in the address, so the reply uses bare newlines (curl accepts them).
-  const reply = 'SYSTEM:echo HTTP/1.0 200 OK; echo; echo $SOCAT_PEERADDR';
-  const p = spawn('ip', ['netns', 'exec', l.extNs, 'socat', `TCP-LISTEN:80,bind=${INTERNET_IP},fork,reuseaddr`, reply], { stdio: 'ignore' });
+  // A real HTTP server: a socat SYSTEM reply that exits before reading the request sometimes
+  // resets the connection before the answer is out.
+  const script = `require('http').createServer((q, s) => s.end(q.socket.remoteAddress + '\\n')).listen(80, '${INTERNET_IP}')`;
+  const p = spawn('ip', ['netns', 'exec', l.extNs, process.execPath, '-e', script], { stdio: 'ignore' });
   p.on('error', (err) => log.warn({ err }, 'internet echo server failed'));
   return p;
 }

@@ -87,6 +87,22 @@ describe.skipIf(missing('sandbox kubelet', { root: true, tools: ['ip', 'socat'] 
     expect(cond.message).toBe('containers with unready status: [c]');
   });
 
+  it('honours httpGet probes: ready on 2xx, not on 5xx', async () => {
+    const server = (port: number, code: number) => ({
+      name: 'c',
+      command: [process.execPath, '-e', `require('http').createServer((q, s) => { s.statusCode = q.url === '/healthz' ? ${code} : 404; s.end(); }).listen(${port})`],
+      ports: [{ name: 'web', containerPort: port }],
+      readinessProbe: { httpGet: { path: '/healthz', port: 'web' }, periodSeconds: 1 },
+    });
+    pod('http-ok', { containers: [server(9000, 204)] });
+    pod('http-bad', { containers: [server(9001, 503)] });
+    await until('http-ok ready', () => podReady(get('http-ok')));
+    // Same start, same probe cadence: by now the failing one has been probed several times.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(podReady(get('http-bad'))).toBe(false);
+    expect((get('http-bad').status as { phase: string }).phase).toBe('Running');
+  });
+
   it('runs hostNetwork pods in the node namespace with the node IP', async () => {
     pod('hostnet', { hostNetwork: true, containers: [{ name: 'c', command: ['socat', 'TCP-LISTEN:8081,fork,reuseaddr', 'SYSTEM:echo host'] }] });
     await until('hostnet ready', () => podReady(get('hostnet')));

@@ -3,7 +3,7 @@
 // and check that nothing named after the sandbox is left. Pods get their network from Debian's
 // reference bridge + host-local plugins through the same CNI calls containerd makes, so this suite
 // does not depend on skiff's own CNI plugin.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skiffCommand } from '../../common/self.js';
@@ -92,21 +92,31 @@ async function leftovers(): Promise<string[]> {
   return found;
 }
 
-describe.skipIf(missing('sandbox', { root: true, tools: ['ip', 'nft', 'socat', 'curl'] }))('skiff sandbox (3 nodes, root)', () => {
+describe.skipIf(missing('sandbox', { root: true, tools: ['ip', 'nft', 'socat', 'curl', 'flock'] }))('skiff sandbox (3 nodes, root)', () => {
   let client: SandboxClient;
   const pods = new Map<string, KubeObject>();
 
+  let lock: ChildProcess | undefined;
+
   beforeAll(async () => {
+    // Two runs of this suite on one machine (engineers and CI sharing it) would share the name:
+    // take turns. The lock is held by a `cat` reading our pipe, so it dies with this process.
+    lock = spawn('flock', ['-x', `/tmp/${NAME}.lock`, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    await new Promise<void>((resolve, reject) => {
+      lock!.stdout!.once('data', () => resolve());
+      lock!.once('exit', (code) => reject(new Error(`flock exited with ${code}`)));
+    });
     await cli(['down']); // a crashed earlier run
     const t0 = Date.now();
     const r = await cli(['up', '--nodes', '3', '--subnet', SUBNET, '--timeout', '60', '--agent-timeout', '10']);
     console.log(`sandbox up --nodes 3: exit ${r.code} after ${Date.now() - t0} ms\n${r.stdout}`);
     expect(r.code, r.stderr).toBe(0);
     client = SandboxClient.load(L.kubeconfig);
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await cli(['down']);
+    lock?.stdin?.end();
   }, 60_000);
 
   it('registers 3 ready nodes with distinct pod CIDRs, underlay addresses and alternating zones', async () => {
@@ -121,6 +131,11 @@ describe.skipIf(missing('sandbox', { root: true, tools: ['ip', 'nft', 'socat', '
     // namespace, which echoes the source address it sees.
     expect((await sh('ip', ['netns', 'exec', `${NAME}-node-3`, 'curl', '-s', '--max-time', '3', `${L.apiServer}/healthz`])).stdout).toBe('ok');
     expect((await sh('ip', ['netns', 'exec', `${NAME}-node-2`, 'curl', '-s', '--max-time', '3', 'http://198.51.100.1/'])).stdout.trim()).toBe('172.31.231.12');
+    // up is idempotent: a second run finds everything in place and changes nothing.
+    const again = await cli(['up', '--nodes', '3', '--subnet', SUBNET, '--timeout', '60', '--agent-timeout', '5']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('supervisor already running');
+    expect((await client.list('nodes')).items.map((n) => (n.spec as { podCIDRs: string[] }).podCIDRs[0])).toEqual(cidrs);
     const svcs = (await client.list('services')).items.map((s) => `${s.metadata.namespace}/${s.metadata.name}=${(s.spec as { clusterIP: string }).clusterIP}`);
     expect(svcs).toEqual(expect.arrayContaining(['default/kubernetes=10.96.0.1', 'kube-system/kube-dns=10.96.0.10']));
   });
