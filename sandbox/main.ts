@@ -13,7 +13,7 @@ import { superviseMain } from './supervisor.js';
 const USAGE = `usage: skiff sandbox <command> [flags]
 
 commands:
-  up [--nodes N] [--demo] [--wait] [--timeout S] [--agent-timeout S] [--subnet CIDR]
+  up [--nodes N (default 2)] [--demo] [--wait] [--timeout S] [--agent-timeout S] [--subnet CIDR]
                                             create or refresh the sandbox
   down                                      stop everything and remove every namespace, link and file it made
   status                                    nodes, pods and services at a glance
@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
       const { values } = parseFlags('sandbox up', rest, { ...COMMON, nodes: { type: 'string' }, demo: { type: 'boolean' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, 'agent-timeout': { type: 'string' }, subnet: { type: 'string' } });
       if (values.help) return help();
       const name = sandboxName(values.name);
-      const spec = { name, nodes: positiveInt('nodes', values.nodes, 3, 50), subnet: validateSubnet(values.subnet ?? DEFAULT_SUBNET), stateDir: defaultStateDir(name) };
+      const spec = { name, nodes: positiveInt('nodes', values.nodes, 2, 50), subnet: validateSubnet(values.subnet ?? DEFAULT_SUBNET), stateDir: defaultStateDir(name) };
       const timeoutMs = positiveInt('timeout', values.timeout, values.wait ? 120 : 30, 3600) * 1000;
       const agentTimeout = values['agent-timeout'] === undefined ? undefined : positiveInt('agent-timeout', values['agent-timeout'], 1, 3600) * 1000;
       const r = await up({ spec, wait: !!values.wait, timeoutMs, ...(agentTimeout !== undefined ? { agentTimeoutMs: agentTimeout } : {}), out });
