@@ -10,13 +10,12 @@ import { parseConfig } from '../common/config.js';
 import { Health } from '../common/health.js';
 import type { EndpointSliceInfo } from '../common/types.js';
 import { MemoryCache } from '../common/watch/store.js';
-import { execRunner } from '../proxy/exec.js';
 import { endpoint, service, slice } from '../proxy/fixtures.js';
 import { IptablesDataplane } from '../proxy/iptables/dataplane.js';
 import { ExecNft } from '../proxy/nft/backend.js';
 import { NftDataplane } from '../proxy/nft/dataplane.js';
 import { Proxier } from '../proxy/proxier.js';
-import { Topology } from '../proxy/test/topology.js';
+import { nsRunner, Topology } from '../proxy/test/topology.js';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench proxy] ${msg}\n`);
 
@@ -93,7 +92,7 @@ export async function main(args: string[]): Promise<void> {
     }
   };
   const proxierFor = (topo: Topology, c: MemoryCache): Proxier =>
-    new Proxier({ cache: c, config, log, health: new Health(), dataplane: new NftDataplane(new ExecNft(execRunner(['ip', 'netns', 'exec', topo.node])), [4]) });
+    new Proxier({ cache: c, config, log, health: new Health(), dataplane: new NftDataplane(new ExecNft(nsRunner(topo.node)), [4]) });
   try {
     progress('creating namespaces: one node with 10 Services, one with all of them');
     for (const topo of [small, big]) {
@@ -171,7 +170,7 @@ export async function main(args: string[]): Promise<void> {
     const iptServices = Math.min(services, Number(values['iptables-services']));
     if (!values['skip-iptables']) {
       progress(`iptables backend full sync of ${iptServices} Services`);
-      const run = execRunner(['ip', 'netns', 'exec', small.node]);
+      const run = nsRunner(small.node);
       const ipt = new IptablesDataplane(run, [4]);
       const ports = new Map([...proxier.programmed()].slice(0, iptServices));
       t = performance.now();

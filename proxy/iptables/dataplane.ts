@@ -64,7 +64,7 @@ export class IptablesDataplane implements Dataplane {
         try {
           await this.run(t.cmd, ['-w', ...args]);
         } catch {
-          await this.run(t.cmd, ['-w', '-t', j.table, '-A', j.chain, ...j.rule.split(' ')]);
+          await this.run(t.cmd, ['-w', '-t', j.table, '-I', j.chain, ...j.rule.split(' ')]);
         }
       }
     }

@@ -6,13 +6,12 @@ import { parseConfig } from '../../common/config.js';
 import { Health } from '../../common/health.js';
 import { MemoryCache } from '../../common/watch/store.js';
 import { missing } from '../../test/support/env.js';
-import { execRunner } from '../exec.js';
 import { endpoint, service, slice } from '../fixtures.js';
 import { createProxy } from '../index.js';
 import { ExecNft } from '../nft/backend.js';
 import { NftDataplane } from '../nft/dataplane.js';
 import { nodeCtx } from '../fixtures.js';
-import { NODE_IP, POD_GW, Topology } from './topology.js';
+import { NODE_IP, POD_GW, Topology, nsRunner } from './topology.js';
 import { inNs } from '../../test/support/netns.js';
 
 const skip = missing('proxy iptables traffic', { root: true, tools: ['nft', 'iptables-restore', 'iptables-save', 'curl'] });
@@ -29,7 +28,7 @@ describe.skipIf(skip)('iptables proxy with real traffic', () => {
   const topo = new Topology('skiffpx-i-');
   const cache = new MemoryCache();
   const ac = new AbortController();
-  const run = execRunner(['ip', 'netns', 'exec', topo.node]);
+  const run = nsRunner(topo.node);
   let component: ReturnType<typeof createProxy>;
   let running: Promise<void>;
 

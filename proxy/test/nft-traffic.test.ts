@@ -7,14 +7,13 @@ import { Health } from '../../common/health.js';
 import type { EndpointInfo, EndpointPort, ServiceInfo } from '../../common/types.js';
 import { MemoryCache } from '../../common/watch/store.js';
 import { missing } from '../../test/support/env.js';
-import { execRunner } from '../exec.js';
 import { desiredService } from '../desired.js';
 import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
 import { addNetns, inNs, sh } from '../../test/support/netns.js';
 import { ExecNft } from '../nft/backend.js';
 import { NftDataplane } from '../nft/dataplane.js';
 import { Proxier } from '../proxier.js';
-import { CLIENT_IP, NODE_IP, POD_GW, Topology } from './topology.js';
+import { CLIENT_IP, NODE_IP, POD_GW, Topology, nsRunner } from './topology.js';
 
 const skip = missing('proxy nft traffic', { root: true, tools: ['nft', 'curl', 'conntrack'] });
 
@@ -37,7 +36,7 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
     await topo.create();
     await Promise.all([topo.addPod('p1', '10.244.1.11'), topo.addPod('p2', '10.244.1.12'), topo.addPod('p3', '10.244.1.13')]);
     const config = parseConfig({ nodeName: 'node-a', clusterCIDRs: ['10.244.0.0/16'], serviceCIDRs: ['10.96.0.0/12'], proxy: { minSyncPeriod: 0 } });
-    const run = execRunner(['ip', 'netns', 'exec', topo.node]);
+    const run = nsRunner(topo.node);
     dataplane = new NftDataplane(new ExecNft(run), [4]);
     proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health: new Health(), dataplane, run });
     cache.subscribe(['services', 'endpointslices', 'nodes'], (b) => proxier.onBatch(b));
@@ -147,7 +146,7 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
     const ns = `${topo.prefix}v6`;
     await addNetns(ns);
     try {
-      const dp = new NftDataplane(new ExecNft(execRunner(['ip', 'netns', 'exec', ns])), [4, 6]);
+      const dp = new NftDataplane(new ExecNft(nsRunner(ns)), [4, 6]);
       const ctx = { ...nodeCtx, clusterCIDRs: ['10.244.0.0/16', 'fd00:244::/56'], serviceCIDRs: ['10.96.0.0/12', 'fd00:96::/112'], nodePortAddresses: ['192.168.0.0/16', 'fd00:1::/64'] };
       const s = service('ns', 'ds', { type: 'NodePort', clusterIPs: ['10.96.0.70', 'fd00:96::70'], sessionAffinity: 'ClientIP', ports: [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 53, nodePort: 30053 }] });
       const slices = [

@@ -3,7 +3,39 @@
 // "client" namespace. Pods are routed, not bridged, so every pod packet crosses the node's
 // conntrack exactly as it would with a CNI. Nothing touches the host's own namespace.
 import type { ChildProcess } from 'node:child_process';
-import { addNetns, cleanupPrefix, inNs, sh, spawnInNs } from '../../test/support/netns.js';
+import { CommandError, execRunner, type Runner } from '../exec.js';
+import { addNetns, cleanupPrefix, inNs as inNsOnce, sh, spawnInNs, type RunResult } from '../../test/support/netns.js';
+
+/**
+ * `ip netns exec` itself (exit 255, before the command runs) can fail transiently while other
+ * suites add and delete namespaces on a busy machine; such failures are retried, the command's
+ * own failures are not.
+ */
+async function inNs(ns: string, cmd: string, args: readonly string[], input?: string): Promise<RunResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await inNsOnce(ns, cmd, args, input);
+    } catch (e) {
+      if ((e as { code?: number }).code !== 255 || attempt >= 4) throw e;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
+}
+
+/** A Runner into namespace ns with the same retry, for the proxy under test. */
+export function nsRunner(ns: string): Runner {
+  const run = execRunner(['ip', 'netns', 'exec', ns]);
+  return async (cmd, args, input) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run(cmd, args, input);
+      } catch (e) {
+        if (!(e instanceof CommandError && e.exitCode === 255 && cmd !== 'conntrack') || attempt >= 4) throw e;
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
+  };
+}
 
 export const CLIENT_IP = '192.168.77.2';
 export const NODE_IP = '192.168.77.1';
