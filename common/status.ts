@@ -15,7 +15,7 @@ export interface NodeStatus {
   peers: { name: string; ip: string; podCIDRs: readonly string[]; vtepMAC?: string }[];
   services: number;
   endpoints: number;
-  proxy: { rules?: number; lastSync?: string; lastSyncDurationMs?: number };
+  proxy: { servicePorts?: number; endpoints?: number; syncs?: number; lastSync?: string; meanSyncMs?: number };
   dns: { queries?: number; cacheHitRate?: number; forwardHealthcheckFailures?: number };
 }
 
@@ -26,6 +26,20 @@ async function metricSum(name: string, filter: (labels: Record<string, string | 
   let sum = 0;
   for (const v of data.values) if (filter(v.labels as Record<string, string | number>)) sum += v.value;
   return sum;
+}
+
+/** Sum and count of a histogram, across its label sets. */
+async function metricCount(name: string): Promise<{ sum: number; count: number } | undefined> {
+  const m = registry.getSingleMetric(name);
+  if (!m) return undefined;
+  let sum = 0;
+  let count = 0;
+  for (const v of (await m.get()).values) {
+    const metricName = (v as { metricName?: string }).metricName;
+    if (metricName === `${name}_sum`) sum += v.value;
+    else if (metricName === `${name}_count`) count += v.value;
+  }
+  return { sum, count };
 }
 
 export async function buildStatus(config: Config, cache: WatchCache, health: Health): Promise<NodeStatus> {
@@ -40,7 +54,7 @@ export async function buildStatus(config: Config, cache: WatchCache, health: Hea
   let endpoints = 0;
   for (const s of cache.store('endpointslices').values()) for (const e of s.endpoints) endpoints += e.addresses.length;
   const last = await metricSum('kubeproxy_sync_proxy_rules_last_timestamp_seconds');
-  const durSum = await metricSum('kubeproxy_sync_proxy_rules_duration_seconds', (l) => l.quantile === undefined && l.le === undefined);
+  const syncs = await metricCount('kubeproxy_sync_proxy_rules_duration_seconds');
   const hits = await metricSum('coredns_cache_hits_total');
   const misses = await metricSum('coredns_cache_misses_total');
   return {
@@ -51,9 +65,11 @@ export async function buildStatus(config: Config, cache: WatchCache, health: Hea
     services: cache.store('services').size,
     endpoints,
     proxy: {
-      rules: await metricSum('skiff_proxy_rules'),
+      servicePorts: await metricSum('skiff_proxy_services'),
+      endpoints: await metricSum('skiff_proxy_endpoints'),
+      syncs: syncs?.count,
       lastSync: last ? new Date(last * 1000).toISOString() : undefined,
-      lastSyncDurationMs: durSum === undefined ? undefined : Math.round(durSum * 1000),
+      meanSyncMs: syncs && syncs.count > 0 ? Math.round((syncs.sum / syncs.count) * 1000) : undefined,
     },
     dns: {
       queries: await metricSum('coredns_dns_requests_total'),
@@ -70,8 +86,9 @@ export function renderStatus(s: NodeStatus): string {
     `podCIDRs    ${s.podCIDRs.join(', ') || '-'}`,
     `peers       ${s.peers.length}`,
     ...s.peers.map((p) => `  ${p.name.padEnd(24)} ${p.ip.padEnd(16)} ${p.podCIDRs.join(',').padEnd(20)} ${p.vtepMAC ?? '(no VTEP yet)'}`),
-    `services    ${s.services}    endpoints ${s.endpoints}    rules ${s.proxy.rules ?? '-'}`,
-    `last sync   ${s.proxy.lastSync ?? 'never'}${s.proxy.lastSyncDurationMs === undefined ? '' : ` (total sync time ${s.proxy.lastSyncDurationMs} ms)`}`,
+    `services    ${s.services} in the API, ${s.proxy.servicePorts ?? '-'} service ports programmed`,
+    `endpoints   ${s.endpoints} in the API, ${s.proxy.endpoints ?? '-'} programmed`,
+    `last sync   ${s.proxy.lastSync ?? 'never'}${s.proxy.syncs ? ` (${s.proxy.syncs} syncs, mean ${s.proxy.meanSyncMs} ms)` : ''}`,
     `dns         queries ${s.dns.queries ?? '-'}    cache hit rate ${pct(s.dns.cacheHitRate)}    forward health-check failures ${s.dns.forwardHealthcheckFailures ?? '-'}`,
   ];
   return lines.join('\n') + '\n';
