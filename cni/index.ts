@@ -14,7 +14,7 @@ import { staleAllocations } from './ipam/reconcile.js';
 import { deleteMasq, masqRuleset } from './overlay/masq.js';
 import { chainVersion, internalIPv4, setupNode, type NodeSetup } from './overlay/node-setup.js';
 import { desiredPeers, nodeIPv4, PUBLIC_IP_ANNOTATION, VTEP_MAC_ANNOTATION } from './overlay/peers.js';
-import { deleteLink, syncPeers, VXLAN_DEV } from './overlay/vxlan.js';
+import { deleteLink, PeerMirror, VXLAN_DEV } from './overlay/vxlan.js';
 import { run } from './plugin/exec.js';
 import { bridgePorts, delHostLink, hostVethName } from './plugin/netdev.js';
 import { listenCni } from './server.js';
@@ -33,6 +33,7 @@ export function createCni(deps: AgentDeps): Component {
   let ready = false;
   let notReady = 'waiting for the Node object';
   let lastSyncOk = 0;
+  const peerMirror = new PeerMirror();
   health.addReadiness('cni', () => ({ ok: ready, ...(ready ? {} : { detail: { reason: notReady } }) }));
 
   const selfNode = (): NodeInfo | undefined => cache.store('nodes').get(config.nodeName);
@@ -42,6 +43,7 @@ export function createCni(deps: AgentDeps): Component {
     if (!self) return void (notReady = `node ${config.nodeName} not found`);
     if (self.podCIDRs.length === 0) return void (notReady = `node ${config.nodeName} has no podCIDR yet`);
     if (!setup || setup.podCIDRs.join(',') !== self.podCIDRs.join(',')) {
+      peerMirror.invalidate();
       setup = await setupNode(self, {
         mtu: config.cni.mtu,
         vni: config.cni.vni,
@@ -59,7 +61,7 @@ export function createCni(deps: AgentDeps): Component {
     const nodes = [...cache.store('nodes').values()];
     const peers = desiredPeers(self.name, nodes);
     overlayPeers.set(peers.fdb.size);
-    const changed = await syncPeers(peers);
+    const changed = await peerMirror.sync(peers);
     if (changed) log.debug({ changed }, 'vxlan peer entries updated');
     const nodeIPs = nodes.flatMap((n) => [nodeIPv4(n), ...n.addresses.filter((a) => a.type === 'InternalIP').map((a) => a.address)]).filter((x): x is string => !!x);
     const masq = masqRuleset({ clusterCIDRs: config.clusterCIDRs, nodeIPs, vxlanPort: config.cni.vxlanPort, masquerade: config.cni.masquerade });
@@ -156,6 +158,7 @@ export function createCni(deps: AgentDeps): Component {
         void reconcile();
         const periodic = setInterval(() => {
           lastMasq = undefined;
+          peerMirror.invalidate();
           kick();
           void reconcile();
         }, RECONCILE_EVERY_MS);
@@ -181,6 +184,7 @@ export function createCni(deps: AgentDeps): Component {
       ready = false;
       setup = undefined;
       lastMasq = undefined;
+      peerMirror.invalidate();
     },
   };
 }

@@ -138,7 +138,8 @@ function buildComponents(config: Config, log: Logger, deps: Omit<AgentDeps, 'log
   const enabled: Component[] = [];
   const disabled: Component[] = [];
   for (const f of FEATURES) {
-    const c = FACTORIES[f]({ ...deps, log: log.child({ component: f }) });
+    // Each component binds its own `component` field on the logger.
+    const c = FACTORIES[f]({ ...deps, log });
     (config[f].enabled ? enabled : disabled).push(c);
   }
   return { enabled, disabled };

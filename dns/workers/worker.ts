@@ -28,6 +28,9 @@ function applyUpdates(cache: MemoryCache, updates: readonly ObjectUpdate[]): voi
 async function main(): Promise<void> {
   if (!cluster.isWorker) throw new Error('dns worker must be started by the agent');
   const log = logger().child({ component: 'dns', worker: cluster.worker?.id });
+  // The agent decides when workers stop (a 'stop' message, or the IPC channel closing when it dies);
+  // a signal sent to the whole process group must not kill them mid-shutdown and have them respawned.
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => log.debug({ sig }, 'dns worker: signal ignored; the agent stops workers'));
   const cache = new MemoryCache();
   let runtime: Runtime | undefined;
   const listeners: DnsListener[] = [];
