@@ -3,6 +3,7 @@
 // cleans up; one that fails or is not run reports null for its fields. Progress on stderr; the
 // last stdout line is one JSON object.
 import { parseArgs } from 'node:util';
+import { runCniChaos } from './gauntlet/cni-chaos.js';
 import { runFuzz } from './gauntlet/fuzz.js';
 import { runOutage } from './gauntlet/outage.js';
 import { runScale } from './gauntlet/scale.js';
@@ -31,6 +32,7 @@ export async function main(args: string[]): Promise<void> {
       'scale-pods': { type: 'string', default: '150000' },
       'scale-disable': { type: 'string' },
       'fuzz-packets': { type: 'string', default: '100000' },
+      'cni-calls': { type: 'string', default: '1000' },
     },
   });
   const only = values.only ? values.only.split(',') : [...SCENARIOS];
@@ -41,7 +43,7 @@ export async function main(args: string[]): Promise<void> {
   const failures: string[] = [];
   const runners: Record<Scenario, () => Promise<Record<string, unknown>>> = {
     restart: async () => ({}),
-    'cni-chaos': async () => ({}),
+    'cni-chaos': async () => ({ ...(await runCniChaos(Number(values['cni-calls']))) }),
     outage: async () => ({ ...(await runOutage(Number(values['outage-seconds']))) }),
     fuzz: async () => ({ ...(await runFuzz(Number(values['fuzz-packets']))) }),
     'dns-flap': async () => ({}),

@@ -181,12 +181,26 @@ export function createCni(deps: AgentDeps): Component {
       await deleteLink(BRIDGE);
       await run(['nft', '-f', '-'], deleteMasq()).catch(() => undefined);
       rmSync(socketPath, { force: true });
+      // Uninstall leaves nothing of ours on the node: allocations, the plugin binary, our annotations.
+      rmSync(join(config.stateDir, 'ipam'), { recursive: true, force: true });
+      rmSync(join(config.cni.binDir, 'skiff'), { force: true });
+      await withTimeout(api.patchNodeAnnotations(config.nodeName, { [VTEP_MAC_ANNOTATION]: null, [PUBLIC_IP_ANNOTATION]: null }), 5000).catch((err: unknown) =>
+        log.warn({ err }, 'could not remove the Node annotations; remove skiff.io/* by hand'),
+      );
       ready = false;
       setup = undefined;
       lastMasq = undefined;
       peerMirror.invalidate();
     },
   };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 function writeIfChanged(path: string, text: string): void {

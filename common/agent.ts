@@ -1,12 +1,13 @@
 // `skiff agent`: the DaemonSet process. One watch cache feeds every component; each component turns
 // the cache into desired state and applies it. This file only wires and supervises.
 import { setMaxListeners } from 'node:events';
+import { rmSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCni } from '../cni/index.js';
 import { createDns } from '../dns/index.js';
 import { createProxy } from '../proxy/index.js';
 import { createApiClient } from './api-client.js';
-import type { AgentDeps } from './agent-deps.js';
+import type { AgentDeps, ApiClient } from './agent-deps.js';
 import { helpText, parseFlags } from './cli.js';
 import type { Component } from './component.js';
 import { loadConfig, type Config } from './config.js';
@@ -17,6 +18,7 @@ import { createLogger, type Logger } from './log.js';
 import { collectProcessMetrics } from './metrics.js';
 import { buildStatus } from './status.js';
 import { createWatchCache } from './watch/informer.js';
+import { MemoryCache } from './watch/store.js';
 
 const FEATURES = ['cni', 'proxy', 'dns'] as const;
 type Feature = (typeof FEATURES)[number];
@@ -146,7 +148,15 @@ function buildComponents(config: Config, log: Logger, deps: Omit<AgentDeps, 'log
 }
 
 async function cleanupAll(config: Config, log: Logger): Promise<number> {
-  const deps = { config, cache: createWatchCache({ kubeConfig: new KubeConfig(), nodeName: config.nodeName, log }).cache, health: new Health(), api: { patchNodeAnnotations: async () => {} } };
+  // The API is only needed to drop our Node annotations; without one, the kernel and files are
+  // still cleaned and the component says what it could not remove.
+  let api: ApiClient = { patchNodeAnnotations: () => Promise.reject(new Error('no API server configured')) };
+  try {
+    api = createApiClient(kubeConfigFor(config));
+  } catch (err) {
+    log.warn({ err }, 'no usable kubeconfig: Node annotations stay');
+  }
+  const deps = { config, cache: new MemoryCache(), health: new Health(), api };
   const { enabled, disabled } = buildComponents(config, log, deps);
   let failed = 0;
   for (const c of [...enabled, ...disabled]) {
@@ -157,6 +167,10 @@ async function cleanupAll(config: Config, log: Logger): Promise<number> {
       failed++;
       log.error({ component: c.name, err: e }, 'cleanup failed');
     }
+  }
+  if (failed === 0) {
+    for (const dir of [config.runDir, config.stateDir]) rmSync(dir, { recursive: true, force: true });
+    log.info({ removed: [config.runDir, config.stateDir] }, 'removed state directories');
   }
   return failed ? 1 : 0;
 }
