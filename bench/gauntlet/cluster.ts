@@ -81,7 +81,9 @@ export async function startCluster(prefix: string, subnet: number, dnsExtra: Rec
       await stopAgent(c.agent, 'SIGTERM', 10_000);
       await c.api.close();
       cleanupPrefix(prefix);
-      rmSync(dir, { recursive: true, force: true });
+      // SKIFFG_KEEP=1 keeps the agent log and state for a post-mortem.
+      if (!process.env.SKIFFG_KEEP) rmSync(dir, { recursive: true, force: true });
+      else process.stderr.write(`[gauntlet] kept ${dir}\n`);
     },
   };
   try {

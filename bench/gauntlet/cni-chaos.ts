@@ -126,6 +126,7 @@ export async function runCniChaos(calls: number): Promise<ChaosResult> {
       }
     })();
     let done = 0;
+    let finished = 0;
     const worker = async (): Promise<void> => {
       while (done < calls) {
         const free = slots.filter((s) => !s.busy);
@@ -137,7 +138,7 @@ export async function runCniChaos(calls: number): Promise<ChaosResult> {
         } finally {
           s.busy = false;
         }
-        if (done % 100 === 0) log(`${done} calls; ${JSON.stringify(stats)}`);
+        if (++finished % 100 === 0) log(`${done} calls; ${JSON.stringify(stats)}`);
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);

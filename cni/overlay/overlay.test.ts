@@ -114,6 +114,14 @@ describe('underlay and kernel checks', () => {
     expect(pickUnderlay(addrs, '172.31.0.5')).toEqual({ ifname: 'ens5', mtu: 9001, ip: '172.31.0.5' });
     expect(pickUnderlay(addrs, '10.9.9.9')).toBeUndefined();
   });
+  it('skips lo even when it also holds the node IP (node-local DNS listen address)', () => {
+    const addrs = [
+      { ifname: 'lo', mtu: 65536, link_type: 'loopback', addr_info: [{ local: '127.0.0.1' }, { local: '172.31.0.5' }] },
+      { ifname: 'ens5', mtu: 9001, link_type: 'ether', addr_info: [{ local: '172.31.0.5' }] },
+    ];
+    expect(pickUnderlay(addrs, '172.31.0.5')).toEqual({ ifname: 'ens5', mtu: 9001, ip: '172.31.0.5' });
+    expect(pickUnderlay(addrs.slice(0, 1), '172.31.0.5')).toBeUndefined();
+  });
   it('knows which kernels have the VXLAN checksum bug', () => {
     expect(kernelHasChecksumBug('4.19.0-20-amd64')).toBe(true);
     expect(kernelHasChecksumBug('5.6.19')).toBe(true);

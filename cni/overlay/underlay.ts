@@ -13,11 +13,14 @@ export interface Underlay {
 interface AddrJson {
   ifname: string;
   mtu: number;
+  link_type?: string;
   addr_info?: { local: string }[];
 }
 
 export function pickUnderlay(addrs: readonly AddrJson[], nodeIP: string): Underlay | undefined {
-  const l = addrs.find((a) => (a.addr_info ?? []).some((i) => i.local === nodeIP));
+  // Never loopback: node-local DNS may also put the node IP on `lo` (a listen address), and a
+  // VXLAN device on lo with a 65486 MTU is refused by the kernel (EINVAL) after a restart.
+  const l = addrs.find((a) => a.link_type !== 'loopback' && a.ifname !== 'lo' && (a.addr_info ?? []).some((i) => i.local === nodeIP));
   return l ? { ifname: l.ifname, mtu: l.mtu, ip: nodeIP } : undefined;
 }
 

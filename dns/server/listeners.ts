@@ -81,9 +81,9 @@ export class DnsListener {
     }
     if (r === undefined) return;
     // No send callback: a lost reply is the client's retry, and a callback costs on every packet.
-    if (!isPromise(r)) return void sock.send(r, rinfo.port, rinfo.address);
+    if (!isPromise(r)) return sendQuietly(sock, r, rinfo);
     r.then(
-      (out) => out && sock.send(out, rinfo.port, rinfo.address),
+      (out) => out && sendQuietly(sock, out, rinfo),
       (e: unknown) => this.log?.error({ err: e }, 'dns: handler failed'),
     );
   }
@@ -138,5 +138,14 @@ export class DnsListener {
     if (udp) await new Promise<void>((r) => udp.close(() => r()));
     for (const c of this.conns) c.destroy();
     if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
+  }
+}
+
+/** An answer that resolves after the socket closed (shutdown, reload) is dropped, not thrown. */
+function sendQuietly(sock: dgram.Socket, out: Buffer, rinfo: dgram.RemoteInfo): void {
+  try {
+    sock.send(out, rinfo.port, rinfo.address);
+  } catch {
+    /* socket closed while the answer was being computed: the client retries */
   }
 }
