@@ -1,29 +1,12 @@
 // Builders for Services and EndpointSlices in tests and the bench: defaults of a plain ClusterIP
 // Service, overridable field by field.
 import type { EndpointInfo, EndpointSliceInfo, ServiceInfo } from '../common/types.js';
+import { serviceInfo } from '../test/support/objects.js';
 import type { NodeContext } from './model.js';
 
+/** A plain ClusterIP Service at 10.96.0.10 with one TCP port, overridable field by field. */
 export function service(ns: string, name: string, o: Partial<ServiceInfo> = {}): ServiceInfo {
-  return {
-    namespace: ns,
-    name,
-    uid: `${ns}-${name}`,
-    type: 'ClusterIP',
-    clusterIPs: ['10.96.0.10'],
-    headless: false,
-    ipFamilies: ['IPv4'],
-    ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    sessionAffinity: 'None',
-    sessionAffinityTimeoutSeconds: 10800,
-    publishNotReadyAddresses: false,
-    labels: {},
-    ...o,
-  };
+  return serviceInfo(ns, name, { clusterIPs: ['10.96.0.10'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }], ...o });
 }
 
 export function endpoint(ip: string, o: Partial<EndpointInfo> = {}): EndpointInfo {

@@ -112,17 +112,25 @@ export async function runCniChaos(calls: number): Promise<ChaosResult> {
       if (ip) s.live = { id, ip, pod };
       else {
         stats.addFailed++;
+        const why = a.code === null ? 'interrupted' : a.out.replace(/"cniVersion":"[^"]*",?/, '').slice(0, 120);
+        failures.set(why, (failures.get(why) ?? 0) + 1);
         await teardown(s, id, pod, uid);
+        // A runtime backs off before it recreates a sandbox whose network failed.
+        await sleep(300);
       }
     };
+    const failures = new Map<string, number>();
     const killer = (async () => {
       while (!stop) {
-        await sleep(1500 + r() * 4000);
+        // Killed at a random moment of a busy period, restarted at once; the next kill only
+        // once it is serving again, so most calls meet a live agent and some meet a dying one.
+        await sleep(2000 + r() * 5000);
         if (stop) break;
         stats.kills++;
         await stopAgent(c.agent, 'SIGKILL');
         await sleep(r() * 1000);
         c.agent = startAgent(c.ns, c.dir, c.configPath);
+        await waitReady(c);
       }
     })();
     let done = 0;
@@ -146,7 +154,7 @@ export async function runCniChaos(calls: number): Promise<ChaosResult> {
     await killer;
     await waitReady(c);
     const live = slots.filter((s) => s.live).map((s) => s.live!);
-    log(`chaos over: ${JSON.stringify(stats)}; ${live.length} live pods; running GC`);
+    log(`chaos over: ${JSON.stringify(stats)}; ${live.length} live pods; running GC; failed ADDs: ${JSON.stringify(Object.fromEntries(failures))}`);
     const gc = await shim(c, { CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' }, JSON.stringify({ ...conf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': live.map((l) => ({ containerID: l.id, ifname: 'eth0' })) }));
     if (gc.code !== 0) log(`GC failed: ${gc.code} ${gc.out}`);
 

@@ -1,15 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { serviceInfo } from '../../test/support/objects.js';
 import type { ServiceInfo } from '../types.js';
 import { MemoryCache, type ChangeBatch } from './store.js';
 
-function svc(name: string, port = 80): ServiceInfo {
-  return {
-    namespace: 'default', name, uid: name, type: 'ClusterIP', clusterIPs: ['10.96.0.1'], headless: false, ipFamilies: ['IPv4'],
-    ports: [{ name: 'http', protocol: 'TCP', port, targetPort: 8080 }], externalIPs: [], loadBalancerIPs: [], loadBalancerSourceRanges: [],
-    externalTrafficPolicy: 'Cluster', internalTrafficPolicy: 'Cluster', sessionAffinity: 'None', sessionAffinityTimeoutSeconds: 10800,
-    publishNotReadyAddresses: false, labels: {},
-  };
-}
+const svc = (name: string, port = 80): ServiceInfo =>
+  serviceInfo('default', name, { clusterIPs: ['10.96.0.1'], ports: [{ name: 'http', protocol: 'TCP', port, targetPort: 8080 }] });
 
 const nextBatch = (cache: MemoryCache): Promise<ChangeBatch> =>
   new Promise((resolve) => {

@@ -1,30 +1,9 @@
 // Object builders for tests and benches: the few fields that matter, defaults for the rest.
 import type { EndpointInfo, EndpointSliceInfo, PodInfo, ServiceInfo } from '../../common/types.js';
 import { MemoryCache } from '../../common/watch/store.js';
+import { serviceInfo } from '../../test/support/objects.js';
 
-export function service(ns: string, name: string, o: Partial<ServiceInfo> = {}): ServiceInfo {
-  const headless = o.headless ?? false;
-  return {
-    namespace: ns,
-    name,
-    uid: `uid-${ns}-${name}`,
-    type: 'ClusterIP',
-    clusterIPs: [],
-    headless,
-    ipFamilies: ['IPv4'],
-    ports: [],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    sessionAffinity: 'None',
-    sessionAffinityTimeoutSeconds: 10800,
-    publishNotReadyAddresses: false,
-    labels: {},
-    ...o,
-  };
-}
+export const service = serviceInfo;
 
 export function endpoint(addresses: string[], o: Partial<EndpointInfo> = {}): EndpointInfo {
   return { addresses, ready: true, serving: true, terminating: false, ...o };
