@@ -4,8 +4,10 @@
 // last stdout line is one JSON object.
 import { parseArgs } from 'node:util';
 import { runCniChaos } from './gauntlet/cni-chaos.js';
+import { runDnsFlap } from './gauntlet/dns-flap.js';
 import { runFuzz } from './gauntlet/fuzz.js';
 import { runOutage } from './gauntlet/outage.js';
+import { runRestart } from './gauntlet/restart.js';
 import { runScale } from './gauntlet/scale.js';
 
 const SCENARIOS = ['restart', 'cni-chaos', 'outage', 'fuzz', 'dns-flap', 'scale'] as const;
@@ -42,11 +44,11 @@ export async function main(args: string[]): Promise<void> {
   for (const s of SCENARIOS) for (const f of FIELDS[s]) out[f] = null;
   const failures: string[] = [];
   const runners: Record<Scenario, () => Promise<Record<string, unknown>>> = {
-    restart: async () => ({}),
+    restart: async () => ({ ...(await runRestart(5, 5)) }),
     'cni-chaos': async () => ({ ...(await runCniChaos(Number(values['cni-calls']))) }),
     outage: async () => ({ ...(await runOutage(Number(values['outage-seconds']))) }),
     fuzz: async () => ({ ...(await runFuzz(Number(values['fuzz-packets']))) }),
-    'dns-flap': async () => ({}),
+    'dns-flap': async () => ({ ...(await runDnsFlap()) }),
     scale: async () =>
       ({ ...(await runScale({ nodes: Number(values['scale-nodes']), services: Number(values['scale-services']), endpointsPerService: 10, pods: Number(values['scale-pods']), disable: values['scale-disable'] })) }),
   };

@@ -3,7 +3,7 @@ import type { NodeInfo, PodInfo } from '../../common/types.js';
 import { staleAllocations } from '../ipam/reconcile.js';
 import type { Allocation } from '../ipam/store.js';
 import { masqRuleset } from './masq.js';
-import { desiredPeers, diffPeers, type PeerState } from './peers.js';
+import { desiredPeers, diffPeers, peerOps, type PeerState } from './peers.js';
 import { pickUnderlay } from './underlay.js';
 import { kernelHasChecksumBug } from './vxlan.js';
 
@@ -51,6 +51,11 @@ describe('diffPeers', () => {
     const d = diffPeers('skiff-vx', want, empty);
     expect(d.ipLines).toEqual(['route del 10.244.1.0/24 dev skiff-vx', 'neigh del 10.244.1.0 dev skiff-vx']);
     expect(d.bridgeLines).toEqual(['fdb del 0a:00:00:00:00:02 dev skiff-vx self']);
+  });
+  it('orders entry ops FDB -> neighbour -> route when adding and the reverse when removing (netlink path)', () => {
+    expect(peerOps(empty, want).map((o) => `${o.kind}${o.del ? '-' : '+'}`)).toEqual(['fdb+', 'neigh+', 'route+']);
+    expect(peerOps(want, empty).map((o) => `${o.kind}${o.del ? '-' : '+'}`)).toEqual(['route-', 'neigh-', 'fdb-']);
+    expect(peerOps(want, want)).toEqual([]);
   });
 });
 

@@ -60,16 +60,31 @@ export interface PeerDiff {
   readonly bridgeLines: string[];
 }
 
-/** The commands that turn `current` into `desired` on `dev`; empty when nothing differs. */
+/** One entry to write or remove; `value` is the MAC (neigh), gateway (route) or node IP (fdb). */
+export type PeerOp = { readonly kind: 'fdb' | 'neigh' | 'route'; readonly del: boolean; readonly key: string; readonly value?: string };
+
+/** The entries that turn `current` into `desired`, in a safe order; empty when nothing differs. */
+export function peerOps(current: PeerState, desired: PeerState): PeerOp[] {
+  const ops: PeerOp[] = [];
+  // FDB first: a neighbour whose MAC has no FDB entry would send to nowhere. Neighbours before
+  // routes so a new route never resolves through a missing entry; removals in reverse.
+  for (const [mac, dst] of desired.fdb) if (current.fdb.get(mac) !== dst) ops.push({ kind: 'fdb', del: false, key: mac, value: dst });
+  for (const [ip, mac] of desired.neighbours) if (current.neighbours.get(ip) !== mac) ops.push({ kind: 'neigh', del: false, key: ip, value: mac });
+  for (const [cidr, gw] of desired.routes) if (current.routes.get(cidr) !== gw) ops.push({ kind: 'route', del: false, key: cidr, value: gw });
+  for (const cidr of current.routes.keys()) if (!desired.routes.has(cidr)) ops.push({ kind: 'route', del: true, key: cidr });
+  for (const ip of current.neighbours.keys()) if (!desired.neighbours.has(ip)) ops.push({ kind: 'neigh', del: true, key: ip });
+  for (const mac of current.fdb.keys()) if (!desired.fdb.has(mac)) ops.push({ kind: 'fdb', del: true, key: mac });
+  return ops;
+}
+
+/** The same entries as iproute2 batch lines (`ip -batch` and `bridge -batch`). */
 export function diffPeers(dev: string, current: PeerState, desired: PeerState): PeerDiff {
   const ipLines: string[] = [];
   const bridgeLines: string[] = [];
-  // Neighbours before routes so a new route never resolves through a missing entry.
-  for (const [ip, mac] of desired.neighbours) if (current.neighbours.get(ip) !== mac) ipLines.push(`neigh replace ${ip} lladdr ${mac} dev ${dev} nud permanent`);
-  for (const [cidr, gw] of desired.routes) if (current.routes.get(cidr) !== gw) ipLines.push(`route replace ${cidr} via ${gw} dev ${dev} onlink`);
-  for (const cidr of current.routes.keys()) if (!desired.routes.has(cidr)) ipLines.push(`route del ${cidr} dev ${dev}`);
-  for (const ip of current.neighbours.keys()) if (!desired.neighbours.has(ip)) ipLines.push(`neigh del ${ip} dev ${dev}`);
-  for (const [mac, dst] of desired.fdb) if (current.fdb.get(mac) !== dst) bridgeLines.push(`fdb replace ${mac} dev ${dev} dst ${dst} self permanent`);
-  for (const mac of current.fdb.keys()) if (!desired.fdb.has(mac)) bridgeLines.push(`fdb del ${mac} dev ${dev} self`);
+  for (const o of peerOps(current, desired)) {
+    if (o.kind === 'fdb') bridgeLines.push(o.del ? `fdb del ${o.key} dev ${dev} self` : `fdb replace ${o.key} dev ${dev} dst ${o.value} self permanent`);
+    else if (o.kind === 'neigh') ipLines.push(o.del ? `neigh del ${o.key} dev ${dev}` : `neigh replace ${o.key} lladdr ${o.value} dev ${dev} nud permanent`);
+    else ipLines.push(o.del ? `route del ${o.key} dev ${dev}` : `route replace ${o.key} via ${o.value} dev ${dev} onlink`);
+  }
   return { ipLines, bridgeLines };
 }

@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import { release } from 'node:os';
 import { ipBatch, ipJson, isNotFound, run } from '../plugin/exec.js';
-import { diffPeers, type PeerState } from './peers.js';
+import { rtnl } from '../plugin/netdev.js';
+import { diffPeers, peerOps, type PeerState } from './peers.js';
 
 export const VXLAN_DEV = 'skiff-vx';
 
@@ -97,6 +98,8 @@ export async function readPeers(): Promise<PeerState> {
  * read only on the first sync, after a failure, and after `invalidate()` (the periodic resync and
  * a re-created device): entries removed behind our back still come back (knftables' mirror).
  */
+const SMALL_DIFF = 64;
+
 export class PeerMirror {
   private known: PeerState | undefined;
 
@@ -109,12 +112,25 @@ export class PeerMirror {
     const current = this.known ?? (await readPeers());
     // Cleared before applying: a batch that fails half way leaves the device unknown.
     this.known = undefined;
-    const d = diffPeers(VXLAN_DEV, current, desired);
-    // FDB first: a neighbour whose MAC has no FDB entry would send to nowhere.
-    if (d.bridgeLines.length) await run(['bridge', '-batch', '-'], d.bridgeLines.join('\n') + '\n');
-    if (d.ipLines.length) await ipBatch(d.ipLines);
+    const ops = peerOps(current, desired);
+    if (ops.length === 0) {
+      this.known = desired;
+      return 0;
+    }
+    // A few entries (one node changed) go over the in-process netlink socket: no process at all.
+    // Many (a cold start, a resync) go as two batches, which the kernel takes faster than one
+    // awaited message at a time.
+    const nl = ops.length <= SMALL_DIFF ? await rtnl() : undefined;
+    const ifindex = nl ? await nl.linkIndex(VXLAN_DEV) : undefined;
+    if (nl && ifindex !== undefined) await nl.applyPeerEntries(ifindex, ops);
+    else {
+      const d = diffPeers(VXLAN_DEV, current, desired);
+      // FDB first: a neighbour whose MAC has no FDB entry would send to nowhere.
+      if (d.bridgeLines.length) await run(['bridge', '-batch', '-'], d.bridgeLines.join('\n') + '\n');
+      if (d.ipLines.length) await ipBatch(d.ipLines);
+    }
     this.known = desired;
-    return d.ipLines.length + d.bridgeLines.length;
+    return ops.length;
   }
 }
 

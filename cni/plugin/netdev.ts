@@ -79,7 +79,7 @@ export async function ensureBridge(bridge: string, podCIDRs: readonly string[], 
 type Rtnl = typeof import('./rtnl.js');
 let rtnlLoad: Promise<Rtnl | undefined> | undefined;
 /** The in-process netlink path; undefined (and iproute2 is used) if the native module cannot load. */
-function rtnl(): Promise<Rtnl | undefined> {
+export function rtnl(): Promise<Rtnl | undefined> {
   // SKIFF_CNI_NETLINK=off forces iproute2 (a kernel or module that misbehaves; tests of that path).
   if (process.env.SKIFF_CNI_NETLINK === 'off') return Promise.resolve(undefined);
   return (rtnlLoad ??= import('./rtnl.js').catch(() => undefined));

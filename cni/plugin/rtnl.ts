@@ -5,6 +5,7 @@
 // DEL. The netlink package has no typed IFLA_LINKINFO, so those nested attributes are encoded here.
 import { closeSync, openSync } from 'node:fs';
 import { createRtNetlink, FlagsNew, type RtNetlinkSocket } from 'netlink';
+import { parseIP } from '../ipam/ipnet.js';
 
 const IFLA_ADDRESS = 1;
 const IFLA_IFNAME = 3;
@@ -95,5 +96,52 @@ export async function deleteLinkByName(ifname: string): Promise<boolean> {
   } catch (e) {
     if (errnoOf(e) === 'ENODEV') return false;
     throw e;
+  }
+}
+
+// VXLAN peer entries, for the small syncs after one node changed: two `ip`/`bridge` processes cost
+// far more than the three messages. Same entries as `bridge fdb replace … self permanent`,
+// `ip neigh replace … nud permanent` and `ip route replace … onlink` (protocol boot, main table).
+const AF_INET = 2;
+const AF_INET6 = 10;
+const AF_BRIDGE = 7;
+const RT_TABLE_MAIN = 254;
+const RTNH_F_ONLINK = 4;
+const REPLACE = { flags: FlagsNew.CREATE | FlagsNew.REPLACE };
+
+function ipBytes(ip: string): { family: number; bytes: Buffer } {
+  const { family, value } = parseIP(ip);
+  const n = family === 4 ? 4 : 16;
+  const bytes = Buffer.alloc(n);
+  for (let i = 0, v = value; i < n; i++, v >>= 8n) bytes[n - 1 - i] = Number(v & 255n);
+  return { family: family === 4 ? AF_INET : AF_INET6, bytes };
+}
+
+export type PeerEntryOp = { readonly kind: 'fdb' | 'neigh' | 'route'; readonly del: boolean; readonly key: string; readonly value?: string };
+
+/** Applies entries on the device `ifindex`, in order; deleting a missing entry is not an error. */
+export async function applyPeerEntries(ifindex: number, ops: readonly PeerEntryOp[]): Promise<void> {
+  for (const o of ops) {
+    try {
+      if (o.kind === 'fdb') {
+        const lladdr = macBytes(o.key);
+        if (o.del) await nl().delNeighbor({ family: AF_BRIDGE, ifindex, flags: { self: true } }, { lladdr });
+        else await nl().newNeighbor({ family: AF_BRIDGE, ifindex, state: { permanent: true }, flags: { self: true } }, { lladdr, dst: ipBytes(o.value!).bytes }, REPLACE);
+      } else if (o.kind === 'neigh') {
+        const dst = ipBytes(o.key);
+        if (o.del) await nl().delNeighbor({ family: dst.family, ifindex }, { dst: dst.bytes });
+        else await nl().newNeighbor({ family: dst.family, ifindex, state: { permanent: true } }, { dst: dst.bytes, lladdr: macBytes(o.value!) }, REPLACE);
+      } else {
+        const [net, len] = o.key.split('/');
+        const dst = ipBytes(net!);
+        const route = { family: dst.family, dstLen: Number(len), table: RT_TABLE_MAIN, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' } as const;
+        if (o.del) await nl().delRoute(route, { dst: dst.bytes, oif: ifindex });
+        else await nl().newRoute({ ...route, flags: { __unknown: RTNH_F_ONLINK } }, { dst: dst.bytes, gateway: ipBytes(o.value!).bytes, oif: ifindex }, REPLACE);
+      }
+    } catch (e) {
+      const errno = errnoOf(e);
+      if (o.del && (errno === 'ENOENT' || errno === 'ESRCH')) continue;
+      throw new Error(`${o.del ? 'delete' : 'replace'} ${o.kind} ${o.key}: ${(e as Error).message}`);
+    }
   }
 }
