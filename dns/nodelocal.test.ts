@@ -52,6 +52,18 @@ describe.skipIf(missing('dns node-local', { root: true, tools: ['nft', 'ip', 'di
     await expect(inNs(NS, 'nft', ['list', 'table', 'inet', 'skiff-dns'])).rejects.toThrow();
   });
 
+  it('leaves an address another interface holds where it is', async () => {
+    await inNs(NS, 'ip', ['link', 'add', 'skiffdns-d0', 'type', 'bridge']);
+    await inNs(NS, 'ip', ['addr', 'add', '172.31.250.11/24', 'dev', 'skiffdns-d0']);
+    await applyNodeLocal(['10.96.0.10', '172.31.250.11'], 53, run);
+    const lo = (await inNs(NS, 'ip', ['-o', 'addr', 'show', 'dev', 'lo'])).stdout;
+    expect(lo).toContain('10.96.0.10');
+    expect(lo).not.toContain('172.31.250.11');
+    await cleanupNodeLocal(['10.96.0.10', '172.31.250.11'], run);
+    expect((await inNs(NS, 'ip', ['-o', 'addr', 'show', 'dev', 'skiffdns-d0'])).stdout).toContain('172.31.250.11');
+    await inNs(NS, 'ip', ['link', 'del', 'skiffdns-d0']);
+  });
+
   it('serves at the Service IP on port 53 without conntrack entries', async () => {
     // A rule that needs conntrack, so the namespace tracks connections at all.
     await inNs(NS, 'nft', ['-f', '-'], 'table inet skiffdns-ct {\n chain input {\n type filter hook input priority 0; policy accept;\n ct state invalid counter\n }\n}\n');

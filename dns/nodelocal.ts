@@ -68,16 +68,22 @@ function prefixLen(ip: string): number {
   return isIPv4(ip) ? 32 : 128;
 }
 
-async function loAddresses(run: Runner): Promise<Set<string>> {
-  const j = JSON.parse(await run(['ip', '-j', 'addr', 'show', 'dev', 'lo'])) as { addr_info?: { local: string }[] }[];
-  return new Set(j.flatMap((l) => (l.addr_info ?? []).map((a) => a.local)));
+/** Every local address and the interface holding it. */
+async function localAddresses(run: Runner): Promise<Map<string, string>> {
+  const j = JSON.parse(await run(['ip', '-j', 'addr', 'show'])) as { ifname: string; addr_info?: { local: string }[] }[];
+  return new Map(j.flatMap((l) => (l.addr_info ?? []).map((a) => [a.local, l.ifname] as const)));
 }
 
-/** Adds the addresses to lo and writes the notrack table; idempotent. */
+/**
+ * Adds the addresses to lo and writes the notrack table; idempotent. An address another interface
+ * already holds (the node IP as a listen address) is local as it is: a copy on lo would make it look
+ * like the loopback's to anything that picks an interface by address, such as the overlay's underlay
+ * detection.
+ */
 export async function applyNodeLocal(ips: readonly string[], port: number, run: Runner = hostRunner): Promise<void> {
   const managed = managedIPs(ips);
   if (managed.length === 0) return;
-  const have = await loAddresses(run);
+  const have = await localAddresses(run);
   for (const ip of managed) if (!have.has(ip)) await run(['ip', 'addr', 'add', `${ip}/${prefixLen(ip)}`, 'dev', 'lo']);
   await run(['nft', '-f', '-'], desiredNft(managed, port));
 }
@@ -85,12 +91,12 @@ export async function applyNodeLocal(ips: readonly string[], port: number, run: 
 /** Removes what applyNodeLocal made; safe to run when nothing is there. */
 export async function cleanupNodeLocal(ips: readonly string[], run: Runner = hostRunner): Promise<void> {
   const managed = managedIPs(ips);
-  let have = new Set<string>();
+  let have = new Map<string, string>();
   try {
-    have = await loAddresses(run);
+    have = await localAddresses(run);
   } catch {
     /* no ip tool: nothing of ours can exist */
   }
-  for (const ip of managed) if (have.has(ip)) await run(['ip', 'addr', 'del', `${ip}/${prefixLen(ip)}`, 'dev', 'lo']).catch(() => undefined);
+  for (const ip of managed) if (have.get(ip) === 'lo') await run(['ip', 'addr', 'del', `${ip}/${prefixLen(ip)}`, 'dev', 'lo']).catch(() => undefined);
   await run(['nft', 'delete', 'table', 'inet', NFT_TABLE]).catch(() => undefined);
 }
