@@ -41,6 +41,14 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
   const nodeLocal = opts.nodeLocal ?? process.getuid?.() === 0;
   let cfg = deps.config;
   const cleanup = (): Promise<void> => cleanupNodeLocal(dnsAddresses(cfg), run);
+  // Registered up front so the agent is not ready before DNS listens: a pod scheduled on a node
+  // whose agent reports ready must get answers.
+  const state = { lameduck: false, listening: false };
+  let started = false;
+  if (cfg.dns.enabled) {
+    deps.health.addReadiness('dns', () => ({ ok: state.listening && deps.cache.synced(['services', 'endpointslices']) }));
+    deps.health.addLiveness('dns', () => ({ ok: state.listening || state.lameduck || !started }));
+  }
 
   return {
     name: 'dns',
@@ -66,7 +74,7 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
       let pool: WorkerPool | undefined;
       const listeners: DnsListener[] = [];
       const bound: Bound[] = [];
-      const state = { lameduck: false, listening: false };
+      started = true;
       const probes = new ProbeServers({
         get lameduck() {
           return state.lameduck;
@@ -89,8 +97,6 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
         }
         state.listening = true;
         await probes.start(cfg.dns.healthPort, cfg.dns.readyPort);
-        deps.health.addReadiness('dns', () => ({ ok: state.listening && deps.cache.synced(['services', 'endpointslices']) }));
-        deps.health.addLiveness('dns', () => ({ ok: state.listening || state.lameduck }));
         log.info({ addresses: bound, workers }, 'dns: serving');
         opts.onListening?.(bound);
         watcher = watchConfig(cfg, log, (next) => {

@@ -83,12 +83,12 @@ describe('disabled', () => {
     const calls: string[] = [];
     const runner = async (argv: readonly string[]): Promise<string> => {
       calls.push(argv.join(' '));
-      if (argv.join(' ') === 'ip -j addr show dev lo') return JSON.stringify([{ addr_info: [{ local: '127.0.0.1' }, { local: '10.96.0.10' }] }]);
+      if (argv.join(' ') === 'ip -j addr show') return JSON.stringify([{ ifname: 'lo', addr_info: [{ local: '127.0.0.1' }, { local: '10.96.0.10' }] }]);
       return '';
     };
     const config = parseConfig({ nodeName: 'node-a', dns: { enabled: false } });
     const comp = createDns({ config, cache: cacheWith(objects), log: pino({ level: 'silent' }), health: new Health(), api: { patchNodeAnnotations: async () => undefined } }, { runner, nodeLocal: true });
     await comp.run(new AbortController().signal);
-    expect(calls).toEqual(['ip -j addr show dev lo', 'ip addr del 10.96.0.10/32 dev lo', 'nft delete table inet skiff-dns']);
+    expect(calls).toEqual(['ip -j addr show', 'ip addr del 10.96.0.10/32 dev lo', 'nft delete table inet skiff-dns']);
   });
 });
