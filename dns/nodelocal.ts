@@ -2,30 +2,15 @@
 // are delivered to this node's agent, and a tiny nft table exempts that traffic from conntrack
 // (see README: no conntrack entry per query, and notrack also keeps the Service DNAT away).
 // desiredNft() is pure; apply/cleanup take a runner so tests can aim them at a namespace.
-import { execFile, spawn } from 'node:child_process';
 import { isIPv4 } from 'node:net';
-import { promisify } from 'node:util';
-
-const execFileP = promisify(execFile);
+import { runCommand } from '../common/exec.js';
 
 export const NFT_TABLE = 'skiff-dns';
 
 /** Runs argv (optionally with stdin) and returns stdout; throws on a non-zero exit. */
 export type Runner = (argv: readonly string[], input?: string) => Promise<string>;
 
-export const hostRunner: Runner = async (argv, input) => {
-  if (input === undefined) return (await execFileP(argv[0]!, argv.slice(1))).stdout;
-  return new Promise((resolve, reject) => {
-    const p = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')}: exit ${code}: ${err.trim()}`))));
-    p.stdin.end(input);
-  });
-};
+export const hostRunner: Runner = (argv, input) => runCommand(argv, { input, errorCode: 'ERR_DNS_COMMAND' });
 
 /** Loopback addresses are already local and need neither an address nor a conntrack exemption. */
 export function managedIPs(ips: readonly string[]): string[] {

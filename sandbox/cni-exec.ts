@@ -146,6 +146,7 @@ export function execInNetns(ns: string): PluginExec {
         clearTimeout(timer);
         resolve({ code, stdout, stderr });
       });
+      child.stdin.on('error', () => undefined); // a child that exits unread reports through its exit code
       child.stdin.end(stdin);
     });
 }

@@ -47,6 +47,7 @@ function shim(c: Cluster, env: Record<string, string>, stdin: string, killAfterM
       clearTimeout(t);
       resolve({ code, out });
     });
+    p.stdin.on('error', () => undefined); // a child that exits unread reports through its exit code
     p.stdin.end(stdin);
   });
 }

@@ -89,6 +89,7 @@ function runShim(ns: string, env: Record<string, string>, stdin: string | Buffer
     p.stdout.on('data', (d) => (out += d));
     p.stdin.on('error', () => undefined);
     p.on('close', (code, signal) => resolve({ code, signal, out }));
+    p.stdin.on('error', () => undefined); // a child that exits unread reports through its exit code
     p.stdin.end(stdin);
   });
 }

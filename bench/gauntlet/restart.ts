@@ -36,6 +36,7 @@ function addPod(c: Cluster, ns: string, id: string, conf: string): Promise<strin
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.on('close', (code) => (code === 0 ? resolve((JSON.parse(out) as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!) : reject(new Error(`ADD ${id}: ${out}`))));
+    p.stdin.on('error', () => undefined); // a child that exits unread reports through its exit code
     p.stdin.end(conf);
   });
 }

@@ -1,30 +1,12 @@
 // Kernel work goes through iproute2 batches: one process per network namespace touched, because a
 // netlink socket is bound to the namespace it was opened in and Node cannot setns(2). nsenter
 // enters a pod namespace given by any other path (iproute2 6.1's `ip -n` takes only names).
-import { spawn } from 'node:child_process';
+import { CommandError, runCommand } from '../../common/exec.js';
 
-export class CommandError extends Error {
-  constructor(
-    readonly argv: readonly string[],
-    readonly exitCode: number | null,
-    readonly stderr: string,
-  ) {
-    super(`${argv.join(' ')}: exit ${exitCode}: ${stderr.trim()}`);
-    this.name = 'CommandError';
-  }
-}
+export { CommandError };
 
 export function run(argv: readonly string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(argv[0]!, argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    p.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new CommandError(argv, code, err))));
-    if (input !== undefined) p.stdin!.end(input);
-  });
+  return runCommand(argv, { input, errorCode: 'ERR_CNI_COMMAND' });
 }
 
 /**

@@ -16,7 +16,7 @@ async function inNs(ns: string, cmd: string, args: readonly string[], input?: st
     try {
       return await inNsOnce(ns, cmd, args, input);
     } catch (e) {
-      if ((e as { code?: number }).code !== 255 || attempt >= 4) throw e;
+      if (!(e instanceof CommandError && e.exitCode === 255) || attempt >= 4) throw e;
       await new Promise((r) => setTimeout(r, 50 * attempt));
     }
   }
@@ -123,7 +123,7 @@ export class Topology {
     try {
       return (await inNs(ns, 'curl', ['-s', '-m', String(timeoutS), url])).stdout;
     } catch (e) {
-      return `exit ${(e as { code?: number }).code ?? '?'}`;
+      return `exit ${e instanceof CommandError ? e.exitCode : '?'}`;
     }
   }
 

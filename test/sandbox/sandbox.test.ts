@@ -31,6 +31,7 @@ function cli(args: string[], input?: string): Promise<{ code: number; stdout: st
     p.stderr.on('data', (d) => (stderr += d));
     p.on('error', reject);
     p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    p.stdin.on('error', () => undefined); // a child that exits unread reports through its exit code
     p.stdin.end(input ?? '');
   });
 }

@@ -1,28 +1,15 @@
 // Network-namespace fixtures for root suites: named namespaces and veth links that carry the
 // suite's prefix, torn down by prefix so a crashed run's leftovers are removed by the next one.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const execFileP = promisify(execFile);
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { runCommand } from '../../common/exec.js';
 
 export interface RunResult {
   stdout: string;
-  stderr: string;
 }
 
 /** Runs a command on the host; throws with stderr on a non-zero exit. */
 export async function sh(cmd: string, args: readonly string[], input?: string): Promise<RunResult> {
-  if (input === undefined) return execFileP(cmd, args, { maxBuffer: 64 << 20 });
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve({ stdout, stderr }) : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${stderr}`))));
-    p.stdin.end(input);
-  });
+  return { stdout: await runCommand([cmd, ...args], { input }) };
 }
 
 /** Runs a command inside a named namespace. */

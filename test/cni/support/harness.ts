@@ -43,6 +43,7 @@ export function cniExec(nodeNs: string, argv: readonly string[], env: Record<str
       }
       resolve({ code: code ?? -1, out, raw });
     });
+    p.stdin.on('error', () => undefined); // a child that exits unread reports through its exit code
     p.stdin.end(stdin);
   });
 }
