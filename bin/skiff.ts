@@ -41,6 +41,6 @@ run(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof SkiffError) process.stderr.write(`skiff: ${err.message}\n`);
     else process.stderr.write(`skiff: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = err instanceof SkiffError && err.code === 'ERR_USAGE' ? 2 : 1;
+    process.exitCode = err instanceof SkiffError && (err.code === 'ERR_USAGE' || err.code === 'ERR_CONFIG') ? 2 : 1;
   },
 );

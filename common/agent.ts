@@ -11,7 +11,7 @@ import type { AgentDeps, ApiClient } from './agent-deps.js';
 import { helpText, parseFlags } from './cli.js';
 import type { Component } from './component.js';
 import { loadConfig, type Config } from './config.js';
-import { UsageError } from './errors.js';
+import { ConfigError, UsageError } from './errors.js';
 import { Health } from './health.js';
 import { startHttp } from './http.js';
 import { createLogger, type Logger } from './log.js';
@@ -105,8 +105,12 @@ export function configFromArgv(argv: string[], env: NodeJS.ProcessEnv = process.
 
 export function kubeConfigFor(config: Config): KubeConfig {
   const kc = new KubeConfig();
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromCluster();
+  try {
+    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+    else kc.loadFromCluster();
+  } catch (e) {
+    throw new ConfigError('kubeconfig', `cannot load ${config.kubeconfig ?? 'the in-cluster config'}: ${(e as Error).message}`);
+  }
   if (config.apiServer) {
     // Before any Service rule exists the kubernetes Service VIP is unreachable, so the agent talks
     // to a real API server address (Cilium's k8sServiceHost/k8sServicePort).

@@ -38,6 +38,9 @@ describe('skiff command line', () => {
     const badCidr = skiff(['agent', '--service-cidrs', '10.96.0.0/40'], { NODE_NAME: 'n1' });
     expect(badCidr.code).toBe(2);
     expect(badCidr.stderr).toMatch(/serviceCIDRs.*CIDR/);
+    const noKubeconfig = skiff(['agent', '--kubeconfig', '/nonexistent/skiff-kubeconfig', '--metrics-bind-address', '127.0.0.1:0', '--healthz-bind-address', '127.0.0.1:0'], { NODE_NAME: 'n1' });
+    expect(noKubeconfig.code).toBe(2);
+    expect(noKubeconfig.stderr).toMatch(/^skiff: invalid config: kubeconfig: cannot load \/nonexistent\/skiff-kubeconfig/m);
     const badBackend = skiff(['agent', '--proxy-backend', 'ipvs'], { NODE_NAME: 'n1' });
     expect(badBackend.code).toBe(2);
     expect(badBackend.stderr).toMatch(/proxy\.backend/);
