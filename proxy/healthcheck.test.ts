@@ -1,15 +1,7 @@
-import { createServer } from 'node:net';
 import { pino } from 'pino';
+import { freePort } from '../test/support/ports.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HealthCheckServers } from './healthcheck.js';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('healthCheckNodePort servers', () => {
   const hc = new HealthCheckServers('127.0.0.1', pino({ level: 'silent' }));

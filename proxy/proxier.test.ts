@@ -1,5 +1,5 @@
-import { createServer } from 'node:net';
 import { pino } from 'pino';
+import { freePort } from '../test/support/ports.js';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../common/config.js';
 import { Health } from '../common/health.js';
@@ -19,14 +19,6 @@ function setup(now = () => Date.now()) {
   const config = parseConfig({ nodeName: 'node-a', proxy: { minSyncPeriod: 0, syncPeriod: 30_000 } });
   const proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health, dataplane: new NftDataplane(fake, [4]), now });
   return { cache, fake, health, proxier };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 describe('Proxier', () => {

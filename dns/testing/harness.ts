@@ -3,7 +3,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,6 +11,9 @@ import { parseConfig, type ConfigInput } from '../../common/config.js';
 import { Health } from '../../common/health.js';
 import type { WatchCache } from '../../common/watch/store.js';
 import { createDns, type DnsOptions } from '../index.js';
+import { freePort } from '../../test/support/ports.js';
+
+export { freePort };
 
 const execFileP = promisify(execFile);
 
@@ -60,20 +62,6 @@ export async function dig(port: number, args: readonly string[]): Promise<DigRes
   return { status, flags, answer, raw: stdout };
 }
 
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const u = dgram.createSocket('udp4');
-    await new Promise<void>((r) => u.bind(0, '127.0.0.1', () => r()));
-    const port = u.address().port;
-    const ok = await new Promise<boolean>((resolve) => {
-      const t = net.createServer();
-      t.once('error', () => resolve(false));
-      t.listen(port, '127.0.0.1', () => t.close(() => resolve(true)));
-    });
-    u.close();
-    if (ok) return port;
-  }
-}
 
 export interface Upstream {
   readonly port: number;
