@@ -1,7 +1,8 @@
 // `npm run bench -- cni [--runs N] [--seconds S] [--rounds R]`: skiff's ADD/DEL latency against the reference bridge +
 // host-local plugins, run the same way in the same run (each call is a process started inside the
 // node namespace, as a runtime does), 50 parallel ADDs, and iperf3 pod-to-pod across two nodes
-// against node-to-node on the same underlay. Last stdout line: one JSON object.
+// against node-to-node on the same underlay and against flannel's VXLAN datapath built by hand on the same
+// underlay (bridge + veth + VXLAN with static route/neighbour/FDB, no agent). Last stdout line: one JSON object.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,6 +46,48 @@ function iperf(serverNs: string, clientNs: string, ip: string, seconds: number):
       }
     }, 400);
   });
+}
+
+/**
+ * flannel's VXLAN datapath as flannel + the reference bridge plugin leave it, built by hand on the same
+ * switch: two node namespaces with a bridge holding the pod gateway, a pod veth (MTU 1450) on it and a
+ * VXLAN device with the other node's route, neighbour and FDB entry. No netfilter rules, so it is a
+ * lower bound of flannel's per-packet cost: what the overlay itself costs on this machine.
+ */
+async function flannelPath(sw: string): Promise<{ clientNs: string; serverNs: string; serverIP: string }> {
+  const nodes = [1, 2].map((i) => ({ ns: `${P}-f${i}`, pod: `${P}-fp${i}`, ip: `192.168.78.${10 + i}`, gw: `10.98.${i}.1`, podIP: `10.98.${i}.2` }));
+  for (const [i, n] of nodes.entries()) {
+    await addNetns(n.ns);
+    await addNetns(n.pod);
+    await sh('ip', ['link', 'add', 'eth0', 'netns', n.ns, 'type', 'veth', 'peer', 'name', `fport${i}`, 'netns', sw]);
+    await inNs(sw, 'ip', ['link', 'set', `fport${i}`, 'master', 'sw0', 'up']);
+    await sh('ip', ['link', 'add', 'eth0', 'netns', n.pod, 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'vpod', 'netns', n.ns, 'mtu', '1450']);
+    const batch = [
+      `addr add ${n.ip}/24 dev eth0`,
+      'link set eth0 up',
+      'link add cni0 type bridge',
+      `addr add ${n.gw}/24 dev cni0`,
+      'link set cni0 up',
+      'link set vpod master cni0 up',
+      `link add flannel.1 type vxlan id 1 dev eth0 local ${n.ip} dstport 8472 nolearning`,
+      'link set flannel.1 mtu 1450 up',
+    ];
+    for (const b of batch) await inNs(n.ns, 'ip', b.split(' '));
+    await inNs(n.ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    await inNs(n.pod, 'ip', ['addr', 'add', `${n.podIP}/24`, 'dev', 'eth0']);
+    await inNs(n.pod, 'ip', ['link', 'set', 'eth0', 'up']);
+    await inNs(n.pod, 'ip', ['route', 'add', 'default', 'via', n.gw]);
+  }
+  const mac = (ns: string): string => (JSON.parse(execFileSync('ip', ['-n', ns, '-j', 'link', 'show', 'flannel.1'], { encoding: 'utf8' })) as { address: string }[])[0]!.address;
+  for (const [i, n] of nodes.entries()) {
+    const peer = nodes[1 - i]!;
+    const peerMac = mac(peer.ns);
+    const vtep = peer.gw.replace(/\.1$/, '.0');
+    await inNs(n.ns, 'ip', ['route', 'add', peer.gw.replace(/\.1$/, '.0/24'), 'via', vtep, 'dev', 'flannel.1', 'onlink']);
+    await inNs(n.ns, 'ip', ['neigh', 'replace', vtep, 'lladdr', peerMac, 'dev', 'flannel.1', 'nud', 'permanent']);
+    await inNs(n.ns, 'bridge', ['fdb', 'append', peerMac, 'dev', 'flannel.1', 'dst', peer.ip, 'self', 'permanent']);
+  }
+  return { clientNs: nodes[0]!.pod, serverNs: nodes[1]!.pod, serverIP: nodes[1]!.podIP };
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -155,15 +198,19 @@ export async function main(args: string[]): Promise<void> {
     const podB = (rb.out.ips as { address: string }[])[0]!.address.split('/')[0]!;
     // Alternating short rounds and medians: on a shared 2-core machine a single long run measures
     // the neighbours' load more than the datapath.
+    const flannel = await flannelPath(`${P}-sw`);
     const under: number[] = [];
     const overlay: number[] = [];
+    const reference: number[] = [];
     for (let r = 0; r < rounds; r++) {
       under.push(await iperf(NODES[1].ns, NODES[0].ns, NODES[1].ip, seconds));
       overlay.push(await iperf(pb, pa, podB, seconds));
-      log(`iperf3 round ${r + 1}: underlay=${under.at(-1)!.toFixed(2)} Gbit/s pod-to-pod=${overlay.at(-1)!.toFixed(2)} Gbit/s`);
+      reference.push(await iperf(flannel.serverNs, flannel.clientNs, flannel.serverIP, seconds));
+      log(`iperf3 round ${r + 1}: underlay=${under.at(-1)!.toFixed(2)} pod-to-pod=${overlay.at(-1)!.toFixed(2)} flannel-path=${reference.at(-1)!.toFixed(2)} Gbit/s`);
     }
     const underlay = pct(under, 50);
     const podToPod = pct(overlay, 50);
+    const flannelGbps = pct(reference, 50);
 
     const out = {
       bench: 'cni',
@@ -177,6 +224,8 @@ export async function main(args: string[]): Promise<void> {
       pod_to_pod_gbps: round(podToPod, 3),
       underlay_gbps: round(underlay, 3),
       throughput_ratio: round(podToPod / underlay, 3),
+      flannel_path_gbps: round(flannelGbps, 3),
+      flannel_path_ratio: round(podToPod / flannelGbps, 3),
     };
     process.stdout.write(JSON.stringify(out) + '\n');
     if (process.env.SKIFF_BENCH_HOLD) await new Promise((r) => setTimeout(r, Number(process.env.SKIFF_BENCH_HOLD) * 1000));
