@@ -11,10 +11,11 @@ import type { NodeInfo, PodInfo } from '../common/types.js';
 import { BRIDGE, buildConflist, CONFLIST_NAME, NETWORK_NAME } from './conflist.js';
 import { IpamStore } from './ipam/store.js';
 import { staleAllocations } from './ipam/reconcile.js';
-import { deleteMasq, masqRuleset } from './overlay/masq.js';
+import { deleteMasq } from './overlay/masq.js';
 import { chainVersion, internalIPv4, setupNode, type NodeSetup } from './overlay/node-setup.js';
-import { desiredPeers, nodeIPv4, PUBLIC_IP_ANNOTATION, VTEP_MAC_ANNOTATION } from './overlay/peers.js';
-import { deleteLink, PeerMirror, VXLAN_DEV } from './overlay/vxlan.js';
+import { PeerSync } from './overlay/peer-sync.js';
+import { PUBLIC_IP_ANNOTATION, VTEP_MAC_ANNOTATION } from './overlay/peers.js';
+import { deleteLink, VXLAN_DEV } from './overlay/vxlan.js';
 import { run } from './plugin/exec.js';
 import { bridgePorts, delHostLink, hostVethName } from './plugin/netdev.js';
 import { listenCni } from './server.js';
@@ -33,17 +34,43 @@ export function createCni(deps: AgentDeps): Component {
   let ready = false;
   let notReady = 'waiting for the Node object';
   let lastSyncOk = 0;
-  const peerMirror = new PeerMirror();
+  const peerSync = new PeerSync(config.nodeName, { clusterCIDRs: config.clusterCIDRs, vxlanPort: config.cni.vxlanPort, masquerade: config.cni.masquerade });
+  // Nodes named by watch batches since the last sync; `fullNext` asks for a recompute of all.
+  let pending = new Set<string>();
+  let fullNext = true;
   health.addReadiness('cni', () => ({ ok: ready, ...(ready ? {} : { detail: { reason: notReady } }) }));
 
   const selfNode = (): NodeInfo | undefined => cache.store('nodes').get(config.nodeName);
 
   async function sync(): Promise<void> {
+    const names = pending;
+    const full = fullNext || !setup || names.has(config.nodeName);
+    pending = new Set();
+    fullNext = false;
+    try {
+      if (full) await fullSync();
+      else await peersSync(names);
+    } catch (e) {
+      fullNext = true;
+      throw e;
+    }
+  }
+
+  /** Another node changed: only its entries and addresses, nothing that depends on this node. */
+  async function peersSync(names: ReadonlySet<string>): Promise<void> {
+    const nodes = cache.store('nodes');
+    const changed = await peerSync.changed(names, (n) => nodes.get(n), () => nodes.values());
+    overlayPeers.set(peerSync.peers);
+    if (changed) log.debug({ changed, nodes: names.size }, 'vxlan peer entries updated');
+    lastSyncOk = Date.now();
+  }
+
+  async function fullSync(): Promise<void> {
     const self = selfNode();
     if (!self) return void (notReady = `node ${config.nodeName} not found`);
     if (self.podCIDRs.length === 0) return void (notReady = `node ${config.nodeName} has no podCIDR yet`);
     if (!setup || setup.podCIDRs.join(',') !== self.podCIDRs.join(',')) {
-      peerMirror.invalidate();
+      peerSync.invalidate();
       setup = await setupNode(self, {
         mtu: config.cni.mtu,
         vni: config.cni.vni,
@@ -58,19 +85,11 @@ export function createCni(deps: AgentDeps): Component {
     if (self.annotations[VTEP_MAC_ANNOTATION] !== setup.vtepMac || self.annotations[PUBLIC_IP_ANNOTATION] !== publicIP) {
       await api.patchNodeAnnotations(self.name, { [VTEP_MAC_ANNOTATION]: setup.vtepMac, [PUBLIC_IP_ANNOTATION]: publicIP });
     }
-    const nodes = [...cache.store('nodes').values()];
-    const peers = desiredPeers(self.name, nodes);
-    overlayPeers.set(peers.fdb.size);
-    const changed = await peerMirror.sync(peers);
+    // The masq table is skipped when unchanged; the periodic resync invalidates, so a table or an
+    // entry removed behind our back returns.
+    const changed = await peerSync.full(cache.store('nodes').values());
+    overlayPeers.set(peerSync.peers);
     if (changed) log.debug({ changed }, 'vxlan peer entries updated');
-    const nodeIPs = nodes.flatMap((n) => [nodeIPv4(n), ...n.addresses.filter((a) => a.type === 'InternalIP').map((a) => a.address)]).filter((x): x is string => !!x);
-    const masq = masqRuleset({ clusterCIDRs: config.clusterCIDRs, nodeIPs, vxlanPort: config.cni.vxlanPort, masquerade: config.cni.masquerade });
-    // Skipped when unchanged; the periodic resync clears lastMasq so a table removed behind our back returns.
-    if (masq !== lastMasq) {
-      lastMasq = undefined;
-      await run(['nft', '-f', '-'], masq);
-      lastMasq = masq;
-    }
     if (!shimInstalled) {
       // Best effort: the DaemonSet's init container normally installs it and mounts binDir read-only.
       try {
@@ -90,7 +109,6 @@ export function createCni(deps: AgentDeps): Component {
   }
 
   let shimInstalled = false;
-  let lastMasq: string | undefined;
   let chainCache: Promise<{ chain: ('portmap' | 'bandwidth')[]; cniVersion: string }> | undefined;
   const chains = () => (chainCache ??= chainVersion(config.cni.binDir));
 
@@ -144,7 +162,11 @@ export function createCni(deps: AgentDeps): Component {
       };
       try {
         await cache.waitForSync(['nodes'], signal);
-        const unsubscribe = cache.subscribe(['nodes'], kick);
+        const unsubscribe = cache.subscribe(['nodes'], (b) => {
+          for (const c of b.changes) pending.add(c.key);
+          if (b.synced.length) fullNext = true;
+          kick();
+        });
         kick();
         const reconcile = async (): Promise<void> => {
           try {
@@ -157,8 +179,8 @@ export function createCni(deps: AgentDeps): Component {
         };
         void reconcile();
         const periodic = setInterval(() => {
-          lastMasq = undefined;
-          peerMirror.invalidate();
+          peerSync.invalidate();
+          fullNext = true;
           kick();
           void reconcile();
         }, RECONCILE_EVERY_MS);
@@ -189,8 +211,8 @@ export function createCni(deps: AgentDeps): Component {
       );
       ready = false;
       setup = undefined;
-      lastMasq = undefined;
-      peerMirror.invalidate();
+      fullNext = true;
+      peerSync.invalidate();
     },
   };
 }

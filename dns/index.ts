@@ -1,14 +1,16 @@
 // The cluster DNS component: serves the cluster zone and forwards the rest, node-local on the DNS
 // Service IPs. run() binds, serves until aborted, then drains (lameduck); cleanup() removes the lo
 // addresses and the notrack table.
+import { createSocket } from 'node:dgram';
 import { watch, type FSWatcher } from 'node:fs';
+import { createServer } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
 import { parseConfig, readConfigFile, type Config } from '../common/config.js';
 import { SkiffError } from '../common/errors.js';
-import { applyNodeLocal, cleanupNodeLocal, hostRunner, managedIPs, type Runner } from './nodelocal.js';
+import { applyNodeLocal, cleanupNodeLocal, desiredNft, fallbackPeers, hostRunner, managedIPs, nodeListenIPs, type Runner } from './nodelocal.js';
 import { ProbeServers } from './probes.js';
 import { buildRuntime, type Runtime } from './runtime.js';
 import { DnsListener, type Bound } from './server/listeners.js';
@@ -26,7 +28,14 @@ export interface DnsOptions {
   readonly port?: number;
   /** Called once the listeners are bound (tests read the ports). */
   readonly onListening?: (bound: readonly Bound[]) => void;
+  /**
+   * Node-local only: how long to wait for the cache before binding (default 10 s). Until then the
+   * other nodes answer through the fallback, where this agent could only SERVFAIL.
+   */
+  readonly syncWaitMs?: number;
 }
+
+const SYNC_KINDS = ['services', 'endpointslices', 'nodes'] as const;
 
 /** Settings that only take effect on restart; a live reload that changes them is logged. */
 const RESTART_ONLY = ['port', 'listen', 'workers', 'healthPort', 'readyPort'] as const;
@@ -59,15 +68,34 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
         log.info('dns: disabled');
         return;
       }
-      const addresses = dnsAddresses(cfg);
-      if (nodeLocal && managedIPs(addresses).length > 0) {
+      const serviceAddrs = dnsAddresses(cfg);
+      const nodeLocalOn = nodeLocal && managedIPs(serviceAddrs).length > 0;
+      const port = opts.port ?? cfg.dns.port;
+      const nodes = deps.cache.store('nodes');
+      const peersNow = (): string[] => (deps.cache.synced(['nodes']) ? fallbackPeers(cfg.nodeName, nodes.values()) : []);
+      const extra: string[] = [];
+      let peers: string[] = [];
+      if (nodeLocalOn) {
+        // A restart is served by the other nodes (the table and its peer list outlive us) until
+        // the cache lets this agent answer correctly; a cache that never syncs (API server down
+        // at start) delays serving by at most syncWaitMs.
+        await waitForSync(deps.cache, opts.syncWaitMs ?? 10_000, signal);
+        if (signal.aborted) return;
+        // Where other nodes' fallback reaches us. Best effort: a node whose DNS port is taken on
+        // its own address still serves its pods; its peers then fail over to their other choices.
+        for (const ip of nodeListenIPs(nodes.get(cfg.nodeName))) {
+          if (serviceAddrs.includes(ip)) continue;
+          if (await canBind(ip, port)) extra.push(ip);
+          else log.warn({ address: ip, port }, 'dns: cannot listen on the node address; other nodes cannot fall back to this one');
+        }
+        peers = peersNow();
         try {
-          await applyNodeLocal(addresses, cfg.dns.port, run);
+          await applyNodeLocal(serviceAddrs, cfg.dns.port, run, peers);
         } catch (e) {
           throw new SkiffError('ERR_DNS_NODELOCAL', `dns: cannot set up node-local addresses: ${(e as Error).message}`, { cause: e });
         }
       }
-      const port = opts.port ?? cfg.dns.port;
+      const addresses = [...serviceAddrs, ...extra];
       const self = addresses.map((a) => `${isIPv6(a) ? `[${a}]` : a}:${port}`);
       const workers = resolveWorkers(cfg.dns.workers);
       let runtime: Runtime | undefined;
@@ -82,6 +110,23 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
         ready: () => state.listening && deps.cache.synced(['services', 'endpointslices']),
       });
       let watcher: FSWatcher | undefined;
+      // The fallback peer list follows the Node list; rewritten only when the choice changes.
+      let writing = Promise.resolve();
+      const unsubscribe = nodeLocalOn
+        ? deps.cache.subscribe(
+            ['nodes'],
+            () => {
+              const next = peersNow();
+              if (next.join() === peers.join()) return;
+              peers = next;
+              writing = writing
+                .then(() => run(['nft', '-f', '-'], desiredNft(managedIPs(serviceAddrs), cfg.dns.port, next)))
+                .then(() => log.info({ peers: next }, 'dns: fallback peers updated'))
+                .catch((e: unknown) => log.error({ err: (e as Error).message }, 'dns: cannot update the fallback peers'));
+            },
+            { minIntervalMs: 1000 },
+          )
+        : undefined;
       try {
         if (workers > 1) {
           pool = new WorkerPool(deps.cache, cfg, log, { workers, forward: opts.forward });
@@ -117,6 +162,8 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
         if (lameduck > 0) await new Promise((r) => setTimeout(r, lameduck));
       } finally {
         state.listening = false;
+        unsubscribe?.();
+        await writing;
         watcher?.close();
         await Promise.all(listeners.map((l) => l.close()));
         await pool?.close();
@@ -162,5 +209,42 @@ function watchConfig(cfg: Config, log: AgentDeps['log'], apply: (c: Config) => v
   } catch (e) {
     log.warn({ err: (e as Error).message }, 'dns: cannot watch the config file; settings will not reload');
     return undefined;
+  }
+}
+
+function waitForSync(cache: AgentDeps['cache'], ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || cache.synced([...SYNC_KINDS])) return Promise.resolve();
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  const timer = setTimeout(stop, ms);
+  return cache
+    .waitForSync([...SYNC_KINDS], ac.signal)
+    .catch(() => undefined)
+    .finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', stop);
+    });
+}
+
+/** Whether UDP and TCP `address:port` are free (another resolver may hold the node's port 53). */
+async function canBind(address: string, port: number): Promise<boolean> {
+  const udp = createSocket(isIPv6(address) ? 'udp6' : 'udp4');
+  const tcp = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind({ address, port, exclusive: true }, () => resolve());
+    });
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen({ host: address, port, exclusive: true }, () => resolve());
+    });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await new Promise<void>((r) => udp.close(() => r())).catch(() => undefined);
+    await new Promise<void>((r) => (tcp.listening ? tcp.close(() => r()) : r()));
   }
 }

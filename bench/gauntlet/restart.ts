@@ -1,8 +1,10 @@
 // Scenario 1: steady HTTP through a ClusterIP and DNS queries from a pod while the node's agent is
 // SIGKILLed and restarted 5 times, then rolled with SIGTERM 5 times. The datapath lives in the
-// kernel (nft rules, routes, veths), so traffic must not notice an agent restart; DNS is served by
-// the agent itself, so the client retries like a resolver (3 tries, 2 s apart) and a query counts
-// as failed only when every try went unanswered. One node: pods, Service and agent share it.
+// kernel (nft rules, routes, veths), so traffic must not notice an agent restart. DNS is served by
+// the agent itself; while it is down the node's skiff-dns table hands pods' queries to the other
+// node's agent (dns/README.md). The client retries like a resolver (3 tries, 2 s apart) and a query
+// counts as failed only when every try went unanswered. Pods, Service and the restarted agent
+// share node-0; node-1 is the DNS fallback peer.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { projectRoot } from '../../common/self.js';
 import { addNetns } from '../../test/support/netns.js';
 import { NODE, sliceObject, startCluster, type Cluster } from './cluster.js';
-import { PREFIX, progress, sleep } from './support.js';
+import { getInNs, PREFIX, progress, sleep } from './support.js';
 
 const P = `${PREFIX}-rs`;
 const log = (m: string): void => progress('restart', m);
@@ -20,6 +22,7 @@ export interface RestartResult {
   restart_failed_queries: number;
   restart_requests: number;
   restart_queries: number;
+  restart_queries_by_peer: number;
 }
 
 function addPod(c: Cluster, ns: string, id: string, conf: string): Promise<string> {
@@ -56,8 +59,16 @@ function monitor(c: Cluster, tag: string): void {
   setTimeout(() => p.kill('SIGKILL'), 8000);
 }
 
+/** DNS requests node-1's agent served: only node-0's fallback sends it any. */
+async function peerRequests(c: Cluster): Promise<number> {
+  const text = await getInNs(c.peer!.ns, 'http://127.0.0.1:10249/metrics');
+  let n = 0;
+  for (const line of text.split('\n')) if (line.startsWith('coredns_dns_requests_total{')) n += Number(line.split(' ').at(-1));
+  return n;
+}
+
 export async function runRestart(kills: number, rolls: number): Promise<RestartResult> {
-  const c = await startCluster(P, 246);
+  const c = await startCluster(P, 246, {}, { peer: { hostSubnet: 244, linkSubnet: 243 } });
   const procs: ChildProcess[] = [];
   try {
     const list = JSON.parse(readFileSync(join(c.dir, 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
@@ -124,8 +135,15 @@ export async function runRestart(kills: number, rolls: number): Promise<RestartR
     await sleep(3000);
     counting = false;
     log(`failure kinds: ${JSON.stringify(Object.fromEntries(samples))}`);
-    log(`done: http ${http.failed} failed of ${http.ok + http.failed}; dns ${dns.failed} failed of ${dns.ok + dns.failed}`);
-    return { restart_failed_requests: http.failed, restart_failed_queries: dns.failed, restart_requests: http.ok + http.failed, restart_queries: dns.ok + dns.failed };
+    const byPeer = await peerRequests(c);
+    log(`done: http ${http.failed} failed of ${http.ok + http.failed}; dns ${dns.failed} failed of ${dns.ok + dns.failed}; ${byPeer} DNS requests answered by ${c.peer!.ns} (fallback)`);
+    return {
+      restart_failed_requests: http.failed,
+      restart_failed_queries: dns.failed,
+      restart_requests: http.ok + http.failed,
+      restart_queries: dns.ok + dns.failed,
+      restart_queries_by_peer: byPeer,
+    };
   } finally {
     for (const p of procs) p.kill('SIGKILL');
     await c.close();

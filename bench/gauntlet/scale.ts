@@ -182,9 +182,10 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       changes.push(routes.seen.get(cidr)! - t);
       await sleep(500);
     }
+    const inOrder = changes.map((c) => c.toFixed(1)).join(', ');
     changes.sort((a, b) => a - b);
     const oneChange = changes[Math.floor(changes.length / 2)]!;
-    log(`one node added -> route programmed: median ${oneChange.toFixed(1)} ms (all: ${changes.map((c) => c.toFixed(1)).join(', ')})`);
+    log(`one node added -> route programmed: median ${oneChange.toFixed(1)} ms (in order: ${inOrder})`);
 
     await sleep(2000);
     const rss = rssMb(agent.proc.pid!);

@@ -57,3 +57,18 @@ export function masqRuleset(m: MasqInput): string {
 export function deleteMasq(): string {
   return `table inet ${MASQ_TABLE}\ndelete table inet ${MASQ_TABLE}\n`;
 }
+
+/**
+ * One node's addresses joining or leaving the node sets, as set element commands: a Node event
+ * then costs nft a few elements, not a re-parse of the whole table with every node's address.
+ */
+export function masqElementOps(added: readonly string[], removed: readonly string[]): string {
+  const lines: string[] = [];
+  for (const [verb, ips] of [['delete', removed], ['add', added]] as const) {
+    const v4 = ips.filter((a) => isIP(a) === 4);
+    const v6 = ips.filter((a) => isIP(a) === 6);
+    if (v4.length) lines.push(`${verb} element inet ${MASQ_TABLE} nodes4 { ${v4.join(', ')} }`);
+    if (v6.length) lines.push(`${verb} element inet ${MASQ_TABLE} nodes6 { ${v6.join(', ')} }`);
+  }
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}

@@ -32,25 +32,42 @@ export function vtepAddress(podCIDR: string): string {
   return formatIP(r.network, r.family);
 }
 
+/** One peer's entries; empty for this node and for a peer that has not published its VTEP. */
+export interface NodePeerEntries {
+  readonly routes: readonly (readonly [cidr: string, gateway: string])[];
+  readonly neighbours: readonly (readonly [ip: string, mac: string])[];
+  readonly fdb: readonly (readonly [mac: string, nodeIP: string])[];
+}
+
+const NONE: NodePeerEntries = { routes: [], neighbours: [], fdb: [] };
+
+export function nodePeerEntries(self: string, n: NodeInfo): NodePeerEntries {
+  if (n.name === self) return NONE;
+  const mac = n.annotations[VTEP_MAC_ANNOTATION]?.toLowerCase();
+  const ip = nodeIPv4(n);
+  // A peer that has not published its VTEP yet gets nothing: half an entry set blackholes traffic.
+  if (!mac || !MAC.test(mac) || !ip || !n.podCIDRs.some((c) => isIP(c.split('/')[0]!) === 4)) return NONE;
+  const routes: [string, string][] = [];
+  const neighbours: [string, string][] = [];
+  // IPv6 pod traffic rides the same IPv4 tunnel: VXLAN carries Ethernet, so a second VTEP
+  // address per family with the same MAC is all dual-stack needs.
+  for (const cidr of n.podCIDRs) {
+    const vtep = vtepAddress(cidr);
+    routes.push([parseRange(cidr).cidr, vtep]);
+    neighbours.push([vtep, mac]);
+  }
+  return { routes, neighbours, fdb: [[mac, ip]] };
+}
+
 export function desiredPeers(self: string, nodes: Iterable<NodeInfo>): PeerState {
   const routes = new Map<string, string>();
   const neighbours = new Map<string, string>();
   const fdb = new Map<string, string>();
   for (const n of nodes) {
-    if (n.name === self) continue;
-    const mac = n.annotations[VTEP_MAC_ANNOTATION]?.toLowerCase();
-    const ip = nodeIPv4(n);
-    // A peer that has not published its VTEP yet gets nothing: half an entry set blackholes traffic.
-    if (!mac || !MAC.test(mac) || !ip || !n.podCIDRs.some((c) => isIP(c.split('/')[0]!) === 4)) continue;
-    // IPv6 pod traffic rides the same IPv4 tunnel: VXLAN carries Ethernet, so a second VTEP
-    // address per family with the same MAC is all dual-stack needs.
-    for (const cidr of n.podCIDRs) {
-      const r = parseRange(cidr);
-      const vtep = vtepAddress(cidr);
-      routes.set(r.cidr, vtep);
-      neighbours.set(vtep, mac);
-    }
-    fdb.set(mac, ip);
+    const e = nodePeerEntries(self, n);
+    for (const [k, v] of e.routes) routes.set(k, v);
+    for (const [k, v] of e.neighbours) neighbours.set(k, v);
+    for (const [k, v] of e.fdb) fdb.set(k, v);
   }
   return { routes, neighbours, fdb };
 }
@@ -77,14 +94,50 @@ export function peerOps(current: PeerState, desired: PeerState): PeerOp[] {
   return ops;
 }
 
-/** The same entries as iproute2 batch lines (`ip -batch` and `bridge -batch`). */
-export function diffPeers(dev: string, current: PeerState, desired: PeerState): PeerDiff {
+/**
+ * peerOps restricted to the given keys: what one node's change needs, without walking every peer.
+ * Same order as peerOps (FDB, neighbour, route when adding; the reverse when removing).
+ */
+export function peerOpsFor(current: PeerState, desired: PeerState, keys: PeerKeys): PeerOp[] {
+  const ops: PeerOp[] = [];
+  const add = (kind: PeerOp['kind'], cur: ReadonlyMap<string, string>, want: ReadonlyMap<string, string>, ks: Iterable<string>): void => {
+    for (const k of ks) {
+      const v = want.get(k);
+      if (v !== undefined && cur.get(k) !== v) ops.push({ kind, del: false, key: k, value: v });
+    }
+  };
+  const del = (kind: PeerOp['kind'], cur: ReadonlyMap<string, string>, want: ReadonlyMap<string, string>, ks: Iterable<string>): void => {
+    for (const k of ks) if (!want.has(k) && cur.has(k)) ops.push({ kind, del: true, key: k });
+  };
+  add('fdb', current.fdb, desired.fdb, keys.fdb);
+  add('neigh', current.neighbours, desired.neighbours, keys.neighbours);
+  add('route', current.routes, desired.routes, keys.routes);
+  del('route', current.routes, desired.routes, keys.routes);
+  del('neigh', current.neighbours, desired.neighbours, keys.neighbours);
+  del('fdb', current.fdb, desired.fdb, keys.fdb);
+  return ops;
+}
+
+/** Keys (per entry kind) whose desired value may have changed. */
+export interface PeerKeys {
+  readonly routes: ReadonlySet<string>;
+  readonly neighbours: ReadonlySet<string>;
+  readonly fdb: ReadonlySet<string>;
+}
+
+/** Entry ops as iproute2 batch lines (`ip -batch` and `bridge -batch`). */
+export function opLines(dev: string, ops: readonly PeerOp[]): PeerDiff {
   const ipLines: string[] = [];
   const bridgeLines: string[] = [];
-  for (const o of peerOps(current, desired)) {
+  for (const o of ops) {
     if (o.kind === 'fdb') bridgeLines.push(o.del ? `fdb del ${o.key} dev ${dev} self` : `fdb replace ${o.key} dev ${dev} dst ${o.value} self permanent`);
     else if (o.kind === 'neigh') ipLines.push(o.del ? `neigh del ${o.key} dev ${dev}` : `neigh replace ${o.key} lladdr ${o.value} dev ${dev} nud permanent`);
     else ipLines.push(o.del ? `route del ${o.key} dev ${dev}` : `route replace ${o.key} via ${o.value} dev ${dev} onlink`);
   }
   return { ipLines, bridgeLines };
+}
+
+/** The same entries as iproute2 batch lines. */
+export function diffPeers(dev: string, current: PeerState, desired: PeerState): PeerDiff {
+  return opLines(dev, peerOps(current, desired));
 }

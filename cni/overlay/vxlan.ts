@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { release } from 'node:os';
 import { ipBatch, ipJson, isNotFound, run } from '../plugin/exec.js';
 import { rtnl } from '../plugin/netdev.js';
-import { diffPeers, peerOps, type PeerState } from './peers.js';
+import { opLines, peerOps, peerOpsFor, type PeerKeys, type PeerOp, type PeerState } from './peers.js';
 
 export const VXLAN_DEV = 'skiff-vx';
 
@@ -100,38 +100,64 @@ export async function readPeers(): Promise<PeerState> {
  */
 const SMALL_DIFF = 64;
 
+type MutablePeers = { routes: Map<string, string>; neighbours: Map<string, string>; fdb: Map<string, string> };
+
+const copyPeers = (p: PeerState): MutablePeers => ({ routes: new Map(p.routes), neighbours: new Map(p.neighbours), fdb: new Map(p.fdb) });
+
 export class PeerMirror {
-  private known: PeerState | undefined;
+  private known: MutablePeers | undefined;
 
   invalidate(): void {
     this.known = undefined;
   }
 
-  /** Returns how many entries changed. */
+  /** Brings every entry in line with `desired`. Returns how many entries changed. */
   async sync(desired: PeerState): Promise<number> {
     const current = this.known ?? (await readPeers());
     // Cleared before applying: a batch that fails half way leaves the device unknown.
     this.known = undefined;
     const ops = peerOps(current, desired);
-    if (ops.length === 0) {
-      this.known = desired;
-      return 0;
-    }
-    // A few entries (one node changed) go over the in-process netlink socket: no process at all.
-    // Many (a cold start, a resync) go as two batches, which the kernel takes faster than one
-    // awaited message at a time.
-    const nl = ops.length <= SMALL_DIFF ? await rtnl() : undefined;
-    const ifindex = nl ? await nl.linkIndex(VXLAN_DEV) : undefined;
-    if (nl && ifindex !== undefined) await nl.applyPeerEntries(ifindex, ops);
-    else {
-      const d = diffPeers(VXLAN_DEV, current, desired);
-      // FDB first: a neighbour whose MAC has no FDB entry would send to nowhere.
-      if (d.bridgeLines.length) await run(['bridge', '-batch', '-'], d.bridgeLines.join('\n') + '\n');
-      if (d.ipLines.length) await ipBatch(d.ipLines);
-    }
-    this.known = desired;
+    await applyOps(ops);
+    // A copy: the caller's desired state is mutated in place by later Node events.
+    this.known = copyPeers(desired);
+    // A cold start applies its thousands of entries as batches, so the netlink module would
+    // otherwise load (and its socket open) on the first single-node change: ~0.4 s under load.
+    await (await rtnl())?.linkIndex(VXLAN_DEV);
     return ops.length;
   }
+
+  /**
+   * Brings only `keys` in line (one Node's event), diffing against what was last programmed.
+   * Without a trustworthy mirror (first sync, after a failure) it falls back to a full sync.
+   */
+  async syncKeys(desired: PeerState, keys: PeerKeys): Promise<number> {
+    const known = this.known;
+    if (!known) return this.sync(desired);
+    this.known = undefined;
+    const ops = peerOpsFor(known, desired, keys);
+    await applyOps(ops);
+    const maps = { fdb: known.fdb, neigh: known.neighbours, route: known.routes };
+    for (const o of ops) {
+      if (o.del) maps[o.kind].delete(o.key);
+      else maps[o.kind].set(o.key, o.value!);
+    }
+    this.known = known;
+    return ops.length;
+  }
+}
+
+async function applyOps(ops: readonly PeerOp[]): Promise<void> {
+  if (ops.length === 0) return;
+  // A few entries (one node changed) go over the in-process netlink socket: no process at all.
+  // Many (a cold start, a resync) go as two batches, which the kernel takes faster than one
+  // awaited message at a time.
+  const nl = ops.length <= SMALL_DIFF ? await rtnl() : undefined;
+  const ifindex = nl ? await nl.linkIndex(VXLAN_DEV) : undefined;
+  if (nl && ifindex !== undefined) return nl.applyPeerEntries(ifindex, ops);
+  const d = opLines(VXLAN_DEV, ops);
+  // FDB first: a neighbour whose MAC has no FDB entry would send to nowhere.
+  if (d.bridgeLines.length) await run(['bridge', '-batch', '-'], d.bridgeLines.join('\n') + '\n');
+  if (d.ipLines.length) await ipBatch(d.ipLines);
 }
 
 export async function deleteLink(name: string): Promise<void> {

@@ -12,7 +12,7 @@ const config = parseConfig({ nodeName: 'node-a', dnsServiceIPs: ips, clusterCIDR
 const cache = cacheWith({ namespaces: ['default'], services: [service('default', 'web', { clusterIPs: ['10.96.0.20'] })] });
 const dns = createDns(
   { config, cache, log: pino({ level: 'warn' }), health: new Health(), api: { patchNodeAnnotations: async () => undefined } },
-  { nodeLocal: true, lameduckMs: 0, onListening: () => process.stdout.write('READY\n') },
+  { nodeLocal: true, lameduckMs: 0, syncWaitMs: 0, onListening: () => process.stdout.write('READY\n') },
 );
 const ac = new AbortController();
 process.on('SIGTERM', () => ac.abort());
