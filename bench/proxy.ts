@@ -14,6 +14,7 @@ import { endpoint, service, slice } from '../proxy/fixtures.js';
 import { IptablesDataplane } from '../proxy/iptables/dataplane.js';
 import { ExecNft } from '../proxy/nft/backend.js';
 import { NftDataplane } from '../proxy/nft/dataplane.js';
+import { NftSession } from '../proxy/nft/session.js';
 import { Proxier } from '../proxy/proxier.js';
 import { nsRunner, Topology } from '../proxy/test/topology.js';
 
@@ -91,8 +92,14 @@ export async function main(args: string[]): Promise<void> {
       c.upsert('endpointslices', `bench-${i % 100}/svc-${i}-abc`, benchSlice(i, perService));
     }
   };
+  const sessions: NftSession[] = [];
+  const session = (topo: Topology): NftSession => {
+    const s = new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i']);
+    sessions.push(s);
+    return s;
+  };
   const proxierFor = (topo: Topology, c: MemoryCache): Proxier =>
-    new Proxier({ cache: c, config, log, health: new Health(), dataplane: new NftDataplane(new ExecNft(nsRunner(topo.node)), [4]) });
+    new Proxier({ cache: c, config, log, health: new Health(), dataplane: new NftDataplane(new ExecNft(nsRunner(topo.node), session(topo)), [4]) });
   try {
     progress('creating namespaces: one node with 10 Services, one with all of them');
     for (const topo of [small, big]) {
@@ -200,6 +207,7 @@ export async function main(args: string[]): Promise<void> {
     };
     process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
+    for (const s of sessions) s.close();
     small.destroy();
     big.destroy();
   }

@@ -91,8 +91,7 @@ export function desiredService(svc: ServiceInfo, slices: readonly EndpointSliceI
       else bad(`port ${p.name || p.port}: invalid nodePort ${JSON.stringify(p.nodePort)}`);
     }
     for (const [family, clusterIP] of byFamily) {
-      const famSlices = slices.filter((s) => s.addressType === (family === 4 ? 'IPv4' : 'IPv6'));
-      const eps = collectEndpoints(famSlices, p.name, p.protocol, family, svc.publishNotReadyAddresses, node.nodeName, problems);
+      const eps = collectEndpoints(slices, family, p.name, p.protocol, svc.publishNotReadyAddresses, node.nodeName, problems);
       const chosen = chooseEndpoints(eps, svc, node);
       ports.push({
         id: `${key}/${proto}/${p.name || p.port}`,
@@ -116,7 +115,12 @@ export function desiredService(svc: ServiceInfo, slices: readonly EndpointSliceI
   return { ports, problems };
 }
 
-interface Candidate extends Endpoint {
+/** An endpoint with its conditions; `ep` is built once and shared by every list that keeps it. */
+interface Candidate {
+  readonly ep: Endpoint;
+  readonly ip: string;
+  readonly port: number;
+  readonly local: boolean;
   readonly ready: boolean;
   readonly serving: boolean;
   readonly terminating: boolean;
@@ -125,15 +129,18 @@ interface Candidate extends Endpoint {
 
 function collectEndpoints(
   slices: readonly EndpointSliceInfo[],
+  family: Family,
   portName: string,
   protocol: string,
-  family: Family,
   publishNotReady: boolean,
   nodeName: string,
   problems: Problem[],
 ): Candidate[] {
-  const out = new Map<string, Candidate>();
+  const out: Candidate[] = [];
+  const seen = new Set<string>();
+  const addressType = family === 4 ? 'IPv4' : 'IPv6';
   for (const s of slices) {
+    if (s.addressType !== addressType) continue;
     const port = s.ports.find((sp) => sp.name === portName && sp.protocol === protocol);
     if (!port) continue;
     if (!validPort(port.port)) {
@@ -148,18 +155,28 @@ function collectEndpoints(
         continue;
       }
       const k = `${ip}|${port.port}`;
-      if (!out.has(k)) out.set(k, candidate(ep, ip, port.port, publishNotReady, nodeName));
+      if (seen.has(k)) continue;
+      seen.add(k);
+      out.push(candidate(ep, ip, port.port, publishNotReady, nodeName));
     }
   }
-  return [...out.values()].sort((a, b) => (a.ip === b.ip ? a.port - b.port : a.ip < b.ip ? -1 : 1));
+  return sortedByAddress(out);
+}
+
+/** Sorted by address then port; usually already sorted (slices list pods in a stable order). */
+function sortedByAddress(list: Candidate[]): Candidate[] {
+  const before = (a: Candidate, b: Candidate): boolean => (a.ip === b.ip ? a.port < b.port : a.ip < b.ip);
+  for (let i = 1; i < list.length; i++) if (before(list[i]!, list[i - 1]!)) return list.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+  return list;
 }
 
 function candidate(ep: EndpointInfo, ip: string, port: number, publishNotReady: boolean, nodeName: string): Candidate {
+  const local = ep.nodeName !== undefined && ep.nodeName === nodeName;
   return {
+    ep: ep.nodeName === undefined ? { ip, port, local } : { ip, port, local, nodeName: ep.nodeName },
     ip,
     port,
-    local: ep.nodeName !== undefined && ep.nodeName === nodeName,
-    ...(ep.nodeName !== undefined ? { nodeName: ep.nodeName } : {}),
+    local,
     ready: publishNotReady || ep.ready,
     serving: publishNotReady || ep.serving,
     terminating: ep.terminating,
@@ -169,9 +186,12 @@ function candidate(ep: EndpointInfo, ip: string, port: number, publishNotReady: 
 
 /** Ready endpoints win; only when none is ready do serving-but-terminating ones take traffic. */
 function usable(list: readonly Candidate[]): Endpoint[] {
-  const ready = list.filter((e) => e.ready);
-  const chosen = ready.length > 0 ? ready : list.filter((e) => e.serving && e.terminating);
-  return chosen.map((e) => (e.nodeName === undefined ? { ip: e.ip, port: e.port, local: e.local } : { ip: e.ip, port: e.port, local: e.local, nodeName: e.nodeName }));
+  const ready: Endpoint[] = [];
+  for (const e of list) if (e.ready) ready.push(e.ep);
+  if (ready.length > 0) return ready;
+  const out: Endpoint[] = [];
+  for (const e of list) if (e.serving && e.terminating) out.push(e.ep);
+  return out;
 }
 
 /**
@@ -189,9 +209,10 @@ function topologyFilter(list: readonly Candidate[], svc: ServiceInfo, zone: stri
 }
 
 function chooseEndpoints(all: readonly Candidate[], svc: ServiceInfo, node: NodeContext): Pick<ServicePort, 'hasEndpoints' | 'clusterEndpoints' | 'localEndpoints'> {
-  const any = usable(all);
-  const local = usable(all.filter((e) => e.local));
-  const clusterEndpoints = svc.internalTrafficPolicy === 'Local' ? local : usable(topologyFilter(all, svc, node.zone));
   const needLocal = svc.externalTrafficPolicy === 'Local' && svc.type !== 'ClusterIP';
-  return { hasEndpoints: any.length > 0, clusterEndpoints, localEndpoints: needLocal ? local : [] };
+  const iLocal = svc.internalTrafficPolicy === 'Local';
+  const local = needLocal || iLocal ? usable(all.filter((e) => e.local)) : [];
+  const clusterEndpoints = iLocal ? local : usable(topologyFilter(all, svc, node.zone));
+  const hasEndpoints = clusterEndpoints.length > 0 || all.some((e) => e.ready || (e.serving && e.terminating));
+  return { hasEndpoints, clusterEndpoints, localEndpoints: needLocal ? local : [] };
 }

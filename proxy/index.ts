@@ -9,6 +9,7 @@ import { IptablesDataplane } from './iptables/dataplane.js';
 import type { Family } from './model.js';
 import { ExecNft } from './nft/backend.js';
 import { NftDataplane } from './nft/dataplane.js';
+import { NftSession } from './nft/session.js';
 import { Proxier } from './proxier.js';
 
 export interface ProxyOptions {
@@ -23,16 +24,18 @@ export function proxyFamilies(serviceCIDRs: readonly string[]): Family[] {
   return [...f].sort();
 }
 
-export function createDataplanes(deps: Pick<AgentDeps, 'config'>, run: Runner): { active: Dataplane; other: Dataplane } {
+/** `nftInteractive`: argv of `nft -i` for partial syncs (see nft/session.ts); without it every sync runs `nft -f`. */
+export function createDataplanes(deps: Pick<AgentDeps, 'config'>, run: Runner, nftInteractive?: readonly string[]): { active: Dataplane; other: Dataplane } {
   const families = proxyFamilies(deps.config.serviceCIDRs);
-  const nft = new NftDataplane(new ExecNft(run), families);
+  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive) : undefined), families);
   const ipt = new IptablesDataplane(run, families);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }
 
 export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component {
   const run = opts.run ?? execRunner();
-  const { active, other } = createDataplanes(deps, run);
+  // A caller's runner may enter a namespace the session would not; it then uses `nft -f` only.
+  const { active, other } = createDataplanes(deps, run, opts.run ? undefined : ['nft', '-i']);
   const log = deps.log.child({ component: 'proxy', backend: active.name });
   return {
     name: 'proxy',

@@ -60,7 +60,10 @@ export function hasExternal(sp: ServicePort): boolean {
 }
 
 /** Endpoints programmed for a port, each once: what conntrack cleanup and metrics look at. */
-export function programmedEndpoints(sp: ServicePort): Endpoint[] {
+export function programmedEndpoints(sp: ServicePort): readonly Endpoint[] {
+  // desired.ts lists each endpoint once per list; only two lists can overlap.
+  if (sp.localEndpoints.length === 0) return sp.clusterEndpoints;
+  if (sp.clusterEndpoints.length === 0) return sp.localEndpoints;
   const seen = new Map<string, Endpoint>();
   for (const e of [...sp.clusterEndpoints, ...sp.localEndpoints]) seen.set(`${e.ip}|${e.port}`, e);
   return [...seen.values()];

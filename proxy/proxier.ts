@@ -244,6 +244,10 @@ export class Proxier {
       else this.current.delete(c.key);
       this.account(c.key, c.ports);
     }
+    this.metrics.services.set(this.total.ports);
+    this.metrics.endpoints.set(this.total.endpoints);
+    this.metrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, this.total.noLocalInternal);
+    this.metrics.noLocalEndpoints.set({ traffic_policy: 'external' }, this.total.noLocalExternal);
     this.settled(start, full, triggers);
     // After a restart the previous state is unknown: nothing to compare, so nothing is flushed.
     if (this.synced) await this.cleanConntrack(changes, previous);
@@ -268,10 +272,6 @@ export class Proxier {
     for (const k of Object.keys(ZERO) as (keyof Stats)[]) this.total[k] += after[k] - before[k];
     if (ports.length) this.stats.set(key, after);
     else this.stats.delete(key);
-    this.metrics.services.set(this.total.ports);
-    this.metrics.endpoints.set(this.total.endpoints);
-    this.metrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, this.total.noLocalInternal);
-    this.metrics.noLocalEndpoints.set({ traffic_policy: 'external' }, this.total.noLocalExternal);
     const hc = new Map<number, HealthCheckTarget>();
     for (const p of ports) {
       if (p.healthCheckNodePort === undefined) continue;

@@ -1,6 +1,7 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
 import type { Runner } from '../exec.js';
+import type { NftSession } from './session.js';
 
 export interface NftBackend {
   apply(text: string): Promise<void>;
@@ -8,12 +9,26 @@ export interface NftBackend {
   list(prefix: string): Promise<unknown>;
   /** Deletes the table if present. */
   remove(prefix: string): Promise<void>;
+  /** Releases a long-lived nft process, if any. */
+  close?(): void;
 }
 
+/** Larger transactions (full syncs, big bursts) go through one `nft -f -` run instead. */
+const SESSION_LIMIT = 256 * 1024;
+
 export class ExecNft implements NftBackend {
-  constructor(private readonly run: Runner) {}
+  /** With a session, small transactions skip nft's per-process cost (see session.ts). */
+  constructor(
+    private readonly run: Runner,
+    private readonly session?: NftSession,
+  ) {}
   async apply(text: string): Promise<void> {
-    if (text) await this.run('nft', ['-f', '-'], text);
+    if (!text) return;
+    if (this.session && text.length <= SESSION_LIMIT) return this.session.run(text.trimEnd().split('\n').join('; '));
+    await this.run('nft', ['-f', '-'], text);
+  }
+  close(): void {
+    this.session?.close();
   }
   async list(prefix: string): Promise<unknown> {
     try {

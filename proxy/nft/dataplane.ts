@@ -1,10 +1,11 @@
 // The nftables backend: per IP family a table, a mirror and the fragments each Service port
 // contributed. Both families go into one `nft -f -` run so a sync is atomic across them.
+import { isDeepStrictEqual } from 'node:util';
 import type { Family, NodeContext, ServicePort } from '../model.js';
 import { SlotAllocator, type Dataplane, type ServiceChange } from '../dataplane.js';
 import type { NftBackend } from './backend.js';
 import { Mirror, Txn } from './mirror.js';
-import { renderBase, renderServicePort, SLOT_SHIFT, TABLE, words } from './render.js';
+import { Renderer, SLOT_SHIFT, TABLE, words } from './render.js';
 import type { TableState } from './state.js';
 import { findDrift } from './verify.js';
 
@@ -16,6 +17,8 @@ interface FamilyState {
   readonly fragments: Map<string, TableState>;
   /** Service key -> ids of its ports in this family. */
   readonly owned: Map<string, string[]>;
+  /** Reused while the node context stays the same: it caches the shared chains' rule text. */
+  renderer?: Renderer;
 }
 
 export class NftDataplane implements Dataplane {
@@ -39,12 +42,13 @@ export class NftDataplane implements Dataplane {
       st.mirror.clear();
       st.fragments.clear();
       st.owned.clear();
-      st.mirror.load(renderBase(family, ctx));
+      const r = this.renderer(st, family, ctx);
+      st.mirror.load(r.base());
       for (const [key, ports] of services) {
         const ids: string[] = [];
         for (const sp of ports) {
           if (sp.family !== family) continue;
-          const frag = renderServicePort(sp, st.slots.get(sp.id), ctx);
+          const frag = r.servicePort(sp, st.slots.get(sp.id));
           st.fragments.set(sp.id, frag);
           st.mirror.load(frag);
           ids.push(sp.id);
@@ -63,6 +67,7 @@ export class NftDataplane implements Dataplane {
     const texts: string[] = [];
     for (const [family, st] of this.fams) {
       const txn = new Txn(st.prefix);
+      const r = this.renderer(st, family, ctx);
       for (const ch of changes) {
         const before = st.owned.get(ch.key) ?? [];
         const after = ch.ports.filter((p) => p.family === family);
@@ -74,7 +79,7 @@ export class NftDataplane implements Dataplane {
           st.slots.release(id);
         }
         for (const sp of after) {
-          const frag = renderServicePort(sp, st.slots.get(sp.id), ctx);
+          const frag = r.servicePort(sp, st.slots.get(sp.id));
           st.mirror.replace(st.fragments.get(sp.id), frag, txn);
           st.fragments.set(sp.id, frag);
         }
@@ -87,6 +92,11 @@ export class NftDataplane implements Dataplane {
     await this.backend.apply(texts.join(''));
   }
 
+  private renderer(st: FamilyState, family: Family, ctx: NodeContext): Renderer {
+    if (!st.renderer || !isDeepStrictEqual(st.renderer.ctx, ctx)) st.renderer = new Renderer(family, ctx);
+    return st.renderer;
+  }
+
   async verify(): Promise<string[]> {
     const out: string[] = [];
     for (const st of this.fams.values()) {
@@ -97,6 +107,7 @@ export class NftDataplane implements Dataplane {
 
   async cleanup(): Promise<void> {
     for (const t of ['ip', 'ip6']) await this.backend.remove(`${t} ${TABLE}`);
+    this.backend.close?.();
     for (const st of this.fams.values()) {
       st.mirror.clear();
       st.fragments.clear();

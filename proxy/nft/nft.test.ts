@@ -20,53 +20,91 @@ async function setup(initial: Record<string, ServicePort[]>) {
 }
 
 describe('nft rendering', () => {
-  it('a full sync replaces the table and writes the Service chains and elements', async () => {
+  it('a full sync replaces the table; a Service port is map elements pointing at a shared tail', async () => {
     const { fake } = await setup({ 'ns1/web': web() });
     const text = fake.last!;
     expect(text.startsWith('add table ip skiff\ndelete table ip skiff\nadd table ip skiff { comment "skiff service proxy" ; }\n')).toBe(true);
-    const own = text.split('\n').filter((l) => /ns1\/web|element/.test(l));
+    const own = text.split('\n').filter((l) => /-n\d|element/.test(l));
     expect(own.join('\n')).toBe(
       [
-        'add chain ip skiff service-ns1/web/tcp/http',
-        'add chain ip skiff external-ns1/web/tcp/http',
-        'add rule ip skiff service-ns1/web/tcp/http meta mark set numgen random mod 2 offset 32768 goto lb-cluster-tcp',
-        'add rule ip skiff external-ns1/web/tcp/http meta mark set numgen random mod 2 offset 32768 goto lb-external-tcp',
+        'add chain ip skiff lb-cluster-tcp-n2',
+        'add chain ip skiff lb-external-tcp-n2',
+        'add rule ip skiff lb-cluster-tcp-n2 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
+        'add rule ip skiff lb-cluster-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp',
+        'add rule ip skiff lb-external-tcp-n2 meta mark set meta mark | 0x00004000',
+        'add rule ip skiff lb-external-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp',
         'add element ip skiff cluster-ips { 10.96.0.10 }',
-        'add element ip skiff endpoints { 32768 : 10.244.1.5 . 8080, 32769 : 10.244.2.6 . 8080 }',
         'add element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }',
-        'add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto service-ns1/web/tcp/http }',
-        'add element ip skiff service-nodeports { tcp . 30080 : goto external-ns1/web/tcp/http }',
+        'add element ip skiff endpoints-tcp { 32768 . 0 : 10.244.1.5 . 8080, 32768 . 1 : 10.244.2.6 . 8080 }',
+        'add element ip skiff service-marks { 10.96.0.10 . tcp . 80 : 32768 }',
+        'add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n2 }',
+        'add element ip skiff nodeport-marks { tcp . 30080 : 32768 }',
+        'add element ip skiff service-nodeports { tcp . 30080 : goto lb-external-tcp-n2 }',
       ].join('\n'),
     );
+    expect(text).not.toContain('ns1/web');
+  });
+
+  it('Services with the same endpoint count share one tail chain', async () => {
+    const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.8'), endpoint('10.244.1.9')])], nodeCtx);
+    const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': api });
+    expect(fake.last!.match(/^add chain ip skiff lb-cluster-tcp-n2$/gm)).toHaveLength(1);
+    expect(fake.last).toContain('add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n2, 10.96.0.11 . tcp . 80 : goto lb-cluster-tcp-n2 }');
+    // web leaving keeps the tail api still uses; api leaving removes it.
+    await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
+    expect(fake.last).not.toContain('lb-cluster-tcp-n2');
+    expect(fake.last).toContain('delete chain ip skiff lb-external-tcp-n2');
+    await dp.partial([{ key: 'ns2/api', ports: [] }], nodeCtx);
+    expect(fake.last).toContain('flush chain ip skiff lb-cluster-tcp-n2\ndelete chain ip skiff lb-cluster-tcp-n2\n');
+  });
+
+  it('a tail one Service leaves and another joins in the same sync is kept, not deleted', async () => {
+    const three = (name: string, ip: string, n: number) => ports(service('ns', name, { clusterIPs: [ip] }), [slice('ns', name, Array.from({ length: n }, (_, i) => endpoint(`10.244.${ip.endsWith('1') ? 1 : 2}.${i + 1}`)))], nodeCtx);
+    const { fake, dp } = await setup({ 'ns/a': three('a', '10.96.0.1', 3), 'ns/b': three('b', '10.96.0.2', 4) });
+    await dp.partial([{ key: 'ns/a', ports: three('a', '10.96.0.1', 4) }, { key: 'ns/b', ports: three('b', '10.96.0.2', 3) }], nodeCtx);
+    expect(fake.last).not.toMatch(/chain/);
   });
 
   it('the base table hooks and dispatch', () => {
     const t = renderBase(4, { ...nodeCtx, nodePortAddresses: ['192.168.0.0/16'] });
     expect(t.chains.get('services')!.rules).toEqual([
+      'meta mark set ip daddr . meta l4proto . th dport map @service-marks',
       'ip daddr . meta l4proto . th dport vmap @service-ips',
-      'ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports',
+      'ip daddr @nodeport-ips jump nodeports',
     ]);
+    expect(t.chains.get('nodeports')!.rules).toEqual(['meta mark set meta l4proto . th dport map @nodeport-marks', 'meta l4proto . th dport vmap @service-nodeports']);
     expect(t.chains.get('cluster-ips-check')!.rules).toEqual(['ip daddr @cluster-ips reject', 'ip daddr 10.96.0.0/12 drop']);
     expect(t.chains.get('nat-prerouting')!.hook).toBe('type nat hook prerouting priority -100 ;');
     expect([...t.elements.get('nodeport-ips')!.keys()]).toEqual(['192.168.0.0/16']);
+    expect(t.sets.get('endpoints-udp')!.decl).toBe('typeof meta mark . numgen random mod 2 : ip daddr . udp dport ;');
     const v6 = renderBase(6, { ...nodeCtx, serviceCIDRs: ['10.96.0.0/12', 'fd00:96::/112'] });
-    expect(v6.chains.get('lb-local-udp')!.rules).toEqual(['meta l4proto udp dnat ip6 to meta mark & 0xffffbfff map @endpoints']);
-    expect(t.chains.get('lb-cluster-tcp')!.rules).toEqual(['ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000', 'meta l4proto tcp dnat ip to meta mark & 0xffffbfff map @endpoints']);
-    expect(t.chains.get('lb-external-tcp')!.rules).toEqual(['meta mark set meta mark | 0x00004000', 'meta l4proto tcp dnat ip to meta mark & 0xffffbfff map @endpoints']);
-    expect(renderBase(4, { ...nodeCtx, masqueradeAll: true }).chains.get('lb-cluster-udp')!.rules[0]).toBe('meta mark set meta mark | 0x00004000');
+    expect(v6.chains.get('lb-local-affinity')!.rules).toEqual(['meta l4proto { tcp, udp, sctp } dnat ip6 to meta mark & 0xffffbfff map @affinity-endpoints']);
+    expect(t.chains.get('lb-cluster-affinity')!.rules[0]).toBe('ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000');
+    expect(renderBase(4, { ...nodeCtx, masqueradeAll: true }).chains.get('lb-cluster-affinity')!.rules[0]).toBe('meta mark set meta mark | 0x00004000');
     expect(v6.chains.get('cluster-ips-check')!.rules).toEqual(['ip6 daddr @cluster-ips reject', 'ip6 daddr fd00:96::/112 drop']);
+    expect([...t.chains.keys()].filter((c) => /-n\d/.test(c))).toEqual([]);
   });
 
-  it('an endpoint removal rewrites only that Service chain and deletes its elements', async () => {
+  it('an endpoint removal changes the endpoint count: map elements and tail chains only', async () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     await dp.partial([{ key: 'ns1/web', ports: web([endpoint('10.244.1.5')]) }], nodeCtx);
     expect(fake.last).toBe(
       [
-        'flush chain ip skiff service-ns1/web/tcp/http',
-        'add rule ip skiff service-ns1/web/tcp/http meta mark set 32768 goto lb-cluster-tcp',
-        'flush chain ip skiff external-ns1/web/tcp/http',
-        'add rule ip skiff external-ns1/web/tcp/http meta mark set 32768 goto lb-external-tcp',
-        'delete element ip skiff endpoints { 32769 }',
+        'add chain ip skiff lb-cluster-tcp-n1',
+        'add chain ip skiff lb-external-tcp-n1',
+        'add rule ip skiff lb-cluster-tcp-n1 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
+        'add rule ip skiff lb-cluster-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp',
+        'add rule ip skiff lb-external-tcp-n1 meta mark set meta mark | 0x00004000',
+        'add rule ip skiff lb-external-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp',
+        'delete element ip skiff endpoints-tcp { 32768 . 1 }',
+        'delete element ip skiff service-ips { 10.96.0.10 . tcp . 80 }',
+        'delete element ip skiff service-nodeports { tcp . 30080 }',
+        'add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n1 }',
+        'add element ip skiff service-nodeports { tcp . 30080 : goto lb-external-tcp-n1 }',
+        'flush chain ip skiff lb-cluster-tcp-n2',
+        'flush chain ip skiff lb-external-tcp-n2',
+        'delete chain ip skiff lb-cluster-tcp-n2',
+        'delete chain ip skiff lb-external-tcp-n2',
         '',
       ].join('\n'),
     );
@@ -77,27 +115,31 @@ describe('nft rendering', () => {
     await dp.partial([{ key: 'ns1/web', ports: web([endpoint('10.244.1.5'), endpoint('10.244.3.7')]) }], nodeCtx);
     expect(fake.last).toBe(
       [
-        'delete element ip skiff endpoints { 32769 }',
-        'add element ip skiff endpoints { 32769 : 10.244.3.7 . 8080 }',
+        'delete element ip skiff endpoints-tcp { 32768 . 1 }',
         'add element ip skiff hairpin { 10.244.3.7 . 10.244.3.7 }',
+        'add element ip skiff endpoints-tcp { 32768 . 1 : 10.244.3.7 . 8080 }',
         '',
       ].join('\n'),
     );
   });
 
-  it('losing all endpoints swaps the dispatch for a reject and deletes the chains', async () => {
+  it('losing all endpoints swaps the dispatch for a reject and deletes unused tails', async () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     await dp.partial([{ key: 'ns1/web', ports: web([]) }], nodeCtx);
     expect(fake.last).toBe(
       [
-        'delete element ip skiff endpoints { 32768, 32769 }',
         'delete element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }',
+        'delete element ip skiff endpoints-tcp { 32768 . 0, 32768 . 1 }',
+        'delete element ip skiff service-marks { 10.96.0.10 . tcp . 80 }',
         'delete element ip skiff service-ips { 10.96.0.10 . tcp . 80 }',
+        'delete element ip skiff nodeport-marks { tcp . 30080 }',
         'delete element ip skiff service-nodeports { tcp . 30080 }',
         'add element ip skiff no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }',
         'add element ip skiff no-endpoint-nodeports { tcp . 30080 : goto reject-chain }',
-        'delete chain ip skiff service-ns1/web/tcp/http',
-        'delete chain ip skiff external-ns1/web/tcp/http',
+        'flush chain ip skiff lb-cluster-tcp-n2',
+        'flush chain ip skiff lb-external-tcp-n2',
+        'delete chain ip skiff lb-cluster-tcp-n2',
+        'delete chain ip skiff lb-external-tcp-n2',
         '',
       ].join('\n'),
     );
@@ -107,13 +149,13 @@ describe('nft rendering', () => {
     const other = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.5')])], nodeCtx);
     const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': other });
     await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
-    expect(fake.last).toContain('delete element ip skiff endpoints { 32768, 32769 }\n');
+    expect(fake.last).toContain('delete element ip skiff endpoints-tcp { 32768 . 0, 32768 . 1 }\n');
     expect(fake.last).not.toContain('10.244.1.5 . 10.244.1.5');
     await dp.partial([{ key: 'ns2/api', ports: [] }], nodeCtx);
     expect(fake.last).toContain('delete element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }\n');
   });
 
-  it('affinity uses a dynamic map that is flushed when endpoints change', async () => {
+  it('affinity keeps a chain per port and a dynamic map that is flushed when endpoints change', async () => {
     const aff = (eps: ReturnType<typeof endpoint>[]) => ports(service('ns1', 'st', { sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 30 }), [slice('ns1', 'st', eps)], nodeCtx);
     const { fake, dp } = await setup({ 'ns1/st': aff([endpoint('10.244.1.5'), endpoint('10.244.1.6')]) });
     expect(fake.last).toContain('add map ip skiff affinity-ns1/st/tcp/http { type ipv4_addr : mark ; flags dynamic,timeout ; timeout 30s ; }\n');
@@ -121,9 +163,12 @@ describe('nft rendering', () => {
       [
         'add rule ip skiff service-ns1/st/tcp/http meta mark set numgen random mod 2 offset 32768',
         'add rule ip skiff service-ns1/st/tcp/http meta mark set ip saddr map @affinity-ns1/st/tcp/http',
-        'add rule ip skiff service-ns1/st/tcp/http update @affinity-ns1/st/tcp/http { ip saddr : meta mark } goto lb-cluster-tcp',
+        'add rule ip skiff service-ns1/st/tcp/http update @affinity-ns1/st/tcp/http { ip saddr : meta mark } goto lb-cluster-affinity',
       ].join('\n'),
     );
+    expect(fake.last).toContain('add element ip skiff affinity-endpoints { 32768 : 10.244.1.5 . 8080, 32769 : 10.244.1.6 . 8080 }');
+    expect(fake.last).toContain('add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto service-ns1/st/tcp/http }');
+    expect(fake.last).not.toContain('add element ip skiff service-marks');
     await dp.partial([{ key: 'ns1/st', ports: aff([endpoint('10.244.1.5'), endpoint('10.244.1.7')]) }], nodeCtx);
     expect(fake.last!.split('\n')[0]).toBe('flush map ip skiff affinity-ns1/st/tcp/http');
     await dp.partial([{ key: 'ns1/st', ports: [] }], nodeCtx);
@@ -133,17 +178,30 @@ describe('nft rendering', () => {
   it('externalTrafficPolicy Local sends external traffic to local endpoints only, or drops it', async () => {
     const local = (eps: ReturnType<typeof endpoint>[]) => web(eps, { externalTrafficPolicy: 'Local' });
     const { fake, dp } = await setup({ 'ns1/web': local([endpoint('10.244.1.5'), endpoint('10.244.2.6', { nodeName: 'node-b' })]) });
-    const ext = fake.last!.split('\n').filter((l) => l.startsWith('add rule ip skiff external-'));
-    expect(ext).toEqual([
-      'add rule ip skiff external-ns1/web/tcp/http ip saddr 10.244.0.0/16 goto service-ns1/web/tcp/http',
-      'add rule ip skiff external-ns1/web/tcp/http fib saddr type local goto service-ns1/web/tcp/http',
-      'add rule ip skiff external-ns1/web/tcp/http meta mark set 40960 goto lb-local-tcp',
+    expect(fake.last!.split('\n').filter((l) => l.startsWith('add rule ip skiff external-local-'))).toEqual([
+      'add rule ip skiff external-local-tcp-c2-l1 ip saddr 10.244.0.0/16 meta mark set meta mark & 0xffffdfff goto lb-cluster-tcp-n2',
+      'add rule ip skiff external-local-tcp-c2-l1 fib saddr type local meta mark set meta mark & 0xffffdfff goto lb-cluster-tcp-n2',
+      'add rule ip skiff external-local-tcp-c2-l1 goto lb-local-tcp-n1',
     ]);
-    expect(fake.last).toContain('40960 : 10.244.1.5 . 8080');
+    expect(fake.last).toContain('add rule ip skiff lb-local-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp\n');
+    expect(fake.last).toContain('40960 . 0 : 10.244.1.5 . 8080');
+    expect(fake.last).toContain('add element ip skiff nodeport-marks { tcp . 30080 : 40960 }');
     await dp.partial([{ key: 'ns1/web', ports: local([endpoint('10.244.2.6', { nodeName: 'node-b' })]) }], nodeCtx);
     expect(fake.last).toContain(
-      ['flush chain ip skiff external-ns1/web/tcp/http', 'add rule ip skiff external-ns1/web/tcp/http ip saddr 10.244.0.0/16 goto service-ns1/web/tcp/http', 'add rule ip skiff external-ns1/web/tcp/http fib saddr type local goto service-ns1/web/tcp/http', 'add rule ip skiff external-ns1/web/tcp/http drop'].join('\n'),
+      [
+        'add rule ip skiff external-local-tcp-c1-l0 ip saddr 10.244.0.0/16 meta mark set meta mark & 0xffffdfff goto lb-cluster-tcp-n1',
+        'add rule ip skiff external-local-tcp-c1-l0 fib saddr type local meta mark set meta mark & 0xffffdfff goto lb-cluster-tcp-n1',
+        'add rule ip skiff external-local-tcp-c1-l0 drop',
+      ].join('\n'),
     );
+    expect(fake.last).toContain('add element ip skiff service-nodeports { tcp . 30080 : goto external-local-tcp-c1-l0 }');
+  });
+
+  it('internalTrafficPolicy Local without a local endpoint drops cluster traffic in the dispatch map', async () => {
+    const svc = ports(service('ns1', 'il', { internalTrafficPolicy: 'Local' }), [slice('ns1', 'il', [endpoint('10.244.2.6', { nodeName: 'node-b' })])], nodeCtx);
+    const { fake } = await setup({ 'ns1/il': svc });
+    expect(fake.last).toContain('add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : drop }');
+    expect(fake.last).not.toContain('add element ip skiff service-marks');
   });
 
   it('LoadBalancer source ranges get a firewall chain', async () => {
@@ -155,17 +213,18 @@ describe('nft rendering', () => {
     const { fake } = await setup({ 'ns1/lb': lb });
     expect(fake.last).toContain('add rule ip skiff firewall-ns1/lb/tcp/http ip saddr 198.51.100.0/24 return\nadd rule ip skiff firewall-ns1/lb/tcp/http drop\n');
     expect(fake.last).toContain('add element ip skiff firewall-ips { 192.0.2.10 . tcp . 80 : goto firewall-ns1/lb/tcp/http }');
-    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : goto external-ns1/lb/tcp/http');
+    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : goto lb-external-tcp-n1');
+    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : 32768');
   });
 
   it('a new Service reuses no slot freed in the same sync and frees it afterwards', async () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.9')])], nodeCtx);
     await dp.partial([{ key: 'ns1/web', ports: [] }, { key: 'ns2/api', ports: api }], nodeCtx);
-    expect(fake.last).toContain('add element ip skiff endpoints { 65536 : 10.244.1.9 . 8080 }');
+    expect(fake.last).toContain('add element ip skiff endpoints-tcp { 65536 . 0 : 10.244.1.9 . 8080 }');
     const db = ports(service('ns3', 'db', { clusterIPs: ['10.96.0.12'] }), [slice('ns3', 'db', [endpoint('10.244.1.10')])], nodeCtx);
     await dp.partial([{ key: 'ns3/db', ports: db }], nodeCtx);
-    expect(fake.last).toContain('add element ip skiff endpoints { 32768 : 10.244.1.10 . 8080 }');
+    expect(fake.last).toContain('add element ip skiff endpoints-tcp { 32768 . 0 : 10.244.1.10 . 8080 }');
   });
 });
 

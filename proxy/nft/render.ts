@@ -1,17 +1,23 @@
 // Model -> nft table data. Layout and hook choices are explained in proxy/README.md; the key one:
-// endpoints are chosen by writing "slot offset + random index" into the packet mark and looking it
-// up in ONE shared map from three shared dnat rules, so the table holds one chain per Service port
-// instead of one per endpoint and the shared map has only three bindings (see README for why).
-import { hasExternal, type Family, type NodeContext, type ServicePort } from '../model.js';
-import { addElement, emptyTable, type TableState } from './state.js';
+// dispatch writes a Service port's slot into the packet mark (a data map) and jumps (a verdict map
+// with the same key) to a tail chain SHARED by every port with the same endpoint count N, which
+// picks `mark . numgen random mod N` in the protocol's endpoints map. The table then holds O(distinct N)
+// chains instead of one per Service port: nft dumps every chain on each run, so that is what an
+// element-only update costs. Only ClientIP-affinity ports keep a chain of their own.
+import { hasExternal, type Family, type L4, type NodeContext, type ServicePort } from '../model.js';
+import { addElement, emptyTable, type ChainState, type TableState } from './state.js';
 
 export const TABLE = 'skiff';
 export const MASQ_BIT = 0x4000;
-/** Endpoint index block per Service port: cluster endpoints at 0.., local ones at LOCAL_BASE... */
+/** A port's slot lives in the mark's high bits; LOCAL_BIT selects its node-local endpoint list. */
 export const SLOT_SHIFT = 15;
-export const LOCAL_BASE = 0x2000;
-export const MAX_ENDPOINTS = LOCAL_BASE;
-const INDEX_MASK = (0xffffffff ^ MASQ_BIT) >>> 0;
+export const LOCAL_BIT = 0x2000;
+/** Affinity ports keep the chosen index in the mark's low bits (their map stores the mark). */
+export const MAX_AFFINITY_ENDPOINTS = LOCAL_BIT;
+const NO_MASQ = (0xffffffff ^ MASQ_BIT) >>> 0;
+const NO_LOCAL = (0xffffffff ^ LOCAL_BIT) >>> 0;
+const L4_ALL = 'meta l4proto { tcp, udp, sctp }';
+const PROTOCOLS: readonly L4[] = ['tcp', 'udp', 'sctp'];
 
 export interface FamilyWords {
   readonly table: 'ip' | 'ip6';
@@ -20,16 +26,28 @@ export interface FamilyWords {
   readonly loopback: string;
 }
 
+const WORDS4: FamilyWords = { table: 'ip', addr: 'ipv4_addr', ip: 'ip', loopback: '127.0.0.0/8' };
+const WORDS6: FamilyWords = { table: 'ip6', addr: 'ipv6_addr', ip: 'ip6', loopback: '::1' };
+
 export function words(family: Family): FamilyWords {
-  return family === 4
-    ? { table: 'ip', addr: 'ipv4_addr', ip: 'ip', loopback: '127.0.0.0/8' }
-    : { table: 'ip6', addr: 'ipv6_addr', ip: 'ip6', loopback: '::1' };
+  return family === 4 ? WORDS4 : WORDS6;
 }
 
 export const serviceChain = (sp: ServicePort): string => `service-${sp.id}`;
 export const externalChain = (sp: ServicePort): string => `external-${sp.id}`;
 export const firewallChain = (sp: ServicePort): string => `firewall-${sp.id}`;
 export const affinityMap = (sp: ServicePort, local: boolean): string => `affinity-${local ? 'local-' : ''}${sp.id}`;
+
+type Kind = 'cluster' | 'external' | 'local';
+/** The shared tail for N endpoints of one kind; exists only while some port uses it. */
+export const tailChain = (kind: Kind, p: L4, n: number): string => `lb-${kind}-${p}-n${n}`;
+/** eTP Local external traffic: pods and the node itself go the cluster way (Nc), others to local (Nl). */
+export const localChain = (p: L4, nc: number, nl: number): string => `external-local-${p}-c${nc}-l${nl}`;
+/**
+ * One map per protocol: nft stores a typeof map's data type as the first transport header it
+ * knows (tcp), so a later run could not bind a `th dport` map from a udp or sctp rule.
+ */
+export const endpointsMap = (p: L4): string => `endpoints-${p}`;
 
 function cidrsOf(family: Family, cidrs: readonly string[]): string[] {
   return cidrs.filter((c) => (family === 4 ? !c.includes(':') : c.includes(':')));
@@ -39,136 +57,248 @@ function anon(items: readonly string[]): string {
   return items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`;
 }
 
-/** The fixed part: hooks, dispatch maps and shared chains. Depends only on the node context. */
-export function renderBase(family: Family, ctx: NodeContext): TableState {
-  const w = words(family);
-  const t = emptyTable();
-  const tuple = `${w.addr} . inet_proto . inet_service`;
-  const map = (name: string, decl: string): void => void t.sets.set(name, { kind: 'map', decl });
-  const set = (name: string, decl: string): void => void t.sets.set(name, { kind: 'set', decl });
-  set('cluster-ips', `type ${w.addr} ;`);
-  map('service-ips', `type ${tuple} : verdict ;`);
-  map('service-nodeports', 'type inet_proto . inet_service : verdict ;');
-  map('no-endpoint-services', `type ${tuple} : verdict ;`);
-  map('no-endpoint-nodeports', 'type inet_proto . inet_service : verdict ;');
-  map('firewall-ips', `type ${tuple} : verdict ;`);
-  map('endpoints', `type mark : ${w.addr} . inet_service ;`);
-  set('hairpin', `type ${w.addr} . ${w.addr} ;`);
-
-  const nodePortCidrs = cidrsOf(family, ctx.nodePortAddresses);
-  let nodePortMatch: string;
-  if (nodePortCidrs.length > 0) {
-    set('nodeport-ips', `type ${w.addr} ; flags interval ; auto-merge ;`);
-    for (const c of nodePortCidrs) addElement(t, 'nodeport-ips', c);
-    nodePortMatch = `${w.ip} daddr @nodeport-ips`;
-  } else {
-    // Like kube-proxy's nftables mode, NodePorts are not reachable on loopback addresses.
-    nodePortMatch = `fib daddr type local ${w.ip} daddr != ${w.loopback}`;
-  }
-
-  const chain = (name: string, rules: string[], hook?: string): void => void t.chains.set(name, hook ? { hook, rules } : { rules });
-  chain('filter-prerouting', ['ct state new jump firewall-check'], 'type filter hook prerouting priority -110 ;');
-  chain('filter-input', ['ct state new jump nodeport-endpoints-check', 'ct state new jump service-endpoints-check'], 'type filter hook input priority -110 ;');
-  chain(
-    'filter-forward',
-    ['ct state invalid drop', 'ct state new jump service-endpoints-check', 'ct state new jump cluster-ips-check'],
-    'type filter hook forward priority -110 ;',
-  );
-  chain('filter-output', ['ct state new jump service-endpoints-check', 'ct state new jump cluster-ips-check'], 'type filter hook output priority -110 ;');
-  chain('filter-output-post-dnat', ['ct state new jump firewall-check'], 'type filter hook output priority -90 ;');
-  chain('nat-prerouting', ['jump services'], 'type nat hook prerouting priority -100 ;');
-  chain('nat-output', ['jump services'], 'type nat hook output priority -100 ;');
-  chain('nat-postrouting', ['jump masquerading'], 'type nat hook postrouting priority 100 ;');
-  chain('services', [`${w.ip} daddr . meta l4proto . th dport vmap @service-ips`, `${nodePortMatch} meta l4proto . th dport vmap @service-nodeports`]);
-  chain('masquerading', [
-    `ct status dnat ${w.ip} saddr . ${w.ip} daddr @hairpin masquerade fully-random`,
-    `meta mark & ${hex(MASQ_BIT)} == 0 return`,
-    `meta mark set meta mark ^ ${hex(MASQ_BIT)}`,
-    'masquerade fully-random',
-  ]);
-  chain('service-endpoints-check', [`${w.ip} daddr . meta l4proto . th dport vmap @no-endpoint-services`]);
-  chain('nodeport-endpoints-check', [`${nodePortMatch} meta l4proto . th dport vmap @no-endpoint-nodeports`]);
-  const svcCidrs = cidrsOf(family, ctx.serviceCIDRs);
-  chain('cluster-ips-check', [`${w.ip} daddr @cluster-ips reject`, ...(svcCidrs.length ? [`${w.ip} daddr ${anon(svcCidrs)} drop`] : [])]);
-  chain('firewall-check', [`${w.ip} daddr . meta l4proto . th dport vmap @firewall-ips`]);
-  chain('reject-chain', ['reject']);
-  // The shared tails of every Service chain: masquerade decision, then DNAT to the endpoint whose
-  // index the Service chain wrote into the mark. Three kinds x three protocols, all binding @endpoints.
-  const clusterCidrs = cidrsOf(family, ctx.clusterCIDRs);
-  const masq = `meta mark set meta mark | ${hex(MASQ_BIT)}`;
-  const clusterMasq = ctx.masqueradeAll || clusterCidrs.length === 0 ? masq : `${w.ip} saddr != ${anon(clusterCidrs)} ${masq}`;
-  for (const p of ['tcp', 'udp', 'sctp']) {
-    const dnat = `meta l4proto ${p} dnat ${w.ip} to meta mark & ${hex(INDEX_MASK)} map @endpoints`;
-    chain(`lb-cluster-${p}`, [clusterMasq, dnat]);
-    chain(`lb-external-${p}`, [masq, dnat]);
-    chain(`lb-local-${p}`, [dnat]);
-  }
-  return t;
-}
-
 function hex(n: number): string {
   return `0x${n.toString(16).padStart(8, '0')}`;
 }
 
-/** Everything one ServicePort contributes, given its slot in the endpoints map. */
-export function renderServicePort(sp: ServicePort, slot: number, ctx: NodeContext): TableState {
-  const w = words(sp.family);
-  const t = emptyTable();
-  const base = slot << SLOT_SHIFT >>> 0;
-  const tuple = (ip: string): string => `${ip} . ${sp.protocol} . ${sp.port}`;
-  const externalTuples = [...sp.externalIPs, ...sp.loadBalancerIPs].map(tuple);
-  for (const ip of sp.clusterIPs) addElement(t, 'cluster-ips', ip);
+/**
+ * Everything that depends only on the family and the node context, computed once per sync: the
+ * base table and the rule text of the shared chains (so 10,000 ports do not rebuild it).
+ */
+export class Renderer {
+  readonly w: FamilyWords;
+  private readonly clusterCidrs: string[];
+  private readonly masq = `meta mark set meta mark | ${hex(MASQ_BIT)}`;
+  private readonly clusterMasq: string;
+  private readonly shared = new Map<string, ChainState>();
 
-  if (!sp.hasEndpoints) {
-    // Nothing anywhere: refuse at once (reject in the filter hooks) rather than let clients time out.
-    for (const ip of sp.clusterIPs) addElement(t, 'no-endpoint-services', tuple(ip), 'goto reject-chain');
-    for (const k of externalTuples) addElement(t, 'no-endpoint-services', k, 'goto reject-chain');
-    if (sp.nodePort !== undefined) addElement(t, 'no-endpoint-nodeports', `${sp.protocol} . ${sp.nodePort}`, 'goto reject-chain');
+  constructor(
+    readonly family: Family,
+    readonly ctx: NodeContext,
+  ) {
+    this.w = words(family);
+    this.clusterCidrs = cidrsOf(family, ctx.clusterCIDRs);
+    this.clusterMasq = ctx.masqueradeAll || this.clusterCidrs.length === 0 ? this.masq : `${this.w.ip} saddr != ${anon(this.clusterCidrs)} ${this.masq}`;
+  }
+
+  /** The fixed part: hooks, dispatch maps and the affinity tails. */
+  base(): TableState {
+    const w = this.w;
+    const t = emptyTable();
+    const tuple = `${w.addr} . inet_proto . inet_service`;
+    const map = (name: string, decl: string): void => void t.sets.set(name, { kind: 'map', decl });
+    const set = (name: string, decl: string): void => void t.sets.set(name, { kind: 'set', decl });
+    set('cluster-ips', `type ${w.addr} ;`);
+    map('service-marks', `type ${tuple} : mark ;`);
+    map('service-ips', `type ${tuple} : verdict ;`);
+    map('nodeport-marks', 'type inet_proto . inet_service : mark ;');
+    map('service-nodeports', 'type inet_proto . inet_service : verdict ;');
+    map('no-endpoint-services', `type ${tuple} : verdict ;`);
+    map('no-endpoint-nodeports', 'type inet_proto . inet_service : verdict ;');
+    map('firewall-ips', `type ${tuple} : verdict ;`);
+    // `typeof` because numgen has no named type.
+    for (const p of PROTOCOLS) map(endpointsMap(p), `typeof meta mark . numgen random mod 2 : ${w.ip} daddr . ${p} dport ;`);
+    map('affinity-endpoints', `type mark : ${w.addr} . inet_service ;`);
+    set('hairpin', `type ${w.addr} . ${w.addr} ;`);
+
+    const nodePortCidrs = cidrsOf(this.family, this.ctx.nodePortAddresses);
+    let nodePortMatch: string;
+    if (nodePortCidrs.length > 0) {
+      set('nodeport-ips', `type ${w.addr} ; flags interval ; auto-merge ;`);
+      for (const c of nodePortCidrs) addElement(t, 'nodeport-ips', c);
+      nodePortMatch = `${w.ip} daddr @nodeport-ips`;
+    } else {
+      // Like kube-proxy's nftables mode, NodePorts are not reachable on loopback addresses.
+      nodePortMatch = `fib daddr type local ${w.ip} daddr != ${w.loopback}`;
+    }
+
+    const chain = (name: string, rules: string[], hook?: string): void => void t.chains.set(name, hook ? { hook, rules } : { rules });
+    chain('filter-prerouting', ['ct state new jump firewall-check'], 'type filter hook prerouting priority -110 ;');
+    chain('filter-input', ['ct state new jump nodeport-endpoints-check', 'ct state new jump service-endpoints-check'], 'type filter hook input priority -110 ;');
+    chain(
+      'filter-forward',
+      ['ct state invalid drop', 'ct state new jump service-endpoints-check', 'ct state new jump cluster-ips-check'],
+      'type filter hook forward priority -110 ;',
+    );
+    chain('filter-output', ['ct state new jump service-endpoints-check', 'ct state new jump cluster-ips-check'], 'type filter hook output priority -110 ;');
+    chain('filter-output-post-dnat', ['ct state new jump firewall-check'], 'type filter hook output priority -90 ;');
+    chain('nat-prerouting', ['jump services'], 'type nat hook prerouting priority -100 ;');
+    chain('nat-output', ['jump services'], 'type nat hook output priority -100 ;');
+    chain('nat-postrouting', ['jump masquerading'], 'type nat hook postrouting priority 100 ;');
+    // A miss in the mark map ends that rule only; the verdict map then decides (affinity and
+    // drop entries have no mark). Both maps always hold the same keys otherwise.
+    const key = `${w.ip} daddr . meta l4proto . th dport`;
+    chain('services', [`meta mark set ${key} map @service-marks`, `${key} vmap @service-ips`, `${nodePortMatch} jump nodeports`]);
+    chain('nodeports', ['meta mark set meta l4proto . th dport map @nodeport-marks', 'meta l4proto . th dport vmap @service-nodeports']);
+    chain('masquerading', [
+      `ct status dnat ${w.ip} saddr . ${w.ip} daddr @hairpin masquerade fully-random`,
+      `meta mark & ${hex(MASQ_BIT)} == 0 return`,
+      `meta mark set meta mark ^ ${hex(MASQ_BIT)}`,
+      'masquerade fully-random',
+    ]);
+    chain('service-endpoints-check', [`${key} vmap @no-endpoint-services`]);
+    chain('nodeport-endpoints-check', [`${nodePortMatch} meta l4proto . th dport vmap @no-endpoint-nodeports`]);
+    const svcCidrs = cidrsOf(this.family, this.ctx.serviceCIDRs);
+    chain('cluster-ips-check', [`${w.ip} daddr @cluster-ips reject`, ...(svcCidrs.length ? [`${w.ip} daddr ${anon(svcCidrs)} drop`] : [])]);
+    chain('firewall-check', [`${key} vmap @firewall-ips`]);
+    chain('reject-chain', ['reject']);
+    // Affinity ports write the chosen index itself into the mark, so their tails look up the mark alone.
+    const dnat = `${L4_ALL} dnat ${w.ip} to meta mark & ${hex(NO_MASQ)} map @affinity-endpoints`;
+    chain('lb-cluster-affinity', [this.clusterMasq, dnat]);
+    chain('lb-external-affinity', [this.masq, dnat]);
+    chain('lb-local-affinity', [dnat]);
     return t;
   }
 
-  // The index goes into the mark and the rule jumps to the shared tail (one rule without affinity).
-  const pick = (n: number, offset: number, affinity: string | undefined, tail: string): string[] => {
-    const set = n === 1 ? `meta mark set ${offset}` : `meta mark set numgen random mod ${n} offset ${offset}`;
-    if (!affinity) return [`${set} goto ${tail}-${sp.protocol}`];
-    t.sets.set(affinity, { kind: 'map', dynamic: true, decl: `type ${w.addr} : mark ; flags dynamic,timeout ; timeout ${sp.affinitySeconds}s ;` });
-    return [set, `meta mark set ${w.ip} saddr map @${affinity}`, `update @${affinity} { ${w.ip} saddr : meta mark } goto ${tail}-${sp.protocol}`];
-  };
-  const sc = serviceChain(sp);
-  const cluster = sp.clusterEndpoints.slice(0, MAX_ENDPOINTS);
-  const clusterAffinity = sp.affinitySeconds ? affinityMap(sp, false) : undefined;
-  cluster.forEach((e, i) => addElement(t, 'endpoints', String(base + i), `${e.ip} . ${e.port}`));
-  // Only a pod on this node can reach itself through this node (endpoints of unknown node count as local).
-  for (const e of [...sp.clusterEndpoints, ...sp.localEndpoints]) if (e.local || e.nodeName === undefined) addElement(t, 'hairpin', `${e.ip} . ${e.ip}`);
-  t.chains.set(sc, { rules: cluster.length === 0 ? ['drop'] : pick(cluster.length, base, clusterAffinity, 'lb-cluster') });
-  for (const ip of sp.clusterIPs) addElement(t, 'service-ips', tuple(ip), `goto ${sc}`);
+  /** The shared chain `name`, built once per Renderer. */
+  private sharedChain(name: string, make: () => string[]): ChainState {
+    let c = this.shared.get(name);
+    if (!c) this.shared.set(name, (c = { rules: make(), shared: true }));
+    return c;
+  }
 
-  if (hasExternal(sp)) {
-    const ec = externalChain(sp);
-    let rules: string[];
-    if (!sp.externalLocal) {
-      rules = cluster.length === 0 ? ['drop'] : pick(cluster.length, base, clusterAffinity, 'lb-external');
-    } else {
-      const local = sp.localEndpoints.slice(0, MAX_ENDPOINTS);
-      local.forEach((e, i) => addElement(t, 'endpoints', String(base + LOCAL_BASE + i), `${e.ip} . ${e.port}`));
-      const clusterCidrs = cidrsOf(sp.family, ctx.clusterCIDRs);
-      rules = [
-        // Pods and the node itself reach external addresses as cluster traffic (kube-proxy's short-circuit).
-        ...(clusterCidrs.length ? [`${w.ip} saddr ${anon(clusterCidrs)} goto ${sc}`] : []),
-        `fib saddr type local goto ${sc}`,
-        ...(local.length === 0 ? ['drop'] : pick(local.length, base + LOCAL_BASE, sp.affinitySeconds ? affinityMap(sp, true) : undefined, 'lb-local')),
-      ];
+  /** Adds the tail for N endpoints of a kind to t and returns the verdict that reaches it. */
+  private tail(t: TableState, kind: Kind, p: L4, n: number): string {
+    if (n === 0) return 'drop';
+    const name = tailChain(kind, p, n);
+    t.chains.set(
+      name,
+      this.sharedChain(name, () => {
+        const dnat = `meta l4proto ${p} dnat ${this.w.ip} to meta mark & ${hex(NO_MASQ)} . numgen random mod ${n} map @${endpointsMap(p)}`;
+        return kind === 'cluster' ? [this.clusterMasq, dnat] : kind === 'external' ? [this.masq, dnat] : [dnat];
+      }),
+    );
+    return `goto ${name}`;
+  }
+
+  /** eTP Local: the shared chain for (cluster N, local N); the mark arrives with LOCAL_BIT set. */
+  private localTail(t: TableState, p: L4, nc: number, nl: number): string {
+    const toCluster = this.tail(t, 'cluster', p, nc);
+    const toLocal = this.tail(t, 'local', p, nl);
+    const name = localChain(p, nc, nl);
+    t.chains.set(
+      name,
+      this.sharedChain(name, () => {
+        const back = nc === 0 ? 'drop' : `meta mark set meta mark & ${hex(NO_LOCAL)} ${toCluster}`;
+        return [
+          // Pods and the node itself reach external addresses as cluster traffic (kube-proxy's short-circuit).
+          ...(this.clusterCidrs.length ? [`${this.w.ip} saddr ${anon(this.clusterCidrs)} ${back}`] : []),
+          `fib saddr type local ${back}`,
+          toLocal,
+        ];
+      }),
+    );
+    return `goto ${name}`;
+  }
+
+  /** Everything one ServicePort contributes, given its slot. */
+  servicePort(sp: ServicePort, slot: number): TableState {
+    const t = emptyTable();
+    const base = (slot << SLOT_SHIFT) >>> 0;
+    const suffix = ` . ${sp.protocol} . ${sp.port}`;
+    const clusterKeys = sp.clusterIPs.map((ip) => ip + suffix);
+    const externalKeys: string[] = [];
+    for (const ip of sp.externalIPs) externalKeys.push(ip + suffix);
+    for (const ip of sp.loadBalancerIPs) externalKeys.push(ip + suffix);
+    const nodePortKey = sp.nodePort === undefined ? undefined : `${sp.protocol} . ${sp.nodePort}`;
+    for (const ip of sp.clusterIPs) addElement(t, 'cluster-ips', ip);
+
+    if (!sp.hasEndpoints) {
+      // Nothing anywhere: refuse at once (reject in the filter hooks) rather than let clients time out.
+      for (const k of clusterKeys) addElement(t, 'no-endpoint-services', k, 'goto reject-chain');
+      for (const k of externalKeys) addElement(t, 'no-endpoint-services', k, 'goto reject-chain');
+      if (nodePortKey) addElement(t, 'no-endpoint-nodeports', nodePortKey, 'goto reject-chain');
+      return t;
     }
-    t.chains.set(ec, { rules });
-    for (const k of externalTuples) addElement(t, 'service-ips', k, `goto ${ec}`);
-    if (sp.nodePort !== undefined) addElement(t, 'service-nodeports', `${sp.protocol} . ${sp.nodePort}`, `goto ${ec}`);
+
+    // Only a pod on this node can reach itself through this node (endpoints of unknown node count as local).
+    for (const e of sp.clusterEndpoints) if (e.local || e.nodeName === undefined) addElement(t, 'hairpin', `${e.ip} . ${e.ip}`);
+    for (const e of sp.localEndpoints) if (e.local || e.nodeName === undefined) addElement(t, 'hairpin', `${e.ip} . ${e.ip}`);
+
+    /** Points the dispatch keys at a verdict, with the mark it needs when that is a tail. */
+    const dispatch = (keys: readonly string[], nodePort: string | undefined, verdict: string, mark: number | undefined): void => {
+      const m = mark === undefined ? undefined : String(mark);
+      for (const k of keys) {
+        if (m !== undefined) addElement(t, 'service-marks', k, m);
+        addElement(t, 'service-ips', k, verdict);
+      }
+      if (nodePort) {
+        if (m !== undefined) addElement(t, 'nodeport-marks', nodePort, m);
+        addElement(t, 'service-nodeports', nodePort, verdict);
+      }
+    };
+    if (sp.affinitySeconds) {
+      this.affinityPort(t, sp, base, clusterKeys, externalKeys, nodePortKey);
+      return t;
+    }
+
+    const p = sp.protocol;
+    const eps = endpointsMap(p);
+    const nc = sp.clusterEndpoints.length;
+    sp.clusterEndpoints.forEach((e, i) => addElement(t, eps, `${base} . ${i}`, `${e.ip} . ${e.port}`));
+    dispatch(clusterKeys, undefined, this.tail(t, 'cluster', p, nc), nc ? base : undefined);
+    if (hasExternal(sp)) {
+      if (!sp.externalLocal) {
+        dispatch(externalKeys, nodePortKey, this.tail(t, 'external', p, nc), nc ? base : undefined);
+      } else {
+        const nl = sp.localEndpoints.length;
+        const lbase = (base | LOCAL_BIT) >>> 0;
+        sp.localEndpoints.forEach((e, i) => addElement(t, eps, `${lbase} . ${i}`, `${e.ip} . ${e.port}`));
+        dispatch(externalKeys, nodePortKey, this.localTail(t, p, nc, nl), lbase);
+      }
+    }
+    this.firewall(t, sp, suffix);
+    return t;
   }
 
-  const ranges = sp.sourceRanges;
-  if (ranges.length > 0 && sp.loadBalancerIPs.length > 0) {
-    const fc = firewallChain(sp);
-    t.chains.set(fc, { rules: [`${w.ip} saddr ${anon(ranges)} return`, 'drop'] });
-    for (const ip of sp.loadBalancerIPs) addElement(t, 'firewall-ips', tuple(ip), `goto ${fc}`);
+  /**
+   * ClientIP affinity: a chain per port picks `index = numgen`, overrides it from the client's
+   * remembered mark and refreshes the entry, then the shared affinity tail looks the mark up.
+   */
+  private affinityPort(t: TableState, sp: ServicePort, base: number, clusterKeys: string[], externalKeys: string[], nodePortKey: string | undefined): void {
+    const w = this.w;
+    const pick = (n: number, offset: number, map: string, tail: string): string[] => {
+      if (n === 0) return ['drop'];
+      t.sets.set(map, { kind: 'map', dynamic: true, decl: `type ${w.addr} : mark ; flags dynamic,timeout ; timeout ${sp.affinitySeconds}s ;` });
+      const set = n === 1 ? `meta mark set ${offset}` : `meta mark set numgen random mod ${n} offset ${offset}`;
+      return [set, `meta mark set ${w.ip} saddr map @${map}`, `update @${map} { ${w.ip} saddr : meta mark } goto ${tail}`];
+    };
+    const cluster = sp.clusterEndpoints.slice(0, MAX_AFFINITY_ENDPOINTS);
+    cluster.forEach((e, i) => addElement(t, 'affinity-endpoints', String(base + i), `${e.ip} . ${e.port}`));
+    const sc = serviceChain(sp);
+    t.chains.set(sc, { rules: pick(cluster.length, base, affinityMap(sp, false), 'lb-cluster-affinity') });
+    for (const k of clusterKeys) addElement(t, 'service-ips', k, `goto ${sc}`);
+    if (hasExternal(sp)) {
+      const ec = externalChain(sp);
+      let rules: string[];
+      if (!sp.externalLocal) {
+        rules = pick(cluster.length, base, affinityMap(sp, false), 'lb-external-affinity');
+      } else {
+        const local = sp.localEndpoints.slice(0, MAX_AFFINITY_ENDPOINTS);
+        const lbase = base + LOCAL_BIT;
+        local.forEach((e, i) => addElement(t, 'affinity-endpoints', String(lbase + i), `${e.ip} . ${e.port}`));
+        rules = [
+          ...(this.clusterCidrs.length ? [`${w.ip} saddr ${anon(this.clusterCidrs)} goto ${sc}`] : []),
+          `fib saddr type local goto ${sc}`,
+          ...pick(local.length, lbase, affinityMap(sp, true), 'lb-local-affinity'),
+        ];
+      }
+      t.chains.set(ec, { rules });
+      for (const k of externalKeys) addElement(t, 'service-ips', k, `goto ${ec}`);
+      if (nodePortKey) addElement(t, 'service-nodeports', nodePortKey, `goto ${ec}`);
+    }
+    this.firewall(t, sp, ` . ${sp.protocol} . ${sp.port}`);
   }
-  return t;
+
+  private firewall(t: TableState, sp: ServicePort, suffix: string): void {
+    if (sp.sourceRanges.length === 0 || sp.loadBalancerIPs.length === 0) return;
+    const fc = firewallChain(sp);
+    t.chains.set(fc, { rules: [`${this.w.ip} saddr ${anon(sp.sourceRanges)} return`, 'drop'] });
+    for (const ip of sp.loadBalancerIPs) addElement(t, 'firewall-ips', ip + suffix, `goto ${fc}`);
+  }
+}
+
+/** Convenience for tests and one-off callers. */
+export function renderBase(family: Family, ctx: NodeContext): TableState {
+  return new Renderer(family, ctx).base();
 }

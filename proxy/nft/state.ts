@@ -6,6 +6,8 @@ export interface ChainState {
   /** Base-chain declaration such as "type nat hook output priority -100 ;". */
   readonly hook?: string;
   readonly rules: readonly string[];
+  /** Used by several Service ports (the shared tails): created with the first, deleted with the last. */
+  readonly shared?: boolean;
 }
 
 export interface SetState {

@@ -12,6 +12,7 @@ import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
 import { addNetns, inNs, sh } from '../../test/support/netns.js';
 import { ExecNft } from '../nft/backend.js';
 import { NftDataplane } from '../nft/dataplane.js';
+import { NftSession } from '../nft/session.js';
 import { Proxier } from '../proxier.js';
 import { CLIENT_IP, NODE_IP, POD_GW, Topology, nsRunner } from './topology.js';
 
@@ -37,7 +38,8 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
     await Promise.all([topo.addPod('p1', '10.244.1.11'), topo.addPod('p2', '10.244.1.12'), topo.addPod('p3', '10.244.1.13')]);
     const config = parseConfig({ nodeName: 'node-a', clusterCIDRs: ['10.244.0.0/16'], serviceCIDRs: ['10.96.0.0/12'], proxy: { minSyncPeriod: 0 } });
     const run = nsRunner(topo.node);
-    dataplane = new NftDataplane(new ExecNft(run), [4]);
+    // Partial syncs go through a long-lived `nft -i` in the namespace, as in the agent.
+    dataplane = new NftDataplane(new ExecNft(run, new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i'])), [4]);
     proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health: new Health(), dataplane, run });
     cache.subscribe(['services', 'endpointslices', 'nodes'], (b) => proxier.onBatch(b));
     cache.markSynced('services');
@@ -63,7 +65,10 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
     await apply();
   }, 60_000);
 
-  afterAll(() => topo.destroy());
+  afterAll(async () => {
+    await dataplane.cleanup().catch(() => undefined);
+    topo.destroy();
+  });
 
   it('ClusterIP from outside the cluster reaches every endpoint, masqueraded', async () => {
     const seen = new Set<string>();
@@ -133,9 +138,9 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
   it('the periodic check finds and repairs drift', async () => {
     expect(await proxier.check()).toEqual([]);
     await topo.nft(['delete', 'element', 'ip', 'skiff', 'service-ips', '{ 10.96.0.10 . tcp . 80 }']);
-    await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-tcp']);
+    await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-tcp-n2']);
     const drift = await proxier.check();
-    expect(drift).toContain('ip skiff: chain lb-cluster-tcp has 0 rules, want 2');
+    expect(drift).toContain('ip skiff: chain lb-cluster-tcp-n2 has 0 rules, want 2');
     expect(drift).toContain('ip skiff: service-ips: element 10.96.0.10 . tcp . 80 missing');
     await proxier.sync();
     expect(await proxier.check()).toEqual([]);
@@ -153,11 +158,26 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
         slice('ns', 'ds', [endpoint('10.244.1.11')], { ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] }),
         slice('ns', 'ds', [endpoint('fd00:244::11')], { name: 'ds-v6', addressType: 'IPv6', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] }),
       ];
-      await dp.full(new Map([['ns/ds', desiredService(s, slices, ctx).ports]]), ctx);
-      await dp.full(new Map([['ns/ds', desiredService(s, slices, ctx).ports]]), ctx);
+      const plain = (v6eps: string[]) =>
+        desiredService(
+          service('ns', 'pl', { type: 'NodePort', externalTrafficPolicy: 'Local', clusterIPs: ['10.96.0.71', 'fd00:96::71'], ports: [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 53, nodePort: 30054 }] }),
+          [slice('ns', 'pl', v6eps.map((ip) => endpoint(ip)), { name: 'pl-v6', addressType: 'IPv6', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] })],
+          ctx,
+        ).ports;
+      const all = new Map([
+        ['ns/ds', desiredService(s, slices, ctx).ports],
+        ['ns/pl', plain(['fd00:244::12'])],
+      ]);
+      await dp.full(all, ctx);
+      await dp.full(all, ctx);
+      // A later run adds udp tails for a new endpoint count: the map's typeof is read back from the kernel.
+      await dp.partial([{ key: 'ns/pl', ports: plain(['fd00:244::12', 'fd00:244::13']) }], ctx);
       const v6 = (await inNs(ns, 'nft', ['list', 'table', 'ip6', 'skiff'])).stdout;
       expect(v6).toContain('fd00:96::70 . udp . 53 : goto service-ns/ds/udp/dns');
-      expect(v6).toContain('dnat ip6 to meta mark & 0xffffbfff map @endpoints');
+      expect(v6).toContain('dnat ip6 to meta mark & 0xffffbfff map @affinity-endpoints');
+      expect(v6).toContain('fd00:96::71 . udp . 53 : goto lb-cluster-udp-n2');
+      expect(v6).toContain('udp . 30054 : goto external-local-udp-c2-l2');
+      expect(v6).toContain('meta l4proto udp dnat ip6 to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-udp');
       expect(await dp.verify()).toEqual([]);
     } finally {
       await sh('ip', ['netns', 'del', ns]);
