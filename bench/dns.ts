@@ -2,7 +2,7 @@
 // and dnsmasq serving the same Service names as local data, one after another in the same run, all
 // on 127.0.0.x ports. The last stdout line is the JSON summary.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -18,18 +18,40 @@ interface PerfResult {
   qps: number;
   avgMs: number;
   lost: number;
+  /** Server CPU (user + system, all its processes) per answered query, in µs. */
+  cpuUs: number;
+}
+
+let clockTicks = 100;
+
+/** CPU time of the given processes so far, in clock ticks (utime + stime from /proc). */
+function cpuTicks(pids: readonly number[]): number {
+  let t = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the parenthesised command name; utime and stime are the 14th and 15th overall.
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      t += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* exited */
+    }
+  }
+  return t;
 }
 
 function say(s: string): void {
   process.stderr.write(`${s}\n`);
 }
 
-async function dnsperf(address: string, port: number, file: string, seconds: number): Promise<PerfResult> {
+async function dnsperf(address: string, port: number, file: string, seconds: number, pids: () => readonly number[]): Promise<PerfResult> {
+  const before = cpuTicks(pids());
   const { stdout } = await execFileP('dnsperf', ['-s', address, '-p', String(port), '-d', file, '-l', String(seconds), '-q', '200', '-c', '4', '-T', '1', '-t', '2'], { maxBuffer: 16 << 20 });
   const qps = Number(/Queries per second:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
   const avg = Number(/Average Latency \(s\):\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
   const lost = Number(/Queries lost:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
-  return { qps, avgMs: avg * 1000, lost };
+  const done = Number(/Queries completed:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+  const cpuUs = done > 0 ? ((cpuTicks(pids()) - before) * 1e6) / clockTicks / done : 0;
+  return { qps, avgMs: avg * 1000, lost, cpuUs };
 }
 
 /** p99 latency under the same load, from dnsperf's per-query verbose lines. */
@@ -99,25 +121,36 @@ export async function main(args: string[]): Promise<void> {
     const cache: MemoryCache = cacheWith({ services, namespaces: [...new Set(services.map((s) => s.namespace))] });
     const dns = await startDns(cache, { dnsServiceIPs: ['127.0.0.5'], dns: { workers: Number(values.workers), upstreams: [`127.0.0.4:${ext.port}`], cacheSize: 10_000 } });
     cleanups.push(dns.stop);
-    await dnsperf('127.0.0.5', dns.port, queries, 1); // warm-up (JIT)
-    await dnsperf('127.0.0.5', dns.port, extQueries, 1); // fills the forward cache
+    clockTicks = Number((await execFileP('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
+    // skiff is this process (--workers 1) or its cluster workers.
+    const skiffPids = (): number[] => [process.pid, ...Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid ? [w.process.pid] : []))];
+    const only = (pid: number | undefined) => (): number[] => (pid ? [pid] : []);
+    await dnsperf('127.0.0.5', dns.port, queries, 1, skiffPids); // warm-up (JIT)
+    await dnsperf('127.0.0.5', dns.port, extQueries, 1, skiffPids); // fills the forward cache
     // Other tenants of the machine add noise; interleaving and keeping each server's best round
-    // compares the servers under the same conditions.
+    // compares the servers under the same conditions. CPU per query is the steadier figure: it
+    // does not depend on how much of the machine a server got, only on what each answer cost.
     const echo = await startEcho('127.0.0.6');
     cleanups.push(echo.stop);
     const best = { unbound: 0, dnsmasq: 0, skiff: 0, fwd: 0, echo: 0 };
+    const cpu = { unbound: Infinity, dnsmasq: Infinity, skiff: Infinity, echo: Infinity };
     for (let r = 0; r < rounds; r++) {
-      const u = await dnsperf('127.0.0.2', unbound.port, queries, seconds);
-      const d = await dnsperf('127.0.0.3', dnsmasq.port, queries, seconds);
-      const k = await dnsperf('127.0.0.5', dns.port, queries, seconds);
-      const f = await dnsperf('127.0.0.5', dns.port, extQueries, seconds);
-      const e = await dnsperf('127.0.0.6', echo.port, queries, seconds);
+      const u = await dnsperf('127.0.0.2', unbound.port, queries, seconds, only(unbound.pid));
+      const d = await dnsperf('127.0.0.3', dnsmasq.port, queries, seconds, only(dnsmasq.pid));
+      const k = await dnsperf('127.0.0.5', dns.port, queries, seconds, skiffPids);
+      const f = await dnsperf('127.0.0.5', dns.port, extQueries, seconds, skiffPids);
+      const e = await dnsperf('127.0.0.6', echo.port, queries, seconds, only(echo.pid));
       best.echo = Math.max(best.echo, e.qps);
-      say(`round ${r + 1}: unbound ${u.qps.toFixed(0)} (lost ${u.lost}), dnsmasq ${d.qps.toFixed(0)} (lost ${d.lost}), skiff ${k.qps.toFixed(0)} (lost ${k.lost}, avg ${k.avgMs.toFixed(2)} ms), skiff cached forward ${f.qps.toFixed(0)} (lost ${f.lost}), bare node echo ${e.qps.toFixed(0)}`);
+      const us = (x: PerfResult): string => `${x.cpuUs.toFixed(1)} µs/q`;
+      say(`round ${r + 1}: unbound ${u.qps.toFixed(0)} (${us(u)}, lost ${u.lost}), dnsmasq ${d.qps.toFixed(0)} (${us(d)}, lost ${d.lost}), skiff ${k.qps.toFixed(0)} (${us(k)}, lost ${k.lost}, avg ${k.avgMs.toFixed(2)} ms), skiff cached forward ${f.qps.toFixed(0)} (lost ${f.lost}), bare node echo ${e.qps.toFixed(0)} (${us(e)})`);
       best.unbound = Math.max(best.unbound, u.qps);
       best.dnsmasq = Math.max(best.dnsmasq, d.qps);
       best.skiff = Math.max(best.skiff, k.qps);
       best.fwd = Math.max(best.fwd, f.qps);
+      cpu.unbound = Math.min(cpu.unbound, u.cpuUs);
+      cpu.dnsmasq = Math.min(cpu.dnsmasq, d.cpuUs);
+      cpu.skiff = Math.min(cpu.skiff, k.cpuUs);
+      cpu.echo = Math.min(cpu.echo, e.cpuUs);
     }
     const p = await p99('127.0.0.5', dns.port, queries, 3);
     say(`skiff p99 under full load ${p.toFixed(3)} ms`);
@@ -138,6 +171,11 @@ export async function main(args: string[]): Promise<void> {
       cached_forward_qps: Math.round(f.qps),
       /** Reference: a Node UDP socket that only echoes the query back, the ceiling for one process. */
       node_echo_qps: Math.round(best.echo),
+      /** Server CPU per answered query at full load (best round), µs: lower is cheaper. */
+      skiff_cpu_us_per_q: Number(cpu.skiff.toFixed(2)),
+      unbound_cpu_us_per_q: Number(cpu.unbound.toFixed(2)),
+      dnsmasq_cpu_us_per_q: Number(cpu.dnsmasq.toFixed(2)),
+      node_echo_cpu_us_per_q: Number(cpu.echo.toFixed(2)),
       rss_mb: rss,
     };
     process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -148,12 +186,13 @@ export async function main(args: string[]): Promise<void> {
 }
 
 /** A bare Node dgram server turning each query into a reply byte-for-byte: the per-packet floor. */
-async function startEcho(address: string): Promise<{ port: number; stop: () => Promise<void> }> {
+async function startEcho(address: string): Promise<{ port: number; pid: number | undefined; stop: () => Promise<void> }> {
   const src = `const d=require('node:dgram');const s=d.createSocket({type:'udp4',lookup:(a,o,cb)=>cb(null,a,4)});s.on('message',(m,r)=>{m[2]|=0x80;s.send(m,r.port,r.address)});s.bind(0,'${address}',()=>console.log(s.address().port));`;
   const p = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'ignore'] });
   const port = await new Promise<number>((resolve) => p.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
   return {
     port,
+    pid: p.pid,
     stop: async () => {
       p.kill('SIGKILL');
     },

@@ -60,13 +60,22 @@ class SourceAcl {
     this.set = new PrefixSet([...cfg.clusterCIDRs, ...cfg.dns.allowedSourceCIDRs, ...LOOPBACK, ...cfg.dnsServiceIPs, ...cfg.dns.listen]);
     this.nodeName = cfg.nodeName;
     this.memo = new Map();
+    this.lastIp = '';
   }
+  private lastIp = '';
+  private lastOk = false;
   allowed = (ip: string): boolean => {
+    // Every datagram brings a fresh address string, so a Map lookup hashes it each time; a burst
+    // from one client (a pod's resolver) compares it with the previous one instead.
+    if (ip === this.lastIp) return this.lastOk;
     let ok = this.memo.get(ip);
-    if (ok !== undefined) return ok;
-    ok = this.set.has(ip) || (this.cache.store('nodes').get(this.nodeName)?.addresses.some((a) => a.address === ip) ?? false);
-    if (this.memo.size >= ACL_MEMO_MAX) this.memo.clear();
-    this.memo.set(ip, ok);
+    if (ok === undefined) {
+      ok = this.set.has(ip) || (this.cache.store('nodes').get(this.nodeName)?.addresses.some((a) => a.address === ip) ?? false);
+      if (this.memo.size >= ACL_MEMO_MAX) this.memo.clear();
+      this.memo.set(ip, ok);
+    }
+    this.lastIp = ip;
+    this.lastOk = ok;
     return ok;
   };
 }

@@ -6,6 +6,7 @@ import { registry } from '../common/metrics.js';
 import { missing } from '../test/support/env.js';
 import { dnsMetrics } from './metrics.js';
 import { mutate, rng } from './testing/fuzz.js';
+import { decode } from './wire/decode.js';
 import { encode } from './wire/encode.js';
 import { Type, newMessage } from './wire/types.js';
 import { cacheWith, endpoint, pod, service, slice } from './testing/fixtures.js';
@@ -97,6 +98,33 @@ describe.skipIf(missing('dns server', { tools: ['dig', 'unbound'] }))('dns serve
     expect(any.answer).toEqual(['web.default.svc.cluster.local. 8482 IN HINFO "RFC8482" ""']);
     const axfr = await dig(dns.port, ['+notcp', 'cluster.local', 'AXFR']).catch((e: { stdout?: string }) => ({ raw: e.stdout ?? '' }));
     expect(axfr.raw).toMatch(/REFUSED|Transfer failed/);
+  });
+
+  it('answers a burst sent without waiting, each reply to its own query', async () => {
+    // Replies are sent after libuv has drained the socket (listeners.ts): none may be lost or mixed up.
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    try {
+      const names = ['web.default.svc.cluster.local', 'WEB.default.svc.cluster.local', 'nope.default.svc.cluster.local'];
+      const got = new Map<number, Buffer>();
+      const all = new Promise<void>((resolve) => {
+        sock.on('message', (m: Buffer) => {
+          got.set(m.readUInt16BE(0), m);
+          if (got.size === 300) resolve();
+        });
+      });
+      for (let id = 0; id < 300; id++) sock.send(encode(newMessage({ id, rd: true, question: [{ name: names[id % 3]!, type: Type.A, class: 1 }] })), dns.port, '127.0.0.1');
+      await Promise.race([all, new Promise((r) => setTimeout(r, 5000))]);
+      expect(got.size).toBe(300);
+      for (const [id, m] of got) {
+        const r = decode(m);
+        expect(r.question[0]!.name).toBe(names[id % 3]);
+        expect(r.rcode).toBe(id % 3 === 2 ? 3 : 0);
+        if (id % 3 !== 2) expect(r.answer[0]!.data).toBe('10.96.0.20');
+      }
+    } finally {
+      sock.close();
+    }
   });
 
   it('keeps answering after 5k mutated packets over UDP and TCP', async () => {

@@ -6,8 +6,15 @@
 // question, so they follow the client's case too) and, for forwarded answers, TTLs counted down by
 // age. Forwarded entries leave at 90% of their TTL so the cache plugin's prefetch still sees the
 // tail. Any change to the zone index empties it.
+//
+// A lookup allocates nothing: the key is a 32-bit FNV-1a hash of the query bytes after the header
+// (name case-folded) and the RD/CD bits, computed in the same pass that checks the query is plain,
+// and a hit is confirmed by comparing those bytes with the entry's copy. Entries sit in a fixed
+// array of buckets chained through `next`. The earlier string key (latin1 decode, concatenation,
+// string hash, Map probe) and entries of differing shapes (object spread) showed in `perf` as
+// string hashing, Map probes and megamorphic property-load misses on every hit.
 
-export interface FastEntry {
+export interface FastInit {
   readonly bytes: Buffer;
   /** Precomputed metric series keys: request duration, and requests by [udp v4, udp v6, tcp v4, tcp v6]. */
   readonly durationKey: string;
@@ -20,19 +27,86 @@ export interface FastEntry {
   readonly until?: number;
   readonly hitKey?: string;
   readonly responseKey?: string;
-  /** Bytes of question after the header (name, type, class): the same for every query of the key. */
-  readonly questionLen: number;
   /** EDNS buffer size of the queries that share this entry (the OPT is part of the key). */
   readonly udpSize: number;
+}
+
+/** One cached answer. A class with every field always set keeps the hot path's property loads monomorphic. */
+export class FastEntry {
+  readonly bytes: Buffer;
+  readonly durationKey: string;
+  readonly requestKeys: readonly string[];
+  readonly ttlAt: readonly number[];
+  readonly ttls: readonly number[];
+  readonly stored: number;
+  readonly until: number;
+  readonly hitKey: string | undefined;
+  readonly responseKey: string | undefined;
+  readonly udpSize: number;
+  /** Bytes of question after the header (name, type, class): the same for every query of the key. */
+  readonly questionLen: number;
   /** Hits not yet folded into the metrics, as [udp v4, udp v6, tcp v4, tcp v6]. */
-  readonly counts: number[];
+  readonly counts: number[] = [0, 0, 0, 0];
+  /** The query from offset 12 on, name lower-cased; with the RD/CD bits, what a hit must equal. */
+  readonly key: Buffer;
+  readonly nameLen: number;
+  readonly flags: number;
+  next: FastEntry | undefined = undefined;
+
+  constructor(query: Buffer, init: FastInit) {
+    this.bytes = init.bytes;
+    this.durationKey = init.durationKey;
+    this.requestKeys = init.requestKeys;
+    this.ttlAt = init.ttlAt ?? [];
+    this.ttls = init.ttls ?? [];
+    this.stored = init.stored ?? 0;
+    this.until = init.until ?? Infinity;
+    this.hitKey = init.hitKey;
+    this.responseKey = init.responseKey;
+    this.udpSize = init.udpSize;
+    this.flags = keyFlags(query);
+    this.nameLen = questionNameLen(query);
+    this.questionLen = this.nameLen + 4;
+    this.key = Buffer.from(query.subarray(12));
+    for (let i = 0; i < this.nameLen; i++) this.key[i] = lower(this.key[i]!);
+  }
+
+  matches(query: Buffer): boolean {
+    const key = this.key;
+    const n = key.length;
+    if (query.length - 12 !== n || keyFlags(query) !== this.flags) return false;
+    // Label lengths are at most 63, below 'A', so folding the whole name region leaves them alone.
+    for (let i = 0; i < this.nameLen; i++) if (lower(query[12 + i]!) !== key[i]) return false;
+    for (let i = this.nameLen; i < n; i++) if (query[12 + i] !== key[i]) return false;
+    return true;
+  }
 }
 
 const MAX_ENTRIES = 50_000;
+const BUCKET_MASK = (1 << 15) - 1;
+const MAX_QUERY = 300;
 const OPT_FIXED = 11; // root name, type, class, ttl, rdlen
+/** RD and CD: the header flags that are part of the key (they change the answer). */
+const KEY_FLAGS = 0x0110;
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+function newBuckets(): (FastEntry | undefined)[] {
+  return new Array<FastEntry | undefined>(BUCKET_MASK + 1).fill(undefined);
+}
+
+function keyFlags(query: Buffer): number {
+  return ((query[2]! << 8) | query[3]!) & KEY_FLAGS;
+}
+
+function lower(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+}
 
 export class FastPath {
-  private entries = new Map<string, FastEntry>();
+  /** Buckets by the low bits of the hash, each a chain through `next`: an array index, not a Map probe. */
+  private buckets: (FastEntry | undefined)[] = newBuckets();
+  private size = 0;
   private generation = -1;
 
   constructor(
@@ -43,65 +117,97 @@ export class FastPath {
   ) {}
 
   foldAll(): void {
-    for (const e of this.entries.values()) this.fold(e);
+    for (let e of this.buckets) for (; e !== undefined; e = e.next) this.fold(e);
   }
 
   private drop(): void {
+    if (this.size === 0) return;
     this.foldAll();
-    this.entries = new Map();
+    this.buckets = newBuckets();
+    this.size = 0;
   }
 
   /**
-   * The cache key of a plain query: one question, nothing else but an option-less OPT (options such
-   * as cookies differ per query and would only pollute). Undefined when the query does not qualify.
+   * The lookup hash of a plain query: one question, nothing else but an option-less OPT (options
+   * such as cookies differ per query and would only pollute); -1 when the query does not qualify.
+   * Only the name is case-folded: type, class and OPT bytes count as they are.
    */
-  key(buf: Buffer): string | undefined {
+  hash(buf: Buffer): number {
     const n = buf.length;
-    if (n < 17 || n > 300) return undefined;
-    const flags = buf.readUInt16BE(2);
-    if ((flags & 0xf800) !== 0 || buf.readUInt16BE(4) !== 1 || buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0) return undefined;
-    const ar = buf.readUInt16BE(10);
-    if (ar > 1) return undefined;
-    if (ar === 1 && (buf[n - OPT_FIXED] !== 0 || buf.readUInt16BE(n - OPT_FIXED + 1) !== 41 || buf.readUInt16BE(n - 2) !== 0)) return undefined;
-    // Only the name is case-folded: type, class and OPT bytes must stay as they are.
+    if (n < 17 || n > MAX_QUERY) return -1;
+    const flags = (buf[2]! << 8) | buf[3]!;
+    if ((flags & 0xf800) !== 0 || buf[4] !== 0 || buf[5] !== 1 || buf[6] !== 0 || buf[7] !== 0 || buf[8] !== 0 || buf[9] !== 0 || buf[10] !== 0) return -1;
+    const ar = buf[11]!;
+    if (ar > 1) return -1;
+    if (ar === 1 && (buf[n - OPT_FIXED] !== 0 || buf[n - OPT_FIXED + 1] !== 0 || buf[n - OPT_FIXED + 2] !== 41 || buf[n - 2] !== 0 || buf[n - 1] !== 0)) return -1;
+    let h = Math.imul(FNV_OFFSET ^ (flags & KEY_FLAGS), FNV_PRIME);
     let p = 12;
-    while (p < n && buf[p] !== 0) {
-      if (buf[p]! > 63) return undefined;
-      p += buf[p]! + 1;
+    for (;;) {
+      if (p >= n) return -1;
+      const len = buf[p]!;
+      h = Math.imul(h ^ len, FNV_PRIME);
+      if (len === 0) break;
+      if (len > 63) return -1;
+      const end = p + 1 + len;
+      if (end > n) return -1;
+      for (let i = p + 1; i < end; i++) {
+        const c = buf[i]!;
+        if (c >= 0x80) return -1;
+        h = Math.imul(h ^ lower(c), FNV_PRIME);
+      }
+      p = end;
     }
-    if (p + 5 > n) return undefined;
-    const name = buf.toString('latin1', 12, p);
-    let upper = false;
-    for (let i = 0; i < name.length; i++) {
-      const c = name.charCodeAt(i);
-      if (c >= 0x80) return undefined;
-      if (c >= 0x41 && c <= 0x5a) upper = true;
-    }
-    return (upper ? name.toLowerCase() : name) + buf.toString('latin1', p) + String.fromCharCode(flags & 0x0110);
+    if (p + 5 > n) return -1;
+    for (let i = p + 1; i < n; i++) h = Math.imul(h ^ buf[i]!, FNV_PRIME);
+    return h >>> 0;
   }
 
-  get(key: string): FastEntry | undefined {
+  /** The entry for a query whose hash() is `h`, if one is fresh. */
+  get(query: Buffer, h: number): FastEntry | undefined {
     const g = this.currentGeneration();
     if (g !== this.generation) {
       this.drop();
       this.generation = g;
       return undefined;
     }
-    const e = this.entries.get(key);
-    if (e?.until !== undefined && this.now() >= e.until) {
-      this.fold(e);
-      this.entries.delete(key);
+    let e = this.buckets[h & BUCKET_MASK];
+    while (e !== undefined && !e.matches(query)) e = e.next;
+    if (e !== undefined && e.until !== Infinity && this.now() >= e.until) {
+      this.unlink(h, e);
       return undefined;
     }
     return e;
   }
 
-  set(key: string, e: FastEntry): void {
+  set(query: Buffer, h: number, init: FastInit): void {
     if (this.generation !== this.currentGeneration()) return;
-    if (this.entries.size >= MAX_ENTRIES) this.drop();
-    const old = this.entries.get(key);
-    if (old) this.fold(old);
-    this.entries.set(key, e);
+    if (this.size >= MAX_ENTRIES) this.drop();
+    for (let old = this.buckets[h & BUCKET_MASK]; old !== undefined; old = old.next) {
+      if (old.matches(query)) {
+        this.unlink(h, old);
+        break;
+      }
+    }
+    const e = new FastEntry(query, init);
+    e.next = this.buckets[h & BUCKET_MASK];
+    this.buckets[h & BUCKET_MASK] = e;
+    this.size++;
+  }
+
+  private unlink(h: number, e: FastEntry): void {
+    this.fold(e);
+    this.size--;
+    const head = this.buckets[h & BUCKET_MASK];
+    if (head === e) {
+      this.buckets[h & BUCKET_MASK] = e.next;
+      return;
+    }
+    for (let p = head; p !== undefined; p = p.next) {
+      if (p.next === e) {
+        p.next = e.next;
+        return;
+      }
+    }
   }
 
   clear(): void {
@@ -111,13 +217,15 @@ export class FastPath {
   /** The cached reply rewritten for this query. */
   patch(e: FastEntry, query: Buffer): Buffer {
     const out = Buffer.allocUnsafe(e.bytes.length);
-    e.bytes.copy(out);
+    out.set(e.bytes);
     out[0] = query[0]!;
     out[1] = query[1]!;
-    query.copy(out, 12, 12, 12 + e.questionLen);
-    if (e.ttlAt) {
-      const age = Math.floor((this.now() - e.stored!) / 1000);
-      for (let i = 0; i < e.ttlAt.length; i++) out.writeUInt32BE(Math.max(0, e.ttls![i]! - age), e.ttlAt[i]!);
+    const end = 12 + e.questionLen;
+    for (let i = 12; i < end; i++) out[i] = query[i]!;
+    const at = e.ttlAt;
+    if (at.length > 0) {
+      const age = Math.floor((this.now() - e.stored) / 1000);
+      for (let i = 0; i < at.length; i++) out.writeUInt32BE(Math.max(0, e.ttls[i]! - age), at[i]!);
     }
     return out;
   }

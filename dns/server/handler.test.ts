@@ -138,14 +138,62 @@ describe('encoded-answer fast path', () => {
   });
 });
 
+describe('fast path metrics', () => {
+  it('counts every hit as a request and a response, by protocol and family', async () => {
+    const { dnsMetrics } = await import('../metrics.js');
+    const srv = 'dns://:53';
+    const req = (proto: string, fam: string) => dnsMetrics.requests.value([srv, '.', '', proto, fam, 'A']);
+    const before = { u4: req('udp', '1'), u6: req('udp', '2'), t4: req('tcp', '1'), ok: dnsMetrics.responses.value([srv, '.', '', 'NOERROR', 'kubernetes']) };
+    const names = ['web.default.svc.cluster.local', 'WEB.default.svc.cluster.local', 'web.DEFAULT.svc.cluster.local'];
+    for (let i = 0; i < 30; i++) expect(decode((await ask(query(names[i % 3]!, Type.A, { id: i })))!).id).toBe(i);
+    for (let i = 0; i < 5; i++) await ask(query('web.default.svc.cluster.local', Type.A), 'fd00::1');
+    for (let i = 0; i < 7; i++) await ask(query('web.default.svc.cluster.local', Type.A), '10.244.0.9', 'tcp');
+    expect(req('udp', '1') - before.u4).toBe(30);
+    expect(req('udp', '2') - before.u6).toBe(5);
+    expect(req('tcp', '1') - before.t4).toBe(7);
+    // fd00::1 is outside the ACL: REFUSED, not a fast-path NOERROR.
+    expect(dnsMetrics.responses.value([srv, '.', '', 'NOERROR', 'kubernetes']) - before.ok).toBe(37);
+  });
+});
+
 describe('fast path keys', () => {
   it('folds the case of the name only, never of type or class bytes', async () => {
     const { FastPath } = await import('./fastpath.js');
     const fp = new FastPath(() => 0, () => undefined);
-    const k = (name: string, type: number) => fp.key(query(name, type))!;
-    expect(k('Web.Default.svc', Type.A)).toBe(k('web.default.svc', Type.A));
-    // 65 (HTTPS) is "A" and 97 is "a" in latin1.
-    expect(k('web.default.svc', 65)).not.toBe(k('web.default.svc', 97));
-    expect(fp.key(query('x', Type.A, { edns: { udpSize: 1232, version: 0, dnssecOk: false, options: [{ code: 10, data: new Uint8Array(8) }] } }))).toBeUndefined();
+    const init = { bytes: Buffer.from('reply'), durationKey: '', requestKeys: [], udpSize: 512 };
+    const find = (q: Buffer) => {
+      const h = fp.hash(q);
+      return h < 0 ? undefined : fp.get(q, h);
+    };
+    const store = (q: Buffer) => fp.set(q, fp.hash(q), init);
+    expect(find(query('web.default.svc', Type.A))).toBeUndefined(); // first get adopts the generation
+    store(query('web.default.svc', Type.A));
+    expect(find(query('Web.DeFault.SVC', Type.A))?.bytes.toString()).toBe('reply');
+    expect(find(query('web.default.svc', Type.AAAA))).toBeUndefined();
+    // 65 (HTTPS) is "A" and 97 is "a" in latin1: type bytes are never folded.
+    store(query('web.default.svc', 65));
+    expect(find(query('web.default.svc', 65))).toBeDefined();
+    expect(find(query('web.default.svc', 97))).toBeUndefined();
+    // RD and the OPT record are part of the key; options make a query unfit.
+    expect(find(query('web.default.svc', Type.A, { rd: false }))).toBeUndefined();
+    expect(find(query('web.default.svc', Type.A, { edns: { udpSize: 1232, version: 0, dnssecOk: false, options: [] } }))).toBeUndefined();
+    expect(fp.hash(query('x', Type.A, { edns: { udpSize: 1232, version: 0, dnssecOk: false, options: [{ code: 10, data: new Uint8Array(8) }] } }))).toBe(-1);
+  });
+
+  it('keeps entries whose hashes collide apart', async () => {
+    const { FastPath } = await import('./fastpath.js');
+    const fp = new FastPath(() => 0, () => undefined);
+    const entry = (s: string) => ({ bytes: Buffer.from(s), durationKey: '', requestKeys: [], udpSize: 512 });
+    const a = query('a.example', Type.A);
+    const b = query('b.example', Type.A);
+    fp.get(a, 7);
+    // The same bucket for both, as a hash collision would give.
+    fp.set(a, 7, entry('A'));
+    fp.set(b, 7, entry('B'));
+    expect(fp.get(a, 7)?.bytes.toString()).toBe('A');
+    expect(fp.get(b, 7)?.bytes.toString()).toBe('B');
+    fp.set(a, 7, entry('A2'));
+    expect(fp.get(a, 7)?.bytes.toString()).toBe('A2');
+    expect(fp.get(b, 7)?.bytes.toString()).toBe('B');
   });
 });

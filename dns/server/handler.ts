@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { dnsMetrics, onCollect, typeLabel } from '../metrics.js';
 import { isPromise, makeRequest, type Next, type Proto, type Reply, type Request } from '../plugin.js';
 import { WireError, decode, peekHeader } from '../wire/decode.js';
-import { FastPath, questionNameLen, type FastEntry } from './fastpath.js';
+import { FastPath, type FastEntry, type FastInit } from './fastpath.js';
 import { encode } from '../wire/encode.js';
 import { CLASS_IN, Rcode, Type, newMessage, rcodeName, replyTo, typeName, type Message, type SOAData } from '../wire/types.js';
 
@@ -52,10 +52,11 @@ export class QueryHandler {
   }
 
   handle(buf: Buffer, src: string, proto: Proto): Buffer | undefined | Promise<Buffer | undefined> {
-    const fk = this.fast?.key(buf);
-    if (fk !== undefined) {
-      const e = this.fast!.get(fk);
-      if (e && this.o.allowed(src)) return this.fastReply(e, buf, src, proto);
+    const fast = this.fast;
+    const fh = fast === undefined ? -1 : fast.hash(buf);
+    if (fh >= 0) {
+      const e = fast!.get(buf, fh);
+      if (e !== undefined && this.o.allowed(src)) return this.fastReply(e, buf, src, proto);
     }
     const start = performance.now();
     const hdr = peekHeader(buf);
@@ -83,9 +84,9 @@ export class QueryHandler {
       this.o.log?.error({ err: e, qname: req.qname }, 'dns: plugin failed');
       return this.finish(req, replyTo(msg, Rcode.SERVFAIL), start);
     }
-    if (!isPromise(r)) return this.finish(req, r, start, fk);
+    if (!isPromise(r)) return this.finish(req, r, start, buf, fh);
     return r.then(
-      (reply) => this.finish(req, reply, start, fk),
+      (reply) => this.finish(req, reply, start, buf, fh),
       (e: unknown) => {
         this.o.log?.error({ err: e, qname: req.qname }, 'dns: plugin failed');
         return this.finish(req, replyTo(msg, Rcode.SERVFAIL), start);
@@ -137,7 +138,8 @@ export class QueryHandler {
     this.unhook?.();
   }
 
-  private finish(req: Request, reply: Reply, start: number, fastKey?: string): Buffer | undefined {
+  /** `query` and its fast-path hash `fh` (-1: does not qualify) let the reply be remembered. */
+  private finish(req: Request, reply: Reply, start: number, query?: Buffer, fh = -1): Buffer | undefined {
     // Shallow copy: cached replies are shared and must not be mutated.
     const out: Message = { ...reply, id: req.msg.id, qr: true, rd: req.msg.rd, cd: req.msg.cd, question: [req.q] };
     if (req.msg.edns) out.edns = { udpSize: UDP_SIZE, version: 0, dnssecOk: req.msg.edns.dnssecOk, options: [] };
@@ -150,7 +152,7 @@ export class QueryHandler {
       this.o.log?.error({ err: e, qname: req.qname }, 'dns: cannot encode reply');
       bytes = encode({ ...replyTo(req.msg, Rcode.SERVFAIL), id: req.msg.id, question: [req.q] }, 512);
     }
-    if (fastKey !== undefined && !req.uncacheable && (bytes[2]! & 0x02) === 0 && bytes.length <= 512) this.remember(fastKey, req, out, bytes, ttlAt);
+    if (fh >= 0 && query !== undefined && !req.uncacheable && (bytes[2]! & 0x02) === 0 && bytes.length <= 512) this.remember(query, fh, req, out, bytes, ttlAt);
     const s = this.o.server;
     dnsMetrics.responses.inc([s, ZONE, VIEW, rcodeName(out.rcode), req.answeredBy]);
     dnsMetrics.duration.observe([s, ZONE, VIEW, typeLabel(typeName(req.q.type))], (performance.now() - start) / 1000);
@@ -160,11 +162,11 @@ export class QueryHandler {
   }
 
   /** Stores a reply in the fast path when it is the same for every client (see fastpath.ts). */
-  private remember(key: string, req: Request, out: Message, bytes: Buffer, ttlAt: number[]): void {
+  private remember(query: Buffer, fh: number, req: Request, out: Message, bytes: Buffer, ttlAt: number[]): void {
     const fast = this.fast!;
     const kube = req.answeredBy === 'kubernetes';
     const forwarded = req.answeredBy === 'cache' || req.answeredBy === 'forward';
-    let entry: Omit<FastEntry, 'durationKey' | 'requestKeys' | 'udpSize' | 'counts' | 'questionLen'>;
+    let entry: Omit<FastInit, 'durationKey' | 'requestKeys' | 'udpSize'>;
     if (kube) {
       if (out.rcode !== 0 || out.answer.length !== 1) return;
       entry = { bytes };
@@ -189,12 +191,9 @@ export class QueryHandler {
     } else return;
     const t = typeLabel(typeName(req.q.type));
     const s = this.o.server;
-    fast.set(key, {
+    fast.set(query, fh, {
       ...entry,
-      // The reply repeats the question uncompressed at offset 12, so its length is read there.
-      questionLen: questionNameLen(bytes) + 4,
       udpSize: req.msg.edns ? Math.min(Math.max(512, req.msg.edns.udpSize), 4096) : 512,
-      counts: [0, 0, 0, 0],
       durationKey: dnsMetrics.duration.key([s, ZONE, VIEW, t]),
       requestKeys: (['udp', 'tcp'] as const).flatMap((p) => ['1', '2'].map((f) => dnsMetrics.requests.key([s, ZONE, VIEW, p, f, t]))),
     });

@@ -27,6 +27,12 @@ export class DnsListener {
   private udp?: dgram.Socket;
   private tcp?: net.Server;
   private readonly conns = new Set<net.Socket>();
+  /** UDP replies waiting for the end of the current read batch (see queue()). */
+  private readonly outBufs: Buffer[] = [];
+  private readonly outPorts: number[] = [];
+  private readonly outAddrs: string[] = [];
+  private outSock?: dgram.Socket;
+  private flushing = false;
 
   constructor(
     private readonly handler: QueryHandler,
@@ -81,12 +87,40 @@ export class DnsListener {
     }
     if (r === undefined) return;
     // No send callback: a lost reply is the client's retry, and a callback costs on every packet.
-    if (!isPromise(r)) return sendQuietly(sock, r, rinfo);
+    if (!isPromise(r)) return this.queue(sock, r, rinfo);
     r.then(
-      (out) => out && sendQuietly(sock, out, rinfo),
+      (out) => out && sendQuietly(sock, out, rinfo.port, rinfo.address),
       (e: unknown) => this.log?.error({ err: e }, 'dns: handler failed'),
     );
   }
+
+  /**
+   * Replies answered synchronously wait until libuv has drained the socket (it reads up to 32
+   * datagrams per wake-up, each its own callback) and then go out back to back. A reply sent into
+   * a client that is asleep in recvmsg pays, inside our sendmsg, for waking it (24% of a worker's
+   * time under dnsperf, profiled); a burst wakes a busy client once and finds it awake for the rest.
+   * setImmediate runs right after this poll phase, so the wait is the rest of one batch.
+   */
+  private queue(sock: dgram.Socket, out: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.outBufs.push(out);
+    this.outPorts.push(rinfo.port);
+    this.outAddrs.push(rinfo.address);
+    this.outSock = sock;
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushing = false;
+    const sock = this.outSock!;
+    const n = this.outBufs.length;
+    for (let i = 0; i < n; i++) sendQuietly(sock, this.outBufs[i]!, this.outPorts[i]!, this.outAddrs[i]!);
+    this.outBufs.length = 0;
+    this.outPorts.length = 0;
+    this.outAddrs.length = 0;
+  };
 
   private onConnection(s: net.Socket): void {
     this.conns.add(s);
@@ -142,9 +176,9 @@ export class DnsListener {
 }
 
 /** An answer that resolves after the socket closed (shutdown, reload) is dropped, not thrown. */
-function sendQuietly(sock: dgram.Socket, out: Buffer, rinfo: dgram.RemoteInfo): void {
+function sendQuietly(sock: dgram.Socket, out: Buffer, port: number, address: string): void {
   try {
-    sock.send(out, rinfo.port, rinfo.address);
+    sock.send(out, port, address);
   } catch {
     /* socket closed while the answer was being computed: the client retries */
   }

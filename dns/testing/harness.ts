@@ -66,6 +66,8 @@ export async function dig(port: number, args: readonly string[]): Promise<DigRes
 export interface Upstream {
   readonly port: number;
   readonly address: string;
+  /** The server process, for the bench's CPU accounting. */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -126,7 +128,7 @@ export async function startUnbound(records: readonly string[], o: { address?: st
   writeFileSync(join(dir, 'unbound.conf'), conf);
   const p = spawn('unbound', ['-d', '-c', join(dir, 'unbound.conf')], { stdio: 'ignore' });
   await waitUdp(address, port, records[0]!.split(' ')[0]!);
-  return { port, address, stop: stopProc(p, dir) };
+  return { port, address, pid: p.pid, stop: stopProc(p, dir) };
 }
 
 /** dnsmasq answering `records` ("name A ip") from a hosts file, no upstream. */
@@ -141,7 +143,7 @@ export async function startDnsmasq(records: readonly string[], o: { address?: st
     { stdio: 'ignore' },
   );
   await waitUdp(address, port, records[0]!.split(' ')[0]!);
-  return { port, address, stop: stopProc(p, dir) };
+  return { port, address, pid: p.pid, stop: stopProc(p, dir) };
 }
 
 /** One UDP query from a chosen loopback source address; resolves with the decoded reply. */
