@@ -92,7 +92,7 @@ export class WorkerPool {
         if (m.t === 'ready') {
           const snap = this.snapshot();
           const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, updates: snap.updates, synced: snap.synced, forward: this.o.forward };
-          w.send(init);
+          this.post(w, init);
         } else if (m.t === 'listening') {
           clearTimeout(timer);
           resolve([...m.bound]);
@@ -103,6 +103,9 @@ export class WorkerPool {
           reject(new SkiffError('ERR_DNS_WORKER', m.message));
         }
       });
+      // A worker that dies between two messages makes the IPC write fail with EPIPE; its exit
+      // handler below replaces it, so the write error itself is only worth a debug line.
+      w.on('error', (e: Error) => this.log.debug({ worker: w.id, err: e.message }, 'dns: worker channel error'));
       w.on('exit', (code, sig) => {
         this.workers.delete(w.id);
         clearTimeout(timer);
@@ -114,7 +117,14 @@ export class WorkerPool {
   }
 
   private broadcast(m: ToWorker): void {
-    for (const w of this.workers.values()) if (w.isConnected()) w.send(m);
+    for (const w of this.workers.values()) this.post(w, m);
+  }
+
+  private post(w: Worker, m: ToWorker): void {
+    if (!w.isConnected()) return;
+    w.send(m, (e: Error | null) => {
+      if (e) this.log.debug({ worker: w.id, err: e.message }, 'dns: message to a worker lost');
+    });
   }
 
   reconfigure(cfg: Config): void {
@@ -138,7 +148,7 @@ export class WorkerPool {
               clearTimeout(kill);
               resolve();
             });
-            if (w.isConnected()) w.send({ t: 'stop' } satisfies ToWorker);
+            if (w.isConnected()) this.post(w, { t: 'stop' });
             else w.process.kill('SIGTERM');
           }),
       ),
