@@ -25,9 +25,10 @@ export function proxyFamilies(serviceCIDRs: readonly string[]): Family[] {
 }
 
 /** `nftInteractive`: argv of `nft -i` for partial syncs (see nft/session.ts); without it every sync runs `nft -f`. */
-export function createDataplanes(deps: Pick<AgentDeps, 'config'>, run: Runner, nftInteractive?: readonly string[]): { active: Dataplane; other: Dataplane } {
+export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[]): { active: Dataplane; other: Dataplane } {
   const families = proxyFamilies(deps.config.serviceCIDRs);
-  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive) : undefined), families);
+  const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
+  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive) : undefined), families, log ? { log } : {});
   const ipt = new IptablesDataplane(run, families);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }

@@ -17,7 +17,7 @@ function setup(now = () => Date.now()) {
   const fake = new FakeNft();
   const health = new Health();
   const config = parseConfig({ nodeName: 'node-a', proxy: { minSyncPeriod: 0, syncPeriod: 30_000 } });
-  const proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health, dataplane: new NftDataplane(fake, [4]), now });
+  const proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health, dataplane: new NftDataplane(fake, [4], { staging: false }), now });
   return { cache, fake, health, proxier };
 }
 
@@ -63,7 +63,7 @@ describe('Proxier', () => {
     // A change is a partial sync; a change reverted within one batch is no sync at all.
     cache.upsert('endpointslices', 'ns/web-abc', slice('ns', 'web', [endpoint('10.244.1.6')]));
     await vi_waitFor(() => fake.transactions.length === 2);
-    expect(fake.last).toBe('delete element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }\ndelete element ip skiff endpoints-tcp { 32768 . 0 }\nadd element ip skiff hairpin { 10.244.1.6 . 10.244.1.6 }\nadd element ip skiff endpoints-tcp { 32768 . 0 : 10.244.1.6 . 8080 }\n');
+    expect(fake.last).toBe('delete element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }\ndelete element ip skiff endpoints-tcp-g1 { 32768 . 0 }\nadd element ip skiff hairpin-g1 { 10.244.1.6 . 10.244.1.6 }\nadd element ip skiff endpoints-tcp-g1 { 32768 . 0 : 10.244.1.6 . 8080 }\n');
     cache.upsert('services', 'ns/web', service('ns', 'web', { labels: { a: 'b' } }));
     await tick();
     await tick();

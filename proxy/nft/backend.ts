@@ -7,6 +7,8 @@ export interface NftBackend {
   apply(text: string): Promise<void>;
   /** The table as `nft -j` JSON, or undefined when it does not exist. */
   list(prefix: string): Promise<unknown>;
+  /** Names of the table's chains ([] when it has none or does not exist); cheap, unlike list. */
+  chains(prefix: string): Promise<string[]>;
   /** Deletes the table if present. */
   remove(prefix: string): Promise<void>;
   /** Releases a long-lived nft process, if any. */
@@ -38,6 +40,12 @@ export class ExecNft implements NftBackend {
       throw e;
     }
   }
+  async chains(prefix: string): Promise<string[]> {
+    // `list chains <family>` reads no set elements: milliseconds where `list table` takes seconds.
+    const [family, table] = prefix.split(' ') as [string, string];
+    const out = JSON.parse(await this.run('nft', ['-j', 'list', 'chains', family])) as { nftables?: { chain?: { table: string; name: string } }[] };
+    return (out.nftables ?? []).flatMap((i) => (i.chain && i.chain.table === table ? [i.chain.name] : []));
+  }
   async remove(prefix: string): Promise<void> {
     // "add" first so the delete cannot fail on a missing table.
     await this.run('nft', ['-f', '-'], `add table ${prefix}\ndelete table ${prefix}\n`);
@@ -49,7 +57,11 @@ export class FakeNft implements NftBackend {
   readonly transactions: string[] = [];
   readonly removed: string[] = [];
   fail: Error | undefined;
+  /** Makes the first apply whose text matches throw (once). */
+  failOn: RegExp | undefined;
   listed = new Map<string, unknown>();
+  /** What chains() returns per table prefix (default: no table). */
+  listedChains = new Map<string, string[]>();
 
   async apply(text: string): Promise<void> {
     if (this.fail) {
@@ -57,10 +69,17 @@ export class FakeNft implements NftBackend {
       this.fail = undefined;
       throw e;
     }
+    if (this.failOn?.test(text)) {
+      this.failOn = undefined;
+      throw new Error('injected failure');
+    }
     if (text) this.transactions.push(text);
   }
   async list(prefix: string): Promise<unknown> {
     return this.listed.get(prefix);
+  }
+  async chains(prefix: string): Promise<string[]> {
+    return this.listedChains.get(prefix) ?? [];
   }
   async remove(prefix: string): Promise<void> {
     this.removed.push(prefix);

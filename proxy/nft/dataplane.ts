@@ -1,13 +1,26 @@
 // The nftables backend: per IP family a table, a mirror and the fragments each Service port
-// contributed. Both families go into one `nft -f -` run so a sync is atomic across them.
+// contributed. Both families go into one transaction so a sync is atomic across them. A full
+// sync is staged when the kernel's table is known (staging.ts), else one big transaction.
 import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
 import type { Family, NodeContext, ServicePort } from '../model.js';
 import { SlotAllocator, type Dataplane, type ServiceChange } from '../dataplane.js';
 import type { NftBackend } from './backend.js';
-import { Mirror, Txn } from './mirror.js';
+import { Mirror, Txn, type ElementSink } from './mirror.js';
 import { Renderer, SLOT_SHIFT, TABLE, words } from './render.js';
+import { LoadPool, namesOf, prepareText, StageWriter, switchText, type TableNames } from './staging.js';
 import type { TableState } from './state.js';
 import { findDrift } from './verify.js';
+
+export interface NftDataplaneOptions {
+  /** false: every full sync is one `delete table` + everything transaction. */
+  readonly staging?: boolean;
+  /** Elements per staged transaction (tests use small ones). */
+  readonly stageChunk?: number;
+  /** nft processes loading at once (default STAGE_PROCESSES). */
+  readonly stageProcesses?: number;
+  readonly log?: Logger;
+}
 
 interface FamilyState {
   readonly prefix: string;
@@ -19,48 +32,135 @@ interface FamilyState {
   readonly owned: Map<string, string[]>;
   /** Reused while the node context stays the same: it caches the shared chains' rule text. */
   renderer?: Renderer;
+  /** Suffix of the set names in the kernel; each full sync moves to the next. */
+  gen: number;
+  /** The kernel holds exactly the mirror's chains and sets (the last write succeeded, no drift seen). */
+  trusted: boolean;
 }
+
+/** How a full sync of one family starts: from a known table, from none, or the old way. */
+type Start = { readonly kind: 'known'; readonly names: TableNames } | { readonly kind: 'fresh' } | { readonly kind: 'replace' };
+
+/** Services rendered between two turns of the event loop during a staged full sync. */
+const YIELD_EVERY = 100;
+
+const NO_NAMES: TableNames = { chains: new Map(), sets: new Map() };
 
 export class NftDataplane implements Dataplane {
   readonly name = 'nftables';
   private readonly fams = new Map<Family, FamilyState>();
 
+  /** Full syncs that fell back from staging to one transaction (for tests and the log). */
+  fallbacks = 0;
+
   constructor(
     private readonly backend: NftBackend,
     readonly families: readonly Family[],
+    private readonly opts: NftDataplaneOptions = {},
   ) {
     for (const f of families) {
       const prefix = `${words(f).table} ${TABLE}`;
-      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map() });
+      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map(), gen: 0, trusted: false });
     }
   }
 
   async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext): Promise<void> {
-    const texts: string[] = [];
-    for (const [family, st] of this.fams) {
-      const seen = new Set<string>();
-      st.mirror.clear();
-      st.fragments.clear();
-      st.owned.clear();
-      const r = this.renderer(st, family, ctx);
-      st.mirror.load(r.base());
-      for (const [key, ports] of services) {
-        const ids: string[] = [];
-        for (const sp of ports) {
-          if (sp.family !== family) continue;
-          const frag = r.servicePort(sp, st.slots.get(sp.id));
-          st.fragments.set(sp.id, frag);
-          st.mirror.load(frag);
-          ids.push(sp.id);
-          seen.add(sp.id);
-        }
-        if (ids.length) st.owned.set(key, ids);
-      }
-      for (const id of st.slots.ids()) if (!seen.has(id)) st.slots.release(id);
-      st.slots.commit();
-      texts.push(st.mirror.fullText());
+    const starts = new Map<FamilyState, Start>();
+    for (const st of this.fams.values()) starts.set(st, await this.startOf(st));
+    const staged = [...starts.values()].every((s) => s.kind !== 'replace');
+    try {
+      if (staged) await this.staged(services, ctx, starts);
+      else await this.replace(services, ctx);
+    } catch (e) {
+      for (const st of this.fams.values()) st.trusted = false;
+      throw e;
     }
-    await this.backend.apply(texts.join(''));
+    for (const st of this.fams.values()) st.trusted = true;
+  }
+
+  /** Known table: what the mirror says. Unknown (agent start, a failure): a table without chains is inert, else replaced whole. */
+  private async startOf(st: FamilyState): Promise<Start> {
+    if (this.opts.staging === false) return { kind: 'replace' };
+    if (st.trusted) return { kind: 'known', names: namesOf(st.mirror) };
+    const chains = await this.backend.chains(st.prefix).catch(() => ['?']);
+    return chains.length === 0 ? { kind: 'fresh' } : { kind: 'replace' };
+  }
+
+  /** The old way, and the fallback: one transaction that deletes the table and writes everything. */
+  private async replace(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext): Promise<void> {
+    for (const [family, st] of this.fams) await this.fill(st, this.begin(st, family, ctx, services), services);
+    await this.backend.apply([...this.fams.values()].map((st) => st.mirror.fullText()).join(''));
+  }
+
+  private async staged(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, starts: ReadonlyMap<FamilyState, Start>): Promise<void> {
+    const apply = (text: string): Promise<void> => this.backend.apply(text);
+    const sts = [...this.fams.values()];
+    const renderers = [...this.fams].map(([family, st]) => this.begin(st, family, ctx, services));
+    const fallback = async (e: Error): Promise<void> => {
+      this.fallbacks++;
+      this.opts.log?.warn({ err: e.message }, 'staged full sync failed; replacing the table in one transaction');
+      await this.backend.apply(sts.map((st) => st.mirror.fullText()).join(''));
+    };
+    let prepared: Error | undefined;
+    const t0 = performance.now();
+    const ms = (): number => Math.round(performance.now() - t0);
+    // The new sets exist before any element is sent (small: through the session if there is one).
+    await apply(sts.map((st) => prepareText(st.prefix, st.mirror, starts.get(st)!.kind === 'fresh')).join('')).catch((e: Error) => (prepared = e));
+    const pool = new LoadPool(apply, this.opts.stageProcesses);
+    const writers: StageWriter[] = [];
+    for (const [i, st] of sts.entries()) {
+      const w = new StageWriter(st.prefix, st.mirror, (t) => (prepared ? undefined : pool.submit(t)), this.opts.stageChunk);
+      // Yielding lets nft processes start and their stdin drain while the rest renders.
+      await this.fill(st, renderers[i]!, services, w.add, true);
+      w.finish();
+      writers.push(w);
+    }
+    const timing: Record<string, number> = { renderedMs: ms() };
+    if (prepared) return fallback(prepared);
+    try {
+      await pool.done();
+      timing.loadedMs = ms();
+      const sw = sts.map((st, i) => {
+        const s = starts.get(st)!;
+        return switchText(st.prefix, s.kind === 'known' ? s.names : NO_NAMES, st.mirror, writers[i]!.fixups());
+      });
+      await apply(sw.join(''));
+      this.opts.log?.debug({ ...timing, switchedMs: ms(), transactions: pool.count + 2 }, 'staged full sync');
+    } catch (e) {
+      await fallback(e as Error);
+    }
+  }
+
+  /** Starts a family's next generation: empty mirror and fragments, the fixed part loaded. */
+  private begin(st: FamilyState, family: Family, ctx: NodeContext, services: ReadonlyMap<string, readonly ServicePort[]>): Renderer {
+    st.mirror.clear();
+    st.fragments.clear();
+    st.owned.clear();
+    st.gen++;
+    const r = (st.renderer = new Renderer(family, ctx, st.gen));
+    st.mirror.load(r.base(r.expectedCounts(services)));
+    return r;
+  }
+
+  /** Renders every Service port into the mirror; `onElement` sees the elements as they are added. */
+  private async fill(st: FamilyState, r: Renderer, services: ReadonlyMap<string, readonly ServicePort[]>, onElement?: ElementSink, yielding = false): Promise<void> {
+    const seen = new Set<string>();
+    let n = 0;
+    for (const [key, ports] of services) {
+      if (yielding && ++n % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+      const ids: string[] = [];
+      for (const sp of ports) {
+        if (sp.family !== r.family) continue;
+        const frag = r.servicePort(sp, st.slots.get(sp.id));
+        st.fragments.set(sp.id, frag);
+        st.mirror.load(frag, onElement);
+        ids.push(sp.id);
+        seen.add(sp.id);
+      }
+      if (ids.length) st.owned.set(key, ids);
+    }
+    for (const id of st.slots.ids()) if (!seen.has(id)) st.slots.release(id);
+    st.slots.commit();
   }
 
   async partial(changes: readonly ServiceChange[], ctx: NodeContext): Promise<void> {
@@ -87,20 +187,33 @@ export class NftDataplane implements Dataplane {
         else st.owned.delete(ch.key);
       }
       st.slots.commit();
-      texts.push(txn.text());
+      if (st.mirror.overfull().length === 0) texts.push(txn.text());
+      else {
+        // Grown past the fixed sizes of the last full sync: rewrite the table with growing sets.
+        st.mirror.unsize();
+        texts.push(st.mirror.fullText());
+      }
     }
-    await this.backend.apply(texts.join(''));
+    try {
+      await this.backend.apply(texts.join(''));
+    } catch (e) {
+      for (const st of this.fams.values()) st.trusted = false;
+      throw e;
+    }
   }
 
   private renderer(st: FamilyState, family: Family, ctx: NodeContext): Renderer {
-    if (!st.renderer || !isDeepStrictEqual(st.renderer.ctx, ctx)) st.renderer = new Renderer(family, ctx);
+    if (!st.renderer || !isDeepStrictEqual(st.renderer.ctx, ctx)) st.renderer = new Renderer(family, ctx, st.gen);
     return st.renderer;
   }
 
   async verify(): Promise<string[]> {
     const out: string[] = [];
     for (const st of this.fams.values()) {
-      for (const d of findDrift(await this.backend.list(st.prefix), st.mirror)) out.push(`${st.prefix}: ${d}`);
+      const drift = findDrift(await this.backend.list(st.prefix), st.mirror);
+      // Someone else changed the table: the repair must not trust the mirror's idea of it.
+      if (drift.length) st.trusted = false;
+      for (const d of drift) out.push(`${st.prefix}: ${d}`);
     }
     return out;
   }
@@ -113,6 +226,7 @@ export class NftDataplane implements Dataplane {
       st.fragments.clear();
       st.owned.clear();
       st.slots.reset();
+      st.trusted = false;
     }
   }
 }

@@ -2,7 +2,7 @@
 // they diff a Service's old and new fragments against this mirror and emit only changed chains
 // and element adds/deletes. Elements are reference-counted because Services share some of them
 // (a cluster IP with several ports, a pod IP behind several Services in the hairpin set).
-import { sameElements, sameRules, type ChainState, type SetState, type TableState } from './state.js';
+import { declOf, sameElements, sameRules, type ChainState, type SetState, type TableState } from './state.js';
 
 /** nft parses a few hundred elements per command slightly faster than thousands (measured). */
 const ELEMENTS_PER_COMMAND = 500;
@@ -82,21 +82,49 @@ export class Mirror {
     this.chainRefs.clear();
   }
 
-  /** Adds a fragment without emitting anything (used to build the state a full sync writes). */
-  load(frag: TableState): void {
+  /**
+   * Adds a fragment without a transaction (building the state a full sync writes). `onElement`
+   * sees each element the mirror did not hold yet, and each whose value an owner overrode.
+   */
+  load(frag: TableState, onElement?: ElementSink): void {
     for (const [n, c] of frag.chains) {
       if (c.shared) this.chainRefs.set(n, (this.chainRefs.get(n) ?? 0) + 1);
       this.chains.set(n, c);
     }
     for (const [n, s] of frag.sets) this.sets.set(n, s);
-    for (const [set, m] of frag.elements) for (const [k, v] of m) this.incRef(set, k, v);
+    // The single-owner case inline: a full sync adds ~130,000 elements at 10,000 Services.
+    for (const [set, m] of frag.elements) {
+      let mine = this.elements.get(set);
+      if (!mine) this.elements.set(set, (mine = new Map()));
+      for (const [k, v] of m) {
+        if (!mine.has(k)) {
+          mine.set(k, v);
+          onElement?.(set, k, v, false);
+          continue;
+        }
+        const r = this.incRef(set, k, v);
+        if (r === CHANGED) onElement?.(set, k, v, true);
+      }
+    }
+  }
+
+  /** Sets holding more elements than their kernel size allows (after a partial sync grew them). */
+  overfull(): string[] {
+    const out: string[] = [];
+    for (const [name, s] of this.sets) if (s.capacity !== undefined && (this.elements.get(name)?.size ?? 0) > s.capacity) out.push(name);
+    return out;
+  }
+
+  /** Drops the fixed sizes: the next fullText declares sets that grow as needed. */
+  unsize(): void {
+    for (const [name, s] of this.sets) if (s.capacity !== undefined) this.sets.set(name, { kind: s.kind, decl: s.decl, ...(s.dynamic ? { dynamic: true } : {}) });
   }
 
   /** The whole mirror as one transaction that replaces the table atomically. */
   fullText(): string {
     const p = this.prefix;
     const out = [`add table ${p}`, `delete table ${p}`, `add table ${p} { comment "skiff service proxy" ; }`];
-    for (const [n, s] of this.sets) out.push(`add ${s.kind} ${p} ${n} { ${s.decl} }`);
+    for (const [n, s] of this.sets) out.push(`add ${s.kind} ${p} ${n} { ${declOf(s)} }`);
     for (const [n, c] of this.chains) out.push(c.hook ? `add chain ${p} ${n} { ${c.hook} }` : `add chain ${p} ${n}`);
     for (const [n, c] of this.chains) for (const r of c.rules) out.push(`add rule ${p} ${n} ${r}`);
     for (const [set, m] of this.elements) {
@@ -124,7 +152,7 @@ export class Mirror {
     const o = old ?? EMPTY;
     const n = next ?? EMPTY;
     for (const [name, s] of n.sets) {
-      if (!o.sets.has(name)) txn.push('addSet', `add ${s.kind} ${p} ${name} { ${s.decl} }`);
+      if (!o.sets.has(name)) txn.push('addSet', `add ${s.kind} ${p} ${name} { ${declOf(s)} }`);
       this.sets.set(name, s);
     }
     for (const [name, c] of n.chains) {
@@ -159,7 +187,7 @@ export class Mirror {
       this.chains.delete(name);
     }
     // Stored affinity indexes point into the old endpoint list: forget them when it changes.
-    if (!sameElements(o.elements.get('affinity-endpoints'), n.elements.get('affinity-endpoints'))) {
+    if (!sameAffinityEndpoints(o, n)) {
       for (const [name, s] of n.sets) if (s.dynamic && o.sets.has(name)) txn.push('flushSet', `flush ${s.kind} ${p} ${name}`);
     }
     for (const name of o.sets.keys()) {
@@ -177,7 +205,7 @@ export class Mirror {
     }
   }
 
-  private incRef(set: string, key: string, value: string, txn?: Txn): void {
+  private incRef(set: string, key: string, value: string, txn?: Txn): Added {
     let m = this.elements.get(set);
     if (!m) this.elements.set(set, (m = new Map()));
     const prev = m.get(key);
@@ -185,17 +213,17 @@ export class Mirror {
     if (prev === undefined) {
       m.set(key, value);
       txn?.addElem(set, isMap ? `${key} : ${value}` : key);
-      return;
+      return NEW;
     }
     let sh = this.shared.get(set);
     if (!sh) this.shared.set(set, (sh = new Map()));
     sh.set(key, (sh.get(key) ?? 0) + 1);
-    if (prev !== value) {
-      // Two owners disagree (e.g. a duplicated cluster IP); the latest write wins.
-      m.set(key, value);
-      txn?.delElem(set, key);
-      txn?.addElem(set, isMap ? `${key} : ${value}` : key);
-    }
+    if (prev === value) return SAME;
+    // Two owners disagree (e.g. a duplicated cluster IP); the latest write wins.
+    m.set(key, value);
+    txn?.delElem(set, key);
+    txn?.addElem(set, isMap ? `${key} : ${value}` : key);
+    return CHANGED;
   }
 
   private decRef(set: string, key: string, txn: Txn): void {
@@ -214,3 +242,20 @@ export class Mirror {
 }
 
 const EMPTY: TableState = { chains: new Map(), sets: new Map(), elements: new Map() };
+
+const SAME = 0;
+const NEW = 1;
+const CHANGED = 2;
+type Added = typeof SAME | typeof NEW | typeof CHANGED;
+
+/** Receives elements as a full sync builds the mirror; `replaced` when it overrides an earlier value. */
+export type ElementSink = (set: string, key: string, value: string, replaced: boolean) => void;
+
+/** The affinity endpoint map's name carries a generation suffix; a fragment holds at most one. */
+function sameAffinityEndpoints(o: TableState, n: TableState): boolean {
+  const pick = (t: TableState): ReadonlyMap<string, string> | undefined => {
+    for (const [name, m] of t.elements) if (name.startsWith('affinity-endpoints')) return m;
+    return undefined;
+  };
+  return sameElements(pick(o), pick(n));
+}

@@ -14,7 +14,7 @@ const web = (eps = [endpoint('10.244.1.5'), endpoint('10.244.2.6', { nodeName: '
 
 async function setup(initial: Record<string, ServicePort[]>) {
   const fake = new FakeNft();
-  const dp = new NftDataplane(fake, [4]);
+  const dp = new NftDataplane(fake, [4], { staging: false });
   await dp.full(new Map(Object.entries(initial)), nodeCtx);
   return { fake, dp };
 }
@@ -30,16 +30,16 @@ describe('nft rendering', () => {
         'add chain ip skiff lb-cluster-tcp-n2',
         'add chain ip skiff lb-external-tcp-n2',
         'add rule ip skiff lb-cluster-tcp-n2 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-cluster-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp',
+        'add rule ip skiff lb-cluster-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp-g1',
         'add rule ip skiff lb-external-tcp-n2 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-external-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp',
-        'add element ip skiff cluster-ips { 10.96.0.10 }',
-        'add element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }',
-        'add element ip skiff endpoints-tcp { 32768 . 0 : 10.244.1.5 . 8080, 32768 . 1 : 10.244.2.6 . 8080 }',
-        'add element ip skiff service-marks { 10.96.0.10 . tcp . 80 : 32768 }',
-        'add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n2 }',
-        'add element ip skiff nodeport-marks { tcp . 30080 : 32768 }',
-        'add element ip skiff service-nodeports { tcp . 30080 : goto lb-external-tcp-n2 }',
+        'add rule ip skiff lb-external-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp-g1',
+        'add element ip skiff cluster-ips-g1 { 10.96.0.10 }',
+        'add element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }',
+        'add element ip skiff endpoints-tcp-g1 { 32768 . 0 : 10.244.1.5 . 8080, 32768 . 1 : 10.244.2.6 . 8080 }',
+        'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 32768 }',
+        'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n2 }',
+        'add element ip skiff nodeport-marks-g1 { tcp . 30080 : 32768 }',
+        'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto lb-external-tcp-n2 }',
       ].join('\n'),
     );
     expect(text).not.toContain('ns1/web');
@@ -49,7 +49,7 @@ describe('nft rendering', () => {
     const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.8'), endpoint('10.244.1.9')])], nodeCtx);
     const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': api });
     expect(fake.last!.match(/^add chain ip skiff lb-cluster-tcp-n2$/gm)).toHaveLength(1);
-    expect(fake.last).toContain('add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n2, 10.96.0.11 . tcp . 80 : goto lb-cluster-tcp-n2 }');
+    expect(fake.last).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n2, 10.96.0.11 . tcp . 80 : goto lb-cluster-tcp-n2 }');
     // web leaving keeps the tail api still uses; api leaving removes it.
     await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
     expect(fake.last).not.toContain('lb-cluster-tcp-n2');
@@ -68,20 +68,20 @@ describe('nft rendering', () => {
   it('the base table hooks and dispatch', () => {
     const t = renderBase(4, { ...nodeCtx, nodePortAddresses: ['192.168.0.0/16'] });
     expect(t.chains.get('services')!.rules).toEqual([
-      'meta mark set ip daddr . meta l4proto . th dport map @service-marks',
-      'ip daddr . meta l4proto . th dport vmap @service-ips',
-      'ip daddr @nodeport-ips jump nodeports',
+      'meta mark set ip daddr . meta l4proto . th dport map @service-marks-g1',
+      'ip daddr . meta l4proto . th dport vmap @service-ips-g1',
+      'ip daddr @nodeport-ips-g1 jump nodeports',
     ]);
-    expect(t.chains.get('nodeports')!.rules).toEqual(['meta mark set meta l4proto . th dport map @nodeport-marks', 'meta l4proto . th dport vmap @service-nodeports']);
-    expect(t.chains.get('cluster-ips-check')!.rules).toEqual(['ip daddr @cluster-ips reject', 'ip daddr 10.96.0.0/12 drop']);
+    expect(t.chains.get('nodeports')!.rules).toEqual(['meta mark set meta l4proto . th dport map @nodeport-marks-g1', 'meta l4proto . th dport vmap @service-nodeports-g1']);
+    expect(t.chains.get('cluster-ips-check')!.rules).toEqual(['ip daddr @cluster-ips-g1 reject', 'ip daddr 10.96.0.0/12 drop']);
     expect(t.chains.get('nat-prerouting')!.hook).toBe('type nat hook prerouting priority -100 ;');
-    expect([...t.elements.get('nodeport-ips')!.keys()]).toEqual(['192.168.0.0/16']);
-    expect(t.sets.get('endpoints-udp')!.decl).toBe('typeof meta mark . numgen random mod 2 : ip daddr . udp dport ;');
+    expect([...t.elements.get('nodeport-ips-g1')!.keys()]).toEqual(['192.168.0.0/16']);
+    expect(t.sets.get('endpoints-udp-g1')!.decl).toBe('typeof meta mark . numgen random mod 2 : ip daddr . udp dport ;');
     const v6 = renderBase(6, { ...nodeCtx, serviceCIDRs: ['10.96.0.0/12', 'fd00:96::/112'] });
-    expect(v6.chains.get('lb-local-affinity')!.rules).toEqual(['meta l4proto { tcp, udp, sctp } dnat ip6 to meta mark & 0xffffbfff map @affinity-endpoints']);
+    expect(v6.chains.get('lb-local-affinity')!.rules).toEqual(['meta l4proto { tcp, udp, sctp } dnat ip6 to meta mark & 0xffffbfff map @affinity-endpoints-g1']);
     expect(t.chains.get('lb-cluster-affinity')!.rules[0]).toBe('ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000');
     expect(renderBase(4, { ...nodeCtx, masqueradeAll: true }).chains.get('lb-cluster-affinity')!.rules[0]).toBe('meta mark set meta mark | 0x00004000');
-    expect(v6.chains.get('cluster-ips-check')!.rules).toEqual(['ip6 daddr @cluster-ips reject', 'ip6 daddr fd00:96::/112 drop']);
+    expect(v6.chains.get('cluster-ips-check')!.rules).toEqual(['ip6 daddr @cluster-ips-g1 reject', 'ip6 daddr fd00:96::/112 drop']);
     expect([...t.chains.keys()].filter((c) => /-n\d/.test(c))).toEqual([]);
   });
 
@@ -93,14 +93,14 @@ describe('nft rendering', () => {
         'add chain ip skiff lb-cluster-tcp-n1',
         'add chain ip skiff lb-external-tcp-n1',
         'add rule ip skiff lb-cluster-tcp-n1 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-cluster-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp',
+        'add rule ip skiff lb-cluster-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp-g1',
         'add rule ip skiff lb-external-tcp-n1 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-external-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp',
-        'delete element ip skiff endpoints-tcp { 32768 . 1 }',
-        'delete element ip skiff service-ips { 10.96.0.10 . tcp . 80 }',
-        'delete element ip skiff service-nodeports { tcp . 30080 }',
-        'add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n1 }',
-        'add element ip skiff service-nodeports { tcp . 30080 : goto lb-external-tcp-n1 }',
+        'add rule ip skiff lb-external-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp-g1',
+        'delete element ip skiff endpoints-tcp-g1 { 32768 . 1 }',
+        'delete element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 }',
+        'delete element ip skiff service-nodeports-g1 { tcp . 30080 }',
+        'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n1 }',
+        'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto lb-external-tcp-n1 }',
         'flush chain ip skiff lb-cluster-tcp-n2',
         'flush chain ip skiff lb-external-tcp-n2',
         'delete chain ip skiff lb-cluster-tcp-n2',
@@ -115,9 +115,9 @@ describe('nft rendering', () => {
     await dp.partial([{ key: 'ns1/web', ports: web([endpoint('10.244.1.5'), endpoint('10.244.3.7')]) }], nodeCtx);
     expect(fake.last).toBe(
       [
-        'delete element ip skiff endpoints-tcp { 32768 . 1 }',
-        'add element ip skiff hairpin { 10.244.3.7 . 10.244.3.7 }',
-        'add element ip skiff endpoints-tcp { 32768 . 1 : 10.244.3.7 . 8080 }',
+        'delete element ip skiff endpoints-tcp-g1 { 32768 . 1 }',
+        'add element ip skiff hairpin-g1 { 10.244.3.7 . 10.244.3.7 }',
+        'add element ip skiff endpoints-tcp-g1 { 32768 . 1 : 10.244.3.7 . 8080 }',
         '',
       ].join('\n'),
     );
@@ -128,14 +128,14 @@ describe('nft rendering', () => {
     await dp.partial([{ key: 'ns1/web', ports: web([]) }], nodeCtx);
     expect(fake.last).toBe(
       [
-        'delete element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }',
-        'delete element ip skiff endpoints-tcp { 32768 . 0, 32768 . 1 }',
-        'delete element ip skiff service-marks { 10.96.0.10 . tcp . 80 }',
-        'delete element ip skiff service-ips { 10.96.0.10 . tcp . 80 }',
-        'delete element ip skiff nodeport-marks { tcp . 30080 }',
-        'delete element ip skiff service-nodeports { tcp . 30080 }',
-        'add element ip skiff no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }',
-        'add element ip skiff no-endpoint-nodeports { tcp . 30080 : goto reject-chain }',
+        'delete element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }',
+        'delete element ip skiff endpoints-tcp-g1 { 32768 . 0, 32768 . 1 }',
+        'delete element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 }',
+        'delete element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 }',
+        'delete element ip skiff nodeport-marks-g1 { tcp . 30080 }',
+        'delete element ip skiff service-nodeports-g1 { tcp . 30080 }',
+        'add element ip skiff no-endpoint-services-g1 { 10.96.0.10 . tcp . 80 : goto reject-chain }',
+        'add element ip skiff no-endpoint-nodeports-g1 { tcp . 30080 : goto reject-chain }',
         'flush chain ip skiff lb-cluster-tcp-n2',
         'flush chain ip skiff lb-external-tcp-n2',
         'delete chain ip skiff lb-cluster-tcp-n2',
@@ -149,30 +149,30 @@ describe('nft rendering', () => {
     const other = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.5')])], nodeCtx);
     const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': other });
     await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
-    expect(fake.last).toContain('delete element ip skiff endpoints-tcp { 32768 . 0, 32768 . 1 }\n');
+    expect(fake.last).toContain('delete element ip skiff endpoints-tcp-g1 { 32768 . 0, 32768 . 1 }\n');
     expect(fake.last).not.toContain('10.244.1.5 . 10.244.1.5');
     await dp.partial([{ key: 'ns2/api', ports: [] }], nodeCtx);
-    expect(fake.last).toContain('delete element ip skiff hairpin { 10.244.1.5 . 10.244.1.5 }\n');
+    expect(fake.last).toContain('delete element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }\n');
   });
 
   it('affinity keeps a chain per port and a dynamic map that is flushed when endpoints change', async () => {
     const aff = (eps: ReturnType<typeof endpoint>[]) => ports(service('ns1', 'st', { sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 30 }), [slice('ns1', 'st', eps)], nodeCtx);
     const { fake, dp } = await setup({ 'ns1/st': aff([endpoint('10.244.1.5'), endpoint('10.244.1.6')]) });
-    expect(fake.last).toContain('add map ip skiff affinity-ns1/st/tcp/http { type ipv4_addr : mark ; flags dynamic,timeout ; timeout 30s ; }\n');
+    expect(fake.last).toContain('add map ip skiff affinity-ns1/st/tcp/http-g1 { type ipv4_addr : mark ; flags dynamic,timeout ; timeout 30s ; }\n');
     expect(fake.last).toContain(
       [
         'add rule ip skiff service-ns1/st/tcp/http meta mark set numgen random mod 2 offset 32768',
-        'add rule ip skiff service-ns1/st/tcp/http meta mark set ip saddr map @affinity-ns1/st/tcp/http',
-        'add rule ip skiff service-ns1/st/tcp/http update @affinity-ns1/st/tcp/http { ip saddr : meta mark } goto lb-cluster-affinity',
+        'add rule ip skiff service-ns1/st/tcp/http meta mark set ip saddr map @affinity-ns1/st/tcp/http-g1',
+        'add rule ip skiff service-ns1/st/tcp/http update @affinity-ns1/st/tcp/http-g1 { ip saddr : meta mark } goto lb-cluster-affinity',
       ].join('\n'),
     );
-    expect(fake.last).toContain('add element ip skiff affinity-endpoints { 32768 : 10.244.1.5 . 8080, 32769 : 10.244.1.6 . 8080 }');
-    expect(fake.last).toContain('add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : goto service-ns1/st/tcp/http }');
-    expect(fake.last).not.toContain('add element ip skiff service-marks');
+    expect(fake.last).toContain('add element ip skiff affinity-endpoints-g1 { 32768 : 10.244.1.5 . 8080, 32769 : 10.244.1.6 . 8080 }');
+    expect(fake.last).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto service-ns1/st/tcp/http }');
+    expect(fake.last).not.toContain('add element ip skiff service-marks-g1');
     await dp.partial([{ key: 'ns1/st', ports: aff([endpoint('10.244.1.5'), endpoint('10.244.1.7')]) }], nodeCtx);
-    expect(fake.last!.split('\n')[0]).toBe('flush map ip skiff affinity-ns1/st/tcp/http');
+    expect(fake.last!.split('\n')[0]).toBe('flush map ip skiff affinity-ns1/st/tcp/http-g1');
     await dp.partial([{ key: 'ns1/st', ports: [] }], nodeCtx);
-    expect(fake.last).toContain('delete map ip skiff affinity-ns1/st/tcp/http\n');
+    expect(fake.last).toContain('delete map ip skiff affinity-ns1/st/tcp/http-g1\n');
   });
 
   it('externalTrafficPolicy Local sends external traffic to local endpoints only, or drops it', async () => {
@@ -183,9 +183,9 @@ describe('nft rendering', () => {
       'add rule ip skiff external-local-tcp-c2-l1 fib saddr type local meta mark set meta mark & 0xffffdfff goto lb-cluster-tcp-n2',
       'add rule ip skiff external-local-tcp-c2-l1 goto lb-local-tcp-n1',
     ]);
-    expect(fake.last).toContain('add rule ip skiff lb-local-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp\n');
+    expect(fake.last).toContain('add rule ip skiff lb-local-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp-g1\n');
     expect(fake.last).toContain('40960 . 0 : 10.244.1.5 . 8080');
-    expect(fake.last).toContain('add element ip skiff nodeport-marks { tcp . 30080 : 40960 }');
+    expect(fake.last).toContain('add element ip skiff nodeport-marks-g1 { tcp . 30080 : 40960 }');
     await dp.partial([{ key: 'ns1/web', ports: local([endpoint('10.244.2.6', { nodeName: 'node-b' })]) }], nodeCtx);
     expect(fake.last).toContain(
       [
@@ -194,14 +194,14 @@ describe('nft rendering', () => {
         'add rule ip skiff external-local-tcp-c1-l0 drop',
       ].join('\n'),
     );
-    expect(fake.last).toContain('add element ip skiff service-nodeports { tcp . 30080 : goto external-local-tcp-c1-l0 }');
+    expect(fake.last).toContain('add element ip skiff service-nodeports-g1 { tcp . 30080 : goto external-local-tcp-c1-l0 }');
   });
 
   it('internalTrafficPolicy Local without a local endpoint drops cluster traffic in the dispatch map', async () => {
     const svc = ports(service('ns1', 'il', { internalTrafficPolicy: 'Local' }), [slice('ns1', 'il', [endpoint('10.244.2.6', { nodeName: 'node-b' })])], nodeCtx);
     const { fake } = await setup({ 'ns1/il': svc });
-    expect(fake.last).toContain('add element ip skiff service-ips { 10.96.0.10 . tcp . 80 : drop }');
-    expect(fake.last).not.toContain('add element ip skiff service-marks');
+    expect(fake.last).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : drop }');
+    expect(fake.last).not.toContain('add element ip skiff service-marks-g1');
   });
 
   it('LoadBalancer source ranges get a firewall chain', async () => {
@@ -212,7 +212,7 @@ describe('nft rendering', () => {
     );
     const { fake } = await setup({ 'ns1/lb': lb });
     expect(fake.last).toContain('add rule ip skiff firewall-ns1/lb/tcp/http ip saddr 198.51.100.0/24 return\nadd rule ip skiff firewall-ns1/lb/tcp/http drop\n');
-    expect(fake.last).toContain('add element ip skiff firewall-ips { 192.0.2.10 . tcp . 80 : goto firewall-ns1/lb/tcp/http }');
+    expect(fake.last).toContain('add element ip skiff firewall-ips-g1 { 192.0.2.10 . tcp . 80 : goto firewall-ns1/lb/tcp/http }');
     expect(fake.last).toContain('192.0.2.10 . tcp . 80 : goto lb-external-tcp-n1');
     expect(fake.last).toContain('192.0.2.10 . tcp . 80 : 32768');
   });
@@ -221,10 +221,10 @@ describe('nft rendering', () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.9')])], nodeCtx);
     await dp.partial([{ key: 'ns1/web', ports: [] }, { key: 'ns2/api', ports: api }], nodeCtx);
-    expect(fake.last).toContain('add element ip skiff endpoints-tcp { 65536 . 0 : 10.244.1.9 . 8080 }');
+    expect(fake.last).toContain('add element ip skiff endpoints-tcp-g1 { 65536 . 0 : 10.244.1.9 . 8080 }');
     const db = ports(service('ns3', 'db', { clusterIPs: ['10.96.0.12'] }), [slice('ns3', 'db', [endpoint('10.244.1.10')])], nodeCtx);
     await dp.partial([{ key: 'ns3/db', ports: db }], nodeCtx);
-    expect(fake.last).toContain('add element ip skiff endpoints-tcp { 32768 . 0 : 10.244.1.10 . 8080 }');
+    expect(fake.last).toContain('add element ip skiff endpoints-tcp-g1 { 32768 . 0 : 10.244.1.10 . 8080 }');
   });
 });
 
@@ -269,5 +269,121 @@ describe('drift detection', () => {
       'service-ips: unexpected element 10.96.0.2 . tcp . 80',
     ]);
     expect(findDrift(undefined, mirror())).toEqual(['table missing']);
+  });
+});
+
+describe('staged full sync', () => {
+  const many = (n: number, eps = 2): Record<string, ServicePort[]> =>
+    Object.fromEntries(
+      Array.from({ length: n }, (_, i) => [
+        `ns/s${i}`,
+        ports(service('ns', `s${i}`, { clusterIPs: [`10.96.1.${i}`] }), [slice('ns', `s${i}`, Array.from({ length: eps }, (_, e) => endpoint(`10.244.${e + 1}.${i}`)))], nodeCtx),
+      ]),
+    );
+  const staged = async (initial: Record<string, ServicePort[]>) => {
+    const fake = new FakeNft();
+    const dp = new NftDataplane(fake, [4], { stageChunk: 4 });
+    await dp.full(new Map(Object.entries(initial)), nodeCtx);
+    return { fake, dp };
+  };
+
+  it('creates the sets, loads elements in chunks (verdict maps last, after their chains), then switches', async () => {
+    const { fake, dp } = await staged(many(3));
+    const [prep, ...rest] = fake.transactions;
+    const sw = rest.pop()!;
+    expect(prep!.split('\n').slice(0, 4)).toEqual([
+      'add table ip skiff',
+      'delete table ip skiff',
+      'add table ip skiff { comment "skiff service proxy" ; }',
+      'add set ip skiff cluster-ips-g1 { type ipv4_addr ; size 4096 ; }',
+    ]);
+    expect(prep).toContain('add map ip skiff endpoints-tcp-g1 { typeof meta mark . numgen random mod 2 : ip daddr . tcp dport ; size 4096 ; }\n');
+    expect(prep).not.toContain('add element');
+    // 3 Services: 3 cluster IPs, 3 marks, 6 endpoints, 6 hairpins (local) = 18 elements, 4 per chunk; service-ips after.
+    expect(rest).toHaveLength(6);
+    expect(rest.slice(0, 5).join('')).not.toMatch(/service-ips|add chain/);
+    expect(rest.join('').match(/\d+ \. \d+ : 10\.244/g)).toHaveLength(6);
+    const last = rest[5]!.split('\n');
+    expect(last.filter((l) => !l.startsWith('add chain'))).toEqual([
+      'add element ip skiff service-ips-g1 { 10.96.1.0 . tcp . 80 : goto lb-cluster-tcp-n2, 10.96.1.1 . tcp . 80 : goto lb-cluster-tcp-n2, 10.96.1.2 . tcp . 80 : goto lb-cluster-tcp-n2 }',
+      '',
+    ]);
+    expect(last).toContain('add chain ip skiff lb-cluster-tcp-n2');
+    expect(last).not.toContain('add chain ip skiff nat-output');
+    expect(sw).not.toMatch(/^flush|^delete/m);
+    expect(sw).toContain('add chain ip skiff nat-output { type nat hook output priority -100 ; }\n');
+    expect(sw).toContain('add rule ip skiff services meta mark set ip daddr . meta l4proto . th dport map @service-marks-g1\n');
+    expect(sw).toContain('add rule ip skiff lb-cluster-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp-g1\n');
+    expect(dp.fallbacks).toBe(0);
+  });
+
+  it('verdict maps larger than a chunk are staged whole, each chunk creating the chains first', async () => {
+    const { fake } = await staged(many(9, 1));
+    const verdicts = fake.transactions.filter((t) => t.includes('add element ip skiff service-ips-g1'));
+    expect(verdicts).toHaveLength(3);
+    for (const t of verdicts) expect(t.startsWith('add chain ')).toBe(true);
+    expect(verdicts.join('').match(/10\.96\.1\.\d+ \. tcp \. 80 : goto lb-cluster-tcp-n1/g)).toHaveLength(9);
+  });
+
+  it('the next full sync stages generation 2 and the switch drops generation 1 and unused chains', async () => {
+    const { fake, dp } = await staged(many(2, 2));
+    const before = fake.transactions.length;
+    await dp.full(new Map(Object.entries(many(2, 3))), nodeCtx);
+    const txns = fake.transactions.slice(before);
+    expect(txns[0]!.split('\n')[0]).toBe('add table ip skiff');
+    expect(txns[0]).toContain('add map ip skiff service-ips-g2 ');
+    expect(txns[0]).not.toContain('delete');
+    const sw = txns.at(-1)!;
+    expect(sw).toContain('flush chain ip skiff services\n');
+    expect(sw).toContain('delete map ip skiff endpoints-tcp-g1\n');
+    // The verdict map goes before the chain its elements jump to.
+    expect(sw.indexOf('delete map ip skiff service-ips-g1')).toBeLessThan(sw.indexOf('delete chain ip skiff lb-cluster-tcp-n2'));
+    expect(sw).not.toContain('delete chain ip skiff lb-cluster-tcp-n3');
+    expect(sw).not.toMatch(/add chain ip skiff nat-output/);
+    expect(sw).toContain('map @endpoints-tcp-g2\n');
+    expect(await dp.verify()).toEqual(['ip skiff: table missing']);
+  });
+
+  it('a failed staging falls back to replacing the table in one transaction', async () => {
+    const fake = new FakeNft();
+    const dp = new NftDataplane(fake, [4], { stageChunk: 4 });
+    fake.failOn = /add element ip skiff endpoints-tcp-g1/;
+    await dp.full(new Map(Object.entries(many(3))), nodeCtx);
+    expect(dp.fallbacks).toBe(1);
+    expect(fake.last).toMatch(/^add table ip skiff\ndelete table ip skiff\n/);
+    expect(fake.last!.match(/: 10\.244\./g)).toHaveLength(6);
+    expect(fake.last).toContain('add rule ip skiff services meta mark set ip daddr . meta l4proto . th dport map @service-marks-g1\n');
+  });
+
+  it('an unknown table with chains (an agent restart) is replaced the old way', async () => {
+    const fake = new FakeNft();
+    fake.listedChains.set('ip skiff', ['services']);
+    const dp = new NftDataplane(fake, [4], { stageChunk: 4 });
+    await dp.full(new Map(Object.entries(many(1))), nodeCtx);
+    expect(fake.transactions).toHaveLength(1);
+    expect(fake.last).toMatch(/^add table ip skiff\ndelete table ip skiff\n/);
+  });
+
+  it('an element a later owner overrides is rewritten in the switch', async () => {
+    // Two Services claim the same cluster IP and port: the later one's mark wins.
+    const a = ports(service('ns', 'a', { clusterIPs: ['10.96.0.10'] }), [slice('ns', 'a', [endpoint('10.244.1.1')])], nodeCtx);
+    const b = ports(service('ns', 'b', { clusterIPs: ['10.96.0.10'] }), [slice('ns', 'b', [endpoint('10.244.1.2')])], nodeCtx);
+    const { fake } = await staged({ 'ns/a': a, 'ns/b': b });
+    expect(fake.transactions.slice(1, -1).join('')).toContain('10.96.0.10 . tcp . 80 : 32768');
+    expect(fake.last!.split('\n').slice(-3)).toEqual([
+      'delete element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 }',
+      'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 65536 }',
+      '',
+    ]);
+  });
+
+  it('a partial sync that outgrows the fixed set sizes rewrites the table with growing sets', async () => {
+    const { fake, dp } = await staged(many(1, 1));
+    const big = ports(service('ns', 'big', { clusterIPs: ['10.96.9.9'] }), [slice('ns', 'big', Array.from({ length: 4100 }, (_, i) => endpoint(`10.245.${i >> 8}.${i & 255}`, { nodeName: 'node-b' })))], nodeCtx);
+    await dp.partial([{ key: 'ns/big', ports: big }], nodeCtx);
+    expect(fake.last).toMatch(/^add table ip skiff\ndelete table ip skiff\n/);
+    expect(fake.last).toContain('add map ip skiff endpoints-tcp-g1 { typeof meta mark . numgen random mod 2 : ip daddr . tcp dport ; }\n');
+    await dp.partial([{ key: 'ns/s0', ports: [] }], nodeCtx);
+    expect(fake.last).toMatch(/^delete element/);
   });
 });

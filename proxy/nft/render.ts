@@ -5,7 +5,7 @@
 // chains instead of one per Service port: nft dumps every chain on each run, so that is what an
 // element-only update costs. Only ClientIP-affinity ports keep a chain of their own.
 import { hasExternal, type Family, type L4, type NodeContext, type ServicePort } from '../model.js';
-import { addElement, emptyTable, type ChainState, type TableState } from './state.js';
+import { addElement, capacityFor, emptyTable, type ChainState, type TableState } from './state.js';
 
 export const TABLE = 'skiff';
 export const MASQ_BIT = 0x4000;
@@ -36,7 +36,9 @@ export function words(family: Family): FamilyWords {
 export const serviceChain = (sp: ServicePort): string => `service-${sp.id}`;
 export const externalChain = (sp: ServicePort): string => `external-${sp.id}`;
 export const firewallChain = (sp: ServicePort): string => `firewall-${sp.id}`;
-export const affinityMap = (sp: ServicePort, local: boolean): string => `affinity-${local ? 'local-' : ''}${sp.id}`;
+/** Sets and maps carry the generation of the full sync that created them (see staging.ts). */
+export const genName = (name: string, gen: number): string => `${name}-g${gen}`;
+export const affinityMap = (sp: ServicePort, local: boolean, gen: number): string => genName(`affinity-${local ? 'local-' : ''}${sp.id}`, gen);
 
 type Kind = 'cluster' | 'external' | 'local';
 /** The shared tail for N endpoints of one kind; exists only while some port uses it. */
@@ -47,7 +49,26 @@ export const localChain = (p: L4, nc: number, nl: number): string => `external-l
  * One map per protocol: nft stores a typeof map's data type as the first transport header it
  * knows (tcp), so a later run could not bind a `th dport` map from a udp or sctp rule.
  */
-export const endpointsMap = (p: L4): string => `endpoints-${p}`;
+export const endpointsMap = (p: L4, gen: number): string => genName(`endpoints-${p}`, gen);
+
+/** The element sets every table has, by their generation-free names. */
+const SET_NAMES = [
+  'cluster-ips',
+  'service-marks',
+  'service-ips',
+  'nodeport-marks',
+  'service-nodeports',
+  'no-endpoint-services',
+  'no-endpoint-nodeports',
+  'firewall-ips',
+  'endpoints-tcp',
+  'endpoints-udp',
+  'endpoints-sctp',
+  'affinity-endpoints',
+  'hairpin',
+  'nodeport-ips',
+] as const;
+type SetName = (typeof SET_NAMES)[number];
 
 function cidrsOf(family: Family, cidrs: readonly string[]): string[] {
   return cidrs.filter((c) => (family === 4 ? !c.includes(':') : c.includes(':')));
@@ -71,42 +92,75 @@ export class Renderer {
   private readonly masq = `meta mark set meta mark | ${hex(MASQ_BIT)}`;
   private readonly clusterMasq: string;
   private readonly shared = new Map<string, ChainState>();
+  /** Generation-free set name -> the name this generation's tables use. */
+  private readonly s: Record<SetName, string>;
 
   constructor(
     readonly family: Family,
     readonly ctx: NodeContext,
+    readonly gen = 1,
   ) {
     this.w = words(family);
+    this.s = Object.fromEntries(SET_NAMES.map((n) => [n, genName(n, gen)])) as Record<SetName, string>;
     this.clusterCidrs = cidrsOf(family, ctx.clusterCIDRs);
     this.clusterMasq = ctx.masqueradeAll || this.clusterCidrs.length === 0 ? this.masq : `${this.w.ip} saddr != ${anon(this.clusterCidrs)} ${this.masq}`;
   }
 
-  /** The fixed part: hooks, dispatch maps and the affinity tails. */
-  base(): TableState {
+  /**
+   * Upper bounds of the big sets' element counts for these ports, by set name: a full sync
+   * declares those sets with a fixed size from them (see SetState.capacity).
+   */
+  expectedCounts(services: ReadonlyMap<string, readonly ServicePort[]>): Map<string, number> {
+    const s = this.s;
+    const n = new Map<string, number>();
+    const add = (name: string, k: number): void => void n.set(name, (n.get(name) ?? 0) + k);
+    for (const name of [s['cluster-ips'], s['service-marks'], s['service-ips'], s['hairpin'], ...PROTOCOLS.map((p) => endpointsMap(p, this.gen))]) n.set(name, 0);
+    for (const ports of services.values()) {
+      for (const sp of ports) {
+        if (sp.family !== this.family) continue;
+        const keys = sp.clusterIPs.length + sp.externalIPs.length + sp.loadBalancerIPs.length;
+        const eps = sp.clusterEndpoints.length + sp.localEndpoints.length;
+        add(s['cluster-ips'], sp.clusterIPs.length);
+        add(s['service-marks'], keys);
+        add(s['service-ips'], keys);
+        add(s['hairpin'], eps);
+        add(endpointsMap(sp.protocol, this.gen), eps);
+      }
+    }
+    return n;
+  }
+
+  /** The fixed part: hooks, dispatch maps and the affinity tails; `counts` sizes sets (expectedCounts). */
+  base(counts?: ReadonlyMap<string, number>): TableState {
     const w = this.w;
+    const s = this.s;
     const t = emptyTable();
     const tuple = `${w.addr} . inet_proto . inet_service`;
-    const map = (name: string, decl: string): void => void t.sets.set(name, { kind: 'map', decl });
-    const set = (name: string, decl: string): void => void t.sets.set(name, { kind: 'set', decl });
-    set('cluster-ips', `type ${w.addr} ;`);
-    map('service-marks', `type ${tuple} : mark ;`);
-    map('service-ips', `type ${tuple} : verdict ;`);
-    map('nodeport-marks', 'type inet_proto . inet_service : mark ;');
-    map('service-nodeports', 'type inet_proto . inet_service : verdict ;');
-    map('no-endpoint-services', `type ${tuple} : verdict ;`);
-    map('no-endpoint-nodeports', 'type inet_proto . inet_service : verdict ;');
-    map('firewall-ips', `type ${tuple} : verdict ;`);
+    const sized = (name: string): { capacity?: number } => {
+      const c = counts?.get(name);
+      return c === undefined ? {} : { capacity: capacityFor(c) };
+    };
+    const map = (name: string, decl: string): void => void t.sets.set(name, { kind: 'map', decl, ...sized(name) });
+    const set = (name: string, decl: string): void => void t.sets.set(name, { kind: 'set', decl, ...sized(name) });
+    set(s['cluster-ips'], `type ${w.addr} ;`);
+    map(s['service-marks'], `type ${tuple} : mark ;`);
+    map(s['service-ips'], `type ${tuple} : verdict ;`);
+    map(s['nodeport-marks'], 'type inet_proto . inet_service : mark ;');
+    map(s['service-nodeports'], 'type inet_proto . inet_service : verdict ;');
+    map(s['no-endpoint-services'], `type ${tuple} : verdict ;`);
+    map(s['no-endpoint-nodeports'], 'type inet_proto . inet_service : verdict ;');
+    map(s['firewall-ips'], `type ${tuple} : verdict ;`);
     // `typeof` because numgen has no named type.
-    for (const p of PROTOCOLS) map(endpointsMap(p), `typeof meta mark . numgen random mod 2 : ${w.ip} daddr . ${p} dport ;`);
-    map('affinity-endpoints', `type mark : ${w.addr} . inet_service ;`);
-    set('hairpin', `type ${w.addr} . ${w.addr} ;`);
+    for (const p of PROTOCOLS) map(endpointsMap(p, this.gen), `typeof meta mark . numgen random mod 2 : ${w.ip} daddr . ${p} dport ;`);
+    map(s['affinity-endpoints'], `type mark : ${w.addr} . inet_service ;`);
+    set(s['hairpin'], `type ${w.addr} . ${w.addr} ;`);
 
     const nodePortCidrs = cidrsOf(this.family, this.ctx.nodePortAddresses);
     let nodePortMatch: string;
     if (nodePortCidrs.length > 0) {
-      set('nodeport-ips', `type ${w.addr} ; flags interval ; auto-merge ;`);
-      for (const c of nodePortCidrs) addElement(t, 'nodeport-ips', c);
-      nodePortMatch = `${w.ip} daddr @nodeport-ips`;
+      set(s['nodeport-ips'], `type ${w.addr} ; flags interval ; auto-merge ;`);
+      for (const c of nodePortCidrs) addElement(t, s['nodeport-ips'], c);
+      nodePortMatch = `${w.ip} daddr @${s['nodeport-ips']}`;
     } else {
       // Like kube-proxy's nftables mode, NodePorts are not reachable on loopback addresses.
       nodePortMatch = `fib daddr type local ${w.ip} daddr != ${w.loopback}`;
@@ -128,22 +182,22 @@ export class Renderer {
     // A miss in the mark map ends that rule only; the verdict map then decides (affinity and
     // drop entries have no mark). Both maps always hold the same keys otherwise.
     const key = `${w.ip} daddr . meta l4proto . th dport`;
-    chain('services', [`meta mark set ${key} map @service-marks`, `${key} vmap @service-ips`, `${nodePortMatch} jump nodeports`]);
-    chain('nodeports', ['meta mark set meta l4proto . th dport map @nodeport-marks', 'meta l4proto . th dport vmap @service-nodeports']);
+    chain('services', [`meta mark set ${key} map @${s['service-marks']}`, `${key} vmap @${s['service-ips']}`, `${nodePortMatch} jump nodeports`]);
+    chain('nodeports', [`meta mark set meta l4proto . th dport map @${s['nodeport-marks']}`, `meta l4proto . th dport vmap @${s['service-nodeports']}`]);
     chain('masquerading', [
-      `ct status dnat ${w.ip} saddr . ${w.ip} daddr @hairpin masquerade fully-random`,
+      `ct status dnat ${w.ip} saddr . ${w.ip} daddr @${s['hairpin']} masquerade fully-random`,
       `meta mark & ${hex(MASQ_BIT)} == 0 return`,
       `meta mark set meta mark ^ ${hex(MASQ_BIT)}`,
       'masquerade fully-random',
     ]);
-    chain('service-endpoints-check', [`${key} vmap @no-endpoint-services`]);
-    chain('nodeport-endpoints-check', [`${nodePortMatch} meta l4proto . th dport vmap @no-endpoint-nodeports`]);
+    chain('service-endpoints-check', [`${key} vmap @${s['no-endpoint-services']}`]);
+    chain('nodeport-endpoints-check', [`${nodePortMatch} meta l4proto . th dport vmap @${s['no-endpoint-nodeports']}`]);
     const svcCidrs = cidrsOf(this.family, this.ctx.serviceCIDRs);
-    chain('cluster-ips-check', [`${w.ip} daddr @cluster-ips reject`, ...(svcCidrs.length ? [`${w.ip} daddr ${anon(svcCidrs)} drop`] : [])]);
-    chain('firewall-check', [`${key} vmap @firewall-ips`]);
+    chain('cluster-ips-check', [`${w.ip} daddr @${s['cluster-ips']} reject`, ...(svcCidrs.length ? [`${w.ip} daddr ${anon(svcCidrs)} drop`] : [])]);
+    chain('firewall-check', [`${key} vmap @${s['firewall-ips']}`]);
     chain('reject-chain', ['reject']);
     // Affinity ports write the chosen index itself into the mark, so their tails look up the mark alone.
-    const dnat = `${L4_ALL} dnat ${w.ip} to meta mark & ${hex(NO_MASQ)} map @affinity-endpoints`;
+    const dnat = `${L4_ALL} dnat ${w.ip} to meta mark & ${hex(NO_MASQ)} map @${s['affinity-endpoints']}`;
     chain('lb-cluster-affinity', [this.clusterMasq, dnat]);
     chain('lb-external-affinity', [this.masq, dnat]);
     chain('lb-local-affinity', [dnat]);
@@ -164,7 +218,7 @@ export class Renderer {
     t.chains.set(
       name,
       this.sharedChain(name, () => {
-        const dnat = `meta l4proto ${p} dnat ${this.w.ip} to meta mark & ${hex(NO_MASQ)} . numgen random mod ${n} map @${endpointsMap(p)}`;
+        const dnat = `meta l4proto ${p} dnat ${this.w.ip} to meta mark & ${hex(NO_MASQ)} . numgen random mod ${n} map @${endpointsMap(p, this.gen)}`;
         return kind === 'cluster' ? [this.clusterMasq, dnat] : kind === 'external' ? [this.masq, dnat] : [dnat];
       }),
     );
@@ -201,30 +255,30 @@ export class Renderer {
     for (const ip of sp.externalIPs) externalKeys.push(ip + suffix);
     for (const ip of sp.loadBalancerIPs) externalKeys.push(ip + suffix);
     const nodePortKey = sp.nodePort === undefined ? undefined : `${sp.protocol} . ${sp.nodePort}`;
-    for (const ip of sp.clusterIPs) addElement(t, 'cluster-ips', ip);
+    for (const ip of sp.clusterIPs) addElement(t, this.s['cluster-ips'], ip);
 
     if (!sp.hasEndpoints) {
       // Nothing anywhere: refuse at once (reject in the filter hooks) rather than let clients time out.
-      for (const k of clusterKeys) addElement(t, 'no-endpoint-services', k, 'goto reject-chain');
-      for (const k of externalKeys) addElement(t, 'no-endpoint-services', k, 'goto reject-chain');
-      if (nodePortKey) addElement(t, 'no-endpoint-nodeports', nodePortKey, 'goto reject-chain');
+      for (const k of clusterKeys) addElement(t, this.s['no-endpoint-services'], k, 'goto reject-chain');
+      for (const k of externalKeys) addElement(t, this.s['no-endpoint-services'], k, 'goto reject-chain');
+      if (nodePortKey) addElement(t, this.s['no-endpoint-nodeports'], nodePortKey, 'goto reject-chain');
       return t;
     }
 
     // Only a pod on this node can reach itself through this node (endpoints of unknown node count as local).
-    for (const e of sp.clusterEndpoints) if (e.local || e.nodeName === undefined) addElement(t, 'hairpin', `${e.ip} . ${e.ip}`);
-    for (const e of sp.localEndpoints) if (e.local || e.nodeName === undefined) addElement(t, 'hairpin', `${e.ip} . ${e.ip}`);
+    for (const e of sp.clusterEndpoints) if (e.local || e.nodeName === undefined) addElement(t, this.s['hairpin'], `${e.ip} . ${e.ip}`);
+    for (const e of sp.localEndpoints) if (e.local || e.nodeName === undefined) addElement(t, this.s['hairpin'], `${e.ip} . ${e.ip}`);
 
     /** Points the dispatch keys at a verdict, with the mark it needs when that is a tail. */
     const dispatch = (keys: readonly string[], nodePort: string | undefined, verdict: string, mark: number | undefined): void => {
       const m = mark === undefined ? undefined : String(mark);
       for (const k of keys) {
-        if (m !== undefined) addElement(t, 'service-marks', k, m);
-        addElement(t, 'service-ips', k, verdict);
+        if (m !== undefined) addElement(t, this.s['service-marks'], k, m);
+        addElement(t, this.s['service-ips'], k, verdict);
       }
       if (nodePort) {
-        if (m !== undefined) addElement(t, 'nodeport-marks', nodePort, m);
-        addElement(t, 'service-nodeports', nodePort, verdict);
+        if (m !== undefined) addElement(t, this.s['nodeport-marks'], nodePort, m);
+        addElement(t, this.s['service-nodeports'], nodePort, verdict);
       }
     };
     if (sp.affinitySeconds) {
@@ -233,7 +287,7 @@ export class Renderer {
     }
 
     const p = sp.protocol;
-    const eps = endpointsMap(p);
+    const eps = endpointsMap(p, this.gen);
     const nc = sp.clusterEndpoints.length;
     sp.clusterEndpoints.forEach((e, i) => addElement(t, eps, `${base} . ${i}`, `${e.ip} . ${e.port}`));
     dispatch(clusterKeys, undefined, this.tail(t, 'cluster', p, nc), nc ? base : undefined);
@@ -264,28 +318,28 @@ export class Renderer {
       return [set, `meta mark set ${w.ip} saddr map @${map}`, `update @${map} { ${w.ip} saddr : meta mark } goto ${tail}`];
     };
     const cluster = sp.clusterEndpoints.slice(0, MAX_AFFINITY_ENDPOINTS);
-    cluster.forEach((e, i) => addElement(t, 'affinity-endpoints', String(base + i), `${e.ip} . ${e.port}`));
+    cluster.forEach((e, i) => addElement(t, this.s['affinity-endpoints'], String(base + i), `${e.ip} . ${e.port}`));
     const sc = serviceChain(sp);
-    t.chains.set(sc, { rules: pick(cluster.length, base, affinityMap(sp, false), 'lb-cluster-affinity') });
-    for (const k of clusterKeys) addElement(t, 'service-ips', k, `goto ${sc}`);
+    t.chains.set(sc, { rules: pick(cluster.length, base, affinityMap(sp, false, this.gen), 'lb-cluster-affinity') });
+    for (const k of clusterKeys) addElement(t, this.s['service-ips'], k, `goto ${sc}`);
     if (hasExternal(sp)) {
       const ec = externalChain(sp);
       let rules: string[];
       if (!sp.externalLocal) {
-        rules = pick(cluster.length, base, affinityMap(sp, false), 'lb-external-affinity');
+        rules = pick(cluster.length, base, affinityMap(sp, false, this.gen), 'lb-external-affinity');
       } else {
         const local = sp.localEndpoints.slice(0, MAX_AFFINITY_ENDPOINTS);
         const lbase = base + LOCAL_BIT;
-        local.forEach((e, i) => addElement(t, 'affinity-endpoints', String(lbase + i), `${e.ip} . ${e.port}`));
+        local.forEach((e, i) => addElement(t, this.s['affinity-endpoints'], String(lbase + i), `${e.ip} . ${e.port}`));
         rules = [
           ...(this.clusterCidrs.length ? [`${w.ip} saddr ${anon(this.clusterCidrs)} goto ${sc}`] : []),
           `fib saddr type local goto ${sc}`,
-          ...pick(local.length, lbase, affinityMap(sp, true), 'lb-local-affinity'),
+          ...pick(local.length, lbase, affinityMap(sp, true, this.gen), 'lb-local-affinity'),
         ];
       }
       t.chains.set(ec, { rules });
-      for (const k of externalKeys) addElement(t, 'service-ips', k, `goto ${ec}`);
-      if (nodePortKey) addElement(t, 'service-nodeports', nodePortKey, `goto ${ec}`);
+      for (const k of externalKeys) addElement(t, this.s['service-ips'], k, `goto ${ec}`);
+      if (nodePortKey) addElement(t, this.s['service-nodeports'], nodePortKey, `goto ${ec}`);
     }
     this.firewall(t, sp, ` . ${sp.protocol} . ${sp.port}`);
   }
@@ -294,11 +348,11 @@ export class Renderer {
     if (sp.sourceRanges.length === 0 || sp.loadBalancerIPs.length === 0) return;
     const fc = firewallChain(sp);
     t.chains.set(fc, { rules: [`${this.w.ip} saddr ${anon(sp.sourceRanges)} return`, 'drop'] });
-    for (const ip of sp.loadBalancerIPs) addElement(t, 'firewall-ips', ip + suffix, `goto ${fc}`);
+    for (const ip of sp.loadBalancerIPs) addElement(t, this.s['firewall-ips'], ip + suffix, `goto ${fc}`);
   }
 }
 
 /** Convenience for tests and one-off callers. */
-export function renderBase(family: Family, ctx: NodeContext): TableState {
-  return new Renderer(family, ctx).base();
+export function renderBase(family: Family, ctx: NodeContext, gen = 1): TableState {
+  return new Renderer(family, ctx, gen).base();
 }

@@ -85,7 +85,9 @@ export class NftSession {
     p.stdout.setEncoding('utf8').on('data', (d: string) => this.onData(d));
     p.stderr.resume();
     const gone = (why: string): void => {
-      if (this.proc === p) this.proc = undefined;
+      // A process already replaced (closed, then a new one started) must not fail the new one's work.
+      if (this.proc !== p) return;
+      this.proc = undefined;
       this.fail(new CommandError('ERR_PROXY_COMMAND', this.argv, p.exitCode, why));
     };
     p.on('error', (e) => gone(e.message));

@@ -16,6 +16,21 @@ export interface SetState {
   readonly kind: 'set' | 'map';
   /** Filled from the packet path (affinity): never flushed by a full sync, elements not tracked. */
   readonly dynamic?: boolean;
+  /**
+   * `size` of the kernel set, chosen at a full sync from the expected count with headroom: a
+   * fixed-size hash loads without resizing, but the kernel refuses elements beyond it.
+   */
+  readonly capacity?: number;
+}
+
+/** The declaration as nft reads it: `add set ... { <this> }`. */
+export function declOf(s: SetState): string {
+  return s.capacity === undefined ? s.decl : `${s.decl} size ${s.capacity} ;`;
+}
+
+/** A fixed size for about n elements: room to grow by a quarter and then some before a resize. */
+export function capacityFor(n: number): number {
+  return 2 ** Math.max(12, Math.ceil(Math.log2(n * 1.25 + 256)));
 }
 
 export interface TableState {

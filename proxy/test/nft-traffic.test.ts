@@ -137,11 +137,11 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
 
   it('the periodic check finds and repairs drift', async () => {
     expect(await proxier.check()).toEqual([]);
-    await topo.nft(['delete', 'element', 'ip', 'skiff', 'service-ips', '{ 10.96.0.10 . tcp . 80 }']);
+    await topo.nft(['delete', 'element', 'ip', 'skiff', 'service-ips-g1', '{ 10.96.0.10 . tcp . 80 }']);
     await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-tcp-n2']);
     const drift = await proxier.check();
     expect(drift).toContain('ip skiff: chain lb-cluster-tcp-n2 has 0 rules, want 2');
-    expect(drift).toContain('ip skiff: service-ips: element 10.96.0.10 . tcp . 80 missing');
+    expect(drift).toContain('ip skiff: service-ips-g1: element 10.96.0.10 . tcp . 80 missing');
     await proxier.sync();
     expect(await proxier.check()).toEqual([]);
     expect(await topo.curlFrom(topo.client, 'http://10.96.0.10/')).toMatch(/^p[12] /);

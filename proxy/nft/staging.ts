@@ -1,0 +1,195 @@
+// The staged full sync. One nft process parses ~130,000 elements in ~1 s of CPU, so a full sync
+// that is one `nft -f` cannot get below that. Instead the element sets of a new generation
+// (`service-ips-g7`, ...) are created beside the live ones, where no rule references them yet,
+// and filled by several nft processes while the JS is still rendering; a small transaction then
+// points the chains at them and deletes the previous generation. The packet path sees the old
+// table or the new one, never a mix. Anything failing on the way falls back to the one big
+// `delete table` + everything transaction (dataplane.ts).
+import type { Mirror } from './mirror.js';
+import { declOf } from './state.js';
+
+/** Elements per staged transaction: big enough that nft's per-process cost stays small. */
+export const STAGE_CHUNK = 16_000;
+/**
+ * nft processes filling the new generation at once, beside the JS that renders. On 2 shared
+ * cores 3 did better than 2 (median ~1.35 s against ~1.9 s, 6 runs each, load 4-5): the loads
+ * then keep up with the renderer, which is what the full sync waits for.
+ */
+export const STAGE_PROCESSES = 3;
+/** nft parses a few hundred elements per command slightly faster than thousands (measured). */
+const ELEMENTS_PER_COMMAND = 500;
+
+/** What the kernel table holds before the switch: chain names (true for base chains) and sets. */
+export interface TableNames {
+  readonly chains: ReadonlyMap<string, boolean>;
+  readonly sets: ReadonlyMap<string, 'set' | 'map'>;
+}
+
+export function namesOf(m: Mirror): TableNames {
+  return {
+    chains: new Map([...m.chains].map(([n, c]) => [n, c.hook !== undefined])),
+    sets: new Map([...m.sets].map(([n, s]) => [n, s.kind])),
+  };
+}
+
+/**
+ * Runs transactions with at most `limit` at once. A transaction starts inside submit() when a
+ * slot is free (nft is spawned synchronously, so it runs while the JS keeps rendering); after
+ * the first failure the rest are skipped and `done()` rejects with that failure.
+ */
+export class LoadPool {
+  private running = 0;
+  private readonly waiting: string[] = [];
+  private readonly jobs: Promise<void>[] = [];
+  private error: Error | undefined;
+  private idle: (() => void) | undefined;
+  /** Transactions submitted. */
+  count = 0;
+
+  constructor(
+    private readonly apply: (text: string) => Promise<void>,
+    private readonly limit = STAGE_PROCESSES,
+  ) {}
+
+  submit(text: string): void {
+    this.count++;
+    if (this.running < this.limit) this.start(text);
+    else this.waiting.push(text);
+  }
+
+  async done(): Promise<void> {
+    while (this.running > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    await Promise.all(this.jobs);
+    if (this.error) throw this.error;
+  }
+
+  private start(text: string): void {
+    this.running++;
+    const job = (this.error ? Promise.resolve() : this.apply(text))
+      .catch((e: Error) => void (this.error ??= e))
+      .finally(() => {
+        this.running--;
+        const next = this.waiting.shift();
+        if (next !== undefined) this.start(next);
+        else if (this.running === 0) this.idle?.();
+      });
+    this.jobs.push(job);
+  }
+}
+
+/**
+ * Turns the elements of one family, as the mirror first sees them, into `add element`
+ * transactions of about STAGE_CHUNK elements. Verdict maps are held back: their elements jump
+ * to chains that must exist first, and which chains exist is known only once everything is
+ * rendered (`finish`). An element whose value a later owner overrode is rewritten at the switch.
+ */
+export class StageWriter {
+  private items = new Map<string, string[]>();
+  private count = 0;
+  /** Per set: held back (a verdict map) or not; asked once per set, not per element. */
+  private readonly held = new Map<string, boolean>();
+  private readonly overridden = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly prefix: string,
+    private readonly mirror: Mirror,
+    private readonly submit: (text: string) => void,
+    private readonly chunk = STAGE_CHUNK,
+  ) {}
+
+  /** The mirror's ElementSink. */
+  readonly add = (set: string, key: string, value: string, replaced: boolean): void => {
+    let held = this.held.get(set);
+    if (held === undefined) this.held.set(set, (held = isVerdictMap(this.mirror, set)));
+    if (held) return;
+    if (replaced) {
+      let s = this.overridden.get(set);
+      if (!s) this.overridden.set(set, (s = new Set()));
+      s.add(key);
+      return;
+    }
+    let a = this.items.get(set);
+    if (!a) this.items.set(set, (a = []));
+    a.push(value === '' ? key : `${key} : ${value}`);
+    if (++this.count >= this.chunk) this.flush();
+  };
+
+  /** Sends what is left, then the verdict maps (after creating every non-base chain). */
+  finish(): void {
+    this.flush();
+    const chains: string[] = [];
+    for (const [name, c] of this.mirror.chains) if (!c.hook) chains.push(`add chain ${this.prefix} ${name}`);
+    for (const [set, m] of this.mirror.elements) {
+      if (!isVerdictMap(this.mirror, set)) continue;
+      for (const [k, v] of m) {
+        let a = this.items.get(set);
+        if (!a) this.items.set(set, (a = []));
+        a.push(`${k} : ${v}`);
+        if (++this.count >= this.chunk) this.flush(chains);
+      }
+    }
+    this.flush(chains);
+  }
+
+  /** Elements overridden after they were staged: deleted and added again in the switch. */
+  fixups(): string[] {
+    const out: string[] = [];
+    for (const [set, keys] of this.overridden) {
+      const m = this.mirror.elements.get(set)!;
+      for (const k of keys) {
+        out.push(`delete element ${this.prefix} ${set} { ${k} }`);
+        const v = m.get(k)!;
+        out.push(`add element ${this.prefix} ${set} { ${v === '' ? k : `${k} : ${v}`} }`);
+      }
+    }
+    return out;
+  }
+
+  private flush(head: readonly string[] = []): void {
+    if (this.count === 0) return;
+    const out = [...head];
+    for (const [set, a] of this.items) {
+      for (let i = 0; i < a.length; i += ELEMENTS_PER_COMMAND) out.push(`add element ${this.prefix} ${set} { ${a.slice(i, i + ELEMENTS_PER_COMMAND).join(', ')} }`);
+    }
+    this.items = new Map();
+    this.count = 0;
+    this.submit(out.join('\n') + '\n');
+  }
+}
+
+function isVerdictMap(m: Mirror, set: string): boolean {
+  const s = m.sets.get(set);
+  return s !== undefined && s.kind === 'map' && s.decl.includes(': verdict');
+}
+
+/**
+ * Creates the new generation's (non-dynamic) sets with the fixed part's few elements; the mirror
+ * holds only that part yet. `fresh`: the table holds no chains, so nothing is live; it is
+ * recreated empty, which also drops whatever a crashed attempt left.
+ */
+export function prepareText(prefix: string, mirror: Mirror, fresh: boolean): string {
+  const out = fresh ? [`add table ${prefix}`, `delete table ${prefix}`, `add table ${prefix} { comment "skiff service proxy" ; }`] : [`add table ${prefix}`];
+  for (const [name, s] of mirror.sets) if (!s.dynamic) out.push(`add ${s.kind} ${prefix} ${name} { ${declOf(s)} }`);
+  for (const [set, m] of mirror.elements) {
+    if (m.size) out.push(`add element ${prefix} ${set} { ${[...m].map(([k, v]) => (v === '' ? k : `${k} : ${v}`)).join(', ')} }`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/**
+ * The switch: every existing chain is flushed (dropping all references to the old sets), the
+ * old sets and unwanted chains deleted, missing base chains and the dynamic sets created, and
+ * every chain's rules written against the new generation. One small atomic transaction.
+ */
+export function switchText(prefix: string, existing: TableNames, mirror: Mirror, fixups: readonly string[]): string {
+  const out: string[] = [];
+  for (const c of existing.chains.keys()) out.push(`flush chain ${prefix} ${c}`);
+  // Sets go before chains: deleting a verdict map releases the chains its elements jump to.
+  for (const [name, kind] of existing.sets) if (!mirror.sets.has(name)) out.push(`delete ${kind} ${prefix} ${name}`);
+  for (const c of existing.chains.keys()) if (!mirror.chains.has(c)) out.push(`delete chain ${prefix} ${c}`);
+  for (const [name, c] of mirror.chains) if (c.hook && !existing.chains.has(name)) out.push(`add chain ${prefix} ${name} { ${c.hook} }`);
+  for (const [name, s] of mirror.sets) if (s.dynamic) out.push(`add ${s.kind} ${prefix} ${name} { ${declOf(s)} }`);
+  for (const [name, c] of mirror.chains) for (const r of c.rules) out.push(`add rule ${prefix} ${name} ${r}`);
+  out.push(...fixups);
+  return out.join('\n') + '\n';
+}

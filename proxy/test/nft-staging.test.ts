@@ -1,0 +1,119 @@
+// The staged full sync against a real kernel: a new generation's sets filled by parallel nft
+// processes, one switch transaction, the fallback when staging fails, and an agent restart
+// over an existing table. Traffic checks that the switched table really serves.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { missing } from '../../test/support/env.js';
+import { desiredService } from '../desired.js';
+import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
+import type { ServicePort } from '../model.js';
+import { ExecNft, type NftBackend } from '../nft/backend.js';
+import { NftDataplane } from '../nft/dataplane.js';
+import { NftSession } from '../nft/session.js';
+import { POD_GW, Topology, nsRunner } from './topology.js';
+
+const skip = missing('proxy nft staging', { root: true, tools: ['nft', 'curl'] });
+
+/** The real backend, except that the first staged element load matching `failOn` fails. */
+class FailingNft implements NftBackend {
+  failOn: RegExp | undefined;
+  constructor(private readonly inner: ExecNft) {}
+  async apply(text: string): Promise<void> {
+    if (this.failOn?.test(text) && !text.startsWith('add table')) {
+      this.failOn = undefined;
+      throw new Error('injected staging failure');
+    }
+    return this.inner.apply(text);
+  }
+  list(prefix: string): Promise<unknown> {
+    return this.inner.list(prefix);
+  }
+  chains(prefix: string): Promise<string[]> {
+    return this.inner.chains(prefix);
+  }
+  remove(prefix: string): Promise<void> {
+    return this.inner.remove(prefix);
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+describe.skipIf(skip)('staged nftables full sync', () => {
+  const topo = new Topology('skiffpx-s-');
+  const sessions: NftSession[] = [];
+  const backend = (): FailingNft => {
+    const s = new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i']);
+    sessions.push(s);
+    return new FailingNft(new ExecNft(nsRunner(topo.node), s));
+  };
+  /** `web` (10.96.0.10) on pod p1 or p2, plus n filler Services whose endpoints nobody serves. */
+  const services = (n: number, pod: 'p1' | 'p2'): Map<string, ServicePort[]> => {
+    const m = new Map<string, ServicePort[]>();
+    const ip = pod === 'p1' ? '10.244.1.11' : '10.244.1.12';
+    m.set('ns/web', desiredService(service('ns', 'web', { clusterIPs: ['10.96.0.10'] }), [slice('ns', 'web', [endpoint(ip)])], nodeCtx).ports);
+    for (let i = 0; i < n; i++) {
+      const eps = Array.from({ length: 3 }, (_, e) => endpoint(`10.245.${i >> 6}.${((i & 63) << 2) + e}`, { nodeName: 'node-b' }));
+      m.set(`ns/f${i}`, desiredService(service('ns', `f${i}`, { clusterIPs: [`10.97.${i >> 8}.${i & 255}`] }), [slice('ns', `f${i}`, eps)], nodeCtx).ports);
+    }
+    return m;
+  };
+  const sets = async (): Promise<string[]> => {
+    const out = JSON.parse(await topo.nft(['-j', 'list', 'sets', 'ip'])) as { nftables: { set?: { name: string } }[] };
+    return out.nftables.flatMap((i) => (i.set ? [i.set.name] : [])).sort();
+  };
+  const maps = async (): Promise<string[]> => {
+    const out = JSON.parse(await topo.nft(['-j', 'list', 'maps', 'ip'])) as { nftables: { map?: { name: string } }[] };
+    return out.nftables.flatMap((i) => (i.map ? [i.map.name] : [])).sort();
+  };
+
+  beforeAll(async () => {
+    await topo.create();
+    await Promise.all([topo.addPod('p1', '10.244.1.11'), topo.addPod('p2', '10.244.1.12')]);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const s of sessions) s.close();
+    topo.destroy();
+  });
+
+  it('stages into a fresh table in parallel chunks, switches, and serves; the next full sync replaces generation 1', async () => {
+    const dp = new NftDataplane(backend(), [4], { stageChunk: 200 });
+    await dp.full(services(300, 'p1'), nodeCtx);
+    expect(dp.fallbacks).toBe(0);
+    expect(await dp.verify()).toEqual([]);
+    expect(await topo.curlFrom(topo.podNs('p2'), 'http://10.96.0.10/')).toBe(`p1 10.244.1.12`);
+    expect(await sets()).toEqual(['cluster-ips-g1', 'hairpin-g1']);
+
+    await dp.full(services(200, 'p2'), nodeCtx);
+    expect(dp.fallbacks).toBe(0);
+    expect(await dp.verify()).toEqual([]);
+    expect(await topo.curlFrom(topo.podNs('p1'), 'http://10.96.0.10/')).toBe(`p2 10.244.1.11`);
+    // Nothing of generation 1 is left, nor the tails only its Services used.
+    expect((await maps()).filter((n) => !n.endsWith('-g2'))).toEqual([]);
+    expect(await sets()).toEqual(['cluster-ips-g2', 'hairpin-g2']);
+    await dp.cleanup();
+  });
+
+  it('a failed staging falls back to one transaction, and an agent restart replaces the table whole', async () => {
+    const b = backend();
+    const dp = new NftDataplane(b, [4], { stageChunk: 200 });
+    b.failOn = /endpoints-tcp-g1/;
+    await dp.full(services(300, 'p1'), nodeCtx);
+    expect(dp.fallbacks).toBe(1);
+    expect(await dp.verify()).toEqual([]);
+    expect(await topo.curlFrom(topo.client, 'http://10.96.0.10/')).toBe(`p1 ${POD_GW}`);
+
+    // A new agent knows nothing of the table: its chains are live, so it is replaced in one go.
+    const restarted = new NftDataplane(backend(), [4], { stageChunk: 200 });
+    await restarted.full(services(100, 'p2'), nodeCtx);
+    expect(restarted.fallbacks).toBe(0);
+    expect(await restarted.verify()).toEqual([]);
+    expect(await topo.curlFrom(topo.client, 'http://10.96.0.10/')).toBe(`p2 ${POD_GW}`);
+    // And its next full sync stages.
+    await restarted.full(services(100, 'p1'), nodeCtx);
+    expect(await restarted.verify()).toEqual([]);
+    expect(await sets()).toEqual(['cluster-ips-g2', 'hairpin-g2']);
+    expect(await topo.curlFrom(topo.client, 'http://10.96.0.10/')).toBe(`p1 ${POD_GW}`);
+    await restarted.cleanup();
+  });
+});
