@@ -1,4 +1,4 @@
-// `npm run bench -- dns [--seconds N] [--rounds N] [--workers N] [--names N]`: dnsperf against skiff, unbound
+// `npm run bench -- dns [--seconds N] [--rounds N] [--workers N] [--names N] [--udp auto|native|dgram]`: dnsperf against skiff, unbound
 // and dnsmasq serving the same Service names as local data, one after another in the same run, all
 // on 127.0.0.x ports. The last stdout line is the JSON summary.
 import { execFile, spawn } from 'node:child_process';
@@ -11,6 +11,7 @@ import { MemoryCache } from '../common/watch/store.js';
 import type { ServiceInfo } from '../common/types.js';
 import { cacheWith, service } from '../dns/testing/fixtures.js';
 import { startDns, startDnsmasq, startUnbound } from '../dns/testing/harness.js';
+import { resolveUdpBackend } from '../dns/server/native-udp.js';
 
 const execFileP = promisify(execFile);
 
@@ -97,11 +98,15 @@ export async function main(args: string[]): Promise<void> {
       rounds: { type: 'string', default: '3' },
       workers: { type: 'string', default: '0' },
       names: { type: 'string', default: '10000' },
+      /** dns.udpBackend for skiff: the batched addon, Node's dgram, or the addon when built. */
+      udp: { type: 'string', default: 'auto' },
     },
   });
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
   const n = Number(values.names);
+  const udp = values.udp as 'auto' | 'native' | 'dgram';
+  if (!['auto', 'native', 'dgram'].includes(udp)) throw new Error(`--udp must be auto, native or dgram, not ${udp}`);
   const { services, records } = names(n);
   const dir = mkdtempSync(join(tmpdir(), 'skiffdns-bench-'));
   const queries = join(dir, 'queries');
@@ -119,7 +124,7 @@ export async function main(args: string[]): Promise<void> {
     const ext = await startUnbound(records.slice(0, 1000).map((r) => r.replace('.svc.cluster.local', '.example.test')), { address: '127.0.0.4' });
     cleanups.push(ext.stop);
     const cache: MemoryCache = cacheWith({ services, namespaces: [...new Set(services.map((s) => s.namespace))] });
-    const dns = await startDns(cache, { dnsServiceIPs: ['127.0.0.5'], dns: { workers: Number(values.workers), upstreams: [`127.0.0.4:${ext.port}`], cacheSize: 10_000 } });
+    const dns = await startDns(cache, { dnsServiceIPs: ['127.0.0.5'], dns: { workers: Number(values.workers), udpBackend: udp, upstreams: [`127.0.0.4:${ext.port}`], cacheSize: 10_000 } });
     cleanups.push(dns.stop);
     clockTicks = Number((await execFileP('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
     // skiff is this process (--workers 1) or its cluster workers.
@@ -163,6 +168,7 @@ export async function main(args: string[]): Promise<void> {
     const out = {
       bench: 'dns',
       names: n,
+      udp_backend: resolveUdpBackend(udp).backend,
       skiff_qps: Math.round(s.qps),
       unbound_qps: Math.round(u.qps),
       dnsmasq_qps: Math.round(d.qps),

@@ -73,6 +73,8 @@ export const configSchema = z
         healthPort: z.number().int().min(0).max(65535).default(8080),
         readyPort: z.number().int().min(0).max(65535).default(8181),
         allowedSourceCIDRs: z.array(cidr).default([]),
+        /** UDP socket I/O: the batched native addon (dns/native), Node's dgram, or the addon when it loads. */
+        udpBackend: z.enum(['auto', 'native', 'dgram']).default('auto'),
       })
       .prefault({}),
   })

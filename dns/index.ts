@@ -14,6 +14,7 @@ import { applyNodeLocal, cleanupNodeLocal, desiredNft, fallbackPeers, hostRunner
 import { ProbeServers } from './probes.js';
 import { buildRuntime, type Runtime } from './runtime.js';
 import { DnsListener, type Bound } from './server/listeners.js';
+import { resolveUdpBackend, udpBackendOrFail } from './server/native-udp.js';
 import { WorkerPool, resolveWorkers } from './workers/pool.js';
 
 export interface DnsOptions {
@@ -38,7 +39,7 @@ export interface DnsOptions {
 const SYNC_KINDS = ['services', 'endpointslices', 'nodes'] as const;
 
 /** Settings that only take effect on restart; a live reload that changes them is logged. */
-const RESTART_ONLY = ['port', 'listen', 'workers', 'healthPort', 'readyPort'] as const;
+const RESTART_ONLY = ['port', 'listen', 'workers', 'healthPort', 'readyPort', 'udpBackend'] as const;
 
 export function dnsAddresses(cfg: Config): string[] {
   return [...new Set([...cfg.dnsServiceIPs, ...cfg.dns.listen])];
@@ -133,16 +134,17 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
           bound.push(...(await pool.start(addresses, port)));
         } else {
           runtime = buildRuntime(cfg, deps.cache, { log, self, forward: opts.forward });
+          const udp = udpBackendOrFail(cfg, log);
           for (const a of addresses) {
             const l = new DnsListener(runtime.handler, log);
             listeners.push(l);
-            bound.push(await l.listen(a, port));
+            bound.push(await l.listen(a, port, { udp }));
           }
           void runtime.forward.probeLoops();
         }
         state.listening = true;
         await probes.start(cfg.dns.healthPort, cfg.dns.readyPort);
-        log.info({ addresses: bound, workers }, 'dns: serving');
+        log.info({ addresses: bound, workers, udp: resolveUdpBackend(cfg.dns.udpBackend).backend }, 'dns: serving');
         opts.onListening?.(bound);
         watcher = watchConfig(cfg, log, (next) => {
           for (const k of RESTART_ONLY) {

@@ -5,10 +5,20 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { isPromise } from '../plugin.js';
 import type { QueryHandler } from './handler.js';
+import { NativeUdpSocket, loadUdpBatch, type UdpBackend } from './native-udp.js';
 
 export interface Bound {
   readonly address: string;
   readonly port: number;
+}
+
+export interface ListenOptions {
+  /** false: share the port (node:cluster workers). */
+  readonly exclusive?: boolean;
+  /** UDP through Node's dgram or the batched addon (native-udp.ts); dgram unless told. */
+  readonly udp?: UdpBackend;
+  /** With the addon: how many processes bind this address (SO_REUSEPORT group), 0 for one. */
+  readonly reusePortGroup?: number;
 }
 
 const TCP_IDLE_MS = 10_000;
@@ -25,6 +35,7 @@ const literalLookup = ((address: string, _opts: unknown, cb: (err: Error | null,
 
 export class DnsListener {
   private udp?: dgram.Socket;
+  private native?: NativeUdpSocket;
   private tcp?: net.Server;
   private readonly conns = new Set<net.Socket>();
   /** UDP replies waiting for the end of the current read batch (see queue()). */
@@ -40,20 +51,10 @@ export class DnsListener {
   ) {}
 
   /** Binds UDP then TCP on the same port (port 0 picks one free for both). */
-  async listen(address: string, port: number, opts: { exclusive?: boolean } = {}): Promise<Bound> {
-    const type = address.includes(':') ? 'udp6' : 'udp4';
+  async listen(address: string, port: number, opts: ListenOptions = {}): Promise<Bound> {
     for (let attempt = 0; ; attempt++) {
-      const udp = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup });
-      udp.on('message', (msg, rinfo) => this.onDatagram(udp, msg, rinfo));
-      udp.on('error', (e) => this.log?.warn({ err: e }, 'dns: udp socket error'));
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind({ address, port, exclusive: opts.exclusive ?? true }, () => {
-          udp.off('error', reject);
-          resolve();
-        });
-      });
-      const bound = udp.address().port;
+      const udp = opts.udp === 'native' ? this.bindNative(address, port, opts.reusePortGroup ?? 0) : await this.bindDgram(address, port, opts.exclusive ?? true);
+      const bound = udp.port;
       const tcp = net.createServer({ noDelay: true }, (s) => this.onConnection(s));
       tcp.maxConnections = TCP_MAX_CONNECTIONS;
       try {
@@ -65,15 +66,49 @@ export class DnsListener {
           });
         });
       } catch (e) {
-        udp.close();
+        await udp.close();
         // An ephemeral UDP port can be taken on TCP; try another one.
         if (port === 0 && attempt < 10) continue;
         throw e;
       }
-      this.udp = udp;
       this.tcp = tcp;
       return { address, port: bound };
     }
+  }
+
+  private bindNative(address: string, port: number, group: number): { port: number; close: () => Promise<void> } {
+    const { addon, error } = loadUdpBatch();
+    if (!addon) throw new Error(`dns: native UDP unavailable: ${error}`);
+    const s = NativeUdpSocket.open(addon, address, port, group, this.handler, this.log);
+    this.native = s;
+    return {
+      port: s.port,
+      close: async () => {
+        s.close();
+        this.native = undefined;
+      },
+    };
+  }
+
+  private async bindDgram(address: string, port: number, exclusive: boolean): Promise<{ port: number; close: () => Promise<void> }> {
+    const udp = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup });
+    udp.on('message', (msg, rinfo) => this.onDatagram(udp, msg, rinfo));
+    udp.on('error', (e) => this.log?.warn({ err: e }, 'dns: udp socket error'));
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind({ address, port, exclusive }, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    this.udp = udp;
+    return {
+      port: udp.address().port,
+      close: () => {
+        this.udp = undefined;
+        return new Promise<void>((r) => udp.close(() => r()));
+      },
+    };
   }
 
   private onDatagram(sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -160,8 +195,9 @@ export class DnsListener {
     });
   }
 
-  get udpSocket(): dgram.Socket | undefined {
-    return this.udp;
+  /** Which UDP path this listener took (tests and the startup log). */
+  get udpBackend(): UdpBackend | undefined {
+    return this.native ? 'native' : this.udp ? 'dgram' : undefined;
   }
 
   async close(): Promise<void> {
@@ -169,6 +205,8 @@ export class DnsListener {
     const tcp = this.tcp;
     this.udp = undefined;
     this.tcp = undefined;
+    this.native?.close();
+    this.native = undefined;
     if (udp) await new Promise<void>((r) => udp.close(() => r()));
     for (const c of this.conns) c.destroy();
     if (tcp) await new Promise<void>((r) => tcp.close(() => r()));

@@ -12,6 +12,7 @@ import { SkiffError } from '../../common/errors.js';
 import type { WatchCache } from '../../common/watch/store.js';
 import { mergeAll } from '../metrics.js';
 import type { Bound } from '../server/listeners.js';
+import { resolveUdpBackend } from '../server/native-udp.js';
 import { FED_KINDS, type FromWorker, type ObjectUpdate, type ToWorker } from './protocol.js';
 
 export function resolveWorkers(n: number): number {
@@ -41,6 +42,8 @@ export class WorkerPool {
   private unsubscribe?: () => void;
   private addresses: readonly string[] = [];
   private port = 0;
+  /** Set after the first worker bound port 0 with the addon: the others join its ports. */
+  private ports?: number[];
   private stopping = false;
 
   constructor(
@@ -77,6 +80,9 @@ export class WorkerPool {
       this.broadcast({ t: 'batch', updates, synced: b.synced });
     });
     const first = await this.fork();
+    // dgram workers share the cluster's handle for port 0; addon sockets are per worker, so the
+    // rest must ask for the port the first one got (Bound rows come in address order).
+    if (port === 0 && resolveUdpBackend(this.cfg.dns.udpBackend).backend === 'native') this.ports = first.map((b) => b.port);
     const rest = await Promise.all(Array.from({ length: this.o.workers - 1 }, () => this.fork()));
     started = true;
     if (pending.length > 0) this.broadcast({ t: 'batch', updates: pending, synced: [] });
@@ -91,7 +97,7 @@ export class WorkerPool {
       w.on('message', (m: FromWorker) => {
         if (m.t === 'ready') {
           const snap = this.snapshot();
-          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, updates: snap.updates, synced: snap.synced, forward: this.o.forward };
+          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers: this.o.workers, updates: snap.updates, synced: snap.synced, forward: this.o.forward };
           this.post(w, init);
         } else if (m.t === 'listening') {
           clearTimeout(timer);

@@ -19,6 +19,10 @@ export type ToWorker =
       readonly config: Config;
       readonly addresses: readonly string[];
       readonly port: number;
+      /** Per address: the port the first worker bound when asked for port 0 (native UDP only). */
+      readonly ports?: readonly number[];
+      /** How many workers share each address (the SO_REUSEPORT group size). */
+      readonly workers: number;
       readonly updates: readonly ObjectUpdate[];
       readonly synced: readonly Kind[];
       readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };

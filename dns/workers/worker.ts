@@ -10,6 +10,7 @@ import type { KindTypes } from '../../common/types.js';
 import { drainAll } from '../metrics.js';
 import { buildRuntime, type Runtime } from '../runtime.js';
 import { DnsListener, type Bound } from '../server/listeners.js';
+import { udpBackendOrFail } from '../server/native-udp.js';
 import type { FromWorker, ObjectUpdate, ToWorker } from './protocol.js';
 
 const METRICS_INTERVAL_MS = 1000;
@@ -48,10 +49,13 @@ async function main(): Promise<void> {
           const self = m.addresses.map((a) => `${isIPv6(a) ? `[${a}]` : a}:${m.config.dns.port}`);
           runtime = buildRuntime(m.config, cache, { log, self, forward: m.forward });
           const bound: Bound[] = [];
-          for (const a of m.addresses) {
+          // With the addon each worker binds its own socket in one SO_REUSEPORT group (the addon
+          // spreads datagrams over the group); with dgram the cluster module shares the primary's.
+          const udp = udpBackendOrFail(m.config, log);
+          for (const [i, a] of m.addresses.entries()) {
             const l = new DnsListener(runtime.handler, log);
             listeners.push(l);
-            bound.push(await l.listen(a, m.port, { exclusive: false }));
+            bound.push(await l.listen(a, m.ports?.[i] ?? m.port, { exclusive: false, udp, reusePortGroup: m.workers }));
           }
           send({ t: 'listening', bound });
           void runtime.forward.probeLoops();
