@@ -29,7 +29,8 @@ function dnsmasq(c: Cluster, port: number): ChildProcess {
 
 export async function runDnsFlap(): Promise<FlapResult> {
   // Both upstreams are on the host end of the veth; dns.upstreams replaces resolv.conf.
-  const c = await startCluster(P, 245, { upstreams: PORTS.map((p) => `192.168.245.1:${p}`) });
+  // serveStale as an operator who wants answers through an upstream outage sets it (CoreDNS serve_stale).
+  const c = await startCluster(P, 245, { upstreams: PORTS.map((p) => `192.168.245.1:${p}`), serveStale: true });
   const ups: (ChildProcess | undefined)[] = PORTS.map((p) => dnsmasq(c, p));
   const stopUp = async (i: number): Promise<void> => {
     const p = ups[i];

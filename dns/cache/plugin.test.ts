@@ -30,9 +30,9 @@ function upstream(answer: (r: Request) => Partial<Reply> | Error) {
   return u;
 }
 
-function setup(o: { capacity?: number; prefetch?: boolean; serveStale?: boolean } = {}) {
+function setup(o: { capacity?: number; prefetch?: boolean; serveStale?: boolean; staleAnswerMs?: number } = {}) {
   const clock = { t: 1_000_000 };
-  const cache = new CachePlugin({ capacity: () => o.capacity ?? 100, prefetch: () => o.prefetch ?? false, serveStale: () => o.serveStale ?? false, now: () => clock.t });
+  const cache = new CachePlugin({ capacity: () => o.capacity ?? 100, prefetch: () => o.prefetch ?? false, serveStale: () => o.serveStale ?? false, staleAnswerMs: o.staleAnswerMs, now: () => clock.t });
   return { cache, clock };
 }
 
@@ -126,5 +126,28 @@ describe('cache', () => {
         expect(r.answer.map((x) => x.ttl)).toEqual([30]);
       } else expect(r.rcode).toBe(Rcode.SERVFAIL);
     }
+  });
+
+  it('answers stale without waiting out a silent upstream, and the late answer still refreshes the cache', async () => {
+    const { cache, clock } = setup({ serveStale: true, staleAnswerMs: 30 });
+    let release: (() => void) | undefined;
+    let silent = false;
+    const next = async (r: Request): Promise<Reply> => {
+      const address = silent ? '192.0.2.2' : '192.0.2.1';
+      if (silent) await new Promise<void>((res) => (release = res));
+      return { ...replyTo(r.msg), answer: [a(r.q.name, address, 10)] };
+    };
+    await cache.serve(req('slow.example.org'), next);
+    silent = true;
+    clock.t += 60_000;
+    const t0 = Date.now();
+    const r = await cache.serve(req('slow.example.org'), next);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(r.answer.map((x) => [x.data, x.ttl])).toEqual([['192.0.2.1', 30]]);
+    silent = false;
+    release!();
+    await new Promise((res) => setTimeout(res, 10));
+    const fresh = await cache.serve(req('slow.example.org'), next);
+    expect(fresh.answer.map((x) => x.data)).toEqual(['192.0.2.2']);
   });
 });

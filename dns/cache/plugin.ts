@@ -23,6 +23,11 @@ export interface CacheOptions {
   readonly staleMaxAge?: number;
   /** TTL on stale answers (RFC 8767 suggests 30). */
   readonly staleTtl?: number;
+  /**
+   * RFC 8767's client response timer: with a stale entry at hand, answer from it when the upstream
+   * has not answered within this many ms (the refresh goes on and updates the cache). Default 1000.
+   */
+  readonly staleAnswerMs?: number;
   readonly server?: string;
 }
 
@@ -83,8 +88,24 @@ export class CachePlugin implements Plugin {
     dnsMetrics.cacheMisses.inc([this.server, ZONES, '']);
     const r = next(req);
     const stale = e && this.o.serveStale() && now - e.stored <= (e.ttl + (this.o.staleMaxAge ?? 3600)) * 1000 ? e : undefined;
-    if (isPromise(r)) return r.then((m) => this.after(req, key, m, stale), (err: unknown) => this.failed(req, stale, err));
-    return this.after(req, key, r, stale);
+    if (!isPromise(r)) return this.after(req, key, r, stale);
+    const fresh = r.then((m) => this.after(req, key, m, stale), (err: unknown) => this.failed(req, stale, err));
+    if (!stale) return fresh;
+    // A dead upstream makes the forward wait for its deadline; a client with a short timeout
+    // would give up before the stale answer came, so the stale answer does not wait that long.
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(this.serveStale(req, stale)), this.o.staleAnswerMs ?? 1000);
+      fresh.then(
+        (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err as Error);
+        },
+      );
+    });
   }
 
   private failed(req: Request, stale: Entry | undefined, err: unknown): Reply {
