@@ -10,22 +10,13 @@ import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { cacheWith, service } from '../dns/testing/fixtures.js';
 import { startDns } from '../dns/testing/harness.js';
+import { cpuTicks } from './dns.js';
 
 const execFileP = promisify(execFile);
 const ADDRESS = '127.0.0.8';
 
 function ticks(): number {
-  const pids = [process.pid, ...Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid ? [w.process.pid] : []))];
-  let t = 0;
-  for (const pid of pids) {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      t += Number(f[11]) + Number(f[12]);
-    } catch {
-      /* exited */
-    }
-  }
-  return t;
+  return cpuTicks([process.pid, ...Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid ? [w.process.pid] : []))]);
 }
 
 export async function main(args: string[]): Promise<void> {

@@ -26,7 +26,7 @@ interface PerfResult {
 let clockTicks = 100;
 
 /** CPU time of the given processes so far, in clock ticks (utime + stime from /proc). */
-function cpuTicks(pids: readonly number[]): number {
+export function cpuTicks(pids: readonly number[]): number {
   let t = 0;
   for (const pid of pids) {
     try {
