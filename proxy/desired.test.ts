@@ -18,6 +18,17 @@ describe('desiredService', () => {
     expect(p.localEndpoints).toEqual([]);
   });
 
+  it('lists an address and port once, as the first slice listing it says', () => {
+    const a = slice('ns', 'web', [endpoint('10.244.1.7', { nodeName: 'node-b' }), endpoint('10.244.1.5'), endpoint('10.244.1.7', { nodeName: 'node-c' })]);
+    const b = slice('ns', 'web', [endpoint('10.244.1.5', { nodeName: 'node-d' }), endpoint('10.244.1.6')], { name: 'web-def' });
+    const p = desiredService(service('ns', 'web'), [a, b], nodeCtx).ports[0]!;
+    expect(p.clusterEndpoints).toEqual([
+      { ip: '10.244.1.5', port: 8080, local: true, nodeName: 'node-a' },
+      { ip: '10.244.1.6', port: 8080, local: true, nodeName: 'node-a' },
+      { ip: '10.244.1.7', port: 8080, local: false, nodeName: 'node-b' },
+    ]);
+  });
+
   it('ignores headless, ExternalName and service-proxy-name labelled Services', () => {
     for (const s of [
       service('ns', 'a', { headless: true, clusterIPs: [] }),

@@ -137,7 +137,6 @@ function collectEndpoints(
   problems: Problem[],
 ): Candidate[] {
   const out: Candidate[] = [];
-  const seen = new Set<string>();
   const addressType = family === 4 ? 'IPv4' : 'IPv6';
   for (const s of slices) {
     if (s.addressType !== addressType) continue;
@@ -154,13 +153,26 @@ function collectEndpoints(
         problems.push({ object: `endpointslice ${s.namespace}/${s.name}`, reason: `invalid address ${JSON.stringify(ip)}` });
         continue;
       }
-      const k = `${ip}|${port.port}`;
-      if (seen.has(k)) continue;
-      seen.add(k);
       out.push(candidate(ep, ip, port.port, publishNotReady, nodeName));
     }
   }
-  return sortedByAddress(out);
+  return firstOfEach(sortedByAddress(out));
+}
+
+/**
+ * Drops repeated address and port pairs, keeping the first listed: the sort is stable, so
+ * repeats are adjacent and in their original order (no key string per endpoint).
+ */
+function firstOfEach(list: Candidate[]): Candidate[] {
+  let w = 1;
+  for (let i = 1; i < list.length; i++) {
+    const c = list[i]!;
+    const prev = list[w - 1]!;
+    if (c.ip === prev.ip && c.port === prev.port) continue;
+    list[w++] = c;
+  }
+  if (list.length > 1) list.length = w;
+  return list;
 }
 
 /** Sorted by address then port; usually already sorted (slices list pods in a stable order). */

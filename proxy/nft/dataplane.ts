@@ -144,7 +144,6 @@ export class NftDataplane implements Dataplane {
 
   /** Renders every Service port into the mirror; `onElement` sees the elements as they are added. */
   private async fill(st: FamilyState, r: Renderer, services: ReadonlyMap<string, readonly ServicePort[]>, onElement?: ElementSink, yielding = false): Promise<void> {
-    const seen = new Set<string>();
     let n = 0;
     for (const [key, ports] of services) {
       if (yielding && ++n % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
@@ -155,11 +154,11 @@ export class NftDataplane implements Dataplane {
         st.fragments.set(sp.id, frag);
         st.mirror.load(frag, onElement);
         ids.push(sp.id);
-        seen.add(sp.id);
       }
       if (ids.length) st.owned.set(key, ids);
     }
-    for (const id of st.slots.ids()) if (!seen.has(id)) st.slots.release(id);
+    // The fragments started empty (begin), so they hold exactly the ports rendered now.
+    for (const id of st.slots.ids()) if (!st.fragments.has(id)) st.slots.release(id);
     st.slots.commit();
   }
 

@@ -64,8 +64,13 @@ export class Txn {
 export class Mirror {
   readonly chains = new Map<string, ChainState>();
   readonly sets = new Map<string, SetState>();
-  /** set -> key -> value; the values shared by several owners also count in `shared`. */
-  readonly elements = new Map<string, Map<string, string>>();
+  /**
+   * set -> key -> value; the values shared by several owners also count in `shared`. A `unique`
+   * set has an empty map here (keeping the sets' order) and its elements in `owned`.
+   */
+  private readonly elements = new Map<string, Map<string, string>>();
+  /** `unique` set -> the owners' element maps (never changed after they are handed over). */
+  private readonly owned = new Map<string, OwnedElements>();
   /** set -> key -> owners beyond the first; kept apart so the common single-owner case allocates nothing. */
   private readonly shared = new Map<string, Map<string, number>>();
   /** Shared chain -> number of fragments using it. */
@@ -78,6 +83,7 @@ export class Mirror {
     this.chains.clear();
     this.sets.clear();
     this.elements.clear();
+    this.owned.clear();
     this.shared.clear();
     this.chainRefs.clear();
   }
@@ -96,28 +102,68 @@ export class Mirror {
     for (const [set, m] of frag.elements) {
       let mine = this.elements.get(set);
       if (!mine) this.elements.set(set, (mine = new Map()));
+      const own = this.ownedOf(set);
+      if (own) {
+        own.maps.add(m);
+        own.size += m.size;
+        if (onElement) m.forEach((v, k) => onElement(set, k, v, false));
+        continue;
+      }
       for (const [k, v] of m) {
-        if (!mine.has(k)) {
+        // One lookup for the common case; values are never undefined.
+        if (mine.get(k) === undefined) {
           mine.set(k, v);
-          onElement?.(set, k, v, false);
+          if (onElement) onElement(set, k, v, false);
           continue;
         }
         const r = this.incRef(set, k, v);
-        if (r === CHANGED) onElement?.(set, k, v, true);
+        if (r === CHANGED && onElement) onElement(set, k, v, true);
       }
     }
+  }
+
+  /** Names of the sets holding elements, in the order they first got one. */
+  elementSets(): IterableIterator<string> {
+    return this.elements.keys();
+  }
+
+  /** The set's elements (key -> value, "" in plain sets); a copy for a `unique` set. */
+  elementsOf(set: string): ReadonlyMap<string, string> | undefined {
+    const own = this.owned.get(set);
+    if (!own) return this.elements.get(set);
+    const all = new Map<string, string>();
+    for (const m of own.maps) for (const [k, v] of m) all.set(k, v);
+    return all;
+  }
+
+  /** Number of elements in a set. */
+  sizeOf(set: string): number {
+    return this.owned.get(set)?.size ?? this.elements.get(set)?.size ?? 0;
+  }
+
+  /** Every element of a set, without copying. */
+  *entriesOf(set: string): IterableIterator<[string, string]> {
+    const own = this.owned.get(set);
+    if (!own) {
+      const m = this.elements.get(set);
+      if (m) yield* m;
+      return;
+    }
+    for (const m of own.maps) yield* m;
   }
 
   /** Sets holding more elements than their kernel size allows (after a partial sync grew them). */
   overfull(): string[] {
     const out: string[] = [];
-    for (const [name, s] of this.sets) if (s.capacity !== undefined && (this.elements.get(name)?.size ?? 0) > s.capacity) out.push(name);
+    for (const [name, s] of this.sets) if (s.capacity !== undefined && this.sizeOf(name) > s.capacity) out.push(name);
     return out;
   }
 
   /** Drops the fixed sizes: the next fullText declares sets that grow as needed. */
   unsize(): void {
-    for (const [name, s] of this.sets) if (s.capacity !== undefined) this.sets.set(name, { kind: s.kind, decl: s.decl, ...(s.dynamic ? { dynamic: true } : {}) });
+    for (const [name, s] of this.sets) {
+      if (s.capacity !== undefined) this.sets.set(name, { kind: s.kind, decl: s.decl, ...(s.dynamic ? { dynamic: true } : {}), ...(s.unique ? { unique: true } : {}) });
+    }
   }
 
   /** The whole mirror as one transaction that replaces the table atomically. */
@@ -127,12 +173,12 @@ export class Mirror {
     for (const [n, s] of this.sets) out.push(`add ${s.kind} ${p} ${n} { ${declOf(s)} }`);
     for (const [n, c] of this.chains) out.push(c.hook ? `add chain ${p} ${n} { ${c.hook} }` : `add chain ${p} ${n}`);
     for (const [n, c] of this.chains) for (const r of c.rules) out.push(`add rule ${p} ${n} ${r}`);
-    for (const [set, m] of this.elements) {
+    for (const set of this.elements.keys()) {
       const isMap = this.sets.get(set)?.kind === 'map';
       // Built by appending: the full table has ~130,000 elements at 10,000 Services.
       let line = '';
       let n = 0;
-      for (const [k, v] of m) {
+      for (const [k, v] of this.entriesOf(set)) {
         line += n === 0 ? `add element ${p} ${set} { ` : ', ';
         line += isMap ? `${k} : ${v}` : k;
         if (++n === ELEMENTS_PER_COMMAND) {
@@ -197,11 +243,43 @@ export class Mirror {
     }
     for (const [set, m] of o.elements) {
       const nm = n.elements.get(set);
+      if (this.ownedOf(set)) {
+        this.disown(set, m, nm, txn);
+        continue;
+      }
       for (const [k, v] of m) if (nm?.get(k) !== v) this.decRef(set, k, txn);
     }
     for (const [set, m] of n.elements) {
       const om = o.elements.get(set);
+      const own = this.ownedOf(set);
+      if (own) {
+        if (!this.elements.has(set)) this.elements.set(set, new Map());
+        own.maps.add(m);
+        own.size += m.size;
+        for (const [k, v] of m) if (om?.get(k) !== v) txn.addElem(set, `${k} : ${v}`);
+        continue;
+      }
       for (const [k, v] of m) if (om?.get(k) !== v) this.incRef(set, k, v, txn);
+    }
+  }
+
+  /** The owned elements of a `unique` set (undefined for others), created on first use. */
+  private ownedOf(set: string): OwnedElements | undefined {
+    let own = this.owned.get(set);
+    if (own || !this.sets.get(set)?.unique) return own;
+    this.owned.set(set, (own = { maps: new Set(), size: 0 }));
+    return own;
+  }
+
+  /** An owner's old map leaves a `unique` set; keys it no longer has (or whose value changed) are deleted. */
+  private disown(set: string, old: ReadonlyMap<string, string>, next: ReadonlyMap<string, string> | undefined, txn: Txn): void {
+    const own = this.owned.get(set)!;
+    if (!own.maps.delete(old)) return;
+    own.size -= old.size;
+    for (const [k, v] of old) {
+      const nv = next?.get(k);
+      // A changed value is deleted and added (the add comes from the new map).
+      if (nv !== v) txn.delElem(set, k);
     }
   }
 
@@ -239,6 +317,11 @@ export class Mirror {
     m.delete(key);
     txn.delElem(set, key);
   }
+}
+
+interface OwnedElements {
+  readonly maps: Set<ReadonlyMap<string, string>>;
+  size: number;
 }
 
 const EMPTY: TableState = { chains: new Map(), sets: new Map(), elements: new Map() };

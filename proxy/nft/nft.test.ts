@@ -123,6 +123,21 @@ describe('nft rendering', () => {
     );
   });
 
+  it('a port with many endpoints: one changed endpoint is one delete and one add; drift checks see every element', async () => {
+    const many = (changed: string) => Array.from({ length: 40 }, (_, i) => endpoint(i === 39 ? changed : `10.244.9.${i + 10}`, { nodeName: 'node-b' }));
+    const { fake, dp } = await setup({ 'ns1/web': web(many('10.244.9.49')) });
+    await dp.partial([{ key: 'ns1/web', ports: web(many('10.244.9.99')) }], nodeCtx);
+    expect(fake.last).toBe(['delete element ip skiff endpoints-tcp-g1 { 32768 . 39 }', 'add element ip skiff endpoints-tcp-g1 { 32768 . 39 : 10.244.9.99 . 8080 }', ''].join('\n'));
+    const mirror = (dp as unknown as { fams: Map<number, { mirror: Mirror }> }).fams.get(4)!.mirror;
+    const eps = mirror.elementsOf('endpoints-tcp-g1')!;
+    expect(eps.size).toBe(40);
+    expect(eps.get('32768 . 39')).toBe('10.244.9.99 . 8080');
+    expect(mirror.fullText()).toContain('32768 . 39 : 10.244.9.99 . 8080');
+    await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
+    expect(mirror.sizeOf('endpoints-tcp-g1')).toBe(0);
+    expect(fake.last).toContain('delete element ip skiff endpoints-tcp-g1 { 32768 . 0, 32768 . 1,');
+  });
+
   it('losing all endpoints swaps the dispatch for a reject and deletes unused tails', async () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     await dp.partial([{ key: 'ns1/web', ports: web([]) }], nodeCtx);

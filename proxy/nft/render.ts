@@ -4,8 +4,8 @@
 // picks `mark . numgen random mod N` in the protocol's endpoints map. The table then holds O(distinct N)
 // chains instead of one per Service port: nft dumps every chain on each run, so that is what an
 // element-only update costs. Only ClientIP-affinity ports keep a chain of their own.
-import { hasExternal, type Family, type L4, type NodeContext, type ServicePort } from '../model.js';
-import { addElement, capacityFor, emptyTable, type ChainState, type TableState } from './state.js';
+import { hasExternal, type Endpoint, type Family, type L4, type NodeContext, type ServicePort } from '../model.js';
+import { addElement, capacityFor, ElementList, emptyTable, type ChainState, type TableState } from './state.js';
 
 export const TABLE = 'skiff';
 export const MASQ_BIT = 0x4000;
@@ -151,7 +151,10 @@ export class Renderer {
     map(s['no-endpoint-nodeports'], 'type inet_proto . inet_service : verdict ;');
     map(s['firewall-ips'], `type ${tuple} : verdict ;`);
     // `typeof` because numgen has no named type.
-    for (const p of PROTOCOLS) map(endpointsMap(p, this.gen), `typeof meta mark . numgen random mod 2 : ${w.ip} daddr . ${p} dport ;`);
+    for (const p of PROTOCOLS) {
+      const name = endpointsMap(p, this.gen);
+      t.sets.set(name, { kind: 'map', decl: `typeof meta mark . numgen random mod 2 : ${w.ip} daddr . ${p} dport ;`, unique: true, ...sized(name) });
+    }
     map(s['affinity-endpoints'], `type mark : ${w.addr} . inet_service ;`);
     set(s['hairpin'], `type ${w.addr} . ${w.addr} ;`);
 
@@ -289,7 +292,7 @@ export class Renderer {
     const p = sp.protocol;
     const eps = endpointsMap(p, this.gen);
     const nc = sp.clusterEndpoints.length;
-    sp.clusterEndpoints.forEach((e, i) => addElement(t, eps, `${base} . ${i}`, `${e.ip} . ${e.port}`));
+    addEndpoints(t, eps, base, sp.clusterEndpoints);
     dispatch(clusterKeys, undefined, this.tail(t, 'cluster', p, nc), nc ? base : undefined);
     if (hasExternal(sp)) {
       if (!sp.externalLocal) {
@@ -297,7 +300,7 @@ export class Renderer {
       } else {
         const nl = sp.localEndpoints.length;
         const lbase = (base | LOCAL_BIT) >>> 0;
-        sp.localEndpoints.forEach((e, i) => addElement(t, eps, `${lbase} . ${i}`, `${e.ip} . ${e.port}`));
+        addEndpoints(t, eps, lbase, sp.localEndpoints);
         dispatch(externalKeys, nodePortKey, this.localTail(t, p, nc, nl), lbase);
       }
     }
@@ -350,6 +353,15 @@ export class Renderer {
     t.chains.set(fc, { rules: [`${this.w.ip} saddr ${anon(sp.sourceRanges)} return`, 'drop'] });
     for (const ip of sp.loadBalancerIPs) addElement(t, this.s['firewall-ips'], ip + suffix, `goto ${fc}`);
   }
+}
+
+/** `mark . index : addr . port` for each endpoint; the ~100,000 elements of a big full sync. */
+function addEndpoints(t: TableState, set: string, mark: number, eps: readonly Endpoint[]): void {
+  if (eps.length === 0) return;
+  let l = t.elements.get(set);
+  if (!(l instanceof ElementList)) t.elements.set(set, (l = new ElementList()));
+  const prefix = `${mark} . `;
+  for (let i = 0; i < eps.length; i++) l.push(prefix + i, `${eps[i]!.ip} . ${eps[i]!.port}`);
 }
 
 /** Convenience for tests and one-off callers. */

@@ -84,11 +84,15 @@ export class LoadPool {
  * rendered (`finish`). An element whose value a later owner overrode is rewritten at the switch.
  */
 export class StageWriter {
+  /** Per set, keys and values alternating: the text is built once per chunk, not per element. */
   private items = new Map<string, string[]>();
   private count = 0;
   /** Per set: held back (a verdict map) or not; asked once per set, not per element. */
   private readonly held = new Map<string, boolean>();
   private readonly overridden = new Map<string, Set<string>>();
+  /** The set of the previous element and its pending array (consecutive elements share a set). */
+  private lastSet: string | undefined;
+  private lastItems: string[] | undefined;
 
   constructor(
     private readonly prefix: string,
@@ -99,18 +103,19 @@ export class StageWriter {
 
   /** The mirror's ElementSink. */
   readonly add = (set: string, key: string, value: string, replaced: boolean): void => {
-    let held = this.held.get(set);
-    if (held === undefined) this.held.set(set, (held = isVerdictMap(this.mirror, set)));
-    if (held) return;
+    let a = set === this.lastSet ? this.lastItems : undefined;
+    if (!a) {
+      let held = this.held.get(set);
+      if (held === undefined) this.held.set(set, (held = isVerdictMap(this.mirror, set)));
+      if (held) return;
+    }
     if (replaced) {
       let s = this.overridden.get(set);
       if (!s) this.overridden.set(set, (s = new Set()));
       s.add(key);
       return;
     }
-    let a = this.items.get(set);
-    if (!a) this.items.set(set, (a = []));
-    a.push(value === '' ? key : `${key} : ${value}`);
+    (a ??= this.pending(set)).push(key, value);
     if (++this.count >= this.chunk) this.flush();
   };
 
@@ -118,13 +123,11 @@ export class StageWriter {
   finish(): void {
     this.flush();
     const chains: string[] = [];
-    for (const [name, c] of this.mirror.chains) if (!c.hook) chains.push(`add chain ${this.prefix} ${name}`);
-    for (const [set, m] of this.mirror.elements) {
+    for (const [name, c] of this.mirror.chains) if (!c.hook) chains.push(`add chain ${this.prefix} ${name}\n`);
+    for (const set of this.mirror.elementSets()) {
       if (!isVerdictMap(this.mirror, set)) continue;
-      for (const [k, v] of m) {
-        let a = this.items.get(set);
-        if (!a) this.items.set(set, (a = []));
-        a.push(`${k} : ${v}`);
+      for (const [k, v] of this.mirror.entriesOf(set)) {
+        this.pending(set).push(k, v);
         if (++this.count >= this.chunk) this.flush(chains);
       }
     }
@@ -135,7 +138,7 @@ export class StageWriter {
   fixups(): string[] {
     const out: string[] = [];
     for (const [set, keys] of this.overridden) {
-      const m = this.mirror.elements.get(set)!;
+      const m = this.mirror.elementsOf(set)!;
       for (const k of keys) {
         out.push(`delete element ${this.prefix} ${set} { ${k} }`);
         const v = m.get(k)!;
@@ -145,15 +148,33 @@ export class StageWriter {
     return out;
   }
 
+  private pending(set: string): string[] {
+    if (set === this.lastSet && this.lastItems) return this.lastItems;
+    let a = this.items.get(set);
+    if (!a) this.items.set(set, (a = []));
+    this.lastSet = set;
+    this.lastItems = a;
+    return a;
+  }
+
+  /** One chunk's text: its pieces are joined once, so no per-element string is built. */
   private flush(head: readonly string[] = []): void {
     if (this.count === 0) return;
-    const out = [...head];
+    const parts = [...head];
     for (const [set, a] of this.items) {
-      for (let i = 0; i < a.length; i += ELEMENTS_PER_COMMAND) out.push(`add element ${this.prefix} ${set} { ${a.slice(i, i + ELEMENTS_PER_COMMAND).join(', ')} }`);
+      const open = `add element ${this.prefix} ${set} { `;
+      for (let i = 0; i < a.length; i += 2) {
+        const n = (i >> 1) % ELEMENTS_PER_COMMAND;
+        parts.push(n === 0 ? (i === 0 ? open : ` }\n${open}`) : ', ', a[i]!);
+        if (a[i + 1] !== '') parts.push(' : ', a[i + 1]!);
+      }
+      parts.push(' }\n');
     }
     this.items = new Map();
+    this.lastSet = undefined;
+    this.lastItems = undefined;
     this.count = 0;
-    this.submit(out.join('\n') + '\n');
+    this.submit(parts.join(''));
   }
 }
 
@@ -170,8 +191,9 @@ function isVerdictMap(m: Mirror, set: string): boolean {
 export function prepareText(prefix: string, mirror: Mirror, fresh: boolean): string {
   const out = fresh ? [`add table ${prefix}`, `delete table ${prefix}`, `add table ${prefix} { comment "skiff service proxy" ; }`] : [`add table ${prefix}`];
   for (const [name, s] of mirror.sets) if (!s.dynamic) out.push(`add ${s.kind} ${prefix} ${name} { ${declOf(s)} }`);
-  for (const [set, m] of mirror.elements) {
-    if (m.size) out.push(`add element ${prefix} ${set} { ${[...m].map(([k, v]) => (v === '' ? k : `${k} : ${v}`)).join(', ')} }`);
+  for (const set of mirror.elementSets()) {
+    const items = [...mirror.entriesOf(set)];
+    if (items.length) out.push(`add element ${prefix} ${set} { ${items.map(([k, v]) => (v === '' ? k : `${k} : ${v}`)).join(', ')} }`);
   }
   return out.join('\n') + '\n';
 }

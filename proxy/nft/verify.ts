@@ -51,7 +51,7 @@ export function findDrift(listing: Json, mirror: Mirror, limit = 20): string[] {
       continue;
     }
     if (s.dynamic || /flags interval/.test(s.decl)) continue;
-    const want = mirror.elements.get(name);
+    const want = mirror.elementsOf(name);
     const got = new Map<string, string>();
     for (const e of (k.elem as Json[] | undefined) ?? []) {
       if (Array.isArray(e)) got.set(normalize(e[0]), normalize(e[1]));
