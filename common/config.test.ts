@@ -1,9 +1,19 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, parseDuration } from './config.js';
 import { ConfigError } from './errors.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'skiff-config-'));
+  dirs.push(d);
+  return d;
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 describe('config', () => {
   it('fills kube-proxy and CoreDNS defaults', () => {
@@ -26,7 +36,7 @@ describe('config', () => {
   });
 
   it('layers file < environment < flags', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'skiff-config-'));
+    const dir = tempDir();
     const file = join(dir, 'config.yaml');
     writeFileSync(file, 'clusterDomain: file.local\ndns:\n  ttl: 5\nproxy:\n  syncPeriod: 10s\n');
     const c = loadConfig({ configFile: file, 'dns.ttl': '7' }, { NODE_NAME: 'env-node', SKIFF_CLUSTER_DOMAIN: 'env.local', SKIFF_SERVICE_CIDRS: '10.96.0.0/16,fd00::/108' });
@@ -38,7 +48,7 @@ describe('config', () => {
   });
 
   it('rejects a config file that is not a mapping', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'skiff-config-'));
+    const dir = tempDir();
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, '- a\n- b\n');
     expect(() => loadConfig({ configFile: file }, { NODE_NAME: 'n' })).toThrow(/configFile: .* must hold a mapping/);
