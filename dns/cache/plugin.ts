@@ -89,22 +89,22 @@ export class CachePlugin implements Plugin {
     const r = next(req);
     const stale = e && this.o.serveStale() && now - e.stored <= (e.ttl + (this.o.staleMaxAge ?? 3600)) * 1000 ? e : undefined;
     if (!isPromise(r)) return this.after(req, key, r, stale);
-    const fresh = r.then((m) => this.after(req, key, m, stale), (err: unknown) => this.failed(req, stale, err));
-    if (!stale) return fresh;
+    if (!stale) return r.then((m) => this.after(req, key, m, undefined), (err: unknown) => this.failed(req, undefined, err));
     // A dead upstream makes the forward wait for its deadline; a client with a short timeout
     // would give up before the stale answer came, so the stale answer does not wait that long.
-    return new Promise<Reply>((resolve, reject) => {
-      const timer = setTimeout(() => resolve(this.serveStale(req, stale)), this.o.staleAnswerMs ?? 1000);
-      fresh.then(
-        (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err as Error);
-        },
-      );
+    // Whichever comes second only refreshes the cache (a late upstream answer) or is dropped.
+    return new Promise<Reply>((resolve) => {
+      let answered = false;
+      const timer = setTimeout(() => {
+        answered = true;
+        resolve(this.serveStale(req, stale));
+      }, this.o.staleAnswerMs ?? 1000);
+      const settle = (m: Reply | undefined): void => {
+        clearTimeout(timer);
+        if (!answered) return resolve(m ? this.after(req, key, m, stale) : this.serveStale(req, stale));
+        if (m && m.rcode !== Rcode.SERVFAIL && m.rcode !== Rcode.REFUSED) this.store(key, m);
+      };
+      r.then(settle, () => settle(undefined));
     });
   }
 
