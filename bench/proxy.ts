@@ -4,6 +4,7 @@
 // sync, and HTTP requests/s with a new connection per request through a ClusterIP versus straight
 // to the pod, with 10 and with 10,000 Services programmed. Last stdout line: the JSON result.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { parseConfig } from '../common/config.js';
@@ -124,9 +125,14 @@ export async function main(args: string[]): Promise<void> {
     addServices(cache, 0, services - 1);
     await new Promise((r) => setImmediate(r));
     const proxier = proxierFor(big, cache);
+    const childTicks = (): number => readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ').slice(13, 15).reduce((a, b) => a + Number(b), 0);
+    const cpu0 = process.cpuUsage();
+    const ticks0 = childTicks();
     let t = performance.now();
     await proxier.sync();
     const fullMs = performance.now() - t;
+    const cpu = process.cpuUsage(cpu0);
+    progress(`full sync CPU: agent ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, nft ${((childTicks() - ticks0) * 10).toFixed(0)} ms`);
     progress(`full sync of ${services} Services: ${fullMs.toFixed(0)} ms`);
     t = performance.now();
     await proxier.sync();

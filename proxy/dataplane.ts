@@ -1,4 +1,5 @@
 // What the sync loop needs from a kernel backend. Both backends consume the same ServicePorts.
+import type { Bounds } from './bounds.js';
 import type { NodeContext, ServicePort } from './model.js';
 
 export interface ServiceChange {
@@ -9,8 +10,12 @@ export interface ServiceChange {
 
 export interface Dataplane {
   readonly name: 'nftables' | 'iptables';
-  /** Rewrites everything from scratch: the first sync, after a failure, and drift repair. */
-  full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext): Promise<void>;
+  /**
+   * Rewrites everything from scratch: the first sync, after a failure, and drift repair.
+   * `services` may compute its entries as they are iterated; `bounds` then sizes what is
+   * written before that (default: counted from `services`).
+   */
+  full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds?: Bounds): Promise<void>;
   /** Applies only these Services' changes; a throw leaves the backend needing a full sync. */
   partial(changes: readonly ServiceChange[], ctx: NodeContext): Promise<void>;
   /** Differences between the kernel and what was written; empty means in sync. */

@@ -58,12 +58,12 @@ describe('Proxier', () => {
     cache.markSynced('endpointslices');
     await vi_waitFor(() => fake.transactions.length === 1);
     expect(fake.last).toMatch(/^add table ip skiff\ndelete table ip skiff\n/);
-    expect(fake.last).toContain('32768 . 0 : 10.244.1.5 . 8080');
+    expect(fake.last).toContain('32768 : 10.244.1.5');
 
     // A change is a partial sync; a change reverted within one batch is no sync at all.
     cache.upsert('endpointslices', 'ns/web-abc', slice('ns', 'web', [endpoint('10.244.1.6')]));
     await vi_waitFor(() => fake.transactions.length === 2);
-    expect(fake.last).toBe('delete element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }\ndelete element ip skiff endpoints-tcp-g1 { 32768 . 0 }\nadd element ip skiff hairpin-g1 { 10.244.1.6 . 10.244.1.6 }\nadd element ip skiff endpoints-tcp-g1 { 32768 . 0 : 10.244.1.6 . 8080 }\n');
+    expect(fake.last).toBe('delete element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }\ndelete element ip skiff endpoint-addrs-g1 { 32768 }\nadd element ip skiff hairpin-g1 { 10.244.1.6 . 10.244.1.6 }\nadd element ip skiff endpoint-addrs-g1 { 32768 : 10.244.1.6 }\n');
     cache.upsert('services', 'ns/web', service('ns', 'web', { labels: { a: 'b' } }));
     await tick();
     await tick();
@@ -86,7 +86,7 @@ describe('Proxier', () => {
     await proxier.sync();
     expect(fake.transactions).toHaveLength(2);
     expect(fake.last).toMatch(/^add table ip skiff\ndelete table ip skiff\n/);
-    expect(fake.last).toContain('32768 . 0 : 10.244.1.6 . 8080');
+    expect(fake.last).toContain('32768 : 10.244.1.6');
     const m = await registry.getSingleMetric('skiff_proxy_sync_failures_total')!.get();
     expect(m.values[0]!.value).toBeGreaterThanOrEqual(1);
   });

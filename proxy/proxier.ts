@@ -9,6 +9,8 @@ import type { Health } from '../common/health.js';
 import type { ChangeBatch, WatchCache } from '../common/watch/store.js';
 import { flushFlows, staleFlows } from './conntrack.js';
 import type { Dataplane, ServiceChange } from './dataplane.js';
+import { boundsOfObjects } from './bounds.js';
+import { ComputedServices } from './computed-services.js';
 import { desiredService } from './desired.js';
 import type { Runner } from './exec.js';
 import { HealthCheckServers, type HealthCheckTarget } from './healthcheck.js';
@@ -202,24 +204,24 @@ export class Proxier {
     this.dirty = new Set();
     const triggers = this.triggers;
     this.triggers = [];
-    const changes: ServiceChange[] = [];
-    for (const key of keys) {
-      const ports = this.desired(key, ctx);
-      if (!full && isDeepStrictEqual(this.current.get(key) ?? [], ports)) continue;
-      changes.push({ key, ports });
-    }
-    if (!full && changes.length === 0) {
-      this.settled(start, false, triggers);
-      return;
+    let changes: ServiceChange[] = [];
+    const computed = full ? new ComputedServices(keys, (key) => this.desired(key, ctx)) : undefined;
+    if (!computed) {
+      for (const key of keys) {
+        const ports = this.desired(key, ctx);
+        if (!isDeepStrictEqual(this.current.get(key) ?? [], ports)) changes.push({ key, ports });
+      }
+      if (changes.length === 0) {
+        this.settled(start, false, triggers);
+        return;
+      }
     }
     try {
-      if (full) {
-        const all = new Map(this.current);
-        for (const c of changes) {
-          if (c.ports.length) all.set(c.key, c.ports);
-          else all.delete(c.key);
-        }
-        await this.o.dataplane.full(all, ctx);
+      if (computed) {
+        const slices = this.o.cache.store('endpointslices');
+        const bounds = boundsOfObjects(this.o.cache.store('services').values(), (key) => slices.byIndex('service', key));
+        await this.o.dataplane.full(computed, ctx, bounds);
+        changes = [...computed.all()].map(([key, ports]) => ({ key, ports }));
       } else {
         await this.o.dataplane.partial(changes, ctx);
       }

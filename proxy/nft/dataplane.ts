@@ -4,10 +4,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { Family, NodeContext, ServicePort } from '../model.js';
+import { boundsOfPorts, type Bounds } from '../bounds.js';
 import { SlotAllocator, type Dataplane, type ServiceChange } from '../dataplane.js';
 import type { NftBackend } from './backend.js';
 import { Mirror, Txn, type ElementSink } from './mirror.js';
-import { Renderer, SLOT_SHIFT, TABLE, words } from './render.js';
+import { pickPoolSize, Renderer, SLOT_SHIFT, TABLE, words } from './render.js';
 import { LoadPool, namesOf, prepareText, StageWriter, switchText, type TableNames } from './staging.js';
 import type { TableState } from './state.js';
 import { findDrift } from './verify.js';
@@ -34,6 +35,8 @@ interface FamilyState {
   renderer?: Renderer;
   /** Suffix of the set names in the kernel; each full sync moves to the next. */
   gen: number;
+  /** Pick chains exist for endpoint indexes below these (Renderer.picks). */
+  picks: { plain: number; pairs: number };
   /** The kernel holds exactly the mirror's chains and sets (the last write succeeded, no drift seen). */
   trusted: boolean;
 }
@@ -60,17 +63,18 @@ export class NftDataplane implements Dataplane {
   ) {
     for (const f of families) {
       const prefix = `${words(f).table} ${TABLE}`;
-      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map(), gen: 0, trusted: false });
+      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map(), gen: 0, picks: { plain: 0, pairs: 0 }, trusted: false });
     }
   }
 
-  async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext): Promise<void> {
+  async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds?: Bounds): Promise<void> {
+    const b = bounds ?? boundsOfPorts(services);
     const starts = new Map<FamilyState, Start>();
     for (const st of this.fams.values()) starts.set(st, await this.startOf(st));
     const staged = [...starts.values()].every((s) => s.kind !== 'replace');
     try {
-      if (staged) await this.staged(services, ctx, starts);
-      else await this.replace(services, ctx);
+      if (staged) await this.staged(services, ctx, b, starts);
+      else await this.replace(services, ctx, b);
     } catch (e) {
       for (const st of this.fams.values()) st.trusted = false;
       throw e;
@@ -87,15 +91,15 @@ export class NftDataplane implements Dataplane {
   }
 
   /** The old way, and the fallback: one transaction that deletes the table and writes everything. */
-  private async replace(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext): Promise<void> {
-    for (const [family, st] of this.fams) await this.fill(st, this.begin(st, family, ctx, services), services);
+  private async replace(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds: Bounds): Promise<void> {
+    for (const [family, st] of this.fams) await this.fill(st, this.begin(st, family, ctx, bounds), services);
     await this.backend.apply([...this.fams.values()].map((st) => st.mirror.fullText()).join(''));
   }
 
-  private async staged(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, starts: ReadonlyMap<FamilyState, Start>): Promise<void> {
+  private async staged(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds: Bounds, starts: ReadonlyMap<FamilyState, Start>): Promise<void> {
     const apply = (text: string): Promise<void> => this.backend.apply(text);
     const sts = [...this.fams.values()];
-    const renderers = [...this.fams].map(([family, st]) => this.begin(st, family, ctx, services));
+    const renderers = [...this.fams].map(([family, st]) => this.begin(st, family, ctx, bounds));
     const fallback = async (e: Error): Promise<void> => {
       this.fallbacks++;
       this.opts.log?.warn({ err: e.message }, 'staged full sync failed; replacing the table in one transaction');
@@ -132,13 +136,14 @@ export class NftDataplane implements Dataplane {
   }
 
   /** Starts a family's next generation: empty mirror and fragments, the fixed part loaded. */
-  private begin(st: FamilyState, family: Family, ctx: NodeContext, services: ReadonlyMap<string, readonly ServicePort[]>): Renderer {
+  private begin(st: FamilyState, family: Family, ctx: NodeContext, bounds: Bounds): Renderer {
     st.mirror.clear();
     st.fragments.clear();
     st.owned.clear();
     st.gen++;
     const r = (st.renderer = new Renderer(family, ctx, st.gen));
-    st.mirror.load(r.base(r.expectedCounts(services)));
+    st.mirror.load(r.base(r.expectedCounts(bounds[family])));
+    st.picks = { plain: 0, pairs: 0 };
     return r;
   }
 
@@ -160,6 +165,20 @@ export class NftDataplane implements Dataplane {
     // The fragments started empty (begin), so they hold exactly the ports rendered now.
     for (const id of st.slots.ids()) if (!st.fragments.has(id)) st.slots.release(id);
     st.slots.commit();
+    // Verdict elements and chains, which a staged sync sends last (StageWriter.finish).
+    for (const more of this.morePicks(st, r)) st.mirror.load(more);
+  }
+
+  /** The pick chains the rendered tails need beyond those the table has. */
+  private morePicks(st: FamilyState, r: Renderer): TableState[] {
+    const out: TableState[] = [];
+    for (const kind of ['plain', 'pairs'] as const) {
+      const need = r.longest[kind] === 0 ? 0 : pickPoolSize(r.longest[kind]);
+      if (need <= st.picks[kind]) continue;
+      out.push(r.picks(st.picks[kind], need, kind === 'pairs'));
+      st.picks[kind] = need;
+    }
+    return out;
   }
 
   async partial(changes: readonly ServiceChange[], ctx: NodeContext): Promise<void> {
@@ -186,6 +205,7 @@ export class NftDataplane implements Dataplane {
         else st.owned.delete(ch.key);
       }
       st.slots.commit();
+      for (const more of this.morePicks(st, r)) st.mirror.replace(undefined, more, txn);
       if (st.mirror.overfull().length === 0) texts.push(txn.text());
       else {
         // Grown past the fixed sizes of the last full sync: rewrite the table with growing sets.

@@ -334,10 +334,10 @@ type Added = typeof SAME | typeof NEW | typeof CHANGED;
 /** Receives elements as a full sync builds the mirror; `replaced` when it overrides an earlier value. */
 export type ElementSink = (set: string, key: string, value: string, replaced: boolean) => void;
 
-/** The affinity endpoint map's name carries a generation suffix; a fragment holds at most one. */
+/** The map affinity ports' endpoints live in carries a generation suffix; a fragment holds at most one. */
 function sameAffinityEndpoints(o: TableState, n: TableState): boolean {
   const pick = (t: TableState): ReadonlyMap<string, string> | undefined => {
-    for (const [name, m] of t.elements) if (name.startsWith('affinity-endpoints')) return m;
+    for (const [name, m] of t.elements) if (name.startsWith('endpoint-pairs')) return m;
     return undefined;
   };
   return sameElements(pick(o), pick(n));

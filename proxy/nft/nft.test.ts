@@ -5,7 +5,7 @@ import type { ServicePort } from '../model.js';
 import { FakeNft } from './backend.js';
 import { NftDataplane } from './dataplane.js';
 import { Mirror } from './mirror.js';
-import { renderBase } from './render.js';
+import { MAX_ENDPOINTS, renderBase } from './render.js';
 import { findDrift } from './verify.js';
 
 const ports = (...args: Parameters<typeof desiredService>): ServicePort[] => desiredService(...args).ports;
@@ -24,38 +24,46 @@ describe('nft rendering', () => {
     const { fake } = await setup({ 'ns1/web': web() });
     const text = fake.last!;
     expect(text.startsWith('add table ip skiff\ndelete table ip skiff\nadd table ip skiff { comment "skiff service proxy" ; }\n')).toBe(true);
-    const own = text.split('\n').filter((l) => /-n\d|element/.test(l));
+    const own = text.split('\n').filter((l) => /-n\d|element/.test(l) && !l.includes('element ip skiff picks'));
     expect(own.join('\n')).toBe(
       [
-        'add chain ip skiff lb-cluster-tcp-n2',
-        'add chain ip skiff lb-external-tcp-n2',
-        'add rule ip skiff lb-cluster-tcp-n2 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-cluster-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp-g1',
-        'add rule ip skiff lb-external-tcp-n2 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-external-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp-g1',
+        'add chain ip skiff lb-cluster-n2',
+        'add chain ip skiff lb-external-n2',
+        'add rule ip skiff lb-cluster-n2 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
+        'add rule ip skiff lb-cluster-n2 numgen random mod 2 vmap @picks-g1',
+        'add rule ip skiff lb-external-n2 meta mark set meta mark | 0x00004000',
+        'add rule ip skiff lb-external-n2 numgen random mod 2 vmap @picks-g1',
         'add element ip skiff cluster-ips-g1 { 10.96.0.10 }',
         'add element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }',
-        'add element ip skiff endpoints-tcp-g1 { 32768 . 0 : 10.244.1.5 . 8080, 32768 . 1 : 10.244.2.6 . 8080 }',
+        'add element ip skiff endpoint-addrs-g1 { 32768 : 10.244.1.5, 32769 : 10.244.2.6 }',
+        'add element ip skiff endpoint-ports-g1 { 32768 : 8080 }',
         'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 32768 }',
-        'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n2 }',
+        'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-n2 }',
         'add element ip skiff nodeport-marks-g1 { tcp . 30080 : 32768 }',
-        'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto lb-external-tcp-n2 }',
+        'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto lb-external-n2 }',
       ].join('\n'),
     );
     expect(text).not.toContain('ns1/web');
+    // The fixed pick chains: index k goes into the mark's low bits, then the one DNAT chain.
+    expect(text).toContain('add element ip skiff picks-g1 { 0 : goto endpoint-dnat, 1 : goto pick-1, 2 : goto pick-2,');
+    expect(text).toContain('add rule ip skiff pick-1 meta mark set meta mark | 1 goto endpoint-dnat\n');
+    expect(text).toContain('add rule ip skiff pick-15 meta mark set meta mark | 15 goto endpoint-dnat\n');
+    expect(text).not.toContain('pick-16');
+    // No port has endpoints on different ports: no pick chains for endpoint-pairs.
+    expect(text).not.toContain('pick-pair');
   });
 
   it('Services with the same endpoint count share one tail chain', async () => {
     const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.8'), endpoint('10.244.1.9')])], nodeCtx);
     const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': api });
-    expect(fake.last!.match(/^add chain ip skiff lb-cluster-tcp-n2$/gm)).toHaveLength(1);
-    expect(fake.last).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n2, 10.96.0.11 . tcp . 80 : goto lb-cluster-tcp-n2 }');
+    expect(fake.last!.match(/^add chain ip skiff lb-cluster-n2$/gm)).toHaveLength(1);
+    expect(fake.last).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-n2, 10.96.0.11 . tcp . 80 : goto lb-cluster-n2 }');
     // web leaving keeps the tail api still uses; api leaving removes it.
     await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
-    expect(fake.last).not.toContain('lb-cluster-tcp-n2');
-    expect(fake.last).toContain('delete chain ip skiff lb-external-tcp-n2');
+    expect(fake.last).not.toContain('lb-cluster-n2');
+    expect(fake.last).toContain('delete chain ip skiff lb-external-n2');
     await dp.partial([{ key: 'ns2/api', ports: [] }], nodeCtx);
-    expect(fake.last).toContain('flush chain ip skiff lb-cluster-tcp-n2\ndelete chain ip skiff lb-cluster-tcp-n2\n');
+    expect(fake.last).toContain('flush chain ip skiff lb-cluster-n2\ndelete chain ip skiff lb-cluster-n2\n');
   });
 
   it('a tail one Service leaves and another joins in the same sync is kept, not deleted', async () => {
@@ -76,9 +84,12 @@ describe('nft rendering', () => {
     expect(t.chains.get('cluster-ips-check')!.rules).toEqual(['ip daddr @cluster-ips-g1 reject', 'ip daddr 10.96.0.0/12 drop']);
     expect(t.chains.get('nat-prerouting')!.hook).toBe('type nat hook prerouting priority -100 ;');
     expect([...t.elements.get('nodeport-ips-g1')!.keys()]).toEqual(['192.168.0.0/16']);
-    expect(t.sets.get('endpoints-udp-g1')!.decl).toBe('typeof meta mark . numgen random mod 2 : ip daddr . udp dport ;');
+    expect(t.sets.get('endpoint-addrs-g1')!.decl).toBe('type mark : ipv4_addr ;');
+    expect(t.sets.get('picks-g1')!.decl).toBe('typeof numgen random mod 2 : verdict ;');
+    expect(t.chains.get('endpoint-dnat')!.rules).toEqual(['meta l4proto { tcp, udp, sctp } dnat ip to meta mark & 0xffffbfff map @endpoint-addrs-g1 : meta mark & 0xffffa000 map @endpoint-ports-g1']);
     const v6 = renderBase(6, { ...nodeCtx, serviceCIDRs: ['10.96.0.0/12', 'fd00:96::/112'] });
-    expect(v6.chains.get('lb-local-affinity')!.rules).toEqual(['meta l4proto { tcp, udp, sctp } dnat ip6 to meta mark & 0xffffbfff map @affinity-endpoints-g1']);
+    expect(v6.chains.get('endpoint-dnat-pairs')!.rules).toEqual(['meta l4proto { tcp, udp, sctp } dnat ip6 to meta mark & 0xffffbfff map @endpoint-pairs-g1']);
+    expect(v6.chains.get('lb-external-affinity')!.rules).toEqual(['meta mark set meta mark | 0x00004000', 'goto endpoint-dnat-pairs']);
     expect(t.chains.get('lb-cluster-affinity')!.rules[0]).toBe('ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000');
     expect(renderBase(4, { ...nodeCtx, masqueradeAll: true }).chains.get('lb-cluster-affinity')!.rules[0]).toBe('meta mark set meta mark | 0x00004000');
     expect(v6.chains.get('cluster-ips-check')!.rules).toEqual(['ip6 daddr @cluster-ips-g1 reject', 'ip6 daddr fd00:96::/112 drop']);
@@ -90,21 +101,21 @@ describe('nft rendering', () => {
     await dp.partial([{ key: 'ns1/web', ports: web([endpoint('10.244.1.5')]) }], nodeCtx);
     expect(fake.last).toBe(
       [
-        'add chain ip skiff lb-cluster-tcp-n1',
-        'add chain ip skiff lb-external-tcp-n1',
-        'add rule ip skiff lb-cluster-tcp-n1 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-cluster-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp-g1',
-        'add rule ip skiff lb-external-tcp-n1 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-external-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp-g1',
-        'delete element ip skiff endpoints-tcp-g1 { 32768 . 1 }',
+        'add chain ip skiff lb-cluster-n1',
+        'add chain ip skiff lb-external-n1',
+        'add rule ip skiff lb-cluster-n1 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
+        'add rule ip skiff lb-cluster-n1 goto endpoint-dnat',
+        'add rule ip skiff lb-external-n1 meta mark set meta mark | 0x00004000',
+        'add rule ip skiff lb-external-n1 goto endpoint-dnat',
+        'delete element ip skiff endpoint-addrs-g1 { 32769 }',
         'delete element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 }',
         'delete element ip skiff service-nodeports-g1 { tcp . 30080 }',
-        'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-tcp-n1 }',
-        'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto lb-external-tcp-n1 }',
-        'flush chain ip skiff lb-cluster-tcp-n2',
-        'flush chain ip skiff lb-external-tcp-n2',
-        'delete chain ip skiff lb-cluster-tcp-n2',
-        'delete chain ip skiff lb-external-tcp-n2',
+        'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-n1 }',
+        'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto lb-external-n1 }',
+        'flush chain ip skiff lb-cluster-n2',
+        'flush chain ip skiff lb-external-n2',
+        'delete chain ip skiff lb-cluster-n2',
+        'delete chain ip skiff lb-external-n2',
         '',
       ].join('\n'),
     );
@@ -115,9 +126,9 @@ describe('nft rendering', () => {
     await dp.partial([{ key: 'ns1/web', ports: web([endpoint('10.244.1.5'), endpoint('10.244.3.7')]) }], nodeCtx);
     expect(fake.last).toBe(
       [
-        'delete element ip skiff endpoints-tcp-g1 { 32768 . 1 }',
+        'delete element ip skiff endpoint-addrs-g1 { 32769 }',
         'add element ip skiff hairpin-g1 { 10.244.3.7 . 10.244.3.7 }',
-        'add element ip skiff endpoints-tcp-g1 { 32768 . 1 : 10.244.3.7 . 8080 }',
+        'add element ip skiff endpoint-addrs-g1 { 32769 : 10.244.3.7 }',
         '',
       ].join('\n'),
     );
@@ -127,15 +138,15 @@ describe('nft rendering', () => {
     const many = (changed: string) => Array.from({ length: 40 }, (_, i) => endpoint(i === 39 ? changed : `10.244.9.${i + 10}`, { nodeName: 'node-b' }));
     const { fake, dp } = await setup({ 'ns1/web': web(many('10.244.9.49')) });
     await dp.partial([{ key: 'ns1/web', ports: web(many('10.244.9.99')) }], nodeCtx);
-    expect(fake.last).toBe(['delete element ip skiff endpoints-tcp-g1 { 32768 . 39 }', 'add element ip skiff endpoints-tcp-g1 { 32768 . 39 : 10.244.9.99 . 8080 }', ''].join('\n'));
+    expect(fake.last).toBe(['delete element ip skiff endpoint-addrs-g1 { 32807 }', 'add element ip skiff endpoint-addrs-g1 { 32807 : 10.244.9.99 }', ''].join('\n'));
     const mirror = (dp as unknown as { fams: Map<number, { mirror: Mirror }> }).fams.get(4)!.mirror;
-    const eps = mirror.elementsOf('endpoints-tcp-g1')!;
+    const eps = mirror.elementsOf('endpoint-addrs-g1')!;
     expect(eps.size).toBe(40);
-    expect(eps.get('32768 . 39')).toBe('10.244.9.99 . 8080');
-    expect(mirror.fullText()).toContain('32768 . 39 : 10.244.9.99 . 8080');
+    expect(eps.get('32807')).toBe('10.244.9.99');
+    expect(mirror.fullText()).toContain('32807 : 10.244.9.99');
     await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
-    expect(mirror.sizeOf('endpoints-tcp-g1')).toBe(0);
-    expect(fake.last).toContain('delete element ip skiff endpoints-tcp-g1 { 32768 . 0, 32768 . 1,');
+    expect(mirror.sizeOf('endpoint-addrs-g1')).toBe(0);
+    expect(fake.last).toContain('delete element ip skiff endpoint-addrs-g1 { 32768, 32769,');
   });
 
   it('losing all endpoints swaps the dispatch for a reject and deletes unused tails', async () => {
@@ -144,17 +155,18 @@ describe('nft rendering', () => {
     expect(fake.last).toBe(
       [
         'delete element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }',
-        'delete element ip skiff endpoints-tcp-g1 { 32768 . 0, 32768 . 1 }',
+        'delete element ip skiff endpoint-addrs-g1 { 32768, 32769 }',
+        'delete element ip skiff endpoint-ports-g1 { 32768 }',
         'delete element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 }',
         'delete element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 }',
         'delete element ip skiff nodeport-marks-g1 { tcp . 30080 }',
         'delete element ip skiff service-nodeports-g1 { tcp . 30080 }',
         'add element ip skiff no-endpoint-services-g1 { 10.96.0.10 . tcp . 80 : goto reject-chain }',
         'add element ip skiff no-endpoint-nodeports-g1 { tcp . 30080 : goto reject-chain }',
-        'flush chain ip skiff lb-cluster-tcp-n2',
-        'flush chain ip skiff lb-external-tcp-n2',
-        'delete chain ip skiff lb-cluster-tcp-n2',
-        'delete chain ip skiff lb-external-tcp-n2',
+        'flush chain ip skiff lb-cluster-n2',
+        'flush chain ip skiff lb-external-n2',
+        'delete chain ip skiff lb-cluster-n2',
+        'delete chain ip skiff lb-external-n2',
         '',
       ].join('\n'),
     );
@@ -164,7 +176,7 @@ describe('nft rendering', () => {
     const other = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.5')])], nodeCtx);
     const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': other });
     await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
-    expect(fake.last).toContain('delete element ip skiff endpoints-tcp-g1 { 32768 . 0, 32768 . 1 }\n');
+    expect(fake.last).toContain('delete element ip skiff endpoint-addrs-g1 { 32768, 32769 }\n');
     expect(fake.last).not.toContain('10.244.1.5 . 10.244.1.5');
     await dp.partial([{ key: 'ns2/api', ports: [] }], nodeCtx);
     expect(fake.last).toContain('delete element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }\n');
@@ -181,7 +193,7 @@ describe('nft rendering', () => {
         'add rule ip skiff service-ns1/st/tcp/http update @affinity-ns1/st/tcp/http-g1 { ip saddr : meta mark } goto lb-cluster-affinity',
       ].join('\n'),
     );
-    expect(fake.last).toContain('add element ip skiff affinity-endpoints-g1 { 32768 : 10.244.1.5 . 8080, 32769 : 10.244.1.6 . 8080 }');
+    expect(fake.last).toContain('add element ip skiff endpoint-pairs-g1 { 32768 : 10.244.1.5 . 8080, 32769 : 10.244.1.6 . 8080 }');
     expect(fake.last).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto service-ns1/st/tcp/http }');
     expect(fake.last).not.toContain('add element ip skiff service-marks-g1');
     await dp.partial([{ key: 'ns1/st', ports: aff([endpoint('10.244.1.5'), endpoint('10.244.1.7')]) }], nodeCtx);
@@ -194,22 +206,22 @@ describe('nft rendering', () => {
     const local = (eps: ReturnType<typeof endpoint>[]) => web(eps, { externalTrafficPolicy: 'Local' });
     const { fake, dp } = await setup({ 'ns1/web': local([endpoint('10.244.1.5'), endpoint('10.244.2.6', { nodeName: 'node-b' })]) });
     expect(fake.last!.split('\n').filter((l) => l.startsWith('add rule ip skiff external-local-'))).toEqual([
-      'add rule ip skiff external-local-tcp-c2-l1 ip saddr 10.244.0.0/16 meta mark set meta mark & 0xffffdfff goto lb-cluster-tcp-n2',
-      'add rule ip skiff external-local-tcp-c2-l1 fib saddr type local meta mark set meta mark & 0xffffdfff goto lb-cluster-tcp-n2',
-      'add rule ip skiff external-local-tcp-c2-l1 goto lb-local-tcp-n1',
+      'add rule ip skiff external-local-c2-l1 ip saddr 10.244.0.0/16 meta mark set meta mark & 0xffffdfff goto lb-cluster-n2',
+      'add rule ip skiff external-local-c2-l1 fib saddr type local meta mark set meta mark & 0xffffdfff goto lb-cluster-n2',
+      'add rule ip skiff external-local-c2-l1 goto lb-local-n1',
     ]);
-    expect(fake.last).toContain('add rule ip skiff lb-local-tcp-n1 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 1 map @endpoints-tcp-g1\n');
-    expect(fake.last).toContain('40960 . 0 : 10.244.1.5 . 8080');
+    expect(fake.last).toContain('add rule ip skiff lb-local-n1 goto endpoint-dnat\n');
+    expect(fake.last).toContain('40960 : 10.244.1.5');
     expect(fake.last).toContain('add element ip skiff nodeport-marks-g1 { tcp . 30080 : 40960 }');
     await dp.partial([{ key: 'ns1/web', ports: local([endpoint('10.244.2.6', { nodeName: 'node-b' })]) }], nodeCtx);
     expect(fake.last).toContain(
       [
-        'add rule ip skiff external-local-tcp-c1-l0 ip saddr 10.244.0.0/16 meta mark set meta mark & 0xffffdfff goto lb-cluster-tcp-n1',
-        'add rule ip skiff external-local-tcp-c1-l0 fib saddr type local meta mark set meta mark & 0xffffdfff goto lb-cluster-tcp-n1',
-        'add rule ip skiff external-local-tcp-c1-l0 drop',
+        'add rule ip skiff external-local-c1-l0 ip saddr 10.244.0.0/16 meta mark set meta mark & 0xffffdfff goto lb-cluster-n1',
+        'add rule ip skiff external-local-c1-l0 fib saddr type local meta mark set meta mark & 0xffffdfff goto lb-cluster-n1',
+        'add rule ip skiff external-local-c1-l0 drop',
       ].join('\n'),
     );
-    expect(fake.last).toContain('add element ip skiff service-nodeports-g1 { tcp . 30080 : goto external-local-tcp-c1-l0 }');
+    expect(fake.last).toContain('add element ip skiff service-nodeports-g1 { tcp . 30080 : goto external-local-c1-l0 }');
   });
 
   it('internalTrafficPolicy Local without a local endpoint drops cluster traffic in the dispatch map', async () => {
@@ -228,7 +240,7 @@ describe('nft rendering', () => {
     const { fake } = await setup({ 'ns1/lb': lb });
     expect(fake.last).toContain('add rule ip skiff firewall-ns1/lb/tcp/http ip saddr 198.51.100.0/24 return\nadd rule ip skiff firewall-ns1/lb/tcp/http drop\n');
     expect(fake.last).toContain('add element ip skiff firewall-ips-g1 { 192.0.2.10 . tcp . 80 : goto firewall-ns1/lb/tcp/http }');
-    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : goto lb-external-tcp-n1');
+    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : goto lb-external-n1');
     expect(fake.last).toContain('192.0.2.10 . tcp . 80 : 32768');
   });
 
@@ -236,10 +248,58 @@ describe('nft rendering', () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.9')])], nodeCtx);
     await dp.partial([{ key: 'ns1/web', ports: [] }, { key: 'ns2/api', ports: api }], nodeCtx);
-    expect(fake.last).toContain('add element ip skiff endpoints-tcp-g1 { 65536 . 0 : 10.244.1.9 . 8080 }');
+    expect(fake.last).toContain('add element ip skiff endpoint-addrs-g1 { 65536 : 10.244.1.9 }');
     const db = ports(service('ns3', 'db', { clusterIPs: ['10.96.0.12'] }), [slice('ns3', 'db', [endpoint('10.244.1.10')])], nodeCtx);
     await dp.partial([{ key: 'ns3/db', ports: db }], nodeCtx);
-    expect(fake.last).toContain('add element ip skiff endpoints-tcp-g1 { 32768 . 0 : 10.244.1.10 . 8080 }');
+    expect(fake.last).toContain('add element ip skiff endpoint-addrs-g1 { 32768 : 10.244.1.10 }');
+  });
+});
+
+describe('endpoint lists', () => {
+  const svcWith = (list: ReturnType<typeof endpoint>[], second?: ReturnType<typeof endpoint>[]) => {
+    const slices = [slice('ns1', 'web', list)];
+    if (second) slices.push(slice('ns1', 'web', second, { name: 'web-def', ports: [{ name: 'http', port: 9090, protocol: 'TCP' }] }));
+    return ports(service('ns1', 'web'), slices, nodeCtx);
+  };
+  const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => endpoint(`10.245.${(from + i) >> 8}.${(from + i) & 255}`, { nodeName: 'node-b' }));
+
+  it('endpoints on different ports carry their own port, through the pairs tail and its pick chains', async () => {
+    const { fake } = await setup({ 'ns1/web': svcWith(range(2), range(1, 2)) });
+    const text = fake.last!;
+    expect(text).toContain('add element ip skiff endpoint-pairs-g1 { 32768 : 10.245.0.0 . 8080, 32769 : 10.245.0.1 . 8080, 32770 : 10.245.0.2 . 9090 }');
+    expect(text).not.toContain('add element ip skiff endpoint-addrs-g1');
+    expect(text).not.toContain('add element ip skiff endpoint-ports-g1');
+    expect(text).toContain('add rule ip skiff lb-cluster-n3-pairs numgen random mod 3 vmap @picks-pairs-g1\n');
+    expect(text).toContain('add rule ip skiff pick-pair-2 meta mark set meta mark | 2 goto endpoint-dnat-pairs\n');
+    expect(text).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-n3-pairs }');
+    // Only the pairs kind has pick chains.
+    expect(text).not.toMatch(/add chain ip skiff pick-\d/);
+  });
+
+  it('a list longer than any before grows the pick chains in the same transaction', async () => {
+    const { fake, dp } = await setup({ 'ns1/web': svcWith(range(10)) });
+    expect(fake.last).toContain('add chain ip skiff pick-15\n');
+    await dp.partial([{ key: 'ns1/web', ports: svcWith(range(20)) }], nodeCtx);
+    const t = fake.last!;
+    expect(t).toContain('add chain ip skiff pick-16\n');
+    expect(t).toContain('add rule ip skiff pick-31 meta mark set meta mark | 31 goto endpoint-dnat\n');
+    expect(t).not.toContain('pick-32');
+    expect(t).toContain('add element ip skiff picks-g1 { 16 : goto pick-16,');
+    expect(t).toContain('add rule ip skiff lb-cluster-n20 numgen random mod 20 vmap @picks-g1\n');
+    // Chains come before the verdict elements that jump to them.
+    expect(t.indexOf('add chain ip skiff pick-31')).toBeLessThan(t.indexOf('add element ip skiff picks-g1'));
+    // Shrinking keeps them: they are part of the fixed table until the next full sync.
+    await dp.partial([{ key: 'ns1/web', ports: svcWith(range(3)) }], nodeCtx);
+    expect(fake.last).not.toMatch(/pick-/);
+  });
+
+  it('a list is cut at MAX_ENDPOINTS: the index must stay below the mark bit of node-local lists', async () => {
+    const { fake } = await setup({ 'ns1/web': svcWith(range(MAX_ENDPOINTS + 5)) });
+    const text = fake.last!;
+    expect(text).toContain(`add rule ip skiff lb-cluster-n${MAX_ENDPOINTS} numgen random mod ${MAX_ENDPOINTS} vmap @picks-g1`);
+    expect(text).toContain(`${32768 + MAX_ENDPOINTS - 1} : `);
+    expect(text).not.toContain(`${32768 + MAX_ENDPOINTS} : `);
+    expect(text).not.toContain(`pick-${MAX_ENDPOINTS}`);
   });
 });
 
@@ -312,23 +372,26 @@ describe('staged full sync', () => {
       'add table ip skiff { comment "skiff service proxy" ; }',
       'add set ip skiff cluster-ips-g1 { type ipv4_addr ; size 4096 ; }',
     ]);
-    expect(prep).toContain('add map ip skiff endpoints-tcp-g1 { typeof meta mark . numgen random mod 2 : ip daddr . tcp dport ; size 4096 ; }\n');
+    expect(prep).toContain('add map ip skiff endpoint-addrs-g1 { type mark : ipv4_addr ; size 4096 ; }\n');
     expect(prep).not.toContain('add element');
-    // 3 Services: 3 cluster IPs, 3 marks, 6 endpoints, 6 hairpins (local) = 18 elements, 4 per chunk; service-ips after.
-    expect(rest).toHaveLength(6);
-    expect(rest.slice(0, 5).join('')).not.toMatch(/service-ips|add chain/);
-    expect(rest.join('').match(/\d+ \. \d+ : 10\.244/g)).toHaveLength(6);
-    const last = rest[5]!.split('\n');
+    // 3 Services: 3 cluster IPs, 3 marks, 6 endpoints, 3 ports, 6 hairpins (local) = 21 elements,
+    // 4 per chunk; then the verdict maps: 3 service-ips and 16 picks.
+    expect(rest).toHaveLength(6 + 5);
+    expect(rest.slice(0, 6).join('')).not.toMatch(/service-ips|picks|add chain/);
+    expect(rest.join('').match(/\d+ : 10\.244/g)).toHaveLength(6);
+    const last = rest[6]!.split('\n');
     expect(last.filter((l) => !l.startsWith('add chain'))).toEqual([
-      'add element ip skiff service-ips-g1 { 10.96.1.0 . tcp . 80 : goto lb-cluster-tcp-n2, 10.96.1.1 . tcp . 80 : goto lb-cluster-tcp-n2, 10.96.1.2 . tcp . 80 : goto lb-cluster-tcp-n2 }',
+      'add element ip skiff service-ips-g1 { 10.96.1.0 . tcp . 80 : goto lb-cluster-n2, 10.96.1.1 . tcp . 80 : goto lb-cluster-n2, 10.96.1.2 . tcp . 80 : goto lb-cluster-n2 }',
+      'add element ip skiff picks-g1 { 0 : goto endpoint-dnat }',
       '',
     ]);
-    expect(last).toContain('add chain ip skiff lb-cluster-tcp-n2');
+    expect(last).toContain('add chain ip skiff pick-15');
+    expect(last).toContain('add chain ip skiff lb-cluster-n2');
     expect(last).not.toContain('add chain ip skiff nat-output');
     expect(sw).not.toMatch(/^flush|^delete/m);
     expect(sw).toContain('add chain ip skiff nat-output { type nat hook output priority -100 ; }\n');
     expect(sw).toContain('add rule ip skiff services meta mark set ip daddr . meta l4proto . th dport map @service-marks-g1\n');
-    expect(sw).toContain('add rule ip skiff lb-cluster-tcp-n2 meta l4proto tcp dnat ip to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-tcp-g1\n');
+    expect(sw).toContain('add rule ip skiff lb-cluster-n2 numgen random mod 2 vmap @picks-g1\n');
     expect(dp.fallbacks).toBe(0);
   });
 
@@ -337,7 +400,7 @@ describe('staged full sync', () => {
     const verdicts = fake.transactions.filter((t) => t.includes('add element ip skiff service-ips-g1'));
     expect(verdicts).toHaveLength(3);
     for (const t of verdicts) expect(t.startsWith('add chain ')).toBe(true);
-    expect(verdicts.join('').match(/10\.96\.1\.\d+ \. tcp \. 80 : goto lb-cluster-tcp-n1/g)).toHaveLength(9);
+    expect(verdicts.join('').match(/10\.96\.1\.\d+ \. tcp \. 80 : goto lb-cluster-n1/g)).toHaveLength(9);
   });
 
   it('the next full sync stages generation 2 and the switch drops generation 1 and unused chains', async () => {
@@ -350,19 +413,19 @@ describe('staged full sync', () => {
     expect(txns[0]).not.toContain('delete');
     const sw = txns.at(-1)!;
     expect(sw).toContain('flush chain ip skiff services\n');
-    expect(sw).toContain('delete map ip skiff endpoints-tcp-g1\n');
+    expect(sw).toContain('delete map ip skiff endpoint-addrs-g1\n');
     // The verdict map goes before the chain its elements jump to.
-    expect(sw.indexOf('delete map ip skiff service-ips-g1')).toBeLessThan(sw.indexOf('delete chain ip skiff lb-cluster-tcp-n2'));
-    expect(sw).not.toContain('delete chain ip skiff lb-cluster-tcp-n3');
+    expect(sw.indexOf('delete map ip skiff service-ips-g1')).toBeLessThan(sw.indexOf('delete chain ip skiff lb-cluster-n2'));
+    expect(sw).not.toContain('delete chain ip skiff lb-cluster-n3');
     expect(sw).not.toMatch(/add chain ip skiff nat-output/);
-    expect(sw).toContain('map @endpoints-tcp-g2\n');
+    expect(sw).toContain('add rule ip skiff endpoint-dnat meta l4proto { tcp, udp, sctp } dnat ip to meta mark & 0xffffbfff map @endpoint-addrs-g2 : meta mark & 0xffffa000 map @endpoint-ports-g2\n');
     expect(await dp.verify()).toEqual(['ip skiff: table missing']);
   });
 
   it('a failed staging falls back to replacing the table in one transaction', async () => {
     const fake = new FakeNft();
     const dp = new NftDataplane(fake, [4], { stageChunk: 4 });
-    fake.failOn = /add element ip skiff endpoints-tcp-g1/;
+    fake.failOn = /add element ip skiff endpoint-addrs-g1/;
     await dp.full(new Map(Object.entries(many(3))), nodeCtx);
     expect(dp.fallbacks).toBe(1);
     expect(fake.last).toMatch(/^add table ip skiff\ndelete table ip skiff\n/);
@@ -397,7 +460,7 @@ describe('staged full sync', () => {
     const big = ports(service('ns', 'big', { clusterIPs: ['10.96.9.9'] }), [slice('ns', 'big', Array.from({ length: 4100 }, (_, i) => endpoint(`10.245.${i >> 8}.${i & 255}`, { nodeName: 'node-b' })))], nodeCtx);
     await dp.partial([{ key: 'ns/big', ports: big }], nodeCtx);
     expect(fake.last).toMatch(/^add table ip skiff\ndelete table ip skiff\n/);
-    expect(fake.last).toContain('add map ip skiff endpoints-tcp-g1 { typeof meta mark . numgen random mod 2 : ip daddr . tcp dport ; }\n');
+    expect(fake.last).toContain('add map ip skiff endpoint-addrs-g1 { type mark : ipv4_addr ; }\n');
     await dp.partial([{ key: 'ns/s0', ports: [] }], nodeCtx);
     expect(fake.last).toMatch(/^delete element/);
   });

@@ -1,9 +1,13 @@
 // Model -> nft table data. Layout and hook choices are explained in proxy/README.md; the key one:
 // dispatch writes a Service port's slot into the packet mark (a data map) and jumps (a verdict map
-// with the same key) to a tail chain SHARED by every port with the same endpoint count N, which
-// picks `mark . numgen random mod N` in the protocol's endpoints map. The table then holds O(distinct N)
-// chains instead of one per Service port: nft dumps every chain on each run, so that is what an
-// element-only update costs. Only ClientIP-affinity ports keep a chain of their own.
+// with the same key) to a tail chain SHARED by every port with the same endpoint count N. The tail
+// draws `numgen random mod N` and jumps to the pick chain of that index, which looks up
+// `slot | index` in the endpoint address map and the slot in the port map. The table then holds
+// O(distinct N + largest N) chains instead of one per Service port (nft dumps every chain on each
+// run, so that is what an element-only update costs), and each endpoint is one element with a
+// plain key and value, which nft parses in half the time of a `mark . index : addr . port` one.
+// Only ClientIP-affinity ports keep a chain of their own.
+import type { FamilyBounds } from '../bounds.js';
 import { hasExternal, type Endpoint, type Family, type L4, type NodeContext, type ServicePort } from '../model.js';
 import { addElement, capacityFor, ElementList, emptyTable, type ChainState, type TableState } from './state.js';
 
@@ -12,9 +16,14 @@ export const MASQ_BIT = 0x4000;
 /** A port's slot lives in the mark's high bits; LOCAL_BIT selects its node-local endpoint list. */
 export const SLOT_SHIFT = 15;
 export const LOCAL_BIT = 0x2000;
-/** Affinity ports keep the chosen index in the mark's low bits (their map stores the mark). */
-export const MAX_AFFINITY_ENDPOINTS = LOCAL_BIT;
+/**
+ * An endpoint's index lives in the mark's bits below LOCAL_BIT, so a list is cut at this length
+ * (kube-proxy has no limit; 8192 endpoints behind one Service port is far beyond common use).
+ */
+export const MAX_ENDPOINTS = LOCAL_BIT;
 const NO_MASQ = (0xffffffff ^ MASQ_BIT) >>> 0;
+/** The slot and LOCAL_BIT: the key of a list's port. */
+const LIST_MASK = (~(MASQ_BIT | (LOCAL_BIT - 1))) >>> 0;
 const NO_LOCAL = (0xffffffff ^ LOCAL_BIT) >>> 0;
 const L4_ALL = 'meta l4proto { tcp, udp, sctp }';
 const PROTOCOLS: readonly L4[] = ['tcp', 'udp', 'sctp'];
@@ -41,15 +50,21 @@ export const genName = (name: string, gen: number): string => `${name}-g${gen}`;
 export const affinityMap = (sp: ServicePort, local: boolean, gen: number): string => genName(`affinity-${local ? 'local-' : ''}${sp.id}`, gen);
 
 type Kind = 'cluster' | 'external' | 'local';
-/** The shared tail for N endpoints of one kind; exists only while some port uses it. */
-export const tailChain = (kind: Kind, p: L4, n: number): string => `lb-${kind}-${p}-n${n}`;
-/** eTP Local external traffic: pods and the node itself go the cluster way (Nc), others to local (Nl). */
-export const localChain = (p: L4, nc: number, nl: number): string => `external-local-${p}-c${nc}-l${nl}`;
 /**
- * One map per protocol: nft stores a typeof map's data type as the first transport header it
- * knows (tcp), so a later run could not bind a `th dport` map from a udp or sctp rule.
+ * The shared tail for N endpoints of one kind; exists only while some port uses it. `pairs`: the
+ * endpoints do not share one port, so each carries its own (`endpoint-pairs`).
  */
-export const endpointsMap = (p: L4, gen: number): string => genName(`endpoints-${p}`, gen);
+export const tailChain = (kind: Kind, n: number, pairs: boolean): string => `lb-${kind}-n${n}${pairs ? '-pairs' : ''}`;
+/** eTP Local external traffic: pods and the node itself go the cluster way (Nc), others to local (Nl). */
+export const localChain = (nc: number, cp: boolean, nl: number, lp: boolean): string => `external-local-c${nc}${cp ? 'p' : ''}-l${nl}${lp ? 'p' : ''}`;
+/** The chain that puts `index` into the mark, for the DNAT chain to look up (index 0 goes there directly). */
+export const pickChain = (index: number, pairs: boolean): string => (index === 0 ? dnatChain(pairs) : `pick-${pairs ? 'pair-' : ''}${index}`);
+/** Where every tail ends: DNAT to the endpoint whose `slot | index` is in the mark. */
+export const dnatChain = (pairs: boolean): string => (pairs ? 'endpoint-dnat-pairs' : 'endpoint-dnat');
+/** Pick chains exist for indexes below this (a power of two, at least 16, at most MAX_ENDPOINTS). */
+export function pickPoolSize(longest: number): number {
+  return Math.min(MAX_ENDPOINTS, 2 ** Math.max(4, Math.ceil(Math.log2(Math.max(1, longest)))));
+}
 
 /** The element sets every table has, by their generation-free names. */
 const SET_NAMES = [
@@ -61,10 +76,11 @@ const SET_NAMES = [
   'no-endpoint-services',
   'no-endpoint-nodeports',
   'firewall-ips',
-  'endpoints-tcp',
-  'endpoints-udp',
-  'endpoints-sctp',
-  'affinity-endpoints',
+  'endpoint-addrs',
+  'endpoint-ports',
+  'endpoint-pairs',
+  'picks',
+  'picks-pairs',
   'hairpin',
   'nodeport-ips',
 ] as const;
@@ -107,27 +123,22 @@ export class Renderer {
   }
 
   /**
-   * Upper bounds of the big sets' element counts for these ports, by set name: a full sync
-   * declares those sets with a fixed size from them (see SetState.capacity).
+   * Upper bounds of the big sets' element counts, by set name: a full sync declares those sets
+   * with a fixed size from them (see SetState.capacity).
    */
-  expectedCounts(services: ReadonlyMap<string, readonly ServicePort[]>): Map<string, number> {
+  expectedCounts(b: FamilyBounds): Map<string, number> {
     const s = this.s;
-    const n = new Map<string, number>();
-    const add = (name: string, k: number): void => void n.set(name, (n.get(name) ?? 0) + k);
-    for (const name of [s['cluster-ips'], s['service-marks'], s['service-ips'], s['hairpin'], ...PROTOCOLS.map((p) => endpointsMap(p, this.gen))]) n.set(name, 0);
-    for (const ports of services.values()) {
-      for (const sp of ports) {
-        if (sp.family !== this.family) continue;
-        const keys = sp.clusterIPs.length + sp.externalIPs.length + sp.loadBalancerIPs.length;
-        const eps = sp.clusterEndpoints.length + sp.localEndpoints.length;
-        add(s['cluster-ips'], sp.clusterIPs.length);
-        add(s['service-marks'], keys);
-        add(s['service-ips'], keys);
-        add(s['hairpin'], eps);
-        add(endpointsMap(sp.protocol, this.gen), eps);
-      }
-    }
-    return n;
+    const eps = PROTOCOLS.reduce((n, p) => n + b.endpoints[p], 0);
+    // endpoint-pairs is left to grow: only ports whose endpoints differ in port use it.
+    return new Map<string, number>([
+      [s['cluster-ips'], b.clusterIPs],
+      [s['service-marks'], b.keys],
+      [s['service-ips'], b.keys],
+      [s['hairpin'], eps],
+      [s['endpoint-addrs'], eps],
+      // A cluster and a node-local list per port.
+      [s['endpoint-ports'], 2 * b.clusterIPs],
+    ]);
   }
 
   /** The fixed part: hooks, dispatch maps and the affinity tails; `counts` sizes sets (expectedCounts). */
@@ -150,12 +161,14 @@ export class Renderer {
     map(s['no-endpoint-services'], `type ${tuple} : verdict ;`);
     map(s['no-endpoint-nodeports'], 'type inet_proto . inet_service : verdict ;');
     map(s['firewall-ips'], `type ${tuple} : verdict ;`);
+    // Keys are `slot | index` (a list's slot for endpoint-ports): one owner each by construction.
+    const owned = (name: string, decl: string): void => void t.sets.set(name, { kind: 'map', decl, unique: true, ...sized(name) });
+    owned(s['endpoint-addrs'], `type mark : ${w.addr} ;`);
+    owned(s['endpoint-ports'], 'type mark : inet_service ;');
+    owned(s['endpoint-pairs'], `type mark : ${w.addr} . inet_service ;`);
     // `typeof` because numgen has no named type.
-    for (const p of PROTOCOLS) {
-      const name = endpointsMap(p, this.gen);
-      t.sets.set(name, { kind: 'map', decl: `typeof meta mark . numgen random mod 2 : ${w.ip} daddr . ${p} dport ;`, unique: true, ...sized(name) });
-    }
-    map(s['affinity-endpoints'], `type mark : ${w.addr} . inet_service ;`);
+    map(s['picks'], 'typeof numgen random mod 2 : verdict ;');
+    map(s['picks-pairs'], 'typeof numgen random mod 2 : verdict ;');
     set(s['hairpin'], `type ${w.addr} . ${w.addr} ;`);
 
     const nodePortCidrs = cidrsOf(this.family, this.ctx.nodePortAddresses);
@@ -200,10 +213,33 @@ export class Renderer {
     chain('firewall-check', [`${key} vmap @${s['firewall-ips']}`]);
     chain('reject-chain', ['reject']);
     // Affinity ports write the chosen index itself into the mark, so their tails look up the mark alone.
-    const dnat = `${L4_ALL} dnat ${w.ip} to meta mark & ${hex(NO_MASQ)} map @${s['affinity-endpoints']}`;
-    chain('lb-cluster-affinity', [this.clusterMasq, dnat]);
-    chain('lb-external-affinity', [this.masq, dnat]);
-    chain('lb-local-affinity', [dnat]);
+    // The only chains that use the big endpoint maps: the kernel walks a whole map for each chain
+    // that binds it, so per-index chains with their own lookups cost ~0.15 s per full sync.
+    chain(dnatChain(false), [`${L4_ALL} dnat ${w.ip} to meta mark & ${hex(NO_MASQ)} map @${s['endpoint-addrs']} : meta mark & ${hex(LIST_MASK)} map @${s['endpoint-ports']}`]);
+    chain(dnatChain(true), [`${L4_ALL} dnat ${w.ip} to meta mark & ${hex(NO_MASQ)} map @${s['endpoint-pairs']}`]);
+    chain('lb-cluster-affinity', [this.clusterMasq, `goto ${dnatChain(true)}`]);
+    chain('lb-external-affinity', [this.masq, `goto ${dnatChain(true)}`]);
+    return t;
+  }
+
+  /**
+   * The longest list each kind of tail was rendered for, since this Renderer was made: the
+   * dataplane grows the pick chains to cover it (picks()).
+   */
+  readonly longest = { plain: 0, pairs: 0 };
+
+  /**
+   * The pick chains for indexes from..to-1 and their elements in a `picks` verdict map. They
+   * belong to the fixed part of the table and only grow (to a power of two, pickPoolSize) when a
+   * longer list appears. The index stays in the mark's low bits like the slot in its high bits;
+   * the mark lives only with the packet.
+   */
+  picks(from: number, to: number, pairs: boolean): TableState {
+    const t = emptyTable();
+    for (let k = from; k < to; k++) {
+      if (k > 0) t.chains.set(pickChain(k, pairs), { rules: [`meta mark set meta mark | ${k} goto ${dnatChain(pairs)}`] });
+      addElement(t, this.s[pairs ? 'picks-pairs' : 'picks'], String(k), `goto ${pickChain(k, pairs)}`);
+    }
     return t;
   }
 
@@ -215,24 +251,27 @@ export class Renderer {
   }
 
   /** Adds the tail for N endpoints of a kind to t and returns the verdict that reaches it. */
-  private tail(t: TableState, kind: Kind, p: L4, n: number): string {
+  private tail(t: TableState, kind: Kind, n: number, pairs: boolean): string {
     if (n === 0) return 'drop';
-    const name = tailChain(kind, p, n);
+    const l = this.longest;
+    if (pairs) l.pairs = Math.max(l.pairs, n);
+    else l.plain = Math.max(l.plain, n);
+    const name = tailChain(kind, n, pairs);
     t.chains.set(
       name,
       this.sharedChain(name, () => {
-        const dnat = `meta l4proto ${p} dnat ${this.w.ip} to meta mark & ${hex(NO_MASQ)} . numgen random mod ${n} map @${endpointsMap(p, this.gen)}`;
-        return kind === 'cluster' ? [this.clusterMasq, dnat] : kind === 'external' ? [this.masq, dnat] : [dnat];
+        const pick = n === 1 ? `goto ${pickChain(0, pairs)}` : `numgen random mod ${n} vmap @${this.s[pairs ? 'picks-pairs' : 'picks']}`;
+        return kind === 'cluster' ? [this.clusterMasq, pick] : kind === 'external' ? [this.masq, pick] : [pick];
       }),
     );
     return `goto ${name}`;
   }
 
   /** eTP Local: the shared chain for (cluster N, local N); the mark arrives with LOCAL_BIT set. */
-  private localTail(t: TableState, p: L4, nc: number, nl: number): string {
-    const toCluster = this.tail(t, 'cluster', p, nc);
-    const toLocal = this.tail(t, 'local', p, nl);
-    const name = localChain(p, nc, nl);
+  private localTail(t: TableState, nc: number, cp: boolean, nl: number, lp: boolean): string {
+    const toCluster = this.tail(t, 'cluster', nc, cp);
+    const toLocal = this.tail(t, 'local', nl, lp);
+    const name = localChain(nc, cp, nl, lp);
     t.chains.set(
       name,
       this.sharedChain(name, () => {
@@ -289,19 +328,18 @@ export class Renderer {
       return t;
     }
 
-    const p = sp.protocol;
-    const eps = endpointsMap(p, this.gen);
-    const nc = sp.clusterEndpoints.length;
-    addEndpoints(t, eps, base, sp.clusterEndpoints);
-    dispatch(clusterKeys, undefined, this.tail(t, 'cluster', p, nc), nc ? base : undefined);
+    const cluster = capped(sp.clusterEndpoints);
+    const nc = cluster.length;
+    const cp = this.addEndpoints(t, base, cluster);
+    dispatch(clusterKeys, undefined, this.tail(t, 'cluster', nc, cp), nc ? base : undefined);
     if (hasExternal(sp)) {
       if (!sp.externalLocal) {
-        dispatch(externalKeys, nodePortKey, this.tail(t, 'external', p, nc), nc ? base : undefined);
+        dispatch(externalKeys, nodePortKey, this.tail(t, 'external', nc, cp), nc ? base : undefined);
       } else {
-        const nl = sp.localEndpoints.length;
+        const local = capped(sp.localEndpoints);
         const lbase = (base | LOCAL_BIT) >>> 0;
-        addEndpoints(t, eps, lbase, sp.localEndpoints);
-        dispatch(externalKeys, nodePortKey, this.localTail(t, p, nc, nl), lbase);
+        const lp = this.addEndpoints(t, lbase, local);
+        dispatch(externalKeys, nodePortKey, this.localTail(t, nc, cp, local.length, lp), lbase);
       }
     }
     this.firewall(t, sp, suffix);
@@ -320,8 +358,8 @@ export class Renderer {
       const set = n === 1 ? `meta mark set ${offset}` : `meta mark set numgen random mod ${n} offset ${offset}`;
       return [set, `meta mark set ${w.ip} saddr map @${map}`, `update @${map} { ${w.ip} saddr : meta mark } goto ${tail}`];
     };
-    const cluster = sp.clusterEndpoints.slice(0, MAX_AFFINITY_ENDPOINTS);
-    cluster.forEach((e, i) => addElement(t, this.s['affinity-endpoints'], String(base + i), `${e.ip} . ${e.port}`));
+    const cluster = capped(sp.clusterEndpoints);
+    cluster.forEach((e, i) => addElement(t, this.s['endpoint-pairs'], String(base + i), `${e.ip} . ${e.port}`));
     const sc = serviceChain(sp);
     t.chains.set(sc, { rules: pick(cluster.length, base, affinityMap(sp, false, this.gen), 'lb-cluster-affinity') });
     for (const k of clusterKeys) addElement(t, this.s['service-ips'], k, `goto ${sc}`);
@@ -331,13 +369,13 @@ export class Renderer {
       if (!sp.externalLocal) {
         rules = pick(cluster.length, base, affinityMap(sp, false, this.gen), 'lb-external-affinity');
       } else {
-        const local = sp.localEndpoints.slice(0, MAX_AFFINITY_ENDPOINTS);
+        const local = capped(sp.localEndpoints);
         const lbase = base + LOCAL_BIT;
-        local.forEach((e, i) => addElement(t, this.s['affinity-endpoints'], String(lbase + i), `${e.ip} . ${e.port}`));
+        local.forEach((e, i) => addElement(t, this.s['endpoint-pairs'], String(lbase + i), `${e.ip} . ${e.port}`));
         rules = [
           ...(this.clusterCidrs.length ? [`${w.ip} saddr ${anon(this.clusterCidrs)} goto ${sc}`] : []),
           `fib saddr type local goto ${sc}`,
-          ...pick(local.length, lbase, affinityMap(sp, true, this.gen), 'lb-local-affinity'),
+          ...pick(local.length, lbase, affinityMap(sp, true, this.gen), dnatChain(true)),
         ];
       }
       t.chains.set(ec, { rules });
@@ -345,6 +383,25 @@ export class Renderer {
       if (nodePortKey) addElement(t, this.s['service-nodeports'], nodePortKey, `goto ${ec}`);
     }
     this.firewall(t, sp, ` . ${sp.protocol} . ${sp.port}`);
+  }
+
+  /**
+   * One list of endpoints (the ~100,000 elements of a big full sync): `slot | index : addr` and
+   * the list's port under its slot, or `slot | index : addr . port` when the ports differ.
+   * Returns whether it took the second form.
+   */
+  private addEndpoints(t: TableState, base: number, eps: readonly Endpoint[]): boolean {
+    if (eps.length === 0) return false;
+    const port = eps[0]!.port;
+    const pairs = eps.some((e) => e.port !== port);
+    const l = listOf(t, this.s[pairs ? 'endpoint-pairs' : 'endpoint-addrs']);
+    // base has no bits below LOCAL_BIT, so base + i is base | i.
+    if (pairs) for (let i = 0; i < eps.length; i++) l.push(String(base + i), `${eps[i]!.ip} . ${eps[i]!.port}`);
+    else {
+      for (let i = 0; i < eps.length; i++) l.push(String(base + i), eps[i]!.ip);
+      listOf(t, this.s['endpoint-ports']).push(String(base), String(port));
+    }
+    return pairs;
   }
 
   private firewall(t: TableState, sp: ServicePort, suffix: string): void {
@@ -355,13 +412,15 @@ export class Renderer {
   }
 }
 
-/** `mark . index : addr . port` for each endpoint; the ~100,000 elements of a big full sync. */
-function addEndpoints(t: TableState, set: string, mark: number, eps: readonly Endpoint[]): void {
-  if (eps.length === 0) return;
+function capped(eps: readonly Endpoint[]): readonly Endpoint[] {
+  return eps.length > MAX_ENDPOINTS ? eps.slice(0, MAX_ENDPOINTS) : eps;
+}
+
+/** The elements of a list map into the fragment; one ElementList per set (keys are distinct). */
+function listOf(t: TableState, set: string): ElementList {
   let l = t.elements.get(set);
   if (!(l instanceof ElementList)) t.elements.set(set, (l = new ElementList()));
-  const prefix = `${mark} . `;
-  for (let i = 0; i < eps.length; i++) l.push(prefix + i, `${eps[i]!.ip} . ${eps[i]!.port}`);
+  return l;
 }
 
 /** Convenience for tests and one-off callers. */

@@ -97,7 +97,7 @@ describe.skipIf(skip)('staged nftables full sync', () => {
   it('a failed staging falls back to one transaction, and an agent restart replaces the table whole', async () => {
     const b = backend();
     const dp = new NftDataplane(b, [4], { stageChunk: 200 });
-    b.failOn = /endpoints-tcp-g1/;
+    b.failOn = /endpoint-addrs-g1/;
     await dp.full(services(300, 'p1'), nodeCtx);
     expect(dp.fallbacks).toBe(1);
     expect(await dp.verify()).toEqual([]);

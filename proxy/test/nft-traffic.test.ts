@@ -135,12 +135,26 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
     expect(await topo.udpFrom(topo.podNs('p3'), '10.96.0.53', 53, 40001)).toBe('p2 10.244.1.13');
   });
 
+  it('endpoints listening on different ports of a named targetPort all take traffic', async () => {
+    svc('mixed', '10.96.0.70');
+    cache.upsert('endpointslices', 'ns/mixed-a', slice('ns', 'mixed', [endpoint('10.244.1.11')], { name: 'mixed-a' }));
+    cache.upsert('endpointslices', 'ns/mixed-b', slice('ns', 'mixed', [endpoint('10.244.1.12')], { name: 'mixed-b', ports: [{ name: 'http', port: 8081, protocol: 'TCP' }] }));
+    await apply();
+    const seen = new Set<string>();
+    for (let i = 0; i < 16; i++) seen.add(who(await topo.curlFrom(topo.podNs('p3'), 'http://10.96.0.70/')));
+    expect([...seen].sort()).toEqual(['p1', 'p2']);
+    // Back to one port: the plain tail again.
+    cache.remove('endpointslices', 'ns/mixed-b');
+    await apply();
+    for (let i = 0; i < 4; i++) expect(await topo.curlFrom(topo.podNs('p3'), 'http://10.96.0.70/')).toBe('p1 10.244.1.13');
+  });
+
   it('the periodic check finds and repairs drift', async () => {
     expect(await proxier.check()).toEqual([]);
     await topo.nft(['delete', 'element', 'ip', 'skiff', 'service-ips-g1', '{ 10.96.0.10 . tcp . 80 }']);
-    await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-tcp-n2']);
+    await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-n2']);
     const drift = await proxier.check();
-    expect(drift).toContain('ip skiff: chain lb-cluster-tcp-n2 has 0 rules, want 2');
+    expect(drift).toContain('ip skiff: chain lb-cluster-n2 has 0 rules, want 2');
     expect(drift).toContain('ip skiff: service-ips-g1: element 10.96.0.10 . tcp . 80 missing');
     await proxier.sync();
     expect(await proxier.check()).toEqual([]);
@@ -174,10 +188,10 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
       await dp.partial([{ key: 'ns/pl', ports: plain(['fd00:244::12', 'fd00:244::13']) }], ctx);
       const v6 = (await inNs(ns, 'nft', ['list', 'table', 'ip6', 'skiff'])).stdout;
       expect(v6).toContain('fd00:96::70 . udp . 53 : goto service-ns/ds/udp/dns');
-      expect(v6).toContain('dnat ip6 to meta mark & 0xffffbfff map @affinity-endpoints');
-      expect(v6).toContain('fd00:96::71 . udp . 53 : goto lb-cluster-udp-n2');
-      expect(v6).toContain('udp . 30054 : goto external-local-udp-c2-l2');
-      expect(v6).toContain('meta l4proto udp dnat ip6 to meta mark & 0xffffbfff . numgen random mod 2 map @endpoints-udp');
+      expect(v6).toContain('dnat ip6 to meta mark & 0xffffbfff map @endpoint-pairs');
+      expect(v6).toContain('fd00:96::71 . udp . 53 : goto lb-cluster-n2');
+      expect(v6).toContain('udp . 30054 : goto external-local-c2-l2');
+      expect(v6).toContain('numgen random mod 2 vmap @picks');
       expect(await dp.verify()).toEqual([]);
     } finally {
       await sh('ip', ['netns', 'del', ns]);

@@ -43,7 +43,10 @@ export const POD_GW = '10.244.1.1';
 
 const SERVER = `
 const name = process.argv[1];
-require('http').createServer((q, s) => s.end(name + ' ' + q.socket.remoteAddress.replace('::ffff:', ''))).listen(8080);
+const answer = (q, s) => s.end(name + ' ' + q.socket.remoteAddress.replace('::ffff:', ''));
+require('http').createServer(answer).listen(8080);
+// A second port: endpoints of one Service port may listen on different numbers (named targetPort).
+require('http').createServer((q, s) => answer(q, s)).listen(8081);
 const u = require('dgram').createSocket('udp4');
 u.on('message', (m, r) => u.send(name + ' ' + r.address, r.port, r.address));
 u.bind(5353);

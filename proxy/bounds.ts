@@ -1,0 +1,72 @@
+// Upper bounds of what a full sync will write, known before any Service is computed. A full sync
+// sizes its big nft sets first and only then streams elements into them while the desired state
+// is still being computed Service by Service (proxier.ts), so the sizes cannot wait for the
+// ServicePorts. The bounds come from the raw objects in one cheap pass: they may overshoot
+// (invalid entries, unmatched slice ports, duplicates), never undershoot.
+import type { EndpointSliceInfo, ServiceInfo } from '../common/types.js';
+import { familyOf, ignoredService } from './desired.js';
+import type { Family, L4, ServicePort } from './model.js';
+
+export interface FamilyBounds {
+  /** Service ports with a cluster IP of this family (cluster-ips elements). */
+  clusterIPs: number;
+  /** Dispatch keys: (cluster, external or load-balancer IP, port) pairs. */
+  keys: number;
+  /** Endpoint elements per protocol (cluster and node-local lists). */
+  endpoints: Record<L4, number>;
+}
+
+export type Bounds = Record<Family, FamilyBounds>;
+
+const PROTOCOLS: Readonly<Record<string, L4>> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+
+export function emptyBounds(): Bounds {
+  const fam = (): FamilyBounds => ({ clusterIPs: 0, keys: 0, endpoints: { tcp: 0, udp: 0, sctp: 0 } });
+  return { 4: fam(), 6: fam() };
+}
+
+/** From the Services and their slices as the watch cache holds them. */
+export function boundsOfObjects(services: Iterable<ServiceInfo>, slicesOf: (key: string) => readonly EndpointSliceInfo[]): Bounds {
+  const b = emptyBounds();
+  for (const svc of services) {
+    if (ignoredService(svc)) continue;
+    const families = new Set<Family>();
+    for (const ip of svc.clusterIPs) {
+      const f = familyOf(ip);
+      if (f !== undefined) families.add(f);
+    }
+    if (families.size === 0) continue;
+    const slices = slicesOf(`${svc.namespace}/${svc.name}`);
+    const extra = svc.externalIPs.length + svc.loadBalancerIPs.length;
+    // eTP Local keeps a second, node-local endpoint list.
+    const lists = svc.externalTrafficPolicy === 'Local' ? 2 : 1;
+    for (const f of families) {
+      const type = f === 4 ? 'IPv4' : 'IPv6';
+      let eps = 0;
+      for (const s of slices) if (s.addressType === type) eps += s.endpoints.length;
+      const fb = b[f];
+      for (const p of svc.ports) {
+        const proto = PROTOCOLS[p.protocol];
+        if (!proto) continue;
+        fb.clusterIPs++;
+        fb.keys += 1 + extra;
+        fb.endpoints[proto] += eps * lists;
+      }
+    }
+  }
+  return b;
+}
+
+/** Exact counts from ServicePorts already computed (callers that have them all). */
+export function boundsOfPorts(services: ReadonlyMap<string, readonly ServicePort[]>): Bounds {
+  const b = emptyBounds();
+  for (const ports of services.values()) {
+    for (const sp of ports) {
+      const fb = b[sp.family];
+      fb.clusterIPs += sp.clusterIPs.length;
+      fb.keys += sp.clusterIPs.length + sp.externalIPs.length + sp.loadBalancerIPs.length;
+      fb.endpoints[sp.protocol] += sp.clusterEndpoints.length + sp.localEndpoints.length;
+    }
+  }
+  return b;
+}
