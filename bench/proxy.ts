@@ -61,7 +61,7 @@ export async function main(args: string[]): Promise<void> {
       'endpoints-per-service': { type: 'string', default: '10' },
       updates: { type: 'string', default: '200' },
       seconds: { type: 'string', default: '1' },
-      rounds: { type: 'string', default: '8' },
+      rounds: { type: 'string', default: '12' },
       concurrency: { type: 'string', default: '8' },
       'skip-iptables': { type: 'boolean', default: false },
       /** Full syncs as one `delete table` + everything transaction instead of staged (for comparison). */
@@ -168,23 +168,28 @@ export async function main(args: string[]): Promise<void> {
       if (r.errors > 0) progress(`${url}: ${r.errors} errors`);
       return r.rps;
     };
-    // Many short rounds, rotating the order of the three paths and summing: the two cores are
-    // shared, so background load must hit every path alike rather than whichever ran in a burst.
+    // Many short rounds, rotating the order of the three paths. The ratios are medians of each
+    // round's ratio: the two cores are shared, and a burst of background load then spoils a
+    // round or two instead of whichever path it happened to hit.
     progress(`requests/s, ${rounds} rounds of ${seconds}s per path (client: ${values.client})`);
     const paths = [
       { name: 'direct', run: (secs: number) => load(big, 'http://10.244.1.11:8080/', secs) },
       { name: 'clusterip', run: (secs: number) => load(big, 'http://10.97.0.10/', secs) },
       { name: 'clusterip10', run: (secs: number) => load(small, 'http://10.97.0.10/', secs) },
     ];
-    const sums = new Map(paths.map((p) => [p.name, 0]));
+    const perRound = new Map<string, number[]>(paths.map((p) => [p.name, []]));
     for (const p of paths) await p.run(0.5); // warm-up
     for (let i = 0; i < rounds; i++) {
       for (let j = 0; j < paths.length; j++) {
         const p = paths[(i + j) % paths.length]!;
-        sums.set(p.name, sums.get(p.name)! + (await p.run(seconds)));
+        perRound.get(p.name)!.push(await p.run(seconds));
       }
     }
-    const rps = (name: string): number => sums.get(name)! / rounds;
+    const rps = (name: string): number => perRound.get(name)!.reduce((a, b) => a + b, 0) / rounds;
+    const ratio = (a: string, b: string): number => {
+      const xs = perRound.get(a)!.map((x, i) => x / perRound.get(b)![i]!).sort((x, y) => x - y);
+      return Number(((xs[(xs.length - 1) >> 1]! + xs[xs.length >> 1]!) / 2).toFixed(3));
+    };
     progress(`  direct ${rps('direct').toFixed(0)}/s, clusterIP ${rps('clusterip').toFixed(0)}/s, clusterIP with 10 Services ${rps('clusterip10').toFixed(0)}/s`);
 
     let iptablesMs: number | null = null;
@@ -214,10 +219,10 @@ export async function main(args: string[]): Promise<void> {
       iptables_services: iptServices,
       rps_clusterip: r(rps('clusterip')),
       rps_direct: r(rps('direct')),
-      datapath_ratio: Number((rps('clusterip') / rps('direct')).toFixed(3)),
+      datapath_ratio: ratio('clusterip', 'direct'),
       rps_at_10_services: r(rps('clusterip10')),
       rps_at_10k_services: r(rps('clusterip')),
-      scaling_ratio: Number((rps('clusterip') / rps('clusterip10')).toFixed(3)),
+      scaling_ratio: ratio('clusterip', 'clusterip10'),
       rss_mb: r(rss / 2 ** 20),
     };
     process.stdout.write(JSON.stringify(result) + '\n');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { desiredService } from './desired.js';
+import { isIP } from 'node:net';
+import { desiredService, familyOf } from './desired.js';
 import { endpoint, nodeCtx, service, slice } from './fixtures.js';
 
 const ips = (eps: readonly { ip: string }[]): string[] => eps.map((e) => e.ip);
@@ -146,5 +147,15 @@ describe('desiredService', () => {
     const r = desiredService(service('ns', 'a', { sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 60 }), [], nodeCtx);
     expect(r.ports[0]!.affinitySeconds).toBe(60);
     expect(r.ports[0]!.hasEndpoints).toBe(false);
+  });
+});
+
+describe('familyOf', () => {
+  it('agrees with net.isIP on dotted quads and their near misses', () => {
+    const cases = ['10.0.0.1', '255.255.255.255', '0.0.0.0', '256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.04', '1..2.3', '1.2.3.', '.1.2.3', '1.2.3.4 ', 'a.b.c.d', '1.2.3.-4', '::1', 'fd00::10', '::ffff:1.2.3.4', '', '1.2.3.999', '100.100.100.100'];
+    for (const c of cases) {
+      const f = isIP(c);
+      expect([c, familyOf(c)]).toEqual([c, f === 0 ? undefined : f]);
+    }
   });
 });

@@ -14,8 +14,35 @@ export interface ServiceResult {
 const PROTOCOLS: Record<string, L4> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 
 export function familyOf(ip: string): Family | undefined {
+  if (isDottedQuad(ip)) return 4;
   const f = isIP(ip);
   return f === 4 ? 4 : f === 6 ? 6 : undefined;
+}
+
+/**
+ * The common case without net.isIP's regular expression: a full sync checks every endpoint
+ * address (100,000 at 10,000 Services). Anything unusual falls through to isIP.
+ */
+function isDottedQuad(s: string): boolean {
+  if (s.length < 7 || s.length > 15) return false;
+  let parts = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i === s.length ? 46 : s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || value > 255) return false;
+      parts++;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      // No leading zeros: isIP rejects "010.1.1.1" too.
+      if (digits === 1 && value === 0) return false;
+      value = value * 10 + (c - 48);
+      digits++;
+    } else return false;
+  }
+  return parts === 4;
 }
 
 function validPort(p: unknown): p is number {
