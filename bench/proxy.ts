@@ -66,6 +66,8 @@ export async function main(args: string[]): Promise<void> {
       'skip-iptables': { type: 'boolean', default: false },
       /** Full syncs as one `delete table` + everything transaction instead of staged (for comparison). */
       'unstaged-full': { type: 'boolean', default: false },
+      /** Elements per staged nft transaction (default STAGE_CHUNK), for tuning. */
+      'stage-chunk': { type: 'string' },
       'iptables-services': { type: 'string', default: '1000' },
       /** pod: load from a pod (pod-to-Service, no masquerade); outside: from outside the cluster (masqueraded). */
       client: { type: 'string', default: 'pod' },
@@ -105,7 +107,7 @@ export async function main(args: string[]): Promise<void> {
   const proxierFor = (topo: Topology, c: MemoryCache): Proxier => {
     // The staged full sync's own timing (rendered / loaded / switched) goes to the progress lines.
     const stageLog = pino({ level: 'debug' }, { write: (line: string) => void (line.includes('staged full sync') && progress(`  ${line.trim()}`)) });
-    const dataplane = new NftDataplane(new ExecNft(nsRunner(topo.node), session(topo)), [4], { staging: !values['unstaged-full'], log: stageLog });
+    const dataplane = new NftDataplane(new ExecNft(nsRunner(topo.node), session(topo)), [4], { staging: !values['unstaged-full'], log: stageLog, ...(values['stage-chunk'] ? { stageChunk: Number(values['stage-chunk']) } : {}) });
     dataplanes.push(dataplane);
     return new Proxier({ cache: c, config, log, health: new Health(), dataplane });
   };
