@@ -2,20 +2,28 @@
 // host-local plugins, run the same way in the same run (each call is a process started inside the
 // node namespace, as a runtime does), 50 parallel ADDs, and iperf3 pod-to-pod across two nodes
 // against node-to-node on the same underlay and against flannel's VXLAN datapath built by hand on the same
-// underlay (bridge + veth + VXLAN with static route/neighbour/FDB, no agent). Last stdout line: one JSON object.
+// underlay (bridge + veth + VXLAN with static route/neighbour/FDB, no agent), and pod-to-pod between two
+// nodes with cni.directRouting on (plain routing, no encapsulation). Last stdout line: one JSON object.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NodeInfo } from '../common/types.js';
 import { addNetns, cleanupPrefix, inNs, sh } from '../test/support/netns.js';
-import { buildShim, cniExec, NodeAgent, pluginEnv, tempDir } from '../test/cni/support/harness.js';
+import { buildShim, cniExec, NodeAgent, patchAnnotations, pluginEnv, tempDir } from '../test/cni/support/harness.js';
 
 const P = 'skiffcni-bn';
-const NODES = [
+type BenchNode = { readonly name: string; readonly ns: string; readonly ip: string; readonly podCIDR: string };
+const NODES: readonly [BenchNode, BenchNode] = [
   { name: 'b1', ns: `${P}-n1`, ip: '192.168.78.1', podCIDR: '10.97.0.0/20' },
   { name: 'b2', ns: `${P}-n2`, ip: '192.168.78.2', podCIDR: '10.97.16.0/20' },
-] as const;
+];
+// A second two-node cluster on the same switch and subnet with cni.directRouting on: its pod
+// traffic is plainly routed, measured in the same rounds as the VXLAN pair above.
+const DIRECT_NODES: readonly [BenchNode, BenchNode] = [
+  { name: 'd1', ns: `${P}-d1`, ip: '192.168.78.3', podCIDR: '10.97.32.0/20' },
+  { name: 'd2', ns: `${P}-d2`, ip: '192.168.78.4', podCIDR: '10.97.48.0/20' },
+];
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
@@ -90,6 +98,67 @@ async function flannelPath(sw: string): Promise<{ clientNs: string; serverNs: st
   return { clientNs: nodes[0]!.pod, serverNs: nodes[1]!.pod, serverIP: nodes[1]!.podIP };
 }
 
+/** Two skiff nodes on the switch, each running the real cni component; their agents join `agents`. */
+async function startCluster(sw: string, dir: string, nodes: readonly BenchNode[], directRouting: boolean, agents: NodeAgent[]): Promise<void> {
+  const nodeObjs = new Map<string, NodeInfo>();
+  const mine: NodeAgent[] = [];
+  for (const n of nodes) {
+    const port = `port-${n.name}`;
+    await addNetns(n.ns);
+    await sh('ip', ['link', 'add', 'eth0', 'netns', n.ns, 'type', 'veth', 'peer', 'name', port, 'netns', sw]);
+    await inNs(sw, 'ip', ['link', 'set', port, 'master', 'sw0', 'up']);
+    await inNs(n.ns, 'ip', ['addr', 'add', `${n.ip}/24`, 'dev', 'eth0']);
+    await inNs(n.ns, 'ip', ['link', 'set', 'eth0', 'up']);
+    mkdirSync(join(dir, n.name), { recursive: true });
+    nodeObjs.set(n.name, { name: n.name, uid: n.name, podCIDRs: [n.podCIDR], addresses: [{ type: 'InternalIP', address: n.ip }], labels: {}, annotations: {}, ready: true });
+  }
+  const broadcast = (o: NodeInfo): void => {
+    nodeObjs.set(o.name, o);
+    for (const a of mine) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
+  };
+  for (const n of nodes) {
+    const config = {
+      nodeName: n.name,
+      clusterCIDRs: ['10.97.0.0/16'],
+      stateDir: join(dir, n.name, 'state'),
+      runDir: join(dir, n.name, 'run'),
+      cni: { confDir: join(dir, n.name, 'net.d'), binDir: join(dir, 'nobin'), directRouting },
+    };
+    const a = new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config });
+    a.onMessage = (m) => {
+      if (m.type !== 'patch') return;
+      const cur = nodeObjs.get(m.name as string)!;
+      broadcast({ ...cur, annotations: patchAnnotations(cur.annotations, m.annotations as Record<string, string | null>) });
+    };
+    mine.push(a);
+    agents.push(a);
+  }
+  for (const a of mine) {
+    for (const o of nodeObjs.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
+    a.send({ op: 'synced', kind: 'nodes' });
+    a.send({ op: 'synced', kind: 'pods' });
+  }
+  await Promise.all(mine.map((a) => a.waitFor('ready', 60_000)));
+  const routed = (): boolean => execFileSync('ip', ['-n', nodes[0]!.ns, 'route', 'show', nodes[1]!.podCIDR], { encoding: 'utf8' }).includes('via');
+  for (let i = 0; i < 100 && !routed(); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+const pluginConf = (dir: string, node: string): string => {
+  const list = JSON.parse(readFileSync(join(dir, node, 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: object[] };
+  return JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] });
+};
+
+/** One pod on each node of a pair: iperf3's client on the first, its server on the second. */
+async function podPair(dir: string, shim: string, nodes: readonly [BenchNode, BenchNode], tag: string): Promise<{ clientNs: string; serverNs: string; serverIP: string }> {
+  const [pa, pb] = [`${P}-${tag}a`, `${P}-${tag}b`];
+  await addNetns(pa);
+  await addNetns(pb);
+  const ra = await cniExec(nodes[0].ns, [shim], pluginEnv('ADD', `${tag}a`, `/var/run/netns/${pa}`), pluginConf(dir, nodes[0].name));
+  const rb = await cniExec(nodes[1].ns, [shim], pluginEnv('ADD', `${tag}b`, `/var/run/netns/${pb}`), pluginConf(dir, nodes[1].name));
+  if (ra.code !== 0 || rb.code !== 0) throw new Error(`pod ADD failed: ${ra.raw} ${rb.raw}`);
+  return { clientNs: pa, serverNs: pb, serverIP: (rb.out.ips as { address: string }[])[0]!.address.split('/')[0]! };
+}
+
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { runs: { type: 'string', default: '40' }, seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '5' } }, strict: true });
   const runs = Number(values.runs);
@@ -105,39 +174,8 @@ export async function main(args: string[]): Promise<void> {
     await addNetns(sw);
     await inNs(sw, 'ip', ['link', 'add', 'sw0', 'type', 'bridge']);
     await inNs(sw, 'ip', ['link', 'set', 'sw0', 'up']);
-    const nodeObjs = new Map<string, NodeInfo>();
-    for (const [i, n] of NODES.entries()) {
-      await addNetns(n.ns);
-      await sh('ip', ['link', 'add', 'eth0', 'netns', n.ns, 'type', 'veth', 'peer', 'name', `port${i}`, 'netns', sw]);
-      await inNs(sw, 'ip', ['link', 'set', `port${i}`, 'master', 'sw0', 'up']);
-      await inNs(n.ns, 'ip', ['addr', 'add', `${n.ip}/24`, 'dev', 'eth0']);
-      await inNs(n.ns, 'ip', ['link', 'set', 'eth0', 'up']);
-      mkdirSync(join(dir, n.name), { recursive: true });
-      nodeObjs.set(n.name, { name: n.name, uid: n.name, podCIDRs: [n.podCIDR], addresses: [{ type: 'InternalIP', address: n.ip }], labels: {}, annotations: {}, ready: true });
-    }
-    const broadcast = (o: NodeInfo): void => {
-      nodeObjs.set(o.name, o);
-      for (const a of agents) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
-    };
-    for (const n of NODES) {
-      const config = { nodeName: n.name, clusterCIDRs: ['10.97.0.0/16'], stateDir: join(dir, n.name, 'state'), runDir: join(dir, n.name, 'run'), cni: { confDir: join(dir, n.name, 'net.d'), binDir: join(dir, 'nobin') } };
-      const a = new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config });
-      a.onMessage = (m) => {
-        if (m.type !== 'patch') return;
-        const cur = nodeObjs.get(m.name as string)!;
-        broadcast({ ...cur, annotations: { ...cur.annotations, ...(m.annotations as Record<string, string>) } });
-      };
-      agents.push(a);
-    }
-    for (const a of agents) {
-      for (const o of nodeObjs.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
-      a.send({ op: 'synced', kind: 'nodes' });
-      a.send({ op: 'synced', kind: 'pods' });
-    }
-    await Promise.all(agents.map((a) => a.waitFor('ready', 60_000)));
-    for (let i = 0; i < 100 && !execFileSync('ip', ['-n', NODES[0].ns, 'route', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' }).includes('via'); i++) await new Promise((r) => setTimeout(r, 100));
-    const list = JSON.parse(readFileSync(join(dir, 'b1', 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: object[] };
-    const skiffConf = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] });
+    await startCluster(sw, dir, NODES, false, agents);
+    const skiffConf = pluginConf(dir, NODES[0].name);
     const refConf = JSON.stringify({
       cniVersion: '1.0.0',
       name: 'skiffref',
@@ -189,28 +227,31 @@ export async function main(args: string[]): Promise<void> {
     log(`50 parallel ADDs: p50=${pct(parLat, 50).toFixed(1)}ms p99=${pct(parLat, 99).toFixed(1)}ms`);
 
     // Throughput: one pod per node, pod-to-pod over VXLAN vs node-to-node on the underlay.
-    const [pa, pb] = [`${P}-ta`, `${P}-tb`];
-    await addNetns(pa);
-    await addNetns(pb);
-    const list2 = JSON.parse(readFileSync(join(dir, 'b2', 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: object[] };
-    await cniExec(NODES[0].ns, [shim], pluginEnv('ADD', 'ta', `/var/run/netns/${pa}`), skiffConf);
-    const rb = await cniExec(NODES[1].ns, [shim], pluginEnv('ADD', 'tb', `/var/run/netns/${pb}`), JSON.stringify({ cniVersion: list2.cniVersion, name: list2.name, ...list2.plugins[0] }));
-    const podB = (rb.out.ips as { address: string }[])[0]!.address.split('/')[0]!;
+    const vxlanPods = await podPair(dir, shim, NODES, 't');
+    await startCluster(sw, dir, DIRECT_NODES, true, agents);
+    const directPods = await podPair(dir, shim, DIRECT_NODES, 'd');
+    const directRoute = execFileSync('ip', ['-n', DIRECT_NODES[0].ns, 'route', 'show', DIRECT_NODES[1].podCIDR], { encoding: 'utf8' }).trim();
+    if (!directRoute.includes(`via ${DIRECT_NODES[1].ip} dev eth0`)) throw new Error(`direct pair not routed directly: ${directRoute}`);
     // Alternating short rounds and medians: on a shared 2-core machine a single long run measures
     // the neighbours' load more than the datapath.
     const flannel = await flannelPath(`${P}-sw`);
     const under: number[] = [];
     const overlay: number[] = [];
     const reference: number[] = [];
+    const direct: number[] = [];
     for (let r = 0; r < rounds; r++) {
       under.push(await iperf(NODES[1].ns, NODES[0].ns, NODES[1].ip, seconds));
-      overlay.push(await iperf(pb, pa, podB, seconds));
+      overlay.push(await iperf(vxlanPods.serverNs, vxlanPods.clientNs, vxlanPods.serverIP, seconds));
       reference.push(await iperf(flannel.serverNs, flannel.clientNs, flannel.serverIP, seconds));
-      log(`iperf3 round ${r + 1}: underlay=${under.at(-1)!.toFixed(2)} pod-to-pod=${overlay.at(-1)!.toFixed(2)} flannel-path=${reference.at(-1)!.toFixed(2)} Gbit/s`);
+      direct.push(await iperf(directPods.serverNs, directPods.clientNs, directPods.serverIP, seconds));
+      log(
+        `iperf3 round ${r + 1}: underlay=${under.at(-1)!.toFixed(2)} pod-to-pod=${overlay.at(-1)!.toFixed(2)} flannel-path=${reference.at(-1)!.toFixed(2)} direct=${direct.at(-1)!.toFixed(2)} Gbit/s`,
+      );
     }
     const underlay = pct(under, 50);
     const podToPod = pct(overlay, 50);
     const flannelGbps = pct(reference, 50);
+    const directGbps = pct(direct, 50);
 
     const out = {
       bench: 'cni',
@@ -226,6 +267,8 @@ export async function main(args: string[]): Promise<void> {
       throughput_ratio: round(podToPod / underlay, 3),
       flannel_path_gbps: round(flannelGbps, 3),
       flannel_path_ratio: round(podToPod / flannelGbps, 3),
+      direct_gbps: round(directGbps, 3),
+      direct_throughput_ratio: round(directGbps / underlay, 3),
     };
     process.stdout.write(JSON.stringify(out) + '\n');
     if (process.env.SKIFF_BENCH_HOLD) await new Promise((r) => setTimeout(r, Number(process.env.SKIFF_BENCH_HOLD) * 1000));

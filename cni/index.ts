@@ -13,6 +13,7 @@ import { IpamStore } from './ipam/store.js';
 import { staleAllocations } from './ipam/reconcile.js';
 import { deleteMasq } from './overlay/masq.js';
 import { chainVersion, internalIPv4, setupNode, type NodeSetup } from './overlay/node-setup.js';
+import { DIRECT_ROUTING_ANNOTATION } from './overlay/direct.js';
 import { PeerSync } from './overlay/peer-sync.js';
 import { PUBLIC_IP_ANNOTATION, VTEP_MAC_ANNOTATION } from './overlay/peers.js';
 import { deleteLink, VXLAN_DEV } from './overlay/vxlan.js';
@@ -76,14 +77,18 @@ export function createCni(deps: AgentDeps): Component {
         vni: config.cni.vni,
         port: config.cni.vxlanPort,
         ipv6: config.clusterCIDRs.some((c) => isIP(c.split('/')[0]!) === 6),
+        directRouting: config.cni.directRouting,
       });
+      peerSync.setDirect(config.cni.directRouting ? { dev: setup.underlay.ifname, subnets: setup.underlay.subnets } : undefined);
       log.info({ underlay: setup.underlay.ifname, mtu: setup.mtu, vtepMac: setup.vtepMac }, 'node overlay set up');
       if (setup.forwardingOff.length) log.error({ sysctls: setup.forwardingOff }, 'forwarding is off and /proc/sys is not writable: pods cannot leave this node');
+      if (setup.rpFilterUnset.length) log.warn({ sysctls: setup.rpFilterUnset }, 'cannot set loose rp_filter: direct pod traffic may be dropped while a peer switches between VXLAN and direct');
       if (!setup.checksumWorkaround) log.warn('kernel older than 5.7 and no ethtool: VXLAN tx checksum offload stays on (flannel #1279); install ethtool');
     }
     const publicIP = internalIPv4(self)!;
-    if (self.annotations[VTEP_MAC_ANNOTATION] !== setup.vtepMac || self.annotations[PUBLIC_IP_ANNOTATION] !== publicIP) {
-      await api.patchNodeAnnotations(self.name, { [VTEP_MAC_ANNOTATION]: setup.vtepMac, [PUBLIC_IP_ANNOTATION]: publicIP });
+    const direct = config.cni.directRouting ? 'true' : undefined;
+    if (self.annotations[VTEP_MAC_ANNOTATION] !== setup.vtepMac || self.annotations[PUBLIC_IP_ANNOTATION] !== publicIP || self.annotations[DIRECT_ROUTING_ANNOTATION] !== direct) {
+      await api.patchNodeAnnotations(self.name, { [VTEP_MAC_ANNOTATION]: setup.vtepMac, [PUBLIC_IP_ANNOTATION]: publicIP, [DIRECT_ROUTING_ANNOTATION]: direct ?? null });
     }
     // The masq table is skipped when unchanged; the periodic resync invalidates, so a table or an
     // entry removed behind our back returns.
@@ -206,7 +211,7 @@ export function createCni(deps: AgentDeps): Component {
       // Uninstall leaves nothing of ours on the node: allocations, the plugin binary, our annotations.
       rmSync(join(config.stateDir, 'ipam'), { recursive: true, force: true });
       rmSync(join(config.cni.binDir, 'skiff'), { force: true });
-      await withTimeout(api.patchNodeAnnotations(config.nodeName, { [VTEP_MAC_ANNOTATION]: null, [PUBLIC_IP_ANNOTATION]: null }), 5000).catch((err: unknown) =>
+      await withTimeout(api.patchNodeAnnotations(config.nodeName, { [VTEP_MAC_ANNOTATION]: null, [PUBLIC_IP_ANNOTATION]: null, [DIRECT_ROUTING_ANNOTATION]: null }), 5000).catch((err: unknown) =>
         log.warn({ err }, 'could not remove the Node annotations; remove skiff.io/* by hand'),
       );
       ready = false;

@@ -44,6 +44,8 @@ export const configSchema = z
         vxlanPort: z.number().int().min(1).max(65535).default(8472),
         vni: z.number().int().min(1).max(16777215).default(1),
         masquerade: z.boolean().default(true),
+        /** flannel's DirectRouting: plain routes to peers on the same underlay subnet, VXLAN to the rest. */
+        directRouting: z.boolean().default(false),
       })
       .prefault({}),
     proxy: z
@@ -128,6 +130,7 @@ const ENV_KEYS: Record<string, string> = {
   SKIFF_CONFIG: 'configFile',
   SKIFF_CNI_CONF_DIR: 'cni.confDir',
   SKIFF_CNI_BIN_DIR: 'cni.binDir',
+  SKIFF_CNI_DIRECT_ROUTING: 'cni.directRouting',
   SKIFF_PROXY_BACKEND: 'proxy.backend',
   SKIFF_DNS_PORT: 'dns.port',
 };

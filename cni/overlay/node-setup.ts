@@ -7,11 +7,11 @@ import type { NodeInfo } from '../../common/types.js';
 import { BRIDGE } from '../conflist.js';
 import { SkiffError } from '../../common/errors.js';
 import { ipBatch, ipJson, isNotFound, run } from '../plugin/exec.js';
-import { bridgeLines, enableForwarding } from '../plugin/netdev.js';
+import { bridgeLines, enableForwarding, ensureSysctl } from '../plugin/netdev.js';
 import { highestCommon, SUPPORTED_VERSIONS } from '../spec/version.js';
 import { vtepAddress } from './peers.js';
 import { detectUnderlay, VXLAN_OVERHEAD_V4, type Underlay } from './underlay.js';
-import { ensureVxlan } from './vxlan.js';
+import { ensureVxlan, VXLAN_DEV } from './vxlan.js';
 
 export interface NodeSetup {
   readonly podCIDRs: readonly string[];
@@ -23,13 +23,15 @@ export interface NodeSetup {
   readonly checksumWorkaround: boolean;
   /** Forwarding sysctls that are off and could not be set (read-only /proc/sys). */
   readonly forwardingOff: readonly string[];
+  /** With direct routing: rp_filter sysctls that could not be made loose. */
+  readonly rpFilterUnset: readonly string[];
 }
 
 export function internalIPv4(n: NodeInfo): string | undefined {
   return n.addresses.find((a) => a.type === 'InternalIP' && isIP(a.address) === 4)?.address;
 }
 
-export async function setupNode(self: NodeInfo, o: { mtu: number; vni: number; port: number; ipv6: boolean }): Promise<NodeSetup> {
+export async function setupNode(self: NodeInfo, o: { mtu: number; vni: number; port: number; ipv6: boolean; directRouting: boolean }): Promise<NodeSetup> {
   const ip = internalIPv4(self);
   if (!ip) throw new SkiffError('ERR_CNI_NODE_IP', `node ${self.name} has no IPv4 InternalIP`);
   const underlay = await detectUnderlay(ip);
@@ -42,7 +44,23 @@ export async function setupNode(self: NodeInfo, o: { mtu: number; vni: number; p
   const vtepIP = vtepAddress(v4);
   const vtepIPs = self.podCIDRs.map(vtepAddress);
   const vx = await ensureVxlan({ vni: o.vni, port: o.port, underlay: underlay.ifname, localIP: ip, mtu, vtepIPs });
-  return { podCIDRs: self.podCIDRs, underlay, mtu, vtepMac: vx.mac, vtepIP, checksumWorkaround: vx.checksumOk, forwardingOff };
+  const rpFilterUnset = o.directRouting ? looseReversePath(underlay.ifname) : [];
+  return { podCIDRs: self.podCIDRs, underlay, mtu, vtepMac: vx.mac, vtepIP, checksumWorkaround: vx.checksumOk, forwardingOff, rpFilterUnset };
+}
+
+/**
+ * Direct routing sends pod traffic to a peer on the underlay and receives the peer's on it. When
+ * both nodes of a pair route the same way, strict reverse-path filtering passes (the route back to
+ * the sender's pod leaves by the interface the packet came in on). It does not for a moment while
+ * a pair switches (one node already direct, the other still on VXLAN: a packet comes in on one
+ * device while the route back uses the other), nor for good when the two nodes judge the subnet
+ * differently (a /24 here, a /16 there). Loose mode (2) still drops sources with no route at all.
+ * The effective value is the larger of conf/all and conf/<dev>, so the device's 2 always wins.
+ * IPv6 has no rp_filter sysctl. Returns the keys that could not be set.
+ */
+function looseReversePath(underlay: string): string[] {
+  const keys = [underlay, VXLAN_DEV].map((dev) => `net/ipv4/conf/${dev}/rp_filter`);
+  return keys.filter((k) => !ensureSysctl(k, '2'));
 }
 
 /** The bridge with the gateway addresses, created or brought in line (MTU, addresses) in place. */

@@ -116,7 +116,7 @@ describe('underlay and kernel checks', () => {
       { ifname: 'lo', mtu: 65536, addr_info: [{ local: '127.0.0.1' }] },
       { ifname: 'ens5', mtu: 9001, addr_info: [{ local: '172.31.0.5' }] },
     ];
-    expect(pickUnderlay(addrs, '172.31.0.5')).toEqual({ ifname: 'ens5', mtu: 9001, ip: '172.31.0.5' });
+    expect(pickUnderlay(addrs, '172.31.0.5')).toEqual({ ifname: 'ens5', mtu: 9001, ip: '172.31.0.5', subnets: [] });
     expect(pickUnderlay(addrs, '10.9.9.9')).toBeUndefined();
   });
   it('skips lo even when it also holds the node IP (node-local DNS listen address)', () => {
@@ -124,8 +124,22 @@ describe('underlay and kernel checks', () => {
       { ifname: 'lo', mtu: 65536, link_type: 'loopback', addr_info: [{ local: '127.0.0.1' }, { local: '172.31.0.5' }] },
       { ifname: 'ens5', mtu: 9001, link_type: 'ether', addr_info: [{ local: '172.31.0.5' }] },
     ];
-    expect(pickUnderlay(addrs, '172.31.0.5')).toEqual({ ifname: 'ens5', mtu: 9001, ip: '172.31.0.5' });
+    expect(pickUnderlay(addrs, '172.31.0.5')).toEqual({ ifname: 'ens5', mtu: 9001, ip: '172.31.0.5', subnets: [] });
     expect(pickUnderlay(addrs.slice(0, 1), '172.31.0.5')).toBeUndefined();
+  });
+  it("lists the underlay's global subnets for direct routing, never link-local ones", () => {
+    const addrs = [
+      {
+        ifname: 'ens5',
+        mtu: 1500,
+        addr_info: [
+          { local: '172.31.0.5', prefixlen: 20, scope: 'global' },
+          { local: '2001:db8::5', prefixlen: 64, scope: 'global' },
+          { local: 'fe80::1', prefixlen: 64, scope: 'link' },
+        ],
+      },
+    ];
+    expect(pickUnderlay(addrs, '172.31.0.5')?.subnets).toEqual(['172.31.0.5/20', '2001:db8::5/64']);
   });
   it('knows which kernels have the VXLAN checksum bug', () => {
     expect(kernelHasChecksumBug('4.19.0-20-amd64')).toBe(true);

@@ -2,24 +2,46 @@ import { describe, expect, it } from 'vitest';
 import type { NodeInfo } from '../../common/types.js';
 import { masqElementOps } from './masq.js';
 import { NodeIPIndex, PeerIndex } from './peer-index.js';
-import { desiredPeers, peerOps, peerOpsFor, type PeerState } from './peers.js';
+import { desiredPeers, peerOps, peerOpsFor, vtepAddress, type PeerOp, type PeerState } from './peers.js';
 
-const node = (i: number, o: { mac?: number; ip?: number; cidr?: number; published?: boolean } = {}): NodeInfo => {
-  const ip = `10.0.${(o.ip ?? i) >> 8}.${(o.ip ?? i) & 255}`;
+type NodeOpts = { mac?: number; ip?: number; cidr?: number; published?: boolean; direct?: boolean; v6?: boolean };
+const node = (i: number, o: NodeOpts = {}): NodeInfo => {
+  const ipN = o.ip ?? i;
+  const ip = `10.0.${ipN >> 8}.${ipN & 255}`;
   const c = o.cidr ?? i;
   const mac = `0a:00:00:00:${((o.mac ?? i) >> 8).toString(16).padStart(2, '0')}:${((o.mac ?? i) & 255).toString(16).padStart(2, '0')}`;
+  const annotations: Record<string, string> = o.published === false ? {} : { 'skiff.io/vtep-mac': mac, 'skiff.io/public-ip': ip };
+  if (o.direct && o.published !== false) annotations['skiff.io/direct-routing'] = 'true';
   return {
     name: `n${i}`,
     uid: `n${i}`,
-    podCIDRs: [`10.${100 + (c >> 8)}.${c & 255}.0/24`],
-    addresses: [{ type: 'InternalIP', address: ip }],
+    podCIDRs: [`10.${100 + (c >> 8)}.${c & 255}.0/24`, ...(o.v6 ? [`fd00:${c.toString(16)}::/64`] : [])],
+    addresses: [{ type: 'InternalIP', address: ip }, ...(o.v6 ? [{ type: 'InternalIP', address: `fd00::${ipN.toString(16)}` }] : [])],
     labels: {},
-    annotations: o.published === false ? {} : { 'skiff.io/vtep-mac': mac, 'skiff.io/public-ip': ip },
+    annotations,
     ready: true,
   };
 };
 
+// This node's underlay: 10.0.0.0/22 and fd00::/120 are on-link, so moved peers land on both sides.
+const DIRECT = { dev: 'eth0', subnets: ['10.0.0.250/22', 'fd00::fa/120'] };
+
 const sorted = (p: PeerState): unknown => ({ routes: [...p.routes].sort(), neighbours: [...p.neighbours].sort(), fdb: [...p.fdb].sort() });
+
+const RANK = { 'fdb+': 0, 'neigh+': 1, 'route+': 2, 'route-': 3, 'neigh-': 4, 'fdb-': 5 } as const;
+const rank = (o: PeerOp): number => RANK[`${o.kind}${o.del ? '-' : '+'}` as keyof typeof RANK];
+/** FDB, neighbour, route when adding; the reverse when removing. */
+// An IPv6 route leaving direct routing is deleted just before its VXLAN replacement (peers.ts).
+const swap = (ops: readonly PeerOp[], i: number): boolean => {
+  const o = ops[i]!;
+  const next = ops[i + 1];
+  return o.kind === 'route' && o.del && next?.kind === 'route' && !next.del && next.key === o.key;
+};
+const isOrdered = (ops: readonly PeerOp[]): boolean => {
+  const plain = ops.filter((_, i) => !swap(ops, i));
+  return plain.every((o, i) => i === 0 || rank(plain[i - 1]!) <= rank(o));
+};
+const canon = (ops: readonly PeerOp[]): string[] => ops.map((o, i) => `${swap(ops, i) ? 2 : rank(o)} ${o.key} ${o.del ? '-' : '+'} ${o.value}`).sort();
 
 // A small deterministic PRNG so a failure replays.
 function rng(seed: number): () => number {
@@ -53,6 +75,44 @@ describe('PeerIndex', () => {
       expect(ops).toEqual(peerOps(known, full));
       known = { routes: new Map(full.routes), neighbours: new Map(full.neighbours), fdb: new Map(full.fdb) };
     }
+  });
+
+  it('still matches with direct routing: peers switch between direct and VXLAN as they move, opt in or out', () => {
+    const r = rng(11);
+    const store = new Map<string, NodeInfo>();
+    const random = (i: number): NodeInfo =>
+      node(i, { ip: Math.floor(r() * 2048), direct: r() < 0.7, v6: r() < 0.5, published: r() > 0.1, mac: r() < 0.2 ? 3000 + i : i });
+    for (let i = 0; i < 40; i++) store.set(`n${i}`, random(i));
+    const idx = new PeerIndex('n0');
+    idx.reset(store.values(), DIRECT);
+    let known: PeerState = desiredPeers('n0', store.values(), DIRECT);
+    const kinds = new Set<string>();
+    for (let step = 0; step < 200; step++) {
+      const i = Math.floor(r() * 50);
+      if (r() < 0.2) store.delete(`n${i}`);
+      else store.set(`n${i}`, random(i));
+      const keys = idx.update(`n${i}`, store.get(`n${i}`));
+      expect(keys).toBeDefined();
+      const full = desiredPeers('n0', store.values(), DIRECT);
+      expect(sorted(idx.desired)).toEqual(sorted(full));
+      const ops = peerOpsFor(known, idx.desired, keys!);
+      // Dual-stack peers have two keys per kind, whose order within a kind does not matter.
+      expect(isOrdered(ops)).toBe(true);
+      expect(canon(ops)).toEqual(canon(peerOps(known, full)));
+      // A direct peer never has a neighbour or FDB entry; its route is on the underlay.
+      for (const [cidr, via] of full.routes) {
+        kinds.add(via.includes(' dev ') ? `direct${cidr.includes(':') ? 6 : 4}` : `vxlan${cidr.includes(':') ? 6 : 4}`);
+        if (via.includes(' dev ')) expect(full.neighbours.has(vtepAddress(cidr))).toBe(false);
+      }
+      known = { routes: new Map(full.routes), neighbours: new Map(full.neighbours), fdb: new Map(full.fdb) };
+    }
+    // The history really mixed both kinds in both families.
+    expect([...kinds].sort()).toEqual(['direct4', 'direct6', 'vxlan4', 'vxlan6']);
+    // Flipping the key is a full recompute: every direct route goes back to its VTEP in one replace.
+    idx.reset(store.values(), undefined);
+    const off = desiredPeers('n0', store.values());
+    expect(sorted(idx.desired)).toEqual(sorted(off));
+    expect([...off.routes.values()].some((v) => v.includes(' dev '))).toBe(false);
   });
 
   it('touches only the changed node: one key per kind for a new peer, none for this node', () => {

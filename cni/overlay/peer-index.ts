@@ -7,6 +7,7 @@
 // asks for a full recompute instead.
 import { isIP } from 'node:net';
 import type { NodeInfo } from '../../common/types.js';
+import type { DirectRouting } from './direct.js';
 import { desiredPeers, nodeIPv4, nodePeerEntries, type NodePeerEntries, type PeerKeys, type PeerState } from './peers.js';
 
 type Kind = 'routes' | 'neighbours' | 'fdb';
@@ -16,6 +17,8 @@ export class PeerIndex {
   private byNode = new Map<string, NodePeerEntries>();
   private claims: Record<Kind, Map<string, number>> = { routes: new Map(), neighbours: new Map(), fdb: new Map() };
   private want: { routes: Map<string, string>; neighbours: Map<string, string>; fdb: Map<string, string> } = { routes: new Map(), neighbours: new Map(), fdb: new Map() };
+  /** Set by reset(): this node's underlay changes only through a full recompute. */
+  private direct: DirectRouting | undefined;
 
   constructor(private readonly self: string) {}
 
@@ -24,15 +27,16 @@ export class PeerIndex {
     return this.want;
   }
 
-  /** Full recompute from every node. */
-  reset(nodes: Iterable<NodeInfo>): void {
+  /** Full recompute from every node; `direct` is this node's underlay when direct routing is on. */
+  reset(nodes: Iterable<NodeInfo>, direct?: DirectRouting): void {
     const list = [...nodes];
-    const d = desiredPeers(this.self, list);
+    this.direct = direct;
+    const d = desiredPeers(this.self, list, direct);
     this.want = { routes: new Map(d.routes), neighbours: new Map(d.neighbours), fdb: new Map(d.fdb) };
     this.byNode = new Map();
     this.claims = { routes: new Map(), neighbours: new Map(), fdb: new Map() };
     for (const n of list) {
-      const e = nodePeerEntries(this.self, n);
+      const e = nodePeerEntries(this.self, n, direct);
       this.byNode.set(n.name, e);
       for (const k of KINDS) for (const [key] of e[k]) this.claims[k].set(key, (this.claims[k].get(key) ?? 0) + 1);
     }
@@ -44,7 +48,7 @@ export class PeerIndex {
    */
   update(name: string, node: NodeInfo | undefined): PeerKeys | undefined {
     const before = this.byNode.get(name);
-    const after = node ? nodePeerEntries(this.self, node) : undefined;
+    const after = node ? nodePeerEntries(this.self, node, this.direct) : undefined;
     const keys = { routes: new Set<string>(), neighbours: new Set<string>(), fdb: new Set<string>() };
     let shared = false;
     for (const k of KINDS) {

@@ -5,6 +5,7 @@
 // indexes, so one Node event costs that peer's entries and not a walk of all of them.
 import type { NodeInfo } from '../../common/types.js';
 import { run } from '../plugin/exec.js';
+import type { DirectRouting } from './direct.js';
 import { masqElementOps, masqRuleset, type MasqInput } from './masq.js';
 import { NodeIPIndex, PeerIndex } from './peer-index.js';
 import type { PeerKeys } from './peers.js';
@@ -21,6 +22,8 @@ export class PeerSync {
   /** The masq table is in the state the indexes describe, so element deltas apply to it. */
   private masqInPlace = false;
   private indexed = false;
+  /** This node's underlay while direct routing is on; read by every full recompute. */
+  private direct: DirectRouting | undefined;
 
   constructor(
     self: string,
@@ -41,11 +44,16 @@ export class PeerSync {
     this.masqInPlace = false;
   }
 
+  /** Direct routing on (this node's underlay) or off; applies from the next full(). */
+  setDirect(direct: DirectRouting | undefined): void {
+    this.direct = direct;
+  }
+
   /** Returns how many VXLAN entries changed. */
   async full(nodes: Iterable<NodeInfo>): Promise<number> {
     const list = [...nodes];
     this.indexed = false;
-    this.index.reset(list);
+    this.index.reset(list, this.direct);
     this.ips.reset(list);
     this.indexed = true;
     const changed = await this.mirror.sync(this.index.desired);

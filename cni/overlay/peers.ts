@@ -2,15 +2,19 @@
 // flannel's layout, where each node's VTEP address is its podCIDR's network address. Per peer:
 // a route to its podCIDR via that address (onlink), a permanent neighbour entry mapping the
 // address to the peer's VTEP MAC, and an FDB entry sending that MAC to the peer's node IP.
+// With direct routing (direct.ts) a podCIDR of a same-subnet peer gets only a route via the peer's
+// node IP on the underlay; the neighbour and FDB entries exist only while some podCIDR of that
+// peer still rides the tunnel.
 import { isIP } from 'node:net';
 import type { NodeInfo } from '../../common/types.js';
 import { formatIP, parseRange } from '../ipam/ipnet.js';
+import { DIRECT_ROUTE_PROTO, directGateway, directVia, parseVia, type DirectRouting } from './direct.js';
 
 export const VTEP_MAC_ANNOTATION = 'skiff.io/vtep-mac';
 export const PUBLIC_IP_ANNOTATION = 'skiff.io/public-ip';
 
 export interface PeerState {
-  /** podCIDR -> gateway (the peer's VTEP address). */
+  /** podCIDR -> the peer's VTEP address, or `<node IP> dev <underlay>` for a direct route (direct.ts). */
   readonly routes: ReadonlyMap<string, string>;
   /** VTEP address -> MAC. */
   readonly neighbours: ReadonlyMap<string, string>;
@@ -41,7 +45,7 @@ export interface NodePeerEntries {
 
 const NONE: NodePeerEntries = { routes: [], neighbours: [], fdb: [] };
 
-export function nodePeerEntries(self: string, n: NodeInfo): NodePeerEntries {
+export function nodePeerEntries(self: string, n: NodeInfo, direct?: DirectRouting): NodePeerEntries {
   if (n.name === self) return NONE;
   const mac = n.annotations[VTEP_MAC_ANNOTATION]?.toLowerCase();
   const ip = nodeIPv4(n);
@@ -49,22 +53,30 @@ export function nodePeerEntries(self: string, n: NodeInfo): NodePeerEntries {
   if (!mac || !MAC.test(mac) || !ip || !n.podCIDRs.some((c) => isIP(c.split('/')[0]!) === 4)) return NONE;
   const routes: [string, string][] = [];
   const neighbours: [string, string][] = [];
+  let tunnelled = false;
   // IPv6 pod traffic rides the same IPv4 tunnel: VXLAN carries Ethernet, so a second VTEP
   // address per family with the same MAC is all dual-stack needs.
   for (const cidr of n.podCIDRs) {
+    const range = parseRange(cidr);
+    const gw = directGateway(direct, n, range.family, ip);
+    if (gw) {
+      routes.push([range.cidr, directVia(gw, direct!.dev)]);
+      continue;
+    }
     const vtep = vtepAddress(cidr);
-    routes.push([parseRange(cidr).cidr, vtep]);
+    routes.push([range.cidr, vtep]);
     neighbours.push([vtep, mac]);
+    tunnelled = true;
   }
-  return { routes, neighbours, fdb: [[mac, ip]] };
+  return { routes, neighbours, fdb: tunnelled ? [[mac, ip]] : [] };
 }
 
-export function desiredPeers(self: string, nodes: Iterable<NodeInfo>): PeerState {
+export function desiredPeers(self: string, nodes: Iterable<NodeInfo>, direct?: DirectRouting): PeerState {
   const routes = new Map<string, string>();
   const neighbours = new Map<string, string>();
   const fdb = new Map<string, string>();
   for (const n of nodes) {
-    const e = nodePeerEntries(self, n);
+    const e = nodePeerEntries(self, n, direct);
     for (const [k, v] of e.routes) routes.set(k, v);
     for (const [k, v] of e.neighbours) neighbours.set(k, v);
     for (const [k, v] of e.fdb) fdb.set(k, v);
@@ -77,7 +89,11 @@ export interface PeerDiff {
   readonly bridgeLines: string[];
 }
 
-/** One entry to write or remove; `value` is the MAC (neigh), gateway (route) or node IP (fdb). */
+/**
+ * One entry to write or remove; `value` is the MAC (neigh), route value (PeerState.routes) or node
+ * IP (fdb) being written, or, on removal, the one being removed (a direct route is deleted on its
+ * own device).
+ */
 export type PeerOp = { readonly kind: 'fdb' | 'neigh' | 'route'; readonly del: boolean; readonly key: string; readonly value?: string };
 
 /** The entries that turn `current` into `desired`, in a safe order; empty when nothing differs. */
@@ -87,11 +103,23 @@ export function peerOps(current: PeerState, desired: PeerState): PeerOp[] {
   // routes so a new route never resolves through a missing entry; removals in reverse.
   for (const [mac, dst] of desired.fdb) if (current.fdb.get(mac) !== dst) ops.push({ kind: 'fdb', del: false, key: mac, value: dst });
   for (const [ip, mac] of desired.neighbours) if (current.neighbours.get(ip) !== mac) ops.push({ kind: 'neigh', del: false, key: ip, value: mac });
-  for (const [cidr, gw] of desired.routes) if (current.routes.get(cidr) !== gw) ops.push({ kind: 'route', del: false, key: cidr, value: gw });
-  for (const cidr of current.routes.keys()) if (!desired.routes.has(cidr)) ops.push({ kind: 'route', del: true, key: cidr });
-  for (const ip of current.neighbours.keys()) if (!desired.neighbours.has(ip)) ops.push({ kind: 'neigh', del: true, key: ip });
-  for (const mac of current.fdb.keys()) if (!desired.fdb.has(mac)) ops.push({ kind: 'fdb', del: true, key: mac });
+  for (const [cidr, gw] of desired.routes) pushRoute(ops, cidr, current.routes.get(cidr), gw);
+  for (const [cidr, gw] of current.routes) if (!desired.routes.has(cidr)) ops.push({ kind: 'route', del: true, key: cidr, value: gw });
+  for (const [ip, mac] of current.neighbours) if (!desired.neighbours.has(ip)) ops.push({ kind: 'neigh', del: true, key: ip, value: mac });
+  for (const [mac, dst] of current.fdb) if (!desired.fdb.has(mac)) ops.push({ kind: 'fdb', del: true, key: mac, value: dst });
   return ops;
+}
+
+/**
+ * A route write. IPv6 refuses an onlink gateway that an existing route sends out of another device
+ * (EINVAL), and the VTEP gateway lies inside the very podCIDR a direct route covers: moving an IPv6
+ * podCIDR from direct back to VXLAN deletes the direct route first. IPv4 has no such check, so its
+ * switch stays a single atomic replace.
+ */
+function pushRoute(ops: PeerOp[], cidr: string, cur: string | undefined, want: string): void {
+  if (cur === want) return;
+  if (cur !== undefined && cidr.includes(':') && parseVia(cur).dev && !parseVia(want).dev) ops.push({ kind: 'route', del: true, key: cidr, value: cur });
+  ops.push({ kind: 'route', del: false, key: cidr, value: want });
 }
 
 /**
@@ -103,11 +131,16 @@ export function peerOpsFor(current: PeerState, desired: PeerState, keys: PeerKey
   const add = (kind: PeerOp['kind'], cur: ReadonlyMap<string, string>, want: ReadonlyMap<string, string>, ks: Iterable<string>): void => {
     for (const k of ks) {
       const v = want.get(k);
-      if (v !== undefined && cur.get(k) !== v) ops.push({ kind, del: false, key: k, value: v });
+      if (v === undefined) continue;
+      if (kind === 'route') pushRoute(ops, k, cur.get(k), v);
+      else if (cur.get(k) !== v) ops.push({ kind, del: false, key: k, value: v });
     }
   };
   const del = (kind: PeerOp['kind'], cur: ReadonlyMap<string, string>, want: ReadonlyMap<string, string>, ks: Iterable<string>): void => {
-    for (const k of ks) if (!want.has(k) && cur.has(k)) ops.push({ kind, del: true, key: k });
+    for (const k of ks) {
+      const v = cur.get(k);
+      if (!want.has(k) && v !== undefined) ops.push({ kind, del: true, key: k, value: v });
+    }
   };
   add('fdb', current.fdb, desired.fdb, keys.fdb);
   add('neigh', current.neighbours, desired.neighbours, keys.neighbours);
@@ -132,9 +165,17 @@ export function opLines(dev: string, ops: readonly PeerOp[]): PeerDiff {
   for (const o of ops) {
     if (o.kind === 'fdb') bridgeLines.push(o.del ? `fdb del ${o.key} dev ${dev} self` : `fdb replace ${o.key} dev ${dev} dst ${o.value} self permanent`);
     else if (o.kind === 'neigh') ipLines.push(o.del ? `neigh del ${o.key} dev ${dev}` : `neigh replace ${o.key} lladdr ${o.value} dev ${dev} nud permanent`);
-    else ipLines.push(o.del ? `route del ${o.key} dev ${dev}` : `route replace ${o.key} via ${o.value} dev ${dev} onlink`);
+    else ipLines.push(routeLine(dev, o));
   }
   return { ipLines, bridgeLines };
+}
+
+function routeLine(vxlanDev: string, o: PeerOp): string {
+  const via = o.value === undefined ? undefined : parseVia(o.value);
+  // A direct route lives on the underlay and carries our protocol number, so deleting it can never
+  // take a host route of the same prefix with it.
+  if (via?.dev) return o.del ? `route del ${o.key} dev ${via.dev} proto ${DIRECT_ROUTE_PROTO}` : `route replace ${o.key} via ${via.gateway} dev ${via.dev} proto ${DIRECT_ROUTE_PROTO}`;
+  return o.del ? `route del ${o.key} dev ${vxlanDev}` : `route replace ${o.key} via ${via!.gateway} dev ${vxlanDev} onlink`;
 }
 
 /** The same entries as iproute2 batch lines. */

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { release } from 'node:os';
 import { ipBatch, ipJson, isNotFound, run } from '../plugin/exec.js';
 import { rtnl } from '../plugin/netdev.js';
+import { DIRECT_ROUTE_PROTO, directVia } from './direct.js';
 import { opLines, peerOps, peerOpsFor, type PeerKeys, type PeerOp, type PeerState } from './peers.js';
 
 export const VXLAN_DEV = 'skiff-vx';
@@ -82,6 +83,10 @@ export async function readPeers(): Promise<PeerState> {
   for (const fam of ['-4', '-6']) {
     const r = await ipJson<{ dst: string; gateway?: string }[]>([fam, 'route', 'show', 'dev', VXLAN_DEV]);
     for (const x of r) if (x.gateway) routes.set(x.dst.includes('/') ? x.dst : `${x.dst}/${fam === '-4' ? 32 : 128}`, x.gateway);
+    // Direct routes sit on the underlay among the host's own; our protocol number tells them apart.
+    // Read even with direct routing off, so turning it off removes what an earlier run left.
+    const d = await ipJson<{ dst: string; gateway?: string; dev?: string }[]>([fam, 'route', 'show', 'proto', String(DIRECT_ROUTE_PROTO)]);
+    for (const x of d) if (x.gateway && x.dev) routes.set(x.dst.includes('/') ? x.dst : `${x.dst}/${fam === '-4' ? 32 : 128}`, directVia(x.gateway, x.dev));
     // Only permanent entries are ours; the kernel's own (NDP, incomplete) are left alone.
     const n = await ipJson<{ dst: string; lladdr?: string; state?: string[] }[]>([fam, 'neigh', 'show', 'dev', VXLAN_DEV]);
     for (const x of n) if (x.lladdr && x.state?.includes('PERMANENT')) neighbours.set(x.dst, x.lladdr);

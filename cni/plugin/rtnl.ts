@@ -4,8 +4,9 @@
 // leaves one process per ADD (the pod side, which must run inside the pod's namespace) and none per
 // DEL. The netlink package has no typed IFLA_LINKINFO, so those nested attributes are encoded here.
 import { closeSync, openSync } from 'node:fs';
-import { createRtNetlink, FlagsNew, type RtNetlinkSocket } from 'netlink';
+import { createRtNetlink, FlagsNew, type rt, type RtNetlinkSocket } from 'netlink';
 import { parseIP } from '../ipam/ipnet.js';
+import { DIRECT_ROUTE_PROTO, parseVia } from '../overlay/direct.js';
 
 const IFLA_ADDRESS = 1;
 const IFLA_IFNAME = 3;
@@ -134,9 +135,22 @@ export async function applyPeerEntries(ifindex: number, ops: readonly PeerEntryO
       } else {
         const [net, len] = o.key.split('/');
         const dst = ipBytes(net!);
+        const via = parseVia(o.value ?? '');
+        if (via.dev) {
+          // A direct route (overlay/direct.ts): on the underlay, resolved by ARP/NDP, our protocol.
+          const oif = await linkIndex(via.dev);
+          if (oif === undefined) {
+            if (o.del) continue;
+            throw new Error(`no device ${via.dev}`);
+          }
+          const route = { family: dst.family, dstLen: Number(len), table: RT_TABLE_MAIN, protocol: DIRECT_ROUTE_PROTO as rt.RouteProtocol, scope: 'UNIVERSE', type: 'UNICAST' } as const;
+          if (o.del) await nl().delRoute(route, { dst: dst.bytes, oif });
+          else await nl().newRoute(route, { dst: dst.bytes, gateway: ipBytes(via.gateway).bytes, oif }, REPLACE);
+          continue;
+        }
         const route = { family: dst.family, dstLen: Number(len), table: RT_TABLE_MAIN, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' } as const;
         if (o.del) await nl().delRoute(route, { dst: dst.bytes, oif: ifindex });
-        else await nl().newRoute({ ...route, flags: { __unknown: RTNH_F_ONLINK } }, { dst: dst.bytes, gateway: ipBytes(o.value!).bytes, oif: ifindex }, REPLACE);
+        else await nl().newRoute({ ...route, flags: { __unknown: RTNH_F_ONLINK } }, { dst: dst.bytes, gateway: ipBytes(via.gateway).bytes, oif: ifindex }, REPLACE);
       }
     } catch (e) {
       const errno = errnoOf(e);

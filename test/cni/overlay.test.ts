@@ -9,7 +9,7 @@ import type { NodeInfo } from '../../common/types.js';
 import { formatIP, parseIP } from '../../cni/ipam/ipnet.js';
 import { missing } from '../support/env.js';
 import { addNetns, cleanupPrefix, inNs, sh } from '../support/netns.js';
-import { buildShim, cniExec, NodeAgent, pluginEnv, tempDir, udpDF, whoami, whoamiServer } from './support/harness.js';
+import { buildShim, cniExec, NodeAgent, patchAnnotations, pluginEnv, tempDir, udpDF, until, whoami, whoamiServer } from './support/harness.js';
 
 const P = 'skiffcni-ov';
 const SW = `${P}-sw`;
@@ -19,21 +19,6 @@ const NODES = [
   { name: 'n1', ns: `${P}-n1`, ip: '192.168.77.1', podCIDR: '10.99.1.0/24', podCIDR6: 'fd99:1::/64' },
   { name: 'n2', ns: `${P}-n2`, ip: '192.168.77.2', podCIDR: '10.99.2.0/24', podCIDR6: 'fd99:2::/64' },
 ] as const;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
 
 const fdb = (ns: string) => execFileSync('ip', ['netns', 'exec', ns, 'bridge', 'fdb', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' });
 const neigh = (ns: string) => execFileSync('ip', ['-n', ns, 'neigh', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' });
@@ -64,7 +49,7 @@ describe.skipIf(missing('cni overlay', { root: true, tools: ['ip', 'nsenter', 'c
     a.onMessage = (m) => {
       if (m.type !== 'patch') return;
       const cur = nodeObjs.get(m.name as string)!;
-      broadcast({ ...cur, annotations: { ...cur.annotations, ...(m.annotations as Record<string, string>) } });
+      broadcast({ ...cur, annotations: patchAnnotations(cur.annotations, m.annotations as Record<string, string | null>) });
     };
     agents.set(n.name, a);
     for (const o of nodeObjs.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });

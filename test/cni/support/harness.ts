@@ -108,6 +108,16 @@ export class NodeAgent {
   }
 }
 
+/** An annotation merge patch as the API server applies it: a null value removes the key. */
+export function patchAnnotations(cur: Readonly<Record<string, string>>, patch: Readonly<Record<string, string | null>>): Record<string, string> {
+  const out: Record<string, string> = { ...cur };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = v;
+  }
+  return out;
+}
+
 export function pluginEnv(command: string, containerID: string, netns: string | undefined, extra: Record<string, string> = {}): Record<string, string | undefined> {
   return { CNI_COMMAND: command, CNI_CONTAINERID: containerID, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', ...extra };
 }
@@ -150,4 +160,20 @@ export async function udpDF(fromNs: string, toNs: string, ip: string, port: numb
   await new Promise((r) => setTimeout(r, 500));
   server.kill('SIGKILL');
   return got;
+}
+
+/** Polls until fn returns something other than undefined/false. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
