@@ -68,6 +68,8 @@ export async function main(args: string[]): Promise<void> {
       'unstaged-full': { type: 'boolean', default: false },
       /** Elements per staged nft transaction (default STAGE_CHUNK), for tuning. */
       'stage-chunk': { type: 'string' },
+      /** nft processes loading at once (default STAGE_PROCESSES), for tuning. */
+      'stage-processes': { type: 'string' },
       'iptables-services': { type: 'string', default: '1000' },
       /** pod: load from a pod (pod-to-Service, no masquerade); outside: from outside the cluster (masqueraded). */
       client: { type: 'string', default: 'pod' },
@@ -107,7 +109,7 @@ export async function main(args: string[]): Promise<void> {
   const proxierFor = (topo: Topology, c: MemoryCache): Proxier => {
     // The staged full sync's own timing (rendered / loaded / switched) goes to the progress lines.
     const stageLog = pino({ level: 'debug' }, { write: (line: string) => void (line.includes('staged full sync') && progress(`  ${line.trim()}`)) });
-    const dataplane = new NftDataplane(new ExecNft(nsRunner(topo.node), session(topo)), [4], { staging: !values['unstaged-full'], log: stageLog, ...(values['stage-chunk'] ? { stageChunk: Number(values['stage-chunk']) } : {}) });
+    const dataplane = new NftDataplane(new ExecNft(nsRunner(topo.node), session(topo)), [4], { staging: !values['unstaged-full'], log: stageLog, ...(values['stage-chunk'] ? { stageChunk: Number(values['stage-chunk']) } : {}), ...(values['stage-processes'] ? { stageProcesses: Number(values['stage-processes']) } : {}) });
     dataplanes.push(dataplane);
     return new Proxier({ cache: c, config, log, health: new Health(), dataplane });
   };

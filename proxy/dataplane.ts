@@ -13,9 +13,10 @@ export interface Dataplane {
   /**
    * Rewrites everything from scratch: the first sync, after a failure, and drift repair.
    * `services` may compute its entries as they are iterated; `bounds` then sizes what is
-   * written before that (default: counted from `services`).
+   * written before that (default: counted from `services`). It is called while the backend
+   * waits for the kernel's answer about the table, so it costs no extra time.
    */
-  full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds?: Bounds): Promise<void>;
+  full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds?: () => Bounds): Promise<void>;
   /** Applies only these Services' changes; a throw leaves the backend needing a full sync. */
   partial(changes: readonly ServiceChange[], ctx: NodeContext): Promise<void>;
   /** Differences between the kernel and what was written; empty means in sync. */

@@ -9,7 +9,7 @@ import type { Health } from '../common/health.js';
 import type { ChangeBatch, WatchCache } from '../common/watch/store.js';
 import { flushFlows, staleFlows } from './conntrack.js';
 import type { Dataplane, ServiceChange } from './dataplane.js';
-import { boundsOfObjects } from './bounds.js';
+import { boundsOfObjects, type Bounds } from './bounds.js';
 import { ComputedServices } from './computed-services.js';
 import { desiredService } from './desired.js';
 import type { Runner } from './exec.js';
@@ -219,7 +219,7 @@ export class Proxier {
     try {
       if (computed) {
         const slices = this.o.cache.store('endpointslices');
-        const bounds = boundsOfObjects(this.o.cache.store('services').values(), (key) => slices.byIndex('service', key));
+        const bounds = (): Bounds => boundsOfObjects(this.o.cache.store('services').values(), (key) => slices.byIndex('service', key));
         await this.o.dataplane.full(computed, ctx, bounds);
         changes = [...computed.all()].map(([key, ports]) => ({ key, ports }));
       } else {

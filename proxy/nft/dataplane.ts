@@ -67,10 +67,10 @@ export class NftDataplane implements Dataplane {
     }
   }
 
-  async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds?: Bounds): Promise<void> {
-    const b = bounds ?? boundsOfPorts(services);
-    const starts = new Map<FamilyState, Start>();
-    for (const st of this.fams.values()) starts.set(st, await this.startOf(st));
+  async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds?: () => Bounds): Promise<void> {
+    const asked = [...this.fams.values()].map(async (st) => [st, await this.startOf(st)] as const);
+    const b = bounds ? bounds() : boundsOfPorts(services);
+    const starts = new Map<FamilyState, Start>(await Promise.all(asked));
     const staged = [...starts.values()].every((s) => s.kind !== 'replace');
     try {
       if (staged) await this.staged(services, ctx, b, starts);
@@ -165,8 +165,7 @@ export class NftDataplane implements Dataplane {
     // The fragments started empty (begin), so they hold exactly the ports rendered now.
     for (const id of st.slots.ids()) if (!st.fragments.has(id)) st.slots.release(id);
     st.slots.commit();
-    // Verdict elements and chains, which a staged sync sends last (StageWriter.finish).
-    for (const more of this.morePicks(st, r)) st.mirror.load(more);
+    for (const more of this.morePicks(st, r)) st.mirror.load(more, onElement);
   }
 
   /** The pick chains the rendered tails need beyond those the table has. */

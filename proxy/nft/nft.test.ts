@@ -362,7 +362,13 @@ describe('staged full sync', () => {
     return { fake, dp };
   };
 
-  it('creates the sets, loads elements in chunks (verdict maps last, after their chains), then switches', async () => {
+  /** Every chunk creates the chains its verdict elements jump to before its elements. */
+  const chainsFirst = (t: string): void => {
+    const head = t.slice(0, t.indexOf('add element'));
+    for (const [, target] of t.matchAll(/: (?:goto|jump) ([^,} ]+)/g)) expect(head).toContain(`add chain ip skiff ${target}\n`);
+  };
+
+  it('creates the sets, streams elements in chunks (verdicts after the chains they jump to), then switches', async () => {
     const { fake, dp } = await staged(many(3));
     const [prep, ...rest] = fake.transactions;
     const sw = rest.pop()!;
@@ -374,32 +380,32 @@ describe('staged full sync', () => {
     ]);
     expect(prep).toContain('add map ip skiff endpoint-addrs-g1 { type mark : ipv4_addr ; size 4096 ; }\n');
     expect(prep).not.toContain('add element');
-    // 3 Services: 3 cluster IPs, 3 marks, 6 endpoints, 3 ports, 6 hairpins (local) = 21 elements,
-    // 4 per chunk; then the verdict maps: 3 service-ips and 16 picks.
-    expect(rest).toHaveLength(6 + 5);
-    expect(rest.slice(0, 6).join('')).not.toMatch(/service-ips|picks|add chain/);
-    expect(rest.join('').match(/\d+ : 10\.244/g)).toHaveLength(6);
-    const last = rest[6]!.split('\n');
-    expect(last.filter((l) => !l.startsWith('add chain'))).toEqual([
-      'add element ip skiff service-ips-g1 { 10.96.1.0 . tcp . 80 : goto lb-cluster-n2, 10.96.1.1 . tcp . 80 : goto lb-cluster-n2, 10.96.1.2 . tcp . 80 : goto lb-cluster-n2 }',
-      'add element ip skiff picks-g1 { 0 : goto endpoint-dnat }',
-      '',
-    ]);
-    expect(last).toContain('add chain ip skiff pick-15');
-    expect(last).toContain('add chain ip skiff lb-cluster-n2');
-    expect(last).not.toContain('add chain ip skiff nat-output');
+    // 3 Services: 3 cluster IPs, 6 hairpins (local), 6 endpoints, 3 ports, 3 marks, 3 dispatch
+    // verdicts = 24 elements, then 16 picks: 4 per chunk.
+    expect(rest).toHaveLength(10);
+    for (const t of rest) chainsFirst(t);
+    const all = rest.join('');
+    expect(all.match(/\d+ : 10\.244/g)).toHaveLength(6);
+    expect(all.match(/10\.96\.1\.\d \. tcp \. 80 : goto lb-cluster-n2/g)).toHaveLength(3);
+    expect(all).toContain('add chain ip skiff lb-cluster-n2\n');
+    expect(all).toContain('add chain ip skiff pick-15\n');
+    // The first dispatch verdict goes out with the first chunks, not after everything.
+    expect(rest.slice(0, 3).join('')).toContain('service-ips-g1');
+    expect(all).not.toContain('add chain ip skiff nat-output');
     expect(sw).not.toMatch(/^flush|^delete/m);
     expect(sw).toContain('add chain ip skiff nat-output { type nat hook output priority -100 ; }\n');
+    // Chains only rules jump to are created by the switch.
+    expect(sw).toContain('add chain ip skiff services\n');
     expect(sw).toContain('add rule ip skiff services meta mark set ip daddr . meta l4proto . th dport map @service-marks-g1\n');
     expect(sw).toContain('add rule ip skiff lb-cluster-n2 numgen random mod 2 vmap @picks-g1\n');
     expect(dp.fallbacks).toBe(0);
   });
 
-  it('verdict maps larger than a chunk are staged whole, each chunk creating the chains first', async () => {
+  it('verdict elements spread over chunks, each chunk creating the chains first', async () => {
     const { fake } = await staged(many(9, 1));
     const verdicts = fake.transactions.filter((t) => t.includes('add element ip skiff service-ips-g1'));
-    expect(verdicts).toHaveLength(3);
-    for (const t of verdicts) expect(t.startsWith('add chain ')).toBe(true);
+    expect(verdicts.length).toBeGreaterThan(3);
+    for (const t of verdicts) chainsFirst(t);
     expect(verdicts.join('').match(/10\.96\.1\.\d+ \. tcp \. 80 : goto lb-cluster-n1/g)).toHaveLength(9);
   });
 

@@ -77,61 +77,60 @@ export class LoadPool {
   }
 }
 
+/** The first chunk is smaller: the nft processes start while the JS has barely begun. */
+const FIRST_CHUNK = 4_000;
+
 /**
  * Turns the elements of one family, as the mirror first sees them, into `add element`
- * transactions of about STAGE_CHUNK elements. Verdict maps are held back: their elements jump
- * to chains that must exist first, and which chains exist is known only once everything is
- * rendered (`finish`). An element whose value a later owner overrode is rewritten at the switch.
+ * transactions of about STAGE_CHUNK elements. A chunk first creates (`add chain`, idempotent and
+ * inert) the chains its verdict elements jump to, so verdict maps stream like the others. An
+ * element a later owner overrode is rewritten at the switch.
  */
 export class StageWriter {
   /** Per set, keys and values alternating: the text is built once per chunk, not per element. */
   private items = new Map<string, string[]>();
   private count = 0;
-  /** Per set: held back (a verdict map) or not; asked once per set, not per element. */
-  private readonly held = new Map<string, boolean>();
+  private limit: number;
+  /** Chains the pending verdict elements jump to. */
+  private targets = new Set<string>();
+  /** Per set: a verdict map or not; asked once per set, not per element. */
+  private readonly verdicts = new Map<string, boolean>();
   private readonly overridden = new Map<string, Set<string>>();
   /** The set of the previous element and its pending array (consecutive elements share a set). */
   private lastSet: string | undefined;
   private lastItems: string[] | undefined;
+  private lastVerdict = false;
 
   constructor(
     private readonly prefix: string,
     private readonly mirror: Mirror,
     private readonly submit: (text: string) => void,
     private readonly chunk = STAGE_CHUNK,
-  ) {}
+  ) {
+    this.limit = Math.min(chunk, FIRST_CHUNK);
+  }
 
   /** The mirror's ElementSink. */
   readonly add = (set: string, key: string, value: string, replaced: boolean): void => {
-    let a = set === this.lastSet ? this.lastItems : undefined;
-    if (!a) {
-      let held = this.held.get(set);
-      if (held === undefined) this.held.set(set, (held = isVerdictMap(this.mirror, set)));
-      if (held) return;
-    }
     if (replaced) {
       let s = this.overridden.get(set);
       if (!s) this.overridden.set(set, (s = new Set()));
       s.add(key);
       return;
     }
-    (a ??= this.pending(set)).push(key, value);
-    if (++this.count >= this.chunk) this.flush();
+    const a = set === this.lastSet && this.lastItems ? this.lastItems : this.pending(set);
+    a.push(key, value);
+    if (this.lastVerdict) {
+      // "goto lb-cluster-n3", "jump x", or a verdict without a chain ("drop").
+      const space = value.indexOf(' ');
+      if (space > 0) this.targets.add(value.slice(space + 1));
+    }
+    if (++this.count >= this.limit) this.flush();
   };
 
-  /** Sends what is left, then the verdict maps (after creating every non-base chain). */
+  /** Sends what is left. */
   finish(): void {
     this.flush();
-    const chains: string[] = [];
-    for (const [name, c] of this.mirror.chains) if (!c.hook) chains.push(`add chain ${this.prefix} ${name}\n`);
-    for (const set of this.mirror.elementSets()) {
-      if (!isVerdictMap(this.mirror, set)) continue;
-      for (const [k, v] of this.mirror.entriesOf(set)) {
-        this.pending(set).push(k, v);
-        if (++this.count >= this.chunk) this.flush(chains);
-      }
-    }
-    this.flush(chains);
   }
 
   /** Elements overridden after they were staged: deleted and added again in the switch. */
@@ -149,18 +148,21 @@ export class StageWriter {
   }
 
   private pending(set: string): string[] {
-    if (set === this.lastSet && this.lastItems) return this.lastItems;
     let a = this.items.get(set);
     if (!a) this.items.set(set, (a = []));
+    let v = this.verdicts.get(set);
+    if (v === undefined) this.verdicts.set(set, (v = isVerdictMap(this.mirror, set)));
     this.lastSet = set;
     this.lastItems = a;
+    this.lastVerdict = v;
     return a;
   }
 
   /** One chunk's text: its pieces are joined once, so no per-element string is built. */
-  private flush(head: readonly string[] = []): void {
+  private flush(): void {
     if (this.count === 0) return;
-    const parts = [...head];
+    const parts: string[] = [];
+    for (const c of this.targets) parts.push(`add chain ${this.prefix} ${c}\n`);
     for (const [set, a] of this.items) {
       const open = `add element ${this.prefix} ${set} { `;
       for (let i = 0; i < a.length; i += 2) {
@@ -171,9 +173,11 @@ export class StageWriter {
       parts.push(' }\n');
     }
     this.items = new Map();
+    this.targets = new Set();
     this.lastSet = undefined;
     this.lastItems = undefined;
     this.count = 0;
+    this.limit = this.chunk;
     this.submit(parts.join(''));
   }
 }
@@ -212,6 +216,8 @@ export function switchText(prefix: string, existing: TableNames, mirror: Mirror,
   for (const [name, kind] of existing.sets) if (!mirror.sets.has(name)) out.push(`delete ${kind} ${prefix} ${name}`);
   for (const c of existing.chains.keys()) if (!mirror.chains.has(c)) out.push(`delete chain ${prefix} ${c}`);
   for (const [name, c] of mirror.chains) if (c.hook && !existing.chains.has(name)) out.push(`add chain ${prefix} ${name} { ${c.hook} }`);
+  // Chains only rules jump to; the staged chunks created those verdict elements jump to (idempotent).
+  for (const [name, c] of mirror.chains) if (!c.hook && !existing.chains.has(name)) out.push(`add chain ${prefix} ${name}`);
   for (const [name, s] of mirror.sets) if (s.dynamic) out.push(`add ${s.kind} ${prefix} ${name} { ${declOf(s)} }`);
   for (const [name, c] of mirror.chains) for (const r of c.rules) out.push(`add rule ${prefix} ${name} ${r}`);
   out.push(...fixups);
