@@ -25,8 +25,17 @@ export function emptyBounds(): Bounds {
   return { 4: fam(), 6: fam() };
 }
 
-/** From the Services and their slices as the watch cache holds them. */
-export function boundsOfObjects(services: Iterable<ServiceInfo>, slicesOf: (key: string) => readonly EndpointSliceInfo[]): Bounds {
+/** From the Services and all EndpointSlices as the watch cache holds them (one pass over each). */
+export function boundsOfObjects(services: Iterable<ServiceInfo>, slices: Iterable<EndpointSliceInfo>): Bounds {
+  // Endpoints per Service and address family, from the slices' service-name label.
+  const eps = new Map<string, [v4: number, v6: number]>();
+  for (const s of slices) {
+    if (s.addressType === 'FQDN') continue;
+    const key = `${s.namespace}/${s.serviceName}`;
+    let n = eps.get(key);
+    if (!n) eps.set(key, (n = [0, 0]));
+    n[s.addressType === 'IPv4' ? 0 : 1] += s.endpoints.length;
+  }
   const b = emptyBounds();
   for (const svc of services) {
     if (ignoredService(svc)) continue;
@@ -36,21 +45,19 @@ export function boundsOfObjects(services: Iterable<ServiceInfo>, slicesOf: (key:
       if (f !== undefined) families.add(f);
     }
     if (families.size === 0) continue;
-    const slices = slicesOf(`${svc.namespace}/${svc.name}`);
+    const counts = eps.get(`${svc.namespace}/${svc.name}`) ?? [0, 0];
     const extra = svc.externalIPs.length + svc.loadBalancerIPs.length;
     // eTP Local keeps a second, node-local endpoint list.
     const lists = svc.externalTrafficPolicy === 'Local' ? 2 : 1;
     for (const f of families) {
-      const type = f === 4 ? 'IPv4' : 'IPv6';
-      let eps = 0;
-      for (const s of slices) if (s.addressType === type) eps += s.endpoints.length;
+      const n = counts[f === 4 ? 0 : 1];
       const fb = b[f];
       for (const p of svc.ports) {
         const proto = PROTOCOLS[p.protocol];
         if (!proto) continue;
         fb.clusterIPs++;
         fb.keys += 1 + extra;
-        fb.endpoints[proto] += eps * lists;
+        fb.endpoints[proto] += n * lists;
       }
     }
   }

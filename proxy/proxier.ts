@@ -219,7 +219,7 @@ export class Proxier {
     try {
       if (computed) {
         const slices = this.o.cache.store('endpointslices');
-        const bounds = (): Bounds => boundsOfObjects(this.o.cache.store('services').values(), (key) => slices.byIndex('service', key));
+        const bounds = (): Bounds => boundsOfObjects(this.o.cache.store('services').values(), slices.values());
         await this.o.dataplane.full(computed, ctx, bounds);
         changes = [...computed.all()].map(([key, ports]) => ({ key, ports }));
       } else {

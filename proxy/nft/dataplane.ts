@@ -105,22 +105,32 @@ export class NftDataplane implements Dataplane {
       this.opts.log?.warn({ err: e.message }, 'staged full sync failed; replacing the table in one transaction');
       await this.backend.apply(sts.map((st) => st.mirror.fullText()).join(''));
     };
-    let prepared: Error | undefined;
     const t0 = performance.now();
     const ms = (): number => Math.round(performance.now() - t0);
-    // The new sets exist before any element is sent (small: through the session if there is one).
-    await apply(sts.map((st) => prepareText(st.prefix, st.mirror, starts.get(st)!.kind === 'fresh')).join('')).catch((e: Error) => (prepared = e));
-    const pool = new LoadPool(apply, this.opts.stageProcesses);
+    // The new sets exist before any element is sent (small: through the session if there is
+    // one); the render does not wait for that round trip, only the loads do.
+    let unprepared: Error | undefined;
+    const prepared = apply(sts.map((st) => prepareText(st.prefix, st.mirror, starts.get(st)!.kind === 'fresh')).join('')).catch((e: Error) => void (unprepared = e));
+    const load = async (text: string): Promise<void> => {
+      await prepared;
+      if (unprepared) throw unprepared;
+      await apply(text);
+    };
+    const pool = new LoadPool(load, this.opts.stageProcesses);
     const writers: StageWriter[] = [];
     for (const [i, st] of sts.entries()) {
-      const w = new StageWriter(st.prefix, st.mirror, (t) => (prepared ? undefined : pool.submit(t)), this.opts.stageChunk);
+      const w = new StageWriter(st.prefix, st.mirror, (t) => pool.submit(t), this.opts.stageChunk);
       // Yielding lets nft processes start and their stdin drain while the rest renders.
       await this.fill(st, renderers[i]!, services, w.add, true);
       w.finish();
       writers.push(w);
     }
     const timing: Record<string, number> = { renderedMs: ms() };
-    if (prepared) return fallback(prepared);
+    await prepared;
+    if (unprepared) {
+      await pool.done().catch(() => undefined);
+      return fallback(unprepared);
+    }
     try {
       await pool.done();
       timing.loadedMs = ms();

@@ -439,6 +439,18 @@ describe('staged full sync', () => {
     expect(fake.last).toContain('add rule ip skiff services meta mark set ip daddr . meta l4proto . th dport map @service-marks-g1\n');
   });
 
+  it('a failed set creation sends no element and falls back, though the render did not wait for it', async () => {
+    const fake = new FakeNft();
+    const dp = new NftDataplane(fake, [4], { stageChunk: 4 });
+    fake.failOn = /add map ip skiff service-ips-g1 /;
+    await dp.full(new Map(Object.entries(many(3))), nodeCtx);
+    expect(dp.fallbacks).toBe(1);
+    // Only the fallback reached the kernel: every staged load waited for the sets and gave up.
+    expect(fake.transactions).toHaveLength(1);
+    expect(fake.last).toMatch(/^add table ip skiff\ndelete table ip skiff\n/);
+    expect(fake.last!.match(/: 10\.244\./g)).toHaveLength(6);
+  });
+
   it('an unknown table with chains (an agent restart) is replaced the old way', async () => {
     const fake = new FakeNft();
     fake.listedChains.set('ip skiff', ['services']);
