@@ -8,9 +8,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { NodeInfo } from '../common/types.js';
 import { addNetns, cleanupPrefix, inNs, sh } from '../test/support/netns.js';
-import { buildShim, cniExec, NodeAgent, patchAnnotations, pluginEnv, tempDir } from '../test/cni/support/harness.js';
+import { buildShim, cniExec, NodeAgent, pluginEnv, SharedNodes, tempDir } from '../test/cni/support/harness.js';
 
 const P = 'skiffcni-bn';
 type BenchNode = { readonly name: string; readonly ns: string; readonly ip: string; readonly podCIDR: string };
@@ -100,8 +99,8 @@ async function flannelPath(sw: string): Promise<{ clientNs: string; serverNs: st
 
 /** Two skiff nodes on the switch, each running the real cni component; their agents join `agents`. */
 async function startCluster(sw: string, dir: string, nodes: readonly BenchNode[], directRouting: boolean, agents: NodeAgent[]): Promise<void> {
-  const nodeObjs = new Map<string, NodeInfo>();
-  const mine: NodeAgent[] = [];
+  const shared = new SharedNodes();
+  const nodeObjs = shared.nodes;
   for (const n of nodes) {
     const port = `port-${n.name}`;
     await addNetns(n.ns);
@@ -112,10 +111,6 @@ async function startCluster(sw: string, dir: string, nodes: readonly BenchNode[]
     mkdirSync(join(dir, n.name), { recursive: true });
     nodeObjs.set(n.name, { name: n.name, uid: n.name, podCIDRs: [n.podCIDR], addresses: [{ type: 'InternalIP', address: n.ip }], labels: {}, annotations: {}, ready: true });
   }
-  const broadcast = (o: NodeInfo): void => {
-    nodeObjs.set(o.name, o);
-    for (const a of mine) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
-  };
   for (const n of nodes) {
     const config = {
       nodeName: n.name,
@@ -124,21 +119,9 @@ async function startCluster(sw: string, dir: string, nodes: readonly BenchNode[]
       runDir: join(dir, n.name, 'run'),
       cni: { confDir: join(dir, n.name, 'net.d'), binDir: join(dir, 'nobin'), directRouting },
     };
-    const a = new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config });
-    a.onMessage = (m) => {
-      if (m.type !== 'patch') return;
-      const cur = nodeObjs.get(m.name as string)!;
-      broadcast({ ...cur, annotations: patchAnnotations(cur.annotations, m.annotations as Record<string, string | null>) });
-    };
-    mine.push(a);
-    agents.push(a);
+    agents.push(shared.attach(n.name, new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config })));
   }
-  for (const a of mine) {
-    for (const o of nodeObjs.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
-    a.send({ op: 'synced', kind: 'nodes' });
-    a.send({ op: 'synced', kind: 'pods' });
-  }
-  await Promise.all(mine.map((a) => a.waitFor('ready', 60_000)));
+  await Promise.all([...shared.agents.values()].map((a) => a.waitFor('ready', 60_000)));
   const routed = (): boolean => execFileSync('ip', ['-n', nodes[0]!.ns, 'route', 'show', nodes[1]!.podCIDR], { encoding: 'utf8' }).includes('via');
   for (let i = 0; i < 100 && !routed(); i++) await new Promise((r) => setTimeout(r, 100));
 }

@@ -6,11 +6,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NodeInfo } from '../../common/types.js';
 import { formatIP, parseIP } from '../../cni/ipam/ipnet.js';
 import { missing } from '../support/env.js';
 import { addNetns, cleanupPrefix, inNs, sh } from '../support/netns.js';
-import { buildShim, cniExec, NodeAgent, patchAnnotations, pluginEnv, tempDir, until, whoami, whoamiServer } from './support/harness.js';
+import { buildShim, cniExec, NodeAgent, pluginEnv, SharedNodes, tempDir, until, whoami, whoamiServer } from './support/harness.js';
 
 const P = 'skiffcni-dr';
 const SW = `${P}-sw`;
@@ -55,15 +54,12 @@ async function stream(fromNs: string, toNs: string, ip: string, port: number, by
 describe.skipIf(missing('cni direct routing', { root: true, tools: ['ip', 'nsenter', 'cc', 'bridge', 'nft', 'socat', 'ss'] }))('cni direct routing (root)', () => {
   let dir: string;
   let shim: string;
-  const agents = new Map<string, NodeAgent>();
-  const nodeObjs = new Map<string, NodeInfo>();
+  const shared = new SharedNodes();
+  const agents = shared.agents;
+  const nodeObjs = shared.nodes;
   const servers: ChildProcess[] = [];
   const pods = new Map<string, { ns: string; ip: string; ip6: string }>();
 
-  const broadcast = (o: NodeInfo) => {
-    nodeObjs.set(o.name, o);
-    for (const a of agents.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
-  };
   const startAgent = (n: Node, directRouting: boolean): NodeAgent => {
     const config = {
       nodeName: n.name,
@@ -72,17 +68,7 @@ describe.skipIf(missing('cni direct routing', { root: true, tools: ['ip', 'nsent
       runDir: join(dir, n.name, 'run'),
       cni: { confDir: join(dir, n.name, 'net.d'), binDir: join(dir, 'bin'), directRouting },
     };
-    const a = new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config });
-    a.onMessage = (m) => {
-      if (m.type !== 'patch') return;
-      const cur = nodeObjs.get(m.name as string)!;
-      broadcast({ ...cur, annotations: patchAnnotations(cur.annotations, m.annotations as Record<string, string | null>) });
-    };
-    agents.set(n.name, a);
-    for (const o of nodeObjs.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
-    a.send({ op: 'synced', kind: 'nodes' });
-    a.send({ op: 'synced', kind: 'pods' });
-    return a;
+    return shared.attach(n.name, new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config }));
   };
   const restart = async (n: Node, directRouting: boolean): Promise<void> => {
     await agents.get(n.name)!.stop();

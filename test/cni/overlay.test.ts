@@ -5,11 +5,10 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NodeInfo } from '../../common/types.js';
 import { formatIP, parseIP } from '../../cni/ipam/ipnet.js';
 import { missing } from '../support/env.js';
 import { addNetns, cleanupPrefix, inNs, sh } from '../support/netns.js';
-import { buildShim, cniExec, NodeAgent, patchAnnotations, pluginEnv, tempDir, udpDF, until, whoami, whoamiServer } from './support/harness.js';
+import { buildShim, cniExec, NodeAgent, pluginEnv, SharedNodes, tempDir, udpDF, until, whoami, whoamiServer } from './support/harness.js';
 
 const P = 'skiffcni-ov';
 const SW = `${P}-sw`;
@@ -28,8 +27,9 @@ const vtepMac = (ns: string) => (JSON.parse(execFileSync('ip', ['-n', ns, '-j', 
 describe.skipIf(missing('cni overlay', { root: true, tools: ['ip', 'nsenter', 'cc', 'bridge', 'nft', 'socat'] }))('cni overlay (root)', () => {
   let dir: string;
   let shim: string;
-  const agents = new Map<string, NodeAgent>();
-  const nodeObjs = new Map<string, NodeInfo>();
+  const shared = new SharedNodes();
+  const agents = shared.agents;
+  const nodeObjs = shared.nodes;
   const servers: ChildProcess[] = [];
   const pods: { node: string; ns: string; path: string; id: string; ip: string; ip6: string }[] = [];
 
@@ -40,23 +40,8 @@ describe.skipIf(missing('cni overlay', { root: true, tools: ['ip', 'nsenter', 'c
     runDir: join(dir, n.name, 'run'),
     cni: { confDir: join(dir, n.name, 'net.d'), binDir: join(dir, 'bin') },
   });
-  const broadcast = (o: NodeInfo) => {
-    nodeObjs.set(o.name, o);
-    for (const a of agents.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
-  };
-  const startAgent = (n: (typeof NODES)[number]): NodeAgent => {
-    const a = new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config: cfg(n) });
-    a.onMessage = (m) => {
-      if (m.type !== 'patch') return;
-      const cur = nodeObjs.get(m.name as string)!;
-      broadcast({ ...cur, annotations: patchAnnotations(cur.annotations, m.annotations as Record<string, string | null>) });
-    };
-    agents.set(n.name, a);
-    for (const o of nodeObjs.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
-    a.send({ op: 'synced', kind: 'nodes' });
-    a.send({ op: 'synced', kind: 'pods' });
-    return a;
-  };
+  const startAgent = (n: (typeof NODES)[number]): NodeAgent =>
+    shared.attach(n.name, new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config: cfg(n) }));
   const pluginConf = (node: string): string => {
     const list = JSON.parse(readFileSync(join(dir, node, 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: object[] };
     return JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { projectRoot } from '../../../common/self.js';
+import type { NodeInfo } from '../../../common/types.js';
 
 export function buildShim(dir: string): string {
   const out = join(dir, 'skiff');
@@ -105,6 +106,35 @@ export class NodeAgent {
 
   kill(): void {
     if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
+  }
+}
+
+/**
+ * The Node objects a set of test agents share, standing in for the API server's: an agent's
+ * annotation patch is applied and every agent sees the result.
+ */
+export class SharedNodes {
+  readonly nodes = new Map<string, NodeInfo>();
+  /** By node name: a restarted node's new agent replaces the old one. */
+  readonly agents = new Map<string, NodeAgent>();
+
+  put(o: NodeInfo): void {
+    this.nodes.set(o.name, o);
+    for (const a of this.agents.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
+  }
+
+  /** Wires an agent in: its patches reach everyone; it gets every Node, then nodes and pods synced. */
+  attach(name: string, a: NodeAgent): NodeAgent {
+    a.onMessage = (m) => {
+      if (m.type !== 'patch') return;
+      const cur = this.nodes.get(m.name as string)!;
+      this.put({ ...cur, annotations: patchAnnotations(cur.annotations, m.annotations as Record<string, string | null>) });
+    };
+    this.agents.set(name, a);
+    for (const o of this.nodes.values()) a.send({ op: 'upsert', kind: 'nodes', key: o.name, obj: o });
+    a.send({ op: 'synced', kind: 'nodes' });
+    a.send({ op: 'synced', kind: 'pods' });
+    return a;
   }
 }
 
