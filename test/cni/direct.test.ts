@@ -35,7 +35,8 @@ async function stream(fromNs: string, toNs: string, ip: string, port: number, by
   const server = spawn('ip', ['netns', 'exec', toNs, 'socat', '-u', `${v6 ? 'TCP6' : 'TCP4'}-LISTEN:${port},reuseaddr`, 'STDOUT'], { stdio: ['ignore', 'pipe', 'ignore'] });
   let got = 0;
   server.stdout!.on('data', (d: Buffer) => (got += d.length));
-  const received = new Promise((r) => server.once('exit', r));
+  // 'close', not 'exit': the last of its output can still be in the pipe when the process has exited.
+  const received = new Promise((r) => server.once('close', r));
   try {
     await until('listener', () => execFileSync('ip', ['netns', 'exec', toNs, 'ss', '-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim() || undefined, 5000);
     // Both ends asynchronous: the listener's output is read by this process while the client sends.
