@@ -196,7 +196,7 @@ export function prepareText(prefix: string, mirror: Mirror, fresh: boolean): str
   const out = fresh ? [`add table ${prefix}`, `delete table ${prefix}`, `add table ${prefix} { comment "skiff service proxy" ; }`] : [`add table ${prefix}`];
   for (const [name, s] of mirror.sets) if (!s.dynamic) out.push(`add ${s.kind} ${prefix} ${name} { ${declOf(s)} }`);
   for (const set of mirror.elementSets()) {
-    // Verdict elements (the picks) jump to chains that exist only from finish() on; it sends them.
+    // Verdict elements go with the chunks, which first create the chains they jump to.
     if (isVerdictMap(mirror, set)) continue;
     const items = [...mirror.entriesOf(set)];
     if (items.length) out.push(`add element ${prefix} ${set} { ${items.map(([k, v]) => (v === '' ? k : `${k} : ${v}`)).join(', ')} }`);
