@@ -20,7 +20,7 @@ export type Bounds = Record<Family, FamilyBounds>;
 
 const PROTOCOLS: Readonly<Record<string, L4>> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 
-export function emptyBounds(): Bounds {
+function emptyBounds(): Bounds {
   const fam = (): FamilyBounds => ({ clusterIPs: 0, keys: 0, endpoints: { tcp: 0, udp: 0, sctp: 0 } });
   return { 4: fam(), 6: fam() };
 }

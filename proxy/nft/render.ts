@@ -58,9 +58,9 @@ export const tailChain = (kind: Kind, n: number, pairs: boolean): string => `lb-
 /** eTP Local external traffic: pods and the node itself go the cluster way (Nc), others to local (Nl). */
 export const localChain = (nc: number, cp: boolean, nl: number, lp: boolean): string => `external-local-c${nc}${cp ? 'p' : ''}-l${nl}${lp ? 'p' : ''}`;
 /** The chain that puts `index` into the mark, for the DNAT chain to look up (index 0 goes there directly). */
-export const pickChain = (index: number, pairs: boolean): string => (index === 0 ? dnatChain(pairs) : `pick-${pairs ? 'pair-' : ''}${index}`);
+const pickChain = (index: number, pairs: boolean): string => (index === 0 ? dnatChain(pairs) : `pick-${pairs ? 'pair-' : ''}${index}`);
 /** Where every tail ends: DNAT to the endpoint whose `slot | index` is in the mark. */
-export const dnatChain = (pairs: boolean): string => (pairs ? 'endpoint-dnat-pairs' : 'endpoint-dnat');
+const dnatChain = (pairs: boolean): string => (pairs ? 'endpoint-dnat-pairs' : 'endpoint-dnat');
 /** Pick chains exist for indexes below this (a power of two, at least 16, at most MAX_ENDPOINTS). */
 export function pickPoolSize(longest: number): number {
   return Math.min(MAX_ENDPOINTS, 2 ** Math.max(4, Math.ceil(Math.log2(Math.max(1, longest)))));
