@@ -24,7 +24,7 @@ export const cniRequestSeconds = once(
     }),
 );
 
-export const overlayPeers = once('skiff_cni_overlay_peers', () => new Gauge({ name: 'skiff_cni_overlay_peers', help: 'Peer nodes with VXLAN entries on this node.', registers: [registry] }));
+export const overlayPeers = once('skiff_cni_overlay_peers', () => new Gauge({ name: 'skiff_cni_overlay_peers', help: 'Peer nodes this node routes pod traffic to (over VXLAN or, with cni.directRouting, directly).', registers: [registry] }));
 
 export const overlaySyncErrors = once(
   'skiff_cni_sync_errors_total',

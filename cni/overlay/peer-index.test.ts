@@ -124,6 +124,17 @@ describe('PeerIndex', () => {
     expect(self.routes.size + self.neighbours.size + self.fdb.size).toBe(0);
   });
 
+  it('counts the peers it routes to, direct or over VXLAN, and not unpublished nodes or itself', () => {
+    const idx = new PeerIndex('n0');
+    idx.reset([node(0, { direct: true }), node(1, { direct: true }), node(2), node(3, { published: false })], DIRECT);
+    expect(idx.desired.fdb.size).toBe(1);
+    expect(idx.peers).toBe(2);
+    idx.update('n3', node(3));
+    expect(idx.peers).toBe(3);
+    idx.update('n1', undefined);
+    expect(idx.peers).toBe(2);
+  });
+
   it('asks for a full recompute when two nodes claim one key (a copied MAC)', () => {
     const idx = new PeerIndex('n0');
     idx.reset([node(0), node(1), node(2)]);

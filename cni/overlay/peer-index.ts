@@ -27,6 +27,13 @@ export class PeerIndex {
     return this.want;
   }
 
+  /** Peer nodes this node has a route to, over VXLAN or direct. */
+  get peers(): number {
+    let n = 0;
+    for (const e of this.byNode.values()) if (e.routes.length > 0) n++;
+    return n;
+  }
+
   /** Full recompute from every node; `direct` is this node's underlay when direct routing is on. */
   reset(nodes: Iterable<NodeInfo>, direct?: DirectRouting): void {
     const list = [...nodes];

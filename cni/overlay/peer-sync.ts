@@ -34,7 +34,7 @@ export class PeerSync {
   }
 
   get peers(): number {
-    return this.index.desired.fdb.size;
+    return this.index.peers;
   }
 
   /** Forget what the kernel holds: the next full() reads it back and rewrites the masq table. */
