@@ -13,8 +13,9 @@ import { IpamStore } from './ipam/store.js';
 import { staleAllocations } from './ipam/reconcile.js';
 import { deleteMasq } from './overlay/masq.js';
 import { chainVersion, internalIPv4, setupNode, type NodeSetup } from './overlay/node-setup.js';
-import { DIRECT_ROUTING_ANNOTATION } from './overlay/direct.js';
+import { DIRECT_ROUTING_ANNOTATION, type DirectRouting } from './overlay/direct.js';
 import { PeerSync } from './overlay/peer-sync.js';
+import { detectUnderlay } from './overlay/underlay.js';
 import { PUBLIC_IP_ANNOTATION, VTEP_MAC_ANNOTATION } from './overlay/peers.js';
 import { deleteLink, VXLAN_DEV } from './overlay/vxlan.js';
 import { run } from './plugin/exec.js';
@@ -32,6 +33,8 @@ export function createCni(deps: AgentDeps): Component {
   const socketPath = join(config.runDir, 'cni.sock');
   const confPath = join(config.cni.confDir, CONFLIST_NAME);
   let setup: NodeSetup | undefined;
+  /** The underlay direct routing decides by, while cni.directRouting is on. */
+  let underlay: DirectRouting | undefined;
   let ready = false;
   let notReady = 'waiting for the Node object';
   let lastSyncOk = 0;
@@ -70,7 +73,9 @@ export function createCni(deps: AgentDeps): Component {
     const self = selfNode();
     if (!self) return void (notReady = `node ${config.nodeName} not found`);
     if (self.podCIDRs.length === 0) return void (notReady = `node ${config.nodeName} has no podCIDR yet`);
-    if (!setup || setup.podCIDRs.join(',') !== self.podCIDRs.join(',')) {
+    const fresh = !setup || setup.podCIDRs.join(',') !== self.podCIDRs.join(',');
+    if (!fresh && config.cni.directRouting) await refreshUnderlay(internalIPv4(self)!);
+    if (!setup || fresh) {
       peerSync.invalidate();
       setup = await setupNode(self, {
         mtu: config.cni.mtu,
@@ -79,7 +84,8 @@ export function createCni(deps: AgentDeps): Component {
         ipv6: config.clusterCIDRs.some((c) => isIP(c.split('/')[0]!) === 6),
         directRouting: config.cni.directRouting,
       });
-      peerSync.setDirect(config.cni.directRouting ? { dev: setup.underlay.ifname, subnets: setup.underlay.subnets } : undefined);
+      underlay = config.cni.directRouting ? { dev: setup.underlay.ifname, subnets: setup.underlay.subnets } : undefined;
+      peerSync.setDirect(underlay);
       log.info({ underlay: setup.underlay.ifname, mtu: setup.mtu, vtepMac: setup.vtepMac }, 'node overlay set up');
       if (setup.forwardingOff.length) log.error({ sysctls: setup.forwardingOff }, 'forwarding is off and /proc/sys is not writable: pods cannot leave this node');
       if (setup.rpFilterUnset.length) log.warn({ sysctls: setup.rpFilterUnset }, 'cannot set loose rp_filter: direct pod traffic may be dropped while a peer switches between VXLAN and direct');
@@ -111,6 +117,19 @@ export function createCni(deps: AgentDeps): Component {
     if (text) writeIfChanged(confPath, text);
     ready = true;
     lastSyncOk = Date.now();
+  }
+
+  /**
+   * A node's addresses can change without a new podCIDR (renumbered, a second subnet added): each
+   * full sync reads the underlay again, and the direct routes follow in the same sync.
+   */
+  async function refreshUnderlay(nodeIP: string): Promise<void> {
+    const u = await detectUnderlay(nodeIP);
+    if (!u) return;
+    if (u.ifname === underlay?.dev && u.subnets.join() === underlay.subnets.join()) return;
+    underlay = { dev: u.ifname, subnets: u.subnets };
+    peerSync.setDirect(underlay);
+    log.info({ underlay: u.ifname, subnets: u.subnets }, 'underlay addresses changed; direct routes follow');
   }
 
   let shimInstalled = false;

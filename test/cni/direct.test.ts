@@ -188,6 +188,30 @@ describe.skipIf(missing('cni direct routing', { root: true, tools: ['ip', 'nsent
     expect(await whoami(pod(N1).ns, pod(N2).ip, 7402)).toBe(pod(N1).ip);
   }, 60_000);
 
+  it("follows this node's own underlay addresses: a second subnet on eth0 makes its peer direct at the next full sync", async () => {
+    const n1 = agents.get('n1')!;
+    // A changed label: the watch cache passes on only real changes, and this node's own change
+    // is what makes the agent run a full sync.
+    let touch = 0;
+    const self = (): void => {
+      const o = nodeObjs.get('n1')!;
+      n1.send({ op: 'upsert', kind: 'nodes', key: 'n1', obj: { ...o, labels: { ...o.labels, 'skiff-test/touch': String(++touch) } } });
+    };
+    expect(route(N1.ns, N3.podCIDR)).toContain('dev skiff-vx');
+    // noprefixroute: n1 already routes 192.168.82.0/24 out of eth0 (the test's L3 between subnets).
+    await inNs(N1.ns, 'ip', ['addr', 'add', '192.168.82.1/24', 'dev', 'eth0', 'noprefixroute']);
+    try {
+      self();
+      await until('n3 direct from n1', () => route(N1.ns, N3.podCIDR).includes(`via ${N3.ip} dev eth0`) || undefined);
+      expect(route(N1.ns, N3.podCIDR)).toBe(`${N3.podCIDR} via ${N3.ip} dev eth0 proto 95`);
+    } finally {
+      await inNs(N1.ns, 'ip', ['addr', 'del', '192.168.82.1/24', 'dev', 'eth0']);
+    }
+    self();
+    await until('n3 tunnelled again', () => route(N1.ns, N3.podCIDR).includes('dev skiff-vx') || undefined);
+    expect(await whoami(pod(N1).ns, pod(N3).ip, 7403)).toBe(pod(N1).ip);
+  }, 60_000);
+
   it('flipping the key off removes the direct routes and moves both sides of each pair to VXLAN; on again restores them', async () => {
     await restart(N1, false);
     await until('n1 has no direct routes', () => directRoutes(N1.ns).trim() === '' || undefined);
