@@ -128,9 +128,9 @@ export function desiredService(svc: ServiceInfo, slices: readonly EndpointSliceI
         port: p.port,
         clusterIPs: [clusterIP],
         ...(nodePort !== undefined ? { nodePort } : {}),
-        externalIPs: externalIPs.filter((ip) => familyOf(ip) === family),
-        loadBalancerIPs: lbIPs.filter((ip) => familyOf(ip) === family),
-        sourceRanges: ranges.filter((r) => familyOf(r.split('/')[0]!) === family),
+        externalIPs: ofFamily(externalIPs, family),
+        loadBalancerIPs: ofFamily(lbIPs, family),
+        sourceRanges: ofFamily(ranges, family),
         externalLocal: svc.externalTrafficPolicy === 'Local' && svc.type !== 'ClusterIP',
         internalLocal: svc.internalTrafficPolicy === 'Local',
         ...(svc.sessionAffinity === 'ClientIP' ? { affinitySeconds: svc.sessionAffinityTimeoutSeconds > 0 ? svc.sessionAffinityTimeoutSeconds : 10800 } : {}),
@@ -140,6 +140,17 @@ export function desiredService(svc: ServiceInfo, slices: readonly EndpointSliceI
     }
   }
   return { ports, problems };
+}
+
+// Shared by the many ports without such addresses: a full sync keeps 10,000 ServicePorts.
+const NO_ADDRESSES: readonly string[] = Object.freeze([]);
+const NO_ENDPOINTS: readonly Endpoint[] = Object.freeze([]);
+
+/** The addresses (or CIDRs) of one family. */
+function ofFamily(list: readonly string[], family: Family): readonly string[] {
+  if (list.length === 0) return NO_ADDRESSES;
+  const out = list.filter((a) => familyOf(a.split('/')[0]!) === family);
+  return out.length ? out : NO_ADDRESSES;
 }
 
 /** An endpoint with its conditions; `ep` is built once and shared by every list that keeps it. */
@@ -253,5 +264,5 @@ function chooseEndpoints(all: readonly Candidate[], svc: ServiceInfo, node: Node
   const local = needLocal || iLocal ? usable(all.filter((e) => e.local)) : [];
   const clusterEndpoints = iLocal ? local : usable(topologyFilter(all, svc, node.zone));
   const hasEndpoints = clusterEndpoints.length > 0 || all.some((e) => e.ready || (e.serving && e.terminating));
-  return { hasEndpoints, clusterEndpoints, localEndpoints: needLocal ? local : [] };
+  return { hasEndpoints, clusterEndpoints, localEndpoints: needLocal && local.length ? local : NO_ENDPOINTS };
 }

@@ -9,7 +9,7 @@
 // Only ClientIP-affinity ports keep a chain of their own.
 import type { FamilyBounds } from '../bounds.js';
 import { hasExternal, type Endpoint, type Family, type L4, type NodeContext, type ServicePort } from '../model.js';
-import { addElement, capacityFor, ElementList, emptyTable, type ChainState, type TableState } from './state.js';
+import { addElement, addSet, capacityFor, elementsOf, emptyTable, type ChainState, type TableState } from './state.js';
 
 export const TABLE = 'skiff';
 export const MASQ_BIT = 0x4000;
@@ -151,8 +151,8 @@ export class Renderer {
       const c = counts?.get(name);
       return c === undefined ? {} : { capacity: capacityFor(c) };
     };
-    const map = (name: string, decl: string): void => void t.sets.set(name, { kind: 'map', decl, ...sized(name) });
-    const set = (name: string, decl: string): void => void t.sets.set(name, { kind: 'set', decl, ...sized(name) });
+    const map = (name: string, decl: string): void => addSet(t, name, { kind: 'map', decl, ...sized(name) });
+    const set = (name: string, decl: string): void => addSet(t, name, { kind: 'set', decl, ...sized(name) });
     set(s['cluster-ips'], `type ${w.addr} ;`);
     map(s['service-marks'], `type ${tuple} : mark ;`);
     map(s['service-ips'], `type ${tuple} : verdict ;`);
@@ -162,7 +162,7 @@ export class Renderer {
     map(s['no-endpoint-nodeports'], 'type inet_proto . inet_service : verdict ;');
     map(s['firewall-ips'], `type ${tuple} : verdict ;`);
     // Keys are `slot | index` (a list's slot for endpoint-ports): one owner each by construction.
-    const owned = (name: string, decl: string): void => void t.sets.set(name, { kind: 'map', decl, unique: true, ...sized(name) });
+    const owned = (name: string, decl: string): void => addSet(t, name, { kind: 'map', decl, unique: true, ...sized(name) });
     owned(s['endpoint-addrs'], `type mark : ${w.addr} ;`);
     owned(s['endpoint-ports'], 'type mark : inet_service ;');
     owned(s['endpoint-pairs'], `type mark : ${w.addr} . inet_service ;`);
@@ -354,7 +354,7 @@ export class Renderer {
     const w = this.w;
     const pick = (n: number, offset: number, map: string, tail: string): string[] => {
       if (n === 0) return ['drop'];
-      t.sets.set(map, { kind: 'map', dynamic: true, decl: `type ${w.addr} : mark ; flags dynamic,timeout ; timeout ${sp.affinitySeconds}s ;` });
+      addSet(t, map, { kind: 'map', dynamic: true, decl: `type ${w.addr} : mark ; flags dynamic,timeout ; timeout ${sp.affinitySeconds}s ;` });
       const set = n === 1 ? `meta mark set ${offset}` : `meta mark set numgen random mod ${n} offset ${offset}`;
       return [set, `meta mark set ${w.ip} saddr map @${map}`, `update @${map} { ${w.ip} saddr : meta mark } goto ${tail}`];
     };
@@ -394,13 +394,15 @@ export class Renderer {
     if (eps.length === 0) return false;
     const port = eps[0]!.port;
     const pairs = eps.some((e) => e.port !== port);
-    const l = listOf(t, this.s[pairs ? 'endpoint-pairs' : 'endpoint-addrs']);
+    // Filled at its final length: most fragments' largest part.
+    const kv = new Array<string>(2 * eps.length);
     // base has no bits below LOCAL_BIT, so base + i is base | i.
-    if (pairs) for (let i = 0; i < eps.length; i++) l.push(String(base + i), `${eps[i]!.ip} . ${eps[i]!.port}`);
-    else {
-      for (let i = 0; i < eps.length; i++) l.push(String(base + i), eps[i]!.ip);
-      listOf(t, this.s['endpoint-ports']).push(String(base), String(port));
+    for (let i = 0; i < eps.length; i++) {
+      kv[2 * i] = String(base + i);
+      kv[2 * i + 1] = pairs ? `${eps[i]!.ip} . ${eps[i]!.port}` : eps[i]!.ip;
     }
+    elementsOf(t, this.s[pairs ? 'endpoint-pairs' : 'endpoint-addrs']).pushAll(kv);
+    if (!pairs) elementsOf(t, this.s['endpoint-ports']).push(String(base), String(port));
     return pairs;
   }
 
@@ -416,12 +418,6 @@ function capped(eps: readonly Endpoint[]): readonly Endpoint[] {
   return eps.length > MAX_ENDPOINTS ? eps.slice(0, MAX_ENDPOINTS) : eps;
 }
 
-/** The elements of a list map into the fragment; one ElementList per set (keys are distinct). */
-function listOf(t: TableState, set: string): ElementList {
-  let l = t.elements.get(set);
-  if (!(l instanceof ElementList)) t.elements.set(set, (l = new ElementList()));
-  return l;
-}
 
 /** Convenience for tests and one-off callers. */
 export function renderBase(family: Family, ctx: NodeContext, gen = 1): TableState {

@@ -38,27 +38,40 @@ export function capacityFor(n: number): number {
   return 2 ** Math.max(12, Math.ceil(Math.log2(n * 1.25 + 256)));
 }
 
+/**
+ * A table, or one Service port's fragment of it. Fragments are what a full sync keeps per port
+ * (10,000 of them at 10,000 Services), so they hold no empty Map and their elements sit in flat
+ * lists: Maps were a third of what a full sync left on the heap for the GC to copy.
+ */
 export interface TableState {
   readonly chains: Map<string, ChainState>;
-  readonly sets: Map<string, SetState>;
+  /** Shared and empty until addSet gives the table its own (most fragments declare no set). */
+  sets: ReadonlyMap<string, SetState>;
   /** set name -> key -> value ("" for plain sets). */
-  readonly elements: Map<string, Map<string, string> | ElementList>;
+  readonly elements: Map<string, ReadonlyMap<string, string>>;
 }
 
+const NO_SETS: ReadonlyMap<string, SetState> = new Map();
+
 export function emptyTable(): TableState {
-  return { chains: new Map(), sets: new Map(), elements: new Map() };
+  return { chains: new Map(), sets: NO_SETS, elements: new Map() };
+}
+
+export function addSet(t: TableState, name: string, s: SetState): void {
+  if (t.sets === NO_SETS) t.sets = new Map();
+  (t.sets as Map<string, SetState>).set(name, s);
 }
 
 export function addElement(t: TableState, set: string, key: string, value = ''): void {
   elementsOf(t, set).set(key, value);
 }
 
-/** The set's element map in t, created on first use (for loops adding many elements). */
-export function elementsOf(t: TableState, set: string): Map<string, string> {
+/** The set's element list in t, created on first use (for loops adding many elements). */
+export function elementsOf(t: TableState, set: string): ElementList {
   const m = t.elements.get(set);
-  if (m instanceof Map) return m;
-  if (m) throw new Error(`${set} holds an ElementList`);
-  const fresh = new Map<string, string>();
+  if (m instanceof ElementList) return m;
+  if (m) throw new Error(`${set} is not an ElementList`);
+  const fresh = new ElementList();
   t.elements.set(set, fresh);
   return fresh;
 }
@@ -67,26 +80,54 @@ export function elementsOf(t: TableState, set: string): Map<string, string> {
 const SCAN_LIMIT = 16;
 
 /**
- * Elements whose keys are distinct by construction (a port's endpoints: `mark . index`), as one
- * flat key, value, key, value array. A Map per port was a large part of a full sync's garbage;
- * lookups are only needed when a partial sync diffs a port's old and new fragment.
+ * A set's elements as one flat key, value, key, value array: a fragment holds a handful (its
+ * endpoints, its cluster IP), and a Map per set was a large part of a full sync's heap. Lookups
+ * are only needed when a partial sync diffs a port's old and new fragment.
  */
 export class ElementList implements ReadonlyMap<string, string> {
-  private readonly kv: string[] = [];
-  private index: Map<string, string> | undefined;
+  private kv: string[] = EMPTY_KV;
+  /** key -> position of its key in kv. */
+  private index: Map<string, number> | undefined;
 
-  /** While rendering only: the list is not changed after it leaves the renderer. */
+  /** A key not in the list yet (distinct by construction, such as a port's endpoint indexes). */
   push(key: string, value: string): void {
+    if (this.kv === EMPTY_KV) {
+      this.kv = [key, value];
+      return;
+    }
+    this.index?.set(key, this.kv.length);
     this.kv.push(key, value);
+  }
+  /** push() for a flat key, value, ... array, which the list may keep as it is. */
+  pushAll(kv: string[]): void {
+    if (this.kv === EMPTY_KV && !this.index) this.kv = kv;
+    else for (let i = 0; i < kv.length; i += 2) this.push(kv[i]!, kv[i + 1]!);
+  }
+  /** Adds or overwrites, keeping the key's first position (a Map's set). */
+  set(key: string, value: string): this {
+    const at = this.find(key);
+    if (at < 0) this.push(key, value);
+    else this.kv[at + 1] = value;
+    return this;
   }
   get size(): number {
     return this.kv.length >> 1;
   }
   get(key: string): string | undefined {
+    const at = this.find(key);
+    return at < 0 ? undefined : this.kv[at + 1];
+  }
+  private find(key: string): number {
     const kv = this.kv;
-    if (kv.length > 2 * SCAN_LIMIT) return (this.index ??= new Map(this)).get(key);
-    for (let i = 0; i < kv.length; i += 2) if (kv[i] === key) return kv[i + 1];
-    return undefined;
+    if (kv.length > 2 * SCAN_LIMIT) {
+      if (!this.index) {
+        this.index = new Map();
+        for (let i = 0; i < kv.length; i += 2) this.index.set(kv[i]!, i);
+      }
+      return this.index.get(key) ?? -1;
+    }
+    for (let i = 0; i < kv.length; i += 2) if (kv[i] === key) return i;
+    return -1;
   }
   has(key: string): boolean {
     return this.get(key) !== undefined;
@@ -109,6 +150,8 @@ export class ElementList implements ReadonlyMap<string, string> {
     return this.entries();
   }
 }
+
+const EMPTY_KV: string[] = [];
 
 export function sameRules(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
