@@ -11,6 +11,7 @@ import { ExecNft } from './nft/backend.js';
 import { NftDataplane } from './nft/dataplane.js';
 import { NftSession } from './nft/session.js';
 import { Proxier } from './proxier.js';
+import { warmUp } from './warmup.js';
 
 export interface ProxyOptions {
   /** Runs nft/iptables/conntrack; tests pass one that enters a namespace. */
@@ -52,6 +53,7 @@ export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component
         log,
         health: deps.health,
         dataplane: active,
+        ...(active.name === 'nftables' ? { warmUp } : {}),
         run,
         healthCheckHost: opts.healthCheckHost ?? splitHostPort(deps.config.healthzBindAddress).host,
       });

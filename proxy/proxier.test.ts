@@ -73,6 +73,40 @@ describe('Proxier', () => {
     await done;
   });
 
+  it('warms up while the caches fill, and syncs even when the warm-up fails', async () => {
+    for (const fails of [false, true]) {
+      const cache = new MemoryCache();
+      const fake = new FakeNft();
+      const config = parseConfig({ nodeName: 'node-a', proxy: { minSyncPeriod: 0 } });
+      const calls: { nodeName: string; transactionsBefore: number }[] = [];
+      const warmUp = async (ctx: { nodeName: string }): Promise<void> => {
+        calls.push({ nodeName: ctx.nodeName, transactionsBefore: fake.transactions.length });
+        if (fails) throw new Error('boom');
+      };
+      const proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health: new Health(), dataplane: new NftDataplane(fake, [4]), warmUp });
+      const ac = new AbortController();
+      const done = proxier.run(ac.signal);
+      cache.upsert('services', 'ns/web', service('ns', 'web'));
+      cache.replace('endpointslices', new Map([['ns/web-abc', slice('ns', 'web', [endpoint('10.244.1.5')])]]));
+      for (const k of ['services', 'endpointslices'] as const) cache.markSynced(k);
+      await vi_waitFor(() => fake.transactions.some((t) => t.includes('10.244.1.5')));
+      expect(calls).toEqual([{ nodeName: 'node-a', transactionsBefore: 0 }]);
+      ac.abort();
+      await done;
+    }
+    // Caches already complete: nothing to overlap, so no warm-up delays the first sync.
+    const cache = new MemoryCache();
+    let warmed = false;
+    const eager = new Proxier({ cache, config: parseConfig({ nodeName: 'node-a' }), log: pino({ level: 'silent' }), health: new Health(), dataplane: new NftDataplane(new FakeNft(), [4]), warmUp: async () => void (warmed = true) });
+    for (const k of ['services', 'endpointslices'] as const) cache.markSynced(k);
+    const ac = new AbortController();
+    const done = eager.run(ac.signal);
+    await tick();
+    ac.abort();
+    await done;
+    expect(warmed).toBe(false);
+  });
+
   it('a failed apply makes the next sync full and retries the Services', async () => {
     const { cache, fake, proxier } = setup();
     cache.upsert('services', 'ns/web', service('ns', 'web'));

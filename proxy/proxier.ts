@@ -28,6 +28,8 @@ export interface ProxierOptions {
   /** Address the healthCheckNodePort servers bind; undefined disables them. */
   readonly healthCheckHost?: string;
   readonly now?: () => number;
+  /** Runs while the caches fill before the first sync (the nftables backend's warm-up, warmup.ts). */
+  readonly warmUp?: (ctx: NodeContext) => Promise<void>;
 }
 
 interface Stats {
@@ -50,11 +52,44 @@ function statsOf(ports: readonly ServicePort[]): Stats {
   return s;
 }
 
+const STAT_KEYS = Object.keys(ZERO) as (keyof Stats)[];
+
+/** The healthCheckNodePort targets of one Service (undefined when it has none). */
+function healthTargetsOf(key: string, ports: readonly ServicePort[]): Map<number, HealthCheckTarget> | undefined {
+  let hc: Map<number, HealthCheckTarget> | undefined;
+  for (const p of ports) {
+    if (p.healthCheckNodePort === undefined) continue;
+    const [namespace, name] = key.split('/') as [string, string];
+    const prev = hc?.get(p.healthCheckNodePort)?.localEndpoints ?? 0;
+    (hc ??= new Map()).set(p.healthCheckNodePort, { namespace, name, localEndpoints: Math.max(prev, p.localEndpoints.length) });
+  }
+  return hc;
+}
+
+interface Accounts {
+  readonly stats: Map<string, Stats>;
+  readonly total: Stats;
+  readonly hcTargets: Map<string, Map<number, HealthCheckTarget>>;
+}
+
+/** The accounts of a whole desired state, as a full sync replaces them. */
+function accountsOf(services: ReadonlyMap<string, readonly ServicePort[]>): Accounts {
+  const a: Accounts = { stats: new Map(), total: { ...ZERO }, hcTargets: new Map() };
+  for (const [key, ports] of services) {
+    if (ports.length === 0) continue;
+    const s = statsOf(ports);
+    for (const k of STAT_KEYS) a.total[k] += s[k];
+    a.stats.set(key, s);
+    const hc = healthTargetsOf(key, ports);
+    if (hc) a.hcTargets.set(key, hc);
+  }
+  return a;
+}
+
 export class Proxier {
   private readonly current = new Map<string, readonly ServicePort[]>();
-  private readonly stats = new Map<string, Stats>();
-  private readonly total: Stats = { ...ZERO };
-  private readonly hcTargets = new Map<string, Map<number, HealthCheckTarget>>();
+  /** Per-Service figures of what is programmed, for the metrics and the health-check servers. */
+  private accounts: Accounts = accountsOf(new Map());
   private dirty = new Set<string>();
   private triggers: number[] = [];
   private needFull = true;
@@ -139,7 +174,9 @@ export class Proxier {
     const unsubscribe = cache.subscribe(['services', 'endpointslices', 'nodes'], (b) => this.onBatch(b), { minIntervalMs: config.proxy.minSyncPeriod });
     try {
       // Existing rules stay untouched until the caches are complete: a partial view would delete Services.
+      const warm = cache.synced(['services', 'endpointslices']) ? undefined : this.warmUp();
       await cache.waitForSync(['services', 'endpointslices'], signal);
+      await warm;
       this.started = true;
       this.needFull = true;
       await this.sync();
@@ -154,6 +191,18 @@ export class Proxier {
       if (this.retryTimer) clearTimeout(this.retryTimer);
       await this.running?.catch(() => undefined);
       await this.healthChecks?.close();
+    }
+  }
+
+  /** The backend's warm-up (see warmup.ts); never fails, never touches the kernel. */
+  async warmUp(): Promise<void> {
+    if (!this.o.warmUp) return;
+    const t = this.now();
+    try {
+      await this.o.warmUp(this.nodeContext());
+      this.o.log.debug({ ms: this.now() - t }, 'warmed up for the first full sync');
+    } catch (e) {
+      this.o.log.warn({ err: (e as Error).message }, 'warm-up failed; the first full sync runs cold');
     }
   }
 
@@ -205,6 +254,7 @@ export class Proxier {
     const triggers = this.triggers;
     this.triggers = [];
     let changes: ServiceChange[] = [];
+    let accounts: Accounts | undefined;
     const computed = full ? new ComputedServices(keys, (key) => this.desired(key, ctx)) : undefined;
     if (!computed) {
       for (const key of keys) {
@@ -220,7 +270,10 @@ export class Proxier {
       if (computed) {
         const slices = this.o.cache.store('endpointslices');
         const bounds = (): Bounds => boundsOfObjects(this.o.cache.store('services').values(), slices.values());
-        await this.o.dataplane.full(computed, ctx, bounds);
+        // The accounting of every Service is done while the kernel loads the last elements.
+        const whileApplying = (): void => void (accounts = accountsOf(computed.all()));
+        await this.o.dataplane.full(computed, ctx, { bounds, whileApplying });
+        accounts ??= accountsOf(computed.all());
         changes = [...computed.all()].map(([key, ports]) => ({ key, ports }));
       } else {
         await this.o.dataplane.partial(changes, ctx);
@@ -244,12 +297,14 @@ export class Proxier {
       previous.set(c.key, this.current.get(c.key) ?? []);
       if (c.ports.length) this.current.set(c.key, c.ports);
       else this.current.delete(c.key);
-      this.account(c.key, c.ports);
     }
-    this.metrics.services.set(this.total.ports);
-    this.metrics.endpoints.set(this.total.endpoints);
-    this.metrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, this.total.noLocalInternal);
-    this.metrics.noLocalEndpoints.set({ traffic_policy: 'external' }, this.total.noLocalExternal);
+    if (accounts) this.accounts = accounts;
+    else for (const c of changes) this.account(c.key, c.ports);
+    const total = this.accounts.total;
+    this.metrics.services.set(total.ports);
+    this.metrics.endpoints.set(total.endpoints);
+    this.metrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, total.noLocalInternal);
+    this.metrics.noLocalEndpoints.set({ traffic_policy: 'external' }, total.noLocalExternal);
     this.settled(start, full, triggers);
     // After a restart the previous state is unknown: nothing to compare, so nothing is flushed.
     if (this.synced) await this.cleanConntrack(changes, previous);
@@ -268,26 +323,22 @@ export class Proxier {
     this.pendingSince = this.dirty.size > 0 || this.needFull ? end : undefined;
   }
 
+  /** A partial sync's change to the accounts: the Service's old figures out, the new ones in. */
   private account(key: string, ports: readonly ServicePort[]): void {
-    const before = this.stats.get(key) ?? ZERO;
+    const a = this.accounts;
+    const before = a.stats.get(key) ?? ZERO;
     const after = statsOf(ports);
-    for (const k of Object.keys(ZERO) as (keyof Stats)[]) this.total[k] += after[k] - before[k];
-    if (ports.length) this.stats.set(key, after);
-    else this.stats.delete(key);
-    const hc = new Map<number, HealthCheckTarget>();
-    for (const p of ports) {
-      if (p.healthCheckNodePort === undefined) continue;
-      const [namespace, name] = key.split('/') as [string, string];
-      const prev = hc.get(p.healthCheckNodePort)?.localEndpoints ?? 0;
-      hc.set(p.healthCheckNodePort, { namespace, name, localEndpoints: Math.max(prev, p.localEndpoints.length) });
-    }
-    if (hc.size) this.hcTargets.set(key, hc);
-    else this.hcTargets.delete(key);
+    for (const k of STAT_KEYS) a.total[k] += after[k] - before[k];
+    if (ports.length) a.stats.set(key, after);
+    else a.stats.delete(key);
+    const hc = healthTargetsOf(key, ports);
+    if (hc) a.hcTargets.set(key, hc);
+    else a.hcTargets.delete(key);
   }
 
   private healthTargets(): Map<number, HealthCheckTarget> {
     const out = new Map<number, HealthCheckTarget>();
-    for (const m of this.hcTargets.values()) for (const [port, t] of m) out.set(port, t);
+    for (const m of this.accounts.hcTargets.values()) for (const [port, t] of m) out.set(port, t);
     return out;
   }
 

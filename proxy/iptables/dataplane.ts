@@ -1,7 +1,7 @@
 // The iptables fallback. Every sync rewrites all SKIFF-* chains in one iptables-restore
 // --noflush per family (atomic per table); partial syncs are full ones here, which is fine for
 // the small clusters that still need this backend.
-import type { Dataplane, ServiceChange } from '../dataplane.js';
+import type { Dataplane, FullSyncHooks, ServiceChange } from '../dataplane.js';
 import type { Runner } from '../exec.js';
 import type { Family, NodeContext, ServicePort } from '../model.js';
 import { JUMPS, renderIptables, restoreText, type RestoreTables } from './render.js';
@@ -34,8 +34,9 @@ export class IptablesDataplane implements Dataplane {
     readonly families: readonly Family[],
   ) {}
 
-  async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext): Promise<void> {
+  async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, hooks: FullSyncHooks = {}): Promise<void> {
     this.services = new Map(services);
+    hooks.whileApplying?.();
     await this.write(ctx);
   }
 

@@ -5,7 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { Family, NodeContext, ServicePort } from '../model.js';
 import { boundsOfPorts, type Bounds } from '../bounds.js';
-import { SlotAllocator, type Dataplane, type ServiceChange } from '../dataplane.js';
+import { SlotAllocator, type Dataplane, type FullSyncHooks, type ServiceChange } from '../dataplane.js';
 import type { NftBackend } from './backend.js';
 import { Mirror, Txn, type ElementSink } from './mirror.js';
 import { pickPoolSize, Renderer, SLOT_SHIFT, TABLE, words } from './render.js';
@@ -67,14 +67,15 @@ export class NftDataplane implements Dataplane {
     }
   }
 
-  async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds?: () => Bounds): Promise<void> {
+  async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, hooks: FullSyncHooks = {}): Promise<void> {
     const asked = [...this.fams.values()].map(async (st) => [st, await this.startOf(st)] as const);
-    const b = bounds ? bounds() : boundsOfPorts(services);
+    const b = hooks.bounds ? hooks.bounds() : boundsOfPorts(services);
     const starts = new Map<FamilyState, Start>(await Promise.all(asked));
     const staged = [...starts.values()].every((s) => s.kind !== 'replace');
+    const applying = hooks.whileApplying ?? ((): void => undefined);
     try {
-      if (staged) await this.staged(services, ctx, b, starts);
-      else await this.replace(services, ctx, b);
+      if (staged) await this.staged(services, ctx, b, starts, applying);
+      else await this.replace(services, ctx, b, applying);
     } catch (e) {
       for (const st of this.fams.values()) st.trusted = false;
       throw e;
@@ -91,12 +92,14 @@ export class NftDataplane implements Dataplane {
   }
 
   /** The old way, and the fallback: one transaction that deletes the table and writes everything. */
-  private async replace(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds: Bounds): Promise<void> {
+  private async replace(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds: Bounds, applying: () => void): Promise<void> {
     for (const [family, st] of this.fams) await this.fill(st, this.begin(st, family, ctx, bounds), services);
-    await this.backend.apply([...this.fams.values()].map((st) => st.mirror.fullText()).join(''));
+    const applied = this.backend.apply([...this.fams.values()].map((st) => st.mirror.fullText()).join(''));
+    applying();
+    await applied;
   }
 
-  private async staged(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds: Bounds, starts: ReadonlyMap<FamilyState, Start>): Promise<void> {
+  private async staged(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, bounds: Bounds, starts: ReadonlyMap<FamilyState, Start>, applying: () => void): Promise<void> {
     const apply = (text: string): Promise<void> => this.backend.apply(text);
     const sts = [...this.fams.values()];
     const renderers = [...this.fams].map(([family, st]) => this.begin(st, family, ctx, bounds));
@@ -126,6 +129,7 @@ export class NftDataplane implements Dataplane {
       writers.push(w);
     }
     const timing: Record<string, number> = { renderedMs: ms() };
+    applying();
     await prepared;
     if (unprepared) {
       await pool.done().catch(() => undefined);
