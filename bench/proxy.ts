@@ -1,22 +1,25 @@
 // Service proxy at scale, in network namespaces (root): 10,000 Services x 10 endpoints through the
-// real sync loop into a namespace "node". Measures the full sync, single-endpoint update latency
+// real sync loop into a namespace "node". Measures the full sync (an agent start: a fresh process
+// with a filled cache and no table, repeated in child processes because one figure on a shared
+// 2-core machine swings by a quarter), single-endpoint update latency
 // (cache write until `nft -f` has returned, i.e. the rule is live), the iptables backend's full
 // sync, and HTTP requests/s with a new connection per request through a ClusterIP versus straight
 // to the pod, with 10 and with 10,000 Services programmed. Last stdout line: the JSON result.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { parseConfig } from '../common/config.js';
 import { Health } from '../common/health.js';
-import type { EndpointSliceInfo } from '../common/types.js';
+import type { EndpointSliceInfo, ServiceInfo } from '../common/types.js';
 import { MemoryCache } from '../common/watch/store.js';
-import { endpoint, service, slice } from '../proxy/fixtures.js';
+import { convert } from '../common/watch/convert.js';
 import { IptablesDataplane } from '../proxy/iptables/dataplane.js';
 import { ExecNft } from '../proxy/nft/backend.js';
 import { NftDataplane } from '../proxy/nft/dataplane.js';
 import { NftSession } from '../proxy/nft/session.js';
 import { Proxier } from '../proxy/proxier.js';
+import { warmUp } from '../proxy/warmup.js';
 import { nsRunner, Topology } from '../proxy/test/topology.js';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench proxy] ${msg}\n`);
@@ -44,13 +47,50 @@ function percentile(sorted: number[], p: number): number {
 const svcIP = (i: number): string => `10.96.${(i >> 8) & 255}.${i & 255}`;
 const fakeIP = (n: number): string => `10.${100 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
 
-function benchSlice(i: number, perService: number, salt = 0): EndpointSliceInfo {
-  return slice(
-    `bench-${i % 100}`,
-    `svc-${i}`,
-    Array.from({ length: perService }, (_, e) => endpoint(fakeIP(i * perService + e + salt), { nodeName: `node-${e}` })),
-  );
+/** CPU used so far by this process's finished children (nft), in ms. */
+const childCpuMs = (): number => readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ').slice(13, 15).reduce((a, b) => a + Number(b), 0) * 10;
+
+interface FullSyncRun {
+  readonly ms: number;
+  /** The warm-up the agent runs while its caches fill, before the sync (not part of ms). */
+  readonly warmUpMs: number;
+  readonly agentCpuMs: number;
+  readonly nftCpuMs: number;
 }
+
+/** One timed full sync by `proxier` after its warm-up, with the CPU it and its nft processes used. */
+async function timedFullSync(proxier: Proxier): Promise<FullSyncRun> {
+  const w = performance.now();
+  await proxier.warmUp();
+  const warmUpMs = Math.round(performance.now() - w);
+  const cpu0 = process.cpuUsage();
+  const nft0 = childCpuMs();
+  const t = performance.now();
+  await proxier.sync();
+  const ms = performance.now() - t;
+  const cpu = process.cpuUsage(cpu0);
+  return { ms: Math.round(ms), warmUpMs, agentCpuMs: Math.round((cpu.user + cpu.system) / 1000), nftCpuMs: Math.round(childCpuMs() - nft0) };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
+}
+
+// The cache holds what the watch cache's converter makes of API objects, as in the agent (the
+// objects' shapes are what V8 optimises the sync for).
+function service(ns: string, name: string, ip: string): ServiceInfo {
+  const spec = { type: 'ClusterIP', clusterIP: ip, clusterIPs: [ip], ipFamilies: ['IPv4'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }], selector: { app: name }, sessionAffinity: 'None' };
+  return convert('services', { metadata: { name, namespace: ns, uid: `${ns}-${name}` }, spec, status: { loadBalancer: {} } }).value;
+}
+
+function slice(ns: string, svc: string, endpoints: readonly { ip: string; node: string }[]): EndpointSliceInfo {
+  const eps = endpoints.map((e, i) => ({ addresses: [e.ip], conditions: { ready: true, serving: true, terminating: false }, nodeName: e.node, targetRef: { kind: 'Pod', namespace: ns, name: `${svc}-${i}` } }));
+  const metadata = { name: `${svc}-abc`, namespace: ns, labels: { 'kubernetes.io/service-name': svc } };
+  return convert('endpointslices', { metadata, addressType: 'IPv4', ports: [{ name: 'http', protocol: 'TCP', port: 8080 }], endpoints: eps }).value;
+}
+
+const benchEndpoints = (i: number, perService: number): { ip: string; node: string }[] => Array.from({ length: perService }, (_, e) => ({ ip: fakeIP(i * perService + e), node: `node-${e}` }));
 
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -71,6 +111,12 @@ export async function main(args: string[]): Promise<void> {
       /** nft processes loading at once (default STAGE_PROCESSES), for tuning. */
       'stage-processes': { type: 'string' },
       'iptables-services': { type: 'string', default: '1000' },
+      /** Full syncs measured in fresh processes besides the main one (an agent start each). */
+      'cold-runs': { type: 'string', default: '4' },
+      /** Full syncs without the agent's warm-up (proxy/warmup.ts), for comparison. */
+      'no-warm-up': { type: 'boolean', default: false },
+      /** Internal: be one such process, syncing into this namespace's empty table. */
+      'cold-child': { type: 'string' },
       /** pod: load from a pod (pod-to-Service, no masquerade); outside: from outside the cluster (masqueraded). */
       client: { type: 'string', default: 'pod' },
     },
@@ -81,38 +127,52 @@ export async function main(args: string[]): Promise<void> {
   const rounds = Number(values.rounds);
   const conc = values.concurrency!;
   if (services < 11) throw new Error('--services must be at least 11');
-  const small = new Topology('skiffpx-b1-');
-  const big = new Topology('skiffpx-b2-');
+  const coldChild = values['cold-child'];
   const log = pino({ level: 'silent' });
   const config = parseConfig({ nodeName: 'node-a', proxy: { minSyncPeriod: 0 } });
   const newCache = (): MemoryCache => {
     const c = new MemoryCache();
     for (const k of ['services', 'endpointslices', 'nodes'] as const) c.markSynced(k);
     // The Service real traffic goes to; the others point at addresses nobody uses.
-    c.upsert('services', 'bench/web', service('bench', 'web', { clusterIPs: ['10.97.0.10'] }));
-    c.upsert('endpointslices', 'bench/web-abc', slice('bench', 'web', [endpoint('10.244.1.11')]));
+    c.upsert('services', 'bench/web', service('bench', 'web', '10.97.0.10'));
+    c.upsert('endpointslices', 'bench/web-abc', slice('bench', 'web', [{ ip: '10.244.1.11', node: 'node-a' }]));
     return c;
   };
   const addServices = (c: MemoryCache, from: number, to: number): void => {
     for (let i = from; i < to; i++) {
-      c.upsert('services', `bench-${i % 100}/svc-${i}`, service(`bench-${i % 100}`, `svc-${i}`, { clusterIPs: [svcIP(i)] }));
-      c.upsert('endpointslices', `bench-${i % 100}/svc-${i}-abc`, benchSlice(i, perService));
+      c.upsert('services', `bench-${i % 100}/svc-${i}`, service(`bench-${i % 100}`, `svc-${i}`, svcIP(i)));
+      c.upsert('endpointslices', `bench-${i % 100}/svc-${i}-abc`, slice(`bench-${i % 100}`, `svc-${i}`, benchEndpoints(i, perService)));
     }
   };
   const sessions: NftSession[] = [];
-  const session = (topo: Topology): NftSession => {
-    const s = new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i']);
-    sessions.push(s);
-    return s;
-  };
   const dataplanes: NftDataplane[] = [];
-  const proxierFor = (topo: Topology, c: MemoryCache): Proxier => {
+  const proxierFor = (node: string, c: MemoryCache): Proxier => {
     // The staged full sync's own timing (rendered / loaded / switched) goes to the progress lines.
     const stageLog = pino({ level: 'debug' }, { write: (line: string) => void (line.includes('staged full sync') && progress(`  ${line.trim()}`)) });
-    const dataplane = new NftDataplane(new ExecNft(nsRunner(topo.node), session(topo)), [4], { staging: !values['unstaged-full'], log: stageLog, ...(values['stage-chunk'] ? { stageChunk: Number(values['stage-chunk']) } : {}), ...(values['stage-processes'] ? { stageProcesses: Number(values['stage-processes']) } : {}) });
+    const session = new NftSession(['ip', 'netns', 'exec', node, 'nft', '-i']);
+    sessions.push(session);
+    const dataplane = new NftDataplane(new ExecNft(nsRunner(node), session), [4], { staging: !values['unstaged-full'], log: stageLog, ...(values['stage-chunk'] ? { stageChunk: Number(values['stage-chunk']) } : {}), ...(values['stage-processes'] ? { stageProcesses: Number(values['stage-processes']) } : {}) });
     dataplanes.push(dataplane);
-    return new Proxier({ cache: c, config, log, health: new Health(), dataplane });
+    return new Proxier({ cache: c, config, log, health: new Health(), dataplane, ...(values['no-warm-up'] ? {} : { warmUp }) });
   };
+  const bigCache = (): MemoryCache => {
+    const c = newCache();
+    addServices(c, 0, services - 1);
+    return c;
+  };
+
+  if (coldChild !== undefined) {
+    // One agent start: the cache is filled before the first sync, as after the initial LISTs.
+    const proxier = proxierFor(coldChild, bigCache());
+    await new Promise((r) => setImmediate(r));
+    const run = await timedFullSync(proxier);
+    for (const s of sessions) s.close();
+    process.stdout.write(JSON.stringify(run) + '\n');
+    return;
+  }
+
+  const small = new Topology('skiffpx-b1-');
+  const big = new Topology('skiffpx-b2-');
   try {
     progress('creating namespaces: one node with 10 Services, one with all of them');
     for (const topo of [small, big]) {
@@ -122,23 +182,40 @@ export async function main(args: string[]): Promise<void> {
     }
     const smallCache = newCache();
     addServices(smallCache, 0, 9);
-    await proxierFor(small, smallCache).sync();
+    await proxierFor(small.node, smallCache).sync();
+
+    // Agent starts in fresh processes, into the big node's table (deleted before each).
+    const runs: FullSyncRun[] = [];
+    const childArgs = [...process.execArgv, process.argv[1]!, 'proxy', '--services', String(services), '--endpoints-per-service', String(perService), '--cold-child', big.node];
+    for (const flag of ['stage-chunk', 'stage-processes'] as const) if (values[flag]) childArgs.push(`--${flag}`, values[flag]);
+    for (const flag of ['unstaged-full', 'no-warm-up'] as const) if (values[flag]) childArgs.push(`--${flag}`);
+    const dropTable = (): void => void execFileSync('ip', ['netns', 'exec', big.node, 'nft', 'add table ip skiff; delete table ip skiff']);
+    const report = (where: string): void => {
+      const x = runs.at(-1)!;
+      progress(`full sync ${where}: ${x.ms} ms (CPU: agent ${x.agentCpuMs} ms, nft ${x.nftCpuMs} ms; warm-up before it ${x.warmUpMs} ms)`);
+    };
+    for (let i = 0; i < Number(values['cold-runs']); i++) {
+      dropTable();
+      const out = await new Promise<string>((resolve, reject) => {
+        const p = spawn(process.execPath, childArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+        let o = '';
+        p.stdout.on('data', (d) => (o += d));
+        p.on('close', (code) => (code === 0 ? resolve(o) : reject(new Error(`cold full sync exit ${code}`))));
+      });
+      runs.push(JSON.parse(out.trim().split('\n').at(-1)!) as FullSyncRun);
+      report('in a fresh process');
+    }
+    dropTable();
 
     progress(`adding ${services} Services x ${perService} endpoints to the cache`);
-    const cache = newCache();
-    addServices(cache, 0, services - 1);
+    const cache = bigCache();
     await new Promise((r) => setImmediate(r));
-    const proxier = proxierFor(big, cache);
-    const childTicks = (): number => readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ').slice(13, 15).reduce((a, b) => a + Number(b), 0);
-    const cpu0 = process.cpuUsage();
-    const ticks0 = childTicks();
+    const proxier = proxierFor(big.node, cache);
+    runs.push(await timedFullSync(proxier));
+    report('in this process');
+    const fullMs = median(runs.map((x) => x.ms));
+    progress(`full sync of ${services} Services: median ${fullMs} ms of ${runs.length} (${runs.map((x) => x.ms).join(', ')})`);
     let t = performance.now();
-    await proxier.sync();
-    const fullMs = performance.now() - t;
-    const cpu = process.cpuUsage(cpu0);
-    progress(`full sync CPU: agent ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, nft ${((childTicks() - ticks0) * 10).toFixed(0)} ms`);
-    progress(`full sync of ${services} Services: ${fullMs.toFixed(0)} ms`);
-    t = performance.now();
     await proxier.sync();
     progress(`second sync (nothing changed): ${(performance.now() - t).toFixed(1)} ms`);
     const rss = process.memoryUsage().rss;
@@ -147,11 +224,11 @@ export async function main(args: string[]): Promise<void> {
     const sub = cache.subscribe(['services', 'endpointslices'], (b) => proxier.onBatch(b));
     for (let u = 0; u < Number(values.updates); u++) {
       const i = (u * 7919) % (services - 1);
-      const s = benchSlice(i, perService, 0);
-      const eps = [...s.endpoints];
-      eps[u % perService] = endpoint(fakeIP(3_000_000 + u), { nodeName: 'node-x' });
+      const eps = benchEndpoints(i, perService);
+      eps[u % perService] = { ip: fakeIP(3_000_000 + u), node: 'node-x' };
+      const s = slice(`bench-${i % 100}`, `svc-${i}`, eps);
       t = performance.now();
-      cache.upsert('endpointslices', `bench-${i % 100}/svc-${i}-abc`, { ...s, endpoints: eps });
+      cache.upsert('endpointslices', `bench-${i % 100}/svc-${i}-abc`, s);
       await new Promise((r) => setImmediate(r));
       await proxier.sync();
       updates.push(performance.now() - t);
@@ -194,10 +271,7 @@ export async function main(args: string[]): Promise<void> {
       }
     }
     const rps = (name: string): number => perRound.get(name)!.reduce((a, b) => a + b, 0) / rounds;
-    const ratio = (a: string, b: string): number => {
-      const xs = perRound.get(a)!.map((x, i) => x / perRound.get(b)![i]!).sort((x, y) => x - y);
-      return Number(((xs[(xs.length - 1) >> 1]! + xs[xs.length >> 1]!) / 2).toFixed(3));
-    };
+    const ratio = (a: string, b: string): number => Number(median(perRound.get(a)!.map((x, i) => x / perRound.get(b)![i]!)).toFixed(3));
     progress(`  direct ${rps('direct').toFixed(0)}/s, clusterIP ${rps('clusterip').toFixed(0)}/s, clusterIP with 10 Services ${rps('clusterip10').toFixed(0)}/s`);
 
     let iptablesMs: number | null = null;
@@ -220,6 +294,7 @@ export async function main(args: string[]): Promise<void> {
       services,
       endpoints: services * perService,
       full_sync_ms: r(fullMs),
+      full_sync_runs_ms: runs.map((x) => x.ms),
       full_sync_staged: !values['unstaged-full'] && dataplanes.every((d) => d.fallbacks === 0),
       update_p50_ms: Number(percentile(updates, 50).toFixed(1)),
       update_p99_ms: Number(percentile(updates, 99).toFixed(1)),
