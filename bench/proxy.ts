@@ -15,6 +15,7 @@ import type { EndpointSliceInfo, ServiceInfo } from '../common/types.js';
 import { MemoryCache } from '../common/watch/store.js';
 import { convert } from '../common/watch/convert.js';
 import { IptablesDataplane } from '../proxy/iptables/dataplane.js';
+import type { IptablesMode } from '../proxy/iptables/mode.js';
 import { ExecNft } from '../proxy/nft/backend.js';
 import { NftDataplane } from '../proxy/nft/dataplane.js';
 import { NftSession } from '../proxy/nft/session.js';
@@ -110,7 +111,10 @@ export async function main(args: string[]): Promise<void> {
       'stage-chunk': { type: 'string' },
       /** nft processes loading at once (default STAGE_PROCESSES), for tuning. */
       'stage-processes': { type: 'string' },
-      'iptables-services': { type: 'string', default: '1000' },
+      /** Services for the iptables backend's full sync (at most --services). */
+      'iptables-services': { type: 'string', default: '10000' },
+      /** auto (as the agent: the namespace's flavour, legacy when it has none), legacy or nft. */
+      'iptables-mode': { type: 'string', default: 'auto' },
       /** Full syncs measured in fresh processes besides the main one (an agent start each). */
       'cold-runs': { type: 'string', default: '4' },
       /** Full syncs without the agent's warm-up (proxy/warmup.ts), for comparison. */
@@ -275,16 +279,18 @@ export async function main(args: string[]): Promise<void> {
     progress(`  direct ${rps('direct').toFixed(0)}/s, clusterIP ${rps('clusterip').toFixed(0)}/s, clusterIP with 10 Services ${rps('clusterip10').toFixed(0)}/s`);
 
     let iptablesMs: number | null = null;
+    let iptablesMode: string | null = null;
     const iptServices = Math.min(services, Number(values['iptables-services']));
     if (!values['skip-iptables']) {
-      progress(`iptables backend full sync of ${iptServices} Services`);
       const run = nsRunner(small.node);
-      const ipt = new IptablesDataplane(run, [4]);
+      const ipt = new IptablesDataplane(run, [4], values['iptables-mode'] as IptablesMode | 'auto');
       const ports = new Map([...proxier.programmed()].slice(0, iptServices));
       t = performance.now();
+      // The flavour is detected inside the timed sync, as at an agent's first sync.
       await ipt.full(ports, { nodeName: 'node-a', clusterCIDRs: config.clusterCIDRs, serviceCIDRs: config.serviceCIDRs, nodePortAddresses: [], masqueradeAll: false });
       iptablesMs = performance.now() - t;
-      progress(`iptables full sync: ${iptablesMs.toFixed(0)} ms`);
+      iptablesMode = await ipt.modeInUse();
+      progress(`iptables backend (${iptablesMode}) full sync of ${iptServices} Services: ${iptablesMs.toFixed(0)} ms`);
       await ipt.cleanup();
     }
 
@@ -300,6 +306,7 @@ export async function main(args: string[]): Promise<void> {
       update_p99_ms: Number(percentile(updates, 99).toFixed(1)),
       iptables_full_sync_ms: iptablesMs === null ? null : r(iptablesMs),
       iptables_services: iptServices,
+      iptables_mode: iptablesMode,
       rps_clusterip: r(rps('clusterip')),
       rps_direct: r(rps('direct')),
       datapath_ratio: ratio('clusterip', 'direct'),

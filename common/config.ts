@@ -52,6 +52,8 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(true),
         backend: z.enum(['nftables', 'iptables']).default('nftables'),
+        /** Which iptables the iptables backend drives: the host's (auto, as kube-proxy), legacy or nft. */
+        iptablesMode: z.enum(['auto', 'legacy', 'nft']).default('auto'),
         nodePortAddresses: z.array(cidr).default([]),
         syncPeriod: duration.default(30_000),
         minSyncPeriod: duration.default(1_000),

@@ -30,7 +30,7 @@ export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<
   const families = proxyFamilies(deps.config.serviceCIDRs);
   const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
   const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive) : undefined), families, log ? { log } : {});
-  const ipt = new IptablesDataplane(run, families);
+  const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }
 

@@ -1,13 +1,12 @@
 // The iptables fallback. Every sync rewrites all SKIFF-* chains in one iptables-restore
 // --noflush per family (atomic per table); partial syncs are full ones here, which is fine for
-// the small clusters that still need this backend.
+// the small clusters that still need this backend. The legacy or nft flavour of the tools is the
+// one the host uses (mode.ts), detected at the first sync unless configured.
 import type { Dataplane, FullSyncHooks, ServiceChange } from '../dataplane.js';
 import type { Runner } from '../exec.js';
 import type { Family, NodeContext, ServicePort } from '../model.js';
+import { detectMode, IPTABLES_MODES, toolsOf, type IptablesMode, type IptablesTools } from './mode.js';
 import { JUMPS, renderIptables, restoreText, type RestoreTables } from './render.js';
-
-const tools = (f: Family): { cmd: string; save: string; restore: string } =>
-  f === 4 ? { cmd: 'iptables', save: 'iptables-save', restore: 'iptables-restore' } : { cmd: 'ip6tables', save: 'ip6tables-save', restore: 'ip6tables-restore' };
 
 /** SKIFF-* chains and their rule counts per table, from iptables-save output. */
 export function parseSave(text: string): { nat: Map<string, number>; filter: Map<string, number> } {
@@ -28,11 +27,28 @@ export class IptablesDataplane implements Dataplane {
   readonly name = 'iptables';
   private services = new Map<string, readonly ServicePort[]>();
   private written = new Map<Family, RestoreTables>();
+  private mode: Promise<IptablesMode> | undefined;
 
   constructor(
     private readonly run: Runner,
     readonly families: readonly Family[],
-  ) {}
+    mode: IptablesMode | 'auto' = 'auto',
+  ) {
+    if (mode !== 'auto') this.mode = Promise.resolve(mode);
+  }
+
+  /** The mode in use: configured, or detected once (a failed detection is retried next time). */
+  modeInUse(): Promise<IptablesMode> {
+    this.mode ??= detectMode(this.run, this.families).catch((e: Error) => {
+      this.mode = undefined;
+      throw e;
+    });
+    return this.mode;
+  }
+
+  private async tools(f: Family): Promise<IptablesTools> {
+    return toolsOf(await this.modeInUse(), f);
+  }
 
   async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, hooks: FullSyncHooks = {}): Promise<void> {
     this.services = new Map(services);
@@ -50,7 +66,7 @@ export class IptablesDataplane implements Dataplane {
 
   private async write(ctx: NodeContext): Promise<void> {
     for (const f of this.families) {
-      const t = tools(f);
+      const t = await this.tools(f);
       const tables = renderIptables(f, [...this.services.values()].flat(), ctx);
       const existing = parseSave(await this.run(t.save, []));
       const stale = {
@@ -58,7 +74,8 @@ export class IptablesDataplane implements Dataplane {
         filter: [...existing.filter.keys()].filter((c) => !tables.filter.has(c)),
       };
       this.written.delete(f);
-      await this.run(t.restore, ['--noflush'], restoreText(tables, stale));
+      // -w: legacy iptables takes the xtables lock, which kubelet and others hold at times.
+      await this.run(t.restore, ['-w', '--noflush'], restoreText(tables, stale));
       this.written.set(f, tables);
       for (const j of JUMPS) {
         const args = ['-t', j.table, '-C', j.chain, ...j.rule.split(' ')];
@@ -76,49 +93,52 @@ export class IptablesDataplane implements Dataplane {
     for (const f of this.families) {
       const want = this.written.get(f);
       if (!want) continue;
-      const got = parseSave(await this.run(tools(f).save, []));
+      const t = await this.tools(f);
+      const got = parseSave(await this.run(t.save, []));
       for (const table of ['nat', 'filter'] as const) {
         for (const [name, rules] of want[table]) {
           const n = got[table].get(name);
-          if (n !== rules.length) out.push(`${tools(f).cmd} ${table} ${name}: ${n ?? 'missing'} rules, want ${rules.length}`);
+          if (n !== rules.length) out.push(`${t.cmd} ${table} ${name}: ${n ?? 'missing'} rules, want ${rules.length}`);
         }
-        for (const name of got[table].keys()) if (!want[table].has(name)) out.push(`${tools(f).cmd} ${table}: unexpected chain ${name}`);
+        for (const name of got[table].keys()) if (!want[table].has(name)) out.push(`${t.cmd} ${table}: unexpected chain ${name}`);
       }
       for (const j of JUMPS) {
         try {
-          await this.run(tools(f).cmd, ['-w', '-t', j.table, '-C', j.chain, ...j.rule.split(' ')]);
+          await this.run(t.cmd, ['-w', '-t', j.table, '-C', j.chain, ...j.rule.split(' ')]);
         } catch {
-          out.push(`${tools(f).cmd} ${j.table} ${j.chain}: jump "${j.rule}" missing`);
+          out.push(`${t.cmd} ${j.table} ${j.chain}: jump "${j.rule}" missing`);
         }
       }
     }
     return out;
   }
 
+  /** Removes skiff's chains and jumps from both modes and both families, whichever it used. */
   async cleanup(): Promise<void> {
-    for (const f of [4, 6] as const) {
-      const t = tools(f);
-      let existing: ReturnType<typeof parseSave>;
-      try {
-        existing = parseSave(await this.run(t.save, []));
-      } catch {
-        continue; // no such tool or no tables: nothing of ours can be there
-      }
-      for (const j of JUMPS) {
-        for (let i = 0; i < 10; i++) {
-          try {
-            await this.run(t.cmd, ['-w', '-t', j.table, '-D', j.chain, ...j.rule.split(' ')]);
-          } catch {
-            break;
-          }
+    for (const mode of IPTABLES_MODES) for (const f of [4, 6] as const) await this.cleanupOne(toolsOf(mode, f));
+    this.written.clear();
+    this.services.clear();
+  }
+
+  private async cleanupOne(t: IptablesTools): Promise<void> {
+    let existing: ReturnType<typeof parseSave>;
+    try {
+      existing = parseSave(await this.run(t.save, []));
+    } catch {
+      return; // no such tool or no tables: nothing of ours can be there
+    }
+    for (const j of JUMPS) {
+      for (let i = 0; i < 10; i++) {
+        try {
+          await this.run(t.cmd, ['-w', '-t', j.table, '-D', j.chain, ...j.rule.split(' ')]);
+        } catch {
+          break;
         }
       }
-      const none = { nat: new Map<string, string[]>(), filter: new Map<string, string[]>() };
-      if (existing.nat.size + existing.filter.size > 0) {
-        await this.run(t.restore, ['--noflush'], restoreText(none, { nat: [...existing.nat.keys()], filter: [...existing.filter.keys()] }));
-      }
-      this.written.delete(f);
     }
-    this.services.clear();
+    if (existing.nat.size + existing.filter.size > 0) {
+      const none = { nat: new Map<string, string[]>(), filter: new Map<string, string[]>() };
+      await this.run(t.restore, ['-w', '--noflush'], restoreText(none, { nat: [...existing.nat.keys()], filter: [...existing.filter.keys()] }));
+    }
   }
 }

@@ -1,5 +1,6 @@
 // The iptables fallback with real traffic, started through createProxy as the agent does: it
-// must remove the nftables table a previous run left, then serve ClusterIP and NodePort.
+// must remove the nftables table a previous run left, then serve ClusterIP and NodePort. The
+// same suite runs with each flavour of iptables; the auto detection has its own test.
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../common/config.js';
@@ -11,10 +12,13 @@ import { createProxy } from '../index.js';
 import { ExecNft } from '../nft/backend.js';
 import { NftDataplane } from '../nft/dataplane.js';
 import { nodeCtx } from '../fixtures.js';
+import { IptablesDataplane } from '../iptables/dataplane.js';
+import { toolsOf, type IptablesMode } from '../iptables/mode.js';
 import { NODE_IP, POD_GW, Topology, nsRunner } from './topology.js';
 import { inNs } from '../../test/support/netns.js';
 
-const skip = missing('proxy iptables traffic', { root: true, tools: ['nft', 'iptables-restore', 'iptables-save', 'curl'] });
+const tools = ['legacy', 'nft'].flatMap((m) => [`iptables-${m}-restore`, `iptables-${m}-save`]);
+const skip = missing('proxy iptables traffic', { root: true, tools: ['nft', 'curl', ...tools] });
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
@@ -24,8 +28,8 @@ async function until(what: string, cond: () => Promise<boolean>, ms = 15_000): P
   }
 }
 
-describe.skipIf(skip)('iptables proxy with real traffic', () => {
-  const topo = new Topology('skiffpx-i-');
+describe.skipIf(skip).each(['legacy', 'nft'] as const)('iptables proxy with real traffic (%s)', (mode: IptablesMode) => {
+  const topo = new Topology(`skiffpx-i${mode[0]}-`);
   const cache = new MemoryCache();
   const ac = new AbortController();
   const run = nsRunner(topo.node);
@@ -44,7 +48,7 @@ describe.skipIf(skip)('iptables proxy with real traffic', () => {
     cache.upsert('services', 'ns/empty', service('ns', 'empty', { clusterIPs: ['10.96.0.20'] }));
     cache.markSynced('services');
     cache.markSynced('endpointslices');
-    const config = parseConfig({ nodeName: 'node-a', proxy: { backend: 'iptables', minSyncPeriod: 0 } });
+    const config = parseConfig({ nodeName: 'node-a', proxy: { backend: 'iptables', iptablesMode: mode, minSyncPeriod: 0 } });
     component = createProxy({ config, cache, log: pino({ level: 'silent' }), health: new Health(), api: { patchNodeAnnotations: async () => undefined } }, { run, healthCheckHost: '127.0.0.1' });
     running = component.run(ac.signal);
     await until('iptables rules', async () => (await topo.curlFrom(topo.client, 'http://10.96.0.10/', 1)).startsWith('p'));
@@ -56,8 +60,11 @@ describe.skipIf(skip)('iptables proxy with real traffic', () => {
     topo.destroy();
   });
 
-  it('removed the nftables table when it started', async () => {
+  it('removed the nftables table when it started, and wrote its rules with this flavour only', async () => {
     expect(await topo.nft(['list', 'tables'])).not.toContain('table ip skiff');
+    const other = mode === 'legacy' ? 'nft' : 'legacy';
+    expect((await inNs(topo.node, toolsOf(mode, 4).save, [])).stdout).toContain(':SKIFF-SERVICES');
+    expect((await inNs(topo.node, toolsOf(other, 4).save, [])).stdout).not.toContain('SKIFF');
   });
 
   it('ClusterIP balances over both endpoints, masquerading outside clients', async () => {
@@ -88,7 +95,37 @@ describe.skipIf(skip)('iptables proxy with real traffic', () => {
     ac.abort();
     await running;
     await component.cleanup();
-    const save = (await inNs(topo.node, 'iptables-save', [])).stdout;
+    const save = (await inNs(topo.node, toolsOf(mode, 4).save, [])).stdout;
     expect(save).not.toContain('SKIFF');
+  });
+});
+
+describe.skipIf(skip)('iptables flavour detection (auto)', () => {
+  const topo = new Topology('skiffpx-id-');
+  const run = nsRunner(topo.node);
+  const hint = (m: IptablesMode): Promise<unknown> => inNs(topo.node, toolsOf(m, 4).cmd, ['-w', '-t', 'mangle', '-N', 'KUBE-IPTABLES-HINT']);
+  const unhint = (m: IptablesMode): Promise<unknown> => inNs(topo.node, toolsOf(m, 4).cmd, ['-w', '-t', 'mangle', '-X', 'KUBE-IPTABLES-HINT']);
+  beforeAll(() => topo.create());
+  afterAll(() => topo.destroy());
+
+  it("follows kubelet's hint chain, else the flavour holding rules, else legacy; cleanup clears both", async () => {
+    expect(await new IptablesDataplane(run, [4]).modeInUse()).toBe('legacy');
+    await hint('nft');
+    expect(await new IptablesDataplane(run, [4]).modeInUse()).toBe('nft');
+    await unhint('nft');
+    await hint('legacy');
+    expect(await new IptablesDataplane(run, [4]).modeInUse()).toBe('legacy');
+    await unhint('legacy');
+    // Rules another tool wrote with nft make nft the host's flavour.
+    await inNs(topo.node, toolsOf('nft', 4).cmd, ['-w', '-A', 'INPUT', '-p', 'tcp', '--dport', '9', '-j', 'ACCEPT']);
+    const dp = new IptablesDataplane(run, [4]);
+    expect(await dp.modeInUse()).toBe('nft');
+    await dp.full(new Map(), nodeCtx);
+    // A run in the other flavour left rules too; cleanup removes skiff's from both, and only skiff's.
+    await new IptablesDataplane(run, [4], 'legacy').full(new Map(), nodeCtx);
+    for (const m of ['legacy', 'nft'] as const) expect((await inNs(topo.node, toolsOf(m, 4).save, [])).stdout).toContain(':SKIFF-SERVICES');
+    await dp.cleanup();
+    for (const m of ['legacy', 'nft'] as const) expect((await inNs(topo.node, toolsOf(m, 4).save, [])).stdout).not.toContain('SKIFF');
+    expect((await inNs(topo.node, toolsOf('nft', 4).save, [])).stdout).toContain('--dport 9 -j ACCEPT');
   });
 });
