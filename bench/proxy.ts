@@ -280,6 +280,7 @@ export async function main(args: string[]): Promise<void> {
 
     let iptablesMs: number | null = null;
     let iptablesMode: string | null = null;
+    let iptablesUpdateMs: number | null = null;
     const iptServices = Math.min(services, Number(values['iptables-services']));
     if (!values['skip-iptables']) {
       const run = nsRunner(small.node);
@@ -291,6 +292,13 @@ export async function main(args: string[]): Promise<void> {
       iptablesMs = performance.now() - t;
       iptablesMode = await ipt.modeInUse();
       progress(`iptables backend (${iptablesMode}) full sync of ${iptServices} Services: ${iptablesMs.toFixed(0)} ms`);
+      // One endpoint moves, as in the nftables update figures: a partial restore of its chains.
+      const [key, sps] = [...ports].at(-1)!;
+      const moved = sps.map((sp) => ({ ...sp, clusterEndpoints: [{ ...sp.clusterEndpoints[0]!, ip: fakeIP(3_500_000) }, ...sp.clusterEndpoints.slice(1)] }));
+      t = performance.now();
+      await ipt.partial([{ key, ports: moved }], { nodeName: 'node-a', clusterCIDRs: config.clusterCIDRs, serviceCIDRs: config.serviceCIDRs, nodePortAddresses: [], masqueradeAll: false });
+      iptablesUpdateMs = performance.now() - t;
+      progress(`iptables backend: one endpoint change ${iptablesUpdateMs.toFixed(0)} ms`);
       await ipt.cleanup();
     }
 
@@ -307,6 +315,7 @@ export async function main(args: string[]): Promise<void> {
       iptables_full_sync_ms: iptablesMs === null ? null : r(iptablesMs),
       iptables_services: iptServices,
       iptables_mode: iptablesMode,
+      iptables_update_ms: iptablesUpdateMs === null ? null : r(iptablesUpdateMs),
       rps_clusterip: r(rps('clusterip')),
       rps_direct: r(rps('direct')),
       datapath_ratio: ratio('clusterip', 'direct'),

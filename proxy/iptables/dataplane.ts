@@ -1,12 +1,14 @@
-// The iptables fallback. Every sync rewrites all SKIFF-* chains in one iptables-restore
-// --noflush per family (atomic per table); partial syncs are full ones here, which is fine for
-// the small clusters that still need this backend. The legacy or nft flavour of the tools is the
-// one the host uses (mode.ts), detected at the first sync unless configured.
+// The iptables fallback: one iptables-restore --noflush per family and sync (atomic per table).
+// A full sync reads what SKIFF-* chains exist, rewrites all of them, deletes the others and makes
+// sure the jumps from the built-in chains exist; a partial sync rewrites only the chains that
+// differ from what it last wrote (restoreDiff), without reading anything back. The legacy or nft
+// flavour of the tools is the one the host uses (mode.ts), detected at the first sync unless
+// configured.
 import type { Dataplane, FullSyncHooks, ServiceChange } from '../dataplane.js';
 import type { Runner } from '../exec.js';
 import type { Family, NodeContext, ServicePort } from '../model.js';
 import { detectMode, IPTABLES_MODES, toolsOf, type IptablesMode, type IptablesTools } from './mode.js';
-import { JUMPS, renderIptables, restoreText, type RestoreTables } from './render.js';
+import { JUMPS, renderIptables, restoreDiff, restoreText, type RestoreTables } from './render.js';
 
 /** SKIFF-* chains and their rule counts per table, from iptables-save output. */
 export function parseSave(text: string): { nat: Map<string, number>; filter: Map<string, number> } {
@@ -52,6 +54,8 @@ export class IptablesDataplane implements Dataplane {
 
   async full(services: ReadonlyMap<string, readonly ServicePort[]>, ctx: NodeContext, hooks: FullSyncHooks = {}): Promise<void> {
     this.services = new Map(services);
+    // Drift repair and retries land here: trust nothing that was written before.
+    this.written.clear();
     hooks.whileApplying?.();
     await this.write(ctx);
   }
@@ -68,6 +72,15 @@ export class IptablesDataplane implements Dataplane {
     for (const f of this.families) {
       const t = await this.tools(f);
       const tables = renderIptables(f, [...this.services.values()].flat(), ctx);
+      const prev = this.written.get(f);
+      if (prev) {
+        // Forgotten first: if the restore fails, the next sync is a full one.
+        this.written.delete(f);
+        const text = restoreDiff(prev, tables);
+        if (text) await this.run(t.restore, ['-w', '--noflush'], text);
+        this.written.set(f, tables);
+        continue;
+      }
       const existing = parseSave(await this.run(t.save, []));
       const stale = {
         nat: [...existing.nat.keys()].filter((c) => !tables.nat.has(c)),

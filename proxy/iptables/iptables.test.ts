@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { desiredService } from '../desired.js';
 import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
-import { parseSave } from './dataplane.js';
-import { renderIptables, restoreText, sepChain, svcChain } from './render.js';
+import { IptablesDataplane, parseSave } from './dataplane.js';
+import { renderIptables, restoreDiff, restoreText, sepChain, svcChain } from './render.js';
 
 describe('iptables rendering', () => {
   const sp = desiredService(
@@ -37,4 +37,52 @@ describe('iptables rendering', () => {
     expect(text).toBe('*filter\nCOMMIT\n*nat\n:SKIFF-A - [0:0]\n:SKIFF-OLD - [0:0]\n-A SKIFF-A -j RETURN\n-X SKIFF-OLD\nCOMMIT\n');
     expect(parseSave('*nat\n:PREROUTING ACCEPT [0:0]\n:SKIFF-A - [0:0]\n-A PREROUTING -j SKIFF-A\n-A SKIFF-A -j RETURN\nCOMMIT\n').nat).toEqual(new Map([['SKIFF-A', 1]]));
   });
+
+  it('restore diff rewrites only changed chains and deletes the ones gone', () => {
+    const prev = { nat: new Map([['SKIFF-A', ['-j RETURN']], ['SKIFF-B', ['-j SKIFF-C']], ['SKIFF-C', ['-j RETURN']]]), filter: new Map([['SKIFF-F', ['-j REJECT']]]) };
+    const next = { nat: new Map([['SKIFF-A', ['-j RETURN']], ['SKIFF-B', ['-j SKIFF-D']], ['SKIFF-D', ['-j ACCEPT']]]), filter: new Map([['SKIFF-F', ['-j REJECT']]]) };
+    expect(restoreDiff(prev, next)).toBe('*nat\n:SKIFF-B - [0:0]\n:SKIFF-D - [0:0]\n:SKIFF-C - [0:0]\n-A SKIFF-B -j SKIFF-D\n-A SKIFF-D -j ACCEPT\n-X SKIFF-C\nCOMMIT\n');
+    expect(restoreDiff(next, next)).toBe('');
+  });
 });
+
+describe('iptables dataplane', () => {
+  /** A runner recording every command; iptables-save prints empty tables. */
+  function recorder(): { run: (cmd: string, args: readonly string[], input?: string) => Promise<string>; calls: { cmd: string; input?: string }[] } {
+    const calls: { cmd: string; input?: string }[] = [];
+    return {
+      calls,
+      run: async (cmd, _args, input) => {
+        calls.push({ cmd, ...(input !== undefined ? { input } : {}) });
+        return cmd.endsWith('-save') ? '*nat\nCOMMIT\n*filter\nCOMMIT\n' : '';
+      },
+    };
+  }
+  const ports = (name: string, ips: string[]) => desiredService(service('ns', name, { clusterIPs: [`10.96.0.${name.length}`] }), [slice('ns', name, ips.map((ip) => endpoint(ip)))], nodeCtx).ports;
+
+  it('a partial sync restores only what changed and reads nothing back; a full sync starts over', async () => {
+    const r = recorder();
+    const dp = new IptablesDataplane(r.run, [4], 'legacy');
+    await dp.full(new Map([['ns/a', ports('a', ['10.244.1.5'])], ['ns/bb', ports('bb', ['10.244.1.6'])]]), nodeCtx);
+    expect(r.calls.filter((c) => c.cmd === 'iptables-legacy-save')).toHaveLength(1);
+    const b = ports('bb', ['10.244.1.6'])[0]!;
+    r.calls.length = 0;
+    const moved = ports('a', ['10.244.1.7']);
+    await dp.partial([{ key: 'ns/a', ports: moved }], nodeCtx);
+    expect(r.calls.map((c) => c.cmd)).toEqual(['iptables-legacy-restore']);
+    const text = r.calls[0]!.input!;
+    expect(text).toContain(`:${svcChain(moved[0]!)} - [0:0]`);
+    expect(text).toContain('--to-destination 10.244.1.7:8080');
+    expect(text).toContain(`-X ${sepChain(moved[0]!, { ip: '10.244.1.5', port: 8080, local: true, nodeName: 'node-a' })}`);
+    expect(text).not.toContain(svcChain(b));
+    expect(text).not.toContain('SKIFF-SERVICES');
+    r.calls.length = 0;
+    await dp.partial([{ key: 'ns/a', ports: moved }], nodeCtx);
+    expect(r.calls).toEqual([]);
+    // The drift repair's full sync: read back, every chain rewritten (b's too, unchanged as it is).
+    await dp.full(new Map([['ns/a', moved], ['ns/bb', [b]]]), nodeCtx);
+    expect(r.calls.map((c) => c.cmd)).toContain('iptables-legacy-save');
+    expect(r.calls.find((c) => c.cmd === 'iptables-legacy-restore')!.input).toContain(`:${svcChain(b)} - [0:0]`);
+  });
+});
+
