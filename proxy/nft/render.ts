@@ -190,8 +190,10 @@ export class Renderer {
       ['ct state invalid drop', 'ct state new jump service-endpoints-check', 'ct state new jump cluster-ips-check'],
       'type filter hook forward priority -110 ;',
     );
-    chain('filter-output', ['ct state new jump service-endpoints-check', 'ct state new jump cluster-ips-check'], 'type filter hook output priority -110 ;');
-    chain('filter-output-post-dnat', ['ct state new jump firewall-check'], 'type filter hook output priority -90 ;');
+    // The node's own connections: source ranges are checked on the LB address before the DNAT
+    // rewrites it, the cluster-IP refusal after it (a served port no longer has the cluster IP).
+    chain('filter-output', ['ct state new jump service-endpoints-check', 'ct state new jump firewall-check'], 'type filter hook output priority -110 ;');
+    chain('filter-output-post-dnat', ['ct state new jump cluster-ips-check'], 'type filter hook output priority -90 ;');
     chain('nat-prerouting', ['jump services'], 'type nat hook prerouting priority -100 ;');
     chain('nat-output', ['jump services'], 'type nat hook output priority -100 ;');
     chain('nat-postrouting', ['jump masquerading'], 'type nat hook postrouting priority 100 ;');

@@ -84,6 +84,16 @@ describe.skipIf(skip)('nftables proxy with real traffic', () => {
     expect(await topo.curlFrom(topo.podNs('p3'), 'http://10.96.0.10/')).toMatch(/^p[12] 10\.244\.1\.13$/);
   });
 
+  it('the node itself reaches a ClusterIP, is refused on an unserved port, and LB source ranges apply to it', async () => {
+    expect(await topo.curlFrom(topo.node, 'http://10.96.0.10/')).toMatch(/^p[12] /);
+    expect(await topo.curlFrom(topo.node, 'http://10.96.0.10:81/')).toBe('exit 7');
+    expect(await topo.curlFrom(topo.node, 'http://10.96.0.20/')).toBe('exit 7');
+    // lb-closed admits only 198.51.100.0/24, which holds none of the node's addresses: checked on
+    // the LB address before the DNAT rewrites it, as for traffic arriving from outside.
+    expect(await topo.curlFrom(topo.node, 'http://203.0.113.11/', 1)).toBe('exit 28');
+    expect(await topo.curlFrom(topo.node, 'http://203.0.113.20/')).toMatch(/^p1 /);
+  });
+
   it('a pod reaching itself through its Service is masqueraded (hairpin)', async () => {
     for (let i = 0; i < 6; i++) {
       const body = await topo.curlFrom(topo.podNs('p1'), 'http://10.96.0.10/');
