@@ -17,7 +17,9 @@ export const JUMPS: readonly { table: 'nat' | 'filter'; chain: string; rule: str
   { table: 'filter', chain: 'INPUT', rule: '-j SKIFF-FILTER' },
   { table: 'filter', chain: 'FORWARD', rule: '-m conntrack --ctstate NEW -j SKIFF-SERVICES' },
   { table: 'filter', chain: 'FORWARD', rule: '-j SKIFF-FILTER' },
+  { table: 'filter', chain: 'FORWARD', rule: '-j SKIFF-FORWARD' },
   { table: 'filter', chain: 'OUTPUT', rule: '-m conntrack --ctstate NEW -j SKIFF-SERVICES' },
+  { table: 'filter', chain: 'OUTPUT', rule: '-j SKIFF-FILTER' },
 ];
 
 const hashCache = new Map<string, string>();
@@ -59,8 +61,14 @@ export function renderIptables(family: Family, ports: Iterable<ServicePort>, ctx
   chain(nat, 'SKIFF-POSTROUTING').push(`-m mark ! --mark ${MASQ}/${MASQ} -j RETURN`, `-j MARK --xor-mark ${MASQ}`, '-j MASQUERADE --random-fully');
   const fServices = chain(filter, 'SKIFF-SERVICES');
   const fExternal = chain(filter, 'SKIFF-EXTERNAL-SERVICES');
-  chain(filter, 'SKIFF-FILTER').push(`-m mark --mark ${DROP_MARK}/${DROP_MARK} -j DROP`, '-m conntrack --ctstate INVALID -j DROP');
+  // What the nat rules marked for dropping (source ranges, Local policies without a local
+  // endpoint), wherever it came from; INVALID only for forwarded traffic (see proxy/README.md).
+  chain(filter, 'SKIFF-FILTER').push(`-m mark --mark ${DROP_MARK}/${DROP_MARK} -j DROP`);
+  chain(filter, 'SKIFF-FORWARD').push('-m conntrack --ctstate INVALID -j DROP');
   const clusterCidrs = ctx.clusterCIDRs.filter((c) => c.includes(':') === (family === 6));
+  // NodePorts answer on the node's own addresses, only those within nodePortAddresses when set.
+  const npCidrs = ctx.nodePortAddresses.filter((c) => c.includes(':') === (family === 6));
+  const nodeAddrs = npCidrs.length ? npCidrs.map((c) => `-d ${c} -m addrtype --dst-type LOCAL`) : ['-m addrtype --dst-type LOCAL'];
   const clusterIPs = new Set<string>();
 
   const balance = (sp: ServicePort, target: string[], eps: readonly Endpoint[], affinity: boolean): void => {
@@ -86,7 +94,7 @@ export function renderIptables(family: Family, ports: Iterable<ServicePort>, ctx
     for (const ip of sp.clusterIPs) clusterIPs.add(ip);
     if (!sp.hasEndpoints) {
       for (const ip of [...sp.clusterIPs, ...externals]) fServices.push(`${match(ip)} -j REJECT`);
-      if (sp.nodePort !== undefined) fExternal.push(`-m addrtype --dst-type LOCAL -p ${sp.protocol} -m ${sp.protocol} --dport ${sp.nodePort} -j REJECT`);
+      if (sp.nodePort !== undefined) for (const a of nodeAddrs) fExternal.push(`${a} -p ${sp.protocol} -m ${sp.protocol} --dport ${sp.nodePort} -j REJECT`);
       continue;
     }
     const svc = chain(nat, svcChain(sp));
@@ -116,9 +124,11 @@ export function renderIptables(family: Family, ports: Iterable<ServicePort>, ctx
     for (const ip of sp.loadBalancerIPs) services.push(`${match(ip)} -j ${firewalled ? fwChain(sp) : extChain(sp)}`);
     if (sp.nodePort !== undefined) nodeports.push(`-p ${sp.protocol} -m ${sp.protocol} --dport ${sp.nodePort} -j ${extChain(sp)}`);
   }
-  // Any other port on an allocated cluster IP is refused (DNATed traffic no longer has that address).
+  // Any other port on an allocated cluster IP is refused (DNATed traffic no longer has that address),
+  // and the rest of the Service CIDR dropped, as kube-proxy's nftables mode does.
   for (const ip of clusterIPs) fServices.push(`-d ${host(family, ip)} -j REJECT`);
-  services.push(`-m addrtype --dst-type LOCAL -j SKIFF-NODEPORTS`);
+  for (const c of ctx.serviceCIDRs) if (c.includes(':') === (family === 6)) fServices.push(`-d ${c} -j DROP`);
+  for (const a of nodeAddrs) services.push(`${a} -j SKIFF-NODEPORTS`);
   return { nat, filter };
 }
 

@@ -78,7 +78,7 @@ describe('nft rendering', () => {
     expect(t.chains.get('services')!.rules).toEqual([
       'meta mark set ip daddr . meta l4proto . th dport map @service-marks-g1',
       'ip daddr . meta l4proto . th dport vmap @service-ips-g1',
-      'ip daddr @nodeport-ips-g1 jump nodeports',
+      'fib daddr type local ip daddr @nodeport-ips-g1 jump nodeports',
     ]);
     expect(t.chains.get('nodeports')!.rules).toEqual(['meta mark set meta l4proto . th dport map @nodeport-marks-g1', 'meta l4proto . th dport vmap @service-nodeports-g1']);
     expect(t.chains.get('cluster-ips-check')!.rules).toEqual(['ip daddr @cluster-ips-g1 reject', 'ip daddr 10.96.0.0/12 drop']);

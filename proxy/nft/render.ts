@@ -176,7 +176,8 @@ export class Renderer {
     if (nodePortCidrs.length > 0) {
       set(s['nodeport-ips'], `type ${w.addr} ; flags interval ; auto-merge ;`);
       for (const c of nodePortCidrs) addElement(t, s['nodeport-ips'], c);
-      nodePortMatch = `${w.ip} daddr @${s['nodeport-ips']}`;
+      // The node's own addresses within those CIDRs, as kube-proxy's --nodeport-addresses.
+      nodePortMatch = `fib daddr type local ${w.ip} daddr @${s['nodeport-ips']}`;
     } else {
       // Like kube-proxy's nftables mode, NodePorts are not reachable on loopback addresses.
       nodePortMatch = `fib daddr type local ${w.ip} daddr != ${w.loopback}`;
