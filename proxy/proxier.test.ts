@@ -160,6 +160,26 @@ describe('Proxier', () => {
     }
     expect(text).toContain('kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="internal"} 1');
   });
+
+  it('observes network programming latency from slice trigger times, but not for changes from before it started', async () => {
+    let now = 1_000_000;
+    const { cache, proxier } = setup(() => now);
+    const count = async (): Promise<number> => (await registry.getSingleMetric('kubeproxy_network_programming_duration_seconds')!.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const before = await count();
+    cache.upsert('services', 'ns/web', service('ns', 'web'));
+    const change = (trigger: number) => {
+      const s = slice('ns', 'web', [endpoint('10.244.1.5')], { triggerTimeMs: trigger });
+      cache.upsert('endpointslices', 'ns/web-abc', s);
+      proxier.onBatch({ changes: [{ kind: 'endpointslices', key: 'ns/web-abc', current: s }], synced: [] });
+    };
+    change(now - 3_600_000); // an hour before the proxy existed
+    await proxier.sync();
+    expect(await count()).toBe(before);
+    now += 500;
+    change(now - 200);
+    await proxier.sync();
+    expect(await count()).toBe(before + 1);
+  });
 });
 
 async function vi_waitFor(cond: () => boolean, ms = 2000): Promise<void> {

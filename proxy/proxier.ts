@@ -107,9 +107,11 @@ export class Proxier {
   readonly metrics: ProxyMetrics = proxyMetrics();
   readonly healthChecks: HealthCheckServers | undefined;
   private readonly now: () => number;
+  private readonly startedAt: number;
 
   constructor(private readonly o: ProxierOptions) {
     this.now = o.now ?? Date.now;
+    this.startedAt = this.now();
     if (o.healthCheckHost !== undefined) this.healthChecks = new HealthCheckServers(o.healthCheckHost, o.log);
     o.cache.store('endpointslices').addIndex('service', (s) => (s.serviceName ? [`${s.namespace}/${s.serviceName}`] : []));
     o.health.addLiveness('proxy', () => this.liveness());
@@ -138,7 +140,9 @@ export class Proxier {
           if (s?.serviceName) this.dirty.add(`${s.namespace}/${s.serviceName}`);
         }
         const cur = c.current as { triggerTimeMs?: number } | undefined;
-        if (cur?.triggerTimeMs !== undefined) this.triggers.push(cur.triggerTimeMs);
+        // A change from before this proxy started (the initial LIST replays every slice) is no
+        // programming latency of ours; kube-proxy does not count those either.
+        if (cur?.triggerTimeMs !== undefined && cur.triggerTimeMs >= this.startedAt) this.triggers.push(cur.triggerTimeMs);
         this.metrics.endpointChanges.inc();
       } else if (c.kind === 'nodes' && c.key === this.o.config.nodeName) {
         this.needFull = true;
