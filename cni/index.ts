@@ -60,6 +60,12 @@ export function createCni(deps: AgentDeps): Component {
     }
   }
 
+  function notReadyBecause(reason: string): void {
+    if (ready) log.warn({ reason }, 'cni not ready');
+    ready = false;
+    notReady = reason;
+  }
+
   /** Another node changed: only its entries and addresses, nothing that depends on this node. */
   async function peersSync(names: ReadonlySet<string>): Promise<void> {
     const nodes = cache.store('nodes');
@@ -71,8 +77,10 @@ export function createCni(deps: AgentDeps): Component {
 
   async function fullSync(): Promise<void> {
     const self = selfNode();
-    if (!self) return void (notReady = `node ${config.nodeName} not found`);
-    if (self.podCIDRs.length === 0) return void (notReady = `node ${config.nodeName} has no podCIDR yet`);
+    // Not ready again (STATUS answers 50) when the Node went away or lost its podCIDR. A failed
+    // sync after that leaves ready as it is: pods still get addresses and links.
+    if (!self) return notReadyBecause(`node ${config.nodeName} not found`);
+    if (self.podCIDRs.length === 0) return notReadyBecause(`node ${config.nodeName} has no podCIDR yet`);
     const fresh = !setup || setup.podCIDRs.join(',') !== self.podCIDRs.join(',');
     if (!fresh && config.cni.directRouting) await refreshUnderlay(internalIPv4(self)!);
     if (!setup || fresh) {
@@ -156,7 +164,8 @@ export function createCni(deps: AgentDeps): Component {
     name: 'cni',
     async run(signal: AbortSignal): Promise<void> {
       health.addLiveness('cni', () => ({ ok: !ready || Date.now() - lastSyncOk < 10 * 60_000 }));
-      const server: Server = await listenCni(socketPath, { status: () => ({ ok: ready, reason: notReady }), bridgeReady: () => ready }, (e) =>
+      const own = { stateDir: config.stateDir, bridge: BRIDGE };
+      const server: Server = await listenCni(socketPath, { status: () => ({ ok: ready, reason: notReady }), bridgeReady: () => ready, own }, (e) =>
         log.warn({ err: e }, 'cni request failed'),
       );
       let timer: NodeJS.Timeout | undefined;

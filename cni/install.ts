@@ -18,7 +18,9 @@ export function installShim(binDir: string, source = SHIM_BUILD_PATH): 'installe
     /* not installed yet */
   }
   mkdirSync(binDir, { recursive: true });
-  const tmp = join(binDir, '.skiff.tmp');
+  // Per process: two agents sharing a binDir (tests, a restart overlapping its predecessor) must not
+  // rename each other's half-copied file.
+  const tmp = join(binDir, `.skiff.${process.pid}.tmp`);
   copyFileSync(source, tmp);
   chmodSync(tmp, 0o755);
   renameSync(tmp, target);

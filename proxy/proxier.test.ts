@@ -164,7 +164,7 @@ describe('Proxier', () => {
   it('observes network programming latency from slice trigger times, but not for changes from before it started', async () => {
     let now = 1_000_000;
     const { cache, proxier } = setup(() => now);
-    const count = async (): Promise<number> => (await registry.getSingleMetric('kubeproxy_network_programming_duration_seconds')!.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const count = async (): Promise<number> => (await registry.getSingleMetric('kubeproxy_network_programming_duration_seconds')!.get()).values.find((v) => (v as { metricName?: string }).metricName?.endsWith('_count'))?.value ?? 0;
     const before = await count();
     cache.upsert('services', 'ns/web', service('ns', 'web'));
     const change = (trigger: number) => {

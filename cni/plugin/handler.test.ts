@@ -15,6 +15,18 @@ describe('handle', () => {
     expect(await handle({ CNI_COMMAND: 'STATUS' }, conf(), deps)).toEqual({ code: 0, stdout: '' });
   });
 
+  it("refuses a config naming another state directory or bridge than the agent's, before touching anything", async () => {
+    const own = { stateDir: '/var/lib/skiff', bridge: 'skiff0' };
+    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'eth0', CNI_NETNS: '/nonexistent/skiffcni-netns' };
+    for (const [extra, key] of [[{ stateDir: '/etc', bridge: 'skiff0' }, 'stateDir'], [{ stateDir: '/var/lib/skiff/../../etc', bridge: 'skiff0' }, 'stateDir'], [{ stateDir: '/var/lib/skiff', bridge: 'eth0' }, 'bridge']] as const) {
+      for (const command of ['ADD', 'DEL', 'CHECK', 'GC']) {
+        const r = await handle({ ...env, CNI_COMMAND: command }, conf({ ...extra, 'cni.dev/valid-attachments': [] }), { own, bridgeReady: () => true });
+        expect(r.code).toBe(1);
+        expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: expect.stringContaining(`${key} `) });
+      }
+    }
+  });
+
   it('VERSION lists the supported versions in the requested version', async () => {
     const r = await handle({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"0.4.0"}');
     expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });

@@ -18,6 +18,12 @@ export interface HandlerDeps {
   readonly status?: () => { ok: boolean; reason?: string };
   /** True once the agent has built the bridge, which saves a lookup per ADD. */
   readonly bridgeReady?: () => boolean;
+  /**
+   * The agent's own state directory and bridge. The network config names them too (the Node
+   * fallback runs from it alone), but the agent is root in the host: a config naming anything
+   * else is refused, so no input makes it write files elsewhere or touch another interface.
+   */
+  readonly own?: { readonly stateDir: string; readonly bridge: string };
 }
 
 const stores = new Map<string, IpamStore>();
@@ -60,6 +66,11 @@ export function commandOf(env: Readonly<Record<string, string | undefined>>): st
 }
 
 async function dispatch(req: CniRequest, deps: HandlerDeps): Promise<unknown> {
+  if (req.conf && deps.own) {
+    for (const key of ['stateDir', 'bridge'] as const) {
+      if (req.conf[key] !== deps.own[key]) throw new CniError(CniCode.InvalidConfig, `${key} ${JSON.stringify(req.conf[key])} is not this agent's (${deps.own[key]})`, 'use the conflist the agent writes');
+    }
+  }
   switch (req.command) {
     case 'VERSION':
       return { cniVersion: req.cniVersion, supportedVersions: [...SUPPORTED_VERSIONS] };
