@@ -2,14 +2,14 @@
 // share an underlay subnet (IPv4 and IPv6), n3 sits on another subnet of the same switch (reached
 // through an on-link route, as through a router). Same-subnet pairs route pod traffic unencapsulated;
 // n3 keeps VXLAN. Node namespaces run strict rp_filter, the setting direct routing must cope with.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIP, parseIP } from '../../cni/ipam/ipnet.js';
 import { missing } from '../support/env.js';
 import { addNetns, cleanupPrefix, inNs, sh } from '../support/netns.js';
-import { buildShim, cniExec, NodeAgent, pluginEnv, SharedNodes, tempDir, until, whoami, whoamiServer } from './support/harness.js';
+import { buildShim, cniExec, NodeAgent, pluginEnv, SharedNodes, stream, tempDir, until, whoami, whoamiServer } from './support/harness.js';
 
 const P = 'skiffcni-dr';
 const SW = `${P}-sw`;
@@ -28,29 +28,6 @@ const directRoutes = (ns: string) => ipOut(ns, ['route', 'show', 'proto', '95'])
 const route = (ns: string, cidr: string) => ipOut(ns, [cidr.includes(':') ? '-6' : '-4', 'route', 'show', cidr]).trim();
 const txBytes = (ns: string, dev: string): number => (JSON.parse(ipOut(ns, ['-s', '-j', 'link', 'show', dev])) as { stats64: { tx: { bytes: number } } }[])[0]!.stats64.tx.bytes;
 const canon = (x: string) => formatIP(parseIP(x).value, x.includes(':') ? 6 : 4);
-
-/** Streams `bytes` over TCP from `fromNs` to `ip:port` in `toNs`; resolves with what arrived. */
-async function stream(fromNs: string, toNs: string, ip: string, port: number, bytes: number): Promise<number> {
-  const v6 = ip.includes(':');
-  const server = spawn('ip', ['netns', 'exec', toNs, 'socat', '-u', `${v6 ? 'TCP6' : 'TCP4'}-LISTEN:${port},reuseaddr`, 'STDOUT'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  let got = 0;
-  server.stdout!.on('data', (d: Buffer) => (got += d.length));
-  // 'close', not 'exit': the last of its output can still be in the pipe when the process has exited.
-  const received = new Promise((r) => server.once('close', r));
-  try {
-    await until('listener', () => execFileSync('ip', ['netns', 'exec', toNs, 'ss', '-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim() || undefined, 5000);
-    // Both ends asynchronous: the listener's output is read by this process while the client sends.
-    const client = spawn('ip', ['netns', 'exec', fromNs, 'socat', '-u', 'STDIN', `${v6 ? `TCP6:[${ip}]` : `TCP4:${ip}`}:${port},connect-timeout=3`], { stdio: ['pipe', 'ignore', 'ignore'] });
-    client.stdin!.on('error', () => undefined);
-    client.stdin!.end(Buffer.alloc(bytes, 97));
-    const timeout = new Promise((r) => setTimeout(r, 15_000));
-    await Promise.race([Promise.all([new Promise((r) => client.once('exit', r)), received]), timeout]);
-    client.kill('SIGKILL');
-  } finally {
-    server.kill('SIGKILL');
-  }
-  return got;
-}
 
 describe.skipIf(missing('cni direct routing', { root: true, tools: ['ip', 'nsenter', 'cc', 'bridge', 'nft', 'socat', 'ss'] }))('cni direct routing (root)', () => {
   let dir: string;

@@ -1,5 +1,6 @@
-// Two "nodes" (namespaces on one underlay switch, MTU 1400) each running the real cni component
-// over a MemoryCache, an "outside" host on the same switch, and pods added through the C shim.
+// Three "nodes" (namespaces on one underlay switch, MTU 1400) each running the real cni component
+// over a MemoryCache, an "outside" host on the same switch, and pods added through the C shim,
+// alone or as the runtime runs the whole conflist the agent wrote (skiff, portmap, bandwidth).
 // The harness plays the API server: annotation patches from one agent reach every agent's cache.
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIP, parseIP } from '../../cni/ipam/ipnet.js';
 import { missing } from '../support/env.js';
 import { addNetns, cleanupPrefix, inNs, sh } from '../support/netns.js';
-import { buildShim, cniExec, NodeAgent, pluginEnv, SharedNodes, tempDir, udpDF, until, whoami, whoamiServer } from './support/harness.js';
+import { buildShim, cniExec, NodeAgent, pluginEnv, SharedNodes, stream, tempDir, udpDF, until, whoami, whoamiServer, type CniCall } from './support/harness.js';
 
 const P = 'skiffcni-ov';
 const SW = `${P}-sw`;
@@ -17,11 +18,14 @@ const UNDERLAY_MTU = 1400;
 const NODES = [
   { name: 'n1', ns: `${P}-n1`, ip: '192.168.77.1', podCIDR: '10.99.1.0/24', podCIDR6: 'fd99:1::/64' },
   { name: 'n2', ns: `${P}-n2`, ip: '192.168.77.2', podCIDR: '10.99.2.0/24', podCIDR6: 'fd99:2::/64' },
+  { name: 'n3', ns: `${P}-n3`, ip: '192.168.77.3', podCIDR: '10.99.3.0/24', podCIDR6: 'fd99:3::/64' },
 ] as const;
+type TestNode = (typeof NODES)[number];
 
 const fdb = (ns: string) => execFileSync('ip', ['netns', 'exec', ns, 'bridge', 'fdb', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' });
 const neigh = (ns: string) => execFileSync('ip', ['-n', ns, 'neigh', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' });
 const routes = (ns: string) => execFileSync('ip', ['-n', ns, 'route', 'show', 'dev', 'skiff-vx'], { encoding: 'utf8' });
+const txBytes = (ns: string, dev: string): number => (JSON.parse(execFileSync('ip', ['-n', ns, '-s', '-j', 'link', 'show', dev], { encoding: 'utf8' })) as { stats64: { tx: { bytes: number } } }[])[0]!.stats64.tx.bytes;
 const vtepMac = (ns: string) => (JSON.parse(execFileSync('ip', ['-n', ns, '-j', 'link', 'show', 'skiff-vx'], { encoding: 'utf8' })) as { address: string }[])[0]!.address;
 
 describe.skipIf(missing('cni overlay', { root: true, tools: ['ip', 'nsenter', 'cc', 'bridge', 'nft', 'socat'] }))('cni overlay (root)', () => {
@@ -33,20 +37,20 @@ describe.skipIf(missing('cni overlay', { root: true, tools: ['ip', 'nsenter', 'c
   const servers: ChildProcess[] = [];
   const pods: { node: string; ns: string; path: string; id: string; ip: string; ip6: string }[] = [];
 
-  const cfg = (n: (typeof NODES)[number]) => ({
+  const cfg = (n: TestNode) => ({
     nodeName: n.name,
     clusterCIDRs: ['10.99.0.0/16', 'fd99::/48'],
     stateDir: join(dir, n.name, 'state'),
     runDir: join(dir, n.name, 'run'),
     cni: { confDir: join(dir, n.name, 'net.d'), binDir: join(dir, 'bin') },
   });
-  const startAgent = (n: (typeof NODES)[number]): NodeAgent =>
+  const startAgent = (n: TestNode): NodeAgent =>
     shared.attach(n.name, new NodeAgent(n.ns, { mode: 'agent', socketPath: join(dir, n.name, 'run', 'cni.sock'), config: cfg(n) }));
   const pluginConf = (node: string): string => {
     const list = JSON.parse(readFileSync(join(dir, node, 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: object[] };
     return JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] });
   };
-  const addPod = async (node: (typeof NODES)[number], i: number) => {
+  const addPod = async (node: TestNode, i: number) => {
     const ns = `${P}-${node.name}p${i}`;
     await addNetns(ns);
     const path = `/var/run/netns/${ns}`;
@@ -83,8 +87,8 @@ describe.skipIf(missing('cni overlay', { root: true, tools: ['ip', 'nsenter', 'c
     }
     for (const n of NODES) startAgent(n);
     await Promise.all([...agents.values()].map((a) => a.waitFor('ready')));
-    // Each node has the other's VTEP once the annotations went round.
-    await until('peer entries', () => NODES.every((n) => routes(n.ns).includes('via')) || undefined);
+    // Each node has the others' VTEPs once the annotations went round.
+    await until('peer entries', () => NODES.every((n) => routes(n.ns).split('\n').filter((l) => l.includes(' via ')).length === NODES.length - 1) || undefined);
   }, 90_000);
 
   afterAll(async () => {
@@ -154,6 +158,82 @@ describe.skipIf(missing('cni overlay', { root: true, tools: ['ip', 'nsenter', 'c
     const max = UNDERLAY_MTU - 50 - 28;
     expect(await udpDF(a.ns, b.ns, b.ip, 7306, max)).toBe(max);
     expect(await udpDF(a.ns, b.ns, b.ip, 7307, max + 1)).toBe(0);
+  });
+
+  it('pods on three nodes reach each other without NAT; bulk TCP and node-to-pod cross to the third', async () => {
+    const a = pods.find((p) => p.node === 'n1')!;
+    const b = pods.find((p) => p.node === 'n2')!;
+    const c = await addPod(NODES[2], 1);
+    servers.push(whoamiServer(c.ns, 7330));
+    expect(await whoami(a.ns, c.ip, 7330)).toBe(a.ip);
+    expect(await whoami(b.ns, c.ip, 7330)).toBe(b.ip);
+    expect(await whoami(c.ns, a.ip, 7302)).toBe(c.ip);
+    expect(await whoami(c.ns, b.ip, 7301)).toBe(c.ip);
+    expect(await whoami(NODES[1].ns, c.ip, 7330)).toMatch(/^10\.99\.2\./);
+    expect(await whoami(c.ns, NODES[1].ip, 7303)).toBe(c.ip); // pod to another node: not masqueraded
+    const vx = txBytes(NODES[0].ns, 'skiff-vx');
+    const size = 4 << 20;
+    expect(await stream(a.ns, c.ns, c.ip, 7331, size)).toBe(size);
+    expect(txBytes(NODES[0].ns, 'skiff-vx') - vx).toBeGreaterThan(size);
+  });
+
+  it("the largest datagram the pod's own MTU allows crosses with DF; one byte more cannot leave", async () => {
+    const a = pods.find((p) => p.node === 'n1')!;
+    const c = pods.find((p) => p.node === 'n3')!;
+    const mtu = (JSON.parse(execFileSync('ip', ['-n', a.ns, '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' })) as { mtu: number }[])[0]!.mtu;
+    expect(mtu).toBe(UNDERLAY_MTU - 50);
+    expect(await udpDF(a.ns, c.ns, c.ip, 7332, mtu - 28)).toBe(mtu - 28);
+    expect(await udpDF(a.ns, c.ns, c.ip, 7333, mtu - 27)).toBe(0);
+  });
+
+  it('a pod added through the whole conflist the agent wrote gets its hostPort and bandwidth; DEL in reverse', async () => {
+    const node = NODES[1];
+    const list = JSON.parse(readFileSync(join(dir, node.name, 'net.d', '10-skiff.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: { type: string; capabilities?: Record<string, boolean> }[] };
+    const ns = `${P}-n2hp`;
+    await addNetns(ns);
+    const id = 'ovhostport';
+    const env = (cmd: string) => pluginEnv(cmd, id, `/var/run/netns/${ns}`, { CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${id}` });
+    // What the runtime passes, each plugin only what its capabilities ask for.
+    const runtime: Record<string, unknown> = { portMappings: [{ hostPort: 18081, containerPort: 7340, protocol: 'tcp' }], bandwidth: { ingressRate: 80_000_000, ingressBurst: 800_000, egressRate: 80_000_000, egressBurst: 800_000 } };
+    const confOf = (p: (typeof list.plugins)[number], prevResult: unknown) => {
+      const runtimeConfig = Object.fromEntries(Object.keys(p.capabilities ?? {}).map((k) => [k, runtime[k]]));
+      return JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...p, runtimeConfig, ...(prevResult ? { prevResult } : {}) });
+    };
+    const exec = (p: (typeof list.plugins)[number], cmd: string, prev: unknown): Promise<CniCall> => cniExec(node.ns, [p.type === 'skiff' ? shim : `/usr/lib/cni/${p.type}`], env(cmd), confOf(p, prev));
+    let result: unknown;
+    for (const p of list.plugins) {
+      const r = await exec(p, 'ADD', result);
+      expect(r.code, `${p.type}: ${r.raw}`).toBe(0);
+      result = r.out;
+    }
+    const ip = ((result as { ips: { address: string }[] }).ips)[0]!.address.split('/')[0]!;
+    servers.push(whoamiServer(ns, 7340));
+    // The hostPort from outside (the client's address kept) and from a pod on another node.
+    expect(await whoami(OUT, node.ip, 18081)).toBe('192.168.77.100');
+    expect(await whoami(pods.find((p) => p.node === 'n1')!.ns, node.ip, 18081)).toMatch(/^(10\.99\.1\.\d+|192\.168\.77\.1)$/);
+    const hostIf = JSON.parse(execFileSync('ip', ['-n', node.ns, '-j', 'link', 'show', 'master', 'skiff0'], { encoding: 'utf8' }) as string).map((l: { ifname: string }) => l.ifname) as string[];
+    const qdiscs = hostIf.map((i) => execFileSync('ip', ['netns', 'exec', node.ns, 'tc', 'qdisc', 'show', 'dev', i], { encoding: 'utf8' })).join('');
+    expect(qdiscs).toContain('tbf');
+    for (const p of [...list.plugins].reverse()) {
+      const r = await exec(p, 'DEL', result);
+      expect(r.code, `${p.type}: ${r.raw}`).toBe(0);
+    }
+    expect(existsSync(join(dir, node.name, 'state', 'ipam', 'skiff', ip))).toBe(false);
+    await expect(whoami(OUT, node.ip, 18081, 2)).rejects.toThrow();
+  });
+
+  it('STATUS answers 50 while the node has no podCIDR, and 0 again once it has', async () => {
+    const n3 = NODES[2];
+    const status = () => cniExec(n3.ns, [shim], { CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, JSON.stringify({ ...JSON.parse(pluginConf('n3')), cniVersion: '1.1.0' }));
+    const real = nodeObjs.get('n3')!;
+    agents.get('n3')!.send({ op: 'upsert', kind: 'nodes', key: 'n3', obj: { ...real, podCIDRs: [] } });
+    const refused = await until('STATUS 50', async () => {
+      const r = await status();
+      return r.code !== 0 ? r : undefined;
+    });
+    expect(refused.out).toMatchObject({ code: 50, details: 'node n3 has no podCIDR yet' });
+    agents.get('n3')!.send({ op: 'upsert', kind: 'nodes', key: 'n3', obj: real });
+    await until('STATUS 0', async () => ((await status()).code === 0 ? true : undefined));
   });
 
   it('a changed VTEP MAC replaces FDB and neighbour entries; a removed node leaves nothing', async () => {

@@ -192,6 +192,29 @@ export async function udpDF(fromNs: string, toNs: string, ip: string, port: numb
   return got;
 }
 
+/** Streams `bytes` over TCP from `fromNs` to `ip:port` in `toNs`; resolves with what arrived. */
+export async function stream(fromNs: string, toNs: string, ip: string, port: number, bytes: number): Promise<number> {
+  const v6 = ip.includes(':');
+  const server = spawn('ip', ['netns', 'exec', toNs, 'socat', '-u', `${v6 ? 'TCP6' : 'TCP4'}-LISTEN:${port},reuseaddr`, 'STDOUT'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let got = 0;
+  server.stdout!.on('data', (d: Buffer) => (got += d.length));
+  // 'close', not 'exit': the last of its output can still be in the pipe when the process has exited.
+  const received = new Promise((r) => server.once('close', r));
+  try {
+    await until('listener', () => execFileSync('ip', ['netns', 'exec', toNs, 'ss', '-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim() || undefined, 5000);
+    // Both ends asynchronous: the listener's output is read by this process while the client sends.
+    const client = spawn('ip', ['netns', 'exec', fromNs, 'socat', '-u', 'STDIN', `${v6 ? `TCP6:[${ip}]` : `TCP4:${ip}`}:${port},connect-timeout=3`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    client.stdin!.on('error', () => undefined);
+    client.stdin!.end(Buffer.alloc(bytes, 97));
+    const timeout = new Promise((r) => setTimeout(r, 15_000));
+    await Promise.race([Promise.all([new Promise((r) => client.once('exit', r)), received]), timeout]);
+    client.kill('SIGKILL');
+  } finally {
+    server.kill('SIGKILL');
+  }
+  return got;
+}
+
 /** Polls until fn returns something other than undefined/false. */
 export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;
