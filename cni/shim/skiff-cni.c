@@ -87,9 +87,25 @@ static const char *version_of(const char *conf, char *out, size_t outlen) {
   return out;
 }
 
+/* A JSON string body: the version and socket path come from stdin, which may hold anything. */
+static void put_json(const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') printf("\\%c", c);
+    else if (c < 0x20) printf("\\u%04x", c);
+    else putchar(c);
+  }
+}
+
 static int fail(const char *conf, int code, const char *msg, const char *details) {
   char ver[32];
-  printf("{\"cniVersion\":\"%s\",\"code\":%d,\"msg\":\"%s\",\"details\":\"%s\"}\n", version_of(conf, ver, sizeof ver), code, msg, details);
+  printf("{\"cniVersion\":\"");
+  put_json(version_of(conf, ver, sizeof ver));
+  printf("\",\"code\":%d,\"msg\":\"", code);
+  put_json(msg);
+  printf("\",\"details\":\"");
+  put_json(details);
+  printf("\"}\n");
   return 1;
 }
 
