@@ -75,6 +75,29 @@ describe.skipIf(missing('cni plugin', { root: true, tools: ['ip', 'nsenter', 'cc
     expect((old.out.ips as { version: string }[])[0]!.version).toBe('4');
   });
 
+  it('ADD after another plugin keeps its result: interfaces, addresses, routes and dns, with indexes shifted', async () => {
+    const a = await newPod();
+    // What a plugin earlier in the chain (say, one adding a second interface) would have returned.
+    const prevResult = {
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'net1', sandbox: a.path }],
+      ips: [{ address: '192.0.2.7/24', interface: 0 }],
+      routes: [{ dst: '192.0.2.0/24' }],
+      dns: { nameservers: ['192.0.2.53'] },
+    };
+    const r = await call(pluginEnv('ADD', a.id, a.path), conf({ prevResult }));
+    expect(r.code, r.raw).toBe(0);
+    const ifs = r.out.interfaces as { name: string }[];
+    const ips = r.out.ips as { address: string; interface: number }[];
+    expect(ifs[0]).toEqual({ name: 'net1', sandbox: a.path });
+    expect(ips[0]).toEqual({ address: '192.0.2.7/24', interface: 0 });
+    // skiff's own entries follow, pointing at its own pod interface.
+    expect(ifs[ips[1]!.interface]).toMatchObject({ name: 'eth0', sandbox: a.path });
+    expect(ips[1]!.address).toMatch(/^10\.88\.1\.\d+\/24$/);
+    expect(r.out.routes).toEqual(expect.arrayContaining([{ dst: '192.0.2.0/24' }]));
+    expect(r.out.dns).toEqual({ nameservers: ['192.0.2.53'] });
+  });
+
   it('ADD refuses an interface that already exists and never gives a second address', async () => {
     const a = await newPod();
     const first = await call(pluginEnv('ADD', a.id, a.path));
