@@ -4,6 +4,7 @@
 // nodePortAddresses, rejects and drops, source ranges, affinity, traffic policies, masquerade,
 // UDP conntrack cleanup, drift repair and cleanup. nftables-only checks (the dual-stack table)
 // come last.
+import { execFileSync } from 'node:child_process';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../common/config.js';
@@ -15,7 +16,7 @@ import type { Dataplane } from '../dataplane.js';
 import { desiredService } from '../desired.js';
 import type { Runner } from '../exec.js';
 import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
-import { addNetns, inNs, sh } from '../../test/support/netns.js';
+import { addNetns, inNs, sh, spawnInNs } from '../../test/support/netns.js';
 import { IptablesDataplane } from '../iptables/dataplane.js';
 import { toolsOf, type IptablesMode } from '../iptables/mode.js';
 import { svcChain } from '../iptables/render.js';
@@ -24,6 +25,18 @@ import { NftDataplane } from '../nft/dataplane.js';
 import { NftSession } from '../nft/session.js';
 import { Proxier } from '../proxier.js';
 import { CLIENT_IP, NODE_IP, POD_GW, Topology, nsRunner } from './topology.js';
+
+/** The kernel has SCTP sockets (this one may not: the rules load either way, traffic needs them). */
+function kernelHasSctp(): boolean {
+  try {
+    execFileSync('timeout', ['0.3', 'socat', '-u', 'SCTP4-LISTEN:19998,reuseaddr', 'STDOUT'], { stdio: 'ignore' });
+    return true;
+  } catch (e) {
+    return (e as { status?: number }).status === 124; // still listening when the timeout hit
+  }
+}
+const sctp = !missing('proxy SCTP traffic', { tools: ['socat', 'timeout'] }) && kernelHasSctp();
+if (!sctp) console.warn('skipping the SCTP traffic check: this kernel has no SCTP sockets (its rules are still loaded and verified)');
 
 const skip = missing('proxy traffic', { root: true, tools: ['nft', 'curl', 'conntrack', 'iptables-legacy-restore', 'iptables-nft-restore'] });
 
@@ -113,6 +126,10 @@ describe.skipIf(skip).each(BACKENDS)('Service traffic through $name', (backend) 
     eps('lb-closed', [endpoint('10.244.1.12')]);
     svc('ext', '10.96.0.60', { externalIPs: ['203.0.113.20'] });
     eps('ext', [endpoint('10.244.1.11')]);
+    svc('empty-udp', '10.96.0.21', { ports: [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 53 }] });
+    svc('empty-np', '10.96.0.22', { type: 'NodePort', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30022 }] });
+    svc('sctp', '10.96.0.80', { ports: [{ name: 'sig', protocol: 'SCTP', port: 3868, targetPort: 3868 }] });
+    eps('sctp', [endpoint('10.244.1.12')], [{ name: 'sig', port: 3868, protocol: 'SCTP' }]);
     await apply();
   }, 60_000);
 
@@ -171,6 +188,34 @@ describe.skipIf(skip).each(BACKENDS)('Service traffic through $name', (backend) 
     expect(await topo.curlFrom(topo.client, 'http://203.0.113.10/')).toBe(`p2 ${POD_GW}`);
     expect(await topo.curlFrom(topo.client, 'http://203.0.113.11/', 1)).toBe('exit 28');
     expect(await topo.curlFrom(topo.client, 'http://203.0.113.20/')).toBe(`p1 ${POD_GW}`);
+  });
+
+  it('without endpoints, a UDP Service and a NodePort are refused at once, even where the node listens', async () => {
+    // A connected UDP socket sees the ICMP port unreachable as ECONNREFUSED; without the reject the
+    // datagram would be forwarded out of the default route and never answered.
+    const CONNECTED_UDP = `const s = require('dgram').createSocket('udp4');
+      setTimeout(() => { console.log('timeout'); process.exit(0); }, 1500);
+      s.on('error', (e) => { console.log(e.code); process.exit(0); });
+      s.connect(53, '10.96.0.21', () => { s.send('x'); setTimeout(() => s.send('x'), 200); });`;
+    expect((await inNs(topo.podNs('p3'), process.execPath, ['-e', CONNECTED_UDP])).stdout.trim()).toBe('ECONNREFUSED');
+    // Something of the node's own listens on that port: the Service's refusal still comes first.
+    const listener = spawnInNs(topo.node, 'socat', ['TCP4-LISTEN:30022,reuseaddr,fork', 'SYSTEM:echo node']);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await topo.curlFrom(topo.client, `http://${NODE_IP}:30022/`)).toBe('exit 7');
+    } finally {
+      listener.kill('SIGKILL');
+    }
+  });
+
+  it.skipIf(!sctp)('SCTP ClusterIP', async () => {
+    const server = spawnInNs(topo.podNs('p2'), 'socat', ['SCTP4-LISTEN:3868,reuseaddr,fork', 'SYSTEM:echo p2-sctp']);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await inNs(topo.podNs('p3'), 'socat', ['-T2', '-', 'SCTP4:10.96.0.80:3868'], '')).stdout.trim()).toBe('p2-sctp');
+    } finally {
+      server.kill('SIGKILL');
+    }
   });
 
   it('UDP ClusterIP', async () => {
