@@ -208,6 +208,35 @@ describe.skipIf(skip).each(BACKENDS)('Service traffic through $name', (backend) 
     }
   });
 
+  it('a forwarded packet conntrack calls INVALID is dropped, not passed on (no spurious resets)', async () => {
+    // An established pod-to-pod connection loses its conntrack entry; with mid-stream pickup off,
+    // its next packets are INVALID. Passed on, they would reach the other end un-NATed (for a
+    // DNATed flow, the source of kube-proxy's "connection reset by peer"); dropped, they stall.
+    const echo = spawnInNs(topo.podNs('p1'), 'socat', ['TCP4-LISTEN:7777,reuseaddr,fork', 'EXEC:cat']);
+    const CLIENT = `const c = require('net').connect(7777, '10.244.1.11');
+      let step = 0;
+      c.on('data', (d) => { if (step === 0 && String(d) === 'a') { step = 1; console.log('first'); setTimeout(() => c.write('b'), 1000); } else if (step === 1) { console.log('second'); process.exit(0); } });
+      c.on('connect', () => c.write('a'));
+      setTimeout(() => { console.log('stalled'); process.exit(0); }, 3000);`;
+    await inNs(topo.node, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_tcp_loose=0']);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const client = spawnInNs(topo.podNs('p3'), process.execPath, ['-e', CLIENT]);
+      let out = '';
+      client.stdout!.on('data', (d) => (out += d));
+      const done = new Promise((r) => client.once('close', r));
+      const end = Date.now() + 2000;
+      while (!out.includes('first') && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      expect(out).toContain('first');
+      await inNs(topo.node, 'conntrack', ['-D', '-p', 'tcp', '--dport', '7777']);
+      await done;
+      expect(out.trim().split('\n')).toEqual(['first', 'stalled']);
+    } finally {
+      echo.kill('SIGKILL');
+      await inNs(topo.node, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_tcp_loose=1']);
+    }
+  });
+
   it.skipIf(!sctp)('SCTP ClusterIP', async () => {
     const server = spawnInNs(topo.podNs('p2'), 'socat', ['SCTP4-LISTEN:3868,reuseaddr,fork', 'SYSTEM:echo p2-sctp']);
     try {
