@@ -40,6 +40,12 @@ export function nsRunner(ns: string): Runner {
 export const CLIENT_IP = '192.168.77.2';
 export const NODE_IP = '192.168.77.1';
 export const POD_GW = '10.244.1.1';
+// The same layout over IPv6, for dual-stack Services.
+export const CLIENT_IP6 = 'fd00:77::2';
+export const NODE_IP6 = 'fd00:77::1';
+export const POD_GW6 = 'fd00:244::1';
+/** A pod's IPv6 address: 10.244.1.x becomes fd00:244::x (hexadecimal). */
+export const podIP6 = (ip4: string): string => `fd00:244::${Number(ip4.split('.')[3]).toString(16)}`;
 
 const SERVER = `
 const name = process.argv[1];
@@ -78,19 +84,23 @@ export class Topology {
     cleanupPrefix(this.prefix);
     await addNetns(this.node);
     await addNetns(this.client);
-    await inNs(this.node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    await inNs(this.node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
     // A default route so traffic to unserved Service addresses takes the forward path, as on a node.
     // (A veth pair inside the node: the kernel here has no dummy driver.)
     await sh('ip', ['-n', this.node, 'link', 'add', 'skiffpd', 'type', 'veth', 'peer', 'name', 'skiffpd2']);
     await sh('ip', ['-n', this.node, 'link', 'set', 'skiffpd2', 'up']);
     await sh('ip', ['-n', this.node, 'link', 'set', 'skiffpd', 'up']);
     await sh('ip', ['-n', this.node, 'route', 'add', 'default', 'dev', 'skiffpd']);
+    await sh('ip', ['-n', this.node, '-6', 'route', 'add', 'default', 'dev', 'skiffpd']);
     await sh('ip', ['-n', this.node, 'link', 'add', 'skiffpc', 'type', 'veth', 'peer', 'name', 'skiffpe', 'netns', this.client]);
     await sh('ip', ['-n', this.node, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'skiffpc']);
+    await sh('ip', ['-n', this.node, 'addr', 'add', `${NODE_IP6}/64`, 'dev', 'skiffpc', 'nodad']);
     await sh('ip', ['-n', this.node, 'link', 'set', 'skiffpc', 'up']);
     await sh('ip', ['-n', this.client, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'skiffpe']);
+    await sh('ip', ['-n', this.client, 'addr', 'add', `${CLIENT_IP6}/64`, 'dev', 'skiffpe', 'nodad']);
     await sh('ip', ['-n', this.client, 'link', 'set', 'skiffpe', 'up']);
     await sh('ip', ['-n', this.client, 'route', 'add', 'default', 'via', NODE_IP]);
+    await sh('ip', ['-n', this.client, '-6', 'route', 'add', 'default', 'via', NODE_IP6]);
   }
 
   /** Adds pod `name` with address ip (10.244.1.x) and starts its servers. */
@@ -100,13 +110,19 @@ export class Topology {
     await addNetns(ns);
     const host = `skiffpv${idx}`;
     await sh('ip', ['-n', this.node, 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'skiffpeth', 'netns', ns]);
+    const ip6 = podIP6(ip);
     await sh('ip', ['-n', this.node, 'addr', 'add', `${POD_GW}/32`, 'dev', host]);
+    await sh('ip', ['-n', this.node, 'addr', 'add', `${POD_GW6}/128`, 'dev', host, 'nodad']);
     await sh('ip', ['-n', this.node, 'link', 'set', host, 'up']);
     await sh('ip', ['-n', this.node, 'route', 'add', `${ip}/32`, 'dev', host]);
+    await sh('ip', ['-n', this.node, '-6', 'route', 'add', `${ip6}/128`, 'dev', host]);
     await sh('ip', ['-n', ns, 'addr', 'add', `${ip}/32`, 'dev', 'skiffpeth']);
+    await sh('ip', ['-n', ns, 'addr', 'add', `${ip6}/128`, 'dev', 'skiffpeth', 'nodad']);
     await sh('ip', ['-n', ns, 'link', 'set', 'skiffpeth', 'up']);
     await sh('ip', ['-n', ns, 'route', 'add', POD_GW, 'dev', 'skiffpeth']);
     await sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', POD_GW]);
+    await sh('ip', ['-n', ns, '-6', 'route', 'add', POD_GW6, 'dev', 'skiffpeth']);
+    await sh('ip', ['-n', ns, '-6', 'route', 'add', 'default', 'via', POD_GW6]);
     this.pods.set(name, ns);
     const p = spawnInNs(ns, process.execPath, ['-e', SERVER, name]);
     this.servers.push(p);
@@ -124,7 +140,8 @@ export class Topology {
   /** HTTP GET from a namespace; resolves the body, or "exit N" for curl's failure code. */
   async curlFrom(ns: string, url: string, timeoutS = 2): Promise<string> {
     try {
-      return (await inNs(ns, 'curl', ['-s', '-m', String(timeoutS), url])).stdout;
+      // -g: brackets are an IPv6 literal, not a glob.
+      return (await inNs(ns, 'curl', ['-s', '-g', '-m', String(timeoutS), url])).stdout;
     } catch (e) {
       return `exit ${e instanceof CommandError ? e.exitCode : '?'}`;
     }

@@ -24,7 +24,7 @@ import { ExecNft } from '../nft/backend.js';
 import { NftDataplane } from '../nft/dataplane.js';
 import { NftSession } from '../nft/session.js';
 import { Proxier } from '../proxier.js';
-import { CLIENT_IP, NODE_IP, POD_GW, Topology, nsRunner } from './topology.js';
+import { CLIENT_IP, NODE_IP, NODE_IP6, POD_GW, POD_GW6, podIP6, Topology, nsRunner } from './topology.js';
 
 /** The kernel has SCTP sockets (this one may not: the rules load either way, traffic needs them). */
 function kernelHasSctp(): boolean {
@@ -58,10 +58,13 @@ const webPort = desiredService(service('ns', 'web', { type: 'NodePort', clusterI
 const iptables = (mode: IptablesMode): Backend => ({
   name: `iptables (${mode})`,
   tag: mode === 'legacy' ? 'l' : 'f',
-  dataplane: (_topo, run) => new IptablesDataplane(run, [4], mode),
+  dataplane: (_topo, run) => new IptablesDataplane(run, [4, 6], mode),
   corrupt: async (topo) => void (await inNs(topo.node, toolsOf(mode, 4).cmd, ['-w', '-t', 'nat', '-F', svcChain(webPort)])),
   drift: new RegExp(`nat ${svcChain(webPort)}: 0 rules, want \\d+`),
-  leftovers: async (topo) => (await inNs(topo.node, toolsOf(mode, 4).save, [])).stdout.split('\n').filter((l) => l.includes('SKIFF')).join('\n'),
+  leftovers: async (topo) => {
+    const saved = [(await inNs(topo.node, toolsOf(mode, 4).save, [])).stdout, (await inNs(topo.node, toolsOf(mode, 6).save, [])).stdout].join('\n');
+    return saved.split('\n').filter((l) => l.includes('SKIFF')).join('\n');
+  },
 });
 
 const BACKENDS: readonly Backend[] = [
@@ -69,7 +72,7 @@ const BACKENDS: readonly Backend[] = [
     name: 'nftables',
     tag: 'n',
     // Partial syncs go through a long-lived `nft -i` in the namespace, as in the agent.
-    dataplane: (topo, run) => new NftDataplane(new ExecNft(run, new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i'])), [4]),
+    dataplane: (topo, run) => new NftDataplane(new ExecNft(run, new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i'])), [4, 6]),
     corrupt: async (topo) => {
       await topo.nft(['delete', 'element', 'ip', 'skiff', 'service-ips-g1', '{ 10.96.0.10 . tcp . 80 }']);
       await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-n2']);
@@ -101,7 +104,12 @@ describe.skipIf(skip).each(BACKENDS)('Service traffic through $name', (backend) 
     await Promise.all([topo.addPod('p1', '10.244.1.11'), topo.addPod('p2', '10.244.1.12'), topo.addPod('p3', '10.244.1.13')]);
     // A second node address, outside nodePortAddresses (the client reaches it through its default route).
     await sh('ip', ['-n', topo.node, 'addr', 'add', '10.250.0.1/32', 'dev', 'skiffpd']);
-    const config = parseConfig({ nodeName: 'node-a', clusterCIDRs: ['10.244.0.0/16'], serviceCIDRs: ['10.96.0.0/12'], proxy: { minSyncPeriod: 0, nodePortAddresses: ['192.168.77.0/24'] } });
+    const config = parseConfig({
+      nodeName: 'node-a',
+      clusterCIDRs: ['10.244.0.0/16', 'fd00:244::/64'],
+      serviceCIDRs: ['10.96.0.0/12', 'fd00:96::/112'],
+      proxy: { minSyncPeriod: 0, nodePortAddresses: ['192.168.77.0/24', 'fd00:77::/64'] },
+    });
     const run = nsRunner(topo.node);
     dataplane = backend.dataplane(topo, run);
     proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health: new Health(), dataplane, run });
@@ -128,6 +136,10 @@ describe.skipIf(skip).each(BACKENDS)('Service traffic through $name', (backend) 
     eps('ext', [endpoint('10.244.1.11')]);
     svc('empty-udp', '10.96.0.21', { ports: [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 53 }] });
     svc('empty-np', '10.96.0.22', { type: 'NodePort', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30022 }] });
+    // Dual-stack: one Service, a cluster IP and a slice per family.
+    svc('web6', '10.96.0.90', { type: 'NodePort', clusterIPs: ['10.96.0.90', 'fd00:96::90'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30090 }] });
+    eps('web6', [endpoint('10.244.1.11'), endpoint('10.244.1.12')]);
+    cache.upsert('endpointslices', 'ns/web6-v6', slice('ns', 'web6', [endpoint(podIP6('10.244.1.11')), endpoint(podIP6('10.244.1.12'))], { name: 'web6-v6', addressType: 'IPv6' }));
     svc('sctp', '10.96.0.80', { ports: [{ name: 'sig', protocol: 'SCTP', port: 3868, targetPort: 3868 }] });
     eps('sctp', [endpoint('10.244.1.12')], [{ name: 'sig', port: 3868, protocol: 'SCTP' }]);
     await apply();
@@ -188,6 +200,22 @@ describe.skipIf(skip).each(BACKENDS)('Service traffic through $name', (backend) 
     expect(await topo.curlFrom(topo.client, 'http://203.0.113.10/')).toBe(`p2 ${POD_GW}`);
     expect(await topo.curlFrom(topo.client, 'http://203.0.113.11/', 1)).toBe('exit 28');
     expect(await topo.curlFrom(topo.client, 'http://203.0.113.20/')).toBe(`p1 ${POD_GW}`);
+  });
+
+  it('a dual-stack Service answers over IPv6 too: ClusterIP from outside (masqueraded) and from a pod (kept), NodePort', async () => {
+    const v6 = (body: string) => body.replace(/^(p[12]) /, '$1|');
+    const seen = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const body = await topo.curlFrom(topo.client, 'http://[fd00:96::90]/');
+      expect(v6(body)).toMatch(new RegExp(`^p[12]\\|${POD_GW6}$`));
+      seen.add(who(body));
+    }
+    expect([...seen].sort()).toEqual(['p1', 'p2']);
+    expect(await topo.curlFrom(topo.podNs('p3'), 'http://[fd00:96::90]/')).toMatch(new RegExp(`^p[12] ${podIP6('10.244.1.13')}$`));
+    expect(await topo.curlFrom(topo.client, `http://[${NODE_IP6}]:30090/`)).toMatch(/^p[12] /);
+    // The IPv4 side of the same Service, unchanged; an unserved IPv6 port is refused.
+    expect(await topo.curlFrom(topo.podNs('p3'), 'http://10.96.0.90/')).toMatch(/^p[12] 10\.244\.1\.13$/);
+    expect(await topo.curlFrom(topo.podNs('p3'), 'http://[fd00:96::90]:81/')).toBe('exit 7');
   });
 
   it('without endpoints, a UDP Service and a NodePort are refused at once, even where the node listens', async () => {
