@@ -149,6 +149,19 @@ describe('Proxier', () => {
     expect(health.liveness().ok).toBe(true);
   });
 
+  it('liveness fails when syncs keep failing, even with no change queued', async () => {
+    let now = 1_000_000;
+    const { cache, fake, health, proxier } = setup(() => now);
+    cache.upsert('services', 'ns/web', service('ns', 'web'));
+    cache.replace('endpointslices', new Map([['ns/web-abc', slice('ns', 'web', [endpoint('10.244.1.5')])]]));
+    fake.fail = new Error('nft is broken');
+    await proxier.sync();
+    now += 61_000;
+    expect(health.liveness().ok).toBe(false);
+    await proxier.sync();
+    expect(health.liveness().ok).toBe(true);
+  });
+
   it('exports kube-proxy metrics', async () => {
     const { cache, proxier } = setup();
     cache.upsert('services', 'ns/web', service('ns', 'web', { internalTrafficPolicy: 'Local' }));

@@ -284,6 +284,8 @@ export class Proxier {
       }
     } catch (e) {
       this.needFull = true;
+      // Failing syncs are stalled ones for liveness too, also when no watch event is queued.
+      this.pendingSince ??= start;
       for (const k of keys) this.dirty.add(k);
       this.triggers.push(...triggers);
       this.metrics.syncFailures.inc();
