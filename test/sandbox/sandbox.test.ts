@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skiffCommand } from '../../common/self.js';
+import { sandboxCli } from './cli.js';
 import { missing } from '../support/env.js';
 import { sh } from '../support/netns.js';
 import type { KubeObject } from '../fake-apiserver/resources.js';
@@ -21,20 +21,7 @@ const STATE = `/tmp/${NAME}-state`;
 const env = { ...process.env, SKIFF_SANDBOX_DIR: STATE, SKIFF_SANDBOX_NAME: NAME };
 const L = layout({ name: NAME, nodes: 3, subnet: SUBNET, stateDir: STATE });
 
-function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [cmd, ...rest] = [...skiffCommand(), 'sandbox', ...args];
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd!, rest, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    p.stdin.on('error', () => undefined); // a child that exits unread reports through its exit code
-    p.stdin.end(input ?? '');
-  });
-}
+const cli = sandboxCli(env);
 
 async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const end = Date.now() + timeoutMs;

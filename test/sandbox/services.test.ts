@@ -5,7 +5,7 @@
 // the overlay. Every server answers with its name and the source address it saw.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skiffCommand } from '../../common/self.js';
+import { sandboxCli } from './cli.js';
 import { missing } from '../support/env.js';
 import { sh } from '../support/netns.js';
 import type { KubeObject } from '../fake-apiserver/resources.js';
@@ -20,29 +20,16 @@ const env = { ...process.env, SKIFF_SANDBOX_DIR: STATE, SKIFF_SANDBOX_NAME: NAME
 const L = layout({ name: NAME, nodes: 3, subnet: SUBNET, stateDir: STATE });
 const [N1, N2, N3] = nodeLayouts(L) as [ReturnType<typeof nodeLayouts>[number], ReturnType<typeof nodeLayouts>[number], ReturnType<typeof nodeLayouts>[number]];
 
-function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [cmd, ...rest] = [...skiffCommand(), 'sandbox', ...args];
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd!, rest, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    p.stdin.on('error', () => undefined);
-    p.stdin.end(input ?? '');
-  });
-}
+const cli = sandboxCli(env);
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 60_000, state = (): string => ''): Promise<T> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     const v = await f().catch(() => undefined);
     if (v !== undefined && v !== false) return v;
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`timed out waiting for ${what}`);
+  throw new Error(`timed out waiting for ${what} ${state()}`);
 }
 
 // An HTTP server answering "<pod name> <client address>".
@@ -109,10 +96,15 @@ describe.skipIf(missing('sandbox services', { root: true, tools: ['ip', 'nft', '
     // Every node's proxy has the Services with both endpoints (the slice controller and the proxy's
     // minSyncPeriod can trail the pods' readiness by a second or two).
     const seen = new Set<string>();
-    await until('both endpoints programmed', async () => {
-      for (const n of [N1, N2, N3]) seen.add(`${n.name} ${(await curl(L.extNs, `http://${n.ip}:30081/`)).split(' ')[0]}`);
-      return seen.size === 6 || undefined;
-    });
+    await until(
+      'both endpoints programmed on every node',
+      async () => {
+        for (const n of [N1, N2, N3]) seen.add(`${n.name} ${(await curl(L.extNs, `http://${n.ip}:30081/`)).split(' ')[0]}`);
+        return [...seen].filter((x) => / web-[13]$/.test(x)).length === 6 || undefined;
+      },
+      90_000,
+      () => `(answers seen: ${[...seen].join(', ')})`,
+    );
   }, 300_000);
 
   afterAll(async () => {
