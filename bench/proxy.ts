@@ -285,10 +285,11 @@ export async function main(args: string[]): Promise<void> {
     if (!values['skip-iptables']) {
       const run = nsRunner(small.node);
       const ipt = new IptablesDataplane(run, [4], values['iptables-mode'] as IptablesMode | 'auto');
+      const iptCtx = { nodeName: 'node-a', clusterCIDRs: config.clusterCIDRs, serviceCIDRs: config.serviceCIDRs, nodePortAddresses: [], masqueradeAll: false };
       const ports = new Map([...proxier.programmed()].slice(0, iptServices));
       t = performance.now();
       // The flavour is detected inside the timed sync, as at an agent's first sync.
-      await ipt.full(ports, { nodeName: 'node-a', clusterCIDRs: config.clusterCIDRs, serviceCIDRs: config.serviceCIDRs, nodePortAddresses: [], masqueradeAll: false });
+      await ipt.full(ports, iptCtx);
       iptablesMs = performance.now() - t;
       iptablesMode = await ipt.modeInUse();
       progress(`iptables backend (${iptablesMode}) full sync of ${iptServices} Services: ${iptablesMs.toFixed(0)} ms`);
@@ -296,7 +297,7 @@ export async function main(args: string[]): Promise<void> {
       const [key, sps] = [...ports].at(-1)!;
       const moved = sps.map((sp) => ({ ...sp, clusterEndpoints: [{ ...sp.clusterEndpoints[0]!, ip: fakeIP(3_500_000) }, ...sp.clusterEndpoints.slice(1)] }));
       t = performance.now();
-      await ipt.partial([{ key, ports: moved }], { nodeName: 'node-a', clusterCIDRs: config.clusterCIDRs, serviceCIDRs: config.serviceCIDRs, nodePortAddresses: [], masqueradeAll: false });
+      await ipt.partial([{ key, ports: moved }], iptCtx);
       iptablesUpdateMs = performance.now() - t;
       progress(`iptables backend: one endpoint change ${iptablesUpdateMs.toFixed(0)} ms`);
       await ipt.cleanup();
