@@ -52,7 +52,7 @@ function writeSeed(path: string, services: number, endpointsPerSlice: number): n
 
 async function startServer(seed: string): Promise<{ child: ChildProcess; url: string }> {
   const ts = import.meta.url.endsWith('.ts');
-  const entry = fileURLToPath(new URL(`../test/fake-apiserver/index.${ts ? 'ts' : 'js'}`, import.meta.url));
+  const entry = fileURLToPath(new URL(`../sandbox/apiserver/index.${ts ? 'ts' : 'js'}`, import.meta.url));
   const child = spawn(process.execPath, [...(ts ? ['--import', 'tsx'] : []), entry, '--port', '0', '--seed', seed, '--bookmark-interval-ms', '5000'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });

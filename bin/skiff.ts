@@ -6,7 +6,7 @@ import { SkiffError } from '../common/errors.js';
 type Main = (argv: string[]) => Promise<number>;
 
 const SUBCOMMANDS: Record<string, { summary: string; load: () => Promise<Main> }> = {
-  agent: { summary: 'run the node agent (CNI overlay, Service proxy, cluster DNS)', load: async () => (await import('../common/agent.js')).main },
+  agent: { summary: 'run the node agent (CNI overlay, Service proxy, cluster DNS)', load: async () => (await import('../agent/main.js')).main },
   cni: { summary: 'the CNI plugin entry point (kubelet runs this as /opt/cni/bin/skiff)', load: async () => (await import('../cni/main.js')).main },
   sandbox: { summary: 'a local multi-node cluster on network namespaces', load: async () => (await import('../sandbox/main.js')).main },
   status: { summary: "show this node's overlay, proxy and DNS state", load: async () => (await import('../common/status.js')).main },

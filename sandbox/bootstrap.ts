@@ -1,8 +1,8 @@
 // What `up` puts in a fresh API server: one Node per sandbox node (pod CIDRs carved like the node
 // IPAM controller, kept across reruns), the `kubernetes` Service with its hand-made EndpointSlice
 // pointing at the API server, and the kube-dns Service at its well-known IP.
-import type { KubeObject } from '../test/fake-apiserver/resources.js';
-import type { FakeStore } from '../test/fake-apiserver/store.js';
+import type { KubeObject } from './apiserver/resources.js';
+import type { FakeStore } from './apiserver/store.js';
 import { allocatePodCIDRs } from './ipam.js';
 import { API_PORT, CLUSTER_CIDR, DNS_SERVICE_IP, NODE_CIDR_MASK, SERVICE_CIDR, nodeLayouts, type Layout, type NodeLayout } from './names.js';
 import { intToIp, parseCidr } from './ipam.js';

@@ -3,7 +3,7 @@
 // which keeps one code path for every kind `apply`, `get` and `delete` handle.
 import { KubeConfig } from '@kubernetes/client-node';
 import { SkiffError } from '../common/errors.js';
-import { RESOURCES, type KubeObject, type ResourceName } from '../test/fake-apiserver/resources.js';
+import { RESOURCES, type KubeObject, type ResourceName } from './apiserver/resources.js';
 
 export class ApiRequestError extends SkiffError {
   constructor(

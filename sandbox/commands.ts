@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { stringify as toYaml } from 'yaml';
 import { SkiffError, UsageError } from '../common/errors.js';
-import { RESOURCES, type KubeObject, type ResourceName } from '../test/fake-apiserver/resources.js';
+import { RESOURCES, type KubeObject, type ResourceName } from './apiserver/resources.js';
 import { applyObject, SandboxClient } from './client.js';
 import { LABEL_SERVICE_NAME, podIPs } from './endpointslices.js';
 import { agentHealthy } from './lifecycle.js';

@@ -3,8 +3,8 @@
 // only kicks a sync, and each sync recomputes the desired state from scratch (kindnet's
 // resync-don't-diff); the writes are the difference.
 import type { Logger } from '../common/log.js';
-import type { KubeObject } from '../test/fake-apiserver/resources.js';
-import type { FakeStore } from '../test/fake-apiserver/store.js';
+import type { KubeObject } from './apiserver/resources.js';
+import type { FakeStore } from './apiserver/store.js';
 import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY, desiredSlices, planSlices } from './endpointslices.js';
 import { schedule } from './scheduler.js';
 

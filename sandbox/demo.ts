@@ -1,6 +1,6 @@
 // `up --demo`: a Deployment-like set of HTTP pods spread over the nodes, Services in front, and a
 // connectivity and DNS check that reports each path honestly (FAIL while CNI, proxy or DNS are missing).
-import type { KubeObject } from '../test/fake-apiserver/resources.js';
+import type { KubeObject } from './apiserver/resources.js';
 import { applyObject, type SandboxClient } from './client.js';
 import { podIPs, podReady } from './endpointslices.js';
 import { INTERNET_IP, nodeLayouts, podNetns, type Layout } from './names.js';

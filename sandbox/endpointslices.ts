@@ -2,7 +2,7 @@
 // kube-controller-manager: one set of slices per Service with a selector, endpoints grouped by
 // the port numbers their named ports resolve to, at most 100 endpoints per slice.
 import { createHash } from 'node:crypto';
-import type { KubeObject } from '../test/fake-apiserver/resources.js';
+import type { KubeObject } from './apiserver/resources.js';
 
 export const MANAGED_BY = 'endpointslice-controller.k8s.io';
 export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';

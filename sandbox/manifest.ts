@@ -2,7 +2,7 @@
 // each object mapped to the fake API server's resource name.
 import { parseAllDocuments } from 'yaml';
 import { UsageError } from '../common/errors.js';
-import type { KubeObject, ResourceName } from '../test/fake-apiserver/resources.js';
+import type { KubeObject, ResourceName } from './apiserver/resources.js';
 
 const KINDS: Record<string, { resource: ResourceName; apiVersions: readonly string[] }> = {
   Namespace: { resource: 'namespaces', apiVersions: ['v1'] },

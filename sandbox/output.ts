@@ -1,5 +1,5 @@
 // kubectl-style tables for `get` and `status`, from raw API objects. Pure, so the columns are tested.
-import type { KubeObject, ResourceName } from '../test/fake-apiserver/resources.js';
+import type { KubeObject, ResourceName } from './apiserver/resources.js';
 import { podIPs, podReady } from './endpointslices.js';
 
 /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- raw API JSON, read only */

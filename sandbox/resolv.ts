@@ -1,6 +1,6 @@
 // The resolv.conf kubelet writes into a pod, per dnsPolicy. `ip netns exec` bind-mounts
 // /etc/netns/<ns>/resolv.conf over /etc/resolv.conf, so the file is the pod's resolver config.
-import type { KubeObject } from '../test/fake-apiserver/resources.js';
+import type { KubeObject } from './apiserver/resources.js';
 
 export interface DnsSettings {
   readonly clusterDNS: readonly string[];

@@ -1,6 +1,6 @@
 // The scheduler stand-in: binds each unscheduled pod to the Ready node running the fewest pods,
 // ties broken round-robin, which spreads a Deployment-like set evenly across the nodes.
-import type { KubeObject } from '../test/fake-apiserver/resources.js';
+import type { KubeObject } from './apiserver/resources.js';
 
 /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- raw API JSON, read only */
 const any = (v: unknown): any => v ?? {};

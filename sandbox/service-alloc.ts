@@ -2,9 +2,9 @@
 // what the real API server's Service REST storage does on create/update. Cluster IPs come from the
 // service CIDR, node ports from 30000-32767, and a duplicate of either is a 422 Invalid, so a
 // client sees exactly the errors a real cluster gives.
-import { ApiError, invalid } from '../test/fake-apiserver/errors.js';
-import type { AdmitOp, AdmitFn } from '../test/fake-apiserver/store.js';
-import type { KubeObject } from '../test/fake-apiserver/resources.js';
+import { ApiError, invalid } from './apiserver/errors.js';
+import type { AdmitOp, AdmitFn } from './apiserver/store.js';
+import type { KubeObject } from './apiserver/resources.js';
 import { allocateServiceIP, isServiceIPInRange } from './ipam.js';
 
 export const NODE_PORT_MIN = 30000;

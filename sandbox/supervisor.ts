@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createLogger, type Logger } from '../common/log.js';
-import { loadStoreFile, saveStoreFile, startFakeApiServer, type FakeApiServer } from '../test/fake-apiserver/index.js';
+import { loadStoreFile, saveStoreFile, startFakeApiServer, type FakeApiServer } from './apiserver/index.js';
 import { AgentProcess } from './agents.js';
 import { ensureNodes, ensureSystemServices } from './bootstrap.js';
 import { EndpointSliceController, Scheduler } from './controllers.js';

@@ -58,7 +58,7 @@ describe.skipIf(skip)('uninstall (root)', () => {
     await addNetns(PEER);
     // An underlay interface, so the overlay has a node IP and an MTU to derive from.
     await linkNamespaces({ ns: NS, ifname: 'skiffun-eth', cidr: '172.31.240.11/24' }, { ns: PEER, ifname: 'skiffun-ul', cidr: '172.31.240.1/24' });
-    api = startInNs([...skiffCommand().slice(0, -1), join(projectRoot, 'test/fake-apiserver/index.ts'), '--port', '16444', '--kubeconfig-out', join(dir, 'kubeconfig')]);
+    api = startInNs([...skiffCommand().slice(0, -1), join(projectRoot, 'sandbox/apiserver/index.ts'), '--port', '16444', '--kubeconfig-out', join(dir, 'kubeconfig')]);
     await waitFor('the API server', async () => (await curl('/healthz')) === 'ok');
     await inNs(NS, 'curl', ['-sf', '-X', 'POST', '-H', 'content-type: application/json', `${API}/api/v1/nodes`, '-d',
       JSON.stringify({ metadata: { name: 'n1' }, spec: { podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.0/24'] }, status: { addresses: [{ type: 'InternalIP', address: '172.31.240.11' }], conditions: [{ type: 'Ready', status: 'True' }] } })]);

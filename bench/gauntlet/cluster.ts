@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
-import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../../test/fake-apiserver/index.js';
+import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../../sandbox/apiserver/index.js';
 import { cleanupPrefix, inNs, linkNamespaces } from '../../test/support/netns.js';
 import { agentConfig, getInNs, nodeNamespace, startAgent, stopAgent, tempDir, until, type AgentProcess } from './support.js';
 

@@ -2,7 +2,7 @@
 // history is compacted, so the agent's resume gets 410 and it must relist. Serving must not stop
 // (DNS keeps answering from the cache, the proxy's and overlay's nft tables stay), and after the
 // return the agent's view (/status: services, endpoints, peers) must equal the API's.
-import { startFakeApiServer } from '../../test/fake-apiserver/index.js';
+import { startFakeApiServer } from '../../sandbox/apiserver/index.js';
 import { inNs } from '../../test/support/netns.js';
 import { NODE, query, serviceObject, sliceObject, startCluster, type Cluster } from './cluster.js';
 import { getInNs, PREFIX, progress, sleep, until } from './support.js';

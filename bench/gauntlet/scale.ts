@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { startFakeApiServer, FakeStore, type FakeApiServer, type StoreSnapshot } from '../../test/fake-apiserver/index.js';
+import { startFakeApiServer, FakeStore, type FakeApiServer, type StoreSnapshot } from '../../sandbox/apiserver/index.js';
 import { cleanupPrefix } from '../../test/support/netns.js';
 import { agentConfig, nodeNamespace, PREFIX, progress, rssMb, round, sleep, startAgent, stopAgent, tempDir, until, type AgentProcess } from './support.js';
 import { readFileSync, rmSync } from 'node:fs';

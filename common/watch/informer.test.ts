@@ -1,8 +1,8 @@
 // The watch cache against the fake API server, through the real client library over HTTP.
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFakeApiServer } from '../../test/fake-apiserver/index.js';
+import { startFakeApiServer } from '../../sandbox/apiserver/index.js';
 import { missing } from '../../test/support/env.js';
-import type { KubeObject } from '../../test/fake-apiserver/index.js';
+import type { KubeObject } from '../../sandbox/apiserver/index.js';
 import type { ServiceInfo } from '../types.js';
 import { createWatchCache, type WatchCacheHandle } from './informer.js';
 import { registry } from '../metrics.js';

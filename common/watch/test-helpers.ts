@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
-import { startFakeApiServer, type FakeApiServer, type FakeApiServerOptions } from '../../test/fake-apiserver/index.js';
+import { startFakeApiServer, type FakeApiServer, type FakeApiServerOptions } from '../../sandbox/apiserver/index.js';
 import type { ChangeBatch } from './store.js';
 
 export interface Fixture {

@@ -2,7 +2,7 @@
 // the pod's resolv.conf applies and stopping it kills everything it spawned.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import type { KubeObject } from '../../test/fake-apiserver/resources.js';
+import type { KubeObject } from '../apiserver/resources.js';
 
 export interface ContainerSpec {
   name: string;

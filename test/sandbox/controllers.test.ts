@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FakeStore } from '../fake-apiserver/store.js';
-import type { KubeObject } from '../fake-apiserver/resources.js';
+import { FakeStore } from '../../sandbox/apiserver/store.js';
+import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { EndpointSliceController, Scheduler } from '../../sandbox/controllers.js';
 import { ensureNodes, ensureSystemServices } from '../../sandbox/bootstrap.js';
 import { layout } from '../../sandbox/names.js';

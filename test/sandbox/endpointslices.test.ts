@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { KubeObject } from '../fake-apiserver/resources.js';
+import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { ANNOTATION_TRIGGER_TIME, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, desiredSlices, planSlices } from '../../sandbox/endpointslices.js';
 
 const T0 = '2026-01-01T00:00:00Z';

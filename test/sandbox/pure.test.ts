@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { KubeObject } from '../fake-apiserver/resources.js';
+import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { schedule } from '../../sandbox/scheduler.js';
 import { podResolvConf } from '../../sandbox/resolv.js';
 import { parseManifests, resourceFor } from '../../sandbox/manifest.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../fake-apiserver/errors.js';
-import { FakeStore } from '../fake-apiserver/store.js';
-import type { KubeObject } from '../fake-apiserver/resources.js';
+import { ApiError } from '../../sandbox/apiserver/errors.js';
+import { FakeStore } from '../../sandbox/apiserver/store.js';
+import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { allocateService, serviceAdmission } from '../../sandbox/service-alloc.js';
 import { isServiceIPInRange } from '../../sandbox/ipam.js';
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxCli } from './cli.js';
 import { missing } from '../support/env.js';
 import { sh } from '../support/netns.js';
-import type { KubeObject } from '../fake-apiserver/resources.js';
+import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { SandboxClient } from '../../sandbox/client.js';
 import { layout, nodeLayouts, podNetns } from '../../sandbox/names.js';
 import { podIPs, podReady } from '../../sandbox/endpointslices.js';

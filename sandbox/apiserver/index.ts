@@ -112,7 +112,7 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-// Run directly: `tsx test/fake-apiserver/index.ts --port 6443 ...`
+// Run directly: `tsx sandbox/apiserver/index.ts --port 6443 ...`
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }
