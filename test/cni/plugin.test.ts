@@ -216,10 +216,10 @@ describe.skipIf(missing('cni plugin', { root: true, tools: ['ip', 'nsenter', 'cc
     expect(add.out.code).toBe(11);
     expect((await call(pluginEnv('DEL', a.id, a.path), c)).code).toBe(0);
     expect((await call({ CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, c)).out.code).toBe(50);
-    // Whatever stdin holds, the error is valid JSON (call() parses it) and names the path as given.
+    // Whatever stdin holds, the error is valid JSON (call() parses it) and names the decoded path.
     const odd = await call(pluginEnv('ADD', a.id, a.path), conf({ cniVersion: '1.0.0', agentSocket: join(dir, 'no"bo\\dy.sock') }));
     expect(odd.out).toMatchObject({ code: 11, cniVersion: '1.0.0' });
-    expect(odd.out.details).toContain('no\\');
+    expect(odd.out.details).toBe(join(dir, 'no"bo\\dy.sock'));
     const v = await call({ CNI_COMMAND: 'VERSION' }, JSON.stringify({ cniVersion: '0.4.0', agentSocket: join(dir, 'nobody.sock') }));
     expect(v.out).toEqual({ cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
   });
