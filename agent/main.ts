@@ -13,7 +13,7 @@ import type { Component } from '../common/component.js';
 import { loadConfig, type Config } from '../common/config.js';
 import { ConfigError, UsageError } from '../common/errors.js';
 import { Health } from '../common/health.js';
-import { startHttp } from '../common/http.js';
+import { healthRoutes, metricsRoutes, startHttp } from '../common/http.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { collectProcessMetrics } from '../common/metrics.js';
 import { buildStatus } from '../common/status.js';
@@ -55,8 +55,8 @@ const DESCRIPTIONS: Record<string, string> = {
   'cluster-domain': 'cluster DNS domain (default cluster.local)',
   'dns-service-ips': 'cluster DNS Service IPs (default 10.96.0.10)',
   'log-level': 'trace|debug|info|warn|error',
-  'metrics-bind-address': 'host:port for /metrics (default 127.0.0.1:10249)',
-  'healthz-bind-address': 'host:port for /healthz and /readyz (default 0.0.0.0:10256)',
+  'metrics-bind-address': 'host:port for /metrics and /status (default 0.0.0.0:10249)',
+  'healthz-bind-address': 'host:port for /healthz, /livez and /readyz (default 0.0.0.0:10256)',
   'state-dir': 'persistent state (default /var/lib/skiff)',
   'run-dir': 'sockets and runtime state (default /run/skiff)',
   'proxy-backend': 'nftables|iptables',
@@ -191,9 +191,10 @@ async function runAgent(config: Config, log: Logger): Promise<number> {
   // A feature turned off removes what an earlier run left behind (kindnet's CleanRules).
   for (const c of disabled) await c.cleanup().catch((err: unknown) => log.warn({ component: c.name, err }, 'cleanup of disabled feature failed'));
 
-  const http = await startHttp([config.metricsBindAddress, config.healthzBindAddress], health, (path) =>
-    path === '/status' ? buildStatus(config, watch.cache, health) : undefined,
-  );
+  const http = await startHttp([
+    { bind: config.metricsBindAddress, routes: metricsRoutes({ '/status': () => buildStatus(config, watch.cache, health) }) },
+    { bind: config.healthzBindAddress, routes: healthRoutes(health) },
+  ]);
   const stop = new AbortController();
   // Every watch, sync loop and server listens on this one signal.
   setMaxListeners(100, stop.signal);

@@ -19,7 +19,7 @@ describe('config', () => {
   it('fills kube-proxy and CoreDNS defaults', () => {
     const c = parseConfig({ nodeName: 'n1' });
     expect(c.clusterDomain).toBe('cluster.local');
-    expect(c.metricsBindAddress).toBe('127.0.0.1:10249');
+    expect(c.metricsBindAddress).toBe('0.0.0.0:10249');
     expect(c.healthzBindAddress).toBe('0.0.0.0:10256');
     expect(c.proxy.backend).toBe('nftables');
     expect(c.proxy.syncPeriod).toBe(30_000);

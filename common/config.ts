@@ -29,7 +29,8 @@ export const configSchema = z
     clusterDomain: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS domain').default('cluster.local'),
     dnsServiceIPs: z.array(ip).min(1).default(['10.96.0.10']),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    metricsBindAddress: hostPort.default('127.0.0.1:10249'),
+    // kube-proxy's port, on the node addresses so Prometheus can scrape every node (README "Metrics").
+    metricsBindAddress: hostPort.default('0.0.0.0:10249'),
     healthzBindAddress: hostPort.default('0.0.0.0:10256'),
     stateDir: z.string().default('/var/lib/skiff'),
     runDir: z.string().default('/run/skiff'),

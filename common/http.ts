@@ -1,9 +1,26 @@
-// The agent's two HTTP listeners, at kube-proxy's defaults: metrics on 127.0.0.1:10249 and health on
-// 0.0.0.0:10256. Both serve every path so one port can be used for all when they are set equal.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// The agent's HTTP listeners, at kube-proxy's ports: metrics (/metrics, /status) on
+// metricsBindAddress and health (/healthz, /livez, /readyz) on healthzBindAddress. Each listener
+// serves only its own paths: the health port is open on every node address for the kubelet's
+// probes, and must not hand out metrics or the node's status to whoever reaches it. When both
+// addresses are set equal, the one listener serves both sets.
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Health } from './health.js';
 import { registry } from './metrics.js';
+
+export interface Reply {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+/** Path -> handler for one listener. */
+export type Routes = Readonly<Record<string, () => Promise<Reply> | Reply>>;
+
+export interface Listener {
+  readonly bind: string;
+  readonly routes: Routes;
+}
 
 export interface HttpEndpoints {
   readonly servers: Server[];
@@ -16,40 +33,61 @@ export function splitHostPort(s: string): { host: string; port: number } {
   return { host: s.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(s.slice(i + 1)) };
 }
 
-export async function startHttp(binds: readonly string[], health: Health, extra?: (path: string) => unknown): Promise<HttpEndpoints> {
-  const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    try {
-      if (path === '/metrics') {
-        const body = await registry.metrics();
-        res.writeHead(200, { 'content-type': registry.contentType }).end(body);
-      } else if (path === '/healthz' || path === '/livez') {
-        const r = health.liveness();
-        res.writeHead(r.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r));
-      } else if (path === '/readyz') {
-        const r = health.readiness();
-        res.writeHead(r.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r));
-      } else {
-        const body = await extra?.(path);
-        if (body === undefined) res.writeHead(404).end('not found\n');
-        else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-      }
-    } catch (e) {
-      res.writeHead(500).end(String((e as Error).message));
-    }
+const json = (status: number, body: unknown): Reply => ({ status, contentType: 'application/json', body: JSON.stringify(body) });
+
+/** kube-proxy's health paths: liveness on /healthz and /livez, readiness on /readyz. */
+export function healthRoutes(health: Health): Routes {
+  const live = (): Reply => {
+    const r = health.liveness();
+    return json(r.ok ? 200 : 503, r);
   };
-  const unique = [...new Set(binds)];
-  const servers = await Promise.all(
-    unique.map(
-      (b) =>
-        new Promise<Server>((resolve, reject) => {
-          const { host, port } = splitHostPort(b);
-          const s = createServer((req, res) => void handler(req, res));
-          s.once('error', reject);
-          s.listen(port, host, () => resolve(s));
-        }),
-    ),
-  );
+  const ready = (): Reply => {
+    const r = health.readiness();
+    return json(r.ok ? 200 : 503, r);
+  };
+  return { '/healthz': live, '/livez': live, '/readyz': ready };
+}
+
+/** Prometheus exposition of the shared registry, plus JSON documents such as /status. */
+export function metricsRoutes(documents: Readonly<Record<string, () => Promise<unknown> | unknown>> = {}): Routes {
+  const routes: Record<string, () => Promise<Reply>> = {
+    '/metrics': async () => ({ status: 200, contentType: registry.contentType, body: await registry.metrics() }),
+  };
+  for (const [path, build] of Object.entries(documents)) routes[path] = async () => json(200, await build());
+  return routes;
+}
+
+export async function startHttp(listeners: readonly Listener[]): Promise<HttpEndpoints> {
+  const byBind = new Map<string, Record<string, Routes[string]>>();
+  for (const l of listeners) byBind.set(l.bind, { ...byBind.get(l.bind), ...l.routes });
+  const servers: Server[] = [];
+  try {
+    for (const [bind, routes] of byBind) {
+      const { host, port } = splitHostPort(bind);
+      const s = createServer((req, res) => {
+        const route = routes[(req.url ?? '/').split('?')[0]!];
+        if (!route) {
+          res.writeHead(404).end('not found\n');
+          return;
+        }
+        Promise.resolve()
+          .then(route)
+          .then(
+            (r) => res.writeHead(r.status, { 'content-type': r.contentType }).end(r.body),
+            (e: unknown) => res.writeHead(500).end(String((e as Error)?.message ?? e)),
+          );
+      });
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(port, host, () => resolve());
+      });
+      servers.push(s);
+    }
+  } catch (e) {
+    // One address in use must not leave the others listening.
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    throw e;
+  }
   return {
     servers,
     addresses: () => servers.map((s) => s.address() as AddressInfo),

@@ -257,6 +257,58 @@ describe('kube-dns Service', () => {
   });
 });
 
+describe('metrics exposure', () => {
+  const monitoringDir = join(manifestsDir, 'monitoring');
+  const metrics = splitHostPort(deployed.metricsBindAddress);
+  const metricsPort = (agent.ports as Obj[]).find((p) => p.name === 'metrics');
+
+  it('opens metrics on the node addresses on their own port, apart from health', () => {
+    expect(['0.0.0.0', '::']).toContain(metrics.host); // a Prometheus on another node scrapes it
+    expect(metrics.port).toBe(10249); // kube-proxy's
+    expect(metrics.port).not.toBe(splitHostPort(deployed.healthzBindAddress).port);
+    expect(metricsPort).toEqual({ name: 'metrics', containerPort: metrics.port, protocol: 'TCP' });
+  });
+
+  it('annotates the pods for annotation-based scrape jobs', () => {
+    expect(ds.spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(metrics.port), 'prometheus.io/path': '/metrics' });
+  });
+
+  it('points the kube-dns Service metrics port (CoreDNS 9153) at the agents metrics port', () => {
+    const port = (find('Service', 'kube-dns').spec.ports as Obj[]).find((p) => p.name === 'metrics')!;
+    expect(port).toMatchObject({ port: 9153, targetPort: metrics.port });
+  });
+
+  it('ships a PodMonitor that selects the agent pods by the named metrics port, job skiff', () => {
+    const [k] = objects(join(monitoringDir, 'kustomization.yaml'));
+    expect(k!.resources).toEqual(['podmonitor.yaml']);
+    const pm = objects(join(monitoringDir, 'podmonitor.yaml'))[0]!;
+    expect(pm.kind).toBe('PodMonitor');
+    expect(pm.spec.namespaceSelector.matchNames).toEqual([ds.metadata.namespace]);
+    const labels = ds.spec.template.metadata.labels as Record<string, string>;
+    for (const [key, v] of Object.entries(pm.spec.selector.matchLabels as Record<string, string>)) expect(labels[key]).toBe(v);
+    const ep = (pm.spec.podMetricsEndpoints as Obj[])[0]!;
+    expect(ep.port).toBe(metricsPort?.name);
+    expect(ep.path).toBe('/metrics');
+    expect(ep.relabelings).toContainEqual({ action: 'replace', targetLabel: 'job', replacement: 'skiff' });
+  });
+
+  it('has a dashboard whose every query names metrics skiff exports, for the job the scrape configs use', () => {
+    const dash = JSON.parse(readFileSync(join(monitoringDir, 'skiff-dashboard.json'), 'utf8')) as Obj;
+    const job = (dash.templating.list as Obj[]).find((v) => v.name === 'job')!;
+    expect(job.current.value).toBe('skiff');
+    const exprs = (dash.panels as Obj[]).flatMap((p) => (p.targets as Obj[]).map((t) => t.expr as string));
+    expect(exprs.length).toBeGreaterThan(10);
+    const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\b([a-z_]+(?:_total|_seconds|_bytes|_entries|_peers|_services|_endpoints)(?:_bucket|_count|_sum)?)\{/g)].map((m) => m[1]!)));
+    for (const n of ['kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'coredns_dns_requests_total', 'coredns_cache_hits_total']) expect(names).toContain(n);
+    for (const n of names) {
+      if (n.startsWith('process_')) continue; // prom-client's defaults
+      const base = n.replace(/_(bucket|count|sum)$/, '');
+      expect(sourcesMatching(sources, new RegExp(`['"\`]${base}['"\`]`)), n).not.toEqual([]);
+    }
+    for (const e of exprs) expect(e, e).toContain('job=~"$job"');
+  });
+});
+
 describe('kind cluster config', () => {
   const kind = objects(join(manifestsDir, 'kind.yaml'))[0]!;
 

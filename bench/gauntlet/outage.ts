@@ -28,7 +28,7 @@ interface AgentView {
 
 async function agentView(c: Cluster): Promise<AgentView | undefined> {
   try {
-    const s = JSON.parse(await getInNs(c.ns, 'http://127.0.0.1:10256/status')) as { services: number; endpoints: number; peers: unknown[] };
+    const s = JSON.parse(await getInNs(c.ns, 'http://127.0.0.1:10249/status')) as { services: number; endpoints: number; peers: unknown[] };
     return { services: s.services, endpoints: s.endpoints, peers: s.peers.length };
   } catch {
     return undefined;
