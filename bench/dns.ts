@@ -1,8 +1,10 @@
-// `npm run bench -- dns [--seconds N] [--rounds N] [--workers N] [--names N] [--udp auto|native|dgram]`: dnsperf against skiff, unbound
-// and dnsmasq serving the same Service names as local data, one after another in the same run, all
-// on 127.0.0.x ports. The last stdout line is the JSON summary.
-import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// `npm run bench -- dns [--seconds N] [--rounds N] [--workers N] [--names N] [--udp auto|native|dgram]`: dnsperf against skiff, unbound,
+// dnsmasq and Knot DNS (when knotd is installed: `apt-get install knot`) serving the same Service
+// names as local data, one after another in the same run, all on 127.0.0.x ports; then p99 latency
+// at full load and at half of skiff's best rate (skiff and unbound at that same rate). The last
+// stdout line is the JSON summary.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -10,7 +12,7 @@ import cluster from 'node:cluster';
 import { MemoryCache } from '../common/watch/store.js';
 import type { ServiceInfo } from '../common/types.js';
 import { cacheWith, service } from '../dns/testing/fixtures.js';
-import { startDns, startDnsmasq, startUnbound } from '../dns/testing/harness.js';
+import { startDns, startDnsmasq, startKnot, startUnbound } from '../dns/testing/harness.js';
 import { resolveUdpBackend } from '../dns/server/native-udp.js';
 
 const execFileP = promisify(execFile);
@@ -55,26 +57,31 @@ async function dnsperf(address: string, port: number, file: string, seconds: num
   return { qps, avgMs: avg * 1000, lost, cpuUs };
 }
 
-/** p99 latency under the same load, from dnsperf's per-query verbose lines. */
-async function p99(address: string, port: number, file: string, seconds: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('dnsperf', ['-s', address, '-p', String(port), '-d', file, '-l', String(seconds), '-q', '200', '-c', '4', '-T', '1', '-v'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const lat: number[] = [];
-    let rest = '';
-    p.stdout.on('data', (d: Buffer) => {
-      const lines = (rest + d.toString()).split('\n');
-      rest = lines.pop() ?? '';
-      for (const l of lines) {
-        const m = /^> \S+ .* ([\d.]+)$/.exec(l);
-        if (m) lat.push(Number(m[1]));
-      }
+/**
+ * p99 latency from dnsperf's per-query verbose lines, at full load or at `rate` queries per second.
+ * The lines go to a file and are read afterwards: parsing them while the run lasts would take CPU
+ * from skiff, which may be this very process.
+ */
+async function p99(address: string, port: number, file: string, seconds: number, rate?: number): Promise<number> {
+  const out = `${file}.verbose`;
+  const fd = openSync(out, 'w');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn('dnsperf', ['-s', address, '-p', String(port), '-d', file, '-l', String(seconds), '-q', '200', '-c', '4', '-T', '1', '-v', ...(rate ? ['-Q', String(rate)] : [])], { stdio: ['ignore', fd, 'ignore'] });
+      p.on('error', reject);
+      p.on('close', () => resolve());
     });
-    p.on('error', reject);
-    p.on('close', () => {
-      lat.sort((a, b) => a - b);
-      resolve(lat.length ? lat[Math.floor(lat.length * 0.99)]! * 1000 : 0);
-    });
-  });
+  } finally {
+    closeSync(fd);
+  }
+  const lat: number[] = [];
+  for (const l of readFileSync(out, 'utf8').split('\n')) {
+    const m = /^> \S+ .* ([\d.]+)$/.exec(l);
+    if (m) lat.push(Number(m[1]));
+  }
+  rmSync(out, { force: true });
+  lat.sort((a, b) => a - b);
+  return lat.length ? lat[Math.floor(lat.length * 0.99)]! * 1000 : 0;
 }
 
 function names(n: number): { services: ServiceInfo[]; records: string[] } {
@@ -120,6 +127,9 @@ export async function main(args: string[]): Promise<void> {
     cleanups.push(unbound.stop);
     const dnsmasq = await startDnsmasq(records, { address: '127.0.0.3' });
     cleanups.push(dnsmasq.stop);
+    const knot = knotMissing() ? undefined : await startKnot(records, { address: '127.0.0.7', zone: 'cluster.local' });
+    if (knot) cleanups.push(knot.stop);
+    else say('bench dns: knotd not found, no Knot figures (apt-get install knot)');
     // An upstream for the cached-forward figure: the same names under example.test.
     const ext = await startUnbound(records.slice(0, 1000).map((r) => r.replace('.svc.cluster.local', '.example.test')), { address: '127.0.0.4' });
     cleanups.push(ext.stop);
@@ -137,28 +147,38 @@ export async function main(args: string[]): Promise<void> {
     // does not depend on how much of the machine a server got, only on what each answer cost.
     const echo = await startEcho('127.0.0.6');
     cleanups.push(echo.stop);
-    const best = { unbound: 0, dnsmasq: 0, skiff: 0, fwd: 0, echo: 0 };
-    const cpu = { unbound: Infinity, dnsmasq: Infinity, skiff: Infinity, echo: Infinity };
+    const best = { unbound: 0, dnsmasq: 0, knot: 0, skiff: 0, fwd: 0, echo: 0 };
+    const cpu = { unbound: Infinity, dnsmasq: Infinity, knot: Infinity, skiff: Infinity, echo: Infinity };
     for (let r = 0; r < rounds; r++) {
       const u = await dnsperf('127.0.0.2', unbound.port, queries, seconds, only(unbound.pid));
       const d = await dnsperf('127.0.0.3', dnsmasq.port, queries, seconds, only(dnsmasq.pid));
+      const kn = knot ? await dnsperf('127.0.0.7', knot.port, queries, seconds, only(knot.pid)) : undefined;
       const k = await dnsperf('127.0.0.5', dns.port, queries, seconds, skiffPids);
       const f = await dnsperf('127.0.0.5', dns.port, extQueries, seconds, skiffPids);
       const e = await dnsperf('127.0.0.6', echo.port, queries, seconds, only(echo.pid));
       best.echo = Math.max(best.echo, e.qps);
       const us = (x: PerfResult): string => `${x.cpuUs.toFixed(1)} µs/q`;
-      say(`round ${r + 1}: unbound ${u.qps.toFixed(0)} (${us(u)}, lost ${u.lost}), dnsmasq ${d.qps.toFixed(0)} (${us(d)}, lost ${d.lost}), skiff ${k.qps.toFixed(0)} (${us(k)}, lost ${k.lost}, avg ${k.avgMs.toFixed(2)} ms), skiff cached forward ${f.qps.toFixed(0)} (lost ${f.lost}), bare node echo ${e.qps.toFixed(0)} (${us(e)})`);
+      say(`round ${r + 1}: unbound ${u.qps.toFixed(0)} (${us(u)}, lost ${u.lost}), dnsmasq ${d.qps.toFixed(0)} (${us(d)}, lost ${d.lost}), ${kn ? `knot ${kn.qps.toFixed(0)} (${us(kn)}, lost ${kn.lost}), ` : ''}skiff ${k.qps.toFixed(0)} (${us(k)}, lost ${k.lost}, avg ${k.avgMs.toFixed(2)} ms), skiff cached forward ${f.qps.toFixed(0)} (lost ${f.lost}), bare node echo ${e.qps.toFixed(0)} (${us(e)})`);
       best.unbound = Math.max(best.unbound, u.qps);
       best.dnsmasq = Math.max(best.dnsmasq, d.qps);
       best.skiff = Math.max(best.skiff, k.qps);
       best.fwd = Math.max(best.fwd, f.qps);
       cpu.unbound = Math.min(cpu.unbound, u.cpuUs);
       cpu.dnsmasq = Math.min(cpu.dnsmasq, d.cpuUs);
+      if (kn) {
+        best.knot = Math.max(best.knot, kn.qps);
+        cpu.knot = Math.min(cpu.knot, kn.cpuUs);
+      }
       cpu.skiff = Math.min(cpu.skiff, k.cpuUs);
       cpu.echo = Math.min(cpu.echo, e.cpuUs);
     }
     const p = await p99('127.0.0.5', dns.port, queries, 3);
     say(`skiff p99 under full load ${p.toFixed(3)} ms`);
+    // A realistic load: half of skiff's best rate, the same rate offered to unbound.
+    const half = Math.round(best.skiff / 2);
+    const pHalf = await p99('127.0.0.5', dns.port, queries, seconds, half);
+    const uHalf = await p99('127.0.0.2', unbound.port, queries, seconds, half);
+    say(`p99 at ${half} qps (half of skiff's best): skiff ${pHalf.toFixed(3)} ms, unbound ${uHalf.toFixed(3)} ms`);
     const rss = await rssMb();
     await dns.stop();
     const s = { qps: best.skiff };
@@ -172,8 +192,12 @@ export async function main(args: string[]): Promise<void> {
       skiff_qps: Math.round(s.qps),
       unbound_qps: Math.round(u.qps),
       dnsmasq_qps: Math.round(d.qps),
+      ...(knot ? { knot_qps: Math.round(best.knot) } : {}),
       qps_ratio_unbound: Number((s.qps / u.qps).toFixed(3)),
       skiff_p99_ms: Number(p.toFixed(3)),
+      half_load_qps: half,
+      skiff_p99_ms_half_load: Number(pHalf.toFixed(3)),
+      unbound_p99_ms_half_load: Number(uHalf.toFixed(3)),
       cached_forward_qps: Math.round(f.qps),
       /** Reference: a Node UDP socket that only echoes the query back, the ceiling for one process. */
       node_echo_qps: Math.round(best.echo),
@@ -181,6 +205,7 @@ export async function main(args: string[]): Promise<void> {
       skiff_cpu_us_per_q: Number(cpu.skiff.toFixed(2)),
       unbound_cpu_us_per_q: Number(cpu.unbound.toFixed(2)),
       dnsmasq_cpu_us_per_q: Number(cpu.dnsmasq.toFixed(2)),
+      ...(knot ? { knot_cpu_us_per_q: Number(cpu.knot.toFixed(2)) } : {}),
       node_echo_cpu_us_per_q: Number(cpu.echo.toFixed(2)),
       rss_mb: rss,
     };
@@ -188,6 +213,15 @@ export async function main(args: string[]): Promise<void> {
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function knotMissing(): boolean {
+  try {
+    execFileSync('knotd', ['--version'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return true;
   }
 }
 

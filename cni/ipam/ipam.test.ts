@@ -93,6 +93,23 @@ describe('IpamStore', () => {
   });
 });
 
+describe('IpamStore remembered owners', () => {
+  it('checks an owner it remembers against the file before using it: another process may have reused the address', async () => {
+    const dir = tmp();
+    const agent = new IpamStore(dir, 'net', ['10.6.0.0/30']); // one usable address: 10.6.0.2
+    const other = new IpamStore(dir, 'net', ['10.6.0.0/30']);
+    expect((await agent.allocate({ containerID: 'a', ifname: 'eth0' }))[0]!.ip).toBe('10.6.0.2');
+    // Behind the agent's back: a released, its address given to b (same file name, new owner).
+    await other.release('a', 'eth0');
+    expect((await other.allocate({ containerID: 'b', ifname: 'eth0' }))[0]!.ip).toBe('10.6.0.2');
+    // A late repeated DEL of a must not free b's address, nor a repeated ADD of a hand it out twice.
+    expect(await agent.release('a', 'eth0')).toEqual([]);
+    expect(await agent.find('b', 'eth0')).toHaveLength(1);
+    await expect(agent.allocate({ containerID: 'a', ifname: 'eth0' })).rejects.toThrow(CniError);
+    expect((await agent.list()).map((x) => x.containerID)).toEqual(['b']);
+  });
+});
+
 describe('IpamStore fresh flag', () => {
   it('marks only addresses created by this call', async () => {
     const s = new IpamStore(tmp(), 'net', ['10.5.0.0/24']);

@@ -34,6 +34,13 @@ export class IpamStore {
   private readonly ranges: readonly IPRange[];
   /** In-process queue so concurrent requests in the agent never spin on the file lock. */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Owners of the files this process has read or written, by address. The directory listing is
+   * always read afresh; only the owner is remembered, which saves reading every file on every ADD.
+   * Another process (the Node fallback) may rewrite a file behind it, so an owner that matters (the
+   * attachment's own addresses, and what DEL removes) is read again before it is used.
+   */
+  private readonly owners = new Map<string, AllocationMeta>();
 
   constructor(stateDir: string, network: string, podCIDRs: readonly string[]) {
     this.dir = join(stateDir, 'ipam', network);
@@ -47,8 +54,8 @@ export class IpamStore {
   /** Returns the attachment's addresses, allocating one per range when it has none yet. */
   allocate(meta: AllocationMeta): Promise<Allocation[]> {
     return this.locked(() => {
-      const all = this.readAll();
-      const mine = all.filter((a) => a.containerID === meta.containerID && a.ifname === meta.ifname);
+      const all = this.readAll(true);
+      const mine = this.confirmed(all.filter((a) => a.containerID === meta.containerID && a.ifname === meta.ifname));
       const out: Allocation[] = [];
       for (const range of this.ranges) {
         const have = mine.find((a) => a.family === range.family && rangeHas(range, a.ip));
@@ -76,20 +83,20 @@ export class IpamStore {
   /** Releases every address of the attachment; releasing nothing is not an error (DEL is idempotent). */
   release(containerID: string, ifname: string): Promise<Allocation[]> {
     return this.locked(() => {
-      const gone = this.readAll().filter((a) => a.containerID === containerID && a.ifname === ifname);
-      for (const a of gone) rmSync(join(this.dir, a.ip), { force: true });
+      const gone = this.confirmed(this.readAll(true).filter((a) => a.containerID === containerID && a.ifname === ifname));
+      for (const a of gone) this.remove(a.ip);
       return gone;
     });
   }
 
   releaseIPs(ips: readonly string[]): Promise<void> {
     return this.locked(() => {
-      for (const ip of ips) rmSync(join(this.dir, ip), { force: true });
+      for (const ip of ips) this.remove(ip);
     });
   }
 
   find(containerID: string, ifname: string): Promise<Allocation[]> {
-    return this.locked(() => this.readAll().filter((a) => a.containerID === containerID && a.ifname === ifname));
+    return this.locked(() => this.confirmed(this.readAll(true).filter((a) => a.containerID === containerID && a.ifname === ifname)));
   }
 
   list(): Promise<Allocation[]> {
@@ -101,6 +108,7 @@ export class IpamStore {
     writeFileSync(tmp, JSON.stringify(meta));
     try {
       linkSync(tmp, join(this.dir, ip));
+      this.owners.set(ip, meta);
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -110,8 +118,18 @@ export class IpamStore {
     }
   }
 
-  private readAll(): Allocation[] {
+  private remove(ip: string): void {
+    rmSync(join(this.dir, ip), { force: true });
+    this.owners.delete(ip);
+  }
+
+  /**
+   * Every allocation in the directory. `cached` takes owners from memory where known and leaves
+   * createdMs at 0 for those (only reconcile needs it, and it reads everything afresh).
+   */
+  private readAll(cached = false): Allocation[] {
     const out: Allocation[] = [];
+    const seen = new Set<string>();
     for (const name of readdirSync(this.dir)) {
       if (name.startsWith('.') || name.startsWith('last_reserved_ip') || name === 'lock') continue;
       let fam: 4 | 6;
@@ -120,16 +138,41 @@ export class IpamStore {
       } catch {
         continue;
       }
-      const path = join(this.dir, name);
-      try {
-        const meta = JSON.parse(readFileSync(path, 'utf8')) as AllocationMeta;
-        out.push({ ...meta, ip: name, family: fam, createdMs: statSync(path).mtimeMs });
-      } catch {
-        // A file we cannot read still holds its address: an unknown owner, which GC may release.
-        out.push({ containerID: '', ifname: '', ip: name, family: fam, createdMs: 0 });
+      seen.add(name);
+      const known = cached ? this.owners.get(name) : undefined;
+      if (known) {
+        out.push({ ...known, ip: name, family: fam, createdMs: 0 });
+        continue;
       }
+      const a = this.readOne(name, fam);
+      if (a.containerID) this.owners.set(name, ownerOf(a));
+      out.push(a);
     }
+    for (const ip of this.owners.keys()) if (!seen.has(ip)) this.owners.delete(ip);
     return out;
+  }
+
+  private readOne(name: string, fam: 4 | 6): Allocation {
+    const path = join(this.dir, name);
+    try {
+      const meta = JSON.parse(readFileSync(path, 'utf8')) as AllocationMeta;
+      return { ...meta, ip: name, family: fam, createdMs: statSync(path).mtimeMs };
+    } catch {
+      // A file we cannot read still holds its address: an unknown owner, which GC may release.
+      return { containerID: '', ifname: '', ip: name, family: fam, createdMs: 0 };
+    }
+  }
+
+  /** The matches whose files still say so (another process may have reused an address). */
+  private confirmed(matches: readonly Allocation[]): Allocation[] {
+    return matches
+      .map((a) => {
+        const now = this.readOne(a.ip, a.family);
+        if (now.containerID) this.owners.set(a.ip, ownerOf(now));
+        else this.owners.delete(a.ip);
+        return now;
+      })
+      .filter((now, i) => now.containerID === matches[i]!.containerID && now.ifname === matches[i]!.ifname);
   }
 
   private readLast(family: 4 | 6): bigint | undefined {
@@ -159,6 +202,11 @@ export class IpamStore {
     this.queue = run.catch(() => undefined);
     return run;
   }
+}
+
+function ownerOf(a: Allocation): AllocationMeta {
+  const { ip: _ip, family: _f, createdMs: _c, fresh: _fr, ...meta } = a;
+  return meta;
 }
 
 function rangeHas(r: IPRange, ip: string): boolean {

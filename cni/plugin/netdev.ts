@@ -119,6 +119,13 @@ async function existsError(l: PodLink, details: string): Promise<CniError> {
 export async function addPodLink(l: PodLink): Promise<void> {
   if (!existsSync(l.netns)) throw new CniError(CniCode.UnknownContainer, `network namespace ${l.netns} does not exist`);
   await createHostSide(l);
+  const nl = await rtnl();
+  try {
+    if (nl && (await nl.configurePodSide({ netnsPath: l.netns, podIf: l.podIf, addresses: l.addresses, gateways: l.gateways }))) return;
+  } catch (e) {
+    await delHostLink(l.hostIf).catch(() => undefined);
+    throw new CniError(CniCode.Internal, `cannot configure ${l.podIf} in ${l.netns}`, (e as Error).message);
+  }
   const lines: string[] = [];
   for (const a of l.addresses) lines.push(`addr add ${a} dev ${l.podIf}${a.includes(':') ? ' nodad' : ''}`);
   lines.push(`link set ${l.podIf} up`);

@@ -7,6 +7,7 @@ import { closeSync, openSync } from 'node:fs';
 import { createRtNetlink, FlagsNew, type rt, type RtNetlinkSocket } from 'netlink';
 import { parseIP } from '../ipam/ipnet.js';
 import { DIRECT_ROUTE_PROTO, parseVia } from '../overlay/direct.js';
+import { loadNetnsAddon } from './netns-addon.js';
 
 const IFLA_ADDRESS = 1;
 const IFLA_IFNAME = 3;
@@ -37,6 +38,7 @@ export const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map(
 
 /** IFLA_LINKINFO for a veth whose peer is named, addressed and sized, in the namespace of netnsFd. */
 export function vethLinkInfo(peer: { ifname: string; mac: string; mtu: number; netnsFd: number }): Buffer {
+  // Not up here: the kernel would open the peer before the pair is joined (ENOTCONN).
   const ifinfomsg = Buffer.alloc(16);
   const peerMsg = Buffer.concat([ifinfomsg, nla(IFLA_IFNAME, str(peer.ifname)), nla(IFLA_ADDRESS, macBytes(peer.mac)), nla(IFLA_MTU, u32(peer.mtu)), nla(IFLA_NET_NS_FD, u32(peer.netnsFd))]);
   return Buffer.concat([nla(IFLA_INFO_KIND, str('veth')), nla(IFLA_INFO_DATA, nla(VETH_INFO_PEER, peerMsg))]);
@@ -87,6 +89,45 @@ export async function createVeth(v: VethSpec): Promise<void> {
     closeSync(fd);
   }
   await nl().newLink({}, { ifname: v.hostIf, linkinfo: hairpinLinkInfo(true) });
+}
+
+export interface PodSide {
+  readonly netnsPath: string;
+  readonly podIf: string;
+  /** With prefix length, e.g. 10.244.1.5/24. */
+  readonly addresses: readonly string[];
+  readonly gateways: readonly string[];
+}
+
+/**
+ * The pod's addresses and default routes over an rtnetlink socket opened inside the pod's
+ * namespace (the addon enters it only for the socket(2) call): what `ip -batch` in the pod's
+ * namespace would do, without the process. False when the addon is not available, and the caller
+ * uses iproute2.
+ */
+export async function configurePodSide(p: PodSide): Promise<boolean> {
+  const { addon } = loadNetnsAddon();
+  if (!addon) return false;
+  const pod = addon.inNetns(p.netnsPath, () => createRtNetlink());
+  try {
+    const [link] = await pod.getLink({}, { ifname: p.podIf });
+    const index = link?.data.index;
+    if (index === undefined) throw new Error(`no ${p.podIf} in ${p.netnsPath}`);
+    await pod.setLink({ index, flags: { up: true }, change: { up: true } });
+    for (const a of p.addresses) {
+      const [ip, len] = a.split('/');
+      const { family, bytes } = ipBytes(ip!);
+      // nodad: the address is ours alone (IPAM), and DAD would hold IPv6 traffic back ~1 s.
+      await pod.newAddress({ family, prefixlen: Number(len), index, ...(family === AF_INET6 ? { flags: { nodad: true } } : {}) }, { local: bytes, address: bytes }, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    }
+    for (const gw of p.gateways) {
+      const { family, bytes } = ipBytes(gw);
+      await pod.newRoute({ family, dstLen: 0, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' }, { gateway: bytes, oif: index }, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    }
+  } finally {
+    pod.socket.close();
+  }
+  return true;
 }
 
 /** Returns false when there was no such link. */

@@ -22,14 +22,14 @@ describe('iptables rendering', () => {
     ]);
     expect(t.nat.get(a!)).toEqual(['-s 10.244.1.5/32 -j SKIFF-MARK-MASQ', '-p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080']);
     expect(t.nat.get('SKIFF-SERVICES')).toEqual([`-d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j ${svcChain(sp)}`, '-m addrtype --dst-type LOCAL -j SKIFF-NODEPORTS']);
-    expect(t.filter.get('SKIFF-SERVICES')).toEqual(['-d 10.96.0.10/32 -j REJECT', '-d 10.96.0.0/12 -j DROP']);
+    expect(t.filter.get('SKIFF-SERVICES')).toEqual(['-d 10.96.0.10/32 -p tcp -j REJECT --reject-with tcp-reset', '-d 10.96.0.10/32 -j REJECT', '-d 10.96.0.0/12 -j DROP']);
     expect(svcChain(sp)).toMatch(/^SKIFF-SVC-[A-Z0-9]{16}$/);
   });
 
   it('rejects Services without endpoints in the filter table', () => {
     const empty = desiredService(service('ns', 'e', { clusterIPs: ['10.96.0.20'] }), [], nodeCtx).ports[0]!;
     const t = renderIptables(4, [empty], nodeCtx);
-    expect(t.filter.get('SKIFF-SERVICES')).toEqual(['-d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j REJECT', '-d 10.96.0.20/32 -j REJECT', '-d 10.96.0.0/12 -j DROP']);
+    expect(t.filter.get('SKIFF-SERVICES')).toEqual(['-d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j REJECT --reject-with tcp-reset', '-d 10.96.0.20/32 -p tcp -j REJECT --reject-with tcp-reset', '-d 10.96.0.20/32 -j REJECT', '-d 10.96.0.0/12 -j DROP']);
   });
 
   it('restore text declares, fills and deletes stale chains', () => {

@@ -2,7 +2,7 @@
 // flushes it) and refilled in one restore per table family, like kube-proxy's iptables mode.
 // Balancing is the classic statistic cascade: endpoint i of n is taken with probability 1/(n-i).
 import { createHash } from 'node:crypto';
-import { hasExternal, type Endpoint, type Family, type NodeContext, type ServicePort } from '../model.js';
+import { hasExternal, type Endpoint, type Family, type L4, type NodeContext, type ServicePort } from '../model.js';
 
 export const MASQ = '0x4000';
 export const DROP_MARK = '0x8000';
@@ -45,6 +45,11 @@ export interface RestoreTables {
 }
 
 const host = (f: Family, ip: string): string => `${ip}/${f === 4 ? 32 : 128}`;
+/**
+ * TCP is refused with a reset: this kernel takes an ICMP error in SYN_SENT as soft and the client
+ * would wait for its SYN retransmit (~1 s). UDP and SCTP keep the ICMP port unreachable.
+ */
+const reject = (p: L4): string => (p === 'tcp' ? '-j REJECT --reject-with tcp-reset' : '-j REJECT');
 
 export function renderIptables(family: Family, ports: Iterable<ServicePort>, ctx: NodeContext): RestoreTables {
   const nat = new Map<string, string[]>();
@@ -93,8 +98,8 @@ export function renderIptables(family: Family, ports: Iterable<ServicePort>, ctx
     const externals = [...sp.externalIPs, ...sp.loadBalancerIPs];
     for (const ip of sp.clusterIPs) clusterIPs.add(ip);
     if (!sp.hasEndpoints) {
-      for (const ip of [...sp.clusterIPs, ...externals]) fServices.push(`${match(ip)} -j REJECT`);
-      if (sp.nodePort !== undefined) for (const a of nodeAddrs) fExternal.push(`${a} -p ${sp.protocol} -m ${sp.protocol} --dport ${sp.nodePort} -j REJECT`);
+      for (const ip of [...sp.clusterIPs, ...externals]) fServices.push(`${match(ip)} ${reject(sp.protocol)}`);
+      if (sp.nodePort !== undefined) for (const a of nodeAddrs) fExternal.push(`${a} -p ${sp.protocol} -m ${sp.protocol} --dport ${sp.nodePort} ${reject(sp.protocol)}`);
       continue;
     }
     const svc = chain(nat, svcChain(sp));
@@ -126,7 +131,7 @@ export function renderIptables(family: Family, ports: Iterable<ServicePort>, ctx
   }
   // Any other port on an allocated cluster IP is refused (DNATed traffic no longer has that address),
   // and the rest of the Service CIDR dropped, as kube-proxy's nftables mode does.
-  for (const ip of clusterIPs) fServices.push(`-d ${host(family, ip)} -j REJECT`);
+  for (const ip of clusterIPs) fServices.push(`-d ${host(family, ip)} -p tcp ${reject('tcp')}`, `-d ${host(family, ip)} -j REJECT`);
   for (const c of ctx.serviceCIDRs) if (c.includes(':') === (family === 6)) fServices.push(`-d ${c} -j DROP`);
   for (const a of nodeAddrs) services.push(`${a} -j SKIFF-NODEPORTS`);
   return { nat, filter };

@@ -81,7 +81,7 @@ describe('nft rendering', () => {
       'fib daddr type local ip daddr @nodeport-ips-g1 jump nodeports',
     ]);
     expect(t.chains.get('nodeports')!.rules).toEqual(['meta mark set meta l4proto . th dport map @nodeport-marks-g1', 'meta l4proto . th dport vmap @service-nodeports-g1']);
-    expect(t.chains.get('cluster-ips-check')!.rules).toEqual(['ip daddr @cluster-ips-g1 reject', 'ip daddr 10.96.0.0/12 drop']);
+    expect(t.chains.get('cluster-ips-check')!.rules).toEqual(['ip daddr @cluster-ips-g1 meta l4proto tcp reject with tcp reset', 'ip daddr @cluster-ips-g1 reject', 'ip daddr 10.96.0.0/12 drop']);
     expect(t.chains.get('nat-prerouting')!.hook).toBe('type nat hook prerouting priority -100 ;');
     expect([...t.elements.get('nodeport-ips-g1')!.keys()]).toEqual(['192.168.0.0/16']);
     expect(t.sets.get('endpoint-addrs-g1')!.decl).toBe('type mark : ipv4_addr ;');
@@ -92,7 +92,7 @@ describe('nft rendering', () => {
     expect(v6.chains.get('lb-external-affinity')!.rules).toEqual(['meta mark set meta mark | 0x00004000', 'goto endpoint-dnat-pairs']);
     expect(t.chains.get('lb-cluster-affinity')!.rules[0]).toBe('ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000');
     expect(renderBase(4, { ...nodeCtx, masqueradeAll: true }).chains.get('lb-cluster-affinity')!.rules[0]).toBe('meta mark set meta mark | 0x00004000');
-    expect(v6.chains.get('cluster-ips-check')!.rules).toEqual(['ip6 daddr @cluster-ips-g1 reject', 'ip6 daddr fd00:96::/112 drop']);
+    expect(v6.chains.get('cluster-ips-check')!.rules).toEqual(['ip6 daddr @cluster-ips-g1 meta l4proto tcp reject with tcp reset', 'ip6 daddr @cluster-ips-g1 reject', 'ip6 daddr fd00:96::/112 drop']);
     expect([...t.chains.keys()].filter((c) => /-n\d/.test(c))).toEqual([]);
   });
 

@@ -212,9 +212,15 @@ export class Renderer {
     chain('service-endpoints-check', [`${key} vmap @${s['no-endpoint-services']}`]);
     chain('nodeport-endpoints-check', [`${nodePortMatch} meta l4proto . th dport vmap @${s['no-endpoint-nodeports']}`]);
     const svcCidrs = cidrsOf(this.family, this.ctx.serviceCIDRs);
-    chain('cluster-ips-check', [`${w.ip} daddr @${s['cluster-ips']} reject`, ...(svcCidrs.length ? [`${w.ip} daddr ${anon(svcCidrs)} drop`] : [])]);
+    // TCP is refused with a reset: this kernel takes an ICMP error in SYN_SENT as soft and the
+    // client would wait for its SYN retransmit (~1 s). UDP and SCTP keep the ICMP port unreachable.
+    chain('cluster-ips-check', [
+      `${w.ip} daddr @${s['cluster-ips']} meta l4proto tcp reject with tcp reset`,
+      `${w.ip} daddr @${s['cluster-ips']} reject`,
+      ...(svcCidrs.length ? [`${w.ip} daddr ${anon(svcCidrs)} drop`] : []),
+    ]);
     chain('firewall-check', [`${key} vmap @${s['firewall-ips']}`]);
-    chain('reject-chain', ['reject']);
+    chain('reject-chain', ['meta l4proto tcp reject with tcp reset', 'reject']);
     // Affinity ports write the chosen index itself into the mark, so their tails look up the mark alone.
     // The only chains that use the big endpoint maps: the kernel walks a whole map for each chain
     // that binds it, so per-index chains with their own lookups cost ~0.15 s per full sync.

@@ -196,6 +196,31 @@ describe.skipIf(skip).each(BACKENDS)('Service traffic through $name', (backend) 
     expect(await topo.curlFrom(topo.client, 'http://10.96.0.99:8080/', 1)).toBe('exit 28');
   });
 
+  it('a TCP connect that is refused is refused at once, with a reset', async () => {
+    // Timed inside the client: an ICMP port unreachable in SYN_SENT is a soft error on this kernel,
+    // so without a reset the refusal only lands with the SYN retransmit, about 1 s later.
+    const timedConnect = (host: string, port: number): string => `const t0 = process.hrtime.bigint();
+      const c = require('net').connect({ host: '${host}', port: ${port} });
+      c.on('connect', () => { console.log('connected'); process.exit(0); });
+      c.on('error', (e) => { console.log(e.code, Number(process.hrtime.bigint() - t0) / 1e6); process.exit(0); });
+      setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);`;
+    const refusal = async (ns: string, host: string, port: number): Promise<{ code: string; ms: number }> => {
+      const [code, ms] = (await inNs(ns, process.execPath, ['-e', timedConnect(host, port)])).stdout.trim().split(' ');
+      return { code: code!, ms: Number(ms) };
+    };
+    for (const [ns, host, port] of [
+      [topo.podNs('p3'), '10.96.0.20', 80], // no endpoints
+      [topo.podNs('p3'), '10.96.0.10', 81], // an unserved port of a Service IP
+      [topo.podNs('p3'), 'fd00:96::90', 81],
+      [topo.client, NODE_IP, 30022], // a NodePort without endpoints
+      [topo.node, '10.96.0.20', 80],
+    ] as const) {
+      const r = await refusal(ns, host, port);
+      expect({ to: `${host}:${port}`, code: r.code }).toEqual({ to: `${host}:${port}`, code: 'ECONNREFUSED' });
+      expect(r.ms).toBeLessThan(100);
+    }
+  });
+
   it('LoadBalancer IPs honour loadBalancerSourceRanges; externalIPs work', async () => {
     expect(await topo.curlFrom(topo.client, 'http://203.0.113.10/')).toBe(`p2 ${POD_GW}`);
     expect(await topo.curlFrom(topo.client, 'http://203.0.113.11/', 1)).toBe('exit 28');
