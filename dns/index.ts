@@ -15,7 +15,7 @@ import { ProbeServers } from './probes.js';
 import { buildRuntime, type Runtime } from './runtime.js';
 import { DnsListener, type Bound } from './server/listeners.js';
 import { resolveUdpBackend, udpBackendOrFail } from './server/native-udp.js';
-import { WorkerPool, resolveWorkers } from './workers/pool.js';
+import { WorkerPool } from './workers/pool.js';
 
 export interface DnsOptions {
   /** Time /health reports lameduck while listeners still answer, before they close. */
@@ -98,7 +98,7 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
       }
       const addresses = [...serviceAddrs, ...extra];
       const self = addresses.map((a) => `${isIPv6(a) ? `[${a}]` : a}:${port}`);
-      const workers = resolveWorkers(cfg.dns.workers);
+      const workers = cfg.dns.workers;
       let runtime: Runtime | undefined;
       let pool: WorkerPool | undefined;
       const listeners: DnsListener[] = [];
@@ -129,7 +129,7 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
           )
         : undefined;
       try {
-        if (workers > 1) {
+        if (workers > 0) {
           pool = new WorkerPool(deps.cache, cfg, log, { workers, forward: opts.forward });
           bound.push(...(await pool.start(addresses, port)));
         } else {

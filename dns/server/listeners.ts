@@ -17,8 +17,10 @@ export interface ListenOptions {
   readonly exclusive?: boolean;
   /** UDP through Node's dgram or the batched addon (native-udp.ts); dgram unless told. */
   readonly udp?: UdpBackend;
-  /** With the addon: how many processes bind this address (SO_REUSEPORT group), 0 for one. */
+  /** With the addon: how many threads bind this address (SO_REUSEPORT group), 0 for one. */
   readonly reusePortGroup?: number;
+  /** false: UDP only (another thread of a pool serves TCP on the port). */
+  readonly tcp?: boolean;
 }
 
 const TCP_IDLE_MS = 10_000;
@@ -55,6 +57,7 @@ export class DnsListener {
     for (let attempt = 0; ; attempt++) {
       const udp = opts.udp === 'native' ? this.bindNative(address, port, opts.reusePortGroup ?? 0) : await this.bindDgram(address, port, opts.exclusive ?? true);
       const bound = udp.port;
+      if (opts.tcp === false) return { address, port: bound };
       const tcp = net.createServer({ noDelay: true }, (s) => this.onConnection(s));
       tcp.maxConnections = TCP_MAX_CONNECTIONS;
       try {

@@ -1,4 +1,4 @@
-// Messages between the agent (primary) and DNS worker processes over the cluster IPC channel.
+// Messages between the agent's main thread and its DNS worker threads.
 import type { Config } from '../../common/config.js';
 import type { Kind } from '../../common/types.js';
 import type { FamilyDelta } from '../metrics.js';
@@ -19,10 +19,12 @@ export type ToWorker =
       readonly config: Config;
       readonly addresses: readonly string[];
       readonly port: number;
-      /** Per address: the port the first worker bound when asked for port 0 (native UDP only). */
+      /** Per address: the port the first thread bound when asked for port 0 (native UDP only). */
       readonly ports?: readonly number[];
-      /** How many workers share each address (the SO_REUSEPORT group size). */
+      /** How many threads share each address (the SO_REUSEPORT group size). */
       readonly workers: number;
+      /** Whether this thread also serves TCP (only one thread can bind it). */
+      readonly tcp: boolean;
       readonly updates: readonly ObjectUpdate[];
       readonly synced: readonly Kind[];
       readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
