@@ -39,6 +39,10 @@ export interface PoolOptions {
   readonly workers: number;
   readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
   readonly startTimeoutMs?: number;
+  /** Sockets to serve on instead of binding (handoff.ts), asked for at each thread start. */
+  readonly inherit?: () => ReadonlyMap<string, number>;
+  /** The descriptors a thread serves on once it listens ("udp|tcp address port" -> fd). */
+  readonly onSockets?: (fds: ReadonlyMap<string, number>, unused: readonly number[]) => void;
 }
 
 export class WorkerPool {
@@ -104,16 +108,22 @@ export class WorkerPool {
     const w = spawnThread();
     this.workers.add(w);
     live.add(w);
+    let inherited: ReadonlyMap<string, number> | undefined;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new SkiffError('ERR_DNS_WORKER', 'dns thread did not start in time')), this.o.startTimeoutMs ?? 30_000);
       w.on('message', (m: FromWorker) => {
         if (m.t === 'ready') {
           const snap = this.snapshot();
           const workers = this.size0();
-          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers, tcp, updates: snap.updates, synced: snap.synced, forward: this.o.forward };
+          inherited = tcp && workers === 1 ? this.o.inherit?.() : undefined;
+          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers, tcp, inherited: inherited && Object.fromEntries(inherited), updates: snap.updates, synced: snap.synced, forward: this.o.forward };
           w.postMessage(init);
         } else if (m.t === 'listening') {
           clearTimeout(timer);
+          if (tcp && this.size0() === 1) {
+            const used = new Set(Object.values(m.fds));
+            this.o.onSockets?.(new Map(Object.entries(m.fds)), [...(inherited?.values() ?? [])].filter((fd) => !used.has(fd)));
+          }
           resolve([...m.bound]);
         } else if (m.t === 'metrics') mergeAll(m.deltas, `thread-${w.threadId}`);
         else if (m.t === 'error') {

@@ -25,6 +25,8 @@ export type ToWorker =
       readonly workers: number;
       /** Whether this thread also serves TCP (only one thread can bind it). */
       readonly tcp: boolean;
+      /** Sockets an earlier agent left open: "udp|tcp address port" -> descriptor (handoff.ts). */
+      readonly inherited?: Readonly<Record<string, number>>;
       readonly updates: readonly ObjectUpdate[];
       readonly synced: readonly Kind[];
       readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
@@ -35,6 +37,6 @@ export type ToWorker =
 
 export type FromWorker =
   | { readonly t: 'ready' }
-  | { readonly t: 'listening'; readonly bound: readonly Bound[] }
+  | { readonly t: 'listening'; readonly bound: readonly Bound[]; readonly fds: Readonly<Record<string, number>> }
   | { readonly t: 'metrics'; readonly deltas: readonly FamilyDelta[] }
   | { readonly t: 'error'; readonly message: string };

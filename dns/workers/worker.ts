@@ -10,6 +10,7 @@ import { MemoryCache } from '../../common/watch/store.js';
 import type { KindTypes } from '../../common/types.js';
 import { drainAll } from '../metrics.js';
 import { buildRuntime, type Runtime } from '../runtime.js';
+import { socketKey } from '../server/handoff.js';
 import { DnsListener, type Bound } from '../server/listeners.js';
 import { udpBackendOrFail } from '../server/native-udp.js';
 import type { FromWorker, ObjectUpdate, ToWorker } from './protocol.js';
@@ -45,15 +46,22 @@ function main(): void {
           const self = m.addresses.map((a) => `${isIPv6(a) ? `[${a}]` : a}:${m.config.dns.port}`);
           runtime = buildRuntime(m.config, cache, { log, self, forward: m.forward });
           const bound: Bound[] = [];
+          const fds: Record<string, number> = {};
           // With several threads each binds its own UDP socket in one SO_REUSEPORT group (the addon
           // spreads datagrams over the group); TCP is served by the first thread only.
           const udp = udpBackendOrFail(m.config, log);
           for (const [i, a] of m.addresses.entries()) {
             const l = new DnsListener(runtime.handler, log);
             listeners.push(l);
-            bound.push(await l.listen(a, m.ports?.[i] ?? m.port, { udp, reusePortGroup: m.workers > 1 ? m.workers : 0, tcp: m.tcp }));
+            const p = m.ports?.[i] ?? m.port;
+            const inherited = { udp: m.inherited?.[socketKey('udp', a, p)], tcp: m.tcp ? m.inherited?.[socketKey('tcp', a, p)] : undefined };
+            const b = await l.listen(a, p, { udp, reusePortGroup: m.workers > 1 ? m.workers : 0, tcp: m.tcp, inherited });
+            bound.push(b);
+            const f = l.fds();
+            if (f.udp !== undefined) fds[socketKey('udp', a, b.port)] = f.udp;
+            if (f.tcp !== undefined) fds[socketKey('tcp', a, b.port)] = f.tcp;
           }
-          send({ t: 'listening', bound });
+          send({ t: 'listening', bound, fds });
           void runtime.forward.probeLoops();
         } else if (m.t === 'batch') {
           applyUpdates(cache, m.updates);
