@@ -22,7 +22,8 @@ import { MemoryCache } from '../common/watch/store.js';
 
 const FEATURES = ['cni', 'proxy', 'dns'] as const;
 type Feature = (typeof FEATURES)[number];
-const FACTORIES: Record<Feature, (deps: AgentDeps) => Component> = { cni: createCni, proxy: createProxy, dns: createDns };
+// DNS hands its sockets on across restarts (dns/server/handoff.ts); only the agent does, not tests.
+const FACTORIES: Record<Feature, (deps: AgentDeps) => Component> = { cni: createCni, proxy: createProxy, dns: (d) => createDns(d, { handoff: true }) };
 
 const OPTIONS = {
   config: { type: 'string' },

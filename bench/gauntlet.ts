@@ -8,13 +8,14 @@ import { runDnsFlap } from './gauntlet/dns-flap.js';
 import { runFuzz } from './gauntlet/fuzz.js';
 import { runOutage } from './gauntlet/outage.js';
 import { runRestart } from './gauntlet/restart.js';
+import { runRestartOneNode } from './gauntlet/restart-one-node.js';
 import { runScale } from './gauntlet/scale.js';
 
 const SCENARIOS = ['restart', 'cni-chaos', 'outage', 'fuzz', 'dns-flap', 'scale'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const FIELDS: Record<Scenario, string[]> = {
-  restart: ['restart_failed_requests', 'restart_failed_queries'],
+  restart: ['restart_failed_requests', 'restart_failed_queries', 'restart_one_node_failed_queries', 'restart_hostnet_failed_queries'],
   'cni-chaos': ['cni_leaked_ips', 'cni_duplicate_ips', 'cni_leaked_links'],
   outage: ['apiserver_outage_converged'],
   fuzz: ['fuzz_crashes'],
@@ -44,7 +45,7 @@ export async function main(args: string[]): Promise<void> {
   for (const s of SCENARIOS) for (const f of FIELDS[s]) out[f] = null;
   const failures: string[] = [];
   const runners: Record<Scenario, () => Promise<Record<string, unknown>>> = {
-    restart: async () => ({ ...(await runRestart(5, 5)) }),
+    restart: async () => ({ ...(await runRestart(5, 5)), ...(await runRestartOneNode(5, 5)) }),
     'cni-chaos': async () => ({ ...(await runCniChaos(Number(values['cni-calls']))) }),
     outage: async () => ({ ...(await runOutage(Number(values['outage-seconds']))) }),
     fuzz: async () => ({ ...(await runFuzz(Number(values['fuzz-packets']))) }),

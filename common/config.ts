@@ -74,7 +74,8 @@ export const configSchema = z
         cacheSize: z.number().int().min(0).default(10_000),
         prefetch: z.boolean().default(true),
         serveStale: z.boolean().default(false),
-        workers: z.number().int().min(0).max(64).default(0),
+        /** DNS worker threads (its own event loop and heap); 0 serves on the agent's main thread. */
+        workers: z.number().int().min(0).max(64).default(1),
         healthPort: z.number().int().min(0).max(65535).default(8080),
         readyPort: z.number().int().min(0).max(65535).default(8181),
         allowedSourceCIDRs: z.array(cidr).default([]),

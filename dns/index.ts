@@ -14,8 +14,9 @@ import { applyNodeLocal, cleanupNodeLocal, desiredNft, fallbackPeers, hostRunner
 import { ProbeServers } from './probes.js';
 import { buildRuntime, type Runtime } from './runtime.js';
 import { DnsListener, type Bound } from './server/listeners.js';
-import { resolveUdpBackend, udpBackendOrFail } from './server/native-udp.js';
-import { WorkerPool, resolveWorkers } from './workers/pool.js';
+import { releaseHeldSockets, socketKey, SocketHandoff } from './server/handoff.js';
+import { loadUdpBatch, resolveUdpBackend, udpBackendOrFail } from './server/native-udp.js';
+import { WorkerPool } from './workers/pool.js';
 
 export interface DnsOptions {
   /** Time /health reports lameduck while listeners still answer, before they close. */
@@ -34,6 +35,12 @@ export interface DnsOptions {
    * other nodes answer through the fallback, where this agent could only SERVFAIL.
    */
   readonly syncWaitMs?: number;
+  /**
+   * Leave the sockets with a holder process on exit and take them from the previous agent's on
+   * start (server/handoff.ts), so queries wait out a restart instead of failing. The agent sets it;
+   * tests that start and stop DNS many times do not.
+   */
+  readonly handoff?: boolean;
 }
 
 const SYNC_KINDS = ['services', 'endpointslices', 'nodes'] as const;
@@ -50,7 +57,10 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
   const run = opts.runner ?? hostRunner;
   const nodeLocal = opts.nodeLocal ?? process.getuid?.() === 0;
   let cfg = deps.config;
-  const cleanup = (): Promise<void> => cleanupNodeLocal(dnsAddresses(cfg), run);
+  const cleanup = async (): Promise<void> => {
+    releaseHeldSockets(cfg.runDir);
+    await cleanupNodeLocal(dnsAddresses(cfg), run);
+  };
   // Registered up front so the agent is not ready before DNS listens: a pod scheduled on a node
   // whose agent reports ready must get answers.
   const state = { lameduck: false, listening: false };
@@ -73,6 +83,12 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
       const nodeLocalOn = nodeLocal && managedIPs(serviceAddrs).length > 0;
       const port = opts.port ?? cfg.dns.port;
       const nodes = deps.cache.store('nodes');
+      const workers = cfg.dns.workers;
+      const addon = loadUdpBatch().addon;
+      // One socket per address to hand on: the addon's UDP sockets (dgram's have no descriptor to
+      // give), a fixed port, and one thread (several threads' SO_REUSEPORT groups are not handed on).
+      const handoff = opts.handoff && port !== 0 && addon && udpBackendOrFail(cfg, log) === 'native' && workers <= 1 ? new SocketHandoff(cfg.runDir, addon, log) : undefined;
+      let taken: ReadonlyMap<string, number> | undefined = handoff?.take() ?? new Map<string, number>();
       const peersNow = (): string[] => (deps.cache.synced(['nodes']) ? fallbackPeers(cfg.nodeName, nodes.values()) : []);
       const extra: string[] = [];
       let peers: string[] = [];
@@ -86,7 +102,7 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
         // its own address still serves its pods; its peers then fail over to their other choices.
         for (const ip of nodeListenIPs(nodes.get(cfg.nodeName))) {
           if (serviceAddrs.includes(ip)) continue;
-          if (await canBind(ip, port)) extra.push(ip);
+          if (taken.has(socketKey('udp', ip, port)) || (await canBind(ip, port))) extra.push(ip);
           else log.warn({ address: ip, port }, 'dns: cannot listen on the node address; other nodes cannot fall back to this one');
         }
         peers = peersNow();
@@ -98,7 +114,6 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
       }
       const addresses = [...serviceAddrs, ...extra];
       const self = addresses.map((a) => `${isIPv6(a) ? `[${a}]` : a}:${port}`);
-      const workers = resolveWorkers(cfg.dns.workers);
       let runtime: Runtime | undefined;
       let pool: WorkerPool | undefined;
       const listeners: DnsListener[] = [];
@@ -129,17 +144,35 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
           )
         : undefined;
       try {
-        if (workers > 1) {
-          pool = new WorkerPool(deps.cache, cfg, log, { workers, forward: opts.forward });
+        if (workers > 0) {
+          const inherit = (): ReadonlyMap<string, number> => {
+            const t = taken ?? handoff?.take() ?? new Map<string, number>();
+            taken = undefined;
+            return t;
+          };
+          const onSockets = (fds: ReadonlyMap<string, number>, unused: readonly number[]): void => {
+            handoff?.drop(unused);
+            handoff?.keep(fds);
+          };
+          pool = new WorkerPool(deps.cache, cfg, log, { workers, forward: opts.forward, inherit: handoff && inherit, onSockets });
           bound.push(...(await pool.start(addresses, port)));
         } else {
           runtime = buildRuntime(cfg, deps.cache, { log, self, forward: opts.forward });
           const udp = udpBackendOrFail(cfg, log);
+          const inherited = taken ?? new Map<string, number>();
+          const fds = new Map<string, number>();
           for (const a of addresses) {
             const l = new DnsListener(runtime.handler, log);
             listeners.push(l);
-            bound.push(await l.listen(a, port, { udp }));
+            const b = await l.listen(a, port, { udp, inherited: { udp: inherited.get(socketKey('udp', a, port)), tcp: inherited.get(socketKey('tcp', a, port)) } });
+            bound.push(b);
+            const f = l.fds();
+            if (f.udp !== undefined) fds.set(socketKey('udp', a, b.port), f.udp);
+            if (f.tcp !== undefined) fds.set(socketKey('tcp', a, b.port), f.tcp);
           }
+          const used = new Set(fds.values());
+          handoff?.drop([...inherited.values()].filter((fd) => !used.has(fd)));
+          handoff?.keep(fds);
           void runtime.forward.probeLoops();
         }
         state.listening = true;

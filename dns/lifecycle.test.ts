@@ -61,7 +61,7 @@ describe.skipIf(missing('dns reload', { tools: ['dig'] }))('live reload', () => 
 
   it('applies a changed dns.ttl from the config file without a restart', async () => {
     const file = join(dir, 'config.yaml');
-    const dnsCfg = (ttl: number) => `dns:\n  ttl: ${ttl}\n  healthPort: 0\n  readyPort: 0\n  workers: 1\n  upstreams: ["127.0.0.1:9"]\n`;
+    const dnsCfg = (ttl: number) => `dns:\n  ttl: ${ttl}\n  healthPort: 0\n  readyPort: 0\n  workers: 0\n  upstreams: ["127.0.0.1:9"]\n`;
     writeFileSync(file, dnsCfg(5));
     const dns = await startDns(cacheWith(objects), { configFile: file, dns: { ttl: 5 } });
     try {

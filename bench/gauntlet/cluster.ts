@@ -38,6 +38,8 @@ export interface ClusterOptions {
    * and node-to-node traffic stay between the two namespaces.
    */
   readonly peer?: { readonly hostSubnet: number; readonly linkSubnet: number };
+  /** Run the compiled agent (dist/) rather than whatever skiffCommand() picks. */
+  readonly compiled?: boolean;
 }
 
 const nodeObject = (name: string, podCIDR: string, ip: string): KubeObject => ({
@@ -106,11 +108,11 @@ export async function startCluster(prefix: string, subnet: number, dnsExtra: Rec
     nodeIP,
     dir,
     api,
-    agent: startAgent(ns, dir, configPath),
+    agent: startAgent(ns, dir, configPath, [], o.compiled),
     configPath,
     async restartAgent(signal) {
       await stopAgent(c.agent, signal);
-      c.agent = startAgent(ns, dir, configPath);
+      c.agent = startAgent(ns, dir, configPath, [], o.compiled);
       await waitReady(c);
     },
     async close() {

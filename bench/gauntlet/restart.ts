@@ -25,7 +25,7 @@ export interface RestartResult {
   restart_queries_by_peer: number;
 }
 
-function addPod(c: Cluster, ns: string, id: string, conf: string): Promise<string> {
+export function addPod(c: Cluster, ns: string, id: string, conf: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const pod = c.api.store.create('pods', { metadata: { name: id, namespace: 'default' }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'x' }] } });
     const uid = (pod.metadata as { uid: string }).uid;
@@ -45,7 +45,7 @@ function addPod(c: Cluster, ns: string, id: string, conf: string): Promise<strin
 }
 
 /** A shell loop in the pod printing one result per line; counted as it streams. */
-function loop(ns: string, script: string, onLine: (l: string) => void): ChildProcess {
+export function loop(ns: string, script: string, onLine: (l: string) => void): ChildProcess {
   const p = spawn('ip', ['netns', 'exec', ns, 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
   createInterface({ input: p.stdout! }).on('line', onLine);
   return p;

@@ -2,10 +2,10 @@
 // `skiff agent` started inside a namespace against a fake API server reached over a veth, and
 // small polling helpers. Every scenario owns its namespaces and removes them by prefix.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { skiffCommand } from '../../common/self.js';
+import { projectRoot, skiffCommand } from '../../common/self.js';
 import { addNetns, inNs, sh } from '../../test/support/netns.js';
 
 export const PREFIX = 'skiffg';
@@ -69,9 +69,12 @@ export function agentConfig(dir: string, nodeName: string, kubeconfig: string, e
 }
 
 /** Starts `skiff agent` inside `ns`; its log (JSON lines) goes to `<dir>/agent.log`, appended. */
-export function startAgent(ns: string, dir: string, configPath: string, args: string[] = []): AgentProcess {
+export function startAgent(ns: string, dir: string, configPath: string, args: string[] = [], compiled = false): AgentProcess {
   const logPath = join(dir, 'agent.log');
-  const [exe, ...pre] = skiffCommand();
+  // compiled: dist/ as the DaemonSet runs it, even when the bench itself runs under tsx.
+  const built = join(projectRoot, 'dist', 'bin', 'skiff.js');
+  if (compiled && !existsSync(built)) throw new Error('run `npm run build` first: this scenario runs the compiled agent');
+  const [exe, ...pre] = compiled ? [process.execPath, built] : skiffCommand();
   const proc = spawn('ip', ['netns', 'exec', ns, exe!, ...pre, 'agent', '--config', configPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const sink = (d: Buffer): void => void writeFileSync(logPath, d, { flag: 'a' });
   proc.stdout!.on('data', sink);

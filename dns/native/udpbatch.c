@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/filter.h>
 #include <node_api.h>
@@ -163,6 +165,8 @@ static int attach_random_spread(int fd, uint32_t n) {
   return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
 }
 
+static napi_value wrap_fd(napi_env env, int fd, int family);
+
 // open(address, port, reusePortGroupSize, bufferBytes) -> socket. Group size 0: no SO_REUSEPORT.
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -198,6 +202,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   // Best effort: without the filter the kernel's hash still spreads clients over the group.
   if (group > 1) attach_random_spread(fd, (uint32_t)group);
+  return wrap_fd(env, fd, family);
+}
+
+/** Takes ownership of a bound socket `fd` (closed on failure) and wraps it for JS. */
+static napi_value wrap_fd(napi_env env, int fd, int family) {
   sock_t *s = calloc(1, sizeof *s);
   if (!s) {
     close(fd);
@@ -441,6 +450,74 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// adopt(fd) -> socket: a bound UDP socket handed over by an earlier agent (see takeFd); its
+// options (SO_REUSEPORT group, buffers) stay as its creator set them.
+static napi_value js_adopt(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  CHECK(env, napi_get_value_int32(env, argv[0], &fd));
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int type = 0;
+  socklen_t tlen = sizeof type;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return throw_errno(env, "udpbatch: adopt getsockname", errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_DGRAM) return throw_errno(env, "udpbatch: adopt: not a UDP socket", EINVAL);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return throw_errno(env, "udpbatch: adopt O_NONBLOCK", errno);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return wrap_fd(env, fd, ss.ss_family);
+}
+
+// fd(socket) -> the descriptor, so it can be left with a process that outlives this one.
+static napi_value js_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = unwrap(env, argv[0]);
+  if (!s) return NULL;
+  CHECK(env, napi_create_int32(env, s->fd, &out));
+  return out;
+}
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+// takeFd(pid, fd) -> a duplicate, in this process, of descriptor `fd` of process `pid`
+// (pidfd_getfd(2), Linux 5.6; needs ptrace access to it: same user, or CAP_SYS_PTRACE).
+static napi_value js_take_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t pid = 0, fd = -1;
+  CHECK(env, napi_get_value_int32(env, argv[0], &pid));
+  CHECK(env, napi_get_value_int32(env, argv[1], &fd));
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) return throw_errno(env, "udpbatch: pidfd_open", errno);
+  int got = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+  int e = errno;
+  close(pidfd);
+  if (got < 0) return throw_errno(env, "udpbatch: pidfd_getfd", e);
+  CHECK(env, napi_create_int32(env, got, &out));
+  return out;
+}
+
+// closeFd(fd): releases a descriptor taken with takeFd but not used.
+static napi_value js_close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  CHECK(env, napi_get_value_int32(env, argv[0], &fd));
+  if (fd > 2) close(fd);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -448,6 +525,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
+      {"fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"takeFd", NULL, js_take_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value words;
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

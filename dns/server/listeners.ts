@@ -17,8 +17,12 @@ export interface ListenOptions {
   readonly exclusive?: boolean;
   /** UDP through Node's dgram or the batched addon (native-udp.ts); dgram unless told. */
   readonly udp?: UdpBackend;
-  /** With the addon: how many processes bind this address (SO_REUSEPORT group), 0 for one. */
+  /** With the addon: how many threads bind this address (SO_REUSEPORT group), 0 for one. */
   readonly reusePortGroup?: number;
+  /** false: UDP only (another thread of a pool serves TCP on the port). */
+  readonly tcp?: boolean;
+  /** Sockets an earlier agent left open (handoff.ts): serve on them instead of binding. */
+  readonly inherited?: { readonly udp?: number; readonly tcp?: number };
 }
 
 const TCP_IDLE_MS = 10_000;
@@ -53,17 +57,20 @@ export class DnsListener {
   /** Binds UDP then TCP on the same port (port 0 picks one free for both). */
   async listen(address: string, port: number, opts: ListenOptions = {}): Promise<Bound> {
     for (let attempt = 0; ; attempt++) {
-      const udp = opts.udp === 'native' ? this.bindNative(address, port, opts.reusePortGroup ?? 0) : await this.bindDgram(address, port, opts.exclusive ?? true);
+      const udp = opts.udp === 'native' ? this.bindNative(address, port, opts.reusePortGroup ?? 0, opts.inherited?.udp) : await this.bindDgram(address, port, opts.exclusive ?? true);
       const bound = udp.port;
+      if (opts.tcp === false) return { address, port: bound };
       const tcp = net.createServer({ noDelay: true }, (s) => this.onConnection(s));
       tcp.maxConnections = TCP_MAX_CONNECTIONS;
       try {
         await new Promise<void>((resolve, reject) => {
           tcp.once('error', reject);
-          tcp.listen({ host: address, port: bound, exclusive: opts.exclusive ?? true }, () => {
+          const done = (): void => {
             tcp.off('error', reject);
             resolve();
-          });
+          };
+          if (opts.inherited?.tcp !== undefined) tcp.listen({ fd: opts.inherited.tcp }, done);
+          else tcp.listen({ host: address, port: bound, exclusive: opts.exclusive ?? true }, done);
         });
       } catch (e) {
         await udp.close();
@@ -76,10 +83,10 @@ export class DnsListener {
     }
   }
 
-  private bindNative(address: string, port: number, group: number): { port: number; close: () => Promise<void> } {
+  private bindNative(address: string, port: number, group: number, inherited?: number): { port: number; close: () => Promise<void> } {
     const { addon, error } = loadUdpBatch();
     if (!addon) throw new Error(`dns: native UDP unavailable: ${error}`);
-    const s = NativeUdpSocket.open(addon, address, port, group, this.handler, this.log);
+    const s = NativeUdpSocket.open(addon, address, port, group, this.handler, this.log, inherited);
     this.native = s;
     return {
       port: s.port,
@@ -193,6 +200,12 @@ export class DnsListener {
       // Back-pressure: a client that pipelines faster than we answer waits.
       if (pending >= TCP_MAX_PENDING) s.pause();
     });
+  }
+
+  /** The descriptors serving now, to leave open for the next agent (native UDP only: dgram has no fd). */
+  fds(): { udp?: number; tcp?: number } {
+    const tcp = (this.tcp as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    return { udp: this.native?.fd, tcp: typeof tcp === 'number' && tcp >= 0 ? tcp : undefined };
   }
 
   /** Which UDP path this listener took (tests and the startup log). */

@@ -22,6 +22,12 @@ export interface UdpBatchAddon {
   start(h: Handle, meta: Int32Array, onBatch: (data: Buffer, count: number) => void): void;
   send(h: Handle, data: Buffer, meta: Int32Array, count: number): number;
   close(h: Handle): void;
+  /** Wraps a bound UDP socket handed over by an earlier agent (handoff.ts). */
+  adopt(fd: number): Handle;
+  fd(h: Handle): number;
+  /** A duplicate of descriptor `fd` of process `pid` (pidfd_getfd). */
+  takeFd(pid: number, fd: number): number;
+  closeFd(fd: number): void;
   readonly META_WORDS: number;
 }
 
@@ -111,8 +117,9 @@ export class NativeUdpSocket {
     this.lastKey[0] = -1;
   }
 
-  static open(addon: UdpBatchAddon, address: string, port: number, groupSize: number, handler: QueryHandler, log?: Logger): NativeUdpSocket {
-    const h = addon.open(address, port, groupSize, BUFFER_BYTES);
+  /** Binds a new socket, or (`inherited`) serves on one an earlier agent left open. */
+  static open(addon: UdpBatchAddon, address: string, port: number, groupSize: number, handler: QueryHandler, log?: Logger, inherited?: number): NativeUdpSocket {
+    const h = inherited === undefined ? addon.open(address, port, groupSize, BUFFER_BYTES) : addon.adopt(inherited);
     const s = new NativeUdpSocket(addon, h, handler, log);
     try {
       addon.start(h, s.inMeta, s.onBatch);
@@ -125,6 +132,10 @@ export class NativeUdpSocket {
 
   get port(): number {
     return this.addon.port(this.h);
+  }
+
+  get fd(): number {
+    return this.addon.fd(this.h);
   }
 
   private readonly onBatch = (data: Buffer, count: number): void => {

@@ -24,7 +24,7 @@ export interface RunningDns {
 }
 
 export async function startDns(cache: WatchCache, input: Partial<ConfigInput> = {}, opts: DnsOptions = {}): Promise<RunningDns> {
-  const config = parseConfig({ nodeName: 'node-a', dnsServiceIPs: ['127.0.0.1'], ...input, dns: { healthPort: 0, readyPort: 0, workers: 1, upstreams: ['127.0.0.1:9'], ...input.dns } });
+  const config = parseConfig({ nodeName: 'node-a', dnsServiceIPs: ['127.0.0.1'], ...input, dns: { healthPort: 0, readyPort: 0, workers: 0, upstreams: ['127.0.0.1:9'], ...input.dns } });
   const health = new Health();
   const log = pino({ level: process.env.SKIFF_TEST_LOG ?? 'silent' });
   const comp = createDns({ config, cache, log, health, api: { patchNodeAnnotations: async () => undefined } }, { nodeLocal: false, lameduckMs: 0, port: 0, ...opts, onListening: (b) => bound(b) });

@@ -8,7 +8,7 @@ import { createDns } from '../index.js';
 import { cacheWith, service } from './fixtures.js';
 
 const ips = process.argv.slice(2);
-const config = parseConfig({ nodeName: 'node-a', dnsServiceIPs: ips, clusterCIDRs: ['10.244.0.0/16', '10.200.0.0/16'], dns: { healthPort: 0, readyPort: 0, workers: 1, upstreams: [] } });
+const config = parseConfig({ nodeName: 'node-a', dnsServiceIPs: ips, clusterCIDRs: ['10.244.0.0/16', '10.200.0.0/16'], dns: { healthPort: 0, readyPort: 0, workers: 0, upstreams: [] } });
 const cache = cacheWith({ namespaces: ['default'], services: [service('default', 'web', { clusterIPs: ['10.96.0.20'] })] });
 const dns = createDns(
   { config, cache, log: pino({ level: 'warn' }), health: new Health(), api: { patchNodeAnnotations: async () => undefined } },

@@ -1,6 +1,5 @@
-// Two worker processes sharing one UDP socket: both fed from the agent's cache, answers follow
-// watch events, and their metrics reach the agent's registry.
-import cluster from 'node:cluster';
+// Two DNS worker threads on one port: both fed from the agent's cache, answers follow watch
+// events, their metrics reach the agent's registry, and a thread that dies is replaced.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +8,9 @@ import { missing } from '../../test/support/env.js';
 import { dnsMetrics } from '../metrics.js';
 import { cacheWith, service } from '../testing/fixtures.js';
 import { dig, startDns, type RunningDns } from '../testing/harness.js';
+import { dnsThreads } from './pool.js';
 
-describe.skipIf(missing('dns workers', { tools: ['dig'] }))('dns worker processes', () => {
+describe.skipIf(missing('dns workers', { tools: ['dig'] }))('dns worker threads', () => {
   const cache = cacheWith({ namespaces: ['default'], services: [service('default', 'web', { clusterIPs: ['10.96.0.20'] })] });
   const dir = mkdtempSync(join(tmpdir(), 'skiffdns-workers-'));
   const file = join(dir, 'config.yaml');
@@ -25,7 +25,8 @@ describe.skipIf(missing('dns workers', { tools: ['dig'] }))('dns worker processe
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('answers from the workers over UDP and TCP', async () => {
+  it('answers from the threads over UDP and TCP', async () => {
+    expect(dnsThreads().length).toBeGreaterThanOrEqual(1);
     for (let i = 0; i < 10; i++) expect((await dig(dns.port, ['web.default.svc.cluster.local', 'A'])).answer).toEqual(['web.default.svc.cluster.local. 30 IN A 10.96.0.20']);
     expect((await dig(dns.port, ['+tcp', 'web.default.svc.cluster.local', 'A'])).status).toBe('NOERROR');
   });
@@ -41,15 +42,15 @@ describe.skipIf(missing('dns workers', { tools: ['dig'] }))('dns worker processe
     await expect.poll(() => dnsMetrics.requests.total(), { timeout: 5000, interval: 200 }).toBeGreaterThan(before);
   });
 
-  it('replaces a worker that dies', async () => {
-    const workers = Object.values(cluster.workers ?? {});
-    expect(workers).toHaveLength(2);
-    workers[0]!.process.kill('SIGKILL');
-    await expect.poll(() => Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead() && !workers.includes(w)).length, { timeout: 20_000, interval: 200 }).toBe(1);
+  it('replaces a thread that dies', async () => {
+    const before = dnsThreads();
+    await before[0]!.terminate();
+    await expect.poll(() => dnsThreads().filter((w) => !before.includes(w)).length, { timeout: 20_000, interval: 200 }).toBe(1);
+    expect(dnsThreads()).toHaveLength(before.length);
     for (let i = 0; i < 6; i++) expect((await dig(dns.port, ['web.default.svc.cluster.local', 'A'])).status).toBe('NOERROR');
   });
 
-  it('passes reloaded settings to every worker', async () => {
+  it('passes reloaded settings to every thread', async () => {
     writeFileSync(file, dnsCfg(9));
     await expect
       .poll(

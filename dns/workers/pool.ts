@@ -1,48 +1,56 @@
-// Runs the DNS server in N worker processes (node:cluster) so every core answers queries. Node 20's
-// dgram has no SO_REUSEPORT, but cluster shares one UDP handle between workers; worker_threads
-// cannot share a socket at all. The primary feeds each worker a snapshot of the watch cache and
-// then every change batch, collects their metric deltas, and restarts a worker that dies.
-import cluster, { type Worker } from 'node:cluster';
-import { availableParallelism } from 'node:os';
+// Runs the DNS server in worker threads, not in the agent's main thread: answers must not wait
+// while the main thread renders a proxy full sync or collects its (much larger) heap. Threads, not
+// processes: a process costs a whole Node runtime (about 60 MB each, measured), a thread its own
+// V8 heap only. The main thread feeds each thread a snapshot of the kinds DNS reads and then every
+// change batch, collects their metric deltas, and restarts a thread that dies.
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../../common/config.js';
 import { SkiffError } from '../../common/errors.js';
-import type { WatchCache } from '../../common/watch/store.js';
+import type { ChangeBatch, WatchCache } from '../../common/watch/store.js';
 import { mergeAll } from '../metrics.js';
 import type { Bound } from '../server/listeners.js';
 import { resolveUdpBackend } from '../server/native-udp.js';
 import { FED_KINDS, type FromWorker, type ObjectUpdate, type ToWorker } from './protocol.js';
 
-export function resolveWorkers(n: number): number {
-  return n > 0 ? n : availableParallelism();
-}
-
 const here = dirname(fileURLToPath(import.meta.url));
 const fromSources = !import.meta.url.includes('/dist/');
 
-/** tsx by absolute URL: a bare "--import tsx" would resolve against the agent's cwd. */
-function tsxImport(): string {
-  try {
-    return import.meta.resolve('tsx');
-  } catch {
-    return 'tsx';
-  }
+/** Threads alive now, for tests and the footprint bench. */
+const live = new Set<Worker>();
+export function dnsThreads(): readonly Worker[] {
+  return [...live];
+}
+
+/**
+ * A thread runs the compiled worker.js; from sources it first registers tsx inside the thread
+ * (a Worker's execArgv cannot take --import on Node 20).
+ */
+function spawnThread(): Worker {
+  if (!fromSources) return new Worker(join(here, 'worker.js'));
+  const tsx = pathToFileURL(join(here, '../../node_modules/tsx/dist/esm/api/index.mjs')).href;
+  const entry = pathToFileURL(join(here, 'worker.ts')).href;
+  return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`, { eval: true });
 }
 
 export interface PoolOptions {
   readonly workers: number;
   readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
   readonly startTimeoutMs?: number;
+  /** Sockets to serve on instead of binding (handoff.ts), asked for at each thread start. */
+  readonly inherit?: () => ReadonlyMap<string, number>;
+  /** The descriptors a thread serves on once it listens ("udp|tcp address port" -> fd). */
+  readonly onSockets?: (fds: ReadonlyMap<string, number>, unused: readonly number[]) => void;
 }
 
 export class WorkerPool {
-  private readonly workers = new Map<number, Worker>();
+  private readonly workers = new Set<Worker>();
   private unsubscribe?: () => void;
   private addresses: readonly string[] = [];
   private port = 0;
-  /** Set after the first worker bound port 0 with the addon: the others join its ports. */
+  /** Set after the first thread bound port 0 with the addon: the others join its ports. */
   private ports?: number[];
   private stopping = false;
 
@@ -53,84 +61,91 @@ export class WorkerPool {
     private readonly o: PoolOptions,
   ) {}
 
+  /** Only this node's Node object matters to DNS (its addresses may query); not 5000 of them. */
+  private fed(kind: (typeof FED_KINDS)[number], key: string): boolean {
+    return kind !== 'nodes' || key === this.cfg.nodeName;
+  }
+
   private snapshot(): { updates: ObjectUpdate[]; synced: typeof FED_KINDS } {
     const updates: ObjectUpdate[] = [];
     for (const kind of FED_KINDS) {
       const store = this.cache.store(kind);
-      for (const key of store.keys()) updates.push({ kind, key, obj: store.get(key) });
+      for (const key of store.keys()) if (this.fed(kind, key)) updates.push({ kind, key, obj: store.get(key) });
     }
     return { updates, synced: FED_KINDS.filter((k) => this.cache.synced([k])) };
   }
 
-  /** Starts the workers; all ask for the same port, so with port 0 they still share one socket. */
+  private updates(b: ChangeBatch): ObjectUpdate[] {
+    return b.changes.filter((c) => this.fed(c.kind, c.key)).map((c) => ({ kind: c.kind, key: c.key, obj: c.current }));
+  }
+
+  /** Starts the threads; the first binds (port 0: picks the port), the others join its ports. */
   async start(addresses: readonly string[], port: number): Promise<Bound[]> {
     this.addresses = addresses;
     this.port = port;
-    cluster.setupPrimary({
-      exec: join(here, fromSources ? 'worker.ts' : 'worker.js'),
-      execArgv: fromSources ? ['--import', tsxImport()] : [],
-      args: [],
-    });
     // Subscribe before the first snapshot so no change falls between the two.
     const pending: ObjectUpdate[] = [];
     let started = false;
     this.unsubscribe = this.cache.subscribe([...FED_KINDS], (b) => {
-      const updates = b.changes.map((c) => ({ kind: c.kind, key: c.key, obj: c.current }));
+      const updates = this.updates(b);
       if (!started) return void pending.push(...updates);
-      this.broadcast({ t: 'batch', updates, synced: b.synced });
+      if (updates.length > 0 || b.synced.length > 0) this.broadcast({ t: 'batch', updates, synced: b.synced });
     });
-    const first = await this.fork();
-    // dgram workers share the cluster's handle for port 0; addon sockets are per worker, so the
-    // rest must ask for the port the first one got (Bound rows come in address order).
-    if (port === 0 && resolveUdpBackend(this.cfg.dns.udpBackend).backend === 'native') this.ports = first.map((b) => b.port);
-    const rest = await Promise.all(Array.from({ length: this.o.workers - 1 }, () => this.fork()));
+    const first = await this.spawn(true);
+    if (port === 0) this.ports = first.map((b) => b.port);
+    const rest = await Promise.all(Array.from({ length: this.size0() - 1 }, () => this.spawn(false)));
     started = true;
     if (pending.length > 0) this.broadcast({ t: 'batch', updates: pending, synced: [] });
     return [...first, ...rest.flat()].filter((b, i, all) => all.findIndex((x) => x.address === b.address && x.port === b.port) === i);
   }
 
-  private fork(): Promise<Bound[]> {
-    const w = cluster.fork({ SKIFF_DNS_WORKER: '1' });
-    this.workers.set(w.id, w);
+  /** Several threads need the addon's SO_REUSEPORT group; with dgram only one can bind. */
+  private size0(): number {
+    return resolveUdpBackend(this.cfg.dns.udpBackend).backend === 'native' ? this.o.workers : 1;
+  }
+
+  private spawn(tcp: boolean): Promise<Bound[]> {
+    const w = spawnThread();
+    this.workers.add(w);
+    live.add(w);
+    let inherited: ReadonlyMap<string, number> | undefined;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new SkiffError('ERR_DNS_WORKER', 'dns worker did not start in time')), this.o.startTimeoutMs ?? 30_000);
+      const timer = setTimeout(() => reject(new SkiffError('ERR_DNS_WORKER', 'dns thread did not start in time')), this.o.startTimeoutMs ?? 30_000);
       w.on('message', (m: FromWorker) => {
         if (m.t === 'ready') {
           const snap = this.snapshot();
-          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers: this.o.workers, updates: snap.updates, synced: snap.synced, forward: this.o.forward };
-          this.post(w, init);
+          const workers = this.size0();
+          inherited = tcp && workers === 1 ? this.o.inherit?.() : undefined;
+          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers, tcp, inherited: inherited && Object.fromEntries(inherited), updates: snap.updates, synced: snap.synced, forward: this.o.forward };
+          w.postMessage(init);
         } else if (m.t === 'listening') {
           clearTimeout(timer);
+          if (tcp && this.size0() === 1) {
+            const used = new Set(Object.values(m.fds));
+            this.o.onSockets?.(new Map(Object.entries(m.fds)), [...(inherited?.values() ?? [])].filter((fd) => !used.has(fd)));
+          }
           resolve([...m.bound]);
-        } else if (m.t === 'metrics') mergeAll(m.deltas, `worker-${w.id}`);
+        } else if (m.t === 'metrics') mergeAll(m.deltas, `thread-${w.threadId}`);
         else if (m.t === 'error') {
-          this.log.error({ worker: w.id, err: m.message }, 'dns: worker error');
+          this.log.error({ thread: w.threadId, err: m.message }, 'dns: thread error');
           clearTimeout(timer);
           reject(new SkiffError('ERR_DNS_WORKER', m.message));
         }
       });
-      // A worker that dies between two messages makes the IPC write fail with EPIPE; its exit
-      // handler below replaces it, so the write error itself is only worth a debug line.
-      w.on('error', (e: Error) => this.log.debug({ worker: w.id, err: e.message }, 'dns: worker channel error'));
-      w.on('exit', (code, sig) => {
-        this.workers.delete(w.id);
+      w.on('error', (e: Error) => this.log.error({ thread: w.threadId, err: e.message }, 'dns: thread failed'));
+      w.on('exit', (code) => {
+        this.workers.delete(w);
+        live.delete(w);
         clearTimeout(timer);
         if (this.stopping) return;
-        this.log.error({ worker: w.id, code, sig }, 'dns: worker exited, starting another');
-        void this.fork().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'dns: worker restart failed'));
+        this.log.error({ thread: w.threadId, code }, 'dns: thread exited, starting another');
+        void this.spawn(tcp).catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'dns: thread restart failed'));
       });
     });
   }
 
   private broadcast(m: ToWorker): void {
-    for (const w of this.workers.values()) this.post(w, m);
-  }
-
-  private post(w: Worker, m: ToWorker): void {
-    if (!w.isConnected()) return;
-    w.send(m, (e: Error | null) => {
-      if (e) this.log.debug({ worker: w.id, err: e.message }, 'dns: message to a worker lost');
-    });
+    for (const w of this.workers) w.postMessage(m);
   }
 
   reconfigure(cfg: Config): void {
@@ -146,16 +161,15 @@ export class WorkerPool {
     this.stopping = true;
     this.unsubscribe?.();
     await Promise.all(
-      [...this.workers.values()].map(
+      [...this.workers].map(
         (w) =>
           new Promise<void>((resolve) => {
-            const kill = setTimeout(() => w.process.kill('SIGKILL'), 3000);
+            const kill = setTimeout(() => void w.terminate(), 3000);
             w.once('exit', () => {
               clearTimeout(kill);
               resolve();
             });
-            if (w.isConnected()) this.post(w, { t: 'stop' });
-            else w.process.kill('SIGTERM');
+            w.postMessage({ t: 'stop' } satisfies ToWorker);
           }),
       ),
     );

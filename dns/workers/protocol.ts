@@ -1,4 +1,4 @@
-// Messages between the agent (primary) and DNS worker processes over the cluster IPC channel.
+// Messages between the agent's main thread and its DNS worker threads.
 import type { Config } from '../../common/config.js';
 import type { Kind } from '../../common/types.js';
 import type { FamilyDelta } from '../metrics.js';
@@ -19,10 +19,14 @@ export type ToWorker =
       readonly config: Config;
       readonly addresses: readonly string[];
       readonly port: number;
-      /** Per address: the port the first worker bound when asked for port 0 (native UDP only). */
+      /** Per address: the port the first thread bound when asked for port 0 (native UDP only). */
       readonly ports?: readonly number[];
-      /** How many workers share each address (the SO_REUSEPORT group size). */
+      /** How many threads share each address (the SO_REUSEPORT group size). */
       readonly workers: number;
+      /** Whether this thread also serves TCP (only one thread can bind it). */
+      readonly tcp: boolean;
+      /** Sockets an earlier agent left open: "udp|tcp address port" -> descriptor (handoff.ts). */
+      readonly inherited?: Readonly<Record<string, number>>;
       readonly updates: readonly ObjectUpdate[];
       readonly synced: readonly Kind[];
       readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
@@ -33,6 +37,6 @@ export type ToWorker =
 
 export type FromWorker =
   | { readonly t: 'ready' }
-  | { readonly t: 'listening'; readonly bound: readonly Bound[] }
+  | { readonly t: 'listening'; readonly bound: readonly Bound[]; readonly fds: Readonly<Record<string, number>> }
   | { readonly t: 'metrics'; readonly deltas: readonly FamilyDelta[] }
   | { readonly t: 'error'; readonly message: string };

@@ -1,23 +1,21 @@
-// Entry point of a DNS worker process (node:cluster). It mirrors the agent's watch cache from IPC
-// messages into its own MemoryCache, builds the same runtime, and binds the same addresses: the
-// cluster module hands every worker the primary's one UDP socket, so the kernel spreads datagrams
-// over the workers' recvmsg calls.
-import cluster from 'node:cluster';
+// Entry point of a DNS worker thread. It mirrors the parts of the agent's watch cache that DNS
+// reads (fed over the thread's message port) into its own MemoryCache, builds the same runtime, and
+// binds the DNS addresses itself. Its own event loop and heap keep answers flowing while the
+// agent's main thread is busy (a proxy full sync renders for hundreds of milliseconds, and its
+// garbage collections pause that thread, not this one).
 import { isIPv6 } from 'node:net';
+import { parentPort, threadId } from 'node:worker_threads';
 import { logger } from '../../common/log.js';
 import { MemoryCache } from '../../common/watch/store.js';
 import type { KindTypes } from '../../common/types.js';
 import { drainAll } from '../metrics.js';
 import { buildRuntime, type Runtime } from '../runtime.js';
+import { socketKey } from '../server/handoff.js';
 import { DnsListener, type Bound } from '../server/listeners.js';
 import { udpBackendOrFail } from '../server/native-udp.js';
 import type { FromWorker, ObjectUpdate, ToWorker } from './protocol.js';
 
 const METRICS_INTERVAL_MS = 1000;
-
-function send(m: FromWorker): void {
-  process.send?.(m);
-}
 
 function applyUpdates(cache: MemoryCache, updates: readonly ObjectUpdate[]): void {
   for (const u of updates) {
@@ -26,12 +24,11 @@ function applyUpdates(cache: MemoryCache, updates: readonly ObjectUpdate[]): voi
   }
 }
 
-async function main(): Promise<void> {
-  if (!cluster.isWorker) throw new Error('dns worker must be started by the agent');
-  const log = logger().child({ component: 'dns', worker: cluster.worker?.id });
-  // The agent decides when workers stop (a 'stop' message, or the IPC channel closing when it dies);
-  // a signal sent to the whole process group must not kill them mid-shutdown and have them respawned.
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => log.debug({ sig }, 'dns worker: signal ignored; the agent stops workers'));
+function main(): void {
+  const port = parentPort;
+  if (!port) throw new Error('dns worker must be started by the agent');
+  const send = (m: FromWorker): void => port.postMessage(m);
+  const log = logger().child({ component: 'dns', thread: threadId });
   const cache = new MemoryCache();
   let runtime: Runtime | undefined;
   const listeners: DnsListener[] = [];
@@ -40,7 +37,7 @@ async function main(): Promise<void> {
     if (deltas.length > 0) send({ t: 'metrics', deltas });
   }, METRICS_INTERVAL_MS);
 
-  process.on('message', (m: ToWorker) => {
+  port.on('message', (m: ToWorker) => {
     void (async () => {
       try {
         if (m.t === 'init') {
@@ -49,15 +46,22 @@ async function main(): Promise<void> {
           const self = m.addresses.map((a) => `${isIPv6(a) ? `[${a}]` : a}:${m.config.dns.port}`);
           runtime = buildRuntime(m.config, cache, { log, self, forward: m.forward });
           const bound: Bound[] = [];
-          // With the addon each worker binds its own socket in one SO_REUSEPORT group (the addon
-          // spreads datagrams over the group); with dgram the cluster module shares the primary's.
+          const fds: Record<string, number> = {};
+          // With several threads each binds its own UDP socket in one SO_REUSEPORT group (the addon
+          // spreads datagrams over the group); TCP is served by the first thread only.
           const udp = udpBackendOrFail(m.config, log);
           for (const [i, a] of m.addresses.entries()) {
             const l = new DnsListener(runtime.handler, log);
             listeners.push(l);
-            bound.push(await l.listen(a, m.ports?.[i] ?? m.port, { exclusive: false, udp, reusePortGroup: m.workers }));
+            const p = m.ports?.[i] ?? m.port;
+            const inherited = { udp: m.inherited?.[socketKey('udp', a, p)], tcp: m.tcp ? m.inherited?.[socketKey('tcp', a, p)] : undefined };
+            const b = await l.listen(a, p, { udp, reusePortGroup: m.workers > 1 ? m.workers : 0, tcp: m.tcp, inherited });
+            bound.push(b);
+            const f = l.fds();
+            if (f.udp !== undefined) fds[socketKey('udp', a, b.port)] = f.udp;
+            if (f.tcp !== undefined) fds[socketKey('tcp', a, b.port)] = f.tcp;
           }
-          send({ t: 'listening', bound });
+          send({ t: 'listening', bound, fds });
           void runtime.forward.probeLoops();
         } else if (m.t === 'batch') {
           applyUpdates(cache, m.updates);
@@ -70,16 +74,15 @@ async function main(): Promise<void> {
           if (deltas.length > 0) send({ t: 'metrics', deltas });
           await Promise.all(listeners.map((l) => l.close()));
           runtime?.close();
-          process.disconnect?.();
-          setTimeout(() => process.exit(0), 50).unref();
+          port.close();
         }
       } catch (e) {
         send({ t: 'error', message: (e as Error).message });
       }
     })();
   });
-  // Only now can the init message be received; the primary waits for this.
+  // Only now can the init message be received; the agent waits for this.
   send({ t: 'ready' });
 }
 
-await main();
+main();
