@@ -8,7 +8,9 @@ import { createLogger, type Logger } from '../common/log.js';
 import { loadStoreFile, saveStoreFile, startFakeApiServer, type FakeApiServer } from './apiserver/index.js';
 import { AgentProcess } from './agents.js';
 import { ensureNodes, ensureSystemServices } from './bootstrap.js';
+import { admitWorkloads, WorkloadControllers } from './apps/controllers.js';
 import { EndpointSliceController, Scheduler } from './controllers.js';
+import { EventRecorder } from './events.js';
 import { Kubelet } from './kubelet/kubelet.js';
 import { API_PORT, CLUSTER_DOMAIN, INTERNET_IP, DNS_SERVICE_IP, SERVICE_CIDR, layout, nodeLayouts, type Layout, type SandboxSpec } from './names.js';
 import { serviceAdmission } from './service-alloc.js';
@@ -31,8 +33,11 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   ensureNodes(server.store, l);
   ensureSystemServices(server.store, l);
 
+  admitWorkloads(server.store);
+  const events = new EventRecorder(server.store, log.child({ component: 'events' }));
   const endpointSlices = new EndpointSliceController(server.store, log.child({ component: 'endpointslice-controller' }));
-  const scheduler = new Scheduler(server.store, log.child({ component: 'scheduler' }));
+  const scheduler = new Scheduler(server.store, log.child({ component: 'scheduler' }), events.for('default-scheduler'));
+  const workloads = new WorkloadControllers(server.store, log.child({ component: 'workload-controllers' }), (c) => events.for(c));
   const hostResolvConf = (() => {
     try {
       return readFileSync('/etc/resolv.conf', 'utf8');
@@ -43,7 +48,7 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   const kubelets = new Map(
     nodeLayouts(l).map((n) => [
       n.name,
-      new Kubelet({ store: server.store, sandbox: l, node: n, dns: { clusterDNS: [DNS_SERVICE_IP], clusterDomain: CLUSTER_DOMAIN, hostResolvConf }, log: log.child({ component: 'kubelet', node: n.name }) }),
+      new Kubelet({ store: server.store, sandbox: l, node: n, dns: { clusterDNS: [DNS_SERVICE_IP], clusterDomain: CLUSTER_DOMAIN, hostResolvConf }, log: log.child({ component: 'kubelet', node: n.name }), events: events.for('kubelet', n.name) }),
     ]),
   );
 
@@ -55,6 +60,7 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   server.store.onEvent((e) => {
     endpointSlices.observe(e.resource, e.object);
     scheduler.observe(e.resource);
+    workloads.observe(e.resource);
     if (e.resource === 'pods') {
       for (const o of [e.object, e.previous]) {
         const node = (o?.spec as { nodeName?: string } | undefined)?.nodeName;
@@ -65,6 +71,7 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   });
   endpointSlices.loop.kick();
   scheduler.loop.kick();
+  workloads.loop.kick();
 
   const stop = new AbortController();
   // A previous supervisor that crashed left its agents, host-network pods and echo server behind:
@@ -88,6 +95,7 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
       await Promise.all(agents.map((a) => a.stop()));
       endpointSlices.loop.stop();
       scheduler.loop.stop();
+      workloads.loop.stop();
       clearTimeout(saveTimer);
       save();
       await server.close();

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync, renameSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { discovery } from './discovery.js';
 import { ApiError, gone } from './errors.js';
 import type { StoreEvent } from './history.js';
@@ -63,7 +63,16 @@ export interface FakeApiServer {
   readonly requests: readonly RequestRecord[];
   /** Stops serving: open watches and keep-alive connections are cut. The store stays usable. */
   close(): Promise<void>;
+  /** Serves extra paths (subresources, views) before the generic routes; returns a remover. */
+  route(fn: RouteHandler): () => void;
+  /** Serves HTTP upgrade requests (pods/exec over WebSocket); returns a remover. */
+  upgrade(fn: UpgradeHandler): () => void;
 }
+
+/** Handles the request and resolves true, or resolves false to pass it on. Throw ApiError for a Status. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
+/** Takes over the socket and returns true, or returns false to pass it on. */
+export type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer, url: URL) => boolean;
 
 interface Page {
   readonly items: KubeObject[];
@@ -79,6 +88,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   const watches = new Set<WatchStream>();
   const pages = new Map<string, Page>();
   const requests: RequestRecord[] = [];
+  const extraRoutes: RouteHandler[] = [];
+  const upgrades: UpgradeHandler[] = [];
   let url = '';
 
   const unsubscribe = store.onEvent((e: StoreEvent) => {
@@ -95,6 +106,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     const u = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
     if (['/healthz', '/livez', '/readyz'].includes(u.pathname)) return sendText(res, 200, 'ok');
+    for (const r of extraRoutes) if (await r(req, res, u)) return;
     const doc = method === 'GET' ? discovery(u.pathname, new URL(url).host) : undefined;
     if (doc !== undefined) return sendJson(res, 200, doc);
     const route = parseRoute(u.pathname);
@@ -219,6 +231,12 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       resolve();
     });
   });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    requests.push({ method: req.method ?? 'GET', url: req.url ?? '/' });
+    const u = new URL(req.url ?? '/', 'http://fake');
+    for (const h of upgrades) if (h(req, socket, head, u)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
   const port = (server.address() as AddressInfo).port;
   url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
@@ -251,6 +269,14 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     ...(tls && { tls }),
     store,
     requests,
+    route(fn) {
+      extraRoutes.push(fn);
+      return () => extraRoutes.splice(extraRoutes.indexOf(fn) >>> 0, 1);
+    },
+    upgrade(fn) {
+      upgrades.push(fn);
+      return () => upgrades.splice(upgrades.indexOf(fn) >>> 0, 1);
+    },
     admit: (resource, fn) => store.admit(resource, fn),
     kubeconfig,
     writeKubeconfig(path) {
