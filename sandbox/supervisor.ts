@@ -5,12 +5,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createLogger, type Logger } from '../common/log.js';
+import { eventsV1Route } from './apiserver/events-v1.js';
+import { scaleRoute } from './apiserver/scale.js';
 import { loadStoreFile, saveStoreFile, startFakeApiServer, type FakeApiServer } from './apiserver/index.js';
 import { AgentProcess } from './agents.js';
 import { ensureNodes, ensureSystemServices } from './bootstrap.js';
 import { admitWorkloads, WorkloadControllers } from './apps/controllers.js';
 import { EndpointSliceController, Scheduler } from './controllers.js';
 import { EventRecorder } from './events.js';
+import { execUpgrade } from './podio/exec.js';
+import { logsRoute } from './podio/logs.js';
+import type { ContainerLookup } from './podio/target.js';
 import { Kubelet } from './kubelet/kubelet.js';
 import { API_PORT, CLUSTER_DOMAIN, INTERNET_IP, DNS_SERVICE_IP, SERVICE_CIDR, layout, nodeLayouts, type Layout, type SandboxSpec } from './names.js';
 import { serviceAdmission } from './service-alloc.js';
@@ -51,6 +56,14 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
       new Kubelet({ store: server.store, sandbox: l, node: n, dns: { clusterDNS: [DNS_SERVICE_IP], clusterDomain: CLUSTER_DOMAIN, hostResolvConf }, log: log.child({ component: 'kubelet', node: n.name }), events: events.for('kubelet', n.name) }),
     ]),
   );
+
+  // logs and exec reach the kubelet stand-in of the pod's node in process, as the API server
+  // proxies them to the node's kubelet.
+  const lookup: ContainerLookup = (node, uid, container) => kubelets.get(node)?.container(uid, container);
+  server.route(logsRoute(server.store, lookup));
+  server.route(scaleRoute(server.store));
+  server.route(eventsV1Route(server.store));
+  server.upgrade(execUpgrade(server.store, lookup));
 
   let saveTimer: NodeJS.Timeout | undefined;
   const save = (): void => {
