@@ -7,6 +7,7 @@ import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { discovery } from './discovery.js';
 import { negotiateAs, parseAccept } from './media.js';
+import { serveOpenApi } from './openapi.js';
 import { parseIncludeObject, toTable, type IncludeObject } from './table.js';
 import { ApiError, gone } from './errors.js';
 import type { StoreEvent } from './history.js';
@@ -101,6 +102,14 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     const u = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
     if (['/healthz', '/livez', '/readyz'].includes(u.pathname)) return sendText(res, 200, 'ok');
+    if (method === 'GET' && u.pathname.startsWith('/openapi/')) {
+      const doc = serveOpenApi(u.pathname, req.headers.accept);
+      if (doc) {
+        res.writeHead(doc.status, { 'Content-Type': doc.contentType, 'Content-Length': Buffer.byteLength(doc.text) });
+        res.end(doc.text);
+        return;
+      }
+    }
     const accept = parseAccept(req.headers.accept);
     const doc = method === 'GET' ? discovery(u.pathname, new URL(url).host, accept) : undefined;
     if (doc !== undefined) return sendJson(res, 200, doc.body, doc.contentType);
