@@ -6,6 +6,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { discovery } from './discovery.js';
+import { negotiateAs, parseAccept } from './media.js';
+import { serveOpenApi } from './openapi.js';
+import { parseIncludeObject, toTable, type IncludeObject } from './table.js';
 import { ApiError, gone } from './errors.js';
 import type { StoreEvent } from './history.js';
 import { apiVersionOf, type KubeObject, type ResourceName } from './resources.js';
@@ -80,6 +83,10 @@ interface Page {
 }
 
 const MAX_PAGES = 64;
+const TABLE = [
+  { g: 'meta.k8s.io', v: 'v1', as: 'Table' },
+  { g: 'meta.k8s.io', v: 'v1beta1', as: 'Table' },
+] as const;
 const MAX_REQUEST_LOG = 2000;
 
 export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
@@ -107,8 +114,17 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     const method = req.method ?? 'GET';
     if (['/healthz', '/livez', '/readyz'].includes(u.pathname)) return sendText(res, 200, 'ok');
     for (const r of extraRoutes) if (await r(req, res, u)) return;
-    const doc = method === 'GET' ? discovery(u.pathname, new URL(url).host) : undefined;
-    if (doc !== undefined) return sendJson(res, 200, doc);
+    if (method === 'GET' && u.pathname.startsWith('/openapi/')) {
+      const doc = serveOpenApi(u.pathname, req.headers.accept);
+      if (doc) {
+        res.writeHead(doc.status, { 'Content-Type': doc.contentType, 'Content-Length': Buffer.byteLength(doc.text) });
+        res.end(doc.text);
+        return;
+      }
+    }
+    const accept = parseAccept(req.headers.accept);
+    const doc = method === 'GET' ? discovery(u.pathname, new URL(url).host, accept) : undefined;
+    if (doc !== undefined) return sendJson(res, 200, doc.body, doc.contentType);
     const route = parseRoute(u.pathname);
     if (!route) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     const q = u.searchParams;
@@ -116,9 +132,17 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     const nsOpt = { namespace: route.namespace, subresource: route.subresource };
     switch (method) {
       case 'GET':
-        if (route.name !== undefined) return sendJson(res, 200, store.get(r, route.name, route.namespace));
-        if (q.get('watch') === 'true' || q.get('watch') === '1') return watch(route, q, res);
-        return sendJson(res, 200, list(route, q));
+      {
+        const asTable = negotiateAs(accept, TABLE) !== undefined;
+        const include = parseIncludeObject(q.get('includeObject'));
+        if (route.name !== undefined) {
+          const o = store.get(r, route.name, route.namespace);
+          return sendJson(res, 200, asTable ? toTable(route.def, [o], { include, metadata: { resourceVersion: o.metadata.resourceVersion } }) : o);
+        }
+        if (q.get('watch') === 'true' || q.get('watch') === '1') return watch(route, q, res, asTable ? include : undefined);
+        const l = list(route, q);
+        return sendJson(res, 200, asTable ? toTable(route.def, l.items, { include, metadata: l.metadata }) : l);
+      }
       case 'POST':
         if (route.name !== undefined || route.subresource) throw methodNotAllowed(method);
         return sendJson(res, 201, store.create(r, (await readJson(req)) as KubeObject, nsOpt));
@@ -147,7 +171,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     }
   }
 
-  function list(route: Route, q: URLSearchParams): unknown {
+  function list(route: Route, q: URLSearchParams): { kind: string; apiVersion: string; metadata: Record<string, unknown>; items: KubeObject[] } {
     const limit = Number(q.get('limit') ?? 0) || 0;
     const token = q.get('continue');
     let page: Page;
@@ -188,7 +212,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (n > store.resourceVersion) throw new ApiError(504, 'Timeout', `Too large resource version: ${n}, current: ${store.resourceVersion}`);
   }
 
-  function watch(route: Route, q: URLSearchParams, res: ServerResponse): void {
+  /** `table` set: every event's object becomes a one-row Table, headers in the first one only. */
+  function watch(route: Route, q: URLSearchParams, res: ServerResponse, table?: IncludeObject): void {
     const def = route.def;
     const byLabel = parseLabelSelector(q.get('labelSelector') ?? undefined);
     const byField = parseFieldSelector(def, q.get('fieldSelector') ?? undefined);
@@ -196,7 +221,13 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     const match = (o: KubeObject): boolean => (ns === undefined || o.metadata?.namespace === ns) && byLabel(o) && byField(o);
     const timeoutMs = (Number(q.get('timeoutSeconds') ?? 0) || 1800) * 1000;
     const bookmarks = q.get('allowWatchBookmarks') === 'true' || q.get('allowWatchBookmarks') === '1';
-    const w = new WatchStream(def, res, match, bookmarks, timeoutMs, (s) => watches.delete(s));
+    let headersSent = false;
+    const transform = table === undefined ? undefined : (o: object): object => {
+      const t = toTable(def, [o as KubeObject], { include: table, noHeaders: headersSent, metadata: { resourceVersion: (o as KubeObject).metadata?.resourceVersion } }) as object;
+      headersSent = true;
+      return t;
+    };
+    const w = new WatchStream(def, res, match, bookmarks, timeoutMs, (s) => watches.delete(s), transform);
     const rv = q.get('resourceVersion');
     if (rv === null || rv === '' || rv === '0') {
       // No starting point: synthetic ADDED for the current state, then live events.
@@ -330,9 +361,9 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function sendJson(res: ServerResponse, code: number, body: unknown): void {
+function sendJson(res: ServerResponse, code: number, body: unknown, contentType = 'application/json'): void {
   const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(code, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
 
