@@ -17,7 +17,7 @@ import { execUpgrade } from './podio/exec.js';
 import { logsRoute } from './podio/logs.js';
 import type { ContainerLookup } from './podio/target.js';
 import { Kubelet } from './kubelet/kubelet.js';
-import { API_PORT, CLUSTER_DOMAIN, INTERNET_IP, DNS_SERVICE_IP, SERVICE_CIDR, layout, nodeLayouts, type Layout, type SandboxSpec } from './names.js';
+import { API_PORT, API_TLS_PORT, CLUSTER_DOMAIN, INTERNET_IP, DNS_SERVICE_IP, SERVICE_CIDR, layout, nodeLayouts, type Layout, type SandboxSpec } from './names.js';
 import { serviceAdmission } from './service-alloc.js';
 import { killNetnsProcesses } from './underlay.js';
 
@@ -33,6 +33,9 @@ export interface Supervisor {
 export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: boolean } = {}): Promise<Supervisor> {
   const store = loadStoreFile(l.apiStateFile) ?? undefined;
   const server = await startFakeApiServer({ host: l.hostIP, port: API_PORT, ...(store ? { store } : {}) });
+  // Pods reach the API server through the `kubernetes` Service over HTTPS, as in a real cluster;
+  // the same store behind a second, TLS listener (clients on the host keep the plain one).
+  const tlsServer = await startFakeApiServer({ host: l.hostIP, port: API_TLS_PORT, store: server.store, tls: true });
   server.admit('services', serviceAdmission(() => server.store.select('services'), { serviceCIDR: SERVICE_CIDR }));
   server.writeKubeconfig(l.kubeconfig);
   ensureNodes(server.store, l);
@@ -60,10 +63,12 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   // logs and exec reach the kubelet stand-in of the pod's node in process, as the API server
   // proxies them to the node's kubelet.
   const lookup: ContainerLookup = (node, uid, container) => kubelets.get(node)?.container(uid, container);
-  server.route(logsRoute(server.store, lookup));
-  server.route(scaleRoute(server.store));
-  server.route(eventsV1Route(server.store));
-  server.upgrade(execUpgrade(server.store, lookup));
+  for (const srv of [server, tlsServer]) {
+    srv.route(logsRoute(server.store, lookup));
+    srv.route(scaleRoute(server.store));
+    srv.route(eventsV1Route(server.store));
+    srv.upgrade(execUpgrade(server.store, lookup));
+  }
 
   let saveTimer: NodeJS.Timeout | undefined;
   const save = (): void => {
@@ -111,6 +116,7 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
       workloads.loop.stop();
       clearTimeout(saveTimer);
       save();
+      await tlsServer.close();
       await server.close();
     },
   };

@@ -83,6 +83,26 @@ interface PodRecord {
   cniList?: NetConfList;
   cniResult?: unknown;
   pgids: number[];
+  portMappings?: PortMapping[];
+}
+
+interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: string;
+  hostIP?: string;
+}
+
+/** The portMappings capability of a pod, as containerd builds it from the containers' hostPorts. */
+export function portMappings(pod: KubeObject): PortMapping[] {
+  const out: PortMapping[] = [];
+  for (const c of (specOf(pod).containers ?? []) as ContainerSpec[]) {
+    for (const p of (c.ports ?? []) as { containerPort: number; hostPort?: number; protocol?: string; hostIP?: string }[]) {
+      if (!p.hostPort) continue;
+      out.push({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP').toLowerCase(), ...(p.hostIP ? { hostIP: p.hostIP } : {}) });
+    }
+  }
+  return out;
 }
 
 /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- raw API JSON, read only */
@@ -267,10 +287,10 @@ export class Kubelet {
     rt.cniList = list;
     await this.saveRecord(rt);
     try {
-      rt.cniResult = await cniAdd(list, this.cniCall(rt));
+      rt.cniResult = await cniAdd(list, this.cniCall(this.record(rt)));
     } catch (err) {
       // Undo the partial ADD, as the runtime does, before the next attempt.
-      await cniDel(list, this.cniCall(rt), undefined).catch(() => undefined);
+      await cniDel(list, this.cniCall(this.record(rt)), undefined).catch(() => undefined);
       this.markNetwork(rt, false, `failed to set up the pod network (${list.file}): ${(err as Error).message}`);
       return;
     }
@@ -288,8 +308,9 @@ export class Kubelet {
     if (!ready) for (const c of rt.containers) c.state = { kind: 'waiting', reason: 'ContainerCreating', message };
   }
 
-  private cniCall(rec: { netns: string; containerId: string; namespace: string; name: string }) {
+  private cniCall(rec: { netns: string; containerId: string; namespace: string; name: string; portMappings?: PortMapping[] }) {
     return {
+      ...(rec.portMappings?.length ? { capabilityArgs: { portMappings: rec.portMappings } } : {}),
       containerId: rec.containerId,
       netnsPath: `/var/run/netns/${rec.netns}`,
       ifName: 'eth0',
@@ -424,6 +445,7 @@ export class Kubelet {
       ...(rt.cniList ? { cniList: rt.cniList } : {}),
       ...(rt.cniResult !== undefined ? { cniResult: rt.cniResult } : {}),
       pgids: rt.containers.map((c) => c.proc?.pid).filter((p): p is number => p !== undefined),
+      portMappings: portMappings(rt.pod),
     };
   }
 
