@@ -117,7 +117,7 @@ spec:
     expect(patches).toHaveLength(1);
     expect(patches[0]!.url).toContain('fieldManager=kubectl-client-side-apply');
     const svc = api.store.get('services', 'web', 'kc');
-    expect((svc.spec as { ports: unknown[] }).ports).toEqual([{ name: 'http', port: 80, targetPort: 9090 }]);
+    expect((svc.spec as { ports: unknown[] }).ports).toEqual([{ name: 'http', port: 80, targetPort: 9090, protocol: 'TCP' }]);
     // The label dropped from the manifest is removed: the three-way patch sent it as null.
     expect(svc.metadata.labels).toEqual({ app: 'web' });
     expect(JSON.parse(svc.metadata.annotations!['kubectl.kubernetes.io/last-applied-configuration']!)).toMatchObject({ spec: { ports: [{ targetPort: 9090 }] } });
@@ -149,7 +149,7 @@ spec:
     expect(await ok(['apply', '--server-side', '-f', '-'], { stdin: cm('8080') })).toContain('service/ssa serverside-applied');
     const conflict = await kubectl(['apply', '--server-side', '--field-manager=deployer', '-f', '-'], { stdin: cm('9090') });
     expect(conflict.code).not.toBe(0);
-    expect(conflict.stderr).toContain('Apply failed with 1 conflict: conflict with "kubectl" using v1: .spec.ports[port=80].targetPort');
+    expect(conflict.stderr).toContain('Apply failed with 1 conflict: conflict with "kubectl" using v1: .spec.ports[port=80,protocol="TCP"].targetPort');
     expect((api.store.get('services', 'ssa', 'kc').spec as { ports: { targetPort: number }[] }).ports[0]!.targetPort).toBe(8080);
     await ok(['apply', '--server-side', '--field-manager=deployer', '--force-conflicts', '-f', '-'], { stdin: cm('9090') });
     const svc = api.store.get('services', 'ssa', 'kc');
@@ -160,9 +160,9 @@ spec:
     expect(owns('kubectl')).not.toContain('f:targetPort'); // forced away
     expect(owns('kubectl')).toContain('f:selector'); // still shared
     expect(managed.every((e) => e.operation === 'Apply')).toBe(true);
-    // A manager that stops applying a field it alone owns removes it.
+    // A manager that stops applying a field it alone owns removes it (and the default comes back).
     await ok(['apply', '--server-side', '--field-manager=deployer', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Service\nmetadata: {name: ssa, namespace: kc}\nspec:\n  ports: [{name: http, port: 80}]\n' });
-    expect((api.store.get('services', 'ssa', 'kc').spec as { ports: Record<string, unknown>[] }).ports[0]).not.toHaveProperty('targetPort');
+    expect((api.store.get('services', 'ssa', 'kc').spec as { ports: Record<string, unknown>[] }).ports[0]).toMatchObject({ port: 80, targetPort: 80 });
   });
 
   it('labels, edits and explains', async () => {

@@ -4,6 +4,7 @@
 // preconditions, and cascading to dependents (ownerReferences) as the garbage collector would.
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseApplyBody, serverSideApply } from './apply.js';
+import { applyDefaults, defaultKeys } from './defaults.js';
 import { ApiError } from './errors.js';
 import { managedAfterUpdate } from './fields.js';
 import { jsonMerge, jsonPatch, strategicMerge } from './patch.js';
@@ -70,6 +71,7 @@ export function create(store: FakeStore, route: Route, q: URLSearchParams, heade
   if (!isObj(body)) throw new ApiError(400, 'BadRequest', 'the body must be a JSON object');
   const obj = body as KubeObject;
   const managed = managedAfterUpdate(undefined, obj, nodeOf(def), def.hasStatus, c.manager, apiVersionOf(def));
+  applyDefaults(def, obj, nodeOf(def), true);
   const created = store.create(def.name, withManaged(obj, managed), { namespace: route.namespace, dryRun: c.dryRun });
   return { status: 201, body: created, warnings };
 }
@@ -83,6 +85,7 @@ export function update(store: FakeStore, route: Route, q: URLSearchParams, heade
   const meta = isObj(obj.metadata) ? obj.metadata : {};
   if (meta.name !== undefined && meta.name !== route.name) throw new ApiError(400, 'BadRequest', 'the name of the object does not match the name on the URL');
   obj.metadata = { ...meta, name: route.name };
+  applyDefaults(def, obj, nodeOf(def), false);
   const old = store.get(def.name, route.name!, route.namespace);
   const next = route.subresource ? obj : withManaged(obj, managedAfterUpdate(old, obj, nodeOf(def), def.hasStatus, c.manager, apiVersionOf(def)));
   return { status: 200, body: store.update(def.name, next, { namespace: route.namespace, subresource: route.subresource, dryRun: c.dryRun }), warnings };
@@ -117,7 +120,9 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
       if (!(e instanceof ApiError && e.code === 404)) throw e;
     }
     const ignoreStatus = def.hasStatus && route.subresource !== 'status';
+    defaultKeys(applied, node);
     const next = serverSideApply({ live, applied: { ...applied, metadata: { ...meta, name } }, node, manager: c.manager, force, apiVersion: apiVersionOf(def), ignoreStatus });
+    applyDefaults(def, next, node, !live);
     if (!live) return { status: 201, body: store.create(def.name, next, opts), warnings };
     next.metadata.resourceVersion = typeof meta.resourceVersion === 'string' ? meta.resourceVersion : live.metadata.resourceVersion;
     return { status: 200, body: store.update(def.name, next, opts), warnings };
@@ -140,6 +145,7 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
   }
   if (!isObj(next) || !isObj(next.metadata)) throw new ApiError(422, 'Invalid', `${def.kind} "${name}" is invalid: metadata: Required value`);
   const obj = next as KubeObject;
+  applyDefaults(def, obj, node, false);
   if (obj.metadata.name !== name || (def.namespaced && obj.metadata.namespace !== old.metadata.namespace)) {
     throw new ApiError(400, 'BadRequest', 'metadata.name and metadata.namespace cannot be changed by a patch');
   }
