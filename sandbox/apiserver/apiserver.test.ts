@@ -80,7 +80,8 @@ describe('fake API server protocol', () => {
     const p = await req('PATCH', '/api/v1/nodes/cc-node', { metadata: { labels: { a: null, b: 'x' }, annotations: { n: 'y' } } }, 'application/strategic-merge-patch+json');
     expect((p.body as unknown as KubeObject).metadata).toMatchObject({ labels: { b: 'x' }, annotations: { n: 'y' } });
     expect((p.body as unknown as KubeObject).metadata.labels).not.toHaveProperty('a');
-    expect((await req('PATCH', '/api/v1/nodes/cc-node', [{ op: 'add' }], 'application/json-patch+json')).status).toBe(415);
+    expect((await req('PATCH', '/api/v1/nodes/cc-node', [{ op: 'add' }], 'application/json-patch+json')).status).toBe(422);
+    expect((await req('PATCH', '/api/v1/nodes/cc-node', { a: 1 }, 'application/xml')).status).toBe(415);
     // A no-op patch keeps the resourceVersion.
     const again = await req('PATCH', '/api/v1/nodes/cc-node', { metadata: { labels: { b: 'x' } } }, 'application/merge-patch+json');
     expect((again.body as unknown as KubeObject).metadata.resourceVersion).toBe((p.body as unknown as KubeObject).metadata.resourceVersion);

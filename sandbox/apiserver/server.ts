@@ -17,6 +17,7 @@ import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { FakeStore, type AdmitFn, type FakeStoreOptions } from './store.js';
 import { selfSignedCert, type TlsMaterial } from './tls.js';
 import { WatchStream } from './watch-stream.js';
+import { create, deleteOptions, patch, remove, update, type WriteResult } from './writes.js';
 
 export interface FakeApiServerOptions {
   /** Default 127.0.0.1. */
@@ -129,7 +130,6 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (!route) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     const q = u.searchParams;
     const r = route.def.name;
-    const nsOpt = { namespace: route.namespace, subresource: route.subresource };
     switch (method) {
       case 'GET':
       {
@@ -145,27 +145,26 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       }
       case 'POST':
         if (route.name !== undefined || route.subresource) throw methodNotAllowed(method);
-        return sendJson(res, 201, store.create(r, (await readJson(req)) as KubeObject, nsOpt));
-      case 'PUT': {
+        return sendWrite(res, create(store, route, q, req.headers, await readJson(req)));
+      case 'PUT':
         if (route.name === undefined) throw methodNotAllowed(method);
-        const body = (await readJson(req)) as KubeObject;
-        if (body && typeof body === 'object' && body.metadata?.name !== undefined && body.metadata.name !== route.name) {
-          throw new ApiError(400, 'BadRequest', 'the name of the object does not match the name on the URL');
-        }
-        if (body && typeof body === 'object') body.metadata = { ...(body.metadata ?? {}), name: route.name };
-        return sendJson(res, 200, store.update(r, body, nsOpt));
-      }
-      case 'PATCH': {
+        return sendWrite(res, update(store, route, q, req.headers, await readJson(req)));
+      case 'PATCH':
         if (route.name === undefined) throw methodNotAllowed(method);
-        const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
-        if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') {
-          throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`);
-        }
-        return sendJson(res, 200, store.patch(r, route.name, await readJson(req), nsOpt));
-      }
-      case 'DELETE':
+        return sendWrite(res, patch(store, route, q, req.headers, await readBody(req)));
+      case 'DELETE': {
         if (route.name === undefined || route.subresource) throw methodNotAllowed(method);
-        return sendJson(res, 200, store.delete(r, route.name, route.namespace));
+        const text = await readBody(req);
+        let body: unknown;
+        try {
+          body = text.trim() === '' ? undefined : JSON.parse(text);
+        } catch (e) {
+          throw new ApiError(400, 'BadRequest', `the request body is not valid JSON: ${(e as Error).message}`);
+        }
+        const out = remove(store, route, deleteOptions(q, body));
+        if (out.finishAfterSeconds !== undefined) finishDeletion(route, out.body as KubeObject, out.finishAfterSeconds);
+        return sendJson(res, out.status, out.body);
+      }
       default:
         throw methodNotAllowed(method);
     }
@@ -245,6 +244,23 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     }
     // Registered in the same tick as the backlog was read, so no write falls in between.
     if (!w.closed) watches.add(w);
+  }
+
+  // Graceful deletion's deadline: the kubelet stand-in normally confirms earlier; this removes a
+  // pod whose node never does, so nothing stays Terminating forever.
+  const deletions = new Set<NodeJS.Timeout>();
+  function finishDeletion(route: Route, obj: KubeObject, seconds: number): void {
+    const t = setTimeout(() => {
+      deletions.delete(t);
+      try {
+        const cur = store.get(route.def.name, obj.metadata.name!, route.namespace);
+        if (cur.metadata.uid === obj.metadata.uid && cur.metadata.deletionTimestamp) store.delete(route.def.name, obj.metadata.name!, route.namespace);
+      } catch {
+        // Already gone.
+      }
+    }, seconds * 1000);
+    t.unref();
+    deletions.add(t);
   }
 
   const bookmarkMs = opts.bookmarkIntervalMs ?? 5000;
@@ -330,6 +346,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     async close() {
       unsubscribe();
       if (bookmarkTimer) clearInterval(bookmarkTimer);
+      for (const t of deletions) clearTimeout(t);
       for (const w of [...watches]) w.destroy();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
@@ -351,11 +368,16 @@ function decodeContinue(token: string): { id: string; offset: number } | undefin
   }
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const text = await readBody(req);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch (e) {
     throw new ApiError(400, 'BadRequest', `the request body is not valid JSON: ${(e as Error).message}`);
   }
@@ -365,6 +387,12 @@ function sendJson(res: ServerResponse, code: number, body: unknown, contentType 
   const text = JSON.stringify(body);
   res.writeHead(code, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+function sendWrite(res: ServerResponse, w: WriteResult): void {
+  // Warn-level field validation travels as HTTP warnings (RFC 7234 code 299), which kubectl prints.
+  if (w.warnings.length > 0) res.setHeader('Warning', w.warnings.map((m) => `299 - ${JSON.stringify(m)}`));
+  sendJson(res, w.status, w.body);
 }
 
 function sendText(res: ServerResponse, code: number, body: string): void {

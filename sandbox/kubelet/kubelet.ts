@@ -200,9 +200,13 @@ export class Kubelet {
   async sync(): Promise<void> {
     const pods = this.o.store.select('pods', { fieldSelector: `spec.nodeName=${this.o.node.name}` });
     const seen = new Set<string>();
+    const terminating: KubeObject[] = [];
     for (const pod of pods) {
       const uid = pod.metadata.uid ?? '';
-      if (pod.metadata.deletionTimestamp) continue;
+      if (pod.metadata.deletionTimestamp) {
+        terminating.push(pod);
+        continue;
+      }
       seen.add(uid);
       let rt = this.runtimes.get(uid);
       if (!rt) {
@@ -218,6 +222,17 @@ export class Kubelet {
       this.writeStatus(rt);
     }
     for (const rt of [...this.runtimes.values()]) if (!seen.has(rt.uid)) await this.teardown(rt);
+    // The kubelet's half of graceful deletion: the containers are stopped, so the pod may go now.
+    for (const pod of terminating) this.confirmDeletion(pod);
+  }
+
+  private confirmDeletion(pod: KubeObject): void {
+    const { name = '', namespace = 'default', uid } = pod.metadata;
+    try {
+      if (this.o.store.get('pods', name, namespace).metadata.uid === uid) this.o.store.delete('pods', name, namespace);
+    } catch {
+      // Already gone.
+    }
   }
 
   private newRuntime(pod: KubeObject): PodRuntime {
