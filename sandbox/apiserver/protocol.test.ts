@@ -51,7 +51,7 @@ describe('kube-apiserver protocol details', () => {
       singularResource: 'pod',
       shortNames: ['po'],
       categories: ['all'],
-      subresources: [{ subresource: 'status', verbs: ['get', 'patch', 'update'] }],
+      subresources: expect.arrayContaining([expect.objectContaining({ subresource: 'status', verbs: ['get', 'patch', 'update'] }), expect.objectContaining({ subresource: 'log' }), expect.objectContaining({ subresource: 'exec' })]),
     });
     expect(resources.find((r) => r.resource === 'nodes')).toMatchObject({ scope: 'Cluster', shortNames: ['no'] });
     const legacy = await call('GET', '/api');

@@ -1,6 +1,5 @@
-// Defaults, validation and metadata.generation for apps/v1 workloads, as the API server's
-// registry strategies do: generation counts spec changes (what observedGeneration acknowledges),
-// and a selector that does not select its own template is a 422 like a real server's.
+// Defaults and validation for apps/v1 workloads, as the API server's registry strategies do: a
+// selector that does not select its own template is a 422 like a real server's.
 import { isDeepStrictEqual } from 'node:util';
 import { ApiError } from '../apiserver/errors.js';
 import type { KubeObject } from '../apiserver/resources.js';
@@ -59,13 +58,9 @@ export function workloadAdmission(kind: Kind): AdmitFn {
     const spec = (obj.spec ??= {}) as Record<string, unknown>;
     defaults(kind, spec);
     validate(kind, obj);
-    if (op === 'CREATE') obj.metadata.generation = 1;
-    else if (old) {
-      const was = Number(old.metadata.generation ?? 1);
-      if (old.spec && typeof old.spec === 'object' && isDeepStrictEqual(obj.spec, old.spec)) obj.metadata.generation = was;
-      else if (old.spec && typeof old.spec === 'object' && any(old.spec).selector && !isDeepStrictEqual(any(old.spec).selector, spec.selector) && kind !== 'ReplicaSet') {
-        throw invalid(kind, obj.metadata.name ?? '', 'spec.selector', 'Invalid value: field is immutable');
-      } else obj.metadata.generation = was + 1;
+    // metadata.generation is the store's (it counts changes of everything but metadata and status).
+    if (op === 'UPDATE' && old && kind !== 'ReplicaSet' && any(old.spec).selector && !isDeepStrictEqual(any(old.spec).selector, spec.selector)) {
+      throw invalid(kind, obj.metadata.name ?? '', 'spec.selector', 'Invalid value: field is immutable');
     }
     return obj;
   };
