@@ -4,7 +4,7 @@
 import type { KubeObject } from './apiserver/resources.js';
 import type { FakeStore } from './apiserver/store.js';
 import { allocatePodCIDRs } from './ipam.js';
-import { API_PORT, CLUSTER_CIDR, DNS_SERVICE_IP, NODE_CIDR_MASK, SERVICE_CIDR, nodeLayouts, type Layout, type NodeLayout } from './names.js';
+import { API_TLS_PORT, CLUSTER_CIDR, DNS_SERVICE_IP, NODE_CIDR_MASK, SERVICE_CIDR, nodeLayouts, type Layout, type NodeLayout } from './names.js';
 import { intToIp, parseCidr } from './ipam.js';
 
 export function nodeObject(n: NodeLayout, podCIDR: string): KubeObject {
@@ -65,7 +65,7 @@ export function ensureSystemServices(store: FakeStore, l: Layout): void {
   const services: KubeObject[] = [
     {
       metadata: { name: 'kubernetes', namespace: 'default', labels: { component: 'apiserver', provider: 'kubernetes' } },
-      spec: { type: 'ClusterIP', clusterIP: first, ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: API_PORT }] },
+      spec: { type: 'ClusterIP', clusterIP: first, ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: API_TLS_PORT }] },
     },
     {
       // Served by every node's agent on the node itself (node-local DNS), so no pods back it.
@@ -94,10 +94,12 @@ export function ensureSystemServices(store: FakeStore, l: Layout): void {
     metadata: { name: 'kubernetes', namespace: 'default', labels: { 'kubernetes.io/service-name': 'kubernetes', 'endpointslice.kubernetes.io/managed-by': 'skiff-sandbox-apiserver' } },
     addressType: 'IPv4',
     endpoints: [{ addresses: [l.hostIP], conditions: { ready: true, serving: true, terminating: false } }],
-    ports: [{ name: 'https', port: API_PORT, protocol: 'TCP' }],
+    ports: [{ name: 'https', port: API_TLS_PORT, protocol: 'TCP' }],
   };
   try {
-    store.get('endpointslices', 'kubernetes', 'default');
+    const have = store.get('endpointslices', 'kubernetes', 'default');
+    // A state from before the HTTPS listener pointed at the plain port.
+    store.update('endpointslices', { ...have, endpoints: slice.endpoints, ports: slice.ports });
   } catch {
     store.create('endpointslices', slice);
   }

@@ -25,6 +25,8 @@ export interface CniCall {
   readonly binDirs: readonly string[];
   /** Runs a plugin binary with env and stdin; where it runs (which netns) is the caller's choice. */
   readonly exec: PluginExec;
+  /** Capability arguments (portMappings…), given as runtimeConfig to the plugins that declare them. */
+  readonly capabilityArgs?: Readonly<Record<string, unknown>>;
 }
 
 export type PluginExec = (binary: string, env: Record<string, string>, stdin: string) => Promise<{ code: number | null; stdout: string; stderr: string }>;
@@ -75,6 +77,11 @@ async function invoke(list: NetConfList, plugin: Record<string, unknown>, comman
   const bin = findPlugin(type, call.binDirs);
   const conf: Record<string, unknown> = { ...plugin, name: list.name, cniVersion: list.cniVersion };
   if (prevResult !== undefined) conf.prevResult = prevResult;
+  // As libcni does: only capabilities the plugin declares, and only those the runtime has values for.
+  const caps = (plugin.capabilities ?? {}) as Record<string, unknown>;
+  const runtimeConfig: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(call.capabilityArgs ?? {})) if (caps[k] === true) runtimeConfig[k] = v;
+  if (Object.keys(runtimeConfig).length) conf.runtimeConfig = runtimeConfig;
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: command,

@@ -6,6 +6,7 @@ import type { Logger } from '../common/log.js';
 import type { KubeObject } from './apiserver/resources.js';
 import type { FakeStore } from './apiserver/store.js';
 import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY, desiredSlices, planSlices } from './endpointslices.js';
+import type { RecordEvent } from './events.js';
 import { schedule } from './scheduler.js';
 
 /** Runs `sync` once per burst of kicks, never two at a time. */
@@ -105,11 +106,13 @@ export class EndpointSliceController {
 
 export class Scheduler {
   private turn = 0;
+  private readonly unschedulable = new Set<string>();
   readonly loop: SyncLoop;
 
   constructor(
     private readonly store: FakeStore,
     private readonly log: Logger,
+    private readonly record: RecordEvent = () => undefined,
   ) {
     this.loop = new SyncLoop('scheduler', () => this.sync(), log);
   }
@@ -126,8 +129,17 @@ export class Scheduler {
     this.turn += bindings.size;
     for (const [key, node] of bindings) {
       const [ns, name] = key.split('/') as [string, string];
-      this.store.patch('pods', name, { spec: { nodeName: node } }, { namespace: ns });
+      const pod = this.store.patch('pods', name, { spec: { nodeName: node } }, { namespace: ns });
+      this.unschedulable.delete(pod.metadata.uid ?? '');
+      this.record(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${node}`);
       this.log.info({ pod: key, node }, 'pod bound');
+    }
+    const nodes = this.store.select('nodes').length;
+    for (const p of pending) {
+      const key = `${p.metadata.namespace}/${p.metadata.name}`;
+      if (bindings.has(key) || p.metadata.deletionTimestamp || this.unschedulable.has(p.metadata.uid ?? '')) continue;
+      this.unschedulable.add(p.metadata.uid ?? '');
+      this.record(p, 'Warning', 'FailedScheduling', `0/${nodes} nodes are available: ${nodes} node(s) didn't match Pod's node affinity/selector.`);
     }
   }
 }

@@ -9,7 +9,7 @@ import { projectRoot, skiffCommand } from '../common/self.js';
 import { SandboxClient } from './client.js';
 import { AGENT_HEALTH_PORT, layout, nodeLayouts, type Layout, type SandboxSpec } from './names.js';
 import { destroyUnderlay, ensureUnderlay } from './underlay.js';
-import { ensureCniWrapper } from './cni-wrapper.js';
+import { ensureCniWrapper, linkChainedPlugins } from './cni-wrapper.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -106,7 +106,10 @@ export async function up(o: UpOptions): Promise<UpResult> {
   if (previous && previous.subnet !== l.subnet) await destroyUnderlay(previous);
   writeFileSync(l.specFile, JSON.stringify({ name: l.name, nodes: l.nodes, subnet: l.subnet, stateDir: l.stateDir }, null, 2) + '\n');
   await ensureUnderlay(l);
-  for (const n of nodeLayouts(l)) ensureCniWrapper(n.cniBinDir);
+  for (const n of nodeLayouts(l)) {
+    ensureCniWrapper(n.cniBinDir);
+    linkChainedPlugins(n.cniBinDir);
+  }
 
   if (!supervisorPid(l)) {
     const fd = openSync(l.logFile, 'a');

@@ -64,6 +64,8 @@ export async function main(argv: string[]): Promise<number> {
       const timeoutMs = positiveInt('timeout', values.timeout, values.wait ? 120 : 30, 3600) * 1000;
       const agentTimeout = values['agent-timeout'] === undefined ? undefined : positiveInt('agent-timeout', values['agent-timeout'], 1, 3600) * 1000;
       const r = await up({ spec, wait: !!values.wait, timeoutMs, ...(agentTimeout !== undefined ? { agentTimeoutMs: agentTimeout } : {}), out });
+      // kubectl is the full client; the line is meant for eval or copy-paste.
+      out(`export KUBECONFIG=${r.layout.kubeconfig}`);
       if (!values.demo) return 0;
       return runDemo(SandboxClient.load(r.layout.kubeconfig), r.layout, out);
     }

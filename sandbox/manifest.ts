@@ -10,6 +10,9 @@ const KINDS: Record<string, { resource: ResourceName; apiVersions: readonly stri
   Service: { resource: 'services', apiVersions: ['v1'] },
   Pod: { resource: 'pods', apiVersions: ['v1'] },
   EndpointSlice: { resource: 'endpointslices', apiVersions: ['discovery.k8s.io/v1'] },
+  Deployment: { resource: 'deployments', apiVersions: ['apps/v1'] },
+  ReplicaSet: { resource: 'replicasets', apiVersions: ['apps/v1'] },
+  DaemonSet: { resource: 'daemonsets', apiVersions: ['apps/v1'] },
 };
 
 /** `get`/`delete` accept the kind, plural, singular or short name, as kubectl does. */
@@ -19,11 +22,15 @@ const ALIASES: Record<string, ResourceName> = {
   service: 'services', services: 'services', svc: 'services',
   pod: 'pods', pods: 'pods', po: 'pods',
   endpointslice: 'endpointslices', endpointslices: 'endpointslices', eps: 'endpointslices',
+  deployment: 'deployments', deployments: 'deployments', deploy: 'deployments',
+  replicaset: 'replicasets', replicasets: 'replicasets', rs: 'replicasets',
+  daemonset: 'daemonsets', daemonsets: 'daemonsets', ds: 'daemonsets',
+  event: 'events', events: 'events', ev: 'events',
 };
 
 export function resourceFor(kindOrAlias: string): ResourceName {
-  const r = ALIASES[kindOrAlias.toLowerCase()] ?? ALIASES[kindOrAlias.toLowerCase().replace(/\.discovery\.k8s\.io$/, '')];
-  if (!r) throw new UsageError(`unknown resource type "${kindOrAlias}" (known: pods, services, endpointslices, nodes, namespaces)`);
+  const r = ALIASES[kindOrAlias.toLowerCase()] ?? ALIASES[kindOrAlias.toLowerCase().replace(/\.(discovery\.k8s\.io|apps)$/, '')];
+  if (!r) throw new UsageError(`unknown resource type "${kindOrAlias}" (known: pods, services, endpointslices, nodes, namespaces, deployments, replicasets, daemonsets, events)`);
   return r;
 }
 

@@ -13,6 +13,8 @@ export const SERVICE_CIDR = '10.96.0.0/12';
 export const DNS_SERVICE_IP = '10.96.0.10';
 export const CLUSTER_DOMAIN = 'cluster.local';
 export const API_PORT = 6443;
+/** The same API server over HTTPS (self-signed), the target of the `kubernetes` Service as in a real cluster. */
+export const API_TLS_PORT = 6444;
 export const AGENT_HEALTH_PORT = 10256;
 /** TEST-NET-2 address on the outside namespace: "the internet" for masquerade tests. */
 export const INTERNET_IP = '198.51.100.1';

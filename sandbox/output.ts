@@ -88,6 +88,10 @@ export function getTable(resource: ResourceName, items: readonly KubeObject[], w
       rows.push(['NAME', 'STATUS', 'AGE']);
       for (const n of items) rows.push([n.metadata.name ?? '', any(n.status).phase ?? 'Active', age(n.metadata.creationTimestamp, now)]);
       break;
+    default:
+      // kubectl is the full client; the shortcut names what exists.
+      rows.push([...nsHead, 'NAME', 'AGE']);
+      for (const o of items) rows.push([...ns(o), o.metadata.name ?? '', age(o.metadata.creationTimestamp, now)]);
   }
   return rows.length > 1 ? table(rows) : '';
 }

@@ -5,12 +5,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createLogger, type Logger } from '../common/log.js';
+import { eventsV1Route } from './apiserver/events-v1.js';
+import { scaleRoute } from './apiserver/scale.js';
 import { loadStoreFile, saveStoreFile, startFakeApiServer, type FakeApiServer } from './apiserver/index.js';
 import { AgentProcess } from './agents.js';
 import { ensureNodes, ensureSystemServices } from './bootstrap.js';
+import { admitWorkloads, WorkloadControllers } from './apps/controllers.js';
 import { EndpointSliceController, Scheduler } from './controllers.js';
+import { EventRecorder } from './events.js';
+import { execUpgrade } from './podio/exec.js';
+import { logsRoute } from './podio/logs.js';
+import type { ContainerLookup } from './podio/target.js';
 import { Kubelet } from './kubelet/kubelet.js';
-import { API_PORT, CLUSTER_DOMAIN, INTERNET_IP, DNS_SERVICE_IP, SERVICE_CIDR, layout, nodeLayouts, type Layout, type SandboxSpec } from './names.js';
+import { API_PORT, API_TLS_PORT, CLUSTER_DOMAIN, INTERNET_IP, DNS_SERVICE_IP, SERVICE_CIDR, layout, nodeLayouts, type Layout, type SandboxSpec } from './names.js';
 import { serviceAdmission } from './service-alloc.js';
 import { killNetnsProcesses } from './underlay.js';
 
@@ -26,13 +33,19 @@ export interface Supervisor {
 export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: boolean } = {}): Promise<Supervisor> {
   const store = loadStoreFile(l.apiStateFile) ?? undefined;
   const server = await startFakeApiServer({ host: l.hostIP, port: API_PORT, ...(store ? { store } : {}) });
+  // Pods reach the API server through the `kubernetes` Service over HTTPS, as in a real cluster;
+  // the same store behind a second, TLS listener (clients on the host keep the plain one).
+  const tlsServer = await startFakeApiServer({ host: l.hostIP, port: API_TLS_PORT, store: server.store, tls: true });
   server.admit('services', serviceAdmission(() => server.store.select('services'), { serviceCIDR: SERVICE_CIDR }));
   server.writeKubeconfig(l.kubeconfig);
   ensureNodes(server.store, l);
   ensureSystemServices(server.store, l);
 
+  admitWorkloads(server.store);
+  const events = new EventRecorder(server.store, log.child({ component: 'events' }));
   const endpointSlices = new EndpointSliceController(server.store, log.child({ component: 'endpointslice-controller' }));
-  const scheduler = new Scheduler(server.store, log.child({ component: 'scheduler' }));
+  const scheduler = new Scheduler(server.store, log.child({ component: 'scheduler' }), events.for('default-scheduler'));
+  const workloads = new WorkloadControllers(server.store, log.child({ component: 'workload-controllers' }), (c) => events.for(c));
   const hostResolvConf = (() => {
     try {
       return readFileSync('/etc/resolv.conf', 'utf8');
@@ -43,9 +56,19 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   const kubelets = new Map(
     nodeLayouts(l).map((n) => [
       n.name,
-      new Kubelet({ store: server.store, sandbox: l, node: n, dns: { clusterDNS: [DNS_SERVICE_IP], clusterDomain: CLUSTER_DOMAIN, hostResolvConf }, log: log.child({ component: 'kubelet', node: n.name }) }),
+      new Kubelet({ store: server.store, sandbox: l, node: n, dns: { clusterDNS: [DNS_SERVICE_IP], clusterDomain: CLUSTER_DOMAIN, hostResolvConf }, log: log.child({ component: 'kubelet', node: n.name }), events: events.for('kubelet', n.name) }),
     ]),
   );
+
+  // logs and exec reach the kubelet stand-in of the pod's node in process, as the API server
+  // proxies them to the node's kubelet.
+  const lookup: ContainerLookup = (node, uid, container) => kubelets.get(node)?.container(uid, container);
+  for (const srv of [server, tlsServer]) {
+    srv.route(logsRoute(server.store, lookup));
+    srv.route(scaleRoute(server.store));
+    srv.route(eventsV1Route(server.store));
+    srv.upgrade(execUpgrade(server.store, lookup));
+  }
 
   let saveTimer: NodeJS.Timeout | undefined;
   const save = (): void => {
@@ -55,6 +78,7 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   server.store.onEvent((e) => {
     endpointSlices.observe(e.resource, e.object);
     scheduler.observe(e.resource);
+    workloads.observe(e.resource);
     if (e.resource === 'pods') {
       for (const o of [e.object, e.previous]) {
         const node = (o?.spec as { nodeName?: string } | undefined)?.nodeName;
@@ -65,6 +89,7 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   });
   endpointSlices.loop.kick();
   scheduler.loop.kick();
+  workloads.loop.kick();
 
   const stop = new AbortController();
   // A previous supervisor that crashed left its agents, host-network pods and echo server behind:
@@ -88,8 +113,10 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
       await Promise.all(agents.map((a) => a.stop()));
       endpointSlices.loop.stop();
       scheduler.loop.stop();
+      workloads.loop.stop();
       clearTimeout(saveTimer);
       save();
+      await tlsServer.close();
       await server.close();
     },
   };

@@ -327,7 +327,7 @@ describe('kind cluster config', () => {
     expect((kind.nodes as Obj[]).map((n) => n.role)).toEqual(['control-plane', 'worker', 'worker']);
     const overlay = readFileSync(join(manifestsDir, 'overlays/kind/kustomization.yaml'), 'utf8');
     expect(overlay).toContain(`--api-server=${kind.name}-control-plane:6443`);
-    expect(readFileSync(join(root, 'test/e2e-kind/run.sh'), 'utf8')).toContain(`CLUSTER=${kind.name} `);
+    expect(readFileSync(join(root, 'test/e2e/targets/kind.sh'), 'utf8')).toContain(`CLUSTER=${kind.name} `);
   });
 });
 
@@ -341,10 +341,10 @@ describe('base objects', () => {
   });
 });
 
-describe.skipIf(missing('shellcheck of test/e2e-kind', { tools: ['shellcheck'] }))('e2e-kind scripts', () => {
+describe.skipIf(missing('shellcheck of test/e2e', { tools: ['shellcheck'] }))('e2e scripts', () => {
   it('pass shellcheck', () => {
-    const dir = join(root, 'test/e2e-kind');
-    const scripts = readdirSync(dir).filter((f) => f.endsWith('.sh'));
+    const dir = join(root, 'test/e2e');
+    const scripts = [...readdirSync(dir), ...readdirSync(join(dir, 'targets')).map((f) => `targets/${f}`)].filter((f) => f.endsWith('.sh'));
     expect(scripts).toContain('run.sh');
     const r = spawnSync('shellcheck', ['-x', ...scripts], { cwd: dir, encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
@@ -352,12 +352,12 @@ describe.skipIf(missing('shellcheck of test/e2e-kind', { tools: ['shellcheck'] }
   });
 });
 
-describe('e2e-kind run.sh without its prerequisites', () => {
+describe('e2e run.sh --target kind without its prerequisites', () => {
   // A bin directory holding only what run.sh needs before its checks, plus a fake docker; the real
   // PATH is not used, so a machine that does have docker and kind never starts a cluster here.
   const bin = mkdtempSync(join(tmpdir(), 'skiff-inst-bin-'));
   afterAll(() => rmSync(bin, { recursive: true, force: true }));
-  for (const tool of ['bash', 'dirname']) {
+  for (const tool of ['bash', 'dirname', 'id']) {
     const path = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
     symlinkSync(path, join(bin, tool));
   }
@@ -365,7 +365,7 @@ describe('e2e-kind run.sh without its prerequisites', () => {
     writeFileSync(join(bin, 'docker'), `#!${join(bin, 'bash')}\n[ "$1" = info ] && exit ${infoExit}\nexit 0\n`);
     chmodSync(join(bin, 'docker'), 0o755);
   };
-  const run = () => spawnSync(join(bin, 'bash'), [join(root, 'test/e2e-kind/run.sh')], { env: { PATH: bin, HOME: bin }, encoding: 'utf8' });
+  const run = (...args: string[]) => spawnSync(join(bin, 'bash'), [join(root, 'test/e2e/run.sh'), ...(args.length ? args : ['--target', 'kind'])], { env: { PATH: bin, HOME: bin }, encoding: 'utf8' });
 
   it('exits 77 with a clear message when the docker engine is unreachable', () => {
     fakeDocker(1);
@@ -381,7 +381,13 @@ describe('e2e-kind run.sh without its prerequisites', () => {
     expect(r.status).toBe(77);
   });
 
+  it('refuses an unknown target with exit 2', () => {
+    const r = run('--target', 'minikube');
+    expect(r.stderr).toContain("unknown target 'minikube'");
+    expect(r.status).toBe(2);
+  });
+
   it.skipIf(!hasTool('bash'))('is executable', () => {
-    expect(() => execFileSync('test', ['-x', join(root, 'test/e2e-kind/run.sh')])).not.toThrow();
+    expect(() => execFileSync('test', ['-x', join(root, 'test/e2e/run.sh')])).not.toThrow();
   });
 });

@@ -80,7 +80,8 @@ describe('fake API server protocol', () => {
     const p = await req('PATCH', '/api/v1/nodes/cc-node', { metadata: { labels: { a: null, b: 'x' }, annotations: { n: 'y' } } }, 'application/strategic-merge-patch+json');
     expect((p.body as unknown as KubeObject).metadata).toMatchObject({ labels: { b: 'x' }, annotations: { n: 'y' } });
     expect((p.body as unknown as KubeObject).metadata.labels).not.toHaveProperty('a');
-    expect((await req('PATCH', '/api/v1/nodes/cc-node', [{ op: 'add' }], 'application/json-patch+json')).status).toBe(415);
+    expect((await req('PATCH', '/api/v1/nodes/cc-node', [{ op: 'add' }], 'application/json-patch+json')).status).toBe(422);
+    expect((await req('PATCH', '/api/v1/nodes/cc-node', { a: 1 }, 'application/xml')).status).toBe(415);
     // A no-op patch keeps the resourceVersion.
     const again = await req('PATCH', '/api/v1/nodes/cc-node', { metadata: { labels: { b: 'x' } } }, 'application/merge-patch+json');
     expect((again.body as unknown as KubeObject).metadata.resourceVersion).toBe((p.body as unknown as KubeObject).metadata.resourceVersion);
@@ -267,7 +268,7 @@ describe('fake API server protocol', () => {
   it('serves discovery for client libraries', async () => {
     expect((await req('GET', '/version')).body).toMatchObject({ major: '1', gitVersion: expect.stringMatching(/^v1\./) });
     expect((await req('GET', '/api')).body).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });
-    expect((await req('GET', '/apis')).body).toMatchObject({ kind: 'APIGroupList', groups: [{ name: 'discovery.k8s.io' }] });
+    expect((await req('GET', '/apis')).body).toMatchObject({ kind: 'APIGroupList', groups: expect.arrayContaining([expect.objectContaining({ name: 'discovery.k8s.io' }), expect.objectContaining({ name: 'apps' })]) });
     const core = (await req('GET', '/api/v1')).body.resources as { name: string; namespaced: boolean }[];
     expect(core.map((r) => r.name)).toEqual(expect.arrayContaining(['nodes', 'services', 'services/status', 'pods', 'pods/status', 'namespaces']));
     const disc = (await req('GET', '/apis/discovery.k8s.io/v1')).body.resources as { name: string; kind: string }[];

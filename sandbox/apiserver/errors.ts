@@ -22,8 +22,21 @@ export interface Status {
   status: 'Failure';
   message: string;
   reason: StatusReason;
-  details?: { name?: string; group?: string; kind?: string };
+  details?: StatusDetails;
   code: number;
+}
+
+export interface StatusCause {
+  type: string;
+  message: string;
+  field?: string;
+}
+export interface StatusDetails {
+  name?: string;
+  group?: string;
+  kind?: string;
+  /** Per-field reasons (422 Invalid field errors, 409 apply conflicts). */
+  causes?: StatusCause[];
 }
 
 export class ApiError extends Error {
@@ -31,7 +44,7 @@ export class ApiError extends Error {
     readonly code: number,
     readonly reason: StatusReason,
     message: string,
-    readonly details?: { name?: string; group?: string; kind?: string },
+    readonly details?: StatusDetails,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -59,7 +72,11 @@ export const conflict = (resource: string, name: string, group = ''): ApiError =
   );
 
 export const invalid = (kind: string, name: string, field: string, why: string): ApiError =>
-  new ApiError(422, 'Invalid', `${kind} "${name}" is invalid: ${field}: ${why}`, { name, kind });
+  new ApiError(422, 'Invalid', `${kind} "${name}" is invalid: ${field}: ${why}`, {
+    name,
+    kind,
+    causes: [{ type: why.startsWith('Required value') ? 'FieldValueRequired' : 'FieldValueInvalid', message: why, field }],
+  });
 
 export const gone = (requested: number, oldest: number): ApiError =>
   new ApiError(410, 'Gone', `too old resource version: ${requested} (${oldest})`);

@@ -6,7 +6,7 @@ import { FakeStore, type StoreSnapshot } from './store.js';
 import { startFakeApiServer } from './server.js';
 
 export { startFakeApiServer } from './server.js';
-export type { FakeApiServer, FakeApiServerOptions, RequestRecord } from './server.js';
+export type { FakeApiServer, FakeApiServerOptions, RequestRecord, RouteHandler, UpgradeHandler } from './server.js';
 export { FakeStore, mergePatch } from './store.js';
 export type { AdmitFn, AdmitOp, FakeStoreOptions, ListOptions, ListResult, StoreSnapshot, WriteOptions } from './store.js';
 export { ApiError } from './errors.js';

@@ -1,7 +1,7 @@
 // The resources the fake API server knows, with what discovery and the path router need.
 // Plural resource names double as the `Kind` names of common/types.ts, so tests use one vocabulary.
 
-export type ResourceName = 'nodes' | 'services' | 'pods' | 'namespaces' | 'endpointslices';
+export type ResourceName = 'nodes' | 'services' | 'pods' | 'namespaces' | 'endpointslices' | 'deployments' | 'replicasets' | 'daemonsets' | 'events';
 
 export interface ResourceDef {
   readonly name: ResourceName;
@@ -55,7 +55,19 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceDef>> = {
     fields: { 'spec.nodeName': (o) => str(spec(o).nodeName), 'status.phase': (o) => str(status(o).phase), 'status.podIP': (o) => str(status(o).podIP) },
   },
   endpointslices: { name: 'endpointslices', kind: 'EndpointSlice', group: 'discovery.k8s.io', version: 'v1', namespaced: true, hasStatus: false, shortNames: [], fields: {} },
+  deployments: { name: 'deployments', kind: 'Deployment', group: 'apps', version: 'v1', namespaced: true, hasStatus: true, shortNames: ['deploy'], fields: {} },
+  replicasets: { name: 'replicasets', kind: 'ReplicaSet', group: 'apps', version: 'v1', namespaced: true, hasStatus: true, shortNames: ['rs'], fields: {} },
+  daemonsets: { name: 'daemonsets', kind: 'DaemonSet', group: 'apps', version: 'v1', namespaced: true, hasStatus: true, shortNames: ['ds'], fields: {} },
+  events: { name: 'events', kind: 'Event', group: '', version: 'v1', namespaced: true, hasStatus: false, shortNames: ['ev'], fields: eventFields() },
 };
+
+/** The field selectors `kubectl describe` and `kubectl events` send for an object's events. */
+function eventFields(): Record<string, (obj: KubeObject) => string> {
+  const involved = (o: KubeObject): Record<string, unknown> => (o.involvedObject && typeof o.involvedObject === 'object' ? (o.involvedObject as Record<string, unknown>) : {});
+  const out: Record<string, (obj: KubeObject) => string> = { reason: (o) => str(o.reason), type: (o) => str(o.type), 'source': (o) => str((o.source as { component?: string } | undefined)?.component) };
+  for (const f of ['kind', 'namespace', 'name', 'uid', 'apiVersion', 'resourceVersion', 'fieldPath']) out[`involvedObject.${f}`] = (o) => str(involved(o)[f]);
+  return out;
+}
 
 export const RESOURCE_NAMES = Object.keys(RESOURCES) as ResourceName[];
 

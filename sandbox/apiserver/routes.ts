@@ -10,9 +10,9 @@ export interface Route {
   readonly subresource?: 'status';
 }
 
+// Every group version of the resource table has its prefix, so a new resource needs no route.
 const PREFIXES: readonly [string, string][] = [
-  ['/api/v1/', ''],
-  ['/apis/discovery.k8s.io/v1/', 'discovery.k8s.io'],
+  ...new Map(Object.values(RESOURCES).map((d) => [d.group ? `/apis/${d.group}/${d.version}/` : `/api/${d.version}/`, d.group] as [string, string])),
 ];
 
 export function parseRoute(pathname: string): Route | undefined {

@@ -4,8 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync, renameSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { discovery } from './discovery.js';
+import { negotiateAs, parseAccept } from './media.js';
+import { serveOpenApi } from './openapi.js';
+import { parseIncludeObject, toTable, type IncludeObject } from './table.js';
 import { ApiError, gone } from './errors.js';
 import type { StoreEvent } from './history.js';
 import { apiVersionOf, type KubeObject, type ResourceName } from './resources.js';
@@ -14,6 +17,7 @@ import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { FakeStore, type AdmitFn, type FakeStoreOptions } from './store.js';
 import { selfSignedCert, type TlsMaterial } from './tls.js';
 import { WatchStream } from './watch-stream.js';
+import { create, deleteOptions, patch, remove, update, type WriteResult } from './writes.js';
 
 export interface FakeApiServerOptions {
   /** Default 127.0.0.1. */
@@ -63,7 +67,16 @@ export interface FakeApiServer {
   readonly requests: readonly RequestRecord[];
   /** Stops serving: open watches and keep-alive connections are cut. The store stays usable. */
   close(): Promise<void>;
+  /** Serves extra paths (subresources, views) before the generic routes; returns a remover. */
+  route(fn: RouteHandler): () => void;
+  /** Serves HTTP upgrade requests (pods/exec over WebSocket); returns a remover. */
+  upgrade(fn: UpgradeHandler): () => void;
 }
+
+/** Handles the request and resolves true, or resolves false to pass it on. Throw ApiError for a Status. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
+/** Takes over the socket and returns true, or returns false to pass it on. */
+export type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer, url: URL) => boolean;
 
 interface Page {
   readonly items: KubeObject[];
@@ -71,6 +84,10 @@ interface Page {
 }
 
 const MAX_PAGES = 64;
+const TABLE = [
+  { g: 'meta.k8s.io', v: 'v1', as: 'Table' },
+  { g: 'meta.k8s.io', v: 'v1beta1', as: 'Table' },
+] as const;
 const MAX_REQUEST_LOG = 2000;
 
 export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
@@ -79,6 +96,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   const watches = new Set<WatchStream>();
   const pages = new Map<string, Page>();
   const requests: RequestRecord[] = [];
+  const extraRoutes: RouteHandler[] = [];
+  const upgrades: UpgradeHandler[] = [];
   let url = '';
 
   const unsubscribe = store.onEvent((e: StoreEvent) => {
@@ -95,47 +114,63 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     const u = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
     if (['/healthz', '/livez', '/readyz'].includes(u.pathname)) return sendText(res, 200, 'ok');
-    const doc = method === 'GET' ? discovery(u.pathname, new URL(url).host) : undefined;
-    if (doc !== undefined) return sendJson(res, 200, doc);
+    for (const r of extraRoutes) if (await r(req, res, u)) return;
+    if (method === 'GET' && u.pathname.startsWith('/openapi/')) {
+      const doc = serveOpenApi(u.pathname, req.headers.accept);
+      if (doc) {
+        res.writeHead(doc.status, { 'Content-Type': doc.contentType, 'Content-Length': Buffer.byteLength(doc.text) });
+        res.end(doc.text);
+        return;
+      }
+    }
+    const accept = parseAccept(req.headers.accept);
+    const doc = method === 'GET' ? discovery(u.pathname, new URL(url).host, accept) : undefined;
+    if (doc !== undefined) return sendJson(res, 200, doc.body, doc.contentType);
     const route = parseRoute(u.pathname);
     if (!route) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     const q = u.searchParams;
     const r = route.def.name;
-    const nsOpt = { namespace: route.namespace, subresource: route.subresource };
     switch (method) {
       case 'GET':
-        if (route.name !== undefined) return sendJson(res, 200, store.get(r, route.name, route.namespace));
-        if (q.get('watch') === 'true' || q.get('watch') === '1') return watch(route, q, res);
-        return sendJson(res, 200, list(route, q));
+      {
+        const asTable = negotiateAs(accept, TABLE) !== undefined;
+        const include = parseIncludeObject(q.get('includeObject'));
+        if (route.name !== undefined) {
+          const o = store.get(r, route.name, route.namespace);
+          return sendJson(res, 200, asTable ? toTable(route.def, [o], { include, metadata: { resourceVersion: o.metadata.resourceVersion } }) : o);
+        }
+        if (q.get('watch') === 'true' || q.get('watch') === '1') return watch(route, q, res, asTable ? include : undefined);
+        const l = list(route, q);
+        return sendJson(res, 200, asTable ? toTable(route.def, l.items, { include, metadata: l.metadata }) : l);
+      }
       case 'POST':
         if (route.name !== undefined || route.subresource) throw methodNotAllowed(method);
-        return sendJson(res, 201, store.create(r, (await readJson(req)) as KubeObject, nsOpt));
-      case 'PUT': {
+        return sendWrite(res, create(store, route, q, req.headers, await readJson(req)));
+      case 'PUT':
         if (route.name === undefined) throw methodNotAllowed(method);
-        const body = (await readJson(req)) as KubeObject;
-        if (body && typeof body === 'object' && body.metadata?.name !== undefined && body.metadata.name !== route.name) {
-          throw new ApiError(400, 'BadRequest', 'the name of the object does not match the name on the URL');
-        }
-        if (body && typeof body === 'object') body.metadata = { ...(body.metadata ?? {}), name: route.name };
-        return sendJson(res, 200, store.update(r, body, nsOpt));
-      }
-      case 'PATCH': {
+        return sendWrite(res, update(store, route, q, req.headers, await readJson(req)));
+      case 'PATCH':
         if (route.name === undefined) throw methodNotAllowed(method);
-        const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
-        if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') {
-          throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`);
-        }
-        return sendJson(res, 200, store.patch(r, route.name, await readJson(req), nsOpt));
-      }
-      case 'DELETE':
+        return sendWrite(res, patch(store, route, q, req.headers, await readBody(req)));
+      case 'DELETE': {
         if (route.name === undefined || route.subresource) throw methodNotAllowed(method);
-        return sendJson(res, 200, store.delete(r, route.name, route.namespace));
+        const text = await readBody(req);
+        let body: unknown;
+        try {
+          body = text.trim() === '' ? undefined : JSON.parse(text);
+        } catch (e) {
+          throw new ApiError(400, 'BadRequest', `the request body is not valid JSON: ${(e as Error).message}`);
+        }
+        const out = remove(store, route, deleteOptions(q, body));
+        if (out.finishAfterSeconds !== undefined) finishDeletion(route, out.body as KubeObject, out.finishAfterSeconds);
+        return sendJson(res, out.status, out.body);
+      }
       default:
         throw methodNotAllowed(method);
     }
   }
 
-  function list(route: Route, q: URLSearchParams): unknown {
+  function list(route: Route, q: URLSearchParams): { kind: string; apiVersion: string; metadata: Record<string, unknown>; items: KubeObject[] } {
     const limit = Number(q.get('limit') ?? 0) || 0;
     const token = q.get('continue');
     let page: Page;
@@ -176,7 +211,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (n > store.resourceVersion) throw new ApiError(504, 'Timeout', `Too large resource version: ${n}, current: ${store.resourceVersion}`);
   }
 
-  function watch(route: Route, q: URLSearchParams, res: ServerResponse): void {
+  /** `table` set: every event's object becomes a one-row Table, headers in the first one only. */
+  function watch(route: Route, q: URLSearchParams, res: ServerResponse, table?: IncludeObject): void {
     const def = route.def;
     const byLabel = parseLabelSelector(q.get('labelSelector') ?? undefined);
     const byField = parseFieldSelector(def, q.get('fieldSelector') ?? undefined);
@@ -184,7 +220,13 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     const match = (o: KubeObject): boolean => (ns === undefined || o.metadata?.namespace === ns) && byLabel(o) && byField(o);
     const timeoutMs = (Number(q.get('timeoutSeconds') ?? 0) || 1800) * 1000;
     const bookmarks = q.get('allowWatchBookmarks') === 'true' || q.get('allowWatchBookmarks') === '1';
-    const w = new WatchStream(def, res, match, bookmarks, timeoutMs, (s) => watches.delete(s));
+    let headersSent = false;
+    const transform = table === undefined ? undefined : (o: object): object => {
+      const t = toTable(def, [o as KubeObject], { include: table, noHeaders: headersSent, metadata: { resourceVersion: (o as KubeObject).metadata?.resourceVersion } }) as object;
+      headersSent = true;
+      return t;
+    };
+    const w = new WatchStream(def, res, match, bookmarks, timeoutMs, (s) => watches.delete(s), transform);
     const rv = q.get('resourceVersion');
     if (rv === null || rv === '' || rv === '0') {
       // No starting point: synthetic ADDED for the current state, then live events.
@@ -204,6 +246,23 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (!w.closed) watches.add(w);
   }
 
+  // Graceful deletion's deadline: the kubelet stand-in normally confirms earlier; this removes a
+  // pod whose node never does, so nothing stays Terminating forever.
+  const deletions = new Set<NodeJS.Timeout>();
+  function finishDeletion(route: Route, obj: KubeObject, seconds: number): void {
+    const t = setTimeout(() => {
+      deletions.delete(t);
+      try {
+        const cur = store.get(route.def.name, obj.metadata.name!, route.namespace);
+        if (cur.metadata.uid === obj.metadata.uid && cur.metadata.deletionTimestamp) store.delete(route.def.name, obj.metadata.name!, route.namespace);
+      } catch {
+        // Already gone.
+      }
+    }, seconds * 1000);
+    t.unref();
+    deletions.add(t);
+  }
+
   const bookmarkMs = opts.bookmarkIntervalMs ?? 5000;
   const bookmarkTimer = bookmarkMs > 0 ? setInterval(() => {
     for (const w of watches) w.bookmark(store.resourceVersion);
@@ -218,6 +277,12 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       server.off('error', reject);
       resolve();
     });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    requests.push({ method: req.method ?? 'GET', url: req.url ?? '/' });
+    const u = new URL(req.url ?? '/', 'http://fake');
+    for (const h of upgrades) if (h(req, socket, head, u)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
   });
   const port = (server.address() as AddressInfo).port;
   url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -251,6 +316,14 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     ...(tls && { tls }),
     store,
     requests,
+    route(fn) {
+      extraRoutes.push(fn);
+      return () => extraRoutes.splice(extraRoutes.indexOf(fn) >>> 0, 1);
+    },
+    upgrade(fn) {
+      upgrades.push(fn);
+      return () => upgrades.splice(upgrades.indexOf(fn) >>> 0, 1);
+    },
     admit: (resource, fn) => store.admit(resource, fn),
     kubeconfig,
     writeKubeconfig(path) {
@@ -273,6 +346,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     async close() {
       unsubscribe();
       if (bookmarkTimer) clearInterval(bookmarkTimer);
+      for (const t of deletions) clearTimeout(t);
       for (const w of [...watches]) w.destroy();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
@@ -294,20 +368,31 @@ function decodeContinue(token: string): { id: string; offset: number } | undefin
   }
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const text = await readBody(req);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch (e) {
     throw new ApiError(400, 'BadRequest', `the request body is not valid JSON: ${(e as Error).message}`);
   }
 }
 
-function sendJson(res: ServerResponse, code: number, body: unknown): void {
+function sendJson(res: ServerResponse, code: number, body: unknown, contentType = 'application/json'): void {
   const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(code, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+function sendWrite(res: ServerResponse, w: WriteResult): void {
+  // Warn-level field validation travels as HTTP warnings (RFC 7234 code 299), which kubectl prints.
+  if (w.warnings.length > 0) res.setHeader('Warning', w.warnings.map((m) => `299 - ${JSON.stringify(m)}`));
+  sendJson(res, w.status, w.body);
 }
 
 function sendText(res: ServerResponse, code: number, body: string): void {

@@ -26,6 +26,8 @@ export interface WriteOptions {
   namespace?: string;
   /** "status" writes only .status (and keeps the rest), like PUT/PATCH on .../status. */
   subresource?: 'status';
+  /** Admit and validate, return what would be stored, store nothing (dryRun=All). */
+  dryRun?: boolean;
 }
 export interface StoreSnapshot {
   resourceVersion: number;
@@ -101,8 +103,10 @@ export class FakeStore {
     meta.creationTimestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     delete meta.resourceVersion;
     delete meta.deletionTimestamp;
+    meta.generation = 1;
     const admitted = this.runHooks(resource, 'CREATE', obj, undefined);
     this.validate(def, admitted);
+    if (opts.dryRun) return structuredClone(admitted);
     return structuredClone(this.commit(def, key, 'ADDED', admitted, undefined));
   }
 
@@ -124,7 +128,7 @@ export class FakeStore {
     if (obj.metadata.resourceVersion !== undefined && obj.metadata.resourceVersion !== old.metadata.resourceVersion) {
       throw conflict(resource, name, def.group);
     }
-    return structuredClone(this.replaceObject(def, old, obj, opts.subresource));
+    return structuredClone(this.replaceObject(def, old, obj, opts.subresource, opts.dryRun));
   }
 
   /** JSON merge patch (RFC 7386); strategic merge patches are treated the same way. */
@@ -146,10 +150,11 @@ export class FakeStore {
     return structuredClone(this.replaceObject(def, old, merged, opts.subresource));
   }
 
-  delete(resource: ResourceName, name: string, namespace?: string): KubeObject {
+  delete(resource: ResourceName, name: string, namespace?: string, opts: { dryRun?: boolean } = {}): KubeObject {
     const def = RESOURCES[resource];
     const old = this.getRef(resource, name, namespace);
     this.runHooks(resource, 'DELETE', old, old);
+    if (opts.dryRun) return structuredClone(old);
     const key = storeKey(def, old.metadata.namespace, name);
     return structuredClone(this.commit(def, key, 'DELETED', { ...old, metadata: { ...old.metadata } }, old));
   }
@@ -203,7 +208,7 @@ export class FakeStore {
     return out.map((e) => e[1]);
   }
 
-  private replaceObject(def: ResourceDef, old: KubeObject, obj: KubeObject, subresource: 'status' | undefined): KubeObject {
+  private replaceObject(def: ResourceDef, old: KubeObject, obj: KubeObject, subresource: 'status' | undefined, dryRun = false): KubeObject {
     let next: KubeObject;
     if (subresource === 'status') {
       next = { ...old, metadata: { ...old.metadata } };
@@ -222,6 +227,13 @@ export class FakeStore {
     const admitted = this.runHooks(def.name, 'UPDATE', next, old);
     this.validate(def, admitted);
     admitted.metadata.resourceVersion = old.metadata.resourceVersion;
+    // metadata.generation counts changes of the desired state: everything but metadata and status.
+    const desired = (o: KubeObject): unknown => ({ ...o, metadata: undefined, status: undefined, apiVersion: undefined, kind: undefined });
+    if (old.metadata.generation !== undefined || admitted.metadata.generation !== undefined) {
+      const gen = typeof old.metadata.generation === 'number' ? old.metadata.generation : 1;
+      admitted.metadata.generation = isDeepStrictEqual(desired(admitted), desired(old)) ? gen : gen + 1;
+    }
+    if (dryRun) return admitted;
     // Like etcd's guaranteed update: a write that changes nothing keeps the resourceVersion and emits nothing.
     if (isDeepStrictEqual(admitted, old)) return old;
     return this.commit(def, storeKey(def, old.metadata.namespace, old.metadata.name!), 'MODIFIED', admitted, old);

@@ -18,6 +18,8 @@ export class WatchStream {
     readonly bookmarks: boolean,
     timeoutMs: number,
     private readonly onClose: (w: WatchStream) => void,
+    /** Turns each event's object into what the client asked for (a Table row), else sent as stored. */
+    private readonly transform: (o: object) => object = (o) => o,
   ) {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
     res.flushHeaders();
@@ -70,7 +72,8 @@ export class WatchStream {
 
   private write(type: string, object: object): void {
     if (this.closed) return;
-    this.res.write(`{"type":"${type}","object":${JSON.stringify(object)}}\n`);
+    const out = type === 'ERROR' || type === 'BOOKMARK' ? object : this.transform(object);
+    this.res.write(`{"type":"${type}","object":${JSON.stringify(out)}}\n`);
   }
 
   private finish(): void {

@@ -2,10 +2,12 @@
 // the pod's resolv.conf applies and stopping it kills everything it spawned.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
+import { agnhostArgv, isAgnhostImage } from '../agnhost/image.js';
 import type { KubeObject } from '../apiserver/resources.js';
 
 export interface ContainerSpec {
   name: string;
+  image?: string;
   command?: string[];
   args?: string[];
   env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }[];
@@ -16,6 +18,9 @@ export interface ContainerSpec {
 
 /** What a container runs: command + args; an image entrypoint cannot run here, so none means "pause". */
 export function containerArgv(c: ContainerSpec): string[] {
+  // agnhost, the upstream test image, is the one image the sandbox provides a stand-in for.
+  const agnhost = isAgnhostImage(c.image) ? agnhostArgv(c.command, c.args) : undefined;
+  if (agnhost) return agnhost;
   const argv = [...(c.command ?? []), ...(c.args ?? [])];
   return argv.length ? argv : ['sleep', 'infinity'];
 }

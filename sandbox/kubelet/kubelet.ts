@@ -10,6 +10,7 @@ import type { Logger } from '../../common/log.js';
 import type { KubeObject } from '../apiserver/resources.js';
 import type { FakeStore } from '../apiserver/store.js';
 import { cniAdd, cniDel, execInNetns, loadNetConfList, resultIPs, type NetConfList } from '../cni-exec.js';
+import type { RecordEvent } from '../events.js';
 import { podContainerId, podNetns, type Layout, type NodeLayout } from '../names.js';
 import { podResolvConf, type DnsSettings } from '../resolv.js';
 import { run, tryRun } from '../sh.js';
@@ -26,6 +27,17 @@ export interface KubeletOptions {
   /** Extra plugin directories after the node's own bin dir (Debian's reference plugins). */
   readonly extraCniBinDirs?: readonly string[];
   readonly tickMs?: number;
+  /** Records Events about pods (Created, Started, Killing, BackOff, …); none by default. */
+  readonly events?: RecordEvent;
+}
+
+/** Where a running container can be reached, for logs and exec. */
+export interface ContainerTarget {
+  readonly netns: string;
+  readonly env: Record<string, string>;
+  readonly cwd: string;
+  readonly logFile: string;
+  readonly running: boolean;
 }
 
 interface Container {
@@ -71,6 +83,26 @@ interface PodRecord {
   cniList?: NetConfList;
   cniResult?: unknown;
   pgids: number[];
+  portMappings?: PortMapping[];
+}
+
+interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: string;
+  hostIP?: string;
+}
+
+/** The portMappings capability of a pod, as containerd builds it from the containers' hostPorts. */
+export function portMappings(pod: KubeObject): PortMapping[] {
+  const out: PortMapping[] = [];
+  for (const c of (specOf(pod).containers ?? []) as ContainerSpec[]) {
+    for (const p of (c.ports ?? []) as { containerPort: number; hostPort?: number; protocol?: string; hostIP?: string }[]) {
+      if (!p.hostPort) continue;
+      out.push({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP').toLowerCase(), ...(p.hostIP ? { hostIP: p.hostIP } : {}) });
+    }
+  }
+  return out;
 }
 
 /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- raw API JSON, read only */
@@ -83,9 +115,30 @@ export class Kubelet {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  private readonly event: RecordEvent;
 
   constructor(private readonly o: KubeletOptions) {
     this.recordDir = join(o.node.dir, 'pods');
+    this.event = o.events ?? (() => undefined);
+  }
+
+  /** One directory per pod, like /var/log/pods/<ns>_<name>_<uid>: a recreated pod starts empty. */
+  private logDir(rt: { namespace: string; name: string; uid: string }): string {
+    return join(this.o.node.dir, 'logs', `${rt.namespace}_${rt.name}_${rt.uid}`);
+  }
+
+  /** A container of a pod this kubelet runs, or undefined when the pod or container is not here. */
+  container(uid: string, name: string): ContainerTarget | undefined {
+    const rt = this.runtimes.get(uid);
+    const c = rt?.containers.find((x) => x.spec.name === name);
+    if (!rt || !c) return undefined;
+    return {
+      netns: rt.netns,
+      env: containerEnv(c.spec, rt.pod, rt.ips[0] ?? '', this.o.node.ip),
+      cwd: c.spec.workingDir || '/',
+      logFile: join(this.logDir(rt), `${c.spec.name}.log`),
+      running: c.proc !== undefined,
+    };
   }
 
   get nodeName(): string {
@@ -147,9 +200,13 @@ export class Kubelet {
   async sync(): Promise<void> {
     const pods = this.o.store.select('pods', { fieldSelector: `spec.nodeName=${this.o.node.name}` });
     const seen = new Set<string>();
+    const terminating: KubeObject[] = [];
     for (const pod of pods) {
       const uid = pod.metadata.uid ?? '';
-      if (pod.metadata.deletionTimestamp) continue;
+      if (pod.metadata.deletionTimestamp) {
+        terminating.push(pod);
+        continue;
+      }
       seen.add(uid);
       let rt = this.runtimes.get(uid);
       if (!rt) {
@@ -165,6 +222,17 @@ export class Kubelet {
       this.writeStatus(rt);
     }
     for (const rt of [...this.runtimes.values()]) if (!seen.has(rt.uid)) await this.teardown(rt);
+    // The kubelet's half of graceful deletion: the containers are stopped, so the pod may go now.
+    for (const pod of terminating) this.confirmDeletion(pod);
+  }
+
+  private confirmDeletion(pod: KubeObject): void {
+    const { name = '', namespace = 'default', uid } = pod.metadata;
+    try {
+      if (this.o.store.get('pods', name, namespace).metadata.uid === uid) this.o.store.delete('pods', name, namespace);
+    } catch {
+      // Already gone.
+    }
   }
 
   private newRuntime(pod: KubeObject): PodRuntime {
@@ -234,10 +302,10 @@ export class Kubelet {
     rt.cniList = list;
     await this.saveRecord(rt);
     try {
-      rt.cniResult = await cniAdd(list, this.cniCall(rt));
+      rt.cniResult = await cniAdd(list, this.cniCall(this.record(rt)));
     } catch (err) {
       // Undo the partial ADD, as the runtime does, before the next attempt.
-      await cniDel(list, this.cniCall(rt), undefined).catch(() => undefined);
+      await cniDel(list, this.cniCall(this.record(rt)), undefined).catch(() => undefined);
       this.markNetwork(rt, false, `failed to set up the pod network (${list.file}): ${(err as Error).message}`);
       return;
     }
@@ -248,13 +316,16 @@ export class Kubelet {
   }
 
   private markNetwork(rt: PodRuntime, ready: boolean, message: string): void {
+    // Once per distinct failure: the kubelet retries every tick and would flood the events.
+    if (!ready && message !== rt.networkMessage && !rt.hostNetwork) this.event(rt.pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${message}`);
     rt.networkReady = ready;
     rt.networkMessage = message;
     if (!ready) for (const c of rt.containers) c.state = { kind: 'waiting', reason: 'ContainerCreating', message };
   }
 
-  private cniCall(rec: { netns: string; containerId: string; namespace: string; name: string }) {
+  private cniCall(rec: { netns: string; containerId: string; namespace: string; name: string; portMappings?: PortMapping[] }) {
     return {
+      ...(rec.portMappings?.length ? { capabilityArgs: { portMappings: rec.portMappings } } : {}),
       containerId: rec.containerId,
       netnsPath: `/var/run/netns/${rec.netns}`,
       ifName: 'eth0',
@@ -266,9 +337,13 @@ export class Kubelet {
   }
 
   private async start(rt: PodRuntime, c: Container): Promise<void> {
-    const logFile = join(this.o.node.dir, 'logs', `${rt.namespace}_${rt.name}_${c.spec.name}.log`);
-    await mkdir(join(this.o.node.dir, 'logs'), { recursive: true });
+    const logFile = join(this.logDir(rt), `${c.spec.name}.log`);
+    await mkdir(this.logDir(rt), { recursive: true });
+    const image = (c.spec as { image?: string }).image ?? '';
+    this.event(rt.pod, 'Normal', 'Pulled', `Container image "${image}" already present on machine`);
     const proc = startContainer(rt.netns, c.spec, containerEnv(c.spec, rt.pod, rt.ips[0] ?? '', this.o.node.ip), logFile);
+    this.event(rt.pod, 'Normal', 'Created', `Created container: ${c.spec.name}`);
+    this.event(rt.pod, 'Normal', 'Started', `Started container ${c.spec.name}`);
     const startedAt = nowIso();
     const restarted = c.state.kind === 'terminated';
     c.proc = proc;
@@ -276,7 +351,10 @@ export class Kubelet {
     if (restarted) c.restartCount++;
     c.nextProbe = Date.now() + ((c.spec.readinessProbe as Probe | undefined)?.initialDelaySeconds ?? 0) * 1000;
     c.exited = new Promise((resolve) => {
-      proc.on('error', (err) => this.o.log.warn({ err, pod: rt.name, container: c.spec.name }, 'container failed to start'));
+      proc.on('error', (err) => {
+        this.o.log.warn({ err, pod: rt.name, container: c.spec.name }, 'container failed to start');
+        this.event(rt.pod, 'Warning', 'Failed', `Error: ${err.message}`);
+      });
       proc.on('exit', (code, sig) => {
         if (c.proc !== proc) return resolve();
         c.proc = undefined;
@@ -285,6 +363,10 @@ export class Kubelet {
         // CrashLoopBackOff: double the wait after each quick exit, up to 30s.
         c.nextStart = Date.now() + c.backoffMs;
         c.backoffMs = Math.min(c.backoffMs * 2, 30_000);
+        const policy = specOf(rt.pod).restartPolicy ?? 'Always';
+        if (!this.stopped && this.runtimes.has(rt.uid) && (policy === 'Always' || (policy === 'OnFailure' && code !== 0))) {
+          this.event(rt.pod, 'Warning', 'BackOff', `Back-off restarting failed container ${c.spec.name} in pod ${rt.name}_${rt.namespace}(${rt.uid})`);
+        }
         resolve();
         this.kick();
       });
@@ -300,6 +382,7 @@ export class Kubelet {
       .then((ok) => {
         const was = c.readiness!.ready;
         const now = c.proc ? c.readiness!.record(ok) : false;
+        if (!ok && c.proc && was) this.event(rt.pod, 'Warning', 'Unhealthy', `Readiness probe failed: ${c.spec.name} did not answer its ${Object.keys(probe).find((k) => k !== 'periodSeconds' && k !== 'initialDelaySeconds' && k !== 'timeoutSeconds' && k !== 'failureThreshold' && k !== 'successThreshold') ?? ''} probe`);
         // Until the first success probe quickly, so a pod turns ready soon after it listens.
         c.nextProbe = Date.now() + (now ? (probe.periodSeconds ?? 10) * 1000 : Math.min(1000, (probe.periodSeconds ?? 10) * 1000));
         if (was !== now) this.kick();
@@ -349,9 +432,11 @@ export class Kubelet {
   private async teardown(rt: PodRuntime): Promise<void> {
     this.runtimes.delete(rt.uid);
     const graceMs = Math.min(5, specOf(rt.pod).terminationGracePeriodSeconds ?? 30) * 1000;
+    for (const c of rt.containers) if (c.proc) this.event(rt.pod, 'Normal', 'Killing', `Stopping container ${c.spec.name}`);
     await Promise.all(rt.containers.filter((c) => c.proc?.pid).map((c) => stopProcessGroup(c.proc!.pid!, graceMs, c.exited)));
     await this.releaseNetwork(this.record(rt));
     await rm(join(this.recordDir, `${rt.uid}.json`), { force: true });
+    await rm(this.logDir(rt), { recursive: true, force: true });
     this.o.log.info({ pod: `${rt.namespace}/${rt.name}` }, 'pod stopped');
   }
 
@@ -375,6 +460,7 @@ export class Kubelet {
       ...(rt.cniList ? { cniList: rt.cniList } : {}),
       ...(rt.cniResult !== undefined ? { cniResult: rt.cniResult } : {}),
       pgids: rt.containers.map((c) => c.proc?.pid).filter((p): p is number => p !== undefined),
+      portMappings: portMappings(rt.pod),
     };
   }
 

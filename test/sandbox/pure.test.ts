@@ -48,14 +48,15 @@ describe('parseManifests', () => {
     expect(parseManifests(text).map((m) => `${m.resource}/${m.object.metadata.name}`)).toEqual(['namespaces/shop', 'pods/a', 'endpointslices/s']);
   });
   it('rejects unknown kinds, wrong apiVersions, nameless objects and bad YAML with a one-line reason', () => {
-    expect(() => parseManifests('kind: Deployment\nmetadata: {name: x}\n')).toThrowError(/unsupported kind "Deployment"/);
+    expect(() => parseManifests('kind: StatefulSet\nmetadata: {name: x}\n')).toThrowError(/unsupported kind "StatefulSet"/);
     expect(() => parseManifests('apiVersion: v2\nkind: Pod\nmetadata: {name: x}\n')).toThrowError(/apiVersion v1/);
     expect(() => parseManifests('kind: Pod\nmetadata: {}\n')).toThrowError(/no metadata.name/);
     expect(() => parseManifests('kind: [\n')).toThrowError(/document 1/);
   });
   it('maps kubectl-style resource names', () => {
     expect(['po', 'Service', 'endpointslices.discovery.k8s.io', 'no'].map(resourceFor)).toEqual(['pods', 'services', 'endpointslices', 'nodes']);
-    expect(() => resourceFor('deploy')).toThrowError(/unknown resource type/);
+    expect(() => resourceFor('sts')).toThrowError(/unknown resource type/);
+    expect(resourceFor('deploy')).toBe('deployments');
   });
 });
 

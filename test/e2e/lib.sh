@@ -43,7 +43,7 @@ skip() {
 
 summary() {
   local t
-  printf '\n==================== skiff kind e2e summary ====================\n'
+  printf '\n==================== skiff e2e summary ====================\n'
   for t in "${PASSED[@]}"; do printf '  PASS  %s\n' "$t"; done
   for t in "${SKIPPED[@]}"; do printf '  SKIP  %s\n' "$t"; done
   for t in "${FAILED[@]}"; do printf '  FAIL  %s\n' "$t"; done
@@ -65,7 +65,7 @@ pod_get() {
   [ "$got" = "$3" ]
 }
 
-# host_get URL: an HTTP GET from the docker host, i.e. from outside the cluster.
+# host_get URL: an HTTP GET from this machine (the docker host, or the sandbox host), outside the cluster.
 host_get() {
   curl -fsS --max-time 3 "$1" 2>/dev/null
 }

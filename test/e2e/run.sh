@@ -1,21 +1,19 @@
 #!/usr/bin/env bash
-# End-to-end test of skiff on a kind cluster with no default CNI, no kube-proxy and no CoreDNS:
-# creates the cluster (manifests/kind.yaml), builds and loads the image, installs skiff with the kind
-# overlay, then checks pod-to-pod across nodes, ClusterIP, NodePort and hostPort from outside the
-# cluster, externalTrafficPolicy Local source IPs and cluster DNS. Runs the upstream [sig-network]
-# conformance tests too when an e2e.test binary is on PATH.
+# End-to-end test of skiff, driven only through kubectl, on one of two targets:
+#   --target sandbox  skiff's own multi-node sandbox on this machine (root; the default)
+#   --target kind     a kind cluster with no default CNI, no kube-proxy and no CoreDNS (docker)
+# Only bringing the cluster up (and the image into it) differs per target (targets/*.sh); the same
+# workloads (workloads.yaml, the upstream agnhost image) and the same checks run on both: node
+# annotations, pod to pod across nodes, ClusterIP (to pods and to the API server), NodePort and
+# hostPort from outside the cluster, externalTrafficPolicy Local source IPs and cluster DNS.
 #
-# Needs a Linux docker host (the node IPs must be reachable from it), docker, kind, kubectl, curl and
-# ip; the nodes pull registry.k8s.io/e2e-test-images/agnhost for the test workloads.
 # Environment:
 #   KEEP=1          leave the cluster running afterwards (KUBECONFIG path is printed)
-#   REUSE=1         use an existing skiff-e2e cluster instead of failing
-#   SKIP_BUILD=1    do not build the image; load the existing skiff:e2e
-#   KIND_NODE_IMAGE kindest/node image to use (default: kind's own default)
-#   E2E_FOCUS / E2E_SKIP  ginkgo regexes for e2e.test
+#   REUSE=1         use an existing cluster/sandbox of the target's name instead of failing
 #   ARTIFACTS       where logs go on failure (default: a new directory under /tmp)
+#   and each target's own (see targets/*.sh).
 # Exit status: 0 all checks passed, 1 a check failed, 3 setup failed (cluster, image, rollout),
-# 77 a prerequisite is missing (nothing was created).
+# 77 a prerequisite is missing (nothing was created), 2 bad usage.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,28 +21,37 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
-readonly CLUSTER=skiff-e2e # fixed: manifests/kind.yaml and the kind overlay name its control plane
-readonly IMAGE=skiff:e2e
-readonly EXIT_FAILED=1 EXIT_SETUP=3 EXIT_PREREQ=77
+readonly EXIT_FAILED=1 EXIT_USAGE=2 EXIT_SETUP=3 EXIT_PREREQ=77
+
+target=sandbox
+while [ $# -gt 0 ]; do
+  case $1 in
+    --target) target=${2:-}; shift 2 || { echo "skiff e2e: --target needs a value" >&2; exit "$EXIT_USAGE"; } ;;
+    --target=*) target=${1#--target=}; shift ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "skiff e2e: unknown argument '$1' (usage: run.sh [--target sandbox|kind])" >&2; exit "$EXIT_USAGE" ;;
+  esac
+done
+case $target in
+  sandbox | kind) ;;
+  *) echo "skiff e2e: unknown target '$target' (sandbox or kind)" >&2; exit "$EXIT_USAGE" ;;
+esac
 
 prereq_missing() {
-  printf 'skiff e2e-kind: %s\n' "$1" >&2
-  printf 'skiff e2e-kind: nothing was run (exit %d = prerequisite missing)\n' "$EXIT_PREREQ" >&2
+  printf 'skiff e2e (%s): %s\n' "$target" "$1" >&2
+  printf 'skiff e2e (%s): nothing was run (exit %d = prerequisite missing)\n' "$target" "$EXIT_PREREQ" >&2
   exit "$EXIT_PREREQ"
 }
 
-command -v docker >/dev/null 2>&1 || prereq_missing 'docker is not installed'
-docker info >/dev/null 2>&1 || prereq_missing 'the docker engine is not reachable (docker info failed)'
-command -v kind >/dev/null 2>&1 || prereq_missing 'kind is not installed (https://kind.sigs.k8s.io)'
-command -v kubectl >/dev/null 2>&1 || prereq_missing 'kubectl is not installed'
-command -v curl >/dev/null 2>&1 || prereq_missing 'curl is not installed (probes from the docker host use it)'
-command -v ip >/dev/null 2>&1 || prereq_missing 'ip (iproute2) is not installed'
+# shellcheck source=targets/sandbox.sh
+. "$here/targets/$target.sh"
+target_prereqs
 
-ARTIFACTS=${ARTIFACTS:-$(mktemp -d /tmp/skiff-e2e-kind.XXXXXX)}
+ARTIFACTS=${ARTIFACTS:-$(mktemp -d "/tmp/skiff-e2e-$target.XXXXXX")}
 mkdir -p "$ARTIFACTS"
 export KUBECONFIG="$ARTIFACTS/kubeconfig"
 created=0 # 1 once a cluster exists that diagnostics can be collected from
-owned=0   # 1 when this run created the cluster and so deletes it
+owned=0   # 1 when this run created the cluster and so removes it
 stage=setup
 
 collect_diagnostics() {
@@ -53,15 +60,9 @@ collect_diagnostics() {
     kubectl get nodes -o wide
     kubectl get pods -A -o wide
     kubectl get svc,endpointslices -A
+    kubectl get events -A
   } >"$ARTIFACTS/cluster.txt" 2>&1 || true
-  kubectl -n kube-system logs -l app.kubernetes.io/name=skiff --all-containers --prefix --tail=-1 \
-    >"$ARTIFACTS/skiff.log" 2>&1 || true
-  local node
-  for node in $(kind get nodes --name "$CLUSTER" 2>/dev/null); do
-    docker exec "$node" sh -c 'nft list ruleset; ip -d link; ip route; ip neigh; bridge fdb show' \
-      >"$ARTIFACTS/$node.net.txt" 2>&1 || true
-  done
-  kind export logs "$ARTIFACTS/kind" --name "$CLUSTER" >/dev/null 2>&1 || true
+  target_diagnostics
 }
 
 finish() {
@@ -72,55 +73,18 @@ finish() {
     rc=$EXIT_SETUP
   fi
   if [ "$rc" -ne 0 ] && [ "$created" = 1 ]; then collect_diagnostics; fi
-  if [ "$owned" = 1 ]; then
-    if [ "${KEEP:-0}" = 1 ]; then
-      log "KEEP=1: cluster $CLUSTER left running; export KUBECONFIG=$KUBECONFIG"
-    else
-      log "deleting cluster $CLUSTER"
-      kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
-    fi
-  fi
+  if [ "$owned" = 1 ]; then target_down; fi
   exit "$rc"
 }
 trap finish EXIT
 
 # --- setup ---------------------------------------------------------------------------------------
-if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
-  if [ "${REUSE:-0}" != 1 ]; then
-    echo "skiff e2e-kind: cluster $CLUSTER already exists; delete it (kind delete cluster --name $CLUSTER) or set REUSE=1" >&2
-    exit "$EXIT_SETUP"
-  fi
-  log "reusing cluster $CLUSTER"
-  kind export kubeconfig --name "$CLUSTER" --kubeconfig "$KUBECONFIG"
-else
-  log "creating kind cluster $CLUSTER"
-  node_image=()
-  if [ -n "${KIND_NODE_IMAGE:-}" ]; then node_image=(--image "$KIND_NODE_IMAGE"); fi
-  owned=1
-  # No --wait: nodes stay NotReady until skiff, their CNI, runs.
-  kind create cluster --config "$root/manifests/kind.yaml" --kubeconfig "$KUBECONFIG" "${node_image[@]}"
-fi
-created=1
-
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  log "building $IMAGE"
-  docker build -t "$IMAGE" "$root"
-fi
-log "loading $IMAGE into the nodes"
-kind load docker-image "$IMAGE" --name "$CLUSTER"
-
-log "removing CoreDNS (skiff serves cluster DNS)"
-kubectl -n kube-system delete deployment coredns --ignore-not-found --wait=true
-
-log "installing skiff"
-kubectl apply -k "$root/manifests/overlays/kind"
-kubectl -n kube-system rollout status daemonset/skiff --timeout=5m
-kubectl wait --for=condition=Ready nodes --all --timeout=5m
+target_up
 
 log "deploying test workloads"
 mapfile -t workers < <(kubectl get nodes -l '!node-role.kubernetes.io/control-plane' -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | sort)
 if [ "${#workers[@]}" -lt 2 ]; then
-  echo "skiff e2e-kind: expected two workers, found ${#workers[@]}" >&2
+  echo "skiff e2e: expected two workers, found ${#workers[@]}" >&2
   exit "$EXIT_SETUP"
 fi
 local_node=${workers[0]}
@@ -259,18 +223,6 @@ check_dns_outside() {
   retry 5 2 dig_is "$client" registry.k8s.io A '^([0-9]+[.]){3}[0-9]+$' +regex
 }
 
-check_conformance() {
-  local focus=${E2E_FOCUS:-'\[sig-network\].*\[Conformance\]'}
-  local skip_re=${E2E_SKIP:-'\[Serial\]|\[Disruptive\]|\[Slow\]'}
-  mkdir -p "$ARTIFACTS/conformance"
-  e2e.test --kubeconfig="$KUBECONFIG" --provider=skeleton --report-dir="$ARTIFACTS/conformance" \
-    --ginkgo.focus="$focus" --ginkgo.skip="$skip_re" --ginkgo.timeout=2h --ginkgo.no-color \
-    >"$ARTIFACTS/conformance/e2e.log" 2>&1
-  local rc=$?
-  tail -n 20 "$ARTIFACTS/conformance/e2e.log" >&2
-  return "$rc"
-}
-
 check node-annotations check_node_annotations
 check pod-to-pod-across-nodes check_pod_to_pod
 check cluster-ip check_cluster_ip
@@ -281,12 +233,12 @@ check external-traffic-policy-local-source-ip check_local_source_ip
 check dns-service-names check_dns_service
 check dns-headless check_dns_headless
 check dns-externalname check_dns_external_name
-check dns-outside-name check_dns_outside
-if command -v e2e.test >/dev/null 2>&1; then
-  check 'conformance [sig-network]' check_conformance
+if [ "$TARGET_HAS_INTERNET" = 1 ]; then
+  check dns-outside-name check_dns_outside
 else
-  skip 'conformance [sig-network]' 'no e2e.test on PATH'
+  skip dns-outside-name "the $target target has no route to the internet"
 fi
+target_extra_checks
 
 stage=finished
 summary
