@@ -10,6 +10,10 @@ const KINDS: Record<string, { resource: ResourceName; apiVersions: readonly stri
   Service: { resource: 'services', apiVersions: ['v1'] },
   Pod: { resource: 'pods', apiVersions: ['v1'] },
   EndpointSlice: { resource: 'endpointslices', apiVersions: ['discovery.k8s.io/v1'] },
+  NetworkPolicy: { resource: 'networkpolicies', apiVersions: ['networking.k8s.io/v1'] },
+  ClusterNetworkPolicy: { resource: 'clusternetworkpolicies', apiVersions: ['policy.networking.k8s.io/v1alpha2'] },
+  AdminNetworkPolicy: { resource: 'adminnetworkpolicies', apiVersions: ['policy.networking.k8s.io/v1alpha1'] },
+  BaselineAdminNetworkPolicy: { resource: 'baselineadminnetworkpolicies', apiVersions: ['policy.networking.k8s.io/v1alpha1'] },
 };
 
 /** `get`/`delete` accept the kind, plural, singular or short name, as kubectl does. */
@@ -19,11 +23,15 @@ const ALIASES: Record<string, ResourceName> = {
   service: 'services', services: 'services', svc: 'services',
   pod: 'pods', pods: 'pods', po: 'pods',
   endpointslice: 'endpointslices', endpointslices: 'endpointslices', eps: 'endpointslices',
+  networkpolicy: 'networkpolicies', networkpolicies: 'networkpolicies', netpol: 'networkpolicies',
+  clusternetworkpolicy: 'clusternetworkpolicies', clusternetworkpolicies: 'clusternetworkpolicies', cnp: 'clusternetworkpolicies',
+  adminnetworkpolicy: 'adminnetworkpolicies', adminnetworkpolicies: 'adminnetworkpolicies', anp: 'adminnetworkpolicies',
+  baselineadminnetworkpolicy: 'baselineadminnetworkpolicies', baselineadminnetworkpolicies: 'baselineadminnetworkpolicies', banp: 'baselineadminnetworkpolicies',
 };
 
 export function resourceFor(kindOrAlias: string): ResourceName {
-  const r = ALIASES[kindOrAlias.toLowerCase()] ?? ALIASES[kindOrAlias.toLowerCase().replace(/\.discovery\.k8s\.io$/, '')];
-  if (!r) throw new UsageError(`unknown resource type "${kindOrAlias}" (known: pods, services, endpointslices, nodes, namespaces)`);
+  const r = ALIASES[kindOrAlias.toLowerCase()] ?? ALIASES[kindOrAlias.toLowerCase().replace(/\.(discovery\.k8s\.io|networking\.k8s\.io|policy\.networking\.k8s\.io)$/, '')];
+  if (!r) throw new UsageError(`unknown resource type "${kindOrAlias}" (known: pods, services, endpointslices, nodes, namespaces, networkpolicies, clusternetworkpolicies, adminnetworkpolicies, baselineadminnetworkpolicies)`);
   return r;
 }
 
@@ -44,7 +52,7 @@ export function parseManifests(text: string, source = 'input'): ManifestObject[]
       return;
     }
     const k = typeof obj.kind === 'string' ? KINDS[obj.kind] : undefined;
-    if (!k) throw new UsageError(`${where}: unsupported kind "${String(obj.kind)}" (Namespace, Node, Service, Pod, EndpointSlice)`);
+    if (!k) throw new UsageError(`${where}: unsupported kind "${String(obj.kind)}" (${Object.keys(KINDS).join(', ')})`);
     if (obj.apiVersion !== undefined && !k.apiVersions.includes(String(obj.apiVersion))) {
       throw new UsageError(`${where}: ${obj.kind} must have apiVersion ${k.apiVersions.join(' or ')}, not "${String(obj.apiVersion)}"`);
     }

@@ -15,6 +15,31 @@ function resourceList(groupVersion: string, defs: ResourceDef[]): unknown {
 
 const groupDefs = (group: string): ResourceDef[] => RESOURCE_NAMES.map((r) => RESOURCES[r]).filter((d) => d.group === group);
 
+/** Every named group but discovery.k8s.io (kept literal below), versions in RESOURCES order: the first is preferred. */
+function extraGroups(): { name: string; versions: { groupVersion: string; version: string }[]; preferredVersion: { groupVersion: string; version: string } }[] {
+  const versions = new Map<string, string[]>();
+  for (const r of RESOURCE_NAMES) {
+    const { group, version } = RESOURCES[r];
+    if (group === '' || group === 'discovery.k8s.io') continue;
+    const vs = versions.get(group) ?? [];
+    if (!vs.includes(version)) vs.push(version);
+    versions.set(group, vs);
+  }
+  return [...versions].map(([name, vs]) => {
+    const gvs = vs.map((version) => ({ groupVersion: `${name}/${version}`, version }));
+    return { name, versions: gvs, preferredVersion: gvs[0]! };
+  });
+}
+
+function extraDiscovery(path: string): unknown {
+  for (const g of extraGroups()) {
+    if (path === `/apis/${g.name}`) return { kind: 'APIGroup', apiVersion: 'v1', ...g };
+    const gv = g.versions.find((v) => path === `/apis/${v.groupVersion}`);
+    if (gv) return resourceList(gv.groupVersion, groupDefs(g.name).filter((d) => d.version === gv.version));
+  }
+  return undefined;
+}
+
 /** The discovery document served at `path`, or undefined when the path is not a discovery path. */
 export function discovery(path: string, serverAddress: string): unknown {
   const discoveryGroup = {
@@ -28,7 +53,7 @@ export function discovery(path: string, serverAddress: string): unknown {
     case '/api':
       return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] };
     case '/apis':
-      return { kind: 'APIGroupList', apiVersion: 'v1', groups: [discoveryGroup] };
+      return { kind: 'APIGroupList', apiVersion: 'v1', groups: [discoveryGroup, ...extraGroups()] };
     case '/apis/discovery.k8s.io':
       return { kind: 'APIGroup', apiVersion: 'v1', ...discoveryGroup };
     case '/api/v1':
@@ -36,6 +61,6 @@ export function discovery(path: string, serverAddress: string): unknown {
     case '/apis/discovery.k8s.io/v1':
       return resourceList('discovery.k8s.io/v1', groupDefs('discovery.k8s.io'));
     default:
-      return undefined;
+      return extraDiscovery(path);
   }
 }

@@ -1,7 +1,16 @@
 // The resources the fake API server knows, with what discovery and the path router need.
 // Plural resource names double as the `Kind` names of common/types.ts, so tests use one vocabulary.
 
-export type ResourceName = 'nodes' | 'services' | 'pods' | 'namespaces' | 'endpointslices';
+export type ResourceName =
+  | 'nodes'
+  | 'services'
+  | 'pods'
+  | 'namespaces'
+  | 'endpointslices'
+  | 'networkpolicies'
+  | 'clusternetworkpolicies'
+  | 'adminnetworkpolicies'
+  | 'baselineadminnetworkpolicies';
 
 export interface ResourceDef {
   readonly name: ResourceName;
@@ -55,6 +64,11 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceDef>> = {
     fields: { 'spec.nodeName': (o) => str(spec(o).nodeName), 'status.phase': (o) => str(status(o).phase), 'status.podIP': (o) => str(status(o).podIP) },
   },
   endpointslices: { name: 'endpointslices', kind: 'EndpointSlice', group: 'discovery.k8s.io', version: 'v1', namespaced: true, hasStatus: false, shortNames: [], fields: {} },
+  networkpolicies: { name: 'networkpolicies', kind: 'NetworkPolicy', group: 'networking.k8s.io', version: 'v1', namespaced: true, hasStatus: false, shortNames: ['netpol'], fields: {} },
+  // network-policy-api CRDs: v1alpha2 first, so discovery prefers it for the group.
+  clusternetworkpolicies: { name: 'clusternetworkpolicies', kind: 'ClusterNetworkPolicy', group: 'policy.networking.k8s.io', version: 'v1alpha2', namespaced: false, hasStatus: true, shortNames: ['cnp'], fields: {} },
+  adminnetworkpolicies: { name: 'adminnetworkpolicies', kind: 'AdminNetworkPolicy', group: 'policy.networking.k8s.io', version: 'v1alpha1', namespaced: false, hasStatus: true, shortNames: ['anp'], fields: {} },
+  baselineadminnetworkpolicies: { name: 'baselineadminnetworkpolicies', kind: 'BaselineAdminNetworkPolicy', group: 'policy.networking.k8s.io', version: 'v1alpha1', namespaced: false, hasStatus: true, shortNames: ['banp'], fields: {} },
 };
 
 export const RESOURCE_NAMES = Object.keys(RESOURCES) as ResourceName[];

@@ -13,6 +13,9 @@ export interface Route {
 const PREFIXES: readonly [string, string][] = [
   ['/api/v1/', ''],
   ['/apis/discovery.k8s.io/v1/', 'discovery.k8s.io'],
+  ['/apis/networking.k8s.io/v1/', 'networking.k8s.io'],
+  ['/apis/policy.networking.k8s.io/v1alpha2/', 'policy.networking.k8s.io'],
+  ['/apis/policy.networking.k8s.io/v1alpha1/', 'policy.networking.k8s.io'],
 ];
 
 export function parseRoute(pathname: string): Route | undefined {
@@ -33,6 +36,8 @@ export function parseRoute(pathname: string): Route | undefined {
     if (!res || !isResourceName(res) || rest.length > 0) return undefined;
     const def = RESOURCES[res];
     if (def.group !== group) return undefined;
+    // One group serves two versions (policy.networking.k8s.io): each kind only under its own.
+    if (group !== '' && !prefix.endsWith(`/${def.version}/`)) return undefined;
     // A namespaced object is only addressable under its namespace.
     if (def.namespaced && name !== undefined && namespace === undefined) return undefined;
     if (sub !== undefined && (sub !== 'status' || !def.hasStatus)) return undefined;
