@@ -1,7 +1,7 @@
 // The resources the fake API server knows, with what discovery and the path router need.
 // Plural resource names double as the `Kind` names of common/types.ts, so tests use one vocabulary.
 
-export type ResourceName = 'nodes' | 'services' | 'pods' | 'namespaces' | 'endpointslices';
+export type ResourceName = 'nodes' | 'services' | 'pods' | 'namespaces' | 'endpointslices' | 'networkpolicies';
 
 export interface ResourceDef {
   readonly name: ResourceName;
@@ -55,6 +55,7 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceDef>> = {
     fields: { 'spec.nodeName': (o) => str(spec(o).nodeName), 'status.phase': (o) => str(status(o).phase), 'status.podIP': (o) => str(status(o).podIP) },
   },
   endpointslices: { name: 'endpointslices', kind: 'EndpointSlice', group: 'discovery.k8s.io', version: 'v1', namespaced: true, hasStatus: false, shortNames: [], fields: {} },
+  networkpolicies: { name: 'networkpolicies', kind: 'NetworkPolicy', group: 'networking.k8s.io', version: 'v1', namespaced: true, hasStatus: false, shortNames: ['netpol'], fields: {} },
 };
 
 export const RESOURCE_NAMES = Object.keys(RESOURCES) as ResourceName[];

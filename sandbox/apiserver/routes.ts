@@ -13,6 +13,7 @@ export interface Route {
 const PREFIXES: readonly [string, string][] = [
   ['/api/v1/', ''],
   ['/apis/discovery.k8s.io/v1/', 'discovery.k8s.io'],
+  ['/apis/networking.k8s.io/v1/', 'networking.k8s.io'],
 ];
 
 export function parseRoute(pathname: string): Route | undefined {
