@@ -50,6 +50,8 @@ export interface PeerSet {
   readonly id: string;
   /** The rule had no peers (`from`/`to` missing or empty): every address. pods/nets stay empty. */
   readonly all: boolean;
+  /** Some peer is a selector: the pod address set exists even while empty (pods come and go). */
+  readonly selectors: boolean;
   /** Addresses of the selected pods, sorted. */
   readonly pods: readonly string[];
   /** ipBlocks minus their excepts, per family, sorted and disjoint. */
@@ -60,7 +62,7 @@ export interface PeerSet {
 }
 
 export interface RuleState {
-  /** Chain identity: "<ns>.<policy>.in<i>" (or ".eg<i>"), plus "~<hash>" for an ingress named-port resolution. */
+  /** Chain identity: "<ns>.<policy>.in<i>" (or ".eg<i>"), plus ".v<hash>" for an ingress named-port resolution. */
   readonly id: string;
   readonly setId: string;
   readonly policy: string;
@@ -210,6 +212,7 @@ export class PolicyIndex {
     s = {
       id,
       all,
+      selectors: rule.peers.some((p) => !p.ipBlock),
       // Plain string order: deterministic and cheap (numeric order would parse every address).
       pods: all ? [] : [...new Set([...pods.values()].flatMap((p) => p.podIPs))].sort(),
       nets4: normalize(nets[4]),
@@ -283,7 +286,7 @@ export function podPolicy(index: PolicyIndex, pod: PolicyPod, rules: Map<string,
         const named = direction === 'egress' && hasNamedPorts(rule);
         // A rule whose every port is a name the pod lacks allows nothing here.
         if (ports !== undefined && ports.length === 0 && !named) return;
-        const id = direction === 'ingress' && hasNamedPorts(rule) ? `${setId}~${short(JSON.stringify(ports))}` : setId;
+        const id = direction === 'ingress' && hasNamedPorts(rule) ? `${setId}.v${short(JSON.stringify(ports))}` : setId;
         if (!rules.has(id)) {
           index.peerSet(pol, direction, i);
           rules.set(id, { id, setId, policy: policyKey(pol), direction, index: i, ports, named });
