@@ -1,7 +1,7 @@
 // Strict mode's choice of conntrack entries: parsed from conntrack's own text, judged by the
 // engine on the node's desired state, never the node's own connections.
 import { describe, expect, it } from 'vitest';
-import { deleteArgs, deniedFlows, parseConntrack } from './conntrack.js';
+import { deleteArgs, deniedFlows, mayDeny, parseConntrack } from './conntrack.js';
 import { desiredState } from './desired.js';
 import type { NetworkPolicy, PolicyPod } from './model.js';
 
@@ -47,5 +47,15 @@ describe('strict mode conntrack', () => {
   it('cuts nothing when nothing is isolated', () => {
     const d = desiredState({ policies: [], pods, namespaces: ns }, { nodeName: 'n1' });
     expect(deniedFlows(d, parseConntrack(LIST), new Set())).toEqual([]);
+  });
+
+  it.each([
+    ['a peer pod added elsewhere', 'add element inet skiff-policy s.x.p.in0.pods4 { 10.244.8.9 }\n', false],
+    ['peers and named entries added', 'add element inet skiff-policy s.x.p.in0.pods4 { 10.244.8.9 }\nadd element inet skiff-policy s.x.p.eg0.named4 { 10.244.8.9 . tcp . 80 }\n', false],
+    ['a pod entering isolation', 'add element inet skiff-policy ingress4 { 10.244.7.3 : jump in.x.b }\n', true],
+    ['a peer removed', 'delete element inet skiff-policy s.x.p.in0.pods4 { 10.244.8.9 }\n', true],
+    ['a chain rewritten', 'flush chain inet skiff-policy in.x.b\nadd rule inet skiff-policy in.x.b drop\n', true],
+  ])('reads conntrack after %s: %s', (_n, text, expected) => {
+    expect(mayDeny(text)).toBe(expected);
   });
 });

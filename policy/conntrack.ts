@@ -81,6 +81,21 @@ export function deniedFlows(d: DesiredState, flows: readonly Flow[], nodeAddress
   return out;
 }
 
+/**
+ * Whether a transaction can deny anything that was allowed. Only additions to peer sets (a new
+ * peer pod somewhere in the cluster: the common case) cannot; anything else (an address entering
+ * the ingress/egress maps, a rewritten chain, a deleted element) may, and strict mode then reads
+ * conntrack. Saves listing the node's conntrack table for every pod start elsewhere.
+ */
+export function mayDeny(text: string): boolean {
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const m = /^add element \S+ \S+ (\S+) /.exec(line);
+    if (!m || /^(ingress|egress)[46]$/.test(m[1]!)) return true;
+  }
+  return false;
+}
+
 /** conntrack(8) arguments deleting exactly this entry (its original tuple). */
 export function deleteArgs(f: Flow): string[] {
   return ['-D', '-f', f.family === 6 ? 'ipv6' : 'ipv4', '-p', f.protocol.toLowerCase(), '--orig-src', f.orig.src, '--orig-dst', f.orig.dst, '--sport', String(f.orig.sport), '--dport', String(f.orig.dport)];

@@ -9,6 +9,8 @@ export interface ApplyResult {
   /** Something was written (false: the table already matched). */
   readonly changed: boolean;
   readonly full: boolean;
+  /** The transaction written ('' when nothing changed). */
+  readonly text: string;
 }
 
 export interface DeniedCount extends CounterData {
@@ -29,7 +31,7 @@ export class PolicyDataplane {
   async apply(next: PolicyTable): Promise<ApplyResult> {
     const full = this.applied === undefined;
     const text = full ? fullText(next) : diffText(this.applied!, next);
-    if (text === '') return { changed: false, full };
+    if (text === '') return { changed: false, full, text };
     try {
       await this.run('nft', ['-f', '-'], text);
     } catch (e) {
@@ -38,7 +40,7 @@ export class PolicyDataplane {
       throw e;
     }
     this.applied = next;
-    return { changed: true, full };
+    return { changed: true, full, text };
   }
 
   /** The next apply rewrites the whole table (drift repair). */

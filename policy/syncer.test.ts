@@ -163,6 +163,12 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
       const deletes = runner.calls.filter((c) => c.startsWith('conntrack -D'));
       // Only c -> b: a is allowed, the node (10.244.7.1) always passes.
       expect(deletes).toEqual(strict ? ['conntrack -D -f ipv4 -p tcp --orig-src 10.244.7.4 --orig-dst 10.244.7.3 --sport 40000 --dport 80'] : []);
+      // A new peer elsewhere only adds elements: nothing can be denied, conntrack is not read.
+      const lists = runner.calls.filter((c) => c.startsWith('conntrack -L')).length;
+      cache.upsert('policypods', 'x/r', pod('r', ['10.244.8.9'], { app: 'a' }, 'n2'));
+      await until(() => runner.nft.length === 3, 'the new peer');
+      await syncer.sync();
+      expect(runner.calls.filter((c) => c.startsWith('conntrack -L')).length).toBe(lists);
       ac.abort();
       await running;
     }

@@ -12,7 +12,7 @@ import type { Health } from '../common/health.js';
 import type { PodAttachment, PodListener } from '../common/pod-hooks.js';
 import type { PolicyPodInfo } from '../common/types.js';
 import type { WatchCache } from '../common/watch/store.js';
-import { deleteFlows, deniedFlows, listFlows } from './conntrack.js';
+import { deleteFlows, deniedFlows, listFlows, mayDeny } from './conntrack.js';
 import type { PolicyDataplane } from './dataplane.js';
 import { desiredState, type DesiredState, type PolicyInputs } from './desired.js';
 import type { Runner } from './exec.js';
@@ -20,6 +20,7 @@ import { policyMetrics, type PolicyMetrics } from './metrics.js';
 import { render } from './render.js';
 
 const KINDS = ['networkpolicies', 'policypods', 'namespaces'] as const;
+const NS_INDEX = 'policy.namespace';
 
 export interface SyncerOptions {
   readonly cache: WatchCache;
@@ -51,6 +52,7 @@ export class PolicySyncer implements PodListener {
   constructor(private readonly o: SyncerOptions) {
     this.now = o.now ?? Date.now;
     o.health.addReadiness('policy', () => ({ ok: this.state !== undefined }));
+    o.cache.store('networkpolicies').addIndex(NS_INDEX, (p) => [p.namespace]);
     this.metrics.source = () => o.dataplane.denied();
   }
 
@@ -169,7 +171,7 @@ export class PolicySyncer implements PodListener {
     }
     this.metrics.pods.set({ direction: 'ingress' }, ingress);
     this.metrics.pods.set({ direction: 'egress' }, egress);
-    if (result.changed && config.policy.strictEstablished) await this.cutDenied(desired);
+    if (result.changed && config.policy.strictEstablished && (result.full || mayDeny(result.text))) await this.cutDenied(desired);
     const secs = (this.now() - start) / 1000;
     this.metrics.syncDuration.observe({ kind: result.full ? 'full' : 'partial' }, secs);
     this.metrics.lastSync.set(this.now() / 1000);
@@ -229,8 +231,7 @@ export class PolicySyncer implements PodListener {
   }
 
   private policiesIn(namespace: string): boolean {
-    for (const p of this.o.cache.store('networkpolicies').values()) if (p.namespace === namespace) return true;
-    return false;
+    return this.o.cache.store('networkpolicies').byIndex(NS_INDEX, namespace).length > 0;
   }
 
   private waitStarted(timeoutMs: number): Promise<void> {
