@@ -174,6 +174,19 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
     }
   });
 
+  it('logs denied connections only when policy.logDenied is on', async () => {
+    for (const logDenied of [false, true]) {
+      const { runner, syncer, ac, fill } = setup({ logDenied });
+      fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);
+      const running = syncer.run(ac.signal);
+      await until(() => runner.nft.length === 1, 'the first sync');
+      expect(runner.nft[0]!.includes(' log prefix ')).toBe(logDenied);
+      if (logDenied) expect(runner.nft[0]).toMatch(/add rule inet skiff-policy in\.x\.b limit rate .* log prefix "skiff-policy deny in x\/b: "/);
+      ac.abort();
+      await running;
+    }
+  });
+
   it('exports denied packets per pod and direction from the table\'s counters', async () => {
     const { runner, syncer, ac, fill } = setup();
     fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);

@@ -76,6 +76,10 @@ describe('watch cache', () => {
     expect(h.cache.store('endpointslices').get('default/s0-abc')).toMatchObject({ serviceName: 's0', endpoints: [{ ready: false, serving: false, terminating: true }] });
     expect([...h.cache.store('pods').keys()]).toEqual(['default/mine']);
     expect(h.cache.store('namespaces').get('kube-system')).toEqual({ name: 'kube-system', labels: { team: 'kube-system' } });
+    // Without policy nothing cluster-wide about pods is asked for, and no NetworkPolicy at all.
+    expect(fx.api.requests.filter((r) => r.url.startsWith('/api/v1/pods') && !r.url.includes('fieldSelector'))).toEqual([]);
+    expect(fx.api.requests.filter((r) => r.url.includes('networkpolicies'))).toEqual([]);
+    expect(h.cache.synced(['policypods'])).toBe(false);
     // 7 services in pages of 3 = 3 list requests, all of which came from the real paging protocol.
     expect(fx.api.requests.filter((r) => r.url.startsWith('/api/v1/services?') && !r.url.includes('watch')).length).toBe(3);
     await waitFor(() => batches.some((b) => b.synced.includes('services')), 'the synced batch');
