@@ -116,7 +116,7 @@ export class PolicyIndex {
   private readonly policiesByNs = new Map<string, NetworkPolicy[]>();
   readonly podsByKey = new Map<string, PolicyPod>();
   private readonly nsMemo = new Map<string, string[]>();
-  private readonly podMemo = new Map<string, PolicyPod[]>();
+  private readonly podMemo = new Map<string, Map<string, PolicyPod[]>>();
   private readonly setMemo = new Map<string, PeerSet>();
 
   constructor(readonly inputs: PolicyInputs) {
@@ -148,7 +148,7 @@ export class PolicyIndex {
   }
 
   private namespacesMatching(sel: LabelSelector): string[] {
-    const k = JSON.stringify(sel);
+    const k = selectorKey(sel);
     let out = this.nsMemo.get(k);
     if (!out) {
       // Namespaces that have pods but no Namespace object yet count too (with only the name label).
@@ -162,11 +162,13 @@ export class PolicyIndex {
   private podsIn(ns: string, sel: LabelSelector | undefined): PolicyPod[] {
     const all = this.podsByNs.get(ns) ?? [];
     if (!sel) return all;
-    const k = `${ns}\n${JSON.stringify(sel)}`;
-    let out = this.podMemo.get(k);
+    let memo = this.podMemo.get(ns);
+    if (!memo) this.podMemo.set(ns, (memo = new Map()));
+    const k = selectorKey(sel);
+    let out = memo.get(k);
     if (!out) {
       out = all.filter((p) => matches(sel, p.labels));
-      this.podMemo.set(k, out);
+      memo.set(k, out);
     }
     return out;
   }
@@ -189,7 +191,8 @@ export class PolicyIndex {
     const rule = (direction === 'ingress' ? pol.ingress : pol.egress)[index]!;
     const all = rule.peers.length === 0;
     const names = direction === 'egress' ? rule.ports.filter((p) => typeof p.port === 'string') : [];
-    const pods = new Map<string, PolicyPod>();
+    // Pods by identity: a pod picked by several peers counts once.
+    const pods = new Set<PolicyPod>();
     const nets: Record<Family, Interval[]> = { 4: [], 6: [] };
     // Every pod only when named ports need resolving on them; otherwise "all" is no set at all.
     const selected = all && names.length > 0 ? this.allPods() : [];
@@ -199,11 +202,11 @@ export class PolicyIndex {
         if (!net) continue;
         const cuts = normalize(peer.ipBlock.except.map(parseCidr).filter((c) => c?.family === net.family) as Interval[]);
         nets[net.family].push(...subtract([net], cuts));
-      } else for (const p of this.peerPods(peer, pol.namespace)) selected.push(p);
+      } else for (const p of this.peerPods(peer, pol.namespace)) pods.add(p);
     }
-    for (const p of selected) pods.set(policyKey(p), p);
+    for (const p of selected) pods.add(p);
     const named: NamedEntry[] = [];
-    for (const p of pods.values()) {
+    for (const p of pods) {
       for (const want of names) {
         const np = p.namedPorts.find((n) => n.name === want.port && n.protocol === want.protocol);
         if (np) for (const ip of p.podIPs) named.push({ ip, protocol: np.protocol, port: np.port });
@@ -213,8 +216,7 @@ export class PolicyIndex {
       id,
       all,
       selectors: rule.peers.some((p) => !p.ipBlock),
-      // Plain string order: deterministic and cheap (numeric order would parse every address).
-      pods: all ? [] : [...new Set([...pods.values()].flatMap((p) => p.podIPs))].sort(),
+      pods: all ? [] : addressesOf(pods),
       nets4: normalize(nets[4]),
       nets6: normalize(nets[6]),
       named: dedupeNamed(named),
@@ -227,6 +229,24 @@ export class PolicyIndex {
   computedSet(id: string): PeerSet | undefined {
     return this.setMemo.get(id);
   }
+}
+
+const selectorKeys = new WeakMap<LabelSelector, string>();
+
+/** A selector's memo key, computed once per selector object. */
+function selectorKey(sel: LabelSelector): string {
+  let k = selectorKeys.get(sel);
+  if (k === undefined) selectorKeys.set(sel, (k = JSON.stringify(sel)));
+  return k;
+}
+
+function addressesOf(pods: Iterable<PolicyPod>): string[] {
+  const out: string[] = [];
+  for (const p of pods) for (const ip of p.podIPs) out.push(ip);
+  // Plain string order: deterministic and cheap (numeric order would parse every address).
+  out.sort();
+  // Two pods never share an address for long, but a stale one may linger in the cache.
+  return out.filter((ip, i) => i === 0 || ip !== out[i - 1]);
 }
 
 export function ruleBaseId(pol: { namespace: string; name: string }, direction: Direction, index: number): string {
