@@ -6,6 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createCni } from '../cni/index.js';
 import { createDns } from '../dns/index.js';
 import { createProxy } from '../proxy/index.js';
+import { createPolicy } from '../policy/index.js';
 import { createApiClient } from '../common/api-client.js';
 import type { AgentDeps, ApiClient } from '../common/agent-deps.js';
 import { helpText, parseFlags } from '../common/cli.js';
@@ -17,13 +18,15 @@ import { healthRoutes, metricsRoutes, startHttp } from '../common/http.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { collectProcessMetrics } from '../common/metrics.js';
 import { buildStatus } from '../common/status.js';
+import { PodHooks } from '../common/pod-hooks.js';
+import { ALL_KINDS, KINDS } from '../common/types.js';
 import { createWatchCache } from '../common/watch/informer.js';
 import { MemoryCache } from '../common/watch/store.js';
 
-const FEATURES = ['cni', 'proxy', 'dns'] as const;
+const FEATURES = ['cni', 'proxy', 'dns', 'policy'] as const;
 type Feature = (typeof FEATURES)[number];
 // DNS hands its sockets on across restarts (dns/server/handoff.ts); only the agent does, not tests.
-const FACTORIES: Record<Feature, (deps: AgentDeps) => Component> = { cni: createCni, proxy: createProxy, dns: (d) => createDns(d, { handoff: true }) };
+const FACTORIES: Record<Feature, (deps: AgentDeps) => Component> = { cni: createCni, proxy: createProxy, dns: (d) => createDns(d, { handoff: true }), policy: createPolicy };
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -61,7 +64,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'state-dir': 'persistent state (default /var/lib/skiff)',
   'run-dir': 'sockets and runtime state (default /run/skiff)',
   'proxy-backend': 'nftables|iptables',
-  disable: 'features to turn off (and clean up): cni,proxy,dns',
+  disable: 'features to turn off (and clean up): cni,proxy,dns,policy',
   set: 'any config key, dotted: --set dns.ttl=5 (repeatable)',
   cleanup: 'remove every rule, link and file skiff made on this node, then exit',
   help: 'show this help',
@@ -98,7 +101,7 @@ export function configFromArgv(argv: string[], env: NodeJS.ProcessEnv = process.
     flags[kv.slice(0, i)] = kv.slice(i + 1);
   }
   for (const f of (values.disable ?? '').split(',').filter(Boolean)) {
-    if (!FEATURES.includes(f as Feature)) throw new UsageError(`agent: --disable: unknown feature "${f}" (cni, proxy, dns)`);
+    if (!FEATURES.includes(f as Feature)) throw new UsageError(`agent: --disable: unknown feature "${f}" (${FEATURES.join(', ')})`);
     flags[`${f}.enabled`] = false;
   }
   return { config: loadConfig(flags, env), cleanup: !!values.cleanup, help: false };
@@ -133,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (parsed.help) {
-    process.stdout.write(helpText('agent', 'Runs the node agent: overlay CNI, Service proxy and cluster DNS.', OPTIONS, DESCRIPTIONS));
+    process.stdout.write(helpText('agent', 'Runs the node agent: overlay CNI, Service proxy, cluster DNS and NetworkPolicy.', OPTIONS, DESCRIPTIONS));
     return 0;
   }
   const { config } = parsed;
@@ -183,10 +186,12 @@ async function cleanupAll(config: Config, log: Logger): Promise<number> {
 async function runAgent(config: Config, log: Logger): Promise<number> {
   collectProcessMetrics();
   const kubeConfig = kubeConfigFor(config);
-  const watch = createWatchCache({ kubeConfig, nodeName: config.nodeName, log: log.child({ component: 'watch' }) });
+  // The cluster-wide pod watch exists for policy only (common/watch/README.md).
+  const kinds = config.policy.enabled ? ALL_KINDS : KINDS;
+  const watch = createWatchCache({ kubeConfig, nodeName: config.nodeName, log: log.child({ component: 'watch' }), kinds });
   const health = new Health();
   health.addReadiness('watch', () => ({ ok: watch.cache.synced() }));
-  const deps = { config, cache: watch.cache, health, api: createApiClient(kubeConfig) };
+  const deps = { config, cache: watch.cache, health, api: createApiClient(kubeConfig), podHooks: new PodHooks() };
   const { enabled, disabled } = buildComponents(config, log, deps);
 
   // A feature turned off removes what an earlier run left behind (kindnet's CleanRules).

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
+import type { PodAttachment } from '../common/pod-hooks.js';
 import type { NodeInfo, PodInfo } from '../common/types.js';
 import { BRIDGE, buildConflist, CONFLIST_NAME, NETWORK_NAME } from './conflist.js';
 import { IpamStore } from './ipam/store.js';
@@ -165,9 +166,14 @@ export function createCni(deps: AgentDeps): Component {
     async run(signal: AbortSignal): Promise<void> {
       health.addLiveness('cni', () => ({ ok: !ready || Date.now() - lastSyncOk < 10 * 60_000 }));
       const own = { stateDir: config.stateDir, bridge: BRIDGE };
-      const server: Server = await listenCni(socketPath, { status: () => ({ ok: ready, reason: notReady }), bridgeReady: () => ready, own }, (e) =>
-        log.warn({ err: e }, 'cni request failed'),
-      );
+      const hooks = deps.podHooks;
+      const handlerDeps = {
+        status: () => ({ ok: ready, reason: notReady }),
+        bridgeReady: () => ready,
+        own,
+        ...(hooks ? { attached: (p: PodAttachment) => hooks.attached(p), detached: (p: Omit<PodAttachment, 'ips'>) => hooks.detached(p) } : {}),
+      };
+      const server: Server = await listenCni(socketPath, handlerDeps, (e) => log.warn({ err: e }, 'cni request failed'));
       let timer: NodeJS.Timeout | undefined;
       let running: Promise<void> | undefined;
       let again = false;

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Health } from './health.js';
+import type { PodHooks } from './pod-hooks.js';
 import type { WatchCache } from './watch/store.js';
 
 /** The few writes the agent makes to the API server; everything else is read from the watch cache. */
@@ -16,4 +17,6 @@ export interface AgentDeps {
   readonly log: Logger;
   readonly health: Health;
   readonly api: ApiClient;
+  /** CNI ADD/DEL to the components that must act before ADD returns (policy); absent: nobody listens. */
+  readonly podHooks?: PodHooks;
 }

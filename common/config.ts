@@ -83,6 +83,16 @@ export const configSchema = z
         udpBackend: z.enum(['auto', 'native', 'dgram']).default('auto'),
       })
       .prefault({}),
+    policy: z
+      .object({
+        /** NetworkPolicy enforcement for this node's pods; also what starts the cluster-wide pod watch. */
+        enabled: z.boolean().default(true),
+        /** Cut established flows a policy change denies (conntrack entries deleted), as kube-network-policies' strict mode. */
+        strictEstablished: z.boolean().default(true),
+        /** Log the first packet of denied connections (nft log, rate-limited). */
+        logDenied: z.boolean().default(false),
+      })
+      .prefault({}),
   })
   .strict();
 

@@ -107,6 +107,86 @@ export interface PodInfo {
   readonly subdomain?: string;
 }
 
+/** A named container port, what NetworkPolicy's named ports resolve against (per target pod). */
+export interface NamedPort {
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+/**
+ * A pod anywhere in the cluster, as NetworkPolicy needs it: peers are selected by namespace and
+ * labels and matched by IP, named ports resolve per pod. Watched cluster-wide (kind `policypods`)
+ * only while policy is enabled; a pod that finished (Succeeded, Failed) has no podIPs, since its
+ * addresses may already belong to another pod.
+ */
+export interface PolicyPodInfo {
+  readonly namespace: string;
+  readonly name: string;
+  readonly nodeName: string;
+  readonly hostNetwork: boolean;
+  readonly podIPs: readonly string[];
+  readonly labels: Readonly<Record<string, string>>;
+  /** Container ports that have a name (containers and sidecar init containers); others are never referenced. */
+  readonly namedPorts: readonly NamedPort[];
+}
+
+export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+
+export interface LabelSelectorRequirement {
+  readonly key: string;
+  readonly operator: SelectorOperator;
+  readonly values: readonly string[];
+}
+
+/** metav1.LabelSelector; an empty selector (no labels, no expressions) selects everything. */
+export interface LabelSelector {
+  readonly matchLabels: Readonly<Record<string, string>>;
+  readonly matchExpressions: readonly LabelSelectorRequirement[];
+}
+
+export interface IPBlock {
+  readonly cidr: string;
+  readonly except: readonly string[];
+}
+
+/**
+ * One `from`/`to` entry. Absent selectors stay absent: {namespaceSelector} alone means every pod of
+ * the selected namespaces, {podSelector} alone the selected pods of the policy's own namespace.
+ */
+export interface NetworkPolicyPeer {
+  readonly podSelector?: LabelSelector;
+  readonly namespaceSelector?: LabelSelector;
+  readonly ipBlock?: IPBlock;
+}
+
+export interface NetworkPolicyPort {
+  /** Defaults to TCP, as the API does. */
+  readonly protocol: Protocol;
+  /** A number, a named container port, or absent for every port of the protocol. */
+  readonly port?: number | string;
+  /** Last port of a range starting at `port` (a number then). */
+  readonly endPort?: number;
+}
+
+/** An ingress or egress rule. Empty (or absent) `peers` matches every peer, empty `ports` every port. */
+export interface NetworkPolicyRule {
+  readonly peers: readonly NetworkPolicyPeer[];
+  readonly ports: readonly NetworkPolicyPort[];
+}
+
+export type PolicyType = 'Ingress' | 'Egress';
+
+export interface NetworkPolicyInfo {
+  readonly namespace: string;
+  readonly name: string;
+  readonly podSelector: LabelSelector;
+  /** Always filled: an omitted list is defaulted as the API server does (Ingress, plus Egress when egress rules exist). */
+  readonly policyTypes: readonly PolicyType[];
+  readonly ingress: readonly NetworkPolicyRule[];
+  readonly egress: readonly NetworkPolicyRule[];
+}
+
 export interface NamespaceInfo {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
@@ -118,10 +198,17 @@ export interface KindTypes {
   endpointslices: EndpointSliceInfo;
   namespaces: NamespaceInfo;
   pods: PodInfo;
+  networkpolicies: NetworkPolicyInfo;
+  /** Every pod in the cluster, trimmed to PolicyPodInfo; `pods` stays this node's own. */
+  policypods: PolicyPodInfo;
 }
 
 export type Kind = keyof KindTypes;
+/** The kinds every agent watches (and `synced()` means by default). */
 export const KINDS: readonly Kind[] = ['nodes', 'services', 'endpointslices', 'namespaces', 'pods'];
+/** Watched only while policy is enabled: the cluster-wide pod stream is the largest in a big cluster. */
+export const POLICY_KINDS: readonly Kind[] = ['networkpolicies', 'policypods'];
+export const ALL_KINDS: readonly Kind[] = [...KINDS, ...POLICY_KINDS];
 
 /** Cache key: "namespace/name" for namespaced objects, "name" for cluster-scoped ones. */
 export function objectKey(o: { readonly namespace?: string; readonly name: string }): string {

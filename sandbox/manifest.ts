@@ -13,6 +13,10 @@ const KINDS: Record<string, { resource: ResourceName; apiVersions: readonly stri
   Deployment: { resource: 'deployments', apiVersions: ['apps/v1'] },
   ReplicaSet: { resource: 'replicasets', apiVersions: ['apps/v1'] },
   DaemonSet: { resource: 'daemonsets', apiVersions: ['apps/v1'] },
+  NetworkPolicy: { resource: 'networkpolicies', apiVersions: ['networking.k8s.io/v1'] },
+  ClusterNetworkPolicy: { resource: 'clusternetworkpolicies', apiVersions: ['policy.networking.k8s.io/v1alpha2'] },
+  AdminNetworkPolicy: { resource: 'adminnetworkpolicies', apiVersions: ['policy.networking.k8s.io/v1alpha1'] },
+  BaselineAdminNetworkPolicy: { resource: 'baselineadminnetworkpolicies', apiVersions: ['policy.networking.k8s.io/v1alpha1'] },
 };
 
 /** `get`/`delete` accept the kind, plural, singular or short name, as kubectl does. */
@@ -29,8 +33,8 @@ const ALIASES: Record<string, ResourceName> = {
 };
 
 export function resourceFor(kindOrAlias: string): ResourceName {
-  const r = ALIASES[kindOrAlias.toLowerCase()] ?? ALIASES[kindOrAlias.toLowerCase().replace(/\.(discovery\.k8s\.io|apps)$/, '')];
-  if (!r) throw new UsageError(`unknown resource type "${kindOrAlias}" (known: pods, services, endpointslices, nodes, namespaces, deployments, replicasets, daemonsets, events)`);
+  const r = ALIASES[kindOrAlias.toLowerCase()] ?? ALIASES[kindOrAlias.toLowerCase().replace(/\.(discovery\.k8s\.io|apps|networking\.k8s\.io|policy\.networking\.k8s\.io)$/, '')];
+  if (!r) throw new UsageError(`unknown resource type "${kindOrAlias}" (known: pods, services, endpointslices, nodes, namespaces, deployments, replicasets, daemonsets, events, networkpolicies, clusternetworkpolicies, adminnetworkpolicies, baselineadminnetworkpolicies)`);
   return r;
 }
 
@@ -51,7 +55,7 @@ export function parseManifests(text: string, source = 'input'): ManifestObject[]
       return;
     }
     const k = typeof obj.kind === 'string' ? KINDS[obj.kind] : undefined;
-    if (!k) throw new UsageError(`${where}: unsupported kind "${String(obj.kind)}" (Namespace, Node, Service, Pod, EndpointSlice)`);
+    if (!k) throw new UsageError(`${where}: unsupported kind "${String(obj.kind)}" (${Object.keys(KINDS).join(', ')})`);
     if (obj.apiVersion !== undefined && !k.apiVersions.includes(String(obj.apiVersion))) {
       throw new UsageError(`${where}: ${obj.kind} must have apiVersion ${k.apiVersions.join(' or ')}, not "${String(obj.apiVersion)}"`);
     }

@@ -39,6 +39,19 @@ function selectorText(sel: Record<string, string> | undefined): string {
   return sel && Object.keys(sel).length ? Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(',') : '<none>';
 }
 
+/** metav1.FormatLabelSelector: "a=b,k in (x,y),!gone", "<none>" for the empty selector (which selects everything). */
+export function labelSelectorText(sel: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] } | undefined): string {
+  const terms = Object.entries(sel?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of sel?.matchExpressions ?? []) {
+    const vals = `(${(e.values ?? []).join(',')})`;
+    if (e.operator === 'In') terms.push(`${e.key} in ${vals}`);
+    else if (e.operator === 'NotIn') terms.push(`${e.key} notin ${vals}`);
+    else if (e.operator === 'Exists') terms.push(e.key);
+    else if (e.operator === 'DoesNotExist') terms.push(`!${e.key}`);
+  }
+  return terms.join(',') || '<none>';
+}
+
 export function nodeReady(n: KubeObject): boolean {
   return (any(n.status).conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
 }
@@ -87,6 +100,22 @@ export function getTable(resource: ResourceName, items: readonly KubeObject[], w
     case 'namespaces':
       rows.push(['NAME', 'STATUS', 'AGE']);
       for (const n of items) rows.push([n.metadata.name ?? '', any(n.status).phase ?? 'Active', age(n.metadata.creationTimestamp, now)]);
+      break;
+    case 'networkpolicies':
+      rows.push([...nsHead, 'NAME', 'POD-SELECTOR', 'AGE']);
+      for (const p of items) rows.push([...ns(p), p.metadata.name ?? '', labelSelectorText(any(p.spec).podSelector), age(p.metadata.creationTimestamp, now)]);
+      break;
+    case 'clusternetworkpolicies':
+      rows.push(['NAME', 'TIER', 'PRIORITY', 'AGE']);
+      for (const p of items) rows.push([p.metadata.name ?? '', String(any(p.spec).tier ?? ''), String(any(p.spec).priority ?? ''), age(p.metadata.creationTimestamp, now)]);
+      break;
+    case 'adminnetworkpolicies':
+      rows.push(['NAME', 'PRIORITY', 'AGE']);
+      for (const p of items) rows.push([p.metadata.name ?? '', String(any(p.spec).priority ?? ''), age(p.metadata.creationTimestamp, now)]);
+      break;
+    case 'baselineadminnetworkpolicies':
+      rows.push(['NAME', 'AGE']);
+      for (const p of items) rows.push([p.metadata.name ?? '', age(p.metadata.creationTimestamp, now)]);
       break;
     default:
       // kubectl is the full client; the shortcut names what exists.

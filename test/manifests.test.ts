@@ -198,6 +198,7 @@ describe('RBAC', () => {
     '/namespaces': READ,
     '/pods': READ,
     'discovery.k8s.io/endpointslices': READ,
+    'networking.k8s.io/networkpolicies': READ,
     '/events': ['create', 'patch'],
     'events.k8s.io/events': ['create', 'patch'],
   };

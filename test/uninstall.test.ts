@@ -1,5 +1,5 @@
 // The uninstall path: an agent runs on a node (a namespace with its own API server on loopback),
-// sets up its overlay, proxy and DNS, stops, and `skiff agent --cleanup` must leave nothing of
+// sets up its overlay, proxy, DNS and policy, stops, and `skiff agent --cleanup` must leave nothing of
 // skiff's behind: no link, no nft table, no address, no file, no Node annotation.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -84,6 +84,7 @@ describe.skipIf(skip)('uninstall (root)', () => {
     const before = await leftovers(dir);
     for (const thing of ['link skiff0', 'link skiff-vx', 'address 10.96.0.10 on lo', 'file net.d/10-skiff.conflist', 'annotation skiff.io/vtep-mac']) expect(before).toContain(thing);
     expect(before.some((t) => t.startsWith('nft'))).toBe(true);
+    expect(before).toContain('nft table inet skiff-policy');
 
     agent.kill('SIGTERM');
     await new Promise((r) => agent!.once('exit', r));

@@ -6,6 +6,7 @@ import { formatResult, type Result, type ResultIP, type ResultInterface } from '
 import { SUPPORTED_VERSIONS } from '../spec/version.js';
 import { formatIP, parseIP, parseRange } from '../ipam/ipnet.js';
 import { IpamStore, type Allocation } from '../ipam/store.js';
+import type { PodAttachment } from '../../common/pod-hooks.js';
 import { addPodLink, bridgePorts, checkPodLink, delHostLink, ensureBridge, hostVethName, macForIP, randomMac } from './netdev.js';
 
 export interface Reply {
@@ -24,6 +25,13 @@ export interface HandlerDeps {
    * else is refused, so no input makes it write files elsewhere or touch another interface.
    */
   readonly own?: { readonly stateDir: string; readonly bridge: string };
+  /**
+   * Called once the pod's interface has its addresses and before ADD answers; a throw fails the
+   * ADD. The agent passes its PodHooks here, so policy is in force before the pod's first packet.
+   */
+  readonly attached?: (pod: PodAttachment) => Promise<void>;
+  /** Called when DEL removed the pod's interface. */
+  readonly detached?: (pod: Omit<PodAttachment, 'ips'>) => Promise<void>;
 }
 
 const stores = new Map<string, IpamStore>();
@@ -77,7 +85,7 @@ async function dispatch(req: CniRequest, deps: HandlerDeps): Promise<unknown> {
     case 'ADD':
       return formatResult(await add(req, req.conf!, deps), req.cniVersion);
     case 'DEL':
-      await del(req, req.conf!);
+      await del(req, req.conf!, deps);
       return undefined;
     case 'CHECK':
       await check(req, req.conf!);
@@ -129,6 +137,17 @@ async function add(req: CniRequest, conf: NetConf, deps: HandlerDeps): Promise<R
     if (fresh.length > 0) await store.releaseIPs(fresh.map((a) => a.ip));
     throw e;
   }
+  const pod = podOf(req);
+  if (pod && deps.attached) {
+    try {
+      await deps.attached({ ...pod, ips: allocs.map((a) => a.ip) });
+    } catch (e) {
+      // The pod never runs: its link goes (no packet before policy), and what this ADD allocated.
+      await delHostLink(hostIf).catch(() => undefined);
+      if (fresh.length > 0) await store.releaseIPs(fresh.map((a) => a.ip));
+      throw new CniError(CniCode.TryAgainLater, `pod ${pod.namespace}/${pod.name} is not ready for traffic: ${(e as Error).message}`);
+    }
+  }
   const prev = conf.prevResult;
   const base = prev?.interfaces.length ?? 0;
   const interfaces: ResultInterface[] = [
@@ -145,10 +164,20 @@ async function add(req: CniRequest, conf: NetConf, deps: HandlerDeps): Promise<R
   return { interfaces, ips, routes, dns: prev?.dns ?? {} };
 }
 
-async function del(req: CniRequest, conf: NetConf): Promise<void> {
+async function del(req: CniRequest, conf: NetConf, deps: HandlerDeps): Promise<void> {
   // The link goes first so an address is never handed out while still configured on a live veth.
   await delHostLink(hostVethName(req.containerID, req.ifname));
   await storeFor(conf).release(req.containerID, req.ifname);
+  const pod = podOf(req);
+  // Listeners log their own failures; a DEL must still succeed so the runtime can move on.
+  if (pod && deps.detached) await deps.detached(pod).catch(() => undefined);
+}
+
+/** The pod a request is for, from the runtime's CNI_ARGS (absent outside Kubernetes). */
+function podOf(req: CniRequest): Omit<PodAttachment, 'ips'> | undefined {
+  const { K8S_POD_NAMESPACE: namespace, K8S_POD_NAME: name, K8S_POD_UID: uid } = req.args;
+  if (!namespace || !name) return undefined;
+  return uid ? { namespace, name, uid } : { namespace, name };
 }
 
 async function check(req: CniRequest, conf: NetConf): Promise<void> {

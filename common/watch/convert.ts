@@ -2,20 +2,13 @@
 // the fields components use survive, so 10,000 Services cost what those fields cost. Anything
 // malformed throws ConvertError naming the field, and the informer skips that one object.
 import { isIP } from 'node:net';
-import type { EndpointInfo, EndpointPort, EndpointSliceInfo, IPFamily, Kind, KindTypes, NamespaceInfo, NodeInfo, PodInfo, Protocol, ServiceInfo, ServicePort, ServiceType } from '../types.js';
+import type { EndpointInfo, EndpointPort, EndpointSliceInfo, IPFamily, Kind, KindTypes, NamespaceInfo, NodeInfo, PodInfo, ServiceInfo, ServicePort, ServiceType } from '../types.js';
 import { objectKey } from '../types.js';
+import { toNetworkPolicy, toPolicyPod } from './convert-policy.js';
+import { arr, ConvertError, defined, fail, int, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
 
-export class ConvertError extends Error {
-  constructor(
-    readonly field: string,
-    reason: string,
-  ) {
-    super(`${field}: ${reason}`);
-    this.name = 'ConvertError';
-  }
-}
+export { ConvertError };
 
-type Json = Record<string, unknown>;
 
 export interface Converted<K extends Kind> {
   readonly key: string;
@@ -38,7 +31,7 @@ export function rawKey(kind: Kind, raw: unknown): string | undefined {
   return NAMESPACED[kind] ? (namespace ? objectKey({ namespace, name }) : undefined) : name;
 }
 
-const NAMESPACED: Record<Kind, boolean> = { nodes: false, namespaces: false, services: true, endpointslices: true, pods: true };
+const NAMESPACED: Record<Kind, boolean> = { nodes: false, namespaces: false, services: true, endpointslices: true, pods: true, networkpolicies: true, policypods: true };
 
 /** Converts one raw object; throws ConvertError when it is malformed. */
 export function convert<K extends Kind>(kind: K, raw: unknown): Converted<K> {
@@ -58,6 +51,8 @@ const CONVERTERS: { [K in Kind]: (raw: Json, meta: Json, name: string, namespace
   endpointslices: toEndpointSlice,
   namespaces: (_raw, meta, name): NamespaceInfo => ({ name, labels: strMap(meta.labels, 'metadata.labels') }),
   pods: toPod,
+  networkpolicies: toNetworkPolicy,
+  policypods: toPolicyPod,
 };
 
 function toNode(raw: Json, meta: Json, name: string): NodeInfo {
@@ -222,59 +217,4 @@ function toPod(raw: Json, meta: Json, name: string, namespace: string): PodInfo 
 
 function conditionTrue(conditions: unknown, type: string): boolean {
   return arr(conditions, 'status.conditions').some((c) => isObj(c) && c.type === type && c.status === 'True');
-}
-
-function protocol(v: unknown, field: string): Protocol {
-  const p = optStr(v, field) ?? 'TCP';
-  if (p !== 'TCP' && p !== 'UDP' && p !== 'SCTP') throw new ConvertError(field, `unknown protocol "${p}"`);
-  return p;
-}
-
-// Optional fields are left out rather than set to undefined, so deep equality between two
-// conversions of the same object never depends on how a field went missing. Copying the defined
-// keys (instead of `delete`) keeps V8's fast object shapes: 100,000 endpoints notice.
-function defined<T extends object>(o: T): T {
-  const out: Record<string, unknown> = {};
-  for (const k in o) if (o[k] !== undefined) out[k] = o[k];
-  return out as T;
-}
-
-function fail(field: string, reason: string): never {
-  throw new ConvertError(field, reason);
-}
-function isObj(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function obj(v: unknown, field: string): Json {
-  if (v === undefined || v === null) return {};
-  return isObj(v) ? v : fail(field, 'must be an object');
-}
-function arr(v: unknown, field: string): unknown[] {
-  if (v === undefined || v === null) return [];
-  return Array.isArray(v) ? v : fail(field, 'must be a list');
-}
-function str(v: unknown, field: string): string {
-  return typeof v === 'string' ? v : fail(field, v === undefined ? 'missing' : 'must be a string');
-}
-function optStr(v: unknown, field: string): string | undefined {
-  return v === undefined || v === null ? undefined : str(v, field);
-}
-function optInt(v: unknown, field: string): number | undefined {
-  if (v === undefined || v === null) return undefined;
-  return Number.isInteger(v) ? (v as number) : fail(field, 'must be an integer');
-}
-function int(v: unknown, field: string): number {
-  return optInt(v, field) ?? fail(field, 'missing');
-}
-function optBool(v: unknown, field: string): boolean | undefined {
-  if (v === undefined || v === null) return undefined;
-  return typeof v === 'boolean' ? v : fail(field, 'must be a boolean');
-}
-function strArr(v: unknown, field: string): string[] {
-  return arr(v, field).map((s, i) => str(s, `${field}[${i}]`));
-}
-function strMap(v: unknown, field: string): Record<string, string> {
-  const o = obj(v, field);
-  for (const [k, s] of Object.entries(o)) if (typeof s !== 'string') fail(`${field}.${k}`, 'must be a string');
-  return o as Record<string, string>;
 }

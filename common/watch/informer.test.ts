@@ -76,6 +76,10 @@ describe('watch cache', () => {
     expect(h.cache.store('endpointslices').get('default/s0-abc')).toMatchObject({ serviceName: 's0', endpoints: [{ ready: false, serving: false, terminating: true }] });
     expect([...h.cache.store('pods').keys()]).toEqual(['default/mine']);
     expect(h.cache.store('namespaces').get('kube-system')).toEqual({ name: 'kube-system', labels: { team: 'kube-system' } });
+    // Without policy nothing cluster-wide about pods is asked for, and no NetworkPolicy at all.
+    expect(fx.api.requests.filter((r) => r.url.startsWith('/api/v1/pods') && !r.url.includes('fieldSelector'))).toEqual([]);
+    expect(fx.api.requests.filter((r) => r.url.includes('networkpolicies'))).toEqual([]);
+    expect(h.cache.synced(['policypods'])).toBe(false);
     // 7 services in pages of 3 = 3 list requests, all of which came from the real paging protocol.
     expect(fx.api.requests.filter((r) => r.url.startsWith('/api/v1/services?') && !r.url.includes('watch')).length).toBe(3);
     await waitFor(() => batches.some((b) => b.synced.includes('services')), 'the synced batch');
@@ -269,6 +273,31 @@ describe('watch cache', () => {
     expect(podRequests.length).toBeGreaterThanOrEqual(2);
     for (const r of podRequests) expect(new URL(r.url, 'http://x').searchParams.get('fieldSelector')).toBe('spec.nodeName=node-a');
     expect(podRequests.some((r) => r.url.includes('watch=true'))).toBe(true);
+  });
+
+  it('adds the policy kinds: every pod trimmed, NetworkPolicies, while pods stay this node\'s', async () => {
+    fx = await fixture();
+    const s = fx.api.store;
+    s.create('pods', pod('here', 'node-a'));
+    s.create('pods', { ...pod('there', 'node-b'), metadata: { name: 'there', namespace: 'default', labels: { app: 'db' } } });
+    s.create('networkpolicies', { metadata: { name: 'deny', namespace: 'default' }, spec: { podSelector: { matchLabels: { app: 'db' } } } });
+    s.putRaw('networkpolicies', { metadata: { name: 'bad', namespace: 'default' }, spec: { podSelector: { matchExpressions: [{ key: 'a', operator: 'Near' }] } } });
+    const h = start(fx, ['pods', 'policypods', 'networkpolicies']);
+    await h.cache.waitForSync(['pods', 'policypods', 'networkpolicies']);
+    expect([...h.cache.store('pods').keys()]).toEqual(['default/here']);
+    expect([...h.cache.store('policypods').keys()].sort()).toEqual(['default/here', 'default/there']);
+    expect(h.cache.store('policypods').get('default/there')).toEqual({ namespace: 'default', name: 'there', nodeName: 'node-b', hostNetwork: false, podIPs: ['10.244.0.5'], labels: { app: 'db' }, namedPorts: [] });
+    expect([...h.cache.store('networkpolicies').keys()]).toEqual(['default/deny']);
+    expect(h.cache.store('networkpolicies').get('default/deny')!.policyTypes).toEqual(['Ingress']);
+    expect(fx.logs.some((l) => l.msg === 'skipping malformed object' && l.kind === 'networkpolicies' && l.name === 'bad')).toBe(true);
+    const batches = record(h, ['policypods', 'networkpolicies']);
+    s.patch('pods', 'there', { metadata: { labels: { app: 'web' } } });
+    s.delete('networkpolicies', 'deny');
+    await waitFor(() => h.cache.store('networkpolicies').size === 0 && h.cache.store('policypods').get('default/there')?.labels.app === 'web', 'the relabel and the delete');
+    await new Promise((r) => setImmediate(r));
+    expect(summarise(batches).sort()).toEqual(['networkpolicies default/deny: obj -> -', 'policypods default/there: obj -> obj']);
+    const clusterWide = fx.api.requests.filter((r) => r.url.startsWith('/api/v1/pods') && !new URL(r.url, 'http://x').searchParams.has('fieldSelector'));
+    expect(clusterWide.length).toBeGreaterThanOrEqual(2);
   });
 
   it('wakes a subscriber a few times, not a thousand, for a burst of 1000 changes', async () => {

@@ -1,6 +1,7 @@
-// The agent's one watch cache: a reflector per kind feeding one MemoryCache. Pods are watched only
-// on this node (spec.nodeName field selector): a cluster-wide pod watch is the largest stream in
-// a big cluster and nothing on a node needs it.
+// The agent's one watch cache: a reflector per kind feeding one MemoryCache. `pods` are watched only
+// on this node (spec.nodeName field selector): a cluster-wide pod watch is the largest stream in a
+// big cluster, and only NetworkPolicy needs it. With policy enabled the agent adds POLICY_KINDS:
+// `policypods` (every pod, trimmed to PolicyPodInfo) and `networkpolicies`.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KINDS, type Kind } from '../types.js';
@@ -12,7 +13,7 @@ export interface WatchCacheOptions {
   readonly kubeConfig: KubeConfig;
   readonly nodeName: string;
   readonly log: Logger;
-  /** Kinds to watch (default all). Kinds left out never become synced. */
+  /** Kinds to watch (default KINDS, without the policy kinds). Kinds left out never become synced. */
   readonly kinds?: readonly Kind[];
   /** Items per list page (default 500). */
   readonly pageSize?: number;

@@ -18,6 +18,8 @@ export const KIND_PATHS: Readonly<Record<Kind, string>> = {
   services: '/api/v1/services',
   pods: '/api/v1/pods',
   endpointslices: '/apis/discovery.k8s.io/v1/endpointslices',
+  networkpolicies: '/apis/networking.k8s.io/v1/networkpolicies',
+  policypods: '/api/v1/pods',
 };
 
 export interface ReflectorOptions {

@@ -2,7 +2,7 @@
 // receive coalesced change batches. The informer half (informer.ts) only feeds it, so components'
 // unit tests can drive a MemoryCache directly with no API server at all.
 import { isDeepStrictEqual } from 'node:util';
-import { KINDS, type Kind, type KindTypes } from '../types.js';
+import { ALL_KINDS, KINDS, type Kind, type KindTypes } from '../types.js';
 
 export interface Change<K extends Kind = Kind> {
   readonly kind: K;
@@ -181,7 +181,7 @@ export class MemoryCache implements WatchCache {
   private readonly syncWaiters = new Set<() => void>();
 
   constructor() {
-    for (const k of KINDS) this.stores.set(k, new IndexedStore());
+    for (const k of ALL_KINDS) this.stores.set(k, new IndexedStore());
   }
 
   store<K extends Kind>(kind: K): Store<KindTypes[K]> {

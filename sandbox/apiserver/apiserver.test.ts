@@ -268,10 +268,12 @@ describe('fake API server protocol', () => {
   it('serves discovery for client libraries', async () => {
     expect((await req('GET', '/version')).body).toMatchObject({ major: '1', gitVersion: expect.stringMatching(/^v1\./) });
     expect((await req('GET', '/api')).body).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });
-    expect((await req('GET', '/apis')).body).toMatchObject({ kind: 'APIGroupList', groups: expect.arrayContaining([expect.objectContaining({ name: 'discovery.k8s.io' }), expect.objectContaining({ name: 'apps' })]) });
+    expect((await req('GET', '/apis')).body).toMatchObject({ kind: 'APIGroupList', groups: expect.arrayContaining([expect.objectContaining({ name: 'discovery.k8s.io' }), expect.objectContaining({ name: 'apps' }), expect.objectContaining({ name: 'networking.k8s.io' })]) });
     const core = (await req('GET', '/api/v1')).body.resources as { name: string; namespaced: boolean }[];
     expect(core.map((r) => r.name)).toEqual(expect.arrayContaining(['nodes', 'services', 'services/status', 'pods', 'pods/status', 'namespaces']));
     const disc = (await req('GET', '/apis/discovery.k8s.io/v1')).body.resources as { name: string; kind: string }[];
     expect(disc).toEqual([expect.objectContaining({ name: 'endpointslices', kind: 'EndpointSlice', namespaced: true })]);
+    const net = (await req('GET', '/apis/networking.k8s.io/v1')).body.resources as { name: string; kind: string }[];
+    expect(net).toEqual([expect.objectContaining({ name: 'networkpolicies', kind: 'NetworkPolicy', namespaced: true })]);
   });
 });

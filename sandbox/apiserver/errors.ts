@@ -27,7 +27,8 @@ export interface Status {
 }
 
 export interface StatusCause {
-  type: string;
+  /** The cause type; the JSON name is "reason", as in metav1.StatusCause. */
+  reason: string;
   message: string;
   field?: string;
 }
@@ -75,8 +76,24 @@ export const invalid = (kind: string, name: string, field: string, why: string):
   new ApiError(422, 'Invalid', `${kind} "${name}" is invalid: ${field}: ${why}`, {
     name,
     kind,
-    causes: [{ type: why.startsWith('Required value') ? 'FieldValueRequired' : 'FieldValueInvalid', message: why, field }],
+    causes: [{ reason: why.startsWith('Required value') ? 'FieldValueRequired' : 'FieldValueInvalid', message: why, field }],
   });
 
 export const gone = (requested: number, oldest: number): ApiError =>
   new ApiError(410, 'Gone', `too old resource version: ${requested} (${oldest})`);
+
+/** One field error as kube-apiserver's field.Error renders it ("spec.x: Invalid value: 3: why"). */
+export interface FieldError {
+  readonly type: 'FieldValueInvalid' | 'FieldValueNotSupported' | 'FieldValueRequired' | 'FieldValueForbidden' | 'FieldValueTooMany';
+  readonly field: string;
+  /** Everything after "field: ", e.g. 'Invalid value: 70000: must be between 1 and 65535, inclusive'. */
+  readonly detail: string;
+}
+
+/** A 422 carrying every field error, worded like the real server: one error plain, several in brackets. */
+export function invalidFields(kind: string, group: string, name: string, errs: readonly FieldError[]): ApiError {
+  const msgs = errs.map((e) => `${e.field}: ${e.detail}`);
+  const what = group ? `${kind}.${group}` : kind;
+  const causes = errs.map((e) => ({ reason: e.type, message: e.detail, field: e.field }));
+  return new ApiError(422, 'Invalid', `${what} "${name}" is invalid: ${msgs.length === 1 ? msgs[0] : `[${msgs.join(', ')}]`}`, { name, group, kind, causes });
+}

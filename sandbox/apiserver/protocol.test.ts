@@ -178,7 +178,7 @@ describe('kube-apiserver protocol details', () => {
     expect(JSON.stringify(managed.find((m) => m.manager === 'alice')!.fieldsV1)).not.toContain('f:image');
     // alice applying her old image again conflicts with bob's Update; force takes it back.
     const conflict = await call('PATCH', `${podPath}/ssa?fieldManager=alice`, { raw: yaml, type: 'application/apply-patch+yaml' });
-    expect(conflict).toMatchObject({ status: 409, body: { reason: 'Conflict', details: { causes: [{ type: 'FieldManagerConflict', message: 'conflict with "bob" using v1', field: '.spec.containers[name="web"].image' }] } } });
+    expect(conflict).toMatchObject({ status: 409, body: { reason: 'Conflict', details: { causes: [{ reason: 'FieldManagerConflict', message: 'conflict with "bob" using v1', field: '.spec.containers[name="web"].image' }] } } });
     const forced = await call('PATCH', `${podPath}/ssa?fieldManager=alice&force=true`, { raw: yaml, type: 'application/apply-patch+yaml' });
     expect(forced.status).toBe(200);
     expect((forced.body.spec as { containers: { image: string }[] }).containers[0]!.image).toBe('web:1');
@@ -234,7 +234,7 @@ describe('kube-apiserver protocol details', () => {
     expect(await call('POST', `${podPath}/x`, { body: {} })).toMatchObject({ status: 405, body: { reason: 'MethodNotAllowed' } });
     expect(await call('PATCH', `${podPath}/tbl`, { raw: '{}', type: 'text/plain' })).toMatchObject({ status: 415, body: { reason: 'UnsupportedMediaType' } });
     const bad = await call('POST', podPath, { body: { metadata: { name: 'Bad_Name' }, spec: { containers: [] } } });
-    expect(bad).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ type: 'FieldValueInvalid', field: 'metadata.name' }] } } });
+    expect(bad).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ reason: 'FieldValueInvalid', field: 'metadata.name' }] } } });
     expect((await call('PATCH', `${podPath}/tbl`, { raw: '{not json', type: 'application/merge-patch+json' })).status).toBe(400);
   });
 });

@@ -1,7 +1,20 @@
 // The resources the fake API server knows, with what discovery and the path router need.
 // Plural resource names double as the `Kind` names of common/types.ts, so tests use one vocabulary.
 
-export type ResourceName = 'nodes' | 'services' | 'pods' | 'namespaces' | 'endpointslices' | 'deployments' | 'replicasets' | 'daemonsets' | 'events';
+export type ResourceName =
+  | 'nodes'
+  | 'services'
+  | 'pods'
+  | 'namespaces'
+  | 'endpointslices'
+  | 'deployments'
+  | 'replicasets'
+  | 'daemonsets'
+  | 'events'
+  | 'networkpolicies'
+  | 'clusternetworkpolicies'
+  | 'adminnetworkpolicies'
+  | 'baselineadminnetworkpolicies';
 
 export interface ResourceDef {
   readonly name: ResourceName;
@@ -59,6 +72,11 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceDef>> = {
   replicasets: { name: 'replicasets', kind: 'ReplicaSet', group: 'apps', version: 'v1', namespaced: true, hasStatus: true, shortNames: ['rs'], fields: {} },
   daemonsets: { name: 'daemonsets', kind: 'DaemonSet', group: 'apps', version: 'v1', namespaced: true, hasStatus: true, shortNames: ['ds'], fields: {} },
   events: { name: 'events', kind: 'Event', group: '', version: 'v1', namespaced: true, hasStatus: false, shortNames: ['ev'], fields: eventFields() },
+  networkpolicies: { name: 'networkpolicies', kind: 'NetworkPolicy', group: 'networking.k8s.io', version: 'v1', namespaced: true, hasStatus: false, shortNames: ['netpol'], fields: {} },
+  // network-policy-api CRDs: v1alpha2 first, so discovery prefers it for the group.
+  clusternetworkpolicies: { name: 'clusternetworkpolicies', kind: 'ClusterNetworkPolicy', group: 'policy.networking.k8s.io', version: 'v1alpha2', namespaced: false, hasStatus: true, shortNames: ['cnp'], fields: {} },
+  adminnetworkpolicies: { name: 'adminnetworkpolicies', kind: 'AdminNetworkPolicy', group: 'policy.networking.k8s.io', version: 'v1alpha1', namespaced: false, hasStatus: true, shortNames: ['anp'], fields: {} },
+  baselineadminnetworkpolicies: { name: 'baselineadminnetworkpolicies', kind: 'BaselineAdminNetworkPolicy', group: 'policy.networking.k8s.io', version: 'v1alpha1', namespaced: false, hasStatus: true, shortNames: ['banp'], fields: {} },
 };
 
 /** The field selectors `kubectl describe` and `kubectl events` send for an object's events. */

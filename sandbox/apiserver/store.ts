@@ -3,8 +3,9 @@
 // resourceVersion counter orders every write, as etcd's revision does.
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { alreadyExists, ApiError, conflict, invalid, notFound } from './errors.js';
+import { alreadyExists, ApiError, conflict, invalid, invalidFields, notFound } from './errors.js';
 import { History, type EventType, type StoreEvent } from './history.js';
+import { validatePolicy } from './policy-validation.js';
 import { apiVersionOf, RESOURCES, RESOURCE_NAMES, storeKey, type KubeObject, type ResourceDef, type ResourceName } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 
@@ -304,6 +305,8 @@ export class FakeStore {
         throw invalid(def.kind, name, field, 'must be a map of strings');
       }
     }
+    const errs = validatePolicy(def.name, obj);
+    if (errs.length) throw invalidFields(def.kind, def.group, name, errs);
   }
 }
 

@@ -1,0 +1,138 @@
+// The pure part of NetworkPolicy sync on the kube-burner network-policy shape, no kernel:
+// desired state + render + nft text for one node, a full sync and the incremental cases.
+// `npx tsx bench/netpol-render.ts [--namespaces 240] [--pods 10000] [--nodes 100] [--per-ns 20] [--runs 5] [--egress]`
+// Last stdout line: one JSON object.
+import { desiredState, type PolicyInputs } from '../policy/desired.js';
+import type { NetworkPolicy, PolicyPod } from '../policy/model.js';
+import { diffText, fullText, render } from '../policy/render.js';
+import { toNetworkPolicy } from '../policy/convert.js';
+
+function arg(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+}
+
+/** A deterministic pseudo-random sequence, so every run builds the same cluster. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+export function kubeBurner(o: { namespaces: number; pods: number; nodes: number; perNs: number; egress: boolean }): PolicyInputs {
+  const r = rng(42);
+  const pick = (n: number): number => Math.floor(r() * n);
+  const namespaces = Array.from({ length: o.namespaces }, (_, n) => ({ name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}`, group: `g${n % 24}` } }));
+  const pods: PolicyPod[] = Array.from({ length: o.pods }, (_, i) => ({
+    namespace: `ns-${i % o.namespaces}`,
+    name: `pod-${i}`,
+    // Scheduled anywhere (spreading by index would put a node's pods in few namespaces).
+    nodeName: `node-${pick(o.nodes)}`,
+    hostNetwork: false,
+    podIPs: [`10.${128 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`],
+    labels: { app: `app-${Math.floor(i / o.namespaces) % 10}`, tier: `t${i % 3}` },
+    namedPorts: [{ name: 'http', port: 8080, protocol: 'TCP' as const }],
+  }));
+  const policies: NetworkPolicy[] = [];
+  for (let n = 0; n < o.namespaces; n++) {
+    for (let j = 0; j < o.perNs; j++) {
+      const peers: unknown[] = [];
+      for (let k = 0; k < 5; k++) peers.push({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': `ns-${pick(o.namespaces)}` } }, podSelector: { matchLabels: { app: `app-${pick(10)}` } } });
+      for (let k = 0; k < 5; k++) peers.push({ podSelector: { matchLabels: { app: `app-${pick(10)}` } } });
+      for (let k = 0; k < 5; k++) peers.push({ ipBlock: { cidr: `172.${16 + pick(16)}.${pick(256)}.0/24` } });
+      const ports = [
+        ...Array.from({ length: 5 }, (_, k) => ({ port: 8000 + j * 20 + k })),
+        ...Array.from({ length: 5 }, (_, k) => ({ port: 9000 + j * 100 + k * 10, endPort: 9000 + j * 100 + k * 10 + 5 })),
+      ];
+      const rule = { [o.egress ? 'to' : 'from']: peers, ports };
+      const raw = {
+        metadata: { namespace: `ns-${n}`, name: `np-${j}` },
+        // Every policy selects every pod of its namespace, as in the kube-burner workload: 20 per pod.
+        spec: { podSelector: {}, policyTypes: [o.egress ? 'Egress' : 'Ingress'], [o.egress ? 'egress' : 'ingress']: [rule] },
+      };
+      const c = toNetworkPolicy(raw);
+      if (!c.ok) throw new Error(c.reason);
+      policies.push(c.value);
+    }
+  }
+  return { policies, pods, namespaces };
+}
+
+function ms(t0: number): number {
+  return Math.round((performance.now() - t0) * 10) / 10;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function main(args: string[]): Promise<void> {
+  const o = { namespaces: arg(args, 'namespaces', 240), pods: arg(args, 'pods', 10_000), nodes: arg(args, 'nodes', 100), perNs: arg(args, 'per-ns', 20), egress: args.includes('--egress') };
+  const runs = arg(args, 'runs', 5);
+  const inputs = kubeBurner(o);
+  const node = { nodeName: 'node-0' };
+  const full: { desired: number; render: number; text: number; total: number }[] = [];
+  let last;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const d = desiredState(inputs, node);
+    const desired = ms(t0);
+    const t1 = performance.now();
+    const t = render(d);
+    const rendered = ms(t1);
+    const t2 = performance.now();
+    const text = fullText(t);
+    full.push({ desired, render: rendered, text: ms(t2), total: ms(t0) });
+    last = { d, t, text };
+    process.stderr.write(`full ${i + 1}: ${JSON.stringify(full[i])}\n`);
+  }
+  const { d, t, text } = last!;
+  const elements = [...t.elements.values()].reduce((a, m) => a + m.size, 0);
+  const ruleCount = [...t.chains.values()].reduce((a, c) => a + c.rules.length, 0);
+
+  // Incremental: a pod that many rules select appears on another node (element adds), and a
+  // policy selecting local pods changes one port (one rule chain rewritten).
+  const podAdd: number[] = [];
+  const policyChange: number[] = [];
+  let podDiff = '';
+  let policyDiff = '';
+  for (let i = 0; i < runs; i++) {
+    // A pod like one that local rules already select as a peer, on another node.
+    const peerIP = [...d.peerSets.values()].find((s) => s.pods.length > 0)!.pods[0]!;
+    const like = inputs.pods.find((p) => p.podIPs[0] === peerIP)!;
+    const newcomer: PolicyPod = { ...like, name: `new-${i}`, nodeName: 'node-elsewhere', podIPs: [`10.200.0.${i + 1}`] };
+    const t0 = performance.now();
+    const t2 = render(desiredState({ ...inputs, pods: [...inputs.pods, newcomer] }, node));
+    podDiff = diffText(t, t2);
+    podAdd.push(ms(t0));
+    const target = d.rules.values().next().value!;
+    const policies = inputs.policies.map((p) => (`${p.namespace}/${p.name}` === target.policy ? { ...p, ingress: p.ingress.map((r) => ({ ...r, ports: [...r.ports.slice(1), { protocol: 'TCP' as const, port: 7777 }] })), egress: p.egress.map((r) => ({ ...r, ports: [...r.ports.slice(1), { protocol: 'TCP' as const, port: 7777 }] })) } : p));
+    const t1 = performance.now();
+    policyDiff = diffText(t, render(desiredState({ ...inputs, policies }, node)));
+    policyChange.push(ms(t1));
+  }
+  process.stderr.write(`pod add diff: ${podDiff.split('\n').length - 1} lines; policy change diff: ${policyDiff.split('\n').length - 1} lines\n`);
+  const result = {
+    bench: 'netpol-render',
+    pods: inputs.pods.length,
+    policies: inputs.policies.length,
+    local_pods: inputs.pods.filter((p) => p.nodeName === node.nodeName).length,
+    policied_local_pods: d.pods.size,
+    rule_chains: d.rules.size,
+    nft_rules: ruleCount,
+    sets: t.sets.size,
+    elements,
+    text_kb: Math.round(text.length / 1024),
+    full_ms_first: full[0]!.total,
+    full_ms_median: median(full.map((f) => f.total)),
+    desired_ms_median: median(full.map((f) => f.desired)),
+    render_ms_median: median(full.map((f) => f.render)),
+    text_ms_median: median(full.map((f) => f.text)),
+    // Recomputing everything then diffing: what an applier without per-object tracking would pay.
+    pod_add_recompute_ms_median: median(podAdd),
+    policy_change_recompute_ms_median: median(policyChange),
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main(process.argv.slice(2));

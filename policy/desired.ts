@@ -1,0 +1,432 @@
+// NetworkPolicy desired state for one node: a pure function of the policies, every pod's
+// namespace/labels/addresses and the namespaces. Only this node's pods are enforced (ingress and
+// egress both happen here for them); remote pods matter only as peers.
+//
+// Shape, chosen for element-level updates and cheap policy changes:
+//   - each policy rule (policy, direction, index) is a RuleState, shared by every local pod the
+//     policy selects (one nft chain, not one copy per pod);
+//   - its peers are a PeerSet keyed by the same rule: pod IPs (a plain set that pod churn edits
+//     element by element), ipBlocks minus except (an interval list), and for egress named ports the
+//     (ip, protocol, port) triples of the selected pods (named ports resolve on the TARGET: on the
+//     remote pod for egress);
+//   - ingress named ports resolve on the local pod, so a rule using them has one RuleState per
+//     distinct resolution (usually one).
+// Multiple policies are a union: a pod isolated in a direction lists every rule that may allow.
+import { createHash } from 'node:crypto';
+import { familyOf, ipToBigint, normalize, parseCidr, subtract, type Family, type Interval } from './ipnet.js';
+import { matches, policyKey, type LabelSelector, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyRule, type PolicyNamespace, type PolicyPod, type Protocol } from './model.js';
+
+export type Direction = 'ingress' | 'egress';
+
+export interface PolicyInputs {
+  readonly policies: readonly NetworkPolicy[];
+  readonly pods: readonly PolicyPod[];
+  readonly namespaces: readonly PolicyNamespace[];
+}
+
+export interface PolicyNode {
+  readonly nodeName: string;
+  /**
+   * The node-local DNS addresses (the DNS Service IPs on lo, answered without DNAT): an egress
+   * rule that allows port 53 (to the kube-dns pods or kube-system, as users write it) also allows
+   * these, or node-local DNS would break every such policy (kubernetes#70555, calico#3795).
+   */
+  readonly dnsAddresses?: readonly string[];
+}
+
+export interface PortRange {
+  readonly protocol: Protocol;
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface NamedEntry {
+  readonly ip: string;
+  readonly protocol: Protocol;
+  readonly port: number;
+}
+
+export interface PeerSet {
+  readonly id: string;
+  /** The rule had no peers (`from`/`to` missing or empty): every address. pods/nets stay empty. */
+  readonly all: boolean;
+  /** Some peer is a selector: the pod address set exists even while empty (pods come and go). */
+  readonly selectors: boolean;
+  /** Addresses of the selected pods, sorted. */
+  readonly pods: readonly string[];
+  /** ipBlocks minus their excepts, per family, sorted and disjoint. */
+  readonly nets4: readonly Interval[];
+  readonly nets6: readonly Interval[];
+  /** Egress named ports: each selected pod's address with the port its name resolves to. */
+  readonly named: readonly NamedEntry[];
+}
+
+export interface RuleState {
+  /** Chain identity: "<ns>.<policy>.in<i>" (or ".eg<i>"), plus ".v<hash>" for an ingress named-port resolution. */
+  readonly id: string;
+  readonly setId: string;
+  readonly policy: string;
+  readonly direction: Direction;
+  readonly index: number;
+  /** Numeric ports (and ingress named ports resolved on the local pod); undefined = any port and protocol. */
+  readonly ports?: readonly PortRange[];
+  /** Egress rule with named ports: PeerSet.named applies. */
+  readonly named: boolean;
+}
+
+export interface DirectionPolicy {
+  /** Keys of the policies that isolate the pod in this direction, sorted. */
+  readonly policies: readonly string[];
+  /** RuleState ids, in policy then rule order. */
+  readonly rules: readonly string[];
+  /** Egress: protocols/port 53 allowed to the node-local DNS addresses. */
+  readonly dns?: readonly PortRange[];
+}
+
+export interface PodPolicy {
+  readonly key: string;
+  readonly ips: readonly string[];
+  readonly ingress?: DirectionPolicy;
+  readonly egress?: DirectionPolicy;
+}
+
+export interface DesiredState {
+  /** Local pods isolated in at least one direction, by "namespace/name". */
+  readonly pods: ReadonlyMap<string, PodPolicy>;
+  readonly rules: ReadonlyMap<string, RuleState>;
+  readonly peerSets: ReadonlyMap<string, PeerSet>;
+  readonly dnsAddresses: readonly string[];
+}
+
+const ALL_PORTS = { from: 0, to: 65535 };
+const DIR_TAG: Record<Direction, string> = { ingress: 'in', egress: 'eg' };
+
+/** Pods that can be peers or targets: pod network, with addresses. */
+function onPodNetwork(p: PolicyPod): boolean {
+  return !p.hostNetwork && p.podIPs.length > 0;
+}
+
+/**
+ * The cluster indexed once per computation: namespaces' labels, pods by namespace, policies by
+ * namespace; selector results memoised by selector text, since many rules repeat selectors.
+ */
+export class PolicyIndex {
+  private readonly nsLabels = new Map<string, Readonly<Record<string, string>>>();
+  private readonly podsByNs = new Map<string, PolicyPod[]>();
+  private readonly policiesByNs = new Map<string, NetworkPolicy[]>();
+  readonly podsByKey = new Map<string, PolicyPod>();
+  private readonly nsMemo = new Map<string, string[]>();
+  private readonly podMemo = new Map<string, Map<string, PolicyPod[]>>();
+  private readonly setMemo = new Map<string, PeerSet>();
+
+  constructor(readonly inputs: PolicyInputs) {
+    for (const ns of inputs.namespaces) {
+      // The API server sets this label on every namespace; a sandbox object may lack it.
+      this.nsLabels.set(ns.name, ns.labels['kubernetes.io/metadata.name'] === ns.name ? ns.labels : { ...ns.labels, 'kubernetes.io/metadata.name': ns.name });
+    }
+    for (const p of inputs.pods) {
+      this.podsByKey.set(policyKey(p), p);
+      if (!onPodNetwork(p)) continue;
+      let list = this.podsByNs.get(p.namespace);
+      if (!list) this.podsByNs.set(p.namespace, (list = []));
+      list.push(p);
+    }
+    for (const pol of [...inputs.policies].sort((a, b) => cmp(policyKey(a), policyKey(b)))) {
+      let list = this.policiesByNs.get(pol.namespace);
+      if (!list) this.policiesByNs.set(pol.namespace, (list = []));
+      list.push(pol);
+    }
+  }
+
+  namespaceLabels(ns: string): Readonly<Record<string, string>> {
+    return this.nsLabels.get(ns) ?? { 'kubernetes.io/metadata.name': ns };
+  }
+
+  /** Policies of the pod's namespace whose podSelector selects it, in key order. */
+  policiesFor(pod: PolicyPod): NetworkPolicy[] {
+    return (this.policiesByNs.get(pod.namespace) ?? []).filter((p) => matches(p.podSelector, pod.labels));
+  }
+
+  private namespacesMatching(sel: LabelSelector): string[] {
+    const k = selectorKey(sel);
+    let out = this.nsMemo.get(k);
+    if (!out) {
+      // Namespaces that have pods but no Namespace object yet count too (with only the name label).
+      const names = new Set([...this.nsLabels.keys(), ...this.podsByNs.keys()]);
+      out = [...names].filter((n) => matches(sel, this.namespaceLabels(n)));
+      this.nsMemo.set(k, out);
+    }
+    return out;
+  }
+
+  private podsIn(ns: string, sel: LabelSelector | undefined): PolicyPod[] {
+    const all = this.podsByNs.get(ns) ?? [];
+    if (!sel) return all;
+    let memo = this.podMemo.get(ns);
+    if (!memo) this.podMemo.set(ns, (memo = new Map()));
+    const k = selectorKey(sel);
+    let out = memo.get(k);
+    if (!out) {
+      out = all.filter((p) => matches(sel, p.labels));
+      memo.set(k, out);
+    }
+    return out;
+  }
+
+  /** Pods a selector peer picks, for a policy in namespace ns. */
+  peerPods(peer: NetworkPolicyPeer, ns: string): PolicyPod[] {
+    if (!peer.namespaceSelector) return this.podsIn(ns, peer.podSelector);
+    return this.namespacesMatching(peer.namespaceSelector).flatMap((n) => this.podsIn(n, peer.podSelector));
+  }
+
+  allPods(): PolicyPod[] {
+    return [...this.podsByNs.values()].flat();
+  }
+
+  /** The peers of one rule, computed once however many local pods share it. */
+  peerSet(pol: NetworkPolicy, direction: Direction, index: number): PeerSet {
+    const id = ruleBaseId(pol, direction, index);
+    let s = this.setMemo.get(id);
+    if (s) return s;
+    const rule = (direction === 'ingress' ? pol.ingress : pol.egress)[index]!;
+    const all = rule.peers.length === 0;
+    const names = direction === 'egress' ? rule.ports.filter((p) => typeof p.port === 'string') : [];
+    // Pods by identity: a pod picked by several peers counts once.
+    const pods = new Set<PolicyPod>();
+    const nets: Record<Family, Interval[]> = { 4: [], 6: [] };
+    // Every pod only when named ports need resolving on them; otherwise "all" is no set at all.
+    const selected = all && names.length > 0 ? this.allPods() : [];
+    for (const peer of rule.peers) {
+      if (peer.ipBlock) {
+        const net = parseCidr(peer.ipBlock.cidr);
+        if (!net) continue;
+        const cuts = normalize(peer.ipBlock.except.map(parseCidr).filter((c) => c?.family === net.family) as Interval[]);
+        nets[net.family].push(...subtract([net], cuts));
+      } else for (const p of this.peerPods(peer, pol.namespace)) pods.add(p);
+    }
+    for (const p of selected) pods.add(p);
+    const named: NamedEntry[] = [];
+    for (const p of pods) {
+      for (const want of names) {
+        const np = p.namedPorts.find((n) => n.name === want.port && n.protocol === want.protocol);
+        if (np) for (const ip of p.podIPs) named.push({ ip, protocol: np.protocol, port: np.port });
+      }
+    }
+    s = {
+      id,
+      all,
+      selectors: rule.peers.some((p) => !p.ipBlock),
+      pods: all ? [] : addressesOf(pods),
+      nets4: normalize(nets[4]),
+      nets6: normalize(nets[6]),
+      named: dedupeNamed(named),
+    };
+    this.setMemo.set(id, s);
+    return s;
+  }
+
+  /** A PeerSet peerSet() computed earlier. */
+  computedSet(id: string): PeerSet | undefined {
+    return this.setMemo.get(id);
+  }
+}
+
+const selectorKeys = new WeakMap<LabelSelector, string>();
+
+/** A selector's memo key, computed once per selector object. */
+function selectorKey(sel: LabelSelector): string {
+  let k = selectorKeys.get(sel);
+  if (k === undefined) selectorKeys.set(sel, (k = JSON.stringify(sel)));
+  return k;
+}
+
+function addressesOf(pods: Iterable<PolicyPod>): string[] {
+  const out: string[] = [];
+  for (const p of pods) for (const ip of p.podIPs) out.push(ip);
+  // Plain string order: deterministic and cheap (numeric order would parse every address).
+  out.sort();
+  // Two pods never share an address for long, but a stale one may linger in the cache.
+  return out.filter((ip, i) => i === 0 || ip !== out[i - 1]);
+}
+
+export function ruleBaseId(pol: { namespace: string; name: string }, direction: Direction, index: number): string {
+  return `${pol.namespace}.${pol.name}.${DIR_TAG[direction]}${index}`;
+}
+
+/** Numeric ports of a rule as ranges; ingress named ports resolved on the local pod (`target`). */
+function portRanges(rule: NetworkPolicyRule, direction: Direction, target: PolicyPod): PortRange[] | undefined {
+  if (rule.ports.length === 0) return undefined;
+  const out: PortRange[] = [];
+  for (const p of rule.ports) {
+    if (p.port === undefined) out.push({ protocol: p.protocol, ...ALL_PORTS });
+    else if (typeof p.port === 'number') out.push({ protocol: p.protocol, from: p.port, to: p.endPort ?? p.port });
+    else if (direction === 'ingress') {
+      const np = target.namedPorts.find((n) => n.name === p.port && n.protocol === p.protocol);
+      if (np) out.push({ protocol: np.protocol, from: np.port, to: np.port });
+    }
+  }
+  return mergeRanges(out);
+}
+
+/** Sorted by protocol then start, overlapping and adjacent ranges joined. */
+export function mergeRanges(list: readonly PortRange[]): PortRange[] {
+  const sorted = [...list].sort((a, b) => cmp(a.protocol, b.protocol) || a.from - b.from);
+  const out: PortRange[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.protocol === r.protocol && r.from <= last.to + 1) {
+      if (r.to > last.to) out[out.length - 1] = { ...last, to: r.to };
+    } else out.push(r);
+  }
+  return out;
+}
+
+function hasNamedPorts(rule: NetworkPolicyRule): boolean {
+  return rule.ports.some((p) => typeof p.port === 'string');
+}
+
+function short(s: string): string {
+  return createHash('sha1').update(s).digest('hex').slice(0, 8);
+}
+
+/** The state of one local pod (undefined: not policied), filling `rules` with the RuleStates it uses. */
+export function podPolicy(index: PolicyIndex, pod: PolicyPod, rules: Map<string, RuleState>, dnsAddresses: readonly string[]): PodPolicy | undefined {
+  if (!onPodNetwork(pod)) return undefined;
+  const dirs: Partial<Record<Direction, DirectionPolicy>> = {};
+  const policies = index.policiesFor(pod);
+  for (const direction of ['ingress', 'egress'] as const) {
+    const isolating = policies.filter((p) => p.policyTypes.includes(direction === 'ingress' ? 'Ingress' : 'Egress'));
+    if (isolating.length === 0) continue;
+    const ids: string[] = [];
+    for (const pol of isolating) {
+      const list = direction === 'ingress' ? pol.ingress : pol.egress;
+      list.forEach((rule, i) => {
+        const setId = ruleBaseId(pol, direction, i);
+        const ports = portRanges(rule, direction, pod);
+        const named = direction === 'egress' && hasNamedPorts(rule);
+        // A rule whose every port is a name the pod lacks allows nothing here.
+        if (ports !== undefined && ports.length === 0 && !named) return;
+        const id = direction === 'ingress' && hasNamedPorts(rule) ? `${setId}.v${short(JSON.stringify(ports))}` : setId;
+        if (!rules.has(id)) {
+          index.peerSet(pol, direction, i);
+          rules.set(id, { id, setId, policy: policyKey(pol), direction, index: i, ports, named });
+        }
+        ids.push(id);
+      });
+    }
+    const d: { policies: string[]; rules: string[]; dns?: PortRange[] } = { policies: isolating.map(policyKey), rules: ids };
+    if (direction === 'egress' && dnsAddresses.length > 0) {
+      const dns = dnsRanges(ids.map((id) => rules.get(id)!), index);
+      if (dns.length > 0) d.dns = dns;
+    }
+    dirs[direction] = d;
+  }
+  if (!dirs.ingress && !dirs.egress) return undefined;
+  return { key: policyKey(pod), ips: pod.podIPs, ...dirs };
+}
+
+/** UDP/TCP port 53 as far as some egress rule allows it to anyone. */
+function dnsRanges(rules: readonly RuleState[], index: PolicyIndex): PortRange[] {
+  const out: PortRange[] = [];
+  for (const protocol of ['TCP', 'UDP'] as const) {
+    const ok = rules.some((r) => {
+      if (r.ports === undefined) return true;
+      if (r.ports.some((p) => p.protocol === protocol && p.from <= 53 && p.to >= 53)) return true;
+      return r.named && index.computedSet(r.setId)!.named.some((n) => n.protocol === protocol && n.port === 53);
+    });
+    if (ok) out.push({ protocol, from: 53, to: 53 });
+  }
+  return out;
+}
+
+/** Desired state for the pods on node.nodeName. */
+export function desiredState(inputs: PolicyInputs, node: PolicyNode): DesiredState {
+  const index = new PolicyIndex(inputs);
+  return stateFor(
+    index,
+    inputs.pods.filter((p) => p.nodeName === node.nodeName),
+    node.dnsAddresses ?? [],
+  );
+}
+
+/** The same for any chosen pods (explain asks about two pods on perhaps two nodes). */
+export function stateFor(index: PolicyIndex, targets: readonly PolicyPod[], dns: readonly string[]): DesiredState {
+  const dnsAddresses = dns.filter((a) => familyOf(a)).sort(cmpIp);
+  const rules = new Map<string, RuleState>();
+  const pods = new Map<string, PodPolicy>();
+  const local = [...targets].sort((a, b) => cmp(policyKey(a), policyKey(b)));
+  for (const pod of local) {
+    const pp = podPolicy(index, pod, rules, dnsAddresses);
+    if (pp) pods.set(pp.key, pp);
+  }
+  const peerSets = new Map<string, PeerSet>();
+  for (const r of [...rules.values()].sort((a, b) => cmp(a.id, b.id))) {
+    if (!peerSets.has(r.setId)) peerSets.set(r.setId, index.computedSet(r.setId)!);
+  }
+  return { pods, rules: new Map([...rules].sort((a, b) => cmp(a[0], b[0]))), peerSets, dnsAddresses };
+}
+
+// ---- evaluation: the same state, asked about one flow (explain, strict-mode conntrack) ----
+
+export interface RuleVerdict {
+  readonly allowed: boolean;
+  /** The first rule (in the order the chain tries them) that allows, if any. */
+  readonly rule?: RuleState;
+  /** Allowed by the node-local DNS exception. */
+  readonly dns?: boolean;
+}
+
+function inRanges(ranges: readonly PortRange[] | undefined, protocol: Protocol, port: number): boolean {
+  return ranges === undefined || ranges.some((r) => r.protocol === protocol && r.from <= port && r.to >= port);
+}
+
+function inPeerSet(s: PeerSet, ip: string): boolean {
+  if (s.all) return true;
+  if (s.pods.includes(ip)) return true;
+  const f = familyOf(ip);
+  if (!f) return false;
+  const n = ipToBigint(ip);
+  return (f === 4 ? s.nets4 : s.nets6).some((iv) => n >= iv.lo && n <= iv.hi);
+}
+
+/** Whether rule r lets (peer ip, protocol, port) through; for egress the port is the destination's. */
+export function ruleAllows(r: RuleState, s: PeerSet, ip: string, protocol: Protocol, port: number): boolean {
+  const numeric = r.ports === undefined || r.ports.length > 0;
+  if (numeric && inPeerSet(s, ip) && inRanges(r.ports, protocol, port)) return true;
+  return r.named && s.named.some((n) => n.ip === ip && n.protocol === protocol && n.port === port);
+}
+
+/**
+ * Whether the local pod's `direction` lets a new connection through, with `peerIP` the other end.
+ * undefined when the pod is not isolated in that direction.
+ */
+export function evaluate(d: DesiredState, podKey: string, direction: Direction, peerIP: string, protocol: Protocol, port: number): RuleVerdict | undefined {
+  const dp = d.pods.get(podKey)?.[direction];
+  if (!dp) return undefined;
+  for (const id of dp.rules) {
+    const r = d.rules.get(id)!;
+    if (ruleAllows(r, d.peerSets.get(r.setId)!, peerIP, protocol, port)) return { allowed: true, rule: r };
+  }
+  if (direction === 'egress' && d.dnsAddresses.includes(peerIP) && inRanges(dp.dns ?? [], protocol, port)) return { allowed: true, dns: true };
+  return { allowed: false };
+}
+
+function dedupeNamed(list: NamedEntry[]): NamedEntry[] {
+  const seen = new Map<string, NamedEntry>();
+  for (const n of list) seen.set(`${n.ip} ${n.protocol} ${n.port}`, n);
+  return [...seen.values()].sort((a, b) => cmp(a.ip, b.ip) || cmp(a.protocol, b.protocol) || a.port - b.port);
+}
+
+export function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Addresses by family, then numerically (nft lists them so; tests read better). */
+export function cmpIp(a: string, b: string): number {
+  const fa = familyOf(a) ?? 0;
+  const fb = familyOf(b) ?? 0;
+  if (fa !== fb) return fa - fb;
+  const x = ipToBigint(a);
+  const y = ipToBigint(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}

@@ -1,0 +1,52 @@
+// `createPolicy`: NetworkPolicy for this node's pods, the agent's fourth component. It needs the
+// policy watch kinds (the agent adds them while policy.enabled) and listens to the CNI's pod hooks
+// so a new pod meets its policy before its first packet. cleanup() removes the table.
+import type { AgentDeps } from '../common/agent-deps.js';
+import type { Component } from '../common/component.js';
+import { PolicyDataplane } from './dataplane.js';
+import { execRunner, type Runner } from './exec.js';
+import { PolicySyncer } from './syncer.js';
+
+export interface PolicyOptions {
+  /** Runs nft, conntrack and ip; tests pass one that enters a namespace. */
+  readonly run?: Runner;
+  readonly attachTimeoutMs?: number;
+}
+
+export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Component {
+  const run = opts.run ?? execRunner();
+  const log = deps.log.child({ component: 'policy' });
+  const dataplane = new PolicyDataplane(run);
+  return {
+    name: 'policy',
+    async run(signal) {
+      await ensureBridgeNetfilter(run, log);
+      const syncer = new PolicySyncer({ cache: deps.cache, config: deps.config, log, health: deps.health, dataplane, run, ...(opts.attachTimeoutMs ? { attachTimeoutMs: opts.attachTimeoutMs } : {}) });
+      const unlisten = deps.podHooks?.listen(syncer);
+      try {
+        await syncer.run(signal);
+      } finally {
+        unlisten?.();
+      }
+    },
+    async cleanup() {
+      await dataplane.cleanup();
+    },
+  };
+}
+
+/**
+ * Pods on one node talk across the bridge; only with br_netfilter's call-iptables switches on do
+ * those frames pass the inet forward hook where policy is enforced. On by default where the
+ * module is loaded; a node without it enforces policy between nodes only, which must be loud.
+ */
+async function ensureBridgeNetfilter(run: Runner, log: AgentDeps['log']): Promise<void> {
+  for (const key of ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables']) {
+    try {
+      const v = (await run('sysctl', ['-n', key])).trim();
+      if (v !== '1') await run('sysctl', ['-w', `${key}=1`]);
+    } catch (e) {
+      log.error({ sysctl: key, err: (e as Error).message }, 'br_netfilter is not available: NetworkPolicy is NOT enforced between pods of this node (load the br_netfilter module)');
+    }
+  }
+}

@@ -1,0 +1,281 @@
+// Desired state -> the `inet skiff-policy` table as data, and that data -> nft text: a full load
+// (atomic replace) or the difference between two tables (element adds/deletes, rewritten chains).
+// The layout and its hooks are explained in policy/README.md; in short:
+//   egress      forward, priority 0    established accept, invalid drop, `saddr vmap @egress<f>`
+//   ingress     forward, priority 1    established accept, `daddr vmap @ingress<f>`
+//   egress-node input,   priority 0    established accept, `saddr vmap @egress<f>` (pods -> node)
+// Egress and ingress are separate base chains so that `accept` may end either one: a same-node
+// connection needs both, and an accept in one base chain does not skip the next.
+import { createHash } from 'node:crypto';
+import type { DesiredState, Direction, PeerSet, PortRange, RuleState } from './desired.js';
+import { familyOf, intervalToCidrs, type Family } from './ipnet.js';
+
+export const FAMILY = 'inet';
+export const TABLE = 'skiff-policy';
+const T = `${FAMILY} ${TABLE}`;
+
+export interface ChainData {
+  /** Base chain declaration, e.g. "type filter hook forward priority 0 ; policy accept ;". */
+  readonly hook?: string;
+  readonly rules: readonly string[];
+}
+
+export interface CounterData {
+  /** "namespace/name" of the pod whose denied packets it counts. */
+  readonly pod: string;
+  readonly direction: Direction;
+}
+
+export interface PolicyTable {
+  readonly chains: ReadonlyMap<string, ChainData>;
+  /** set name -> declaration body ("type ipv4_addr ; flags interval ;"). */
+  readonly sets: ReadonlyMap<string, string>;
+  /** set name -> element key -> value ("" in plain sets, "jump in.x.a" in verdict maps). */
+  readonly elements: ReadonlyMap<string, ReadonlyMap<string, string>>;
+  /** Named counters of denied packets, per policied pod and direction. */
+  readonly counters: ReadonlyMap<string, CounterData>;
+}
+
+export interface RenderOptions {
+  /** The node's pod address families; sets and rules exist per family. Default [4]. */
+  readonly families?: readonly Family[];
+  /** Log denied new connections (rate-limited) with a prefix naming the pod and direction. */
+  readonly logDenied?: boolean;
+}
+
+const ADDR: Record<Family, { kw: string; type: string }> = {
+  4: { kw: 'ip', type: 'ipv4_addr' },
+  6: { kw: 'ip6', type: 'ipv6_addr' },
+};
+const L4: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+const TAG: Record<Direction, string> = { ingress: 'in', egress: 'out' };
+
+/**
+ * A valid, bounded nft identifier for a name made of Kubernetes names (DNS labels and subdomains:
+ * letters, digits, '-', '.'). Kernel names stop at 255 bytes; long ones are hashed.
+ */
+function ident(prefix: string, name: string, suffix = ''): string {
+  const n = name.length <= 180 ? name : `h${createHash('sha1').update(name).digest('hex').slice(0, 24)}`;
+  return `${prefix}${n}${suffix}`;
+}
+
+/** Per-pod chain: "in.x.a" for pod x/a (namespaces have no dots, so this is unambiguous). */
+export function podChain(podKey: string, direction: Direction): string {
+  return ident(`${TAG[direction]}.`, podKey.replace('/', '.'));
+}
+
+/** The named counter of a pod's denied packets in one direction. */
+export function dropCounter(podKey: string, direction: Direction): string {
+  return ident(`drop-${TAG[direction]}.`, podKey.replace('/', '.'));
+}
+
+export function ruleChain(ruleId: string): string {
+  return ident('r.', ruleId);
+}
+
+export function setName(setId: string, part: 'pods' | 'nets' | 'named', family: Family): string {
+  return ident('s.', setId, `.${part}${family}`);
+}
+
+/** One match per protocol: "tcp dport { 80, 1000-2000 }", or "meta l4proto udp" for every port. */
+function portMatches(ports: readonly PortRange[] | undefined): string[] {
+  if (ports === undefined) return [''];
+  const byProto = new Map<string, string[]>();
+  for (const r of ports) {
+    const list = byProto.get(r.protocol) ?? [];
+    byProto.set(r.protocol, list);
+    list.push(r.from === 0 && r.to === 65535 ? '*' : r.from === r.to ? String(r.from) : `${r.from}-${r.to}`);
+  }
+  return [...byProto].map(([proto, list]) => {
+    const p = L4[proto]!;
+    if (list.includes('*')) return `meta l4proto ${p}`;
+    return list.length === 1 ? `${p} dport ${list[0]}` : `${p} dport { ${list.join(', ')} }`;
+  });
+}
+
+function line(...parts: string[]): string {
+  return parts.filter(Boolean).join(' ');
+}
+
+class Builder {
+  readonly chains = new Map<string, ChainData>();
+  readonly sets = new Map<string, string>();
+  readonly elements = new Map<string, Map<string, string>>();
+  readonly counters = new Map<string, CounterData>();
+
+  set(name: string, decl: string): Map<string, string> {
+    this.sets.set(name, decl);
+    let m = this.elements.get(name);
+    if (!m) this.elements.set(name, (m = new Map()));
+    return m;
+  }
+}
+
+export function render(d: DesiredState, o: RenderOptions = {}): PolicyTable {
+  const fams = o.families ?? [4];
+  const b = new Builder();
+  const vmaps = (dir: 'saddr' | 'daddr', map: string): string[] => fams.map((f) => `${ADDR[f].kw} ${dir} vmap @${map}${f}`);
+  b.chains.set('egress', { hook: 'type filter hook forward priority 0 ; policy accept ;', rules: ['ct state established,related accept', 'ct state invalid drop', ...vmaps('saddr', 'egress')] });
+  b.chains.set('ingress', { hook: 'type filter hook forward priority 1 ; policy accept ;', rules: ['ct state established,related accept', ...vmaps('daddr', 'ingress')] });
+  // Pods reaching the node itself (node IPs, node-local DNS, hostNetwork pods) pass input, not forward.
+  // No `invalid drop` here: that would reach the node's own sockets.
+  b.chains.set('egress-node', { hook: 'type filter hook input priority 0 ; policy accept ;', rules: ['ct state established,related accept', ...vmaps('saddr', 'egress')] });
+  const maps: Record<string, Map<string, string>> = {};
+  for (const f of fams) {
+    for (const dir of ['egress', 'ingress']) maps[`${dir}${f}`] = b.set(`${dir}${f}`, `type ${ADDR[f].type} : verdict ;`);
+    const dns = b.set(`dns${f}`, `type ${ADDR[f].type} ;`);
+    for (const a of d.dnsAddresses) if (familyOf(a) === f) dns.set(a, '');
+  }
+
+  const rendered = new Set<string>();
+  for (const r of d.rules.values()) {
+    const s = d.peerSets.get(r.setId)!;
+    b.chains.set(ruleChain(r.id), { rules: ruleLines(r, s, fams) });
+    // Variants of one rule (ingress named ports resolved differently) share its sets.
+    if (!rendered.has(s.id)) renderSets(b, r, s, fams);
+    rendered.add(s.id);
+  }
+
+  for (const pod of d.pods.values()) {
+    for (const direction of ['ingress', 'egress'] as const) {
+      const dp = pod[direction];
+      if (!dp) continue;
+      const chain = podChain(pod.key, direction);
+      const counter = dropCounter(pod.key, direction);
+      const rules: string[] = [];
+      const self = direction === 'ingress' ? 'saddr' : 'daddr';
+      // A pod reaching itself through its own Service (hairpin) always passes, as upstream expects.
+      for (const ip of pod.ips) {
+        const f = familyOf(ip);
+        if (f && fams.includes(f)) rules.push(`${ADDR[f].kw} ${self} ${ip} accept`);
+      }
+      for (const id of dp.rules) rules.push(`jump ${ruleChain(id)}`);
+      if (dp.dns) for (const f of fams) for (const p of portMatches(dp.dns)) rules.push(line(`${ADDR[f].kw} daddr @dns${f}`, p, 'accept'));
+      if (o.logDenied) rules.push(`limit rate 10/second burst 20 packets log prefix "skiff-policy deny ${TAG[direction]} ${pod.key.slice(0, 90)}: " level info`);
+      rules.push(`counter name "${counter}" drop`);
+      b.chains.set(chain, { rules });
+      b.counters.set(counter, { pod: pod.key, direction });
+      for (const ip of pod.ips) {
+        const f = familyOf(ip);
+        if (f && fams.includes(f)) maps[`${direction}${f}`]!.set(ip, `jump ${chain}`);
+      }
+    }
+  }
+  return b;
+}
+
+function ruleLines(r: RuleState, s: PeerSet, fams: readonly Family[]): string[] {
+  const dir = r.direction === 'ingress' ? 'saddr' : 'daddr';
+  const addrs: string[] = [];
+  if (s.all) addrs.push('');
+  else {
+    for (const f of fams) if (s.selectors) addrs.push(`${ADDR[f].kw} ${dir} @${setName(s.id, 'pods', f)}`);
+    for (const f of fams) if ((f === 4 ? s.nets4 : s.nets6).length > 0) addrs.push(`${ADDR[f].kw} ${dir} @${setName(s.id, 'nets', f)}`);
+  }
+  const out: string[] = [];
+  // Numeric ports apply unless the rule's ports were all names (then only the named set does).
+  if (r.ports === undefined || r.ports.length > 0) for (const a of addrs) for (const p of portMatches(r.ports)) out.push(line(a, p, 'accept'));
+  if (r.named) for (const f of fams) out.push(`${ADDR[f].kw} daddr . meta l4proto . th dport @${setName(s.id, 'named', f)} accept`);
+  return out;
+}
+
+function renderSets(b: Builder, r: RuleState, s: PeerSet, fams: readonly Family[]): void {
+  for (const f of fams) {
+    if (!s.all && s.selectors) {
+      const m = b.set(setName(s.id, 'pods', f), `type ${ADDR[f].type} ;`);
+      for (const ip of s.pods) if (familyOf(ip) === f) m.set(ip, '');
+    }
+    const nets = f === 4 ? s.nets4 : s.nets6;
+    if (!s.all && nets.length > 0) {
+      const m = b.set(setName(s.id, 'nets', f), `type ${ADDR[f].type} ; flags interval ;`);
+      for (const iv of nets) for (const c of intervalToCidrs(iv, f)) m.set(c, '');
+    }
+    if (r.named) {
+      const m = b.set(setName(s.id, 'named', f), `type ${ADDR[f].type} . inet_proto . inet_service ;`);
+      for (const n of s.named) if (familyOf(n.ip) === f) m.set(`${n.ip} . ${L4[n.protocol]} . ${n.port}`, '');
+    }
+  }
+}
+
+// ---- text ----
+
+/** Elements per `add element` line: long lines cost nft little, many lines cost a little each. */
+const CHUNK = 1000;
+
+function elementLines(verb: 'add' | 'delete', set: string, entries: readonly [string, string][], withValues: boolean): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < entries.length; i += CHUNK) {
+    const part = entries.slice(i, i + CHUNK).map(([k, v]) => (withValues && v ? `${k} : ${v}` : k));
+    out.push(`${verb} element ${T} ${set} { ${part.join(', ')} }`);
+  }
+  return out;
+}
+
+function declLines(t: PolicyTable, chains: Iterable<string>, sets: Iterable<string>, counters: Iterable<string>): string[] {
+  const out: string[] = [];
+  for (const c of counters) out.push(`add counter ${T} ${c}`);
+  for (const s of sets) out.push(`add ${t.sets.get(s)!.includes(':') ? 'map' : 'set'} ${T} ${s} { ${t.sets.get(s)} }`);
+  for (const c of chains) {
+    const hook = t.chains.get(c)!.hook;
+    out.push(hook ? `add chain ${T} ${c} { ${hook} }` : `add chain ${T} ${c}`);
+  }
+  return out;
+}
+
+const isMap = (t: PolicyTable, set: string): boolean => t.sets.get(set)!.includes(':');
+
+/** The whole table, replacing whatever is there, in one transaction. */
+export function fullText(t: PolicyTable): string {
+  const out = [`add table ${T}`, `delete table ${T}`, `add table ${T} { comment "skiff network policy" ; }`];
+  out.push(...declLines(t, t.chains.keys(), t.sets.keys(), t.counters.keys()));
+  for (const [name, els] of t.elements) out.push(...elementLines('add', name, [...els], isMap(t, name)));
+  for (const [name, c] of t.chains) for (const r of c.rules) out.push(`add rule ${T} ${name} ${r}`);
+  return out.join('\n') + '\n';
+}
+
+function sameRules(a: ChainData, b: ChainData): boolean {
+  return a.rules.length === b.rules.length && a.rules.every((r, i) => r === b.rules[i]);
+}
+
+/**
+ * One transaction taking the kernel from prev to next: new objects declared first, stale
+ * elements deleted, changed chains flushed and rewritten, new elements added, then gone chains
+ * flushed and deleted before the sets and counters they used. "" when nothing changed.
+ */
+export function diffText(prev: PolicyTable, next: PolicyTable): string {
+  const out: string[] = [];
+  const newChains = [...next.chains.keys()].filter((c) => !prev.chains.has(c));
+  const newSets = [...next.sets.keys()].filter((s) => !prev.sets.has(s));
+  const newCounters = [...next.counters.keys()].filter((c) => !prev.counters.has(c));
+  out.push(...declLines(next, newChains, newSets, newCounters));
+  for (const [name, els] of prev.elements) {
+    const now = next.elements.get(name);
+    if (!now) continue;
+    const gone = [...els].filter(([k, v]) => now.get(k) !== v);
+    out.push(...elementLines('delete', name, gone, false));
+  }
+  for (const [name, c] of next.chains) {
+    const was = prev.chains.get(name);
+    if (was && sameRules(was, c)) continue;
+    if (was) out.push(`flush chain ${T} ${name}`);
+    for (const r of c.rules) out.push(`add rule ${T} ${name} ${r}`);
+  }
+  for (const [name, els] of next.elements) {
+    const was = prev.elements.get(name);
+    const added = [...els].filter(([k, v]) => was?.get(k) !== v);
+    out.push(...elementLines('add', name, added, isMap(next, name)));
+  }
+  const goneChains = [...prev.chains.keys()].filter((c) => !next.chains.has(c));
+  for (const c of goneChains) out.push(`flush chain ${T} ${c}`);
+  for (const c of goneChains) out.push(`delete chain ${T} ${c}`);
+  for (const s of prev.sets.keys()) if (!next.sets.has(s)) out.push(`delete ${isMap(prev, s) ? 'map' : 'set'} ${T} ${s}`);
+  for (const c of prev.counters.keys()) if (!next.counters.has(c)) out.push(`delete counter ${T} ${c}`);
+  return out.length ? out.join('\n') + '\n' : '';
+}
+
+/** Removes everything skiff's policy component put in the kernel (idempotent). */
+export function cleanupText(): string {
+  return `add table ${T}\ndelete table ${T}\n`;
+}
+
+export const EMPTY_TABLE: PolicyTable = { chains: new Map(), sets: new Map(), elements: new Map(), counters: new Map() };

@@ -1,0 +1,204 @@
+// The policy sync loop on a hand-driven cache and a recording runner: what reaches nft and
+// conntrack, when, and what the CNI hook waits for.
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { parseConfig, type ConfigInput } from '../common/config.js';
+import { Health } from '../common/health.js';
+import { registry } from '../common/metrics.js';
+import type { NetworkPolicyInfo, PolicyPodInfo } from '../common/types.js';
+import { MemoryCache } from '../common/watch/store.js';
+import { PolicyDataplane } from './dataplane.js';
+import type { Runner } from './exec.js';
+import { PolicySyncer } from './syncer.js';
+
+const sel = (labels: Record<string, string>) => ({ matchLabels: labels, matchExpressions: [] });
+const pod = (name: string, ips: string[], labels: Record<string, string>, nodeName = 'n1'): PolicyPodInfo => ({ namespace: 'x', name, nodeName, hostNetwork: false, podIPs: ips, labels, namedPorts: [] });
+const denyB: NetworkPolicyInfo = { namespace: 'x', name: 'b-from-a', podSelector: sel({ app: 'b' }), policyTypes: ['Ingress'], ingress: [{ peers: [{ podSelector: sel({ app: 'a' }) }], ports: [] }], egress: [] };
+
+class FakeRunner {
+  readonly calls: string[] = [];
+  readonly nft: string[] = [];
+  failNft = 0;
+  conntrack = '';
+  counters: { name: string; packets: number }[] = [];
+  tableGone = false;
+  run: Runner = async (cmd, args, input) => {
+    this.calls.push(`${cmd} ${args.join(' ')}`);
+    if (cmd === 'nft' && args[0] === '-f') {
+      if (this.failNft > 0) {
+        this.failNft--;
+        throw new Error('nft: injected failure');
+      }
+      this.nft.push(input ?? '');
+      return '';
+    }
+    if (cmd === 'nft' && args.includes('counters')) return JSON.stringify({ nftables: [{ metainfo: {} }, ...this.counters.map((c) => ({ counter: { family: 'inet', table: 'skiff-policy', name: c.name, packets: c.packets, bytes: 0 } }))] });
+    if (cmd === 'nft' && args.includes('tables')) return JSON.stringify({ nftables: this.tableGone ? [] : [{ table: { family: 'inet', name: 'skiff-policy' } }] });
+    if (cmd === 'conntrack' && args[0] === '-L') return args.includes('ipv4') ? this.conntrack : '';
+    if (cmd === 'ip') return JSON.stringify([{ addr_info: [{ local: '10.244.7.1' }] }]);
+    return '';
+  };
+}
+
+function setup(policy: ConfigInput['policy'] = {}) {
+  const cache = new MemoryCache();
+  const runner = new FakeRunner();
+  const config = parseConfig({ nodeName: 'n1', policy, dns: { enabled: false } });
+  const syncer = new PolicySyncer({ cache, config, log: pino({ level: 'silent' }), health: new Health(), dataplane: new PolicyDataplane(runner.run), run: runner.run, attachTimeoutMs: 300 });
+  const ac = new AbortController();
+  const fill = (pods: PolicyPodInfo[], policies: NetworkPolicyInfo[] = []) => {
+    cache.replace('namespaces', new Map([['x', { name: 'x', labels: {} }]]));
+    cache.replace('policypods', new Map(pods.map((p) => [`x/${p.name}`, p])));
+    cache.replace('networkpolicies', new Map(policies.map((p) => [`x/${p.name}`, p])));
+  };
+  return { cache, runner, syncer, ac, fill, done: () => (ac.abort(), undefined) };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 3000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('PolicySyncer', () => {
+  it('writes nothing before the caches are synced, then the whole table, then only differences', async () => {
+    const { cache, runner, syncer, ac, fill } = setup();
+    const running = syncer.run(ac.signal);
+    cache.upsert('policypods', 'x/a', pod('a', ['10.244.7.2'], { app: 'a' }));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(runner.nft).toEqual([]);
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);
+    await until(() => runner.nft.length === 1, 'the first sync');
+    expect(runner.nft[0]).toMatch(/^add table inet skiff-policy\ndelete table inet skiff-policy\n/);
+    expect(runner.nft[0]).toContain('add element inet skiff-policy ingress4 { 10.244.7.3 : jump in.x.b }');
+    // A new app=a pod on another node: one element, nothing else.
+    cache.upsert('policypods', 'x/r', pod('r', ['10.244.8.9'], { app: 'a' }, 'n2'));
+    await until(() => runner.nft.length === 2, 'the pod change');
+    expect(runner.nft[1]).toBe('add element inet skiff-policy s.x.deny.in0.pods4 { 10.244.8.9 }\n'.replace('deny', 'b-from-a'));
+    // A label change that changes nothing policy sees writes nothing.
+    cache.upsert('policypods', 'x/r', pod('r', ['10.244.8.9'], { app: 'a', other: '1' }, 'n2'));
+    await syncer.sync();
+    expect(runner.nft).toHaveLength(2);
+    ac.abort();
+    await running;
+  });
+
+  it('rewrites the whole table after a failed write, and after the table disappeared', async () => {
+    const { cache, runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1, 'the first sync');
+    runner.failNft = 1;
+    cache.upsert('policypods', 'x/r', pod('r', ['10.244.8.9'], { app: 'a' }, 'n2'));
+    await until(() => runner.calls.filter((c) => c === 'nft -f -').length === 2, 'the failed write');
+    await syncer.sync();
+    expect(runner.nft.at(-1)).toMatch(/^add table inet skiff-policy\ndelete table/);
+    expect(runner.nft.at(-1)).toContain('10.244.8.9');
+    const writes = runner.nft.length;
+    runner.tableGone = true;
+    await syncer.check();
+    expect(runner.nft).toHaveLength(writes + 1);
+    expect(runner.nft.at(-1)).toMatch(/^add table inet skiff-policy\ndelete table/);
+    ac.abort();
+    await running;
+  });
+
+  it('holds a CNI ADD until the new pod\'s address is in the rules', async () => {
+    const { cache, runner, syncer, ac, fill } = setup();
+    // The pod exists in the API (scheduled, labelled) but has no address yet: the ADD gives it.
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', [], { app: 'b' })], [denyB]);
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1, 'the first sync');
+    expect(runner.nft[0]).not.toContain('in.x.b');
+    await syncer.attached({ namespace: 'x', name: 'b', ips: ['10.244.7.3'] });
+    expect(runner.nft.join('')).toContain('add element inet skiff-policy ingress4 { 10.244.7.3 : jump in.x.b }');
+    // The kubelet reports the same address: nothing to change.
+    cache.upsert('policypods', 'x/b', pod('b', ['10.244.7.3'], { app: 'b' }));
+    const n = runner.nft.length;
+    await syncer.sync();
+    expect(runner.nft).toHaveLength(n);
+    // DEL: the CNI's address goes with the pod's interface once the API has none either.
+    cache.upsert('policypods', 'x/c', pod('c', [], { app: 'b' }));
+    await syncer.attached({ namespace: 'x', name: 'c', ips: ['10.244.7.4'] });
+    expect(runner.nft.at(-1)).toContain('10.244.7.4 : jump in.x.c');
+    await syncer.detached({ namespace: 'x', name: 'c' });
+    await syncer.sync();
+    expect(runner.nft.at(-1)).toContain('delete element inet skiff-policy ingress4 { 10.244.7.4');
+    ac.abort();
+    await running;
+  });
+
+  it('fails an ADD for a pod it cannot see in a namespace with policies, lets it start elsewhere', async () => {
+    const { runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' })], [denyB]);
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1, 'the first sync');
+    await expect(syncer.attached({ namespace: 'x', name: 'ghost', ips: ['10.244.7.9'] })).rejects.toThrow(/not in the watch cache yet/);
+    await expect(syncer.attached({ namespace: 'quiet', name: 'ghost', ips: ['10.244.7.9'] })).resolves.toBeUndefined();
+    ac.abort();
+    await running;
+  });
+
+  it('fails an ADD while no rules have been written yet', async () => {
+    const { syncer } = setup();
+    await expect(syncer.attached({ namespace: 'x', name: 'b', ips: ['10.244.7.3'] })).rejects.toThrow(/not in place yet/);
+  });
+
+  it('strict mode deletes the conntrack entries a change denies; off, it leaves them', async () => {
+    const flows = `tcp      6 431999 ESTABLISHED src=10.244.7.4 dst=10.244.7.3 sport=40000 dport=80 src=10.244.7.3 dst=10.244.7.4 sport=80 dport=40000 [ASSURED] mark=0 use=1
+tcp      6 431999 ESTABLISHED src=10.244.7.2 dst=10.244.7.3 sport=40001 dport=80 src=10.244.7.3 dst=10.244.7.2 sport=80 dport=40001 [ASSURED] mark=0 use=1
+tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80 src=10.244.7.3 dst=10.244.7.1 sport=80 dport=40002 [ASSURED] mark=0 use=1
+`;
+    for (const strict of [true, false]) {
+      const { cache, runner, syncer, ac, fill } = setup({ strictEstablished: strict });
+      fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' }), pod('c', ['10.244.7.4'], { app: 'c' })]);
+      runner.conntrack = flows;
+      const running = syncer.run(ac.signal);
+      await until(() => runner.nft.length === 1, 'the first sync');
+      cache.upsert('networkpolicies', 'x/b-from-a', denyB);
+      await until(() => runner.nft.length === 2, 'the policy');
+      await syncer.sync();
+      const deletes = runner.calls.filter((c) => c.startsWith('conntrack -D'));
+      // Only c -> b: a is allowed, the node (10.244.7.1) always passes.
+      expect(deletes).toEqual(strict ? ['conntrack -D -f ipv4 -p tcp --orig-src 10.244.7.4 --orig-dst 10.244.7.3 --sport 40000 --dport 80'] : []);
+      // A new peer elsewhere only adds elements: nothing can be denied, conntrack is not read.
+      const lists = runner.calls.filter((c) => c.startsWith('conntrack -L')).length;
+      cache.upsert('policypods', 'x/r', pod('r', ['10.244.8.9'], { app: 'a' }, 'n2'));
+      await until(() => runner.nft.length === 3, 'the new peer');
+      await syncer.sync();
+      expect(runner.calls.filter((c) => c.startsWith('conntrack -L')).length).toBe(lists);
+      ac.abort();
+      await running;
+    }
+  });
+
+  it('logs denied connections only when policy.logDenied is on', async () => {
+    for (const logDenied of [false, true]) {
+      const { runner, syncer, ac, fill } = setup({ logDenied });
+      fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);
+      const running = syncer.run(ac.signal);
+      await until(() => runner.nft.length === 1, 'the first sync');
+      expect(runner.nft[0]!.includes(' log prefix ')).toBe(logDenied);
+      if (logDenied) expect(runner.nft[0]).toMatch(/add rule inet skiff-policy in\.x\.b limit rate .* log prefix "skiff-policy deny in x\/b: "/);
+      ac.abort();
+      await running;
+    }
+  });
+
+  it('exports denied packets per pod and direction from the table\'s counters', async () => {
+    const { runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1, 'the first sync');
+    runner.counters = [{ name: 'drop-in.x.b', packets: 7 }, { name: 'someone-elses', packets: 3 }];
+    const text = await registry.metrics();
+    expect(text).toContain('skiff_policy_denied_packets_total{namespace="x",pod="b",direction="ingress"} 7');
+    expect(text).not.toContain('someone-elses');
+    expect(text).toMatch(/skiff_policy_sync_duration_seconds_count\{kind="full"\} [1-9]/);
+    expect(text).toContain('skiff_policy_isolated_pods{direction="ingress"} 1');
+    ac.abort();
+    await running;
+  });
+});

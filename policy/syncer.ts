@@ -1,0 +1,255 @@
+// The policy sync loop: watch batches (policies, pods anywhere, namespaces) schedule one sync at a
+// time; a sync computes the node's desired state (pure, desired.ts), renders the table (pure,
+// render.ts) and lets the dataplane write the difference. A failed write makes the next one full.
+// Two additions on top of that loop:
+//   - pods the CNI has just wired (attached) are known by address before the API says so, and
+//     ADD waits for the sync that carries them: a pod's first packet already meets its policy;
+//   - strict mode: after a write, conntrack entries of flows the new state denies are deleted.
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../common/config.js';
+import type { Health } from '../common/health.js';
+import type { PodAttachment, PodListener } from '../common/pod-hooks.js';
+import type { PolicyPodInfo } from '../common/types.js';
+import type { WatchCache } from '../common/watch/store.js';
+import { deleteFlows, deniedFlows, listFlows, mayDeny } from './conntrack.js';
+import type { PolicyDataplane } from './dataplane.js';
+import { desiredState, type DesiredState, type PolicyInputs } from './desired.js';
+import type { Runner } from './exec.js';
+import { policyMetrics, type PolicyMetrics } from './metrics.js';
+import { render } from './render.js';
+
+const KINDS = ['networkpolicies', 'policypods', 'namespaces'] as const;
+const NS_INDEX = 'policy.namespace';
+
+export interface SyncerOptions {
+  readonly cache: WatchCache;
+  readonly config: Config;
+  readonly log: Logger;
+  readonly health: Health;
+  readonly dataplane: PolicyDataplane;
+  /** Runs conntrack and ip for strict mode. */
+  readonly run: Runner;
+  /** How long an ADD waits for the policy caches and for a pod the watch has not delivered yet. */
+  readonly attachTimeoutMs?: number;
+  readonly now?: () => number;
+}
+
+export class PolicySyncer implements PodListener {
+  /** Addresses the CNI gave pods the API does not show yet, by "namespace/name". */
+  private readonly attachedIPs = new Map<string, readonly string[]>();
+  private state: DesiredState | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private started = false;
+  private lastError: Error | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private readonly startedWaiters = new Set<() => void>();
+  readonly metrics: PolicyMetrics = policyMetrics();
+  private readonly now: () => number;
+
+  constructor(private readonly o: SyncerOptions) {
+    this.now = o.now ?? Date.now;
+    o.health.addReadiness('policy', () => ({ ok: this.state !== undefined }));
+    o.cache.store('networkpolicies').addIndex(NS_INDEX, (p) => [p.namespace]);
+    this.metrics.source = () => o.dataplane.denied();
+  }
+
+  /** The desired state last written to the kernel. */
+  get desired(): DesiredState | undefined {
+    return this.state;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { cache, config } = this.o;
+    // A burst of events collapses twice: into one batch, and into the one sync queued behind a running one.
+    const unsubscribe = cache.subscribe([...KINDS], () => void (this.started && this.sync()));
+    // Drift repair: a table deleted behind our back (or an nft flush) comes back within the period.
+    const period = setInterval(() => void this.check(), config.proxy.syncPeriod);
+    try {
+      await cache.waitForSync([...KINDS], signal);
+      this.started = true;
+      await this.sync();
+      for (const w of [...this.startedWaiters]) w();
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    } catch (e) {
+      if (!signal.aborted) throw e;
+    } finally {
+      clearInterval(period);
+      unsubscribe();
+      this.started = false;
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      await this.running?.catch(() => undefined);
+      this.metrics.source = undefined;
+    }
+  }
+
+  /** Runs a sync now (or after the running one, coalesced); resolves when it is done. */
+  sync(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.syncOnce();
+      } while (this.again);
+    })().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  async check(): Promise<void> {
+    if (!this.started || this.state === undefined) return;
+    const present = await this.o.dataplane.present().catch(() => false);
+    if (present) return;
+    this.o.log.warn('the policy table is gone; rewriting it');
+    this.o.dataplane.invalidate();
+    await this.sync();
+  }
+
+  private inputs(): PolicyInputs {
+    const { cache } = this.o;
+    let pods: PolicyPodInfo[] = [...cache.store('policypods').values()];
+    if (this.attachedIPs.size > 0) {
+      const byKey = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p]));
+      for (const [key, ips] of this.attachedIPs) {
+        const p = byKey.get(key) ?? this.fromLocal(key);
+        if (!p) continue;
+        // The API's addresses win once it has some; until then the CNI's.
+        if (p.podIPs.length === 0 || byKey.get(key) === undefined) byKey.set(key, { ...p, podIPs: ips });
+        else if (sameIPs(p.podIPs, ips)) this.attachedIPs.delete(key);
+      }
+      pods = [...byKey.values()];
+    }
+    return { policies: [...cache.store('networkpolicies').values()], pods, namespaces: [...cache.store('namespaces').values()] };
+  }
+
+  /** A pod the node-local watch has but the cluster-wide one has not delivered yet. */
+  private fromLocal(key: string): PolicyPodInfo | undefined {
+    const p = this.o.cache.store('pods').get(key);
+    if (!p) return undefined;
+    return { namespace: p.namespace, name: p.name, nodeName: p.nodeName, hostNetwork: p.hostNetwork, podIPs: p.podIPs, labels: p.labels, namedPorts: [] };
+  }
+
+  private dnsAddresses(): string[] {
+    const { config } = this.o;
+    return config.dns.enabled ? [...config.dnsServiceIPs, ...config.dns.listen] : [];
+  }
+
+  private families(): (4 | 6)[] {
+    const f = new Set(this.o.config.clusterCIDRs.map((c) => (isIP(c.split('/')[0]!) === 6 ? 6 : 4)));
+    return [...f].sort() as (4 | 6)[];
+  }
+
+  private async syncOnce(): Promise<void> {
+    const start = this.now();
+    const { config, dataplane, log } = this.o;
+    const desired = desiredState(this.inputs(), { nodeName: config.nodeName, dnsAddresses: this.dnsAddresses() });
+    const table = render(desired, { families: this.families(), logDenied: config.policy.logDenied });
+    let result;
+    try {
+      result = await dataplane.apply(table);
+    } catch (e) {
+      this.lastError = e as Error;
+      this.metrics.syncFailures.inc();
+      this.failures++;
+      const delay = Math.min(1000 * 2 ** Math.min(this.failures - 1, 5), config.proxy.syncPeriod);
+      log.error({ err: (e as Error).message, retryInMs: delay }, 'policy sync failed; the next sync is full');
+      if (this.started && !this.retryTimer) this.retryTimer = setTimeout(() => ((this.retryTimer = undefined), void this.sync()), delay);
+      return;
+    }
+    this.lastError = undefined;
+    this.failures = 0;
+    this.state = desired;
+    let ingress = 0;
+    let egress = 0;
+    for (const p of desired.pods.values()) {
+      if (p.ingress) ingress++;
+      if (p.egress) egress++;
+    }
+    this.metrics.pods.set({ direction: 'ingress' }, ingress);
+    this.metrics.pods.set({ direction: 'egress' }, egress);
+    if (result.changed && config.policy.strictEstablished && (result.full || mayDeny(result.text))) await this.cutDenied(desired);
+    const secs = (this.now() - start) / 1000;
+    this.metrics.syncDuration.observe({ kind: result.full ? 'full' : 'partial' }, secs);
+    this.metrics.lastSync.set(this.now() / 1000);
+    if (result.changed) log.debug({ full: result.full, pods: desired.pods.size, ms: Math.round(secs * 1000) }, 'policy synced');
+  }
+
+  /** Strict mode: delete the conntrack entries of established flows the new state denies. */
+  private async cutDenied(desired: DesiredState): Promise<void> {
+    if (desired.pods.size === 0) return;
+    try {
+      const [flows, nodeAddresses] = await Promise.all([listFlows(this.o.run), this.nodeAddresses()]);
+      const denied = deniedFlows(desired, flows, nodeAddresses);
+      if (denied.length === 0) return;
+      const n = await deleteFlows(
+        this.o.run,
+        denied.map((d) => d.flow),
+      );
+      this.metrics.flowsCut.inc(n);
+      this.o.log.info({ flows: n, pods: [...new Set(denied.map((d) => `${d.pod} ${d.direction}`))] }, 'cut established connections a policy now denies');
+    } catch (e) {
+      this.o.log.warn({ err: (e as Error).message }, 'strict mode: conntrack cleanup failed');
+    }
+  }
+
+  private async nodeAddresses(): Promise<Set<string>> {
+    const out = JSON.parse(await this.o.run('ip', ['-j', 'addr', 'show'])) as { addr_info?: { local?: string }[] }[];
+    return new Set(out.flatMap((l) => (l.addr_info ?? []).map((a) => a.local).filter((a): a is string => !!a)));
+  }
+
+  // ---- the CNI hooks ----
+
+  async attached(pod: PodAttachment): Promise<void> {
+    const key = `${pod.namespace}/${pod.name}`;
+    const timeout = this.o.attachTimeoutMs ?? 5000;
+    const deadline = this.now() + timeout;
+    if (this.state === undefined) await this.waitStarted(timeout);
+    this.attachedIPs.set(key, pod.ips);
+    // Without the pod's labels nothing says whether a policy selects it. A namespace with no
+    // policy isolates nobody, so only there may the pod start before the watch delivers it.
+    while (!this.known(key) && this.policiesIn(pod.namespace)) {
+      if (this.now() > deadline) {
+        this.attachedIPs.delete(key);
+        throw new Error(`pod ${key} is not in the watch cache yet; its namespace has NetworkPolicies`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.sync();
+    if (this.lastError) throw new Error(`policy rules for ${key} could not be written: ${this.lastError.message}`);
+  }
+
+  async detached(pod: Omit<PodAttachment, 'ips'>): Promise<void> {
+    if (this.attachedIPs.delete(`${pod.namespace}/${pod.name}`) && this.started) void this.sync();
+  }
+
+  private known(key: string): boolean {
+    return this.o.cache.store('policypods').get(key) !== undefined || this.o.cache.store('pods').get(key) !== undefined;
+  }
+
+  private policiesIn(namespace: string): boolean {
+    return this.o.cache.store('networkpolicies').byIndex(NS_INDEX, namespace).length > 0;
+  }
+
+  private waitStarted(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.startedWaiters.delete(done);
+        reject(new Error('policy rules are not in place yet (caches not synced)'));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(t);
+        this.startedWaiters.delete(done);
+        resolve();
+      };
+      this.startedWaiters.add(done);
+    });
+  }
+}
+
+function sameIPs(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((ip) => b.includes(ip));
+}

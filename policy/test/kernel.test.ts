@@ -1,0 +1,270 @@
+// The rendered table in a real kernel: a node namespace with a bridge like skiff0 (three local
+// pods, bridged to each other as the CNI does, so same-node traffic relies on br_netfilter), a
+// "remote node" namespace reached by routing (one remote pod), TCP and UDP servers on 80 and 81 in
+// every pod. Rules are loaded with `nft -f` exactly as rendered (full load, then diffs), and each
+// check probes real connections. Everything carries the `skiffpe` prefix and is removed after.
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { desiredState, type PolicyInputs } from '../desired.js';
+import type { NetworkPolicy, PolicyPod } from '../model.js';
+import { toNetworkPolicy } from '../convert.js';
+import { diffText, fullText, render, type PolicyTable } from '../render.js';
+import { missing } from '../../test/support/env.js';
+import { addNetns, cleanupPrefix, inNs, sh, spawnInNs } from '../../test/support/netns.js';
+
+const P = 'skiffpe-';
+const NODE = `${P}node`;
+const REMOTE = `${P}rem`;
+const skip = missing('policy kernel test', { root: true, tools: ['nft', 'ip'] });
+
+const SERVER = `
+const name = process.argv[1];
+for (const port of [80, 81]) {
+  require('net').createServer((s) => { s.on('error', () => {}); s.end(name + ' tcp ' + port); }).listen(port);
+  const u = require('dgram').createSocket('udp4');
+  u.on('message', (m, r) => u.send(name + ' udp ' + port, r.port, r.address));
+  u.bind(port);
+}
+`;
+
+// Probes every target at once; prints one JSON list of answers ("timeout", "error CODE" or the reply).
+const CLIENT = `
+const targets = JSON.parse(process.argv[1]);
+Promise.all(targets.map(([proto, ip, port]) => new Promise((done) => {
+  const t = setTimeout(() => done('timeout'), 1500);
+  const end = (v) => { clearTimeout(t); done(v); };
+  if (proto === 'tcp') {
+    const s = require('net').connect(port, ip);
+    let data = '';
+    s.on('data', (d) => (data += d));
+    s.on('end', () => { end(data); s.destroy(); });
+    s.on('error', (e) => end('error ' + e.code));
+  } else {
+    const s = require('dgram').createSocket('udp4');
+    s.on('message', (m) => { end(String(m)); s.close(); });
+    s.on('error', (e) => end('error ' + e.code));
+    s.send('x', port, ip);
+  }
+}))).then((r) => { console.log(JSON.stringify(r)); process.exit(0); });
+`;
+
+interface TestPod {
+  readonly ns: string;
+  readonly name: string;
+  readonly ip: string;
+  readonly netns: string;
+}
+
+// x/a, x/b, y/a on this node (bridged); y/b on the remote node (routed).
+const PODS: TestPod[] = [
+  { ns: 'x', name: 'a', ip: '10.244.1.11', netns: `${P}xa` },
+  { ns: 'x', name: 'b', ip: '10.244.1.12', netns: `${P}xb` },
+  { ns: 'y', name: 'a', ip: '10.244.1.21', netns: `${P}ya` },
+  { ns: 'y', name: 'b', ip: '10.244.2.22', netns: REMOTE },
+];
+const pod = (k: string): TestPod => PODS.find((p) => `${p.ns}/${p.name}` === k)!;
+const SERVICE_IP = '10.96.0.50';
+
+function policyPods(): PolicyPod[] {
+  return PODS.map((p) => ({
+    namespace: p.ns,
+    name: p.name,
+    nodeName: p.netns === REMOTE ? 'remote' : 'local',
+    hostNetwork: false,
+    podIPs: [p.ip],
+    labels: { pod: p.name },
+    namedPorts: [80, 81].flatMap((port) => (['TCP', 'UDP'] as const).map((protocol) => ({ name: `serve-${port}-${protocol.toLowerCase()}`, port, protocol }))),
+  }));
+}
+
+function policy(ns: string, name: string, spec: unknown): NetworkPolicy {
+  const r = toNetworkPolicy({ metadata: { namespace: ns, name }, spec });
+  if (!r.ok) throw new Error(r.reason);
+  return r.value;
+}
+
+const sel = (matchLabels: Record<string, string>) => ({ matchLabels });
+// x/a: ingress TCP 80 + UDP 81 from x/b; TCP 81 from y/b (another node, routed).
+const X_A = policy('x', 'x-a', {
+  podSelector: sel({ pod: 'a' }),
+  ingress: [
+    { from: [{ podSelector: sel({ pod: 'b' }) }], ports: [{ port: 80 }, { protocol: 'UDP', port: 81 }] },
+    { from: [{ namespaceSelector: sel({ ns: 'y' }), podSelector: sel({ pod: 'b' }) }], ports: [{ port: 81 }] },
+  ],
+});
+// y/a: egress only to 10.244.2.0/24 on TCP 80 (y/b's node) and to named port serve-81-tcp of pods in x.
+const Y_A = policy('y', 'y-a', {
+  podSelector: sel({ pod: 'a' }),
+  policyTypes: ['Egress'],
+  egress: [
+    { to: [{ ipBlock: { cidr: '10.244.2.0/24' } }], ports: [{ port: 80 }] },
+    { to: [{ namespaceSelector: sel({ ns: 'x' }) }], ports: [{ port: 'serve-81-tcp' }] },
+  ],
+});
+
+function inputs(policies: NetworkPolicy[]): PolicyInputs {
+  return { policies, pods: policyPods(), namespaces: [{ name: 'x', labels: { ns: 'x' } }, { name: 'y', labels: { ns: 'y' } }] };
+}
+
+const tableFor = (policies: NetworkPolicy[]): PolicyTable => render(desiredState(inputs(policies), { nodeName: 'local' }));
+
+async function nft(text: string): Promise<void> {
+  await inNs(NODE, 'nft', ['-f', '-'], text);
+}
+
+type Probe = [from: string, proto: 'tcp' | 'udp', to: string, port: number];
+
+/** Runs the probes (grouped per client namespace, in parallel) and returns "reply" or "blocked" for each. */
+async function probe(list: Probe[]): Promise<string[]> {
+  const byNs = new Map<string, number[]>();
+  list.forEach(([from], i) => {
+    const ns = from === 'node' ? NODE : pod(from).netns;
+    byNs.set(ns, [...(byNs.get(ns) ?? []), i]);
+  });
+  const out: string[] = new Array<string>(list.length);
+  await Promise.all(
+    [...byNs].map(async ([ns, idx]) => {
+      const targets = idx.map((i) => {
+        const [, proto, to, port] = list[i]!;
+        return [proto, to === 'service' ? SERVICE_IP : pod(to).ip, port];
+      });
+      const res = JSON.parse((await inNs(ns, process.execPath, ['-e', CLIENT, JSON.stringify(targets)])).stdout) as string[];
+      idx.forEach((i, j) => (out[i] = res[j]!.includes(' tcp ') || res[j]!.includes(' udp ') ? 'reply' : 'blocked'));
+    }),
+  );
+  return out;
+}
+
+const show = (list: Probe[], res: string[]): string[] => list.map(([f, p, t, port], i) => `${f} -> ${t} ${p}/${port}: ${res[i]}`);
+
+describe.skipIf(skip)('policy rules in the kernel', () => {
+  const servers: ChildProcess[] = [];
+  let current: PolicyTable;
+
+  beforeAll(async () => {
+    cleanupPrefix(P);
+    await addNetns(NODE);
+    await addNetns(REMOTE);
+    await inNs(NODE, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    // What the CNI's skiff0 needs for Services and what policy needs for same-node pods.
+    await inNs(NODE, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
+    await sh('ip', ['-n', NODE, 'link', 'add', `${P}br`, 'type', 'bridge']);
+    await sh('ip', ['-n', NODE, 'addr', 'add', '10.244.1.1/24', 'dev', `${P}br`]);
+    await sh('ip', ['-n', NODE, 'link', 'set', `${P}br`, 'up']);
+    for (const [i, p] of PODS.filter((x) => x.netns !== REMOTE).entries()) {
+      await addNetns(p.netns);
+      await sh('ip', ['-n', NODE, 'link', 'add', `${P}v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.netns]);
+      await sh('ip', ['-n', NODE, 'link', 'set', `${P}v${i}`, 'master', `${P}br`, 'up']);
+      await sh('ip', ['-n', p.netns, 'addr', 'add', `${p.ip}/24`, 'dev', 'eth0']);
+      await sh('ip', ['-n', p.netns, 'link', 'set', 'eth0', 'up']);
+      await sh('ip', ['-n', p.netns, 'route', 'add', 'default', 'via', '10.244.1.1']);
+    }
+    // The remote node: routed, as VXLAN or direct routing would be.
+    await sh('ip', ['-n', NODE, 'link', 'add', `${P}up`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', REMOTE]);
+    await sh('ip', ['-n', NODE, 'addr', 'add', '192.168.99.1/24', 'dev', `${P}up`]);
+    await sh('ip', ['-n', NODE, 'link', 'set', `${P}up`, 'up']);
+    await sh('ip', ['-n', NODE, 'route', 'add', '10.244.2.0/24', 'via', '192.168.99.2']);
+    await sh('ip', ['-n', REMOTE, 'addr', 'add', '192.168.99.2/24', 'dev', 'eth0']);
+    await sh('ip', ['-n', REMOTE, 'addr', 'add', '10.244.2.22/32', 'dev', 'eth0']);
+    await sh('ip', ['-n', REMOTE, 'link', 'set', 'eth0', 'up']);
+    await sh('ip', ['-n', REMOTE, 'route', 'add', 'default', 'via', '192.168.99.1', 'src', '10.244.2.22']);
+    // A Service like the proxy's: DNAT at prerouting -100, before policy's forward hooks.
+    await nft(`add table ip ${P}nat\nadd chain ip ${P}nat pre { type nat hook prerouting priority -100 ; }\nadd rule ip ${P}nat pre ip daddr ${SERVICE_IP} tcp dport 80 dnat to 10.244.2.22:80\n`);
+    for (const p of PODS) servers.push(spawnInNs(p.netns, process.execPath, ['-e', SERVER, `${p.ns}/${p.name}`]));
+    // Everything reaches everything before any policy (and the servers are up).
+    const all: Probe[] = PODS.flatMap((a) => PODS.filter((b) => b !== a).map((b): Probe => [`${a.ns}/${a.name}`, 'tcp', `${b.ns}/${b.name}`, 80]));
+    for (let i = 0; ; i++) {
+      const r = await probe(all);
+      if (r.every((x) => x === 'reply')) break;
+      if (i > 20) throw new Error(`pods never reached each other: ${show(all, r).join('; ')}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    current = tableFor([X_A, Y_A]);
+    await nft(fullText(current));
+  }, 60_000);
+
+  afterAll(() => {
+    for (const s of servers) s.kill('SIGKILL');
+    cleanupPrefix(P);
+  });
+
+  it('ingress: allowed ports and peers pass, same node (bridged) and remote (routed); the rest is dropped and counted', async () => {
+    const list: Probe[] = [
+      ['x/b', 'tcp', 'x/a', 80],
+      ['x/b', 'tcp', 'x/a', 81],
+      ['x/b', 'udp', 'x/a', 81],
+      ['x/b', 'udp', 'x/a', 80],
+      ['y/b', 'tcp', 'x/a', 81],
+      ['y/b', 'tcp', 'x/a', 80],
+      ['node', 'tcp', 'x/a', 81],
+      // Not isolated: x/b takes anything.
+      ['x/a', 'tcp', 'x/b', 81],
+    ];
+    expect(show(list, await probe(list))).toEqual([
+      'x/b -> x/a tcp/80: reply',
+      'x/b -> x/a tcp/81: blocked',
+      'x/b -> x/a udp/81: reply',
+      'x/b -> x/a udp/80: blocked',
+      'y/b -> x/a tcp/81: reply',
+      'y/b -> x/a tcp/80: blocked',
+      'node -> x/a tcp/81: reply',
+      'x/a -> x/b tcp/81: reply',
+    ]);
+    const counters = JSON.parse((await inNs(NODE, 'nft', ['-j', 'list', 'counter', 'inet', 'skiff-policy', 'drop-in.x.a'])).stdout) as { nftables: { counter?: { packets: number } }[] };
+    expect(counters.nftables.find((o) => o.counter)!.counter!.packets).toBeGreaterThanOrEqual(3);
+  });
+
+  it('egress: CIDR, named port on the destination, and a Service judged on its endpoint after DNAT', async () => {
+    const list: Probe[] = [
+      ['y/a', 'tcp', 'y/b', 80],
+      ['y/a', 'tcp', 'y/b', 81],
+      ['y/a', 'tcp', 'x/b', 81],
+      ['y/a', 'tcp', 'x/b', 80],
+      ['y/a', 'udp', 'x/b', 81],
+      // The Service address is in no rule; its endpoint y/b:80 is.
+      ['y/a', 'tcp', 'service', 80],
+    ];
+    expect(show(list, await probe(list))).toEqual([
+      'y/a -> y/b tcp/80: reply',
+      'y/a -> y/b tcp/81: blocked',
+      'y/a -> x/b tcp/81: reply',
+      'y/a -> x/b tcp/80: blocked',
+      'y/a -> x/b udp/81: blocked',
+      'y/a -> service tcp/80: reply',
+    ]);
+  });
+
+  it('diffs: dropping a policy opens its pod, restoring it closes it again; a relabelled peer is one element delete or add', async () => {
+    const open = tableFor([Y_A]);
+    await nft(diffText(current, open));
+    const list: Probe[] = [
+      ['x/b', 'tcp', 'x/a', 81],
+      ['y/a', 'tcp', 'x/b', 80],
+    ];
+    expect(show(list, await probe(list))).toEqual(['x/b -> x/a tcp/81: reply', 'y/a -> x/b tcp/80: blocked']);
+    await nft(diffText(open, current));
+    expect(show(list, await probe(list))).toEqual(['x/b -> x/a tcp/81: blocked', 'y/a -> x/b tcp/80: blocked']);
+    // x/b relabelled out of x-a's peers: one element delete, and it is shut out; back: one add.
+    const relabel = (labels: Record<string, string>) => render(desiredState({ ...inputs([X_A, Y_A]), pods: policyPods().map((p) => (p.namespace === 'x' && p.name === 'b' ? { ...p, labels } : p)) }, { nodeName: 'local' }));
+    const relabelled = relabel({ pod: 'b2' });
+    const out = diffText(current, relabelled);
+    expect(out).toBe('delete element inet skiff-policy s.x.x-a.in0.pods4 { 10.244.1.12 }\n');
+    await nft(out);
+    const x80: Probe[] = [['x/b', 'tcp', 'x/a', 80]];
+    expect(show(x80, await probe(x80))).toEqual(['x/b -> x/a tcp/80: blocked']);
+    const back = diffText(relabelled, relabel({ pod: 'b' }));
+    expect(back).toBe('add element inet skiff-policy s.x.x-a.in0.pods4 { 10.244.1.12 }\n');
+    await nft(back);
+    expect(show(x80, await probe(x80))).toEqual(['x/b -> x/a tcp/80: reply']);
+  });
+
+  it('a full load over the live table replaces it in one transaction; established flows are accepted before any lookup', async () => {
+    // A full load over the live table is one atomic replace.
+    await nft(fullText(current));
+    const list: Probe[] = [['x/b', 'tcp', 'x/a', 80]];
+    expect(show(list, await probe(list))).toEqual(['x/b -> x/a tcp/80: reply']);
+    const listed = (await inNs(NODE, 'nft', ['list', 'chain', 'inet', 'skiff-policy', 'egress'])).stdout;
+    expect(listed).toContain('ct state established,related accept');
+    expect(listed.indexOf('established')).toBeLessThan(listed.indexOf('vmap'));
+  });
+});
