@@ -141,6 +141,24 @@ describe('PolicySyncer', () => {
     await running;
   });
 
+  it('does not hold an ADD when the cluster has no policy at all, and fails it when rules cannot be written', async () => {
+    const { cache, runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', [], { app: 'b' })]);
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1, 'the first sync');
+    runner.failNft = 1;
+    await expect(syncer.attached({ namespace: 'x', name: 'b', ips: ['10.244.7.3'] })).resolves.toBeUndefined();
+    await syncer.sync();
+    cache.upsert('networkpolicies', 'x/b-from-a', denyB);
+    await until(() => runner.nft.some((t) => t.includes('10.244.7.3 : jump in.x.b')), 'the policy with the attached address');
+    runner.failNft = 5;
+    cache.upsert('policypods', 'x/c', pod('c', [], { app: 'b' }));
+    await expect(syncer.attached({ namespace: 'x', name: 'c', ips: ['10.244.7.4'] })).rejects.toThrow(/could not be written/);
+    runner.failNft = 0;
+    ac.abort();
+    await running;
+  });
+
   it('fails an ADD while no rules have been written yet', async () => {
     const { syncer } = setup();
     await expect(syncer.attached({ namespace: 'x', name: 'b', ips: ['10.244.7.3'] })).rejects.toThrow(/not in place yet/);

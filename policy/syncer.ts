@@ -21,6 +21,7 @@ import { render } from './render.js';
 
 const KINDS = ['networkpolicies', 'policypods', 'namespaces'] as const;
 const NS_INDEX = 'policy.namespace';
+const ATTACHED_TTL_MS = 10 * 60_000;
 
 export interface SyncerOptions {
   readonly cache: WatchCache;
@@ -36,8 +37,8 @@ export interface SyncerOptions {
 }
 
 export class PolicySyncer implements PodListener {
-  /** Addresses the CNI gave pods the API does not show yet, by "namespace/name". */
-  private readonly attachedIPs = new Map<string, readonly string[]>();
+  /** Addresses the CNI gave pods the API does not show yet, by "namespace/name", and when. */
+  private readonly attachedIPs = new Map<string, { readonly ips: readonly string[]; readonly at: number }>();
   private state: DesiredState | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -114,9 +115,13 @@ export class PolicySyncer implements PodListener {
     let pods: PolicyPodInfo[] = [...cache.store('policypods').values()];
     if (this.attachedIPs.size > 0) {
       const byKey = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p]));
-      for (const [key, ips] of this.attachedIPs) {
+      for (const [key, { ips, at }] of this.attachedIPs) {
         const p = byKey.get(key) ?? this.fromLocal(key);
-        if (!p) continue;
+        if (!p) {
+          // Deleted without a DEL reaching us (a node crash): forget it after a while.
+          if (this.now() - at > ATTACHED_TTL_MS) this.attachedIPs.delete(key);
+          continue;
+        }
         // The API's addresses win once it has some; until then the CNI's.
         if (p.podIPs.length === 0 || byKey.get(key) === undefined) byKey.set(key, { ...p, podIPs: ips });
         else if (sameIPs(p.podIPs, ips)) this.attachedIPs.delete(key);
@@ -208,7 +213,10 @@ export class PolicySyncer implements PodListener {
     const timeout = this.o.attachTimeoutMs ?? 5000;
     const deadline = this.now() + timeout;
     if (this.state === undefined) await this.waitStarted(timeout);
-    this.attachedIPs.set(key, pod.ips);
+    this.attachedIPs.set(key, { ips: pod.ips, at: this.now() });
+    // No policy anywhere: nothing isolates the pod and no peer set exists to put it in. The sync
+    // still runs, so a policy that arrives next finds the address.
+    if (this.o.cache.store('networkpolicies').size === 0) return void this.sync();
     // Without the pod's labels nothing says whether a policy selects it. A namespace with no
     // policy isolates nobody, so only there may the pod start before the watch delivers it.
     while (!this.known(key) && this.policiesIn(pod.namespace)) {
@@ -219,7 +227,11 @@ export class PolicySyncer implements PodListener {
       await new Promise((r) => setTimeout(r, 20));
     }
     await this.sync();
-    if (this.lastError) throw new Error(`policy rules for ${key} could not be written: ${this.lastError.message}`);
+    if (this.lastError) {
+      // The ADD fails and its address goes back to the pool: it must not stay in the rules.
+      this.attachedIPs.delete(key);
+      throw new Error(`policy rules for ${key} could not be written: ${this.lastError.message}`);
+    }
   }
 
   async detached(pod: Omit<PodAttachment, 'ips'>): Promise<void> {
