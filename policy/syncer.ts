@@ -19,7 +19,8 @@ import type { Runner } from './exec.js';
 import { policyMetrics, type PolicyMetrics } from './metrics.js';
 import { render } from './render.js';
 
-const KINDS = ['networkpolicies', 'policypods', 'namespaces'] as const;
+const KINDS = ['networkpolicies', 'policypods', 'namespaces', 'nodes', 'clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
+const ADMIN_KINDS = ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
 const NS_INDEX = 'policy.namespace';
 const ATTACHED_TTL_MS = 10 * 60_000;
 
@@ -128,7 +129,10 @@ export class PolicySyncer implements PodListener {
       }
       pods = [...byKey.values()];
     }
-    return { policies: [...cache.store('networkpolicies').values()], pods, namespaces: [...cache.store('namespaces').values()] };
+    const admin = ADMIN_KINDS.flatMap((k) => [...cache.store(k).values()]);
+    // Nodes matter only as peers of admin policies (`nodes` selectors).
+    const nodes = admin.length === 0 ? [] : [...cache.store('nodes').values()].map((n) => ({ name: n.name, labels: n.labels, addresses: n.addresses.filter((a) => isIP(a.address) !== 0).map((a) => a.address) }));
+    return { policies: [...cache.store('networkpolicies').values()], pods, namespaces: [...cache.store('namespaces').values()], admin, nodes };
   }
 
   /** A pod the node-local watch has but the cluster-wide one has not delivered yet. */
@@ -216,10 +220,12 @@ export class PolicySyncer implements PodListener {
     this.attachedIPs.set(key, { ips: pod.ips, at: this.now() });
     // No policy anywhere: nothing isolates the pod and no peer set exists to put it in. The sync
     // still runs, so a policy that arrives next finds the address.
-    if (this.o.cache.store('networkpolicies').size === 0) return void this.sync();
+    if (this.o.cache.store('networkpolicies').size === 0 && ADMIN_KINDS.every((k) => this.o.cache.store(k).size === 0)) return void this.sync();
     // Without the pod's labels nothing says whether a policy selects it. A namespace with no
-    // policy isolates nobody, so only there may the pod start before the watch delivers it.
-    while (!this.known(key) && this.policiesIn(pod.namespace)) {
+    // policy isolates nobody (unless a cluster-wide admin policy exists), so only there may the
+    // pod start before the watch delivers it.
+    const adminPolicies = ADMIN_KINDS.some((k) => this.o.cache.store(k).size > 0);
+    while (!this.known(key) && (adminPolicies || this.policiesIn(pod.namespace))) {
       if (this.now() > deadline) {
         this.attachedIPs.delete(key);
         throw new Error(`pod ${key} is not in the watch cache yet; its namespace has NetworkPolicies`);
