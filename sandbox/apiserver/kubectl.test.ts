@@ -187,6 +187,10 @@ spec:
     expect(explain).toMatch(/name\s+<string> -required-/);
     expect(explain).toMatch(/ports\s+<\[\]ContainerPort>/);
     expect(await ok(['explain', 'svc.spec.ports.port'])).toContain('FIELD: port <integer>');
+    // The legacy explain reads OpenAPI v2 as protobuf.
+    const v2 = await ok(['explain', 'pods.spec.containers.ports', '--output=plaintext-openapiv2']);
+    expect(v2).toContain('RESOURCE: ports <[]Object>');
+    expect(v2).toMatch(/containerPort\s+<integer> -required-/);
   });
 
   it('watches with get -w: the update arrives as a new row', async () => {

@@ -59,7 +59,7 @@ describe('kube-apiserver protocol details', () => {
     expect((await call('GET', '/apis/discovery.k8s.io')).body).toMatchObject({ kind: 'APIGroup', preferredVersion: { groupVersion: 'discovery.k8s.io/v1' } });
   });
 
-  it('serves OpenAPI v3 with the extensions kubectl reads, v2 as JSON, and 406 for v2 protobuf only', async () => {
+  it('serves OpenAPI v3 with the extensions kubectl reads, v2 as JSON and protobuf, 406 for anything else', async () => {
     const index = await call('GET', '/openapi/v3');
     const url = (index.body.paths as Record<string, { serverRelativeURL: string }>)['api/v1']!.serverRelativeURL;
     expect(url).toMatch(/^\/openapi\/v3\/api\/v1\?hash=[0-9A-F]{128}$/);
@@ -78,7 +78,12 @@ describe('kube-apiserver protocol details', () => {
     const v2 = await call('GET', '/openapi/v2', { accept: 'application/json' });
     expect(v2.body).toMatchObject({ swagger: '2.0' });
     expect((v2.body.definitions as Record<string, unknown>)['io.k8s.api.core.v1.Pod']).toMatchObject({ 'x-kubernetes-group-version-kind': [{ group: '', version: 'v1', kind: 'Pod' }] });
-    expect((await call('GET', '/openapi/v2', { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' })).status).toBe(406);
+    const pb = await fetch(`${api.url}/openapi/v2`, { headers: { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' } });
+    expect(pb.headers.get('content-type')).toBe('application/com.github.proto-openapi.spec.v2.v1.0+protobuf');
+    const bytes = Buffer.from(await pb.arrayBuffer());
+    expect([...bytes.subarray(0, 5)]).toEqual([0x0a, 3, ...Buffer.from('2.0')]); // field 1 (swagger), length 3
+    expect(bytes.includes(Buffer.from('io.k8s.api.core.v1.PodSpec'))).toBe(true);
+    expect((await call('GET', '/openapi/v2', { accept: 'application/xml' })).status).toBe(406);
   });
 
   it('answers as=Table with rows carrying PartialObjectMetadata, the whole object or nothing', async () => {
