@@ -165,6 +165,17 @@ spec:
     expect((api.store.get('services', 'ssa', 'kc').spec as { ports: Record<string, unknown>[] }).ports[0]).toMatchObject({ port: 80, targetPort: 80 });
   });
 
+  it('moves a client-side applied object to server-side apply (kubectl rewrites managedFields) without conflicts', async () => {
+    const svc = (port: number): string => `apiVersion: v1\nkind: Service\nmetadata: {name: moved, namespace: kc}\nspec:\n  selector: {app: moved}\n  ports: [{port: 80, targetPort: ${port}}]\n`;
+    await ok(['apply', '-f', '-'], { stdin: svc(8080) });
+    await ok(['apply', '--server-side', '-f', '-'], { stdin: svc(8080) });
+    const managers = (): string[] => (api.store.get('services', 'moved', 'kc').metadata.managedFields as { manager: string; operation: string }[]).map((m) => `${m.manager}/${m.operation}`).sort();
+    expect(managers()).toEqual(['kubectl-last-applied/Apply', 'kubectl/Apply']);
+    // kubectl now owns what kubectl-client-side-apply did, so a changed value is no conflict.
+    await ok(['apply', '--server-side', '-f', '-'], { stdin: svc(8181) });
+    expect((api.store.get('services', 'moved', 'kc').spec as { ports: { targetPort: number }[] }).ports[0]!.targetPort).toBe(8181);
+  });
+
   it('labels, edits and explains', async () => {
     api.store.create('pods', runningPod('lab', 'node-1', '10.244.1.8'));
     expect(await ok(['label', 'pod', 'lab', '-n', 'kc', 'tier=db'])).toContain('pod/lab labeled');
