@@ -260,5 +260,12 @@ spec:
     expect(raw.stderr).toContain('NotFound');
     const invalid = await kubectl(['create', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name, namespace: kc}\nspec: {ports: [{port: 80}]}\n' });
     expect(invalid.stderr).toMatch(/is invalid: metadata.name: Invalid value: "Bad_Name"/);
+    // A Pod's spec is immutable but for images: re-applying changed args is refused, a new image is not.
+    const podYaml = (args: string, image: string): string => `apiVersion: v1\nkind: Pod\nmetadata: {name: fixed, namespace: kc}\nspec:\n  containers:\n  - {name: c, image: ${image}, args: [${args}]}\n`;
+    await ok(['apply', '-f', '-'], { stdin: podYaml('a', 'img:1') });
+    const changed = await kubectl(['apply', '-f', '-'], { stdin: podYaml('b', 'img:1') });
+    expect(changed.code).not.toBe(0);
+    expect(changed.stderr).toContain('The Pod "fixed" is invalid: spec: Forbidden: pod updates may not change fields other than');
+    expect(await ok(['apply', '-f', '-'], { stdin: podYaml('a', 'img:2') })).toContain('pod/fixed configured');
   });
 });
