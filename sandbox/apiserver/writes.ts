@@ -7,6 +7,7 @@ import { parseApplyBody, serverSideApply } from './apply.js';
 import { applyDefaults, defaultKeys } from './defaults.js';
 import { ApiError } from './errors.js';
 import { managedAfterUpdate } from './fields.js';
+import { checkImmutable } from './immutable.js';
 import { jsonMerge, jsonPatch, strategicMerge } from './patch.js';
 import { RESOURCES, RESOURCE_NAMES, apiVersionOf, type KubeObject, type ResourceDef } from './resources.js';
 import type { Route } from './routes.js';
@@ -87,6 +88,7 @@ export function update(store: FakeStore, route: Route, q: URLSearchParams, heade
   obj.metadata = { ...meta, name: route.name };
   applyDefaults(def, obj, nodeOf(def), false);
   const old = store.get(def.name, route.name!, route.namespace);
+  if (!route.subresource) checkImmutable(def, old, obj, nodeOf(def));
   const next = route.subresource ? obj : withManaged(obj, managedAfterUpdate(old, obj, nodeOf(def), def.hasStatus, c.manager, apiVersionOf(def)));
   return { status: 200, body: store.update(def.name, next, { namespace: route.namespace, subresource: route.subresource, dryRun: c.dryRun }), warnings };
 }
@@ -123,6 +125,7 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
     defaultKeys(applied, node);
     const next = serverSideApply({ live, applied: { ...applied, metadata: { ...meta, name } }, node, manager: c.manager, force, apiVersion: apiVersionOf(def), ignoreStatus });
     applyDefaults(def, next, node, !live);
+    if (live && !route.subresource) checkImmutable(def, live, next, node);
     if (!live) return { status: 201, body: store.create(def.name, next, opts), warnings };
     next.metadata.resourceVersion = typeof meta.resourceVersion === 'string' ? meta.resourceVersion : live.metadata.resourceVersion;
     return { status: 200, body: store.update(def.name, next, opts), warnings };
@@ -151,6 +154,7 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
   }
   // A resourceVersion the patch names is a precondition, checked like PUT's; otherwise none.
   if (obj.metadata.resourceVersion === undefined) obj.metadata.resourceVersion = old.metadata.resourceVersion;
+  if (!route.subresource) checkImmutable(def, old, obj, node);
   const stored = route.subresource ? obj : withManaged(obj, managedAfterUpdate(old, obj, node, def.hasStatus, c.manager, apiVersionOf(def)));
   return { status: 200, body: store.update(def.name, stored, opts), warnings };
 }
