@@ -146,7 +146,7 @@ describe('kube-apiserver protocol details', () => {
     expect((image.body.spec as { containers: { image: string }[] }).containers.map((c) => c.image)).toEqual(['web:2', 'side:1']);
     expect(image.body.metadata!.finalizers).toEqual(['a/x', 'b/y']);
     const args = await smp({ spec: { containers: [{ name: 'web', args: ['--x'] }] } });
-    expect(args).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ type: 'FieldValueForbidden', field: 'spec' }] } } });
+    expect(args).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ reason: 'FieldValueForbidden', field: 'spec' }] } } });
     expect(args.body.message).toContain('pod updates may not change fields other than `spec.containers[*].image`');
     const noKey = await smp({ spec: { containers: [{ image: 'x' }] } });
     expect(noKey).toMatchObject({ status: 422, body: { reason: 'Invalid', message: expect.stringContaining('does not contain declared merge key: name') } });
