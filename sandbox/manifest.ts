@@ -30,6 +30,10 @@ const ALIASES: Record<string, ResourceName> = {
   replicaset: 'replicasets', replicasets: 'replicasets', rs: 'replicasets',
   daemonset: 'daemonsets', daemonsets: 'daemonsets', ds: 'daemonsets',
   event: 'events', events: 'events', ev: 'events',
+  networkpolicy: 'networkpolicies', networkpolicies: 'networkpolicies', netpol: 'networkpolicies',
+  clusternetworkpolicy: 'clusternetworkpolicies', clusternetworkpolicies: 'clusternetworkpolicies', cnp: 'clusternetworkpolicies',
+  adminnetworkpolicy: 'adminnetworkpolicies', adminnetworkpolicies: 'adminnetworkpolicies', anp: 'adminnetworkpolicies',
+  baselineadminnetworkpolicy: 'baselineadminnetworkpolicies', baselineadminnetworkpolicies: 'baselineadminnetworkpolicies', banp: 'baselineadminnetworkpolicies',
 };
 
 export function resourceFor(kindOrAlias: string): ResourceName {
