@@ -65,6 +65,12 @@ function ms(t0: number): number {
   return Math.round((performance.now() - t0) * 10) / 10;
 }
 
+/** CPU time of this process since c0 (user + system), ms: less at the mercy of a busy machine than wall time. */
+function cpuMs(c0: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(c0);
+  return Math.round((d.user + d.system) / 100) / 10;
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function main(args: string[]): Promise<void> {
@@ -72,9 +78,10 @@ export async function main(args: string[]): Promise<void> {
   const runs = arg(args, 'runs', 5);
   const inputs = kubeBurner(o);
   const node = { nodeName: 'node-0' };
-  const full: { desired: number; render: number; text: number; total: number }[] = [];
+  const full: { desired: number; render: number; text: number; total: number; cpu: number }[] = [];
   let last;
   for (let i = 0; i < runs; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const d = desiredState(inputs, node);
     const desired = ms(t0);
@@ -83,7 +90,7 @@ export async function main(args: string[]): Promise<void> {
     const rendered = ms(t1);
     const t2 = performance.now();
     const text = fullText(t);
-    full.push({ desired, render: rendered, text: ms(t2), total: ms(t0) });
+    full.push({ desired, render: rendered, text: ms(t2), total: ms(t0), cpu: cpuMs(c0) });
     last = { d, t, text };
     process.stderr.write(`full ${i + 1}: ${JSON.stringify(full[i])}\n`);
   }
@@ -99,6 +106,7 @@ export async function main(args: string[]): Promise<void> {
   const remoteAdd: number[] = [];
   const localAdd: number[] = [];
   const policyChange: number[] = [];
+  const cpu: number[] = [];
   let lines = { remote: 0, local: 0, policy: 0 };
   const count = (text: string): number => text.split('\n').length - 1;
   const peerIP = [...d.peerSets.values()].find((s) => s.pods.length > 0)!.pods[0]!;
@@ -107,6 +115,7 @@ export async function main(args: string[]): Promise<void> {
   const target = d.rules.values().next().value!;
   const base = inputs.policies.find((p) => `${p.namespace}/${p.name}` === target.policy)!;
   for (let i = 0; i < runs * 4; i++) {
+    const c0 = process.cpuUsage();
     let before = engine.table;
     let t0 = performance.now();
     const r = diffText(before, engine.setPod({ ...like, name: `new-${i}`, nodeName: 'node-elsewhere', podIPs: [`10.200.0.${i + 1}`] }));
@@ -120,6 +129,7 @@ export async function main(args: string[]): Promise<void> {
     t0 = performance.now();
     const p = diffText(before, engine.setPolicy(changed));
     policyChange.push(ms(t0));
+    cpu.push(cpuMs(c0) / 3);
     lines = { remote: count(r), local: count(l), policy: count(p) };
   }
   const p99 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))]!;
@@ -141,6 +151,8 @@ export async function main(args: string[]): Promise<void> {
     render_ms_median: median(full.map((f) => f.render)),
     text_ms_median: median(full.map((f) => f.text)),
     full_ms_min: Math.min(...full.map((f) => f.total)),
+    full_cpu_ms_median: median(full.map((f) => f.cpu)),
+    incremental_cpu_ms_median: Math.round(median(cpu) * 10) / 10,
     remote_pod_add_ms_median: median(remoteAdd),
     remote_pod_add_ms_p99: p99(remoteAdd),
     local_pod_add_ms_median: median(localAdd),
