@@ -342,7 +342,7 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     current = withDns;
   });
 
-  it('a full load over the live table replaces it in one transaction; established flows are accepted before any lookup', async () => {
+  it('a full load over the live table replaces it in one transaction; established flows are accepted before any lookup; SCTP rules load', async () => {
     // A full load over the live table is one atomic replace.
     await nft(fullText(current));
     const list: Probe[] = [['x/b', 'tcp', 'x/a', 80]];
@@ -350,5 +350,13 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     const listed = (await inNs(NODE, 'nft', ['list', 'chain', 'inet', 'skiff-policy', 'egress'])).stdout;
     expect(listed).toContain('ct state established,related accept');
     expect(listed.indexOf('established')).toBeLessThan(listed.indexOf('vmap'));
+    // SCTP rules load (this kernel has no SCTP sockets to probe them with) and isolate for TCP.
+    const sctp = policy('x', 'sctp', { podSelector: sel({ pod: 'b' }), ingress: [{ ports: [{ protocol: 'SCTP', port: 80 }, { protocol: 'SCTP', port: 85, endPort: 90 }] }] });
+    const withSctp = render(desiredState(inputs([X_A, Y_A, sctp]), { nodeName: 'local' }));
+    await nft(diffText(current, withSctp));
+    expect((await inNs(NODE, 'nft', ['list', 'chain', 'inet', 'skiff-policy', 'r.x.sctp.in0'])).stdout).toContain('sctp dport { 80, 85-90 } accept');
+    const tcpToB: Probe[] = [['x/a', 'tcp', 'x/b', 80]];
+    expect(show(tcpToB, await probe(tcpToB))).toEqual(['x/a -> x/b tcp/80: blocked']);
+    await nft(diffText(withSctp, current));
   });
 });
