@@ -199,6 +199,18 @@ export class PolicyIndex {
     else this.policiesByNs.delete(ns);
   }
 
+  /** Whether any pod (on the pod network) lives in namespace ns. */
+  hasPods(ns: string): boolean {
+    return (this.podsByNs.get(ns)?.length ?? 0) > 0;
+  }
+
+  /** Replaces a namespace's labels (undefined: gone); selector memos over namespaces are dropped. */
+  replaceNamespace(name: string, ns: PolicyNamespace | undefined): void {
+    if (ns) this.nsLabels.set(name, ns.labels['kubernetes.io/metadata.name'] === name ? ns.labels : { ...ns.labels, 'kubernetes.io/metadata.name': name });
+    else this.nsLabels.delete(name);
+    this.nsMemo.clear();
+  }
+
   forgetSet(id: string): void {
     this.setMemo.delete(id);
   }
