@@ -113,21 +113,29 @@ export class PolicySyncer implements PodListener {
 
   private inputs(): PolicyInputs {
     const { cache } = this.o;
-    let pods: PolicyPodInfo[] = [...cache.store('policypods').values()];
+    const store = cache.store('policypods');
+    let pods: PolicyPodInfo[] = [...store.values()];
     if (this.attachedIPs.size > 0) {
-      const byKey = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p]));
+      const drop = new Set<PolicyPodInfo>();
+      const added: PolicyPodInfo[] = [];
       for (const [key, { ips, at }] of this.attachedIPs) {
-        const p = byKey.get(key) ?? this.fromLocal(key);
+        const stored = store.get(key);
+        const p = stored ?? this.fromLocal(key);
         if (!p) {
           // Deleted without a DEL reaching us (a node crash): forget it after a while.
           if (this.now() - at > ATTACHED_TTL_MS) this.attachedIPs.delete(key);
           continue;
         }
         // The API's addresses win once it has some; until then the CNI's.
-        if (p.podIPs.length === 0 || byKey.get(key) === undefined) byKey.set(key, { ...p, podIPs: ips });
-        else if (sameIPs(p.podIPs, ips)) this.attachedIPs.delete(key);
+        if (stored && stored.podIPs.length > 0) {
+          if (sameIPs(stored.podIPs, ips)) this.attachedIPs.delete(key);
+          continue;
+        }
+        if (stored) drop.add(stored);
+        added.push({ ...p, podIPs: ips });
       }
-      pods = [...byKey.values()];
+      // By identity: no key strings built for every pod of the cluster.
+      if (added.length > 0) pods = [...(drop.size > 0 ? pods.filter((p) => !drop.has(p)) : pods), ...added];
     }
     const admin = ADMIN_KINDS.flatMap((k) => [...cache.store(k).values()]);
     // Nodes matter only as peers of admin policies (`nodes` selectors).
