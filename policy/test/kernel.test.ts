@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { desiredState, type PolicyInputs } from '../desired.js';
 import type { NetworkPolicy, PolicyPod } from '../model.js';
+import { toClusterNetworkPolicy, type ClusterPolicy } from '../admin.js';
 import { toNetworkPolicy } from '../convert.js';
 import { diffText, fullText, render, type PolicyTable } from '../render.js';
 import { missing } from '../../test/support/env.js';
@@ -84,6 +85,12 @@ function policy(ns: string, name: string, spec: unknown): NetworkPolicy {
 }
 
 const sel = (matchLabels: Record<string, string>) => ({ matchLabels });
+
+function cnp(name: string, tier: 'Admin' | 'Baseline', priority: number, spec: Record<string, unknown>): ClusterPolicy {
+  const r = toClusterNetworkPolicy({ metadata: { name }, spec: { tier, priority, ...spec } });
+  if (!r.ok) throw new Error(r.reason);
+  return r.value;
+}
 // x/a: ingress TCP 80 + UDP 81 from x/b; TCP 81 from y/b (another node, routed).
 const X_A = policy('x', 'x-a', {
   podSelector: sel({ pod: 'a' }),
@@ -256,6 +263,47 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     expect(back).toBe('add element inet skiff-policy s.x.x-a.in0.pods4 { 10.244.1.12 }\n');
     await nft(back);
     expect(show(x80, await probe(x80))).toEqual(['x/b -> x/a tcp/80: reply']);
+  });
+
+  it('admin tiers: Deny beats a NetworkPolicy allow, Accept beats its deny, Pass hands over, Baseline only where nothing isolates', async () => {
+    const xa = { pods: { namespaceSelector: sel({ ns: 'x' }), podSelector: sel({ pod: 'a' }) } };
+    const pod = (ns: string, name: string) => ({ pods: { namespaceSelector: sel({ ns }), podSelector: sel({ pod: name }) } });
+    const admin = [
+      cnp('guard-xa', 'Admin', 10, {
+        subject: xa,
+        ingress: [
+          { action: 'Deny', from: [pod('x', 'b')], protocols: [{ tcp: { destinationPort: { number: 80 } } }] },
+          { action: 'Pass', from: [pod('y', 'b')] },
+          { action: 'Accept', from: [pod('y', 'a')] },
+        ],
+      }),
+      cnp('baseline-no-y', 'Baseline', 10, { subject: { namespaces: sel({ ns: 'x' }) }, ingress: [{ action: 'Deny', from: [{ namespaces: sel({ ns: 'y' }) }] }] }),
+    ];
+    const tiered = render(desiredState({ ...inputs([X_A, Y_A]), admin }, { nodeName: 'local' }));
+    await nft(diffText(current, tiered));
+    const list: Probe[] = [
+      ['x/b', 'tcp', 'x/a', 80],
+      ['x/b', 'udp', 'x/a', 81],
+      ['y/b', 'tcp', 'x/a', 81],
+      ['y/b', 'tcp', 'x/a', 80],
+      ['y/a', 'tcp', 'x/a', 81],
+      ['y/a', 'tcp', 'x/b', 81],
+      ['y/b', 'tcp', 'x/b', 80],
+      ['x/a', 'tcp', 'x/b', 80],
+    ];
+    expect(show(list, await probe(list))).toEqual([
+      'x/b -> x/a tcp/80: blocked',
+      'x/b -> x/a udp/81: reply',
+      'y/b -> x/a tcp/81: reply',
+      'y/b -> x/a tcp/80: blocked',
+      'y/a -> x/a tcp/81: reply',
+      'y/a -> x/b tcp/81: blocked',
+      'y/b -> x/b tcp/80: blocked',
+      'x/a -> x/b tcp/80: reply',
+    ]);
+    await nft(diffText(tiered, current));
+    const back: Probe[] = [['y/b', 'tcp', 'x/b', 80]];
+    expect(show(back, await probe(back))).toEqual(['y/b -> x/b tcp/80: reply']);
   });
 
   it('a full load over the live table replaces it in one transaction; established flows are accepted before any lookup', async () => {
