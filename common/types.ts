@@ -1,3 +1,5 @@
+import type { ClusterPolicy } from '../policy/admin.js';
+
 // The stripped-down, read-only shapes every component sees. Watched API objects are converted
 // into these at the informer boundary (common/watch/convert.ts) and the originals are dropped:
 // a field is added here only when a component needs it, which keeps the cache small at scale.
@@ -187,6 +189,9 @@ export interface NetworkPolicyInfo {
   readonly egress: readonly NetworkPolicyRule[];
 }
 
+/** A network-policy-api object in the engine's model (policy/admin.ts), with its object name. */
+export type AdminPolicyInfo = ClusterPolicy & { readonly name: string };
+
 export interface NamespaceInfo {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
@@ -201,13 +206,20 @@ export interface KindTypes {
   networkpolicies: NetworkPolicyInfo;
   /** Every pod in the cluster, trimmed to PolicyPodInfo; `pods` stays this node's own. */
   policypods: PolicyPodInfo;
+  /** network-policy-api (CRDs, often not installed: a kind the API does not serve is empty). */
+  clusternetworkpolicies: AdminPolicyInfo;
+  adminnetworkpolicies: AdminPolicyInfo;
+  baselineadminnetworkpolicies: AdminPolicyInfo;
 }
 
 export type Kind = keyof KindTypes;
 /** The kinds every agent watches (and `synced()` means by default). */
 export const KINDS: readonly Kind[] = ['nodes', 'services', 'endpointslices', 'namespaces', 'pods'];
+/** Cluster-wide admin policy kinds: CRDs that may not exist; their reflectors treat "not served" as empty. */
+const ADMIN_POLICY_KINDS_: readonly Kind[] = ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'];
+export const ADMIN_POLICY_KINDS = ADMIN_POLICY_KINDS_;
 /** Watched only while policy is enabled: the cluster-wide pod stream is the largest in a big cluster. */
-export const POLICY_KINDS: readonly Kind[] = ['networkpolicies', 'policypods'];
+export const POLICY_KINDS: readonly Kind[] = ['networkpolicies', 'policypods', ...ADMIN_POLICY_KINDS_];
 export const ALL_KINDS: readonly Kind[] = [...KINDS, ...POLICY_KINDS];
 
 /** Cache key: "namespace/name" for namespaced objects, "name" for cluster-scoped ones. */

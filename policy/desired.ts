@@ -14,6 +14,7 @@
 // Multiple policies are a union: a pod isolated in a direction lists every rule that may allow.
 import { createHash } from 'node:crypto';
 import { familyOf, ipToBigint, normalize, parseCidr, subtract, type Family, type Interval } from './ipnet.js';
+import type { AdminAction, AdminPort, AdminRule, ClusterPolicy, PolicyNodeInfo, Tier } from './admin.js';
 import { matches, policyKey, type LabelSelector, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyRule, type PolicyNamespace, type PolicyPod, type Protocol } from './model.js';
 
 export type Direction = 'ingress' | 'egress';
@@ -22,6 +23,10 @@ export interface PolicyInputs {
   readonly policies: readonly NetworkPolicy[];
   readonly pods: readonly PolicyPod[];
   readonly namespaces: readonly PolicyNamespace[];
+  /** ClusterNetworkPolicy / AdminNetworkPolicy / BaselineAdminNetworkPolicy, converted (admin.ts). */
+  readonly admin?: readonly ClusterPolicy[];
+  /** Nodes, for admin `nodes` peers. */
+  readonly nodes?: readonly PolicyNodeInfo[];
 }
 
 export interface PolicyNode {
@@ -59,6 +64,14 @@ export interface PeerSet {
   readonly nets6: readonly Interval[];
   /** Egress named ports: each selected pod's address with the port its name resolves to. */
   readonly named: readonly NamedEntry[];
+  /** Admin egress `domainNames` patterns: a set the node's DNS server fills from its answers. */
+  readonly domains: readonly string[];
+}
+
+/** A named port a rule wants resolved on its target; protocol undefined: any. */
+export interface NameWanted {
+  readonly name: string;
+  readonly protocol?: Protocol;
 }
 
 export interface RuleState {
@@ -72,13 +85,23 @@ export interface RuleState {
   readonly ports?: readonly PortRange[];
   /** Egress rule with named ports: PeerSet.named applies. */
   readonly named: boolean;
+  /** Set for admin/baseline tier rules (policy is then "cnp:<name>" ...): what a match does. */
+  readonly tier?: Tier;
+  readonly action?: AdminAction;
+  readonly priority?: number;
+  /** The rule's own name, if it has one. */
+  readonly name?: string;
 }
 
 export interface DirectionPolicy {
   /** Keys of the policies that isolate the pod in this direction, sorted. */
   readonly policies: readonly string[];
-  /** RuleState ids, in policy then rule order. */
+  /** NetworkPolicy RuleState ids, in policy then rule order. */
   readonly rules: readonly string[];
+  /** Admin tier rule ids in evaluation order (priority, policy, rule), before NetworkPolicy. */
+  readonly admin?: readonly string[];
+  /** Baseline tier rule ids in evaluation order, after NetworkPolicy (only for pods it does not isolate). */
+  readonly baseline?: readonly string[];
   /** Egress: protocols/port 53 allowed to the node-local DNS addresses. */
   readonly dns?: readonly PortRange[];
 }
@@ -186,40 +209,50 @@ export class PolicyIndex {
   /** The peers of one rule, computed once however many local pods share it. */
   peerSet(pol: NetworkPolicy, direction: Direction, index: number): PeerSet {
     const id = ruleBaseId(pol, direction, index);
+    const rule = (direction === 'ingress' ? pol.ingress : pol.egress)[index]!;
+    const names = direction === 'egress' ? rule.ports.filter((p) => typeof p.port === 'string').map((p) => ({ name: p.port as string, protocol: p.protocol })) : [];
+    return this.peerSetFor(id, pol.namespace, rule.peers, names);
+  }
+
+  /**
+   * Addresses of a rule's peers. `names`: egress named ports to resolve on each selected pod
+   * (protocol undefined: whatever protocol the pod's port has). No peers = every address.
+   */
+  peerSetFor(id: string, namespace: string, peers: readonly NetworkPolicyPeer[], names: readonly NameWanted[], extra: { addresses?: readonly string[]; domains?: readonly string[]; selectors?: boolean } = {}): PeerSet {
     let s = this.setMemo.get(id);
     if (s) return s;
-    const rule = (direction === 'ingress' ? pol.ingress : pol.egress)[index]!;
-    const all = rule.peers.length === 0;
-    const names = direction === 'egress' ? rule.ports.filter((p) => typeof p.port === 'string') : [];
+    const all = peers.length === 0 && !extra.selectors && !extra.domains?.length && !extra.addresses;
     // Pods by identity: a pod picked by several peers counts once.
     const pods = new Set<PolicyPod>();
     const nets: Record<Family, Interval[]> = { 4: [], 6: [] };
-    // Every pod only when named ports need resolving on them; otherwise "all" is no set at all.
-    const selected = all && names.length > 0 ? this.allPods() : [];
-    for (const peer of rule.peers) {
+    for (const peer of peers) {
       if (peer.ipBlock) {
         const net = parseCidr(peer.ipBlock.cidr);
         if (!net) continue;
         const cuts = normalize(peer.ipBlock.except.map(parseCidr).filter((c) => c?.family === net.family) as Interval[]);
         nets[net.family].push(...subtract([net], cuts));
-      } else for (const p of this.peerPods(peer, pol.namespace)) pods.add(p);
+      } else for (const p of this.peerPods(peer, namespace)) pods.add(p);
     }
-    for (const p of selected) pods.add(p);
+    // Every pod only when named ports need resolving on them; otherwise "all" is no set at all.
+    if (all && names.length > 0) for (const p of this.allPods()) pods.add(p);
     const named: NamedEntry[] = [];
     for (const p of pods) {
       for (const want of names) {
-        const np = p.namedPorts.find((n) => n.name === want.port && n.protocol === want.protocol);
+        const np = p.namedPorts.find((n) => n.name === want.name && (want.protocol === undefined || n.protocol === want.protocol));
         if (np) for (const ip of p.podIPs) named.push({ ip, protocol: np.protocol, port: np.port });
       }
     }
+    const addresses = all ? [] : addressesOf(pods);
+    if (extra.addresses?.length) addresses.push(...extra.addresses.filter((a) => familyOf(a)));
     s = {
       id,
       all,
-      selectors: rule.peers.some((p) => !p.ipBlock),
-      pods: all ? [] : addressesOf(pods),
+      selectors: extra.selectors ?? peers.some((p) => !p.ipBlock),
+      pods: extra.addresses?.length ? [...new Set(addresses)].sort() : addresses,
       nets4: normalize(nets[4]),
       nets6: normalize(nets[6]),
       named: dedupeNamed(named),
+      domains: extra.domains ?? [],
     };
     this.setMemo.set(id, s);
     return s;
@@ -296,7 +329,9 @@ export function podPolicy(index: PolicyIndex, pod: PolicyPod, rules: Map<string,
   const policies = index.policiesFor(pod);
   for (const direction of ['ingress', 'egress'] as const) {
     const isolating = policies.filter((p) => p.policyTypes.includes(direction === 'ingress' ? 'Ingress' : 'Egress'));
-    if (isolating.length === 0) continue;
+    const admin = tierRules(index, pod, direction, 'Admin', rules);
+    const baseline = tierRules(index, pod, direction, 'Baseline', rules);
+    if (isolating.length === 0 && admin.length === 0 && baseline.length === 0) continue;
     const ids: string[] = [];
     for (const pol of isolating) {
       const list = direction === 'ingress' ? pol.ingress : pol.egress;
@@ -314,15 +349,82 @@ export function podPolicy(index: PolicyIndex, pod: PolicyPod, rules: Map<string,
         ids.push(id);
       });
     }
-    const d: { policies: string[]; rules: string[]; dns?: PortRange[] } = { policies: isolating.map(policyKey), rules: ids };
+    const d: { policies: string[]; rules: string[]; admin?: string[]; baseline?: string[]; dns?: PortRange[] } = { policies: isolating.map(policyKey), rules: ids };
+    if (admin.length > 0) d.admin = admin;
+    if (baseline.length > 0) d.baseline = baseline;
     if (direction === 'egress' && dnsAddresses.length > 0) {
-      const dns = dnsRanges(ids.map((id) => rules.get(id)!), index);
+      const accepting = [...ids, ...admin, ...baseline].map((id) => rules.get(id)!).filter((r) => r.action === undefined || r.action === 'Accept');
+      const dns = dnsRanges(accepting, index);
       if (dns.length > 0) d.dns = dns;
     }
     dirs[direction] = d;
   }
   if (!dirs.ingress && !dirs.egress) return undefined;
   return { key: policyKey(pod), ips: pod.podIPs, ...dirs };
+}
+
+function subjectSelects(index: PolicyIndex, c: ClusterPolicy, pod: PolicyPod): boolean {
+  if (c.subject.namespaces) return matches(c.subject.namespaces, index.namespaceLabels(pod.namespace));
+  const p = c.subject.pods!;
+  return matches(p.namespaceSelector, index.namespaceLabels(pod.namespace)) && matches(p.podSelector, pod.labels);
+}
+
+/** An admin rule's peers in NetworkPolicy terms (namespaces, pods, networks), plus node addresses and domains. */
+function adminPeers(index: PolicyIndex, rule: AdminRule): { peers: NetworkPolicyPeer[]; addresses?: string[]; domains?: string[]; selectors: boolean } {
+  const peers: NetworkPolicyPeer[] = [];
+  let addresses: string[] | undefined;
+  let domains: string[] | undefined;
+  for (const p of rule.peers) {
+    if (p.namespaces) peers.push({ namespaceSelector: p.namespaces });
+    else if (p.pods) peers.push({ namespaceSelector: p.pods.namespaceSelector, podSelector: p.pods.podSelector });
+    else if (p.networks) for (const cidr of p.networks) peers.push({ ipBlock: { cidr, except: [] } });
+    else if (p.nodes) {
+      addresses ??= [];
+      for (const n of index.inputs.nodes ?? []) if (matches(p.nodes, n.labels)) addresses.push(...n.addresses);
+    } else if (p.domainNames) (domains ??= []).push(...p.domainNames);
+  }
+  return { peers, addresses, domains, selectors: rule.peers.some((p) => p.namespaces || p.pods || p.nodes) };
+}
+
+function adminPortRanges(ports: readonly AdminPort[], direction: Direction, target: PolicyPod): PortRange[] | undefined {
+  if (ports.length === 0) return undefined;
+  const out: PortRange[] = [];
+  for (const p of ports) {
+    if (typeof p.port === 'string') {
+      if (direction === 'egress') continue;
+      const np = target.namedPorts.find((n) => n.name === p.port && (p.protocol === undefined || n.protocol === p.protocol));
+      if (np) out.push({ protocol: np.protocol, from: np.port, to: np.port });
+    } else if (p.port === undefined) out.push({ protocol: p.protocol ?? 'TCP', ...ALL_PORTS });
+    else out.push({ protocol: p.protocol ?? 'TCP', from: p.port, to: p.endPort ?? p.port });
+  }
+  return mergeRanges(out);
+}
+
+/** The tier's rules for this pod and direction, in evaluation order, registered in `rules`. */
+function tierRules(index: PolicyIndex, pod: PolicyPod, direction: Direction, tier: Tier, rules: Map<string, RuleState>): string[] {
+  const ids: string[] = [];
+  const policies = (index.inputs.admin ?? []).filter((c) => c.tier === tier && (direction === 'ingress' ? c.ingress : c.egress).length > 0 && subjectSelects(index, c, pod));
+  policies.sort((a, b) => a.priority - b.priority || cmp(a.key, b.key));
+  for (const c of policies) {
+    (direction === 'ingress' ? c.ingress : c.egress).forEach((rule, i) => {
+      const setId = `${c.key.replace(':', '.')}.${DIR_TAG[direction]}${i}`;
+      const ports = adminPortRanges(rule.ports, direction, pod);
+      const names = rule.ports.filter((p) => typeof p.port === 'string');
+      const named = direction === 'egress' && names.length > 0;
+      // Only names this pod lacks: the rule matches nothing here, whatever its action.
+      if (ports !== undefined && ports.length === 0 && !named) return;
+      const id = direction === 'ingress' && names.length > 0 ? `${setId}.v${short(JSON.stringify(ports))}` : setId;
+      if (!rules.has(id)) {
+        const ap = adminPeers(index, rule);
+        const wanted = named ? names.map((p) => ({ name: p.port as string, protocol: p.protocol })) : [];
+        index.peerSetFor(setId, '', ap.peers, wanted, { addresses: ap.addresses, domains: ap.domains, selectors: ap.selectors });
+        const r: RuleState = { id, setId, policy: c.key, direction, index: i, ports, named, tier, action: rule.action, priority: c.priority };
+        rules.set(id, rule.name ? { ...r, name: rule.name } : r);
+      }
+      ids.push(id);
+    });
+  }
+  return ids;
 }
 
 /** UDP/TCP port 53 as far as some egress rule allows it to anyone. */
@@ -374,6 +476,8 @@ export interface RuleVerdict {
   readonly rule?: RuleState;
   /** Allowed by the node-local DNS exception. */
   readonly dns?: boolean;
+  /** No tier decided and NetworkPolicy does not isolate: the default (allow). */
+  readonly unmatched?: boolean;
 }
 
 function inRanges(ranges: readonly PortRange[] | undefined, protocol: Protocol, port: number): boolean {
@@ -389,7 +493,7 @@ function inPeerSet(s: PeerSet, ip: string): boolean {
   return (f === 4 ? s.nets4 : s.nets6).some((iv) => n >= iv.lo && n <= iv.hi);
 }
 
-/** Whether rule r lets (peer ip, protocol, port) through; for egress the port is the destination's. */
+/** Whether rule r matches (peer ip, protocol, port); for egress the port is the destination's. */
 export function ruleAllows(r: RuleState, s: PeerSet, ip: string, protocol: Protocol, port: number): boolean {
   const numeric = r.ports === undefined || r.ports.length > 0;
   if (numeric && inPeerSet(s, ip) && inRanges(r.ports, protocol, port)) return true;
@@ -403,12 +507,27 @@ export function ruleAllows(r: RuleState, s: PeerSet, ip: string, protocol: Proto
 export function evaluate(d: DesiredState, podKey: string, direction: Direction, peerIP: string, protocol: Protocol, port: number): RuleVerdict | undefined {
   const dp = d.pods.get(podKey)?.[direction];
   if (!dp) return undefined;
-  for (const id of dp.rules) {
-    const r = d.rules.get(id)!;
-    if (ruleAllows(r, d.peerSets.get(r.setId)!, peerIP, protocol, port)) return { allowed: true, rule: r };
-  }
   if (direction === 'egress' && d.dnsAddresses.includes(peerIP) && inRanges(dp.dns ?? [], protocol, port)) return { allowed: true, dns: true };
-  return { allowed: false };
+  const tier = (ids: readonly string[] | undefined): RuleVerdict | 'pass' | undefined => {
+    for (const id of ids ?? []) {
+      const r = d.rules.get(id)!;
+      if (!ruleAllows(r, d.peerSets.get(r.setId)!, peerIP, protocol, port)) continue;
+      return r.action === 'Pass' ? 'pass' : { allowed: r.action === 'Accept', rule: r };
+    }
+    return undefined;
+  };
+  const admin = tier(dp.admin);
+  if (admin && admin !== 'pass') return admin;
+  if (dp.policies.length > 0) {
+    for (const id of dp.rules) {
+      const r = d.rules.get(id)!;
+      if (ruleAllows(r, d.peerSets.get(r.setId)!, peerIP, protocol, port)) return { allowed: true, rule: r };
+    }
+    return { allowed: false };
+  }
+  const baseline = tier(dp.baseline);
+  if (baseline && baseline !== 'pass') return baseline;
+  return { allowed: true, unmatched: true };
 }
 
 function dedupeNamed(list: NamedEntry[]): NamedEntry[] {

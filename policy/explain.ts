@@ -64,16 +64,20 @@ function judge(index: PolicyIndex, local: End, direction: Direction, remote: End
   }
   const d = stateFor(index, [pod], o.dnsAddresses ?? []);
   const key = policyKey(pod);
-  const policies = d.pods.get(key)?.[direction]?.policies ?? [];
+  const dp = d.pods.get(key)?.[direction];
+  const policies = dp?.policies ?? [];
   const peer = addressOf(remote, local);
-  if (policies.length === 0) return { verdict: 'not-isolated', policies, reason: `no policy selects ${local.label} for ${direction}` };
-  if (!peer) return { verdict: 'deny', policies, reason: `${remote.label} has no address to match` };
+  if (!dp) return { verdict: 'not-isolated', policies, reason: `no policy selects ${local.label} for ${direction}` };
+  if (!peer) return { verdict: policies.length > 0 ? 'deny' : 'not-isolated', policies, reason: `${remote.label} has no address to match` };
   const v = evaluate(d, key, direction, peer, protocol, port)!;
   const what = `${protocol} ${port} ${direction === 'ingress' ? 'from' : 'to'} ${remote.label} (${peer})`;
   if (v.dns) return { verdict: 'allow', policies, reason: `node-local DNS: an egress rule allows ${protocol} 53` };
-  if (v.allowed) {
-    const rule = `${direction}[${v.rule!.index}]`;
-    return { verdict: 'allow', policies, policy: v.rule!.policy, rule, reason: `${v.rule!.policy} ${rule} allows ${what}` };
+  if (v.unmatched) return { verdict: 'not-isolated', policies, reason: `no tier decides ${what} and no NetworkPolicy isolates ${local.label}` };
+  const r = v.rule;
+  if (r) {
+    const rule = `${direction}[${r.index}]${r.name ? ` "${r.name}"` : ''}`;
+    const tier = r.tier ? `${r.tier} tier ${r.policy} (priority ${r.priority}) ${rule}: ${r.action}` : `${r.policy} ${rule} allows`;
+    return { verdict: v.allowed ? 'allow' : 'deny', policies, policy: r.policy, rule: `${direction}[${r.index}]`, reason: `${tier} ${what}` };
   }
   return { verdict: 'deny', policies, reason: `isolated by ${policies.join(', ')}; no rule allows ${what}` };
 }

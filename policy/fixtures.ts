@@ -1,6 +1,7 @@
 // Test fixtures: upstream netpol's cluster (namespaces x, y, z; pods a, b, c in each, serving
 // 80 and 81 over TCP and UDP on named ports serve-<port>-<proto>), spread over two nodes, and
 // policies written as API objects through the converter.
+import { toClusterNetworkPolicy, type ClusterPolicy } from './admin.js';
 import { toNetworkPolicy } from './convert.js';
 import type { PolicyInputs } from './desired.js';
 import { explain } from './explain.js';
@@ -31,9 +32,10 @@ export function netpolPod(ns: string, name: string, o: Partial<PolicyPod> = {}):
   };
 }
 
-export function cluster(policies: NetworkPolicy[] = [], o: { pods?: PolicyPod[]; namespaces?: PolicyNamespace[] } = {}): PolicyInputs {
+export function cluster(policies: NetworkPolicy[] = [], o: { pods?: PolicyPod[]; namespaces?: PolicyNamespace[]; admin?: ClusterPolicy[] } = {}): PolicyInputs {
   return {
     policies,
+    admin: o.admin ?? [],
     pods: o.pods ?? NAMESPACES.flatMap((ns) => POD_NAMES.map((p) => netpolPod(ns, p))),
     namespaces: o.namespaces ?? NAMESPACES.map((ns) => ({ name: ns, labels: { ns } })),
   };
@@ -62,4 +64,11 @@ export function matrix(inputs: PolicyInputs, protocol: Protocol = 'TCP', port = 
 export function expected(deny: (from: string, to: string) => boolean): string {
   const all = NAMESPACES.flatMap((ns) => POD_NAMES.map((p) => `${ns}/${p}`));
   return all.map((from) => `${from} ${all.map((to) => (from !== to && deny(from, to) ? 'X' : '.')).join('')}`).join('\n');
+}
+
+/** A ClusterNetworkPolicy (v1alpha2) from its spec, through the converter; throws when refused. */
+export function cnp(name: string, tier: 'Admin' | 'Baseline', priority: number, spec: Record<string, unknown>): ClusterPolicy {
+  const r = toClusterNetworkPolicy({ metadata: { name }, spec: { tier, priority, ...spec } });
+  if (!r.ok) throw new Error(r.reason);
+  return r.value;
 }

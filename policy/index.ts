@@ -1,6 +1,7 @@
 // `createPolicy`: NetworkPolicy for this node's pods, the agent's fourth component. It needs the
 // policy watch kinds (the agent adds them while policy.enabled) and listens to the CNI's pod hooks
 // so a new pod meets its policy before its first packet. cleanup() removes the table.
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
 import { PolicyDataplane } from './dataplane.js';
@@ -20,7 +21,7 @@ export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Compone
   return {
     name: 'policy',
     async run(signal) {
-      await ensureBridgeNetfilter(run, log);
+      ensureBridgeNetfilter(log);
       const syncer = new PolicySyncer({ cache: deps.cache, config: deps.config, log, health: deps.health, dataplane, run, ...(opts.attachTimeoutMs ? { attachTimeoutMs: opts.attachTimeoutMs } : {}) });
       const unlisten = deps.podHooks?.listen(syncer);
       try {
@@ -39,14 +40,15 @@ export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Compone
  * Pods on one node talk across the bridge; only with br_netfilter's call-iptables switches on do
  * those frames pass the inet forward hook where policy is enforced. On by default where the
  * module is loaded; a node without it enforces policy between nodes only, which must be loud.
+ * Through /proc (the agent's image has no sysctl binary); the agent runs in the node's namespace.
  */
-async function ensureBridgeNetfilter(run: Runner, log: AgentDeps['log']): Promise<void> {
-  for (const key of ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables']) {
+function ensureBridgeNetfilter(log: AgentDeps['log']): void {
+  for (const name of ['bridge-nf-call-iptables', 'bridge-nf-call-ip6tables']) {
+    const path = `/proc/sys/net/bridge/${name}`;
     try {
-      const v = (await run('sysctl', ['-n', key])).trim();
-      if (v !== '1') await run('sysctl', ['-w', `${key}=1`]);
+      if (readFileSync(path, 'utf8').trim() !== '1') writeFileSync(path, '1');
     } catch (e) {
-      log.error({ sysctl: key, err: (e as Error).message }, 'br_netfilter is not available: NetworkPolicy is NOT enforced between pods of this node (load the br_netfilter module)');
+      log.error({ sysctl: `net.bridge.${name}`, err: (e as Error).message }, 'br_netfilter is not available: NetworkPolicy is NOT enforced between pods of this node (load the br_netfilter module)');
     }
   }
 }

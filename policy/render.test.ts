@@ -62,8 +62,8 @@ describe('render', () => {
         'add rule inet skiff-policy in.x.a jump r.x.web.in0',
         'add rule inet skiff-policy in.x.a counter name "drop-in.x.a" drop',
         'add rule inet skiff-policy out.x.a ip daddr 10.244.1.11 accept',
-        'add rule inet skiff-policy out.x.a jump r.x.out.eg0',
         'add rule inet skiff-policy out.x.a ip daddr @dns4 udp dport 53 accept',
+        'add rule inet skiff-policy out.x.a jump r.x.out.eg0',
         'add rule inet skiff-policy out.x.a counter name "drop-out.x.a" drop',
       ].join('\n') + '\n',
     );

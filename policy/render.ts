@@ -34,6 +34,12 @@ export interface PolicyTable {
   readonly elements: ReadonlyMap<string, ReadonlyMap<string, string>>;
   /** Named counters of denied packets, per policied pod and direction. */
   readonly counters: ReadonlyMap<string, CounterData>;
+  /**
+   * Sets for admin egress `domainNames` peers (`flags timeout`), which the node's DNS server fills
+   * with the answers' addresses (`add element ... { <ip> timeout <ttl>s }`); never in `elements`,
+   * so diffs leave their contents alone. A full load empties them.
+   */
+  readonly domainSets: ReadonlyMap<string, { readonly patterns: readonly string[]; readonly family: Family }>;
 }
 
 export interface RenderOptions {
@@ -73,7 +79,7 @@ export function ruleChain(ruleId: string): string {
   return ident('r.', ruleId);
 }
 
-export function setName(setId: string, part: 'pods' | 'nets' | 'named', family: Family): string {
+export function setName(setId: string, part: 'pods' | 'nets' | 'named' | 'fqdn', family: Family): string {
   return ident('s.', setId, `.${part}${family}`);
 }
 
@@ -102,6 +108,7 @@ class Builder {
   readonly sets = new Map<string, string>();
   readonly elements = new Map<string, Map<string, string>>();
   readonly counters = new Map<string, CounterData>();
+  readonly domainSets = new Map<string, { patterns: readonly string[]; family: Family }>();
 
   set(name: string, decl: string): Map<string, string> {
     this.sets.set(name, decl);
@@ -130,7 +137,8 @@ export function render(d: DesiredState, o: RenderOptions = {}): PolicyTable {
   const rendered = new Set<string>();
   for (const r of d.rules.values()) {
     const s = d.peerSets.get(r.setId)!;
-    b.chains.set(ruleChain(r.id), { rules: ruleLines(r, s, fams) });
+    // Tier rules live inline in the pod chains: their verdict (Pass) depends on where they sit.
+    if (!r.tier) b.chains.set(ruleChain(r.id), { rules: ruleLines(r, s, fams, 'accept') });
     // Variants of one rule (ingress named ports resolved differently) share its sets.
     if (!rendered.has(s.id)) renderSets(b, r, s, fams);
     rendered.add(s.id);
@@ -149,10 +157,26 @@ export function render(d: DesiredState, o: RenderOptions = {}): PolicyTable {
         const f = familyOf(ip);
         if (f && fams.includes(f)) rules.push(`${ADDR[f].kw} ${self} ${ip} accept`);
       }
-      for (const id of dp.rules) rules.push(`jump ${ruleChain(id)}`);
       if (dp.dns) for (const f of fams) for (const p of portMatches(dp.dns)) rules.push(line(`${ADDR[f].kw} daddr @dns${f}`, p, 'accept'));
-      if (o.logDenied) rules.push(`limit rate 10/second burst 20 packets log prefix "skiff-policy deny ${TAG[direction]} ${pod.key.slice(0, 90)}: " level info`);
-      rules.push(`counter name "${counter}" drop`);
+      const drop = `counter name "${counter}" drop`;
+      const log = `limit rate 10/second burst 20 packets log prefix "skiff-policy deny ${TAG[direction]} ${pod.key.slice(0, 90)}: " level info`;
+      // Admin tier first; Pass goes to the NetworkPolicy part, which then needs a chain of its own.
+      const np = dp.admin ? ident(`${TAG[direction]}-np.`, pod.key.replace('/', '.')) : chain;
+      const tierLines = (ids: readonly string[], pass: string): string[] =>
+        ids.flatMap((id) => {
+          const r = d.rules.get(id)!;
+          return ruleLines(r, d.peerSets.get(r.setId)!, fams, r.action === 'Accept' ? 'accept' : r.action === 'Deny' ? drop : pass);
+        });
+      const npRules: string[] = [];
+      if (dp.policies.length > 0) {
+        for (const id of dp.rules) npRules.push(`jump ${ruleChain(id)}`);
+        if (o.logDenied) npRules.push(log);
+        npRules.push(drop);
+      } else if (dp.baseline) npRules.push(...tierLines(dp.baseline, 'return'));
+      if (dp.admin) {
+        rules.push(...tierLines(dp.admin, `goto ${np}`), `goto ${np}`);
+        b.chains.set(np, { rules: npRules });
+      } else rules.push(...npRules);
       b.chains.set(chain, { rules });
       b.counters.set(counter, { pod: pod.key, direction });
       for (const ip of pod.ips) {
@@ -164,18 +188,19 @@ export function render(d: DesiredState, o: RenderOptions = {}): PolicyTable {
   return b;
 }
 
-function ruleLines(r: RuleState, s: PeerSet, fams: readonly Family[]): string[] {
+function ruleLines(r: RuleState, s: PeerSet, fams: readonly Family[], verdict: string): string[] {
   const dir = r.direction === 'ingress' ? 'saddr' : 'daddr';
   const addrs: string[] = [];
   if (s.all) addrs.push('');
   else {
     for (const f of fams) if (s.selectors) addrs.push(`${ADDR[f].kw} ${dir} @${setName(s.id, 'pods', f)}`);
     for (const f of fams) if ((f === 4 ? s.nets4 : s.nets6).length > 0) addrs.push(`${ADDR[f].kw} ${dir} @${setName(s.id, 'nets', f)}`);
+    if (s.domains.length > 0) for (const f of fams) addrs.push(`${ADDR[f].kw} daddr @${setName(s.id, 'fqdn', f)}`);
   }
   const out: string[] = [];
   // Numeric ports apply unless the rule's ports were all names (then only the named set does).
-  if (r.ports === undefined || r.ports.length > 0) for (const a of addrs) for (const p of portMatches(r.ports)) out.push(line(a, p, 'accept'));
-  if (r.named) for (const f of fams) out.push(`${ADDR[f].kw} daddr . meta l4proto . th dport @${setName(s.id, 'named', f)} accept`);
+  if (r.ports === undefined || r.ports.length > 0) for (const a of addrs) for (const p of portMatches(r.ports)) out.push(line(a, p, verdict));
+  if (r.named) for (const f of fams) out.push(`${ADDR[f].kw} daddr . meta l4proto . th dport @${setName(s.id, 'named', f)} ${verdict}`);
   return out;
 }
 
@@ -189,6 +214,11 @@ function renderSets(b: Builder, r: RuleState, s: PeerSet, fams: readonly Family[
     if (!s.all && nets.length > 0) {
       const m = b.set(setName(s.id, 'nets', f), `type ${ADDR[f].type} ; flags interval ;`);
       for (const iv of nets) for (const c of intervalToCidrs(iv, f)) m.set(c, '');
+    }
+    if (!s.all && s.domains.length > 0) {
+      const name = setName(s.id, 'fqdn', f);
+      b.sets.set(name, `type ${ADDR[f].type} ; flags timeout ;`);
+      b.domainSets.set(name, { patterns: s.domains, family: f });
     }
     if (r.named) {
       const m = b.set(setName(s.id, 'named', f), `type ${ADDR[f].type} . inet_proto . inet_service ;`);
@@ -278,4 +308,4 @@ export function cleanupText(): string {
   return `add table ${T}\ndelete table ${T}\n`;
 }
 
-export const EMPTY_TABLE: PolicyTable = { chains: new Map(), sets: new Map(), elements: new Map(), counters: new Map() };
+export const EMPTY_TABLE: PolicyTable = { chains: new Map(), sets: new Map(), elements: new Map(), counters: new Map(), domainSets: new Map() };

@@ -50,6 +50,8 @@ function setup(policy: ConfigInput['policy'] = {}) {
     cache.replace('namespaces', new Map([['x', { name: 'x', labels: {} }]]));
     cache.replace('policypods', new Map(pods.map((p) => [`x/${p.name}`, p])));
     cache.replace('networkpolicies', new Map(policies.map((p) => [`x/${p.name}`, p])));
+    cache.replace('nodes', new Map());
+    for (const k of ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const) cache.replace(k, new Map());
   };
   return { cache, runner, syncer, ac, fill, done: () => (ac.abort(), undefined) };
 }
@@ -141,6 +143,24 @@ describe('PolicySyncer', () => {
     await running;
   });
 
+  it('does not hold an ADD when the cluster has no policy at all, and fails it when rules cannot be written', async () => {
+    const { cache, runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', [], { app: 'b' })]);
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1, 'the first sync');
+    runner.failNft = 1;
+    await expect(syncer.attached({ namespace: 'x', name: 'b', ips: ['10.244.7.3'] })).resolves.toBeUndefined();
+    await syncer.sync();
+    cache.upsert('networkpolicies', 'x/b-from-a', denyB);
+    await until(() => runner.nft.some((t) => t.includes('10.244.7.3 : jump in.x.b')), 'the policy with the attached address');
+    runner.failNft = 5;
+    cache.upsert('policypods', 'x/c', pod('c', [], { app: 'b' }));
+    await expect(syncer.attached({ namespace: 'x', name: 'c', ips: ['10.244.7.4'] })).rejects.toThrow(/could not be written/);
+    runner.failNft = 0;
+    ac.abort();
+    await running;
+  });
+
   it('fails an ADD while no rules have been written yet', async () => {
     const { syncer } = setup();
     await expect(syncer.attached({ namespace: 'x', name: 'b', ips: ['10.244.7.3'] })).rejects.toThrow(/not in place yet/);
@@ -172,6 +192,23 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
       ac.abort();
       await running;
     }
+  });
+
+  it('feeds cluster-wide admin policies to the engine: an AdminNetworkPolicy Deny is in the table', async () => {
+    const { cache, runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })]);
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1, 'the first sync');
+    expect(runner.nft[0]).not.toContain('in.x.b');
+    const raw = { metadata: { name: 'no-a-to-b' }, spec: { priority: 10, subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'b' } } } }, ingress: [{ name: 'deny-a', action: 'Deny', from: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'a' } } } }] }] } };
+    const { convert } = await import('../common/watch/convert.js');
+    const c = convert('adminnetworkpolicies', raw);
+    cache.upsert('adminnetworkpolicies', c.key, c.value);
+    await until(() => runner.nft.length === 2, 'the admin policy');
+    expect(runner.nft[1]).toContain('10.244.7.3 : jump in.x.b');
+    expect(runner.nft[1]).toMatch(/in\.x\.b .*drop/);
+    ac.abort();
+    await running;
   });
 
   it('logs denied connections only when policy.logDenied is on', async () => {

@@ -19,8 +19,10 @@ import type { Runner } from './exec.js';
 import { policyMetrics, type PolicyMetrics } from './metrics.js';
 import { render } from './render.js';
 
-const KINDS = ['networkpolicies', 'policypods', 'namespaces'] as const;
+const KINDS = ['networkpolicies', 'policypods', 'namespaces', 'nodes', 'clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
+const ADMIN_KINDS = ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
 const NS_INDEX = 'policy.namespace';
+const ATTACHED_TTL_MS = 10 * 60_000;
 
 export interface SyncerOptions {
   readonly cache: WatchCache;
@@ -36,8 +38,8 @@ export interface SyncerOptions {
 }
 
 export class PolicySyncer implements PodListener {
-  /** Addresses the CNI gave pods the API does not show yet, by "namespace/name". */
-  private readonly attachedIPs = new Map<string, readonly string[]>();
+  /** Addresses the CNI gave pods the API does not show yet, by "namespace/name", and when. */
+  private readonly attachedIPs = new Map<string, { readonly ips: readonly string[]; readonly at: number }>();
   private state: DesiredState | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -114,16 +116,23 @@ export class PolicySyncer implements PodListener {
     let pods: PolicyPodInfo[] = [...cache.store('policypods').values()];
     if (this.attachedIPs.size > 0) {
       const byKey = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p]));
-      for (const [key, ips] of this.attachedIPs) {
+      for (const [key, { ips, at }] of this.attachedIPs) {
         const p = byKey.get(key) ?? this.fromLocal(key);
-        if (!p) continue;
+        if (!p) {
+          // Deleted without a DEL reaching us (a node crash): forget it after a while.
+          if (this.now() - at > ATTACHED_TTL_MS) this.attachedIPs.delete(key);
+          continue;
+        }
         // The API's addresses win once it has some; until then the CNI's.
         if (p.podIPs.length === 0 || byKey.get(key) === undefined) byKey.set(key, { ...p, podIPs: ips });
         else if (sameIPs(p.podIPs, ips)) this.attachedIPs.delete(key);
       }
       pods = [...byKey.values()];
     }
-    return { policies: [...cache.store('networkpolicies').values()], pods, namespaces: [...cache.store('namespaces').values()] };
+    const admin = ADMIN_KINDS.flatMap((k) => [...cache.store(k).values()]);
+    // Nodes matter only as peers of admin policies (`nodes` selectors).
+    const nodes = admin.length === 0 ? [] : [...cache.store('nodes').values()].map((n) => ({ name: n.name, labels: n.labels, addresses: n.addresses.filter((a) => isIP(a.address) !== 0).map((a) => a.address) }));
+    return { policies: [...cache.store('networkpolicies').values()], pods, namespaces: [...cache.store('namespaces').values()], admin, nodes };
   }
 
   /** A pod the node-local watch has but the cluster-wide one has not delivered yet. */
@@ -208,10 +217,15 @@ export class PolicySyncer implements PodListener {
     const timeout = this.o.attachTimeoutMs ?? 5000;
     const deadline = this.now() + timeout;
     if (this.state === undefined) await this.waitStarted(timeout);
-    this.attachedIPs.set(key, pod.ips);
+    this.attachedIPs.set(key, { ips: pod.ips, at: this.now() });
+    // No policy anywhere: nothing isolates the pod and no peer set exists to put it in. The sync
+    // still runs, so a policy that arrives next finds the address.
+    if (this.o.cache.store('networkpolicies').size === 0 && ADMIN_KINDS.every((k) => this.o.cache.store(k).size === 0)) return void this.sync();
     // Without the pod's labels nothing says whether a policy selects it. A namespace with no
-    // policy isolates nobody, so only there may the pod start before the watch delivers it.
-    while (!this.known(key) && this.policiesIn(pod.namespace)) {
+    // policy isolates nobody (unless a cluster-wide admin policy exists), so only there may the
+    // pod start before the watch delivers it.
+    const adminPolicies = ADMIN_KINDS.some((k) => this.o.cache.store(k).size > 0);
+    while (!this.known(key) && (adminPolicies || this.policiesIn(pod.namespace))) {
       if (this.now() > deadline) {
         this.attachedIPs.delete(key);
         throw new Error(`pod ${key} is not in the watch cache yet; its namespace has NetworkPolicies`);
@@ -219,7 +233,11 @@ export class PolicySyncer implements PodListener {
       await new Promise((r) => setTimeout(r, 20));
     }
     await this.sync();
-    if (this.lastError) throw new Error(`policy rules for ${key} could not be written: ${this.lastError.message}`);
+    if (this.lastError) {
+      // The ADD fails and its address goes back to the pool: it must not stay in the rules.
+      this.attachedIPs.delete(key);
+      throw new Error(`policy rules for ${key} could not be written: ${this.lastError.message}`);
+    }
   }
 
   async detached(pod: Omit<PodAttachment, 'ips'>): Promise<void> {

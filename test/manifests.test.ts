@@ -199,6 +199,9 @@ describe('RBAC', () => {
     '/pods': READ,
     'discovery.k8s.io/endpointslices': READ,
     'networking.k8s.io/networkpolicies': READ,
+    'policy.networking.k8s.io/clusternetworkpolicies': READ,
+    'policy.networking.k8s.io/adminnetworkpolicies': READ,
+    'policy.networking.k8s.io/baselineadminnetworkpolicies': READ,
     '/events': ['create', 'patch'],
     'events.k8s.io/events': ['create', 'patch'],
   };

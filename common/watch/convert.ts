@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import type { EndpointInfo, EndpointPort, EndpointSliceInfo, IPFamily, Kind, KindTypes, NamespaceInfo, NodeInfo, PodInfo, ServiceInfo, ServicePort, ServiceType } from '../types.js';
 import { objectKey } from '../types.js';
-import { toNetworkPolicy, toPolicyPod } from './convert-policy.js';
+import { adminConverter, toNetworkPolicy, toPolicyPod } from './convert-policy.js';
 import { arr, ConvertError, defined, fail, int, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
 
 export { ConvertError };
@@ -31,7 +31,18 @@ export function rawKey(kind: Kind, raw: unknown): string | undefined {
   return NAMESPACED[kind] ? (namespace ? objectKey({ namespace, name }) : undefined) : name;
 }
 
-const NAMESPACED: Record<Kind, boolean> = { nodes: false, namespaces: false, services: true, endpointslices: true, pods: true, networkpolicies: true, policypods: true };
+const NAMESPACED: Record<Kind, boolean> = {
+  nodes: false,
+  namespaces: false,
+  services: true,
+  endpointslices: true,
+  pods: true,
+  networkpolicies: true,
+  policypods: true,
+  clusternetworkpolicies: false,
+  adminnetworkpolicies: false,
+  baselineadminnetworkpolicies: false,
+};
 
 /** Converts one raw object; throws ConvertError when it is malformed. */
 export function convert<K extends Kind>(kind: K, raw: unknown): Converted<K> {
@@ -53,6 +64,9 @@ const CONVERTERS: { [K in Kind]: (raw: Json, meta: Json, name: string, namespace
   pods: toPod,
   networkpolicies: toNetworkPolicy,
   policypods: toPolicyPod,
+  clusternetworkpolicies: adminConverter('clusternetworkpolicies'),
+  adminnetworkpolicies: adminConverter('adminnetworkpolicies'),
+  baselineadminnetworkpolicies: adminConverter('baselineadminnetworkpolicies'),
 };
 
 function toNode(raw: Json, meta: Json, name: string): NodeInfo {

@@ -4,7 +4,7 @@
 // `policypods` (every pod, trimmed to PolicyPodInfo) and `networkpolicies`.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { KINDS, type Kind } from '../types.js';
+import { ADMIN_POLICY_KINDS, KINDS, type Kind } from '../types.js';
 import type { BackoffOptions } from './backoff.js';
 import { Reflector } from './reflector.js';
 import { MemoryCache, type WatchCache } from './store.js';
@@ -43,6 +43,7 @@ export function createWatchCache(opts: WatchCacheOptions): WatchCacheHandle {
         cache,
         log: opts.log,
         fieldSelector: kind === 'pods' ? `spec.nodeName=${opts.nodeName}` : undefined,
+        optional: ADMIN_POLICY_KINDS.includes(kind),
         pageSize: opts.pageSize,
         backoff: opts.backoff,
       });

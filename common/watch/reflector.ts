@@ -20,7 +20,13 @@ export const KIND_PATHS: Readonly<Record<Kind, string>> = {
   endpointslices: '/apis/discovery.k8s.io/v1/endpointslices',
   networkpolicies: '/apis/networking.k8s.io/v1/networkpolicies',
   policypods: '/api/v1/pods',
+  clusternetworkpolicies: '/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies',
+  adminnetworkpolicies: '/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies',
+  baselineadminnetworkpolicies: '/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies',
 };
+
+/** How often a kind the API server does not serve (an optional CRD) is asked for again. */
+const ABSENT_RECHECK_MS = 60_000;
 
 export interface ReflectorOptions {
   readonly kind: Kind;
@@ -31,6 +37,8 @@ export interface ReflectorOptions {
   /** Items per list page (default 500, as client-go). */
   readonly pageSize?: number;
   readonly backoff?: BackoffOptions;
+  /** A 404 on list means "not installed": the kind is empty (and synced) until it appears. */
+  readonly optional?: boolean;
 }
 
 type WatchEnd = 'gone' | 'ended';
@@ -41,6 +49,7 @@ export class Reflector {
   /** The resourceVersion the next watch resumes from; '' before the first list. */
   resourceVersion = '';
   private lists = 0;
+  private absent = false;
   private readonly backoff: Backoff;
   private readonly kind: Kind;
   private readonly log: Logger;
@@ -57,7 +66,10 @@ export class Reflector {
     while (!signal.aborted) {
       try {
         if (needList) {
-          await this.list(signal);
+          if (!(await this.list(signal))) {
+            await sleep(ABSENT_RECHECK_MS, undefined, { signal }).catch(() => undefined);
+            continue;
+          }
           needList = false;
         }
         const started = Date.now();
@@ -88,7 +100,8 @@ export class Reflector {
     await sleep(this.backoff.next(), undefined, { signal }).catch(() => undefined);
   }
 
-  private async list(signal: AbortSignal): Promise<void> {
+  /** Lists into the cache; false when an optional kind is not served (it is then empty). */
+  private async list(signal: AbortSignal): Promise<boolean> {
     const getter = await createGetter(this.opts.kubeConfig);
     const items = new Map<string, KindTypes[Kind]>();
     let cont = '';
@@ -103,6 +116,13 @@ export class Reflector {
       } catch (err) {
         // An expired continue token means the snapshot is gone: start the list over.
         if (err instanceof ApiRequestError && err.status === 410) throw new GoneError(err.message);
+        if (err instanceof ApiRequestError && err.status === 404 && this.opts.optional) {
+          if (!this.absent) this.log.info('not served by the API server (CRD not installed?): empty until it appears');
+          this.absent = true;
+          this.opts.cache.replace(this.kind, new Map());
+          this.backoff.reset();
+          return false;
+        }
         throw err;
       }
       for (const raw of page.items ?? []) {
@@ -119,6 +139,8 @@ export class Reflector {
     watchLastSync.set({ kind: this.kind }, Date.now() / 1000);
     watchObjects.set({ kind: this.kind }, items.size);
     this.log.debug({ objects: items.size, resourceVersion: rv }, 'listed');
+    this.absent = false;
+    return true;
   }
 
   private watch(signal: AbortSignal): Promise<WatchEnd> {

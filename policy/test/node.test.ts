@@ -107,7 +107,10 @@ describe.skipIf(skip)('policy component (root)', () => {
     await waitFor('the API server', async () => (await inNs(NODE, 'curl', ['-sf', `${API}/healthz`])).stdout === 'ok');
     await curl('POST', '/api/v1/nodes', { metadata: { name: 'n1' }, spec: { podCIDR: POD_CIDR, podCIDRs: [POD_CIDR] }, status: { addresses: [{ type: 'InternalIP', address: '172.31.222.11' }], conditions: [{ type: 'Ready', status: 'True' }] } });
     await curl('POST', '/api/v1/namespaces', { metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } } });
+    // Off, same-node pod traffic would bypass the forward hook: the component turns it back on.
+    await inNs(NODE, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0']);
     await startAgent();
+    expect((await inNs(NODE, 'sysctl', ['-n', 'net.bridge.bridge-nf-call-iptables'])).stdout.trim()).toBe('1');
     await newPod('a', { app: 'a' });
     await newPod('b', { app: 'b' });
     servers.push(whoamiServer(`${P}-a`, 80), whoamiServer(`${P}-b`, 80));
