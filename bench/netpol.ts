@@ -1,0 +1,256 @@
+// NetworkPolicy at the kube-burner network-policy shape, through the agent's real policy component
+// into a namespace "node" (root): 240 namespaces x 10 pods in the API (10,000 pods, 100 of them on
+// this node), 20 policies per namespace (4,800), each rule with 5 ports, 5 port ranges, 5
+// namespace-and-pod selectors, 5 pod selectors and 5 CIDRs. The watch cache is filled with what its
+// converter makes of API objects, as in the agent. Measures:
+//   - full sync: desired state, render and `nft -f` of the whole table (an agent start), median of
+//     --full-runs with the table deleted before each;
+//   - pod add to enforced: a new pod on this node appears in the cache (the watch event) and the CNI
+//     ADD hook (`attached`) resolves once its rules are in the kernel;
+//   - policy change: one policy selecting local pods changes a port; cache write until the sync that
+//     carries it has returned from nft;
+//   - datapath ratio: HTTP with a new connection per request from a client pod to a policied pod
+//     (its namespace's 20 policies plus one that allows the client) against an unpolicied pod on the
+//     same node, in alternating rounds of the same run; the ratio is the median of per-round ratios.
+// Last stdout line: the JSON result.
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { parseConfig } from '../common/config.js';
+import { Health } from '../common/health.js';
+import { convert } from '../common/watch/convert.js';
+import { MemoryCache } from '../common/watch/store.js';
+import { PolicyDataplane } from '../policy/dataplane.js';
+import { execRunner } from '../policy/exec.js';
+import { PolicySyncer } from '../policy/syncer.js';
+import { Topology } from '../proxy/test/topology.js';
+import { sh } from '../test/support/netns.js';
+
+const progress = (msg: string): void => void process.stderr.write(`[bench netpol] ${msg}\n`);
+
+const LOAD = `
+const http = require('http');
+const [url, conc, secs] = process.argv.slice(1);
+let n = 0, errors = 0;
+const end = Date.now() + Number(secs) * 1000;
+const one = () => new Promise((res) => {
+  const r = http.get(url, { agent: false }, (s) => { s.resume(); s.on('end', () => { n++; res(); }); });
+  r.on('error', () => { errors++; res(); });
+});
+(async () => {
+  const start = Date.now();
+  await Promise.all(Array.from({ length: Number(conc) }, async () => { while (Date.now() < end) await one(); }));
+  console.log(JSON.stringify({ rps: n / ((Date.now() - start) / 1000), errors }));
+})();
+`;
+
+const NODE = 'node-0';
+const POLICIED = { ns: 'ns-0', name: 'bench-server', ip: '10.244.1.11' };
+const OPEN = { ns: 'bench-open', name: 'bench-open', ip: '10.244.1.12' };
+const CLIENT = { ns: 'bench-client', name: 'bench-client', ip: '10.244.1.13' };
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
+};
+
+/** A deterministic sequence, so every run builds the same cluster. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+const rawPod = (ns: string, name: string, node: string, ip: string, labels: Record<string, string>): unknown => ({
+  metadata: { namespace: ns, name, labels },
+  spec: { nodeName: node, containers: [{ name: 'c', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] }] },
+  status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
+});
+
+/** One kube-burner policy: every pod of the namespace, one ingress rule with 25 peers-and-ports worth of matches. */
+function rawPolicy(ns: string, j: number, namespaces: number, pick: (n: number) => number, extraPort?: number): unknown {
+  const from: unknown[] = [];
+  for (let k = 0; k < 5; k++) from.push({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': `ns-${pick(namespaces)}` } }, podSelector: { matchLabels: { app: `app-${pick(10)}` } } });
+  for (let k = 0; k < 5; k++) from.push({ podSelector: { matchLabels: { app: `app-${pick(10)}` } } });
+  for (let k = 0; k < 5; k++) from.push({ ipBlock: { cidr: `172.${16 + pick(16)}.${pick(256)}.0/24` } });
+  const ports = [
+    ...Array.from({ length: 5 }, (_, k) => ({ protocol: 'TCP', port: extraPort !== undefined && k === 0 ? extraPort : 8000 + j * 20 + k })),
+    ...Array.from({ length: 5 }, (_, k) => ({ protocol: 'TCP', port: 9000 + j * 100 + k * 10, endPort: 9000 + j * 100 + k * 10 + 5 })),
+  ];
+  return { metadata: { namespace: ns, name: `np-${j}` }, spec: { podSelector: {}, policyTypes: ['Ingress'], ingress: [{ from, ports }] } };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      namespaces: { type: 'string', default: '240' },
+      'pods-per-namespace': { type: 'string', default: '10' },
+      /** Pods in the whole cluster: the rest live in 60 namespaces no policy is in. */
+      pods: { type: 'string', default: '10000' },
+      /** Pods on this node: every (pods/local)-th pod, as a scheduler spreading them would. */
+      'local-pods': { type: 'string', default: '100' },
+      'policies-per-namespace': { type: 'string', default: '20' },
+      'full-runs': { type: 'string', default: '3' },
+      adds: { type: 'string', default: '100' },
+      changes: { type: 'string', default: '100' },
+      seconds: { type: 'string', default: '1' },
+      rounds: { type: 'string', default: '10' },
+      concurrency: { type: 'string', default: '8' },
+    },
+  });
+  const namespaces = Number(values.namespaces);
+  const workload = namespaces * Number(values['pods-per-namespace']);
+  const total = Math.max(workload, Number(values.pods));
+  const every = Math.max(1, Math.round(total / Number(values['local-pods'])));
+  const perNs = Number(values['policies-per-namespace']);
+  const log = pino({ level: 'silent' });
+  const config = parseConfig({ nodeName: NODE });
+
+  const r = rng(42);
+  const pick = (n: number): number => Math.floor(r() * n);
+  const cache = new MemoryCache();
+  const put = (kind: 'namespaces' | 'policypods' | 'networkpolicies', raw: unknown): void => {
+    const c = convert(kind, raw);
+    cache.upsert(kind, c.key, c.value as never);
+  };
+  for (let n = 0; n < namespaces; n++) put('namespaces', { metadata: { name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}` } } });
+  for (const ns of [OPEN.ns, CLIENT.ns]) put('namespaces', { metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } } });
+  for (let n = 0; n < 60; n++) put('namespaces', { metadata: { name: `other-${n}`, labels: { 'kubernetes.io/metadata.name': `other-${n}` } } });
+  let local = 0;
+  const localNamespaces = new Set<string>();
+  for (let i = 0; i < total; i++) {
+    const node = i % every === 0 ? NODE : `node-${1 + (i % 99)}`;
+    const ns = i < workload ? `ns-${i % namespaces}` : `other-${i % 60}`;
+    if (node === NODE) {
+      local++;
+      if (i < workload) localNamespaces.add(ns);
+    }
+    put('policypods', rawPod(ns, `pod-${i}`, node, `10.${128 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`, { app: `app-${Math.floor(i / namespaces) % 10}` }));
+  }
+  for (const p of [POLICIED, OPEN, CLIENT]) put('policypods', rawPod(p.ns, p.name, NODE, p.ip, { app: 'bench' }));
+  for (let n = 0; n < namespaces; n++) for (let j = 0; j < perNs; j++) put('networkpolicies', rawPolicy(`ns-${n}`, j, namespaces, pick));
+  // What lets the client in: one more policy in the policied pod's namespace, evaluated with the rest.
+  put('networkpolicies', { metadata: { namespace: POLICIED.ns, name: 'allow-bench-client' }, spec: { podSelector: {}, ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': CLIENT.ns } } }], ports: [{ port: 8080 }] }] } });
+  for (const k of ['namespaces', 'policypods', 'networkpolicies'] as const) cache.markSynced(k);
+  const policies = cache.store('networkpolicies').size;
+  const pods = cache.store('policypods').size;
+  progress(`${pods} pods (${local + 3} on this node, ${localNamespaces.size} of its namespaces policied), ${policies} policies in the cache`);
+
+  const topo = new Topology('skiffpx-np-');
+  const ac = new AbortController();
+  let running: Promise<void> | undefined;
+  try {
+    await topo.create();
+    for (const [name, p] of [['srv', POLICIED], ['open', OPEN], ['cli', CLIENT]] as const) await topo.addPod(name, p.ip);
+    const run = execRunner(['ip', 'netns', 'exec', topo.node]);
+    const dataplane = new PolicyDataplane(run);
+    const syncer = new PolicySyncer({ cache, config, log, health: new Health(), dataplane, run });
+
+    const full: number[] = [];
+    for (let i = 0; i < Number(values['full-runs']); i++) {
+      await dataplane.cleanup();
+      dataplane.invalidate();
+      const t = performance.now();
+      await syncer.sync();
+      full.push(performance.now() - t);
+      progress(`full sync ${i + 1}: ${full.at(-1)!.toFixed(0)} ms`);
+    }
+    running = syncer.run(ac.signal);
+    await syncer.sync();
+    const rss = process.memoryUsage().rss;
+    const check = await topo.curlFrom(topo.podNs('cli'), `http://${POLICIED.ip}:8080/`, 2);
+    const denied = await topo.curlFrom(topo.podNs('cli'), `http://${POLICIED.ip}:8081/`, 1);
+    if (!check.startsWith('srv') || !denied.startsWith('exit')) throw new Error(`policy not in force as expected: 8080 answered "${check}", 8081 answered "${denied}"`);
+
+    const adds: number[] = [];
+    for (let i = 0; i < Number(values.adds); i++) {
+      const ns = `ns-${(i * 7) % namespaces}`;
+      const ip = `10.244.${2 + (i >> 8)}.${i & 255}`;
+      const t = performance.now();
+      put('policypods', rawPod(ns, `added-${i}`, NODE, ip, { app: `app-${i % 10}` }));
+      await syncer.attached({ namespace: ns, name: `added-${i}`, ips: [ip] });
+      adds.push(performance.now() - t);
+    }
+    adds.sort((a, b) => a - b);
+    progress(`pod add to enforced: p50 ${percentile(adds, 50).toFixed(1)} ms, p99 ${percentile(adds, 99).toFixed(1)} ms`);
+
+    const changes: number[] = [];
+    const r2 = rng(7);
+    const pick2 = (n: number): number => Math.floor(r2() * n);
+    const changeIn = [...localNamespaces];
+    for (let i = 0; i < Number(values.changes); i++) {
+      const ns = changeIn[i % changeIn.length]!;
+      const t = performance.now();
+      put('networkpolicies', rawPolicy(ns, i % perNs, namespaces, pick2, 20_000 + i));
+      await new Promise((res) => setImmediate(res));
+      await syncer.sync();
+      changes.push(performance.now() - t);
+    }
+    changes.sort((a, b) => a - b);
+    progress(`policy change: p50 ${percentile(changes, 50).toFixed(1)} ms, p99 ${percentile(changes, 99).toFixed(1)} ms`);
+
+    const load = async (ip: string, secs: number): Promise<number> => {
+      const out = await new Promise<string>((resolve, reject) => {
+        const p = spawn('ip', ['netns', 'exec', topo.podNs('cli'), process.execPath, '-e', LOAD, `http://${ip}:8080/`, values.concurrency!, String(secs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let o = '';
+        p.stdout.on('data', (d) => (o += d));
+        p.on('close', (code) => (code === 0 ? resolve(o) : reject(new Error(`load generator exit ${code}`))));
+      });
+      const x = JSON.parse(out) as { rps: number; errors: number };
+      if (x.errors > 0) progress(`${ip}: ${x.errors} errors`);
+      return x.rps;
+    };
+    const rounds = Number(values.rounds);
+    const seconds = Number(values.seconds);
+    progress(`new connections/s, ${rounds} rounds of ${seconds}s per path`);
+    await load(POLICIED.ip, 0.5);
+    await load(OPEN.ip, 0.5);
+    const policied: number[] = [];
+    const open: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      // Alternate which path goes first, so a burst of background load spoils a round, not a path.
+      if (i % 2 === 0) {
+        policied.push(await load(POLICIED.ip, seconds));
+        open.push(await load(OPEN.ip, seconds));
+      } else {
+        open.push(await load(OPEN.ip, seconds));
+        policied.push(await load(POLICIED.ip, seconds));
+      }
+    }
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    progress(`  policied ${mean(policied).toFixed(0)}/s, unpolicied ${mean(open).toFixed(0)}/s`);
+    const counters = await sh('ip', ['netns', 'exec', topo.node, 'nft', 'list', 'table', 'inet', 'skiff-policy']).then((o) => o.stdout.split('\n').length, () => 0);
+    progress(`table: ${counters} lines`);
+
+    const result = {
+      bench: 'netpol',
+      pods,
+      policies,
+      local_pods: local + 3,
+      full_sync_ms: Math.round(median(full)),
+      full_sync_runs_ms: full.map((x) => Math.round(x)),
+      pod_add_to_enforced_p50_ms: Number(percentile(adds, 50).toFixed(1)),
+      pod_add_to_enforced_p99_ms: Number(percentile(adds, 99).toFixed(1)),
+      policy_change_p50_ms: Number(percentile(changes, 50).toFixed(1)),
+      policy_change_p99_ms: Number(percentile(changes, 99).toFixed(1)),
+      rps_policied: Math.round(mean(policied)),
+      rps_unpolicied: Math.round(mean(open)),
+      datapath_ratio: Number(median(policied.map((x, i) => x / open[i]!)).toFixed(3)),
+      rss_mb: Math.round(rss / 2 ** 20),
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    ac.abort();
+    await running?.catch(() => undefined);
+    topo.destroy();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main(process.argv.slice(2));
