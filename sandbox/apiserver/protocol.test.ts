@@ -217,6 +217,11 @@ describe('kube-apiserver protocol details', () => {
     expect(warn.status).toBe(201);
     expect(warn.headers.get('warning')).toBe('299 - "unknown field \\"spec.containers[0].imagee\\""');
     expect((await call('POST', `${podPath}?fieldValidation=Loose`, { body: pod('x') })).status).toBe(400);
+    // A value of the wrong type cannot be decoded, even with validation off.
+    const typed = await call('POST', `${podPath}?fieldValidation=Ignore`, { body: pod('typed', { spec: { containers: [{ name: 'c', ports: [{ containerPort: '80' }] }] } }) });
+    expect(typed).toMatchObject({ status: 400, body: { message: 'Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field .spec.containers[0].ports[0].containerPort of type int32' } });
+    expect((await call('POST', podPath, { body: pod('typed', { spec: { containers: 'c' } }) })).body.message).toContain('of type []v1.Container');
+    expect((await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'ios' }, spec: { ports: [{ port: 80, targetPort: 'http' }] } } })).status).toBe(201);
     await call('POST', podPath, { body: pod('drydel') });
     expect((await call('DELETE', `${podPath}/drydel?dryRun=All`)).status).toBe(200);
     expect((await call('GET', `${podPath}/drydel`)).status).toBe(200);
