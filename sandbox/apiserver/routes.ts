@@ -33,6 +33,8 @@ export function parseRoute(pathname: string): Route | undefined {
     if (!res || !isResourceName(res) || rest.length > 0) return undefined;
     const def = RESOURCES[res];
     if (def.group !== group) return undefined;
+    // One group serves two versions (policy.networking.k8s.io): each kind only under its own.
+    if (group !== '' && !prefix.endsWith(`/${def.version}/`)) return undefined;
     // A namespaced object is only addressable under its namespace.
     if (def.namespaced && name !== undefined && namespace === undefined) return undefined;
     if (sub !== undefined && (sub !== 'status' || !def.hasStatus)) return undefined;
