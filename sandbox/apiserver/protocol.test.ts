@@ -4,7 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './index.js';
 import { jsonPatch, strategicMerge } from './patch.js';
+import { RESOURCES } from './resources.js';
 import { kindNode } from './schema.js';
+import { patch } from './writes.js';
 
 let api: FakeApiServer;
 beforeAll(async () => {
@@ -259,5 +261,12 @@ describe('kube-apiserver protocol details', () => {
     const bad = await call('POST', podPath, { body: { metadata: { name: 'Bad_Name' }, spec: { containers: [] } } });
     expect(bad).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ reason: 'FieldValueInvalid', field: 'metadata.name' }] } } });
     expect((await call('PATCH', `${podPath}/tbl`, { raw: '{not json', type: 'application/merge-patch+json' })).status).toBe(400);
+    // A kind without a schema is patched like a custom resource: merge and JSON patch, no strategic merge.
+    api.store.create('nodes', { metadata: { name: 'schemaless' } });
+    const route = { def: { ...RESOURCES.nodes, kind: 'Widget' }, name: 'schemaless' };
+    const smpHeaders = { 'content-type': 'application/strategic-merge-patch+json' };
+    expect(() => patch(api.store, route, new URLSearchParams(), smpHeaders, '{"metadata":{"labels":{"a":"b"}}}')).toThrow(/accepted media types include: application\/json-patch\+json, application\/merge-patch\+json, application\/apply-patch\+yaml$/);
+    const merged = patch(api.store, route, new URLSearchParams(), { 'content-type': 'application/merge-patch+json' }, '{"metadata":{"labels":{"a":"b"}}}');
+    expect((merged.body as KubeObject).metadata.labels).toEqual({ a: 'b' });
   });
 });

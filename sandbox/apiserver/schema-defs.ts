@@ -542,6 +542,37 @@ export const SCHEMA_DEFS: Readonly<Record<string, Def>> = {
     conditions: '[object type]|Conditions.',
   },
 
+  'apps.v1.DaemonSet': kind('Runs a copy of a pod on every (selected) node.', {
+    spec: 'DaemonSetSpec|Desired behavior of the daemon set.',
+    status: 'DaemonSetStatus|Most recently observed status.',
+  }),
+  'apps.v1.DaemonSetSpec': {
+    _: 'The desired behavior of a daemon set.',
+    'selector!': 'LabelSelector|Pods the daemon set manages; must match the template labels.',
+    'template!': 'PodTemplateSpec|The pod to run on every node.',
+    updateStrategy: 'DaemonSetUpdateStrategy|How pods are replaced on a template change.',
+    minReadySeconds: 'integer|Seconds a new pod must be ready to count as available.',
+    revisionHistoryLimit: 'integer|Old histories kept for rollback; default 10.',
+  },
+  'apps.v1.DaemonSetUpdateStrategy': {
+    _: 'How a daemon set replaces pods.',
+    type: 'string|RollingUpdate (default) or OnDelete.',
+    rollingUpdate: 'object|maxUnavailable and maxSurge.',
+  },
+  'apps.v1.DaemonSetStatus': {
+    _: 'Observed status of a daemon set.',
+    'currentNumberScheduled!': 'integer|Nodes running at least one daemon pod that should.',
+    'numberMisscheduled!': 'integer|Nodes running a daemon pod that should not.',
+    'desiredNumberScheduled!': 'integer|Nodes that should run the daemon pod.',
+    'numberReady!': 'integer|Nodes whose daemon pod is ready.',
+    observedGeneration: 'int64|Generation the controller observed.',
+    updatedNumberScheduled: 'integer|Nodes running the current template.',
+    numberAvailable: 'integer|Nodes whose daemon pod is available.',
+    numberUnavailable: 'integer|Nodes whose daemon pod is not available.',
+    collisionCount: 'integer|Hash collisions of the template.',
+    conditions: '[object type]|Conditions.',
+  },
+
   // networking.k8s.io/v1
   'networking.v1.NetworkPolicy': kind('Which traffic pods may send and receive.', {
     spec: 'NetworkPolicySpec|The policy.',
