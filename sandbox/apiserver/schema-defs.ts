@@ -206,6 +206,8 @@ export const SCHEMA_DEFS: Readonly<Record<string, Def>> = {
     csi: 'object|A CSI ephemeral volume.',
     ephemeral: 'object|A volume whose claim lives with the pod.',
     image: 'object|An OCI image as a read-only volume.',
+    // In-tree and legacy sources the sandbox never mounts, listed so manifests naming them validate.
+    ...Object.fromEntries(['awsElasticBlockStore', 'azureDisk', 'azureFile', 'cephfs', 'cinder', 'fc', 'flexVolume', 'flocker', 'gcePersistentDisk', 'gitRepo', 'glusterfs', 'iscsi', 'photonPersistentDisk', 'portworxVolume', 'quobyte', 'rbd', 'scaleIO', 'storageos', 'vsphereVolume'].map((k) => [k, 'object|A volume source this sandbox does not provide.'])),
   },
   'core.v1.Probe': {
     _: 'A health check against a container.',
