@@ -22,22 +22,14 @@ export interface Status {
   status: 'Failure';
   message: string;
   reason: StatusReason;
-  details?: StatusDetails;
+  details?: { name?: string; group?: string; kind?: string; causes?: StatusCause[] };
   code: number;
 }
 
 export interface StatusCause {
-  /** The cause type; the JSON name is "reason", as in metav1.StatusCause. */
   reason: string;
   message: string;
-  field?: string;
-}
-export interface StatusDetails {
-  name?: string;
-  group?: string;
-  kind?: string;
-  /** Per-field reasons (422 Invalid field errors, 409 apply conflicts). */
-  causes?: StatusCause[];
+  field: string;
 }
 
 export class ApiError extends Error {
@@ -45,7 +37,7 @@ export class ApiError extends Error {
     readonly code: number,
     readonly reason: StatusReason,
     message: string,
-    readonly details?: StatusDetails,
+    readonly details?: { name?: string; group?: string; kind?: string; causes?: StatusCause[] },
   ) {
     super(message);
     this.name = 'ApiError';

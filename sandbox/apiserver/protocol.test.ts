@@ -4,7 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './index.js';
 import { jsonPatch, strategicMerge } from './patch.js';
+import { RESOURCES } from './resources.js';
 import { kindNode } from './schema.js';
+import { patch } from './writes.js';
 
 let api: FakeApiServer;
 beforeAll(async () => {
@@ -217,6 +219,11 @@ describe('kube-apiserver protocol details', () => {
     expect(warn.status).toBe(201);
     expect(warn.headers.get('warning')).toBe('299 - "unknown field \\"spec.containers[0].imagee\\""');
     expect((await call('POST', `${podPath}?fieldValidation=Loose`, { body: pod('x') })).status).toBe(400);
+    // A value of the wrong type cannot be decoded, even with validation off.
+    const typed = await call('POST', `${podPath}?fieldValidation=Ignore`, { body: pod('typed', { spec: { containers: [{ name: 'c', ports: [{ containerPort: '80' }] }] } }) });
+    expect(typed).toMatchObject({ status: 400, body: { message: 'Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field .spec.containers[0].ports[0].containerPort of type int32' } });
+    expect((await call('POST', podPath, { body: pod('typed', { spec: { containers: 'c' } }) })).body.message).toContain('of type []v1.Container');
+    expect((await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'ios' }, spec: { ports: [{ port: 80, targetPort: 'http' }] } } })).status).toBe(201);
     await call('POST', podPath, { body: pod('drydel') });
     expect((await call('DELETE', `${podPath}/drydel?dryRun=All`)).status).toBe(200);
     expect((await call('GET', `${podPath}/drydel`)).status).toBe(200);
@@ -254,5 +261,12 @@ describe('kube-apiserver protocol details', () => {
     const bad = await call('POST', podPath, { body: { metadata: { name: 'Bad_Name' }, spec: { containers: [] } } });
     expect(bad).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ reason: 'FieldValueInvalid', field: 'metadata.name' }] } } });
     expect((await call('PATCH', `${podPath}/tbl`, { raw: '{not json', type: 'application/merge-patch+json' })).status).toBe(400);
+    // A kind without a schema is patched like a custom resource: merge and JSON patch, no strategic merge.
+    api.store.create('nodes', { metadata: { name: 'schemaless' } });
+    const route = { def: { ...RESOURCES.nodes, kind: 'Widget' }, name: 'schemaless' };
+    const smpHeaders = { 'content-type': 'application/strategic-merge-patch+json' };
+    expect(() => patch(api.store, route, new URLSearchParams(), smpHeaders, '{"metadata":{"labels":{"a":"b"}}}')).toThrow(/accepted media types include: application\/json-patch\+json, application\/merge-patch\+json, application\/apply-patch\+yaml$/);
+    const merged = patch(api.store, route, new URLSearchParams(), { 'content-type': 'application/merge-patch+json' }, '{"metadata":{"labels":{"a":"b"}}}');
+    expect((merged.body as KubeObject).metadata.labels).toEqual({ a: 'b' });
   });
 });

@@ -11,7 +11,7 @@ import { checkImmutable } from './immutable.js';
 import { jsonMerge, jsonPatch, strategicMerge } from './patch.js';
 import { RESOURCES, RESOURCE_NAMES, apiVersionOf, type KubeObject, type ResourceDef } from './resources.js';
 import type { Route } from './routes.js';
-import { kindNode, unknownFields, type Node } from './schema.js';
+import { kindNode, typeError, unknownFields, type Node } from './schema.js';
 import type { FakeStore } from './store.js';
 
 export interface WriteResult {
@@ -46,6 +46,9 @@ function common(q: URLSearchParams, headers: IncomingHttpHeaders): Common {
 
 /** Unknown fields of a request body: Strict refuses them (400), Warn reports them as warnings. */
 function checkFields(c: Common, def: ResourceDef, body: unknown): string[] {
+  // A value of the wrong type cannot be decoded at all, whatever the validation level.
+  const wrong = typeError(nodeOf(def), stripDirectiveKeys(body));
+  if (wrong) throw new ApiError(400, 'BadRequest', `${def.kind} in version "${def.version}" cannot be handled as a ${def.kind}: json: ${wrong}`);
   if (c.validation === 'Ignore') return [];
   const unknown = unknownFields(nodeOf(def), stripDirectiveKeys(body)).map((f) => `unknown field "${f.slice(1)}"`);
   if (unknown.length > 0 && c.validation === 'Strict') {
@@ -98,8 +101,10 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
   const def = route.def;
   const node = nodeOf(def);
   const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (!(PATCH_TYPES as readonly string[]).includes(type)) {
-    throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${PATCH_TYPES.join(', ')}`);
+  // Without a schema there are no merge keys: such kinds refuse strategic merge as custom resources do.
+  const accepted = node ? PATCH_TYPES : PATCH_TYPES.filter((t) => !t.includes('strategic'));
+  if (!(accepted as readonly string[]).includes(type)) {
+    throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`);
   }
   const name = route.name!;
   const opts = { namespace: route.namespace, subresource: route.subresource, dryRun: c.dryRun };
