@@ -2,6 +2,7 @@
 // vocabulary: f:<field>, k:<list-map key>, v:<set value>), the managedFields entries that record
 // which manager owns which paths, and how a plain write (create, update, patch) moves ownership:
 // the writer takes the fields it changed, fields that disappear leave every manager.
+import { isDeepStrictEqual } from 'node:util';
 import type { KubeObject } from './resources.js';
 import { childOf, type Node } from './schema.js';
 
@@ -208,9 +209,13 @@ export function findManager(managers: Manager[], manager: string, operation: 'Ap
 export function managedAfterUpdate(old: KubeObject | undefined, next: KubeObject, node: Node | undefined, ignoreStatus: boolean, manager: string, apiVersion: string, subresource?: string): ManagedFieldsEntry[] {
   const before = old ? flatten(old, node, ignoreStatus) : new Map<Path, string>();
   const after = flatten(next, node, ignoreStatus);
-  const managers = old ? readManagers(old) : [];
+  // A request that rewrites managedFields itself (kubectl's migration from client-side apply does)
+  // sets the starting point; otherwise the stored entries are.
+  const requested = next.metadata.managedFields;
+  const rewritten = Array.isArray(requested) && !isDeepStrictEqual(requested, old?.metadata.managedFields);
+  const managers = rewritten ? readManagers(next) : old ? readManagers(old) : [];
   const changed = [...after].filter(([p, v]) => before.get(p) !== v).map(([p]) => p);
-  if (old && changed.length === 0 && [...before.keys()].every((p) => after.has(p))) return writeManagers(managers);
+  if (old && !rewritten && changed.length === 0 && [...before.keys()].every((p) => after.has(p))) return writeManagers(managers);
   for (const m of managers) {
     for (const p of changed) m.fields.delete(p);
     for (const p of [...m.fields]) if (!after.has(p)) m.fields.delete(p);

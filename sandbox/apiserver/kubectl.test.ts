@@ -165,6 +165,17 @@ spec:
     expect((api.store.get('services', 'ssa', 'kc').spec as { ports: Record<string, unknown>[] }).ports[0]).toMatchObject({ port: 80, targetPort: 80 });
   });
 
+  it('moves a client-side applied object to server-side apply (kubectl rewrites managedFields) without conflicts', async () => {
+    const svc = (port: number): string => `apiVersion: v1\nkind: Service\nmetadata: {name: moved, namespace: kc}\nspec:\n  selector: {app: moved}\n  ports: [{port: 80, targetPort: ${port}}]\n`;
+    await ok(['apply', '-f', '-'], { stdin: svc(8080) });
+    await ok(['apply', '--server-side', '-f', '-'], { stdin: svc(8080) });
+    const managers = (): string[] => (api.store.get('services', 'moved', 'kc').metadata.managedFields as { manager: string; operation: string }[]).map((m) => `${m.manager}/${m.operation}`).sort();
+    expect(managers()).toEqual(['kubectl-last-applied/Apply', 'kubectl/Apply']);
+    // kubectl now owns what kubectl-client-side-apply did, so a changed value is no conflict.
+    await ok(['apply', '--server-side', '-f', '-'], { stdin: svc(8181) });
+    expect((api.store.get('services', 'moved', 'kc').spec as { ports: { targetPort: number }[] }).ports[0]!.targetPort).toBe(8181);
+  });
+
   it('labels, edits and explains', async () => {
     api.store.create('pods', runningPod('lab', 'node-1', '10.244.1.8'));
     expect(await ok(['label', 'pod', 'lab', '-n', 'kc', 'tier=db'])).toContain('pod/lab labeled');
@@ -187,6 +198,10 @@ spec:
     expect(explain).toMatch(/name\s+<string> -required-/);
     expect(explain).toMatch(/ports\s+<\[\]ContainerPort>/);
     expect(await ok(['explain', 'svc.spec.ports.port'])).toContain('FIELD: port <integer>');
+    // The legacy explain reads OpenAPI v2 as protobuf.
+    const v2 = await ok(['explain', 'pods.spec.containers.ports', '--output=plaintext-openapiv2']);
+    expect(v2).toContain('RESOURCE: ports <[]Object>');
+    expect(v2).toMatch(/containerPort\s+<integer> -required-/);
   });
 
   it('watches with get -w: the update arrives as a new row', async () => {
@@ -245,5 +260,12 @@ spec:
     expect(raw.stderr).toContain('NotFound');
     const invalid = await kubectl(['create', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name, namespace: kc}\nspec: {ports: [{port: 80}]}\n' });
     expect(invalid.stderr).toMatch(/is invalid: metadata.name: Invalid value: "Bad_Name"/);
+    // A Pod's spec is immutable but for images: re-applying changed args is refused, a new image is not.
+    const podYaml = (args: string, image: string): string => `apiVersion: v1\nkind: Pod\nmetadata: {name: fixed, namespace: kc}\nspec:\n  containers:\n  - {name: c, image: ${image}, args: [${args}]}\n`;
+    await ok(['apply', '-f', '-'], { stdin: podYaml('a', 'img:1') });
+    const changed = await kubectl(['apply', '-f', '-'], { stdin: podYaml('b', 'img:1') });
+    expect(changed.code).not.toBe(0);
+    expect(changed.stderr).toContain('The Pod "fixed" is invalid: spec: Forbidden: pod updates may not change fields other than');
+    expect(await ok(['apply', '-f', '-'], { stdin: podYaml('a', 'img:2') })).toContain('pod/fixed configured');
   });
 });

@@ -1,10 +1,11 @@
-// OpenAPI documents generated from schema.ts: v2 (/openapi/v2, JSON) and v3 (/openapi/v3 index plus
+// OpenAPI documents generated from schema.ts: v2 (/openapi/v2, JSON or protobuf) and v3 (/openapi/v3 index plus
 // one document per group version). They carry what kubectl reads: x-kubernetes-group-version-kind
 // to find a kind, the list and patch extensions (strategic merge patch keys, list-map keys for
 // server-side apply), and on every PATCH operation the fieldValidation parameter, which tells
 // kubectl to leave validation to this server (fieldValidation=Strict) instead of downloading v2.
 import { createHash } from 'node:crypto';
 import { groupVersions, singularOf } from './discovery.js';
+import { encodeOpenApiV2 } from './openapi-proto.js';
 import { RESOURCES, RESOURCE_NAMES, type ResourceDef } from './resources.js';
 import { STRUCTS, kindStruct, type Node, type Struct } from './schema.js';
 
@@ -293,21 +294,38 @@ function cached(key: string, build: () => Json | undefined): { text: string; has
 
 export interface OpenApiResponse {
   readonly status: number;
-  readonly text: string;
+  readonly body: string | Buffer;
   readonly contentType: string;
 }
 
-/**
- * Serves /openapi/v2 and /openapi/v3[/<gv path>], or undefined for other paths. v2 is JSON only:
- * a client that accepts nothing but protobuf gets 406, as the API server does for a media type it
- * cannot produce.
- */
+// Clients ask for the historical name with '@', which is not a valid media type; the answer is
+// labelled with the valid spelling, as kube-openapi does.
+const V2_PROTOBUF = 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf';
+const V2_PROTOBUF_ASKED = new Set([V2_PROTOBUF, 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf']);
+let v2Proto: Buffer | undefined;
+
+/** The first of JSON or v2 protobuf the Accept header lists (none given: JSON), else undefined. */
+function v2Format(accept: string | undefined): 'json' | 'protobuf' | undefined {
+  if (!accept) return 'json';
+  for (const part of accept.split(',')) {
+    const type = part.split(';')[0]!.trim().toLowerCase();
+    if (type === 'application/json' || type === 'application/*' || type === '*/*') return 'json';
+    if (V2_PROTOBUF_ASKED.has(type)) return 'protobuf';
+  }
+  return undefined;
+}
+
+/** Serves /openapi/v2 (JSON, or protobuf as kubectl asks) and /openapi/v3[/<gv path>]; undefined for other paths. */
 export function serveOpenApi(path: string, accept: string | undefined): OpenApiResponse | undefined {
-  const json = (text: string): OpenApiResponse => ({ status: 200, text, contentType: 'application/json' });
-  const wantsJson = !accept || accept.split(',').some((a) => /^\s*(application\/json|application\/\*|\*\/\*)\s*(;|$)/.test(a));
+  const json = (text: string): OpenApiResponse => ({ status: 200, body: text, contentType: 'application/json' });
   if (path === '/openapi/v2') {
-    if (!wantsJson) return { status: 406, text: JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `only application/json is served here, not ${accept}`, reason: 'NotAcceptable', code: 406 }), contentType: 'application/json' };
-    return json(cached('v2', openApiV2)!.text);
+    const format = v2Format(accept);
+    if (format === 'protobuf') {
+      v2Proto ??= encodeOpenApiV2(JSON.parse(cached('v2', openApiV2)!.text) as Json);
+      return { status: 200, body: v2Proto, contentType: V2_PROTOBUF };
+    }
+    if (format === 'json') return json(cached('v2', openApiV2)!.text);
+    return { status: 406, body: JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `only application/json and ${V2_PROTOBUF} are served here, not ${accept ?? ''}`, reason: 'NotAcceptable', code: 406 }), contentType: 'application/json' };
   }
   if (path === '/openapi/v3') {
     const index: Json = {};

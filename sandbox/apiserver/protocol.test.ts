@@ -3,6 +3,8 @@
 // server-side apply bookkeeping, dryRun, fieldValidation, DELETE options and error Statuses.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './index.js';
+import { jsonPatch, strategicMerge } from './patch.js';
+import { kindNode } from './schema.js';
 
 let api: FakeApiServer;
 beforeAll(async () => {
@@ -59,7 +61,7 @@ describe('kube-apiserver protocol details', () => {
     expect((await call('GET', '/apis/discovery.k8s.io')).body).toMatchObject({ kind: 'APIGroup', preferredVersion: { groupVersion: 'discovery.k8s.io/v1' } });
   });
 
-  it('serves OpenAPI v3 with the extensions kubectl reads, v2 as JSON, and 406 for v2 protobuf only', async () => {
+  it('serves OpenAPI v3 with the extensions kubectl reads, v2 as JSON and protobuf, 406 for anything else', async () => {
     const index = await call('GET', '/openapi/v3');
     const url = (index.body.paths as Record<string, { serverRelativeURL: string }>)['api/v1']!.serverRelativeURL;
     expect(url).toMatch(/^\/openapi\/v3\/api\/v1\?hash=[0-9A-F]{128}$/);
@@ -78,7 +80,12 @@ describe('kube-apiserver protocol details', () => {
     const v2 = await call('GET', '/openapi/v2', { accept: 'application/json' });
     expect(v2.body).toMatchObject({ swagger: '2.0' });
     expect((v2.body.definitions as Record<string, unknown>)['io.k8s.api.core.v1.Pod']).toMatchObject({ 'x-kubernetes-group-version-kind': [{ group: '', version: 'v1', kind: 'Pod' }] });
-    expect((await call('GET', '/openapi/v2', { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' })).status).toBe(406);
+    const pb = await fetch(`${api.url}/openapi/v2`, { headers: { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' } });
+    expect(pb.headers.get('content-type')).toBe('application/com.github.proto-openapi.spec.v2.v1.0+protobuf');
+    const bytes = Buffer.from(await pb.arrayBuffer());
+    expect([...bytes.subarray(0, 5)]).toEqual([0x0a, 3, ...Buffer.from('2.0')]); // field 1 (swagger), length 3
+    expect(bytes.includes(Buffer.from('io.k8s.api.core.v1.PodSpec'))).toBe(true);
+    expect((await call('GET', '/openapi/v2', { accept: 'application/xml' })).status).toBe(406);
   });
 
   it('answers as=Table with rows carrying PartialObjectMetadata, the whole object or nothing', async () => {
@@ -114,31 +121,38 @@ describe('kube-apiserver protocol details', () => {
   });
 
   it('applies strategic merge patches by the schema, with their directives', async () => {
-    await call('POST', podPath, { body: pod('smp') });
-    const smp = (body: unknown): Promise<{ status: number; body: Body }> => call('PATCH', `${podPath}/smp`, { body, type: 'application/strategic-merge-patch+json' });
-    const r = await smp({
+    const old = (await call('POST', podPath, { body: pod('smp') })).body;
+    const podNode = kindNode('', 'Pod');
+    const r = strategicMerge(old, {
       metadata: { finalizers: ['b/y'] },
       spec: {
-        $setElementOrder: undefined,
         '$setElementOrder/containers': [{ name: 'web' }, { name: 'side' }],
         containers: [{ name: 'web', image: 'web:2', env: [{ name: 'B', $patch: 'delete' }, { name: 'C', value: '3' }] }, { name: 'side', $patch: 'delete' }],
         volumes: [{ name: 'v', hostPath: { path: '/x' }, $retainKeys: ['name', 'hostPath'] }],
       },
-    });
-    expect(r.status).toBe(200);
-    const spec = r.body.spec as { containers: { name: string; image: string; env: unknown[]; ports: unknown[] }[]; volumes: unknown[] };
+    }, podNode) as Body;
+    const spec = r.spec as { containers: { name: string; image: string; env: unknown[]; ports: unknown[] }[]; volumes: unknown[] };
     expect(spec.containers).toHaveLength(1);
     expect(spec.containers[0]).toMatchObject({ name: 'web', image: 'web:2', ports: [{ containerPort: 80, protocol: 'TCP' }], env: [{ name: 'A', value: '1' }, { name: 'C', value: '3' }] });
     expect(spec.volumes).toEqual([{ name: 'v', hostPath: { path: '/x' } }]); // retainKeys dropped emptyDir
-    expect(r.body.metadata!.finalizers).toEqual(['a/x', 'b/y']); // a set merges
-    const del = await smp({ metadata: { '$deleteFromPrimitiveList/finalizers': ['a/x'] }, spec: { containers: [{ name: 'web', env: [{ $patch: 'replace' }, { name: 'Z', value: '9' }] }] } });
-    expect(del.body.metadata!.finalizers).toEqual(['b/y']);
-    expect((del.body.spec as { containers: { env: unknown[] }[] }).containers[0]!.env).toEqual([{ name: 'Z', value: '9' }]);
+    expect(r.metadata!.finalizers).toEqual(['a/x', 'b/y']); // a set merges
+    const del = strategicMerge(r, { metadata: { '$deleteFromPrimitiveList/finalizers': ['a/x'] }, spec: { containers: [{ name: 'web', env: [{ $patch: 'replace' }, { name: 'Z', value: '9' }] }] } }, podNode) as Body;
+    expect(del.metadata!.finalizers).toEqual(['b/y']);
+    expect((del.spec as { containers: { env: unknown[] }[] }).containers[0]!.env).toEqual([{ name: 'Z', value: '9' }]);
+    // Over HTTP: a Pod takes a new image, refuses other spec changes (422), lists merge by key.
+    const smp = (body: unknown): Promise<{ status: number; body: Body }> => call('PATCH', `${podPath}/smp`, { body, type: 'application/strategic-merge-patch+json' });
+    const image = await smp({ metadata: { finalizers: ['b/y'] }, spec: { containers: [{ name: 'web', image: 'web:2' }] } });
+    expect(image.status).toBe(200);
+    expect((image.body.spec as { containers: { image: string }[] }).containers.map((c) => c.image)).toEqual(['web:2', 'side:1']);
+    expect(image.body.metadata!.finalizers).toEqual(['a/x', 'b/y']);
+    const args = await smp({ spec: { containers: [{ name: 'web', args: ['--x'] }] } });
+    expect(args).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ type: 'FieldValueForbidden', field: 'spec' }] } } });
+    expect(args.body.message).toContain('pod updates may not change fields other than `spec.containers[*].image`');
     const noKey = await smp({ spec: { containers: [{ image: 'x' }] } });
     expect(noKey).toMatchObject({ status: 422, body: { reason: 'Invalid', message: expect.stringContaining('does not contain declared merge key: name') } });
     // JSON merge patch replaces lists whole.
-    const merge = await call('PATCH', `${podPath}/smp`, { body: { spec: { containers: [{ name: 'only', image: 'o' }] } }, type: 'application/merge-patch+json' });
-    expect((merge.body.spec as { containers: unknown[] }).containers).toEqual([{ name: 'only', image: 'o' }]);
+    const merge = await call('PATCH', `${podPath}/smp`, { body: { metadata: { finalizers: ['only/one'] } }, type: 'application/merge-patch+json' });
+    expect(merge.body.metadata!.finalizers).toEqual(['only/one']);
   });
 
   it('applies JSON patches (RFC 6902) and answers 422 when one fails, keeping the object', async () => {
@@ -146,17 +160,21 @@ describe('kube-apiserver protocol details', () => {
     const jp = (ops: unknown): Promise<{ status: number; body: Body }> => call('PATCH', `${podPath}/jp`, { body: ops, type: 'application/json-patch+json' });
     const r = await jp([
       { op: 'add', path: '/metadata/labels/tier', value: 'db' },
-      { op: 'replace', path: '/spec/containers/0/image', value: 'web:3' },
-      { op: 'remove', path: '/spec/containers/1' },
       { op: 'copy', from: '/metadata/labels/tier', path: '/metadata/annotations' },
-      { op: 'test', path: '/spec/containers/0/name', value: 'web' },
-      { op: 'add', path: '/metadata/finalizers/-', value: 'c/z' },
     ]);
     expect(r.status).toBe(422); // annotations must be a map of strings, not "db"
-    const ok = await jp([{ op: 'add', path: '/metadata/labels/tier', value: 'db' }, { op: 'remove', path: '/spec/containers/1' }, { op: 'move', from: '/metadata/labels/tier', path: '/metadata/labels/role' }, { op: 'add', path: '/metadata/finalizers/-', value: 'c/z' }]);
+    const ok = await jp([
+      { op: 'add', path: '/metadata/labels/tier', value: 'db' },
+      { op: 'move', from: '/metadata/labels/tier', path: '/metadata/labels/role' },
+      { op: 'add', path: '/metadata/finalizers/-', value: 'c/z' },
+      { op: 'add', path: '/metadata/finalizers/0', value: 'first/0' },
+      { op: 'test', path: '/spec/containers/0/name', value: 'web' },
+      { op: 'replace', path: '/spec/containers/1/image', value: 'side:2' },
+    ]);
     expect(ok.status).toBe(200);
-    expect(ok.body.metadata).toMatchObject({ labels: { app: 'jp', role: 'db' }, finalizers: ['a/x', 'c/z'] });
-    expect((ok.body.spec as { containers: unknown[] }).containers).toHaveLength(1);
+    expect(ok.body.metadata).toMatchObject({ labels: { app: 'jp', role: 'db' }, finalizers: ['first/0', 'a/x', 'c/z'] });
+    expect((ok.body.spec as { containers: { image: string }[] }).containers[1]!.image).toBe('side:2');
+    expect(jsonPatch({ a: [1, 2, 3] }, [{ op: 'remove', path: '/a/1' }, { op: 'copy', from: '/a/0', path: '/b' }])).toEqual({ a: [1, 3], b: 1 });
     const failed = await jp([{ op: 'test', path: '/metadata/name', value: 'other' }]);
     expect(failed).toMatchObject({ status: 422, body: { kind: 'Status', reason: 'Invalid', message: expect.stringContaining('testing value /metadata/name failed') } });
     expect((await jp([{ op: 'remove', path: '/spec/nope' }])).status).toBe(422);
@@ -199,6 +217,11 @@ describe('kube-apiserver protocol details', () => {
     expect(warn.status).toBe(201);
     expect(warn.headers.get('warning')).toBe('299 - "unknown field \\"spec.containers[0].imagee\\""');
     expect((await call('POST', `${podPath}?fieldValidation=Loose`, { body: pod('x') })).status).toBe(400);
+    // A value of the wrong type cannot be decoded, even with validation off.
+    const typed = await call('POST', `${podPath}?fieldValidation=Ignore`, { body: pod('typed', { spec: { containers: [{ name: 'c', ports: [{ containerPort: '80' }] }] } }) });
+    expect(typed).toMatchObject({ status: 400, body: { message: 'Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field .spec.containers[0].ports[0].containerPort of type int32' } });
+    expect((await call('POST', podPath, { body: pod('typed', { spec: { containers: 'c' } }) })).body.message).toContain('of type []v1.Container');
+    expect((await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'ios' }, spec: { ports: [{ port: 80, targetPort: 'http' }] } } })).status).toBe(201);
     await call('POST', podPath, { body: pod('drydel') });
     expect((await call('DELETE', `${podPath}/drydel?dryRun=All`)).status).toBe(200);
     expect((await call('GET', `${podPath}/drydel`)).status).toBe(200);

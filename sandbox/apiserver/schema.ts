@@ -146,3 +146,63 @@ export function unknownFields(node: Node | undefined, value: unknown, path = '')
   if (node.kind === 'list' && Array.isArray(value)) return value.flatMap((v, i) => unknownFields(node.items, v, `${path}[${i}]`));
   return [];
 }
+
+const GO_TYPES: Readonly<Record<Prim, string>> = { string: 'string', integer: 'int32', int64: 'int64', boolean: 'bool', number: 'float64', 'int-or-string': 'intstr.IntOrString', quantity: 'resource.Quantity', time: 'v1.Time' };
+
+function jsonKind(v: unknown): string {
+  if (Array.isArray(v)) return 'array';
+  if (v === null) return 'null';
+  return typeof v === 'number' ? 'number' : typeof v;
+}
+
+/**
+ * The first value of the wrong JSON type in a request body, worded like the decoding error
+ * kube-apiserver answers with ("cannot unmarshal string into Go struct field .spec.containers of
+ * type []v1.Container"), or undefined. null is always accepted (it clears a field).
+ */
+export function typeError(node: Node | undefined, value: unknown, path = ''): string | undefined {
+  if (!node || value === null || value === undefined) return undefined;
+  const bad = (want: string): string => `cannot unmarshal ${jsonKind(value)} into Go struct field ${path || '.'} of type ${want}`;
+  switch (node.kind) {
+    case 'any':
+      return undefined;
+    case 'prim': {
+      const t = node.type;
+      const ok =
+        t === 'string' || t === 'time' ? typeof value === 'string'
+        : t === 'boolean' ? typeof value === 'boolean'
+        : t === 'integer' || t === 'int64' ? typeof value === 'number' && Number.isInteger(value)
+        : t === 'number' ? typeof value === 'number'
+        : typeof value === 'string' || (typeof value === 'number' && (t === 'quantity' || Number.isInteger(value)));
+      return ok ? undefined : bad(GO_TYPES[t]);
+    }
+    case 'ref': {
+      const s = STRUCTS.get(node.name);
+      if (!s) return undefined;
+      if (typeof value !== 'object' || Array.isArray(value)) return bad(`v1.${s.name.slice(s.name.lastIndexOf('.') + 1)}`);
+      for (const [k, v] of Object.entries(value)) {
+        const e = typeError(s.fields.get(k)?.node, v, `${path}.${k}`);
+        if (e) return e;
+      }
+      return undefined;
+    }
+    case 'map':
+      if (typeof value !== 'object' || Array.isArray(value)) return bad('map');
+      for (const [k, v] of Object.entries(value)) {
+        const e = typeError(node.values, v, `${path}.${k}`);
+        if (e) return e;
+      }
+      return undefined;
+    case 'list': {
+      if (!Array.isArray(value)) {
+        const item = node.items.kind === 'ref' ? `v1.${node.items.name.slice(node.items.name.lastIndexOf('.') + 1)}` : node.items.kind === 'prim' ? GO_TYPES[node.items.type] : 'interface {}';
+        return bad(`[]${item}`);
+      }
+      for (let i = 0; i < value.length; i++) {
+        const e = typeError(node.items, value[i], `${path}[${i}]`);
+        if (e) return e;
+      }
+      return undefined;
+    }
+  }
+}

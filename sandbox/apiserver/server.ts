@@ -118,8 +118,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (method === 'GET' && u.pathname.startsWith('/openapi/')) {
       const doc = serveOpenApi(u.pathname, req.headers.accept);
       if (doc) {
-        res.writeHead(doc.status, { 'Content-Type': doc.contentType, 'Content-Length': Buffer.byteLength(doc.text) });
-        res.end(doc.text);
+        res.writeHead(doc.status, { 'Content-Type': doc.contentType, 'Content-Length': Buffer.byteLength(doc.body) });
+        res.end(doc.body);
         return;
       }
     }

@@ -7,10 +7,11 @@ import { parseApplyBody, serverSideApply } from './apply.js';
 import { applyDefaults, defaultKeys } from './defaults.js';
 import { ApiError } from './errors.js';
 import { managedAfterUpdate } from './fields.js';
+import { checkImmutable } from './immutable.js';
 import { jsonMerge, jsonPatch, strategicMerge } from './patch.js';
 import { RESOURCES, RESOURCE_NAMES, apiVersionOf, type KubeObject, type ResourceDef } from './resources.js';
 import type { Route } from './routes.js';
-import { kindNode, unknownFields, type Node } from './schema.js';
+import { kindNode, typeError, unknownFields, type Node } from './schema.js';
 import type { FakeStore } from './store.js';
 
 export interface WriteResult {
@@ -45,6 +46,9 @@ function common(q: URLSearchParams, headers: IncomingHttpHeaders): Common {
 
 /** Unknown fields of a request body: Strict refuses them (400), Warn reports them as warnings. */
 function checkFields(c: Common, def: ResourceDef, body: unknown): string[] {
+  // A value of the wrong type cannot be decoded at all, whatever the validation level.
+  const wrong = typeError(nodeOf(def), stripDirectiveKeys(body));
+  if (wrong) throw new ApiError(400, 'BadRequest', `${def.kind} in version "${def.version}" cannot be handled as a ${def.kind}: json: ${wrong}`);
   if (c.validation === 'Ignore') return [];
   const unknown = unknownFields(nodeOf(def), stripDirectiveKeys(body)).map((f) => `unknown field "${f.slice(1)}"`);
   if (unknown.length > 0 && c.validation === 'Strict') {
@@ -87,6 +91,7 @@ export function update(store: FakeStore, route: Route, q: URLSearchParams, heade
   obj.metadata = { ...meta, name: route.name };
   applyDefaults(def, obj, nodeOf(def), false);
   const old = store.get(def.name, route.name!, route.namespace);
+  if (!route.subresource) checkImmutable(def, old, obj, nodeOf(def));
   const next = route.subresource ? obj : withManaged(obj, managedAfterUpdate(old, obj, nodeOf(def), def.hasStatus, c.manager, apiVersionOf(def)));
   return { status: 200, body: store.update(def.name, next, { namespace: route.namespace, subresource: route.subresource, dryRun: c.dryRun }), warnings };
 }
@@ -123,6 +128,7 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
     defaultKeys(applied, node);
     const next = serverSideApply({ live, applied: { ...applied, metadata: { ...meta, name } }, node, manager: c.manager, force, apiVersion: apiVersionOf(def), ignoreStatus });
     applyDefaults(def, next, node, !live);
+    if (live && !route.subresource) checkImmutable(def, live, next, node);
     if (!live) return { status: 201, body: store.create(def.name, next, opts), warnings };
     next.metadata.resourceVersion = typeof meta.resourceVersion === 'string' ? meta.resourceVersion : live.metadata.resourceVersion;
     return { status: 200, body: store.update(def.name, next, opts), warnings };
@@ -151,6 +157,7 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
   }
   // A resourceVersion the patch names is a precondition, checked like PUT's; otherwise none.
   if (obj.metadata.resourceVersion === undefined) obj.metadata.resourceVersion = old.metadata.resourceVersion;
+  if (!route.subresource) checkImmutable(def, old, obj, node);
   const stored = route.subresource ? obj : withManaged(obj, managedAfterUpdate(old, obj, node, def.hasStatus, c.manager, apiVersionOf(def)));
   return { status: 200, body: store.update(def.name, stored, opts), warnings };
 }
