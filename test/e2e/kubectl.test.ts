@@ -163,6 +163,24 @@ describe.skipIf(needs)('kubectl against the sandbox (root)', () => {
       got = (await kubectl(['-n', 'kt', 'exec', pod, '--', 'curl', '-s', '--max-time', '2', 'http://web.kt.svc.cluster.local/hostname'])).stdout;
     }
     expect(names).toContain(got);
+    // -t: a terminal in the pod (kubectl itself needs one, so it runs under script(1)).
+    const tty = await run('script', ['-qec', `kubectl -n kt exec -it ${pod} -- sh -c 'tty; exit 3'`, '/dev/null']);
+    expect(tty.stdout).toMatch(/\/dev\/pts\/\d+/);
+    expect(tty.code).toBe(3);
+  }, 90_000);
+
+  it('follows a log as it grows, and the follow ends when the pod goes', async () => {
+    const ticker = 'apiVersion: v1\nkind: Pod\nmetadata: {name: ticker, namespace: kt}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: t\n    image: busybox\n    command: [sh, -c, "i=0; while true; echo tick $i; do i=$((i+1)); sleep 0.2; done"]\n';
+    expect((await kubectl(['apply', '-f', '-'], ticker)).code).toBe(0);
+    await until(async () => (await kubectl(['-n', 'kt', 'get', 'pod', 'ticker', '-o', 'jsonpath={.status.phase}'])).stdout === 'Running');
+    const follow = run('kubectl', ['-n', 'kt', 'logs', '-f', 'ticker', '--tail=1']);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await kubectl(['-n', 'kt', 'delete', 'pod', 'ticker'])).code).toBe(0);
+    const f = await follow;
+    const ticks = f.stdout.trim().split('\n').map((l) => Number(/^tick (\d+)$/.exec(l)?.[1]));
+    expect(ticks.length).toBeGreaterThan(4);
+    expect(ticks).toEqual(ticks.map((_, i) => ticks[0]! + i)); // in order, none lost
+    expect(f.code).toBe(0);
   }, 90_000);
 
   it('describes a pod with the events of its scheduling and start', async () => {
@@ -178,6 +196,13 @@ describe.skipIf(needs)('kubectl against the sandbox (root)', () => {
     expect(r.code, r.stderr).toBe(0);
     const rs = (await kubectl(['-n', 'kt', 'get', 'rs', '-o', 'jsonpath={range .items[*]}{.spec.replicas}{" "}{end}'])).stdout.trim().split(' ').sort();
     expect(rs).toEqual(['0', '3']);
+    // Back to the first template: its ReplicaSet is scaled up again and becomes revision 3.
+    expect((await kubectl(['-n', 'kt', 'rollout', 'undo', 'deployment/web'])).code).toBe(0);
+    expect((await kubectl(['-n', 'kt', 'rollout', 'status', 'deployment/web', '--timeout=120s'])).code).toBe(0);
+    const history = (await kubectl(['-n', 'kt', 'rollout', 'history', 'deployment/web'])).stdout;
+    expect(history.trim().split('\n').slice(2).map((l) => l.trim().split(/\s+/)[0])).toEqual(['2', '3']);
+    const env = (await kubectl(['-n', 'kt', 'get', 'deployment', 'web', '-o', 'jsonpath={.spec.template.spec.containers[0].env}'])).stdout;
+    expect(env).toBe('');
     expect((await kubectl(['-n', 'kt', 'scale', 'deployment/web', '--replicas=1'])).code).toBe(0);
     await until(async () => (await kubectl(['-n', 'kt', 'get', 'pods', '-o', 'name'])).stdout.trim().split('\n').length === 1);
     const del = await kubectl(['-n', 'kt', 'delete', 'deployment', 'web', 'service', 'web']);
