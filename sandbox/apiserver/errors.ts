@@ -22,21 +22,14 @@ export interface Status {
   status: 'Failure';
   message: string;
   reason: StatusReason;
-  details?: StatusDetails;
+  details?: { name?: string; group?: string; kind?: string; causes?: StatusCause[] };
   code: number;
 }
 
 export interface StatusCause {
-  type: string;
+  reason: string;
   message: string;
-  field?: string;
-}
-export interface StatusDetails {
-  name?: string;
-  group?: string;
-  kind?: string;
-  /** Per-field reasons (422 Invalid field errors, 409 apply conflicts). */
-  causes?: StatusCause[];
+  field: string;
 }
 
 export class ApiError extends Error {
@@ -44,7 +37,7 @@ export class ApiError extends Error {
     readonly code: number,
     readonly reason: StatusReason,
     message: string,
-    readonly details?: StatusDetails,
+    readonly details?: { name?: string; group?: string; kind?: string; causes?: StatusCause[] },
   ) {
     super(message);
     this.name = 'ApiError';
@@ -75,7 +68,7 @@ export const invalid = (kind: string, name: string, field: string, why: string):
   new ApiError(422, 'Invalid', `${kind} "${name}" is invalid: ${field}: ${why}`, {
     name,
     kind,
-    causes: [{ type: why.startsWith('Required value') ? 'FieldValueRequired' : 'FieldValueInvalid', message: why, field }],
+    causes: [{ reason: why.startsWith('Required value') ? 'FieldValueRequired' : 'FieldValueInvalid', message: why, field }],
   });
 
 export const gone = (requested: number, oldest: number): ApiError =>

@@ -37,7 +37,7 @@ export function checkImmutable(def: ResourceDef, old: KubeObject, next: KubeObje
     throw new ApiError(422, 'Invalid', `Pod "${old.metadata.name ?? ''}" is invalid: ${POD_MUTABLE}`, {
       name: old.metadata.name ?? '',
       kind: 'Pod',
-      causes: [{ type: 'FieldValueForbidden', message: POD_MUTABLE.slice('spec: '.length), field: 'spec' }],
+      causes: [{ reason: 'FieldValueForbidden', message: POD_MUTABLE.slice('spec: '.length), field: 'spec' }],
     });
   }
 }

@@ -161,6 +161,8 @@ const LIST_PARAMS: readonly [string, 'string' | 'boolean' | 'integer', string][]
   ['allowWatchBookmarks', 'boolean', 'Send BOOKMARK events.'],
 ];
 const PATCH_TYPES = ['application/apply-patch+yaml', 'application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json'];
+/** Kinds without a schema are served like custom resources: no strategic merge patch. */
+const patchTypes = (def: ResourceDef): string[] => (kindStruct(def.group, def.kind) ? PATCH_TYPES : PATCH_TYPES.filter((t) => !t.includes('strategic')));
 
 function operation(f: Flavour, def: ResourceDef, action: string, verb: string, opts: { body?: string; bodyTypes?: string[]; response: string; params?: Json[]; sub?: string }): Json {
   const gvk = { group: def.group, version: def.version, kind: def.kind };
@@ -204,7 +206,7 @@ function paths(f: Flavour, def: ResourceDef, used: Set<string>): Json {
       parameters: named,
       get: operation(f, def, 'get', 'read', { response: kind }),
       put: operation(f, def, 'put', 'replace', { body: kind, response: kind, params: write }),
-      patch: operation(f, def, 'patch', 'partially update', { body: PATCH, bodyTypes: PATCH_TYPES, response: kind, params: [...write, param(f, 'force', 'query', 'boolean', 'Apply: take over fields other managers own.')] }),
+      patch: operation(f, def, 'patch', 'partially update', { body: PATCH, bodyTypes: patchTypes(def), response: kind, params: [...write, param(f, 'force', 'query', 'boolean', 'Apply: take over fields other managers own.')] }),
       delete: operation(f, def, 'delete', 'delete', { body: DELETE_OPTIONS, response: STATUS, params: [param(f, 'gracePeriodSeconds', 'query', 'integer', 'Seconds before the object is deleted.'), param(f, 'propagationPolicy', 'query', 'string', 'Orphan, Background or Foreground.'), param(f, 'dryRun', 'query', 'string', 'All: persist nothing.')] }),
     },
   };
@@ -214,7 +216,7 @@ function paths(f: Flavour, def: ResourceDef, used: Set<string>): Json {
       parameters: named,
       get: operation(f, def, 'get', 'read', { response: kind, sub: 'status' }),
       put: operation(f, def, 'put', 'replace', { body: kind, response: kind, params: write, sub: 'status' }),
-      patch: operation(f, def, 'patch', 'partially update', { body: PATCH, bodyTypes: PATCH_TYPES, response: kind, params: [...write, param(f, 'force', 'query', 'boolean', 'Apply: take over fields.')], sub: 'status' }),
+      patch: operation(f, def, 'patch', 'partially update', { body: PATCH, bodyTypes: patchTypes(def), response: kind, params: [...write, param(f, 'force', 'query', 'boolean', 'Apply: take over fields.')], sub: 'status' }),
     };
   }
   return out;

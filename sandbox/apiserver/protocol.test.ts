@@ -4,7 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './index.js';
 import { jsonPatch, strategicMerge } from './patch.js';
+import { RESOURCES } from './resources.js';
 import { kindNode } from './schema.js';
+import { patch } from './writes.js';
 
 let api: FakeApiServer;
 beforeAll(async () => {
@@ -146,7 +148,7 @@ describe('kube-apiserver protocol details', () => {
     expect((image.body.spec as { containers: { image: string }[] }).containers.map((c) => c.image)).toEqual(['web:2', 'side:1']);
     expect(image.body.metadata!.finalizers).toEqual(['a/x', 'b/y']);
     const args = await smp({ spec: { containers: [{ name: 'web', args: ['--x'] }] } });
-    expect(args).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ type: 'FieldValueForbidden', field: 'spec' }] } } });
+    expect(args).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ reason: 'FieldValueForbidden', field: 'spec' }] } } });
     expect(args.body.message).toContain('pod updates may not change fields other than `spec.containers[*].image`');
     const noKey = await smp({ spec: { containers: [{ image: 'x' }] } });
     expect(noKey).toMatchObject({ status: 422, body: { reason: 'Invalid', message: expect.stringContaining('does not contain declared merge key: name') } });
@@ -196,7 +198,7 @@ describe('kube-apiserver protocol details', () => {
     expect(JSON.stringify(managed.find((m) => m.manager === 'alice')!.fieldsV1)).not.toContain('f:image');
     // alice applying her old image again conflicts with bob's Update; force takes it back.
     const conflict = await call('PATCH', `${podPath}/ssa?fieldManager=alice`, { raw: yaml, type: 'application/apply-patch+yaml' });
-    expect(conflict).toMatchObject({ status: 409, body: { reason: 'Conflict', details: { causes: [{ type: 'FieldManagerConflict', message: 'conflict with "bob" using v1', field: '.spec.containers[name="web"].image' }] } } });
+    expect(conflict).toMatchObject({ status: 409, body: { reason: 'Conflict', details: { causes: [{ reason: 'FieldManagerConflict', message: 'conflict with "bob" using v1', field: '.spec.containers[name="web"].image' }] } } });
     const forced = await call('PATCH', `${podPath}/ssa?fieldManager=alice&force=true`, { raw: yaml, type: 'application/apply-patch+yaml' });
     expect(forced.status).toBe(200);
     expect((forced.body.spec as { containers: { image: string }[] }).containers[0]!.image).toBe('web:1');
@@ -257,7 +259,14 @@ describe('kube-apiserver protocol details', () => {
     expect(await call('POST', `${podPath}/x`, { body: {} })).toMatchObject({ status: 405, body: { reason: 'MethodNotAllowed' } });
     expect(await call('PATCH', `${podPath}/tbl`, { raw: '{}', type: 'text/plain' })).toMatchObject({ status: 415, body: { reason: 'UnsupportedMediaType' } });
     const bad = await call('POST', podPath, { body: { metadata: { name: 'Bad_Name' }, spec: { containers: [] } } });
-    expect(bad).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ type: 'FieldValueInvalid', field: 'metadata.name' }] } } });
+    expect(bad).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ reason: 'FieldValueInvalid', field: 'metadata.name' }] } } });
     expect((await call('PATCH', `${podPath}/tbl`, { raw: '{not json', type: 'application/merge-patch+json' })).status).toBe(400);
+    // A kind without a schema is patched like a custom resource: merge and JSON patch, no strategic merge.
+    api.store.create('nodes', { metadata: { name: 'schemaless' } });
+    const route = { def: { ...RESOURCES.nodes, kind: 'Widget' }, name: 'schemaless' };
+    const smpHeaders = { 'content-type': 'application/strategic-merge-patch+json' };
+    expect(() => patch(api.store, route, new URLSearchParams(), smpHeaders, '{"metadata":{"labels":{"a":"b"}}}')).toThrow(/accepted media types include: application\/json-patch\+json, application\/merge-patch\+json, application\/apply-patch\+yaml$/);
+    const merged = patch(api.store, route, new URLSearchParams(), { 'content-type': 'application/merge-patch+json' }, '{"metadata":{"labels":{"a":"b"}}}');
+    expect((merged.body as KubeObject).metadata.labels).toEqual({ a: 'b' });
   });
 });

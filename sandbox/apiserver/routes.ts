@@ -10,13 +10,24 @@ export interface Route {
   readonly subresource?: 'status';
 }
 
-// Every group version of the resource table has its prefix, so a new resource needs no route.
 const PREFIXES: readonly [string, string][] = [
-  ...new Map(Object.values(RESOURCES).map((d) => [d.group ? `/apis/${d.group}/${d.version}/` : `/api/${d.version}/`, d.group] as [string, string])),
+  ['/api/v1/', ''],
+  ['/apis/discovery.k8s.io/v1/', 'discovery.k8s.io'],
 ];
 
+/** The listed prefixes and one for every other group version of the resource table, so a new resource needs no route. */
+function allPrefixes(): [string, string][] {
+  const out = new Map<string, string>(PREFIXES);
+  for (const d of Object.values(RESOURCES)) {
+    const p = d.group ? `/apis/${d.group}/${d.version}/` : `/api/${d.version}/`;
+    if (!out.has(p)) out.set(p, d.group);
+  }
+  return [...out];
+}
+const ALL_PREFIXES = allPrefixes();
+
 export function parseRoute(pathname: string): Route | undefined {
-  for (const [prefix, group] of PREFIXES) {
+  for (const [prefix, group] of ALL_PREFIXES) {
     if (!pathname.startsWith(prefix)) continue;
     let segs: string[];
     try {
@@ -33,6 +44,8 @@ export function parseRoute(pathname: string): Route | undefined {
     if (!res || !isResourceName(res) || rest.length > 0) return undefined;
     const def = RESOURCES[res];
     if (def.group !== group) return undefined;
+    // One group serves two versions (policy.networking.k8s.io): each kind only under its own.
+    if (group !== '' && !prefix.endsWith(`/${def.version}/`)) return undefined;
     // A namespaced object is only addressable under its namespace.
     if (def.namespaced && name !== undefined && namespace === undefined) return undefined;
     if (sub !== undefined && (sub !== 'status' || !def.hasStatus)) return undefined;

@@ -206,6 +206,8 @@ export const SCHEMA_DEFS: Readonly<Record<string, Def>> = {
     csi: 'object|A CSI ephemeral volume.',
     ephemeral: 'object|A volume whose claim lives with the pod.',
     image: 'object|An OCI image as a read-only volume.',
+    // In-tree and legacy sources the sandbox never mounts, listed so manifests naming them validate.
+    ...Object.fromEntries(['awsElasticBlockStore', 'azureDisk', 'azureFile', 'cephfs', 'cinder', 'fc', 'flexVolume', 'flocker', 'gcePersistentDisk', 'gitRepo', 'glusterfs', 'iscsi', 'photonPersistentDisk', 'portworxVolume', 'quobyte', 'rbd', 'scaleIO', 'storageos', 'vsphereVolume'].map((k) => [k, 'object|A volume source this sandbox does not provide.'])),
   },
   'core.v1.Probe': {
     _: 'A health check against a container.',
@@ -539,6 +541,37 @@ export const SCHEMA_DEFS: Readonly<Record<string, Def>> = {
     availableReplicas: 'integer|Available pods.',
     terminatingReplicas: 'integer|Terminating pods.',
     observedGeneration: 'int64|Generation the controller observed.',
+    conditions: '[object type]|Conditions.',
+  },
+
+  'apps.v1.DaemonSet': kind('Runs a copy of a pod on every (selected) node.', {
+    spec: 'DaemonSetSpec|Desired behavior of the daemon set.',
+    status: 'DaemonSetStatus|Most recently observed status.',
+  }),
+  'apps.v1.DaemonSetSpec': {
+    _: 'The desired behavior of a daemon set.',
+    'selector!': 'LabelSelector|Pods the daemon set manages; must match the template labels.',
+    'template!': 'PodTemplateSpec|The pod to run on every node.',
+    updateStrategy: 'DaemonSetUpdateStrategy|How pods are replaced on a template change.',
+    minReadySeconds: 'integer|Seconds a new pod must be ready to count as available.',
+    revisionHistoryLimit: 'integer|Old histories kept for rollback; default 10.',
+  },
+  'apps.v1.DaemonSetUpdateStrategy': {
+    _: 'How a daemon set replaces pods.',
+    type: 'string|RollingUpdate (default) or OnDelete.',
+    rollingUpdate: 'object|maxUnavailable and maxSurge.',
+  },
+  'apps.v1.DaemonSetStatus': {
+    _: 'Observed status of a daemon set.',
+    'currentNumberScheduled!': 'integer|Nodes running at least one daemon pod that should.',
+    'numberMisscheduled!': 'integer|Nodes running a daemon pod that should not.',
+    'desiredNumberScheduled!': 'integer|Nodes that should run the daemon pod.',
+    'numberReady!': 'integer|Nodes whose daemon pod is ready.',
+    observedGeneration: 'int64|Generation the controller observed.',
+    updatedNumberScheduled: 'integer|Nodes running the current template.',
+    numberAvailable: 'integer|Nodes whose daemon pod is available.',
+    numberUnavailable: 'integer|Nodes whose daemon pod is not available.',
+    collisionCount: 'integer|Hash collisions of the template.',
     conditions: '[object type]|Conditions.',
   },
 

@@ -300,6 +300,28 @@ export const PRINTERS: Readonly<Record<string, Printer>> = {
       return [o.metadata.name ?? '', spec.replicas === undefined ? 1 : num(spec.replicas), num(st.replicas), num(st.readyReplicas), age(o, now), containers, images, orNone(selectorText(spec.selector))];
     },
   },
+  DaemonSet: {
+    columns: [
+      NAME,
+      col('Desired', 'integer', 'The number of nodes that should be running the daemon pod.'),
+      col('Current', 'integer', 'The number of nodes running at least one daemon pod.'),
+      col('Ready', 'integer', 'The number of nodes whose daemon pod is ready.'),
+      col('Up-to-date', 'integer', 'The number of nodes running the updated daemon pod.'),
+      col('Available', 'integer', 'The number of nodes whose daemon pod is available.'),
+      col('Node Selector', 'string', 'Labels a node must have to run the daemon pod.'),
+      AGE,
+      col('Containers', 'string', 'Names of each container in the template.', 1),
+      col('Images', 'string', 'Images referenced by each container in the template.', 1),
+      col('Selector', 'string', 'Label query over pods that are managed by the daemon set.', 1),
+    ],
+    cells(o, now) {
+      const spec = obj(o.spec);
+      const st = obj(o.status);
+      const [containers, images] = containersAndImages(spec.template);
+      const nodeSelector = Object.entries(obj(obj(obj(spec.template).spec).nodeSelector)).map(([k, v]) => `${k}=${str(v)}`).join(',');
+      return [o.metadata.name ?? '', num(st.desiredNumberScheduled), num(st.currentNumberScheduled), num(st.numberReady), num(st.updatedNumberScheduled), num(st.numberAvailable), orNone(nodeSelector), age(o, now), containers, images, orNone(selectorText(spec.selector))];
+    },
+  },
   Event: {
     columns: [
       col('Last Seen', 'string', 'The time at which the most recent occurrence of this event was recorded.'),

@@ -101,8 +101,10 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
   const def = route.def;
   const node = nodeOf(def);
   const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (!(PATCH_TYPES as readonly string[]).includes(type)) {
-    throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${PATCH_TYPES.join(', ')}`);
+  // Without a schema there are no merge keys: such kinds refuse strategic merge as custom resources do.
+  const accepted = node ? PATCH_TYPES : PATCH_TYPES.filter((t) => !t.includes('strategic'));
+  if (!(accepted as readonly string[]).includes(type)) {
+    throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`);
   }
   const name = route.name!;
   const opts = { namespace: route.namespace, subresource: route.subresource, dryRun: c.dryRun };
