@@ -234,15 +234,14 @@ spec:
     // What the kubelet does once the containers stopped: delete with a zero grace period.
     await ok(['delete', 'pod', 'doomed', '-n', 'kc', '--grace-period=0', '--force']);
     expect(() => api.store.get('pods', 'doomed', 'kc')).toThrow(/not found/);
-    // kubectl delete waits for the object to go (a watch on it) and returns once the kubelet confirms.
-    api.store.create('pods', { ...runningPod('waited', 'node-1', '10.244.1.11'), spec: { nodeName: 'node-1', terminationGracePeriodSeconds: 20, containers: [{ name: 'main', image: 'x' }] } });
+    // kubectl delete waits for the object to go (a watch on it) and returns once the kubelet
+    // confirms: with a 600 s grace period, waiting for the deadline would time the test out.
+    api.store.create('pods', { ...runningPod('waited', 'node-1', '10.244.1.11'), spec: { nodeName: 'node-1', terminationGracePeriodSeconds: 600, containers: [{ name: 'main', image: 'x' }] } });
     const confirm = api.store.onEvent((e) => {
       if (e.type === 'MODIFIED' && e.object.metadata.name === 'waited' && e.object.metadata.deletionTimestamp) setTimeout(() => api.store.delete('pods', 'waited', 'kc'), 300);
     });
     try {
-      const t0 = Date.now();
       expect(await ok(['delete', 'pod', 'waited', '-n', 'kc'])).toContain('pod "waited" deleted');
-      expect(Date.now() - t0).toBeLessThan(10_000);
     } finally {
       confirm();
     }
