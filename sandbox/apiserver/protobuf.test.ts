@@ -67,5 +67,7 @@ describe.skipIf(missing('kubectl create with protobuf bodies', { tools: ['kubect
     });
     expect(api.store.get('services', 'web', 'pb').spec).toMatchObject({ type: 'ClusterIP', selector: { app: 'web' }, ports: [{ name: '80-8080', port: 80, targetPort: 8080, protocol: 'TCP' }] });
     expect(api.requests.some((r) => r.method === 'POST' && r.url.startsWith('/apis/apps/v1/namespaces/pb/deployments'))).toBe(true);
+    await kubectl('-n', 'pb', 'expose', 'deployment', 'web', '--name=web2', '--port=81', '--target-port=8080');
+    expect(api.store.get('services', 'web2', 'pb').spec).toMatchObject({ selector: { app: 'web' }, ports: [{ port: 81, targetPort: 8080, protocol: 'TCP' }] });
   });
 });
