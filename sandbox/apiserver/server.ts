@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { discovery } from './discovery.js';
+import { decodeProtobufObject, isProtobuf } from './protobuf.js';
 import { negotiateAs, parseAccept } from './media.js';
 import { serveOpenApi } from './openapi.js';
 import { parseIncludeObject, toTable, type IncludeObject } from './table.js';
@@ -375,6 +376,12 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
+  // Typed clients (kubectl create) send built-in kinds as protobuf.
+  if (isProtobuf(req.headers['content-type'])) {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    return decodeProtobufObject(Buffer.concat(chunks));
+  }
   const text = await readBody(req);
   try {
     return JSON.parse(text);

@@ -33,6 +33,15 @@ function defaults(kind: Kind, spec: Record<string, unknown>): void {
     tspec.terminationGracePeriodSeconds ??= 30;
     tspec.dnsPolicy ??= 'ClusterFirst';
     tspec.schedulerName ??= 'default-scheduler';
+    // The container defaults kube-apiserver fills in, so a template read back and sent again
+    // (rollout undo) hashes as it did.
+    for (const c of Array.isArray(tspec.containers) ? tspec.containers : []) {
+      if (!c || typeof c !== 'object') continue;
+      c.imagePullPolicy ??= typeof c.image === 'string' && (c.image.endsWith(':latest') || !/:[^/]+$/.test(c.image)) ? 'Always' : 'IfNotPresent';
+      c.terminationMessagePath ??= '/dev/termination-log';
+      c.terminationMessagePolicy ??= 'File';
+      for (const p of Array.isArray(c.ports) ? c.ports : []) if (p && typeof p === 'object') p.protocol ??= 'TCP';
+    }
   }
 }
 

@@ -30,13 +30,19 @@ export function selects(sel: LabelSelector | undefined, obj: KubeObject): boolea
   return s !== '' && parseLabelSelector(s)(obj);
 }
 
-/** Canonical JSON (sorted keys) so equal templates hash equally whatever their key order. */
+const empty = (v: unknown): boolean => v === null || v === undefined || (typeof v === 'object' && Object.keys(v).length === 0);
+
+/**
+ * Canonical JSON (sorted keys, no null or empty values) so equal templates hash equally whatever
+ * their key order and however a client spelled "unset" (typed clients send `resources: {}` and
+ * `creationTimestamp: null`, e.g. in kubectl rollout undo's patch).
+ */
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v && typeof v === 'object') {
     return `{${Object.keys(v)
       .sort()
-      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .filter((k) => !empty((v as Record<string, unknown>)[k]) && !(k === 'creationTimestamp'))
       .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
       .join(',')}}`;
   }

@@ -10,7 +10,7 @@ import type { RecordEvent } from '../events.js';
 import { workloadAdmission } from './admission.js';
 import { any, ownedBy } from './common.js';
 import { DS_HASH_LABEL, planDaemonSet } from './daemonset.js';
-import { planDeployment } from './deployment.js';
+import { planDeployment, REVISION } from './deployment.js';
 import { planReplicaSet, podFromTemplate } from './replicaset.js';
 
 const WATCHED = new Set<string>(['deployments', 'replicasets', 'daemonsets', 'pods', 'nodes']);
@@ -78,6 +78,8 @@ export class WorkloadControllers {
       record(d, 'Normal', 'ScalingReplicaSet', `Scaled ${n > was ? 'up' : 'down'} replica set ${name} from ${was} to ${n}`);
     }
     for (const name of plan.remove) this.store.delete('replicasets', name, ns);
+    if (plan.revision.replicaSet) this.store.patch('replicasets', plan.revision.replicaSet, { metadata: { annotations: { [REVISION]: plan.revision.value } } }, { namespace: ns });
+    if (d.metadata.annotations?.[REVISION] !== plan.revision.value) this.store.patch('deployments', d.metadata.name!, { metadata: { annotations: { [REVISION]: plan.revision.value } } }, { namespace: ns });
     this.writeStatus('deployments', d, plan.status);
   }
 

@@ -15,6 +15,8 @@ export interface DeploymentPlan {
   readonly scale: ReadonlyMap<string, number>;
   /** Old ReplicaSets beyond revisionHistoryLimit, already at zero. */
   readonly remove: readonly string[];
+  /** The new ReplicaSet's revision, when it must change (a rollback makes an old template new again). */
+  readonly revision: { readonly replicaSet?: string; readonly value: string };
   readonly status: Record<string, unknown>;
 }
 
@@ -99,10 +101,16 @@ export function planDeployment(d: KubeObject, owned: readonly KubeObject[]): Dep
       newReplicas = oldTotal === 0 && oldPods === 0 ? replicas : 0;
     }
   }
+  const maxOld = Math.max(0, ...old.map(revisionOf));
+  let revision: DeploymentPlan['revision'];
   if (!existingNew) {
-    const revision = Math.max(0, ...owned.map(revisionOf)) + 1;
-    create = newReplicaSet(d, hash, revision, spec.paused ? 0 : newReplicas);
-  } else if (newReplicas !== replicasOf(existingNew)) scale.set(existingNew.metadata.name!, newReplicas);
+    create = newReplicaSet(d, hash, maxOld + 1, spec.paused ? 0 : newReplicas);
+    revision = { value: String(maxOld + 1) };
+  } else {
+    if (newReplicas !== replicasOf(existingNew)) scale.set(existingNew.metadata.name!, newReplicas);
+    // Back to an older template (rollout undo): its ReplicaSet becomes the newest revision.
+    revision = revisionOf(existingNew) > maxOld ? { value: String(revisionOf(existingNew)) } : { replicaSet: existingNew.metadata.name!, value: String(maxOld + 1) };
+  }
 
   const limit = Number(spec.revisionHistoryLimit ?? 10);
   const idle = old.filter((rs) => replicasOf(rs) === 0 && st(rs, 'replicas') === 0 && !scale.has(rs.metadata.name!));
@@ -138,5 +146,5 @@ export function planDeployment(d: KubeObject, owned: readonly KubeObject[]): Dep
     ],
   };
   for (const k of ['replicas', 'updatedReplicas', 'readyReplicas', 'availableReplicas', 'unavailableReplicas']) if (status[k] === 0) delete status[k];
-  return { ...(create ? { create } : {}), scale, remove, status };
+  return { ...(create ? { create } : {}), scale, remove, revision, status };
 }

@@ -43,7 +43,7 @@ prereq_missing() {
   exit "$EXIT_PREREQ"
 }
 
-# shellcheck source=targets/sandbox.sh
+# shellcheck source-path=SCRIPTDIR source=targets/sandbox.sh
 . "$here/targets/$target.sh"
 target_prereqs
 

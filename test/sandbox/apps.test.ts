@@ -101,6 +101,15 @@ describe('Deployment and ReplicaSet controllers', () => {
     store.patch('deployments', 'web', { spec: { replicas: 1 } });
     for (let i = 0; i < 4; i++) ctl.sync();
     expect(store.select('pods')).toHaveLength(1);
+
+    // rollout undo: the first template again; its ReplicaSet is reused and becomes revision 3.
+    store.patch('deployments', 'web', { spec: { template: { spec: { containers: [{ name: 'c', image: 'a' }] } } } });
+    for (let i = 0; i < 8; i++) {
+      ctl.sync();
+      runPods(store);
+    }
+    expect(store.select('replicasets').map((r) => [r.metadata.annotations?.['deployment.kubernetes.io/revision'], (r.spec as { replicas: number }).replicas]).sort()).toEqual([['2', 0], ['3', 1]]);
+    expect(store.get('deployments', 'web').metadata.annotations?.['deployment.kubernetes.io/revision']).toBe('3');
   });
 
   it('Recreate stops every old pod before starting new ones', () => {

@@ -14,11 +14,12 @@ export SKIFF_SANDBOX_DIR=${SKIFF_SANDBOX_DIR:-/tmp/$SANDBOX_NAME-e2e}
 # The sandbox's nodes route only to namespaces it made ("the internet" is one echo server).
 TARGET_HAS_INTERNET=0
 
+# The checkout's sources, so a stale dist/ never runs; dist/ only where tsx is not installed.
 skiff() {
-  if [ -f "$root/dist/bin/skiff.js" ]; then
-    node "$root/dist/bin/skiff.js" "$@"
-  else
+  if [ -x "$root/node_modules/.bin/tsx" ]; then
     "$root/node_modules/.bin/tsx" "$root/bin/skiff.ts" "$@"
+  else
+    node "$root/dist/bin/skiff.js" "$@"
   fi
 }
 
