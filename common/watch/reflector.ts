@@ -100,10 +100,18 @@ export class Reflector {
     await sleep(this.backoff.next(), undefined, { signal }).catch(() => undefined);
   }
 
-  /** Lists into the cache; false when an optional kind is not served (it is then empty). */
+  /**
+   * Lists in pages and applies each page to the cache as it arrives; objects the list no longer
+   * has are removed at the end. A relist (410, an API server restart) thus never holds a second
+   * copy of the kind: an unchanged object's fresh conversion is dropped at once (the cache keeps
+   * the one it has), and only one page of raw JSON is alive at a time. Subscribers see only true
+   * differences, as with a whole-list replace. Returns false when an optional kind is not served
+   * (it is then empty).
+   */
   private async list(signal: AbortSignal): Promise<boolean> {
     const getter = await createGetter(this.opts.kubeConfig);
-    const items = new Map<string, KindTypes[Kind]>();
+    const cache = this.opts.cache;
+    const seen = new Set<string>();
     let cont = '';
     let rv = '';
     do {
@@ -127,18 +135,20 @@ export class Reflector {
       }
       for (const raw of page.items ?? []) {
         const c = this.convertOrReport(raw);
-        if (c) items.set(c.key, c.value);
+        if (!c) continue;
+        seen.add(c.key);
+        cache.upsert(this.kind, c.key, c.value);
       }
       rv = page.metadata?.resourceVersion ?? '';
       cont = page.metadata?.continue ?? '';
     } while (cont);
     if (this.lists++ > 0) watchRelists.inc({ kind: this.kind });
-    this.opts.cache.replace(this.kind, items);
+    cache.retain(this.kind, seen);
     this.resourceVersion = rv;
     this.backoff.reset();
     watchLastSync.set({ kind: this.kind }, Date.now() / 1000);
-    watchObjects.set({ kind: this.kind }, items.size);
-    this.log.debug({ objects: items.size, resourceVersion: rv }, 'listed');
+    watchObjects.set({ kind: this.kind }, seen.size);
+    this.log.debug({ objects: seen.size, resourceVersion: rv }, 'listed');
     this.absent = false;
     return true;
   }

@@ -15,6 +15,24 @@ const nextBatch = (cache: MemoryCache): Promise<ChangeBatch> =>
   });
 
 describe('MemoryCache', () => {
+  it('a list applied object by object keeps the held objects that did not change, and retain removes the rest', async () => {
+    const cache = new MemoryCache();
+    cache.replace('services', new Map([['default/a', svc('a')], ['default/b', svc('b')], ['default/c', svc('c')]]));
+    const held = cache.store('services').get('default/a');
+    await new Promise((r) => setTimeout(r, 5));
+    const p = nextBatch(cache);
+    // A relist: a is unchanged (a fresh but equal object), b changed, c is gone, d is new.
+    cache.upsert('services', 'default/a', svc('a'));
+    cache.upsert('services', 'default/b', svc('b', 81));
+    cache.upsert('services', 'default/d', svc('d'));
+    cache.retain('services', new Set(['default/a', 'default/b', 'default/d']));
+    const b = await p;
+    expect(b.changes.map((c) => `${c.key} ${c.previous ? 'prev' : '-'} ${c.current ? 'cur' : '-'}`).sort()).toEqual(['default/b prev cur', 'default/c prev -', 'default/d - cur']);
+    expect(b.synced).toEqual(['services']);
+    expect(cache.store('services').get('default/a')).toBe(held);
+    expect([...cache.store('services').keys()].sort()).toEqual(['default/a', 'default/b', 'default/d']);
+  });
+
   it('coalesces a burst into one batch and collapses each key to first previous and last current', async () => {
     const cache = new MemoryCache();
     const batches: ChangeBatch[] = [];

@@ -246,6 +246,16 @@ export class MemoryCache implements WatchCache {
     this.markSynced(kind);
   }
 
+  /**
+   * Ends a list applied object by object (upserts as its pages arrived): removes whatever the list
+   * did not have and marks the kind synced.
+   */
+  retain(kind: Kind, listed: ReadonlySet<string>): void {
+    const store = this.stores.get(kind)!;
+    for (const key of [...store.keys()]) if (!listed.has(key)) this.remove(kind, key);
+    this.markSynced(kind);
+  }
+
   markSynced(kind: Kind): void {
     this.stores.get(kind)!.synced = true;
     for (const s of this.subs) if (s.kinds.has(kind)) s.markSynced(kind);

@@ -1,6 +1,7 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
 import type { Runner } from '../exec.js';
+import type { GenerationReader } from './generation.js';
 import type { NftSession } from './session.js';
 
 export interface NftBackend {
@@ -13,6 +14,16 @@ export interface NftBackend {
   remove(prefix: string): Promise<void>;
   /** Releases a long-lived nft process, if any. */
   close?(): void;
+  /**
+   * True when nothing but skiff's own writes (each checked to be the only commit) changed the
+   * ruleset since it last matched what was written; a check may then skip reading the table.
+   * False when unknown (no generation to read, a failed or overlapping write, someone else's commit).
+   */
+  unchanged?(): Promise<boolean>;
+  /** Records that the kernel matched what was written at `generation` (read before the listing). */
+  verified?(generation: number): void;
+  /** The current generation, if the backend can read it. */
+  generation?(): Promise<number | undefined>;
 }
 
 /**
@@ -23,15 +34,58 @@ export interface NftBackend {
 const SESSION_LIMIT = 16 * 1024;
 
 export class ExecNft implements NftBackend {
-  /** With a session, small transactions skip nft's per-process cost (see session.ts). */
+  /** The generation at which the kernel held exactly what skiff wrote; undefined: unknown. */
+  private matched: number | undefined;
+  private applying = 0;
+  private burst: { start?: number; writes: number; failed: boolean } = { writes: 0, failed: false };
+
+  /**
+   * With a session, small transactions skip nft's per-process cost (see session.ts). With `gen`
+   * (generation.ts; only where nft runs in this process's namespace) each write checks that it
+   * was the only commit, so an idle node's periodic check need not read the table back.
+   */
   constructor(
     private readonly run: Runner,
     private readonly session?: NftSession,
+    private readonly gen?: GenerationReader,
   ) {}
   async apply(text: string): Promise<void> {
     if (!text) return;
-    if (this.session && text.length <= SESSION_LIMIT) return this.session.run(text.trimEnd().split('\n').join('; '));
-    await this.run('nft', ['-f', '-'], text);
+    // Writes that overlap (a staged full sync loads in parallel) form one burst; each write is one
+    // transaction (an `nft -f` run, or one `nft -i` line), so a burst of n writes moves the
+    // generation by exactly n unless someone else committed meanwhile.
+    if (this.applying++ === 0) {
+      this.burst = { start: undefined, writes: 0, failed: false };
+      this.burst.start = await this.gen?.();
+    }
+    const burst = this.burst;
+    try {
+      if (this.session && text.length <= SESSION_LIMIT) await this.session.run(text.trimEnd().split('\n').join('; '));
+      else await this.run('nft', ['-f', '-'], text);
+    } catch (e) {
+      burst.failed = true;
+      throw e;
+    } finally {
+      burst.writes++;
+      if (--this.applying === 0) await this.settle(burst);
+    }
+  }
+
+  private async settle(b: { start?: number; writes: number; failed: boolean }): Promise<void> {
+    if (!this.gen) return;
+    const after = await this.gen();
+    const ours = !b.failed && b.start !== undefined && this.matched === b.start && after === b.start + b.writes && this.applying === 0;
+    this.matched = ours ? after : undefined;
+  }
+  async generation(): Promise<number | undefined> {
+    return this.gen?.();
+  }
+  async unchanged(): Promise<boolean> {
+    if (!this.gen || this.matched === undefined) return false;
+    return (await this.gen()) === this.matched;
+  }
+  verified(generation: number): void {
+    this.matched = generation;
   }
   close(): void {
     this.session?.close();

@@ -1,0 +1,118 @@
+// The periodic check reads the table back only when the ruleset generation says someone else may
+// have changed it. Unit level: ExecNft's bookkeeping over a counting runner and the dataplane's
+// check over it; kernel level (root): the generation read over netlink in a fresh namespace moves
+// by exactly one per transaction, as the bookkeeping assumes.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../../common/self.js';
+import { missing } from '../../test/support/env.js';
+import { addNetns, cleanupPrefix } from '../../test/support/netns.js';
+import { desiredService } from '../desired.js';
+import type { Runner } from '../exec.js';
+import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
+import { ExecNft } from './backend.js';
+import { NftDataplane } from './dataplane.js';
+import { parseGeneration } from './generation.js';
+
+/** A kernel stand-in: each `nft -f` is one commit; it never holds the table. */
+function counting() {
+  const k = { gen: 7, lists: 0, fail: false };
+  const run: Runner = async (_cmd, args) => {
+    if (args[0] === '-f') {
+      if (k.fail) throw new Error('nft: injected failure');
+      k.gen++;
+      return '';
+    }
+    if (args[0] === '-j' && args[1] === 'list') {
+      k.lists++;
+      throw new Error('Error: No such file or directory; did you mean table ‘skiff’?');
+    }
+    return '';
+  };
+  return { k, nft: new ExecNft(run, undefined, async () => k.gen) };
+}
+
+describe('ruleset generation bookkeeping', () => {
+  it('trusts only a verified generation followed by its own single commits', async () => {
+    const { k, nft } = counting();
+    expect(await nft.unchanged()).toBe(false);
+    nft.verified(k.gen);
+    expect(await nft.unchanged()).toBe(true);
+    await nft.apply('add table ip skiff\n');
+    expect(await nft.unchanged()).toBe(true);
+    k.gen++; // someone else's commit
+    expect(await nft.unchanged()).toBe(false);
+    await nft.apply('add table ip skiff\n');
+    expect(await nft.unchanged()).toBe(false);
+    nft.verified(k.gen);
+    // Overlapping writes (a staged full sync) count together.
+    await Promise.all([nft.apply('add table ip skiff\n'), nft.apply('add table ip skiff\n')]);
+    expect(await nft.unchanged()).toBe(true);
+    const pending = Promise.all([nft.apply('add table ip skiff\n'), nft.apply('add table ip skiff\n')]);
+    k.gen++; // someone else's commit in the middle of the burst
+    await pending;
+    expect(await nft.unchanged()).toBe(false);
+    nft.verified(k.gen);
+    k.fail = true;
+    await expect(nft.apply('add table ip skiff\n')).rejects.toThrow('injected');
+    expect(await nft.unchanged()).toBe(false);
+  });
+
+  it('without a generation reader nothing is ever trusted', async () => {
+    const nft = new ExecNft(async () => '');
+    nft.verified(3);
+    expect(await nft.unchanged()).toBe(false);
+  });
+
+  it('the periodic check skips the read-back only while the generation is unchanged', async () => {
+    const { k, nft } = counting();
+    const dp = new NftDataplane(nft, [4], { staging: false });
+    const eps = [endpoint('10.244.1.5')];
+    await dp.full(new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', eps)], nodeCtx).ports]]), nodeCtx);
+    // The first check has no verified generation: it lists (the stand-in lists no table: drift).
+    expect(await dp.verify()).toEqual(['ip skiff: table missing']);
+    expect(k.lists).toBe(1);
+    nft.verified(k.gen);
+    await dp.full(new Map(), nodeCtx);
+    const lists = k.lists;
+    expect(await dp.verify()).toEqual([]);
+    expect(await dp.verify()).toEqual([]);
+    expect(k.lists).toBe(lists);
+    expect(dp.skippedVerifies).toBe(2);
+    k.gen++;
+    expect(await dp.verify()).toEqual(['ip skiff: table missing']);
+    expect(k.lists).toBe(lists + 1);
+  });
+
+  it('parses NFTA_GEN_ID out of a NEWGEN body', () => {
+    // nfgenmsg (4 bytes), then NFTA_GEN_ID = 0x01020304, NFTA_GEN_PROC_PID, NFTA_GEN_PROC_NAME
+    const body = Buffer.from('00000304' + '0800010001020304' + '08000200000002a3' + '090003006e6f646500000000', 'hex');
+    expect(parseGeneration(body)).toBe(0x01020304);
+    expect(parseGeneration(Buffer.from('00000000', 'hex'))).toBeUndefined();
+  });
+});
+
+const NS = 'skiffgen-t';
+
+describe.skipIf(missing('nf_tables generation', { root: true, tools: ['nft'] }))('nf_tables generation from the kernel', () => {
+  afterAll(() => cleanupPrefix(NS));
+
+  it('moves by one per transaction (nft -f and one nft -i line), not on a listing', async () => {
+    cleanupPrefix(NS);
+    await addNetns(NS);
+    const read = (): number => {
+      const script = `import(${JSON.stringify(join(projectRoot, 'proxy/nft/generation.ts'))}).then(async (m) => { const r = m.netlinkGeneration(); console.log(await r()); r.close(); })`;
+      return Number(execFileSync('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', '-e', script], { encoding: 'utf8', cwd: projectRoot }).trim());
+    };
+    const nft = (args: string[], input?: string): string => execFileSync('ip', ['netns', 'exec', NS, 'nft', ...args], { encoding: 'utf8', input });
+    const g0 = read();
+    expect(Number.isInteger(g0)).toBe(true);
+    nft(['-f', '-'], 'add table ip skiffgen\nadd chain ip skiffgen c\nadd set ip skiffgen s { type ipv4_addr; }\n');
+    expect(read()).toBe(g0 + 1);
+    nft(['-i'], 'add element ip skiffgen s { 10.0.0.1 }; add element ip skiffgen s { 10.0.0.2 }\n');
+    expect(read()).toBe(g0 + 2);
+    nft(['list', 'ruleset']);
+    expect(read()).toBe(g0 + 2);
+  }, 30_000);
+});
