@@ -1,7 +1,30 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
+import { readdirSync, rmSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Runner } from '../exec.js';
 import type { NftSession } from './session.js';
+
+const TXN_PREFIX = 'skiff-nft-';
+
+/** Transaction files of agents that died before removing them (SIGKILL between write and rm). */
+function removeOrphanedTransactions(dir: string): void {
+  try {
+    for (const f of readdirSync(dir)) {
+      const pid = Number(f.slice(TXN_PREFIX.length).split('-')[0]);
+      if (!f.startsWith(TXN_PREFIX) || !(pid > 0) || pid === process.pid) continue;
+      try {
+        process.kill(pid, 0);
+      } catch {
+        rmSync(join(dir, f), { force: true });
+      }
+    }
+  } catch {
+    /* best effort */
+  }
+}
 
 export interface NftBackend {
   apply(text: string): Promise<void>;
@@ -23,15 +46,29 @@ export interface NftBackend {
 const SESSION_LIMIT = 16 * 1024;
 
 export class ExecNft implements NftBackend {
+  private seq = 0;
   /** With a session, small transactions skip nft's per-process cost (see session.ts). */
   constructor(
     private readonly run: Runner,
     private readonly session?: NftSession,
-  ) {}
+    private readonly txnDir = tmpdir(),
+  ) {
+    removeOrphanedTransactions(txnDir);
+  }
   async apply(text: string): Promise<void> {
     if (!text) return;
     if (this.session && text.length <= SESSION_LIMIT) return this.session.run(text.trimEnd().split('\n').join('; '));
-    await this.run('nft', ['-f', '-'], text);
+    // Not through a pipe: nft commits whatever arrived before EOF, so an agent killed while
+    // writing (SIGKILL during a full sync) would leave a line-aligned prefix committed, which for
+    // the one-transaction replace is a deleted table and half of the new one. A file is complete
+    // before nft starts, and nft then applies all of it or nothing.
+    const file = join(this.txnDir, `${TXN_PREFIX}${process.pid}-${this.seq++}.nft`);
+    await writeFile(file, text, { mode: 0o600 });
+    try {
+      await this.run('nft', ['-f', file]);
+    } finally {
+      await rm(file, { force: true });
+    }
   }
   close(): void {
     this.session?.close();
