@@ -9,13 +9,15 @@ import { runFuzz } from './gauntlet/fuzz.js';
 import { runOutage } from './gauntlet/outage.js';
 import { runRestart } from './gauntlet/restart.js';
 import { runRestartOneNode } from './gauntlet/restart-one-node.js';
+import { runRollout } from './gauntlet/rollout.js';
 import { runScale } from './gauntlet/scale.js';
 
-const SCENARIOS = ['restart', 'cni-chaos', 'outage', 'fuzz', 'dns-flap', 'scale'] as const;
+const SCENARIOS = ['restart', 'rollout', 'cni-chaos', 'outage', 'fuzz', 'dns-flap', 'scale'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const FIELDS: Record<Scenario, string[]> = {
   restart: ['restart_failed_requests', 'restart_failed_queries', 'restart_one_node_failed_queries', 'restart_hostnet_failed_queries'],
+  rollout: ['rollout_failed_requests', 'rollout_failed_queries', 'kill_during_sync_failed_requests'],
   'cni-chaos': ['cni_leaked_ips', 'cni_duplicate_ips', 'cni_leaked_links'],
   outage: ['apiserver_outage_converged'],
   fuzz: ['fuzz_crashes'],
@@ -36,6 +38,7 @@ export async function main(args: string[]): Promise<void> {
       'scale-disable': { type: 'string' },
       'fuzz-packets': { type: 'string', default: '100000' },
       'cni-calls': { type: 'string', default: '1000' },
+      'rollout-services': { type: 'string', default: '10000' },
     },
   });
   const only = values.only ? values.only.split(',') : [...SCENARIOS];
@@ -46,6 +49,7 @@ export async function main(args: string[]): Promise<void> {
   const failures: string[] = [];
   const runners: Record<Scenario, () => Promise<Record<string, unknown>>> = {
     restart: async () => ({ ...(await runRestart(5, 5)), ...(await runRestartOneNode(5, 5)) }),
+    rollout: async () => ({ ...(await runRollout(Number(values['rollout-services']))) }),
     'cni-chaos': async () => ({ ...(await runCniChaos(Number(values['cni-calls']))) }),
     outage: async () => ({ ...(await runOutage(Number(values['outage-seconds']))) }),
     fuzz: async () => ({ ...(await runFuzz(Number(values['fuzz-packets']))) }),

@@ -1,8 +1,31 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
+import { readdirSync, rmSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Runner } from '../exec.js';
 import type { GenerationReader } from './generation.js';
 import type { NftSession } from './session.js';
+
+const TXN_PREFIX = 'skiff-nft-';
+
+/** Transaction files of agents that died before removing them (SIGKILL between write and rm). */
+function removeOrphanedTransactions(dir: string): void {
+  try {
+    for (const f of readdirSync(dir)) {
+      const pid = Number(f.slice(TXN_PREFIX.length).split('-')[0]);
+      if (!f.startsWith(TXN_PREFIX) || !(pid > 0) || pid === process.pid) continue;
+      try {
+        process.kill(pid, 0);
+      } catch {
+        rmSync(join(dir, f), { force: true });
+      }
+    }
+  } catch {
+    /* best effort */
+  }
+}
 
 export interface NftBackend {
   apply(text: string): Promise<void>;
@@ -38,6 +61,7 @@ export class ExecNft implements NftBackend {
   private matched: number | undefined;
   private applying = 0;
   private burst: { start?: number; writes: number; failed: boolean } = { writes: 0, failed: false };
+  private seq = 0;
 
   /**
    * With a session, small transactions skip nft's per-process cost (see session.ts). With `gen`
@@ -48,7 +72,10 @@ export class ExecNft implements NftBackend {
     private readonly run: Runner,
     private readonly session?: NftSession,
     private readonly gen?: GenerationReader,
-  ) {}
+    private readonly txnDir = tmpdir(),
+  ) {
+    removeOrphanedTransactions(txnDir);
+  }
   async apply(text: string): Promise<void> {
     if (!text) return;
     // Writes that overlap (a staged full sync loads in parallel) form one burst; each write is one
@@ -61,13 +88,29 @@ export class ExecNft implements NftBackend {
     const burst = this.burst;
     try {
       if (this.session && text.length <= SESSION_LIMIT) await this.session.run(text.trimEnd().split('\n').join('; '));
-      else await this.run('nft', ['-f', '-'], text);
+      else await this.applyFile(text);
     } catch (e) {
       burst.failed = true;
       throw e;
     } finally {
       burst.writes++;
       if (--this.applying === 0) await this.settle(burst);
+    }
+  }
+
+  /**
+   * Not through a pipe: nft commits whatever arrived before EOF, so an agent killed while writing
+   * (SIGKILL during a full sync) would leave a line-aligned prefix committed, which for the
+   * one-transaction replace is a deleted table and half of the new one. A file is complete before
+   * nft starts, and nft then applies all of it or nothing.
+   */
+  private async applyFile(text: string): Promise<void> {
+    const file = join(this.txnDir, `${TXN_PREFIX}${process.pid}-${this.seq++}.nft`);
+    await writeFile(file, text, { mode: 0o600 });
+    try {
+      await this.run('nft', ['-f', file]);
+    } finally {
+      await rm(file, { force: true });
     }
   }
 
