@@ -27,9 +27,10 @@ const SERVER = "require('http').createServer((q, s) => s.end(process.env.POD_NAM
 
 /**
  * The Pod kubelet would run from the DaemonSet template on `node`, with kubelet's own additions, and
- * two things done for podman 4.3 that kubelet does itself: the downward API's spec.nodeName is
- * resolved (podman knows only metadata.* fields), and containerPorts are left out (podman refuses
- * port mappings on a host-network pod; in Kubernetes they are informational there).
+ * what podman 4.3 needs to do what kubelet does: the downward API's spec.nodeName is resolved
+ * (podman knows only metadata.* fields), containerPorts are left out (podman refuses port mappings
+ * on a host-network pod; in Kubernetes they are informational there), and init containers are kept
+ * after they ran (podman's default removes them, which races with their exit on a loaded machine).
  */
 export function podFromDaemonSet(ds: Obj, node: string, api: { host: string; port: number }, saDir: string): Obj {
   const tmpl = ds.spec.template as Obj;
@@ -45,7 +46,7 @@ export function podFromDaemonSet(ds: Obj, node: string, api: { host: string; por
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: `${ds.metadata.name}-${node}`, namespace: ds.metadata.namespace, labels: tmpl.metadata.labels, annotations: tmpl.metadata.annotations },
+    metadata: { name: `${ds.metadata.name}-${node}`, namespace: ds.metadata.namespace, labels: tmpl.metadata.labels, annotations: { ...tmpl.metadata.annotations, 'io.podman.annotations.init.container.type': 'always' } },
     spec: {
       ...tmpl.spec,
       nodeName: node,
