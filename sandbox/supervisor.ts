@@ -98,7 +98,9 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   if (stale.length) log.warn({ killed: stale }, 'killed processes left by an earlier supervisor');
   for (const k of kubelets.values()) await k.recover();
   const kubeletRuns = [...kubelets.values()].map((k) => k.run(stop.signal));
-  const agents = opts.agents === false ? [] : nodeLayouts(l).map((n) => new AgentProcess(l, n, log.child({ component: 'agent-manager' })));
+  // Nodes whose agent something else runs (the image e2e runs the DaemonSet's pod there instead).
+  const external = new Set((process.env.SKIFF_SANDBOX_EXTERNAL_AGENTS ?? '').split(',').filter(Boolean));
+  const agents = opts.agents === false ? [] : nodeLayouts(l).filter((n) => !external.has(n.name)).map((n) => new AgentProcess(l, n, log.child({ component: 'agent-manager' })));
   for (const a of agents) a.start();
   const internet = startInternet(l, log);
   log.info({ url: server.url, nodes: l.nodes }, 'sandbox supervisor ready');

@@ -107,9 +107,9 @@ export interface Sandbox {
  * A sandbox whose node CNI bin dirs hold Debian's portmap and loopback before the agents start, so
  * each agent chains portmap into the conflist it writes (it probes the bin dir once at start).
  */
-export async function sandboxUp(name: string, subnet: string, nodes: number): Promise<Sandbox> {
+export async function sandboxUp(name: string, subnet: string, nodes: number, opts: { externalAgents?: readonly string[] } = {}): Promise<Sandbox> {
   const stateDir = `/tmp/${name}-state`;
-  const env = { ...process.env, SKIFF_SANDBOX_DIR: stateDir, SKIFF_SANDBOX_NAME: name };
+  const env = { ...process.env, SKIFF_SANDBOX_DIR: stateDir, SKIFF_SANDBOX_NAME: name, SKIFF_SANDBOX_EXTERNAL_AGENTS: (opts.externalAgents ?? []).join(',') };
   const [cmd, ...pre] = skiffCommand();
   const cli = (args: string[], input?: string) => run(cmd!, [...pre, 'sandbox', ...args], { env, input, timeoutMs: 300_000 });
   const l = layout({ name, nodes, subnet, stateDir });
@@ -118,7 +118,9 @@ export async function sandboxUp(name: string, subnet: string, nodes: number): Pr
     mkdirSync(n.cniBinDir, { recursive: true });
     for (const p of ['portmap', 'loopback']) copyFileSync(join('/usr/lib/cni', p), join(n.cniBinDir, p));
   }
-  await cli(['up', '--nodes', String(nodes), '--subnet', subnet, '--wait', '--timeout', '120', '--agent-timeout', '120']);
+  // With an agent run elsewhere, `up` cannot wait for every node's agent: the caller waits.
+  const wait = opts.externalAgents?.length ? ['--agent-timeout', '1'] : ['--wait', '--agent-timeout', '120'];
+  await cli(['up', '--nodes', String(nodes), '--subnet', subnet, '--timeout', '120', ...wait]);
   return { l, nodes: nodeLayouts(l), cli, down: async () => void (await cli(['down']).catch((e: Error) => console.error(e.message))) };
 }
 

@@ -1,0 +1,182 @@
+// The DaemonSet's pod, as `kubectl kustomize manifests` renders it, run by `podman kube play` on a
+// sandbox node in place of the checkout's agent. The script plays the kubelet's part and no more:
+// the pod gets the node's name (the scheduler's), the service account token volume and the
+// KUBERNETES_SERVICE_* variables kubelet adds; the API server is the sandbox's, behind TLS (socat)
+// as in-cluster clients require. The node's "host paths" are its sandbox directories: podman runs
+// in the node's network namespace and in a mount namespace where /etc/cni/net.d, /opt/cni/bin and
+// /var/lib/skiff are bind mounts of them; /run/netns is the host's (the sandbox kubelet makes pod
+// namespaces there) and so is /run/skiff (the sandbox kubelet runs the shim in the host's mount
+// namespace and it connects to the socket the conflist names).
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { selfSignedCert } from '../../sandbox/apiserver/tls.js';
+import type { KubeObject } from '../../sandbox/apiserver/resources.js';
+import { SandboxClient } from '../../sandbox/client.js';
+import { podIPs, podReady } from '../../sandbox/endpointslices.js';
+import { DNS_SERVICE_IP, podNetns } from '../../sandbox/names.js';
+import { background, type Checks, expectEqual, inCidr, inNodeNet, run, sandboxUp, until, type Sandbox } from '../e2e-runtimes/support.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
+const NAME = 'skiffim';
+const SUBNET = '172.31.238.0/24';
+const API_TLS_PORT = 6444;
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const SERVER = "require('http').createServer((q, s) => s.end(process.env.POD_NAME + ' ' + q.socket.remoteAddress.replace('::ffff:', ''))).listen(8080)";
+
+/**
+ * The Pod kubelet would run from the DaemonSet template on `node`, with kubelet's own additions, and
+ * what podman 4.3 needs to do what kubelet does: the downward API's spec.nodeName is resolved
+ * (podman knows only metadata.* fields), containerPorts are left out (podman refuses port mappings
+ * on a host-network pod; in Kubernetes they are informational there), and init containers are kept
+ * after they ran (podman's default removes them, which races with their exit on a loaded machine).
+ */
+export function podFromDaemonSet(ds: Obj, node: string, api: { host: string; port: number }, saDir: string): Obj {
+  const tmpl = ds.spec.template as Obj;
+  const withApi = ({ ports: _ports, ...c }: Obj): Obj => ({
+    ...c,
+    env: [
+      ...((c.env ?? []) as Obj[]).map((e) => (e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName' ? { name: e.name, value: node } : e)),
+      { name: 'KUBERNETES_SERVICE_HOST', value: api.host },
+      { name: 'KUBERNETES_SERVICE_PORT', value: String(api.port) },
+    ],
+    volumeMounts: [...(c.volumeMounts ?? []), { name: 'kube-api-access', mountPath: SA_DIR, readOnly: true }],
+  });
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `${ds.metadata.name}-${node}`, namespace: ds.metadata.namespace, labels: tmpl.metadata.labels, annotations: { ...tmpl.metadata.annotations, 'io.podman.annotations.init.container.type': 'always' } },
+    spec: {
+      ...tmpl.spec,
+      nodeName: node,
+      initContainers: (tmpl.spec.initContainers as Obj[]).map(withApi),
+      containers: (tmpl.spec.containers as Obj[]).map(withApi),
+      volumes: [...tmpl.spec.volumes, { name: 'kube-api-access', hostPath: { path: saDir, type: 'Directory' } }],
+    },
+  };
+}
+
+export async function kubePlay(o: { rendered: Obj[]; podman: readonly string[]; podmanEnv: NodeJS.ProcessEnv; work: string; checks: Checks; log: (s: string) => void }): Promise<void> {
+  const { checks, log, work } = o;
+  mkdirSync(work, { recursive: true });
+  let sb: Sandbox | undefined;
+  let tlsFront: ReturnType<typeof background> | undefined;
+  let player: ReturnType<typeof background> | undefined;
+  const runSkiffBefore = existsSync('/run/skiff');
+  const podmanCmd = (args: string[]) => run(o.podman[0]!, [...o.podman.slice(1), ...args], { env: { ...o.podmanEnv, CONTAINERS_CONF: join(work, 'containers.conf') }, timeoutMs: 120_000 });
+  try {
+    sb = await sandboxUp(NAME, SUBNET, 2, { externalAgents: [`${NAME}-node-1`] });
+    const [n1, n2] = sb.nodes as [Sandbox['nodes'][number], Sandbox['nodes'][number]];
+    const client = SandboxClient.load(sb.l.kubeconfig);
+    log(`sandbox ${NAME} up; ${n1.name} has no agent of the checkout`);
+
+    // kubeadm's preflight requires forwarding on a node; /proc/sys is read-only in the pod.
+    await run('ip', ['netns', 'exec', n1.name, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+
+    const tls = selfSignedCert(sb.l.hostIP);
+    writeFileSync(join(work, 'tls.crt'), tls.cert);
+    writeFileSync(join(work, 'tls.key'), tls.key);
+    tlsFront = background(['socat', `OPENSSL-LISTEN:${API_TLS_PORT},bind=${sb.l.hostIP},reuseaddr,fork,cert=${join(work, 'tls.crt')},key=${join(work, 'tls.key')},verify=0`, `TCP:${sb.l.hostIP}:6443`], () => undefined);
+    const sa = join(work, 'serviceaccount');
+    mkdirSync(sa, { recursive: true });
+    writeFileSync(join(sa, 'token'), 'skiff-e2e-image-token');
+    writeFileSync(join(sa, 'ca.crt'), tls.cert);
+    writeFileSync(join(sa, 'namespace'), 'kube-system');
+
+    const ds = o.rendered.find((x) => x.kind === 'DaemonSet')!;
+    const cm = o.rendered.find((x) => x.kind === 'ConfigMap' && x.metadata.name === 'skiff-config')!;
+    const pod = podFromDaemonSet(ds, n1.name, { host: sb.l.hostIP, port: API_TLS_PORT }, sa);
+    const yaml = [cm, pod].map((d) => stringify(d)).join('---\n');
+    writeFileSync(join(work, 'pod.yaml'), yaml);
+
+    for (const d of ['/etc/cni/net.d', '/var/lib/skiff']) mkdirSync(d, { recursive: true });
+    const nodeState = join(n1.dir, 'var/lib/skiff');
+    mkdirSync(nodeState, { recursive: true });
+    const script = [
+      'set -e',
+      `mount --bind ${n1.cniConfDir} /etc/cni/net.d`,
+      'mount -t tmpfs skiff-e2e /opt',
+      'mkdir -p /opt/cni/bin',
+      `mount --bind ${n1.cniBinDir} /opt/cni/bin`,
+      `mount --bind ${nodeState} /var/lib/skiff`,
+      `${o.podman.join(' ')} kube play ${join(work, 'pod.yaml')}`,
+      // The pod's processes keep this mount namespace; this shell only waits to be told to go.
+      'exec sleep infinity',
+    ].join('\n');
+    let playLog = '';
+    // podman keeps its own network configs (the default kube network it creates) out of the node's
+    // CNI directory, where the sandbox kubelet would take them for the node's network.
+    const conf = join(work, 'containers.conf');
+    writeFileSync(conf, `${readFileSync(o.podmanEnv.CONTAINERS_CONF!, 'utf8')}[network]\nnetwork_config_dir = "${join(work, 'podman-cni')}"\n`);
+    mkdirSync(join(work, 'podman-cni'), { recursive: true });
+    player = background(inNodeNet(n1.name, ['unshare', '--mount', '--propagation', 'slave', 'env', `CONTAINERS_CONF=${conf}`, 'sh', '-c', script]), (s) => (playLog = (playLog + s).slice(-6000)));
+    const podName = pod.metadata.name as string;
+    const agentLogs = () => podmanCmd(['logs', '--tail', '30', `${podName}-skiff`]).catch((e: Error) => e.message);
+
+    await checks.check('podman kube play runs the rendered pod: install-cni puts the shim on the node, the agent turns /readyz green', async () => {
+      await until('the agent /readyz on the node address', async () => (await run('ip', ['netns', 'exec', n2.name, 'curl', '-sf', '-m', '2', `http://${n1.ip}:10256/readyz`]).catch(() => '')).includes('"ok":true'), 120_000).catch(async (e: Error) => {
+        throw new Error(`${e.message}\nkube play: ${playLog}\nagent: ${await agentLogs()}`);
+      });
+      const shim = readFileSync(join(n1.cniBinDir, 'skiff'));
+      if (shim.length < 100_000) throw new Error('no shim installed in the node bin dir');
+    });
+    await checks.check('the node is network-ready: the agent wrote the conflist and published its VTEP', async () => {
+      const conf = JSON.parse(readFileSync(join(n1.cniConfDir, '10-skiff.conflist'), 'utf8')) as Obj;
+      expectEqual('plugins', (conf.plugins as Obj[])[0]!.type, 'skiff');
+      const node = await client.get('nodes', n1.name);
+      if (!node.metadata.annotations?.['skiff.io/vtep-mac']) throw new Error('no skiff.io/vtep-mac annotation');
+    });
+
+    const podSpec = (name: string, node: string) => ({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'img', labels: { app: 'web' } },
+      spec: { nodeName: node, containers: [{ name: 'c', command: [process.execPath, '-e', SERVER], env: [{ name: 'POD_NAME', value: name }], ports: [{ name: 'http', containerPort: 8080 }], readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 } }] },
+    });
+    const manifest = [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'img' } },
+      podSpec('web-1', n1.name),
+      podSpec('web-2', n2.name),
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'img' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http' }] } },
+    ];
+    await sb.cli(['apply', '-f', '-'], manifest.map((x) => JSON.stringify(x)).join('\n---\n'));
+    let pods: KubeObject[] = [];
+    await checks.check('pods on that node get addresses from its podCIDR through the pod\'s agent and become ready', async () => {
+      pods = await until('both pods ready', async () => {
+        const items = (await client.list('pods', 'img')).items;
+        return items.length === 2 && items.every(podReady) ? items : undefined;
+      }, 90_000).catch(async (e: Error) => {
+        throw new Error(`${e.message}: ${JSON.stringify((await client.list('pods', 'img')).items.map((p) => p.status))}\nagent: ${await agentLogs()}`);
+      });
+      const p1 = pods.find((p) => p.metadata.name === 'web-1')!;
+      const cidr = ((await client.get('nodes', n1.name)).spec as { podCIDR: string }).podCIDR;
+      if (!inCidr(podIPs(p1)[0]!, cidr)) throw new Error(`web-1 ${podIPs(p1)[0]} not in ${cidr}`);
+    });
+    if (pods.length === 2) {
+      const p1 = pods.find((p) => p.metadata.name === 'web-1')!;
+      const ns1 = podNetns(NAME, p1.metadata.uid!);
+      const ip1 = podIPs(p1)[0]!;
+      const clusterIP = ((await client.get('services', 'web', 'img')).spec as { clusterIP: string }).clusterIP;
+      const curl = (url: string) => run('ip', ['netns', 'exec', ns1, 'curl', '-s', '-m', '3', url]).catch((e: Error) => e.message);
+      await checks.check('from that node\'s pod: the pod on the other node and the ClusterIP (both endpoints) answer, source kept', async () => {
+        const ip2 = podIPs(pods.find((p) => p.metadata.name === 'web-2')!)[0]!;
+        expectEqual('pod on node 2', (await curl(`http://${ip2}:8080/`)).trim(), `web-2 ${ip1}`);
+        const seen = new Set<string>();
+        for (let i = 0; i < 16; i++) seen.add((await curl(`http://${clusterIP}/`)).trim().split(' ')[0]!);
+        expectEqual('endpoints', [...seen].sort(), ['web-1', 'web-2']);
+      });
+      await checks.check('from that node\'s pod: cluster DNS served by the pod\'s agent answers', async () => {
+        const out = await run('ip', ['netns', 'exec', ns1, 'dig', '+short', '+time=2', '+tries=2', `@${DNS_SERVICE_IP}`, 'web.img.svc.cluster.local']);
+        expectEqual('A', out.trim(), clusterIP);
+      });
+    }
+  } finally {
+    if (existsSync(join(work, 'containers.conf'))) await podmanCmd(['pod', 'rm', '-f', '-t', '5', '-a']).catch((e: Error) => log(`pod rm: ${e.message}`));
+    player?.kill('SIGTERM');
+    tlsFront?.kill('SIGTERM');
+    if (!process.env.KEEP) {
+      await sb?.down();
+      if (!runSkiffBefore) rmSync('/run/skiff', { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+}
