@@ -100,8 +100,11 @@ export class PolicyEngine {
     this.index.replacePod(old, pod);
     const sets = new Set<string>();
     const peerSets = new Map(this.stateNow.peerSets);
+    // Selector results per pod, shared across the sets (rules repeat selectors).
+    const seenOld = { ns: new Map(), pod: new Map() };
+    const seenNew = { ns: new Map(), pod: new Map() };
     for (const [id, s] of this.stateNow.peerSets) {
-      if (!(old && this.index.podMatters(id, old)) && !(pod && this.index.podMatters(id, pod))) continue;
+      if (!(old && this.index.podMatters(id, old, seenOld)) && !(pod && this.index.podMatters(id, pod, seenNew))) continue;
       const fresh = this.index.recomputeSet(id);
       if (sameSet(s, fresh)) continue;
       peerSets.set(id, fresh);
