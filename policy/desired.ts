@@ -199,19 +199,40 @@ export class PolicyIndex {
     else this.policiesByNs.delete(ns);
   }
 
+  /** Whether any pod (on the pod network) lives in namespace ns. */
+  hasPods(ns: string): boolean {
+    return (this.podsByNs.get(ns)?.length ?? 0) > 0;
+  }
+
+  /** Replaces a namespace's labels (undefined: gone); selector memos over namespaces are dropped. */
+  replaceNamespace(name: string, ns: PolicyNamespace | undefined): void {
+    if (ns) this.nsLabels.set(name, ns.labels['kubernetes.io/metadata.name'] === name ? ns.labels : { ...ns.labels, 'kubernetes.io/metadata.name': name });
+    else this.nsLabels.delete(name);
+    this.nsMemo.clear();
+  }
+
   forgetSet(id: string): void {
     this.setMemo.delete(id);
   }
 
-  /** Whether pod p could be among set id's addresses or named entries (a selector peer picks it). */
-  podMatters(id: string, p: PolicyPod): boolean {
+  /**
+   * Whether pod p could be among set id's addresses or named entries (a selector peer picks it).
+   * `seen` memoises selector results for this pod across calls (rules repeat selectors).
+   */
+  podMatters(id: string, p: PolicyPod, seen: { ns: Map<LabelSelector, boolean>; pod: Map<LabelSelector, boolean> } = { ns: new Map(), pod: new Map() }): boolean {
     const spec = this.specs.get(id);
     if (!spec || !onPodNetwork(p)) return false;
     if (spec.peers.length === 0 && !spec.extra.selectors && !spec.extra.domains?.length && !spec.extra.addresses) return spec.names.length > 0;
+    const test = (memo: Map<LabelSelector, boolean>, sel: LabelSelector, labels: Readonly<Record<string, string>>): boolean => {
+      let v = memo.get(sel);
+      if (v === undefined) memo.set(sel, (v = matches(sel, labels)));
+      return v;
+    };
+    const nsLabels = this.namespaceLabels(p.namespace);
     return spec.peers.some((peer) => {
       if (peer.ipBlock) return false;
-      if (peer.namespaceSelector) return matches(peer.namespaceSelector, this.namespaceLabels(p.namespace)) && (!peer.podSelector || matches(peer.podSelector, p.labels));
-      return p.namespace === spec.namespace && (!peer.podSelector || matches(peer.podSelector, p.labels));
+      if (peer.namespaceSelector) return test(seen.ns, peer.namespaceSelector, nsLabels) && (!peer.podSelector || test(seen.pod, peer.podSelector, p.labels));
+      return p.namespace === spec.namespace && (!peer.podSelector || test(seen.pod, peer.podSelector, p.labels));
     });
   }
 

@@ -53,7 +53,7 @@ function randomPolicy(pick: (n: number) => number, i: number): NetworkPolicy {
 }
 
 function randomPod(pick: (n: number) => number): PolicyPod {
-  const ns = ['x', 'y', 'z'][pick(3)]!;
+  const ns = ['x', 'y', 'z', 'w'][pick(4)]!;
   const name = ['a', 'b', 'c', 'd', 'e'][pick(5)]!;
   return netpolPod(ns, name, {
     nodeName: pick(2) === 0 ? 'n1' : 'n2',
@@ -70,9 +70,14 @@ describe('incremental engine', () => {
     const engine = new PolicyEngine({ nodeName: 'n1', dnsAddresses: ['10.96.0.10'] }, {}, cluster([], { admin }));
     let prev = engine.table;
     for (let step = 0; step < 400; step++) {
-      const op = pick(10);
+      const op = pick(11);
       const before = engine.inputs();
-      if (op < 5) engine.setPod(randomPod(pick));
+      if (op === 10) {
+        // Namespaces come and go and change labels, with and without pods in them.
+        const name = ['x', 'y', 'z', 'w'][pick(4)]!;
+        if (pick(4) === 0) engine.deleteNamespace(name);
+        else engine.setNamespace({ name, labels: { ns: ['x', 'y', 'z'][pick(3)]! } });
+      } else if (op < 5) engine.setPod(randomPod(pick));
       else if (op < 7 && before.pods.length > 0) engine.deletePod(`${before.pods[pick(before.pods.length)]!.namespace}/${before.pods[pick(before.pods.length)]!.name}`);
       else if (op < 9) engine.setPolicy(randomPolicy(pick, pick(6)));
       else if (before.policies.length > 0) {

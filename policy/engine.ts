@@ -100,8 +100,11 @@ export class PolicyEngine {
     this.index.replacePod(old, pod);
     const sets = new Set<string>();
     const peerSets = new Map(this.stateNow.peerSets);
+    // Selector results per pod, shared across the sets (rules repeat selectors).
+    const seenOld = { ns: new Map(), pod: new Map() };
+    const seenNew = { ns: new Map(), pod: new Map() };
     for (const [id, s] of this.stateNow.peerSets) {
-      if (!(old && this.index.podMatters(id, old)) && !(pod && this.index.podMatters(id, pod))) continue;
+      if (!(old && this.index.podMatters(id, old, seenOld)) && !(pod && this.index.podMatters(id, pod, seenNew))) continue;
       const fresh = this.index.recomputeSet(id);
       if (sameSet(s, fresh)) continue;
       peerSets.set(id, fresh);
@@ -151,22 +154,37 @@ export class PolicyEngine {
     const old = this.namespaces.get(ns.name);
     if (old && JSON.stringify(old) === JSON.stringify(ns)) return this.tableNow;
     this.namespaces.set(ns.name, ns);
-    return this.full();
+    return this.namespaceChanged(ns.name, ns);
   }
 
   deleteNamespace(name: string): PolicyTable {
     if (!this.namespaces.delete(name)) return this.tableNow;
-    return this.full();
+    return this.namespaceChanged(name, undefined);
+  }
+
+  /**
+   * A namespace without pods changes no address set and no subject: only the selector memos go
+   * (namespaces are created before their pods, 240 at once in kube-burner: no full recompute
+   * each). Labels of a namespace with pods can move anything: full recompute.
+   */
+  private namespaceChanged(name: string, ns: PolicyNamespace | undefined): PolicyTable {
+    if (this.index.hasPods(name)) return this.full();
+    this.index.replaceNamespace(name, ns);
+    return this.tableNow;
   }
 
   setAdmin(admin: readonly ClusterPolicy[]): PolicyTable {
+    if (JSON.stringify(admin) === JSON.stringify(this.admin)) return this.tableNow;
     this.admin = admin;
     return this.full();
   }
 
   setNodes(nodes: readonly PolicyNodeInfo[]): PolicyTable {
+    if (JSON.stringify(nodes) === JSON.stringify(this.nodes)) return this.tableNow;
     this.nodes = nodes;
-    return this.full();
+    // Nodes are only ever peers of admin `nodes` rules.
+    const used = this.admin.some((c) => [...c.ingress, ...c.egress].some((r) => r.peers.some((p) => p.nodes)));
+    return used ? this.full() : this.tableNow;
   }
 
   /**
