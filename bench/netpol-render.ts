@@ -1,9 +1,10 @@
 // The pure part of NetworkPolicy sync on the kube-burner network-policy shape, no kernel:
 // desired state + render + nft text for one node, a full sync and the incremental cases.
 // `npx tsx bench/netpol-render.ts [--namespaces 240] [--pods 10000] [--nodes 100] [--per-ns 20] [--runs 5] [--egress]`
-// Last stdout line: one JSON object.
+// Last stdout line: one JSON object. All figures are JS only (no nft, no kernel).
 import { desiredState, type PolicyInputs } from '../policy/desired.js';
 import type { NetworkPolicy, PolicyPod } from '../policy/model.js';
+import { PolicyEngine } from '../policy/engine.js';
 import { diffText, fullText, render } from '../policy/render.js';
 import { toNetworkPolicy } from '../policy/convert.js';
 
@@ -64,6 +65,12 @@ function ms(t0: number): number {
   return Math.round((performance.now() - t0) * 10) / 10;
 }
 
+/** CPU time of this process since c0 (user + system), ms: less at the mercy of a busy machine than wall time. */
+function cpuMs(c0: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(c0);
+  return Math.round((d.user + d.system) / 100) / 10;
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function main(args: string[]): Promise<void> {
@@ -71,9 +78,10 @@ export async function main(args: string[]): Promise<void> {
   const runs = arg(args, 'runs', 5);
   const inputs = kubeBurner(o);
   const node = { nodeName: 'node-0' };
-  const full: { desired: number; render: number; text: number; total: number }[] = [];
+  const full: { desired: number; render: number; text: number; total: number; cpu: number }[] = [];
   let last;
   for (let i = 0; i < runs; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const d = desiredState(inputs, node);
     const desired = ms(t0);
@@ -82,7 +90,7 @@ export async function main(args: string[]): Promise<void> {
     const rendered = ms(t1);
     const t2 = performance.now();
     const text = fullText(t);
-    full.push({ desired, render: rendered, text: ms(t2), total: ms(t0) });
+    full.push({ desired, render: rendered, text: ms(t2), total: ms(t0), cpu: cpuMs(c0) });
     last = { d, t, text };
     process.stderr.write(`full ${i + 1}: ${JSON.stringify(full[i])}\n`);
   }
@@ -90,28 +98,42 @@ export async function main(args: string[]): Promise<void> {
   const elements = [...t.elements.values()].reduce((a, m) => a + m.size, 0);
   const ruleCount = [...t.chains.values()].reduce((a, c) => a + c.rules.length, 0);
 
-  // Incremental: a pod that many rules select appears on another node (element adds), and a
-  // policy selecting local pods changes one port (one rule chain rewritten).
-  const podAdd: number[] = [];
+  // Incremental, through the warm engine (what the agent keeps between syncs): a remote pod that
+  // local rules select as a peer appears (element adds), a local pod appears (its chains, counter
+  // and map element; the CNI ADD waits for this), a policy selecting local pods changes a port.
+  // Each figure includes diffText against the previous table.
+  const engine = new PolicyEngine(node, {}, inputs);
+  const remoteAdd: number[] = [];
+  const localAdd: number[] = [];
   const policyChange: number[] = [];
-  let podDiff = '';
-  let policyDiff = '';
-  for (let i = 0; i < runs; i++) {
-    // A pod like one that local rules already select as a peer, on another node.
-    const peerIP = [...d.peerSets.values()].find((s) => s.pods.length > 0)!.pods[0]!;
-    const like = inputs.pods.find((p) => p.podIPs[0] === peerIP)!;
-    const newcomer: PolicyPod = { ...like, name: `new-${i}`, nodeName: 'node-elsewhere', podIPs: [`10.200.0.${i + 1}`] };
-    const t0 = performance.now();
-    const t2 = render(desiredState({ ...inputs, pods: [...inputs.pods, newcomer] }, node));
-    podDiff = diffText(t, t2);
-    podAdd.push(ms(t0));
-    const target = d.rules.values().next().value!;
-    const policies = inputs.policies.map((p) => (`${p.namespace}/${p.name}` === target.policy ? { ...p, ingress: p.ingress.map((r) => ({ ...r, ports: [...r.ports.slice(1), { protocol: 'TCP' as const, port: 7777 }] })), egress: p.egress.map((r) => ({ ...r, ports: [...r.ports.slice(1), { protocol: 'TCP' as const, port: 7777 }] })) } : p));
-    const t1 = performance.now();
-    policyDiff = diffText(t, render(desiredState({ ...inputs, policies }, node)));
-    policyChange.push(ms(t1));
+  const cpu: number[] = [];
+  let lines = { remote: 0, local: 0, policy: 0 };
+  const count = (text: string): number => text.split('\n').length - 1;
+  const peerIP = [...d.peerSets.values()].find((s) => s.pods.length > 0)!.pods[0]!;
+  const like = inputs.pods.find((p) => p.podIPs[0] === peerIP)!;
+  const localLike = inputs.pods.find((p) => p.nodeName === node.nodeName)!;
+  const target = d.rules.values().next().value!;
+  const base = inputs.policies.find((p) => `${p.namespace}/${p.name}` === target.policy)!;
+  for (let i = 0; i < runs * 4; i++) {
+    const c0 = process.cpuUsage();
+    let before = engine.table;
+    let t0 = performance.now();
+    const r = diffText(before, engine.setPod({ ...like, name: `new-${i}`, nodeName: 'node-elsewhere', podIPs: [`10.200.0.${i + 1}`] }));
+    remoteAdd.push(ms(t0));
+    before = engine.table;
+    t0 = performance.now();
+    const l = diffText(before, engine.setPod({ ...localLike, name: `local-${i}`, podIPs: [`10.201.0.${i + 1}`] }));
+    localAdd.push(ms(t0));
+    before = engine.table;
+    const changed = { ...base, ingress: base.ingress.map((rule) => ({ ...rule, ports: [...rule.ports.slice(1), { protocol: 'TCP' as const, port: 7000 + i }] })), egress: base.egress.map((rule) => ({ ...rule, ports: [...rule.ports.slice(1), { protocol: 'TCP' as const, port: 7000 + i }] })) };
+    t0 = performance.now();
+    const p = diffText(before, engine.setPolicy(changed));
+    policyChange.push(ms(t0));
+    cpu.push(cpuMs(c0) / 3);
+    lines = { remote: count(r), local: count(l), policy: count(p) };
   }
-  process.stderr.write(`pod add diff: ${podDiff.split('\n').length - 1} lines; policy change diff: ${policyDiff.split('\n').length - 1} lines\n`);
+  const p99 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))]!;
+  process.stderr.write(`diff lines: remote pod ${lines.remote}, local pod ${lines.local}, policy change ${lines.policy}\n`);
   const result = {
     bench: 'netpol-render',
     pods: inputs.pods.length,
@@ -128,9 +150,15 @@ export async function main(args: string[]): Promise<void> {
     desired_ms_median: median(full.map((f) => f.desired)),
     render_ms_median: median(full.map((f) => f.render)),
     text_ms_median: median(full.map((f) => f.text)),
-    // Recomputing everything then diffing: what an applier without per-object tracking would pay.
-    pod_add_recompute_ms_median: median(podAdd),
-    policy_change_recompute_ms_median: median(policyChange),
+    full_ms_min: Math.min(...full.map((f) => f.total)),
+    full_cpu_ms_median: median(full.map((f) => f.cpu)),
+    incremental_cpu_ms_median: Math.round(median(cpu) * 10) / 10,
+    remote_pod_add_ms_median: median(remoteAdd),
+    remote_pod_add_ms_p99: p99(remoteAdd),
+    local_pod_add_ms_median: median(localAdd),
+    local_pod_add_ms_p99: p99(localAdd),
+    policy_change_ms_median: median(policyChange),
+    policy_change_ms_p99: p99(policyChange),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { toAdminNetworkPolicy, toBaselineAdminNetworkPolicy, toClusterNetworkPolicy, type ClusterPolicy } from './admin.js';
+import { domainMatches, domainSetsFor, toAdminNetworkPolicy, toBaselineAdminNetworkPolicy, toClusterNetworkPolicy, type ClusterPolicy } from './admin.js';
 import { desiredState } from './desired.js';
 import { explain } from './explain.js';
 import { cluster, cnp, expected, matrix, podIP, policy } from './fixtures.js';
@@ -183,5 +183,30 @@ describe('admin policy conversion', () => {
     [{ tier: 'Admin', priority: 1, subject: { namespaces: {} }, ingress: [{ action: 'Deny', from: [] }] }, 'spec.ingress[0].from: must have at least one peer'],
   ])('refuses %j', (spec, why) => {
     expect(toClusterNetworkPolicy({ metadata: { name: 'p' }, spec })).toEqual({ ok: false, reason: why });
+  });
+});
+
+describe('domainNames', () => {
+  it.each([
+    ['kubernetes.io', 'kubernetes.io', true],
+    ['kubernetes.io', 'KUBERNETES.io.', true],
+    ['kubernetes.io', 'www.kubernetes.io', false],
+    ['*.kubernetes.io', 'www.kubernetes.io', true],
+    ['*.kubernetes.io', 'latest.blog.kubernetes.io', true],
+    ['*.kubernetes.io', 'kubernetes.io', false],
+    ['*.kubernetes.io', 'my-kubernetes.io', false],
+  ])('%s matches %s: %s', (p, n, want) => {
+    expect(domainMatches(p, n)).toBe(want);
+  });
+
+  it('an answer goes into the sets whose patterns match, per family', () => {
+    const sets = new Map([
+      ['s.cnp.a.eg0.fqdn4', { patterns: ['*.example.com'], family: 4 as const }],
+      ['s.cnp.a.eg0.fqdn6', { patterns: ['*.example.com'], family: 6 as const }],
+      ['s.cnp.b.eg0.fqdn4', { patterns: ['example.com', 'example.org'], family: 4 as const }],
+    ]);
+    expect(domainSetsFor(sets, 'www.example.com', 4)).toEqual(['s.cnp.a.eg0.fqdn4']);
+    expect(domainSetsFor(sets, 'example.org', 4)).toEqual(['s.cnp.b.eg0.fqdn4']);
+    expect(domainSetsFor(sets, 'www.example.com', 6)).toEqual(['s.cnp.a.eg0.fqdn6']);
   });
 });

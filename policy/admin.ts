@@ -226,3 +226,22 @@ export function toBaselineAdminNetworkPolicy(raw: unknown): Converted<ClusterPol
     return { key: `banp:${name}`, tier: 'Baseline', priority: 1001, subject: subjectOf(spec), ...r };
   });
 }
+
+/**
+ * Whether a DNS name matches a domainNames pattern: exact, or "*." + suffix matching one or more
+ * whole labels in front of it (never the bare suffix). Case and a trailing dot do not matter.
+ */
+export function domainMatches(pattern: string, name: string): boolean {
+  const n = name.toLowerCase().replace(/\.$/, '');
+  const p = pattern.toLowerCase().replace(/\.$/, '');
+  if (!p.startsWith('*.')) return n === p;
+  const suffix = p.slice(1);
+  return n.endsWith(suffix) && n.length > suffix.length;
+}
+
+/** The sets a DNS answer for `name` goes into (PolicyTable.domainSets), for the address family given. */
+export function domainSetsFor(domainSets: ReadonlyMap<string, { readonly patterns: readonly string[]; readonly family: 4 | 6 }>, name: string, family: 4 | 6): string[] {
+  const out: string[] = [];
+  for (const [set, d] of domainSets) if (d.family === family && d.patterns.some((p) => domainMatches(p, name))) out.push(set);
+  return out;
+}

@@ -141,6 +141,7 @@ export class PolicyIndex {
   private readonly nsMemo = new Map<string, string[]>();
   private readonly podMemo = new Map<string, Map<string, PolicyPod[]>>();
   private readonly setMemo = new Map<string, PeerSet>();
+  private readonly specs = new Map<string, { namespace: string; peers: readonly NetworkPolicyPeer[]; names: readonly NameWanted[]; extra: { addresses?: readonly string[]; domains?: readonly string[]; selectors?: boolean } }>();
 
   constructor(readonly inputs: PolicyInputs) {
     for (const ns of inputs.namespaces) {
@@ -159,6 +160,87 @@ export class PolicyIndex {
       if (!list) this.policiesByNs.set(pol.namespace, (list = []));
       list.push(pol);
     }
+  }
+
+  /**
+   * Replaces one pod (old and/or new given) for an incremental sync: the memos that could hold it
+   * are dropped. Peer sets are not: the caller recomputes the ones the pod matters to (forgetSet).
+   */
+  replacePod(old: PolicyPod | undefined, pod: PolicyPod | undefined): void {
+    if (old) {
+      this.podsByKey.delete(policyKey(old));
+      const list = this.podsByNs.get(old.namespace);
+      if (list) {
+        const rest = list.filter((p) => p !== old);
+        if (rest.length > 0) this.podsByNs.set(old.namespace, rest);
+        else {
+          this.podsByNs.delete(old.namespace);
+          if (!this.nsLabels.has(old.namespace)) this.nsMemo.clear();
+        }
+      }
+      this.podMemo.delete(old.namespace);
+    }
+    if (pod) {
+      this.podsByKey.set(policyKey(pod), pod);
+      if (onPodNetwork(pod)) {
+        const list = this.podsByNs.get(pod.namespace);
+        if (!list && !this.nsLabels.has(pod.namespace)) this.nsMemo.clear();
+        // A new array: lists handed out earlier (memos, callers) stay as they were.
+        this.podsByNs.set(pod.namespace, [...(list ?? []), pod]);
+      }
+      this.podMemo.delete(pod.namespace);
+    }
+  }
+
+  /** Replaces the policies of one namespace; their cached peer sets are the caller's to forget. */
+  replacePolicies(ns: string, policies: readonly NetworkPolicy[]): void {
+    const sorted = [...policies].sort((a, b) => cmp(policyKey(a), policyKey(b)));
+    if (sorted.length > 0) this.policiesByNs.set(ns, sorted);
+    else this.policiesByNs.delete(ns);
+  }
+
+  /** Whether any pod (on the pod network) lives in namespace ns. */
+  hasPods(ns: string): boolean {
+    return (this.podsByNs.get(ns)?.length ?? 0) > 0;
+  }
+
+  /** Replaces a namespace's labels (undefined: gone); selector memos over namespaces are dropped. */
+  replaceNamespace(name: string, ns: PolicyNamespace | undefined): void {
+    if (ns) this.nsLabels.set(name, ns.labels['kubernetes.io/metadata.name'] === name ? ns.labels : { ...ns.labels, 'kubernetes.io/metadata.name': name });
+    else this.nsLabels.delete(name);
+    this.nsMemo.clear();
+  }
+
+  forgetSet(id: string): void {
+    this.setMemo.delete(id);
+  }
+
+  /**
+   * Whether pod p could be among set id's addresses or named entries (a selector peer picks it).
+   * `seen` memoises selector results for this pod across calls (rules repeat selectors).
+   */
+  podMatters(id: string, p: PolicyPod, seen: { ns: Map<LabelSelector, boolean>; pod: Map<LabelSelector, boolean> } = { ns: new Map(), pod: new Map() }): boolean {
+    const spec = this.specs.get(id);
+    if (!spec || !onPodNetwork(p)) return false;
+    if (spec.peers.length === 0 && !spec.extra.selectors && !spec.extra.domains?.length && !spec.extra.addresses) return spec.names.length > 0;
+    const test = (memo: Map<LabelSelector, boolean>, sel: LabelSelector, labels: Readonly<Record<string, string>>): boolean => {
+      let v = memo.get(sel);
+      if (v === undefined) memo.set(sel, (v = matches(sel, labels)));
+      return v;
+    };
+    const nsLabels = this.namespaceLabels(p.namespace);
+    return spec.peers.some((peer) => {
+      if (peer.ipBlock) return false;
+      if (peer.namespaceSelector) return test(seen.ns, peer.namespaceSelector, nsLabels) && (!peer.podSelector || test(seen.pod, peer.podSelector, p.labels));
+      return p.namespace === spec.namespace && (!peer.podSelector || test(seen.pod, peer.podSelector, p.labels));
+    });
+  }
+
+  /** The set again from the pods as they are now. */
+  recomputeSet(id: string): PeerSet {
+    const spec = this.specs.get(id)!;
+    this.setMemo.delete(id);
+    return this.peerSetFor(id, spec.namespace, spec.peers, spec.names, spec.extra);
   }
 
   namespaceLabels(ns: string): Readonly<Record<string, string>> {
@@ -221,6 +303,7 @@ export class PolicyIndex {
   peerSetFor(id: string, namespace: string, peers: readonly NetworkPolicyPeer[], names: readonly NameWanted[], extra: { addresses?: readonly string[]; domains?: readonly string[]; selectors?: boolean } = {}): PeerSet {
     let s = this.setMemo.get(id);
     if (s) return s;
+    this.specs.set(id, { namespace, peers, names, extra });
     const all = peers.length === 0 && !extra.selectors && !extra.domains?.length && !extra.addresses;
     // Pods by identity: a pod picked by several peers counts once.
     const pods = new Set<PolicyPod>();
@@ -442,8 +525,7 @@ function dnsRanges(rules: readonly RuleState[], index: PolicyIndex): PortRange[]
 }
 
 /** Desired state for the pods on node.nodeName. */
-export function desiredState(inputs: PolicyInputs, node: PolicyNode): DesiredState {
-  const index = new PolicyIndex(inputs);
+export function desiredState(inputs: PolicyInputs, node: PolicyNode, index = new PolicyIndex(inputs)): DesiredState {
   return stateFor(
     index,
     inputs.pods.filter((p) => p.nodeName === node.nodeName),

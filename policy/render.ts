@@ -7,7 +7,7 @@
 // Egress and ingress are separate base chains so that `accept` may end either one: a same-node
 // connection needs both, and an accept in one base chain does not skip the next.
 import { createHash } from 'node:crypto';
-import type { DesiredState, Direction, PeerSet, PortRange, RuleState } from './desired.js';
+import type { DesiredState, Direction, PeerSet, PodPolicy, PortRange, RuleState } from './desired.js';
 import { familyOf, intervalToCidrs, type Family } from './ipnet.js';
 
 export const FAMILY = 'inet';
@@ -103,89 +103,186 @@ function line(...parts: string[]): string {
   return parts.filter(Boolean).join(' ');
 }
 
-class Builder {
-  readonly chains = new Map<string, ChainData>();
-  readonly sets = new Map<string, string>();
-  readonly elements = new Map<string, Map<string, string>>();
-  readonly counters = new Map<string, CounterData>();
-  readonly domainSets = new Map<string, { patterns: readonly string[]; family: Family }>();
+/**
+ * Table under construction. Built over a previous table (an incremental render), it shares that
+ * table's chains and element maps and copies a map before its first change, so unchanged parts
+ * stay the same objects and diffText can skip them by identity.
+ */
+class Builder implements PolicyTable {
+  readonly chains: Map<string, ChainData>;
+  readonly sets: Map<string, string>;
+  readonly elements: Map<string, ReadonlyMap<string, string>>;
+  readonly counters: Map<string, CounterData>;
+  readonly domainSets: Map<string, { patterns: readonly string[]; family: Family }>;
+  private readonly own = new Set<string>();
 
+  constructor(prev?: PolicyTable) {
+    this.chains = new Map(prev?.chains);
+    this.sets = new Map(prev?.sets);
+    this.elements = new Map(prev?.elements);
+    this.counters = new Map(prev?.counters);
+    this.domainSets = new Map(prev?.domainSets);
+  }
+
+  /** Declares a set with a fresh, empty element map. */
   set(name: string, decl: string): Map<string, string> {
     this.sets.set(name, decl);
-    let m = this.elements.get(name);
-    if (!m) this.elements.set(name, (m = new Map()));
+    const m = new Map<string, string>();
+    this.elements.set(name, m);
+    this.own.add(name);
     return m;
+  }
+
+  /** The set's elements for changing: copied first if they came from the previous table. */
+  mutable(name: string): Map<string, string> {
+    if (this.own.has(name)) return this.elements.get(name) as Map<string, string>;
+    const m = new Map(this.elements.get(name));
+    this.elements.set(name, m);
+    this.own.add(name);
+    return m;
+  }
+
+  dropSet(name: string): void {
+    this.sets.delete(name);
+    this.elements.delete(name);
+    this.domainSets.delete(name);
   }
 }
 
-export function render(d: DesiredState, o: RenderOptions = {}): PolicyTable {
-  const fams = o.families ?? [4];
-  const b = new Builder();
+function renderBase(b: Builder, d: DesiredState, fams: readonly Family[]): void {
   const vmaps = (dir: 'saddr' | 'daddr', map: string): string[] => fams.map((f) => `${ADDR[f].kw} ${dir} vmap @${map}${f}`);
   b.chains.set('egress', { hook: 'type filter hook forward priority 0 ; policy accept ;', rules: ['ct state established,related accept', 'ct state invalid drop', ...vmaps('saddr', 'egress')] });
   b.chains.set('ingress', { hook: 'type filter hook forward priority 1 ; policy accept ;', rules: ['ct state established,related accept', ...vmaps('daddr', 'ingress')] });
   // Pods reaching the node itself (node IPs, node-local DNS, hostNetwork pods) pass input, not forward.
   // No `invalid drop` here: that would reach the node's own sockets.
   b.chains.set('egress-node', { hook: 'type filter hook input priority 0 ; policy accept ;', rules: ['ct state established,related accept', ...vmaps('saddr', 'egress')] });
-  const maps: Record<string, Map<string, string>> = {};
   for (const f of fams) {
-    for (const dir of ['egress', 'ingress']) maps[`${dir}${f}`] = b.set(`${dir}${f}`, `type ${ADDR[f].type} : verdict ;`);
+    for (const dir of ['egress', 'ingress']) b.set(`${dir}${f}`, `type ${ADDR[f].type} : verdict ;`);
     const dns = b.set(`dns${f}`, `type ${ADDR[f].type} ;`);
     for (const a of d.dnsAddresses) if (familyOf(a) === f) dns.set(a, '');
   }
+}
 
+export function render(d: DesiredState, o: RenderOptions = {}): PolicyTable {
+  const fams = o.families ?? [4];
+  const b = new Builder();
+  renderBase(b, d, fams);
   const rendered = new Set<string>();
   for (const r of d.rules.values()) {
-    const s = d.peerSets.get(r.setId)!;
-    // Tier rules live inline in the pod chains: their verdict (Pass) depends on where they sit.
-    if (!r.tier) b.chains.set(ruleChain(r.id), { rules: ruleLines(r, s, fams, 'accept') });
+    renderRule(b, r, d.peerSets.get(r.setId)!, fams);
     // Variants of one rule (ingress named ports resolved differently) share its sets.
-    if (!rendered.has(s.id)) renderSets(b, r, s, fams);
-    rendered.add(s.id);
+    if (!rendered.has(r.setId)) renderSets(b, r, d.peerSets.get(r.setId)!, fams);
+    rendered.add(r.setId);
   }
+  for (const pod of d.pods.values()) renderPod(b, d, pod, o, fams);
+  return b;
+}
 
-  for (const pod of d.pods.values()) {
-    for (const direction of ['ingress', 'egress'] as const) {
-      const dp = pod[direction];
-      if (!dp) continue;
-      const chain = podChain(pod.key, direction);
-      const counter = dropCounter(pod.key, direction);
-      const rules: string[] = [];
-      const self = direction === 'ingress' ? 'saddr' : 'daddr';
-      // A pod reaching itself through its own Service (hairpin) always passes, as upstream expects.
-      for (const ip of pod.ips) {
-        const f = familyOf(ip);
-        if (f && fams.includes(f)) rules.push(`${ADDR[f].kw} ${self} ${ip} accept`);
-      }
-      if (dp.dns) for (const f of fams) for (const p of portMatches(dp.dns)) rules.push(line(`${ADDR[f].kw} daddr @dns${f}`, p, 'accept'));
-      const drop = `counter name "${counter}" drop`;
-      const log = `limit rate 10/second burst 20 packets log prefix "skiff-policy deny ${TAG[direction]} ${pod.key.slice(0, 90)}: " level info`;
-      // Admin tier first; Pass goes to the NetworkPolicy part, which then needs a chain of its own.
-      const np = dp.admin ? ident(`${TAG[direction]}-np.`, pod.key.replace('/', '.')) : chain;
-      const tierLines = (ids: readonly string[], pass: string): string[] =>
-        ids.flatMap((id) => {
-          const r = d.rules.get(id)!;
-          return ruleLines(r, d.peerSets.get(r.setId)!, fams, r.action === 'Accept' ? 'accept' : r.action === 'Deny' ? drop : pass);
-        });
-      const npRules: string[] = [];
-      if (dp.policies.length > 0) {
-        for (const id of dp.rules) npRules.push(`jump ${ruleChain(id)}`);
-        if (o.logDenied) npRules.push(log);
-        npRules.push(drop);
-      } else if (dp.baseline) npRules.push(...tierLines(dp.baseline, 'return'));
-      if (dp.admin) {
-        rules.push(...tierLines(dp.admin, `goto ${np}`), `goto ${np}`);
-        b.chains.set(np, { rules: npRules });
-      } else rules.push(...npRules);
-      b.chains.set(chain, { rules });
-      b.counters.set(counter, { pod: pod.key, direction });
-      for (const ip of pod.ips) {
-        const f = familyOf(ip);
-        if (f && fams.includes(f)) maps[`${direction}${f}`]!.set(ip, `jump ${chain}`);
-      }
+/** What changed between two desired states, by key; the incremental engine knows it without diffing. */
+export interface Changes {
+  readonly pods: ReadonlySet<string>;
+  readonly rules: ReadonlySet<string>;
+  readonly sets: ReadonlySet<string>;
+}
+
+/**
+ * The table for `next`, built over `prevTable` (the render of `prev`) by re-rendering only the
+ * named pods, rules and sets. Equal to render(next), sharing the untouched parts.
+ */
+export function renderChanges(prevTable: PolicyTable, prev: DesiredState, next: DesiredState, changes: Changes, o: RenderOptions = {}): PolicyTable {
+  const fams = o.families ?? [4];
+  const b = new Builder(prevTable);
+  for (const key of changes.pods) {
+    const old = prev.pods.get(key);
+    if (old) for (const direction of ['ingress', 'egress'] as const) if (old[direction]) removePod(b, old.key, old.ips, direction, fams);
+  }
+  for (const id of changes.rules) b.chains.delete(ruleChain(id));
+  for (const setId of changes.sets) for (const f of fams) for (const part of ['pods', 'nets', 'named', 'fqdn'] as const) b.dropSet(setName(setId, part, f));
+  for (const id of changes.rules) {
+    const r = next.rules.get(id);
+    if (r) renderRule(b, r, next.peerSets.get(r.setId)!, fams);
+  }
+  const setRule = new Map<string, RuleState>();
+  for (const r of next.rules.values()) if (changes.sets.has(r.setId) && !setRule.has(r.setId)) setRule.set(r.setId, r);
+  for (const [setId, r] of setRule) renderSets(b, r, next.peerSets.get(setId)!, fams);
+  for (const key of changes.pods) {
+    const pod = next.pods.get(key);
+    if (pod) renderPod(b, next, pod, o, fams);
+  }
+  // An address a removed pod shared with another local pod goes back to that pod.
+  const freed = new Set([...changes.pods].flatMap((key) => prev.pods.get(key)?.ips ?? []));
+  if (freed.size > 0) {
+    for (const pod of next.pods.values()) {
+      if (changes.pods.has(pod.key) || !pod.ips.some((ip) => freed.has(ip))) continue;
+      renderPod(b, next, pod, o, fams);
     }
   }
   return b;
+}
+
+function renderRule(b: Builder, r: RuleState, s: PeerSet, fams: readonly Family[]): void {
+  // Tier rules live inline in the pod chains: their verdict (Pass) depends on where they sit.
+  if (!r.tier) b.chains.set(ruleChain(r.id), { rules: ruleLines(r, s, fams, 'accept') });
+}
+
+function removePod(b: Builder, key: string, ips: readonly string[], direction: Direction, fams: readonly Family[]): void {
+  const chain = podChain(key, direction);
+  b.chains.delete(chain);
+  b.chains.delete(ident(`${TAG[direction]}-np.`, key.replace('/', '.')));
+  b.counters.delete(dropCounter(key, direction));
+  for (const ip of ips) {
+    const f = familyOf(ip);
+    if (f && fams.includes(f)) {
+      const m = b.mutable(`${direction}${f}`);
+      if (m.get(ip) === `jump ${chain}`) m.delete(ip);
+    }
+  }
+}
+
+function renderPod(b: Builder, d: DesiredState, pod: PodPolicy, o: RenderOptions, fams: readonly Family[]): void {
+  for (const direction of ['ingress', 'egress'] as const) {
+    const dp = pod[direction];
+    if (!dp) continue;
+    const chain = podChain(pod.key, direction);
+    const counter = dropCounter(pod.key, direction);
+    const rules: string[] = [];
+    const self = direction === 'ingress' ? 'saddr' : 'daddr';
+    // A pod reaching itself through its own Service (hairpin) always passes, as upstream expects.
+    for (const ip of pod.ips) {
+      const f = familyOf(ip);
+      if (f && fams.includes(f)) rules.push(`${ADDR[f].kw} ${self} ${ip} accept`);
+    }
+    if (dp.dns) for (const f of fams) for (const p of portMatches(dp.dns)) rules.push(line(`${ADDR[f].kw} daddr @dns${f}`, p, 'accept'));
+    const drop = `counter name "${counter}" drop`;
+    const log = `limit rate 10/second burst 20 packets log prefix "skiff-policy deny ${TAG[direction]} ${pod.key.slice(0, 90)}: " level info`;
+    // Admin tier first; Pass goes to the NetworkPolicy part, which then needs a chain of its own.
+    const np = dp.admin ? ident(`${TAG[direction]}-np.`, pod.key.replace('/', '.')) : chain;
+    const tierLines = (ids: readonly string[], pass: string): string[] =>
+      ids.flatMap((id) => {
+        const r = d.rules.get(id)!;
+        return ruleLines(r, d.peerSets.get(r.setId)!, fams, r.action === 'Accept' ? 'accept' : r.action === 'Deny' ? drop : pass);
+      });
+    const npRules: string[] = [];
+    if (dp.policies.length > 0) {
+      for (const id of dp.rules) npRules.push(`jump ${ruleChain(id)}`);
+      if (o.logDenied) npRules.push(log);
+      npRules.push(drop);
+    } else if (dp.baseline) npRules.push(...tierLines(dp.baseline, 'return'));
+    if (dp.admin) {
+      rules.push(...tierLines(dp.admin, `goto ${np}`), `goto ${np}`);
+      b.chains.set(np, { rules: npRules });
+    } else rules.push(...npRules);
+    b.chains.set(chain, { rules });
+    b.counters.set(counter, { pod: pod.key, direction });
+    for (const ip of pod.ips) {
+      const f = familyOf(ip);
+      if (!f || !fams.includes(f)) continue;
+      // Two local pods with one address (a stale pod not yet gone): the same one wins, whatever the order.
+      const m = b.mutable(`${direction}${f}`);
+      const cur = m.get(ip);
+      if (cur === undefined || cur < `jump ${chain}`) m.set(ip, `jump ${chain}`);
+    }
+  }
 }
 
 function ruleLines(r: RuleState, s: PeerSet, fams: readonly Family[], verdict: string): string[] {
@@ -280,18 +377,19 @@ export function diffText(prev: PolicyTable, next: PolicyTable): string {
   out.push(...declLines(next, newChains, newSets, newCounters));
   for (const [name, els] of prev.elements) {
     const now = next.elements.get(name);
-    if (!now) continue;
+    if (!now || now === els) continue;
     const gone = [...els].filter(([k, v]) => now.get(k) !== v);
     out.push(...elementLines('delete', name, gone, false));
   }
   for (const [name, c] of next.chains) {
     const was = prev.chains.get(name);
-    if (was && sameRules(was, c)) continue;
+    if (was === c || (was && sameRules(was, c))) continue;
     if (was) out.push(`flush chain ${T} ${name}`);
     for (const r of c.rules) out.push(`add rule ${T} ${name} ${r}`);
   }
   for (const [name, els] of next.elements) {
     const was = prev.elements.get(name);
+    if (was === els) continue;
     const added = [...els].filter(([k, v]) => was?.get(k) !== v);
     out.push(...elementLines('add', name, added, isMap(next, name)));
   }

@@ -1,6 +1,7 @@
-// The policy sync loop: watch batches (policies, pods anywhere, namespaces) schedule one sync at a
-// time; a sync computes the node's desired state (pure, desired.ts), renders the table (pure,
-// render.ts) and lets the dataplane write the difference. A failed write makes the next one full.
+// The policy sync loop: watch batches (policies, pods anywhere, namespaces, admin policies) mark
+// objects dirty and schedule one sync at a time; a sync hands the dirty objects to the warm engine
+// (pure, engine.ts: desired state and table updated per object) and lets the dataplane write the
+// difference. The first sync computes everything; a failed write makes the next one full.
 // Two additions on top of that loop:
 //   - pods the CNI has just wired (attached) are known by address before the API says so, and
 //     ADD waits for the sync that carries them: a pod's first packet already meets its policy;
@@ -10,14 +11,16 @@ import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
 import type { Health } from '../common/health.js';
 import type { PodAttachment, PodListener } from '../common/pod-hooks.js';
-import type { PolicyPodInfo } from '../common/types.js';
+import type { AdminPolicyInfo, PolicyPodInfo } from '../common/types.js';
+import type { PolicyNodeInfo } from './admin.js';
 import type { WatchCache } from '../common/watch/store.js';
 import { deleteFlows, deniedFlows, listFlows, mayDeny } from './conntrack.js';
 import type { PolicyDataplane } from './dataplane.js';
-import { desiredState, type DesiredState, type PolicyInputs } from './desired.js';
+import type { DesiredState, PolicyInputs } from './desired.js';
+import { PolicyEngine } from './engine.js';
+import type { ChangeBatch } from '../common/watch/store.js';
 import type { Runner } from './exec.js';
 import { policyMetrics, type PolicyMetrics } from './metrics.js';
-import { render } from './render.js';
 
 const KINDS = ['networkpolicies', 'policypods', 'namespaces', 'nodes', 'clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
 const ADMIN_KINDS = ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
@@ -41,6 +44,10 @@ export class PolicySyncer implements PodListener {
   /** Addresses the CNI gave pods the API does not show yet, by "namespace/name", and when. */
   private readonly attachedIPs = new Map<string, { readonly ips: readonly string[]; readonly at: number }>();
   private state: DesiredState | undefined;
+  /** The engine, kept warm between syncs; undefined until the first (full) sync. */
+  private engine: PolicyEngine | undefined;
+  /** Objects changed since the last sync, as "kind\u0000key"; pods also when the CNI attached them. */
+  private dirty = new Set<string>();
   private running: Promise<void> | undefined;
   private again = false;
   private started = false;
@@ -66,7 +73,7 @@ export class PolicySyncer implements PodListener {
   async run(signal: AbortSignal): Promise<void> {
     const { cache, config } = this.o;
     // A burst of events collapses twice: into one batch, and into the one sync queued behind a running one.
-    const unsubscribe = cache.subscribe([...KINDS], () => void (this.started && this.sync()));
+    const unsubscribe = cache.subscribe([...KINDS], (b) => this.onBatch(b));
     // Drift repair: a table deleted behind our back (or an nft flush) comes back within the period.
     const period = setInterval(() => void this.check(), config.proxy.syncPeriod);
     try {
@@ -85,6 +92,12 @@ export class PolicySyncer implements PodListener {
       await this.running?.catch(() => undefined);
       this.metrics.source = undefined;
     }
+  }
+
+  /** Feeds a watch batch: only the changed objects are handed to the engine at the next sync. */
+  onBatch(batch: ChangeBatch): void {
+    for (const c of batch.changes) this.dirty.add(`${c.kind}\u0000${c.key}`);
+    if (this.started) void this.sync();
   }
 
   /** Runs a sync now (or after the running one, coalesced); resolves when it is done. */
@@ -111,28 +124,80 @@ export class PolicySyncer implements PodListener {
     await this.sync();
   }
 
+  /** Everything, for a full computation (the first sync). */
   private inputs(): PolicyInputs {
     const { cache } = this.o;
-    let pods: PolicyPodInfo[] = [...cache.store('policypods').values()];
-    if (this.attachedIPs.size > 0) {
-      const byKey = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p]));
-      for (const [key, { ips, at }] of this.attachedIPs) {
-        const p = byKey.get(key) ?? this.fromLocal(key);
-        if (!p) {
-          // Deleted without a DEL reaching us (a node crash): forget it after a while.
-          if (this.now() - at > ATTACHED_TTL_MS) this.attachedIPs.delete(key);
-          continue;
-        }
-        // The API's addresses win once it has some; until then the CNI's.
-        if (p.podIPs.length === 0 || byKey.get(key) === undefined) byKey.set(key, { ...p, podIPs: ips });
-        else if (sameIPs(p.podIPs, ips)) this.attachedIPs.delete(key);
-      }
-      pods = [...byKey.values()];
+    const pods: PolicyPodInfo[] = [];
+    for (const [key] of this.attachedIPs) if (!cache.store('policypods').get(key)) pods.push(...opt(this.effective(key)));
+    for (const p of cache.store('policypods').values()) pods.push(this.attachedIPs.size > 0 ? (this.effective(`${p.namespace}/${p.name}`) ?? p) : p);
+    const admin = this.admin();
+    return { policies: [...cache.store('networkpolicies').values()], pods, namespaces: [...cache.store('namespaces').values()], admin, nodes: this.nodes(admin.length > 0) };
+  }
+
+  /**
+   * The pod as policy sees it: the API's object, with the address its ADD gave it while the API
+   * shows none yet (the API's addresses win once it has some).
+   */
+  private effective(key: string): PolicyPodInfo | undefined {
+    const stored = this.o.cache.store('policypods').get(key);
+    const a = this.attachedIPs.get(key);
+    if (!a) return stored;
+    if (stored && stored.podIPs.length > 0) {
+      if (sameIPs(stored.podIPs, a.ips)) this.attachedIPs.delete(key);
+      return stored;
     }
-    const admin = ADMIN_KINDS.flatMap((k) => [...cache.store(k).values()]);
-    // Nodes matter only as peers of admin policies (`nodes` selectors).
-    const nodes = admin.length === 0 ? [] : [...cache.store('nodes').values()].map((n) => ({ name: n.name, labels: n.labels, addresses: n.addresses.filter((a) => isIP(a.address) !== 0).map((a) => a.address) }));
-    return { policies: [...cache.store('networkpolicies').values()], pods, namespaces: [...cache.store('namespaces').values()], admin, nodes };
+    const p = stored ?? this.fromLocal(key);
+    if (!p) {
+      // Deleted without a DEL reaching us (a node crash): forget it after a while.
+      if (this.now() - a.at > ATTACHED_TTL_MS) this.attachedIPs.delete(key);
+      return undefined;
+    }
+    return { ...p, podIPs: a.ips };
+  }
+
+  private admin(): AdminPolicyInfo[] {
+    return ADMIN_KINDS.flatMap((k) => [...this.o.cache.store(k).values()]);
+  }
+
+  /** Nodes matter only as peers of admin policies (`nodes` selectors). */
+  private nodes(needed: boolean): PolicyNodeInfo[] {
+    if (!needed) return [];
+    return [...this.o.cache.store('nodes').values()].map((n) => ({ name: n.name, labels: n.labels, addresses: n.addresses.filter((a) => isIP(a.address) !== 0).map((a) => a.address) }));
+  }
+
+  /** Hands the changed objects to the engine; the first sync computes everything. */
+  private compute(): PolicyEngine {
+    const { config, cache } = this.o;
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    if (!this.engine) {
+      this.engine = new PolicyEngine({ nodeName: config.nodeName, dnsAddresses: this.dnsAddresses() }, { families: this.families(), logDenied: config.policy.logDenied }, this.inputs());
+      return this.engine;
+    }
+    const e = this.engine;
+    let admin = false;
+    let nodes = false;
+    for (const id of dirty) {
+      const [kind, key] = id.split('\u0000') as [string, string];
+      if (kind === 'policypods') {
+        const p = this.effective(key);
+        if (p) e.setPod(p);
+        else e.deletePod(key);
+      } else if (kind === 'networkpolicies') {
+        const p = cache.store('networkpolicies').get(key);
+        if (p) e.setPolicy(p);
+        else e.deletePolicy(key);
+      } else if (kind === 'namespaces') {
+        const ns = cache.store('namespaces').get(key);
+        if (ns) e.setNamespace(ns);
+        else e.deleteNamespace(key);
+      } else if (kind === 'nodes') nodes = true;
+      else admin = true;
+    }
+    const list = this.admin();
+    if (admin) e.setAdmin(list);
+    if (admin || (nodes && list.length > 0)) e.setNodes(this.nodes(list.length > 0));
+    return e;
   }
 
   /** A pod the node-local watch has but the cluster-wide one has not delivered yet. */
@@ -155,11 +220,19 @@ export class PolicySyncer implements PodListener {
   private async syncOnce(): Promise<void> {
     const start = this.now();
     const { config, dataplane, log } = this.o;
-    const desired = desiredState(this.inputs(), { nodeName: config.nodeName, dnsAddresses: this.dnsAddresses() });
-    const table = render(desired, { families: this.families(), logDenied: config.policy.logDenied });
     let result;
+    let desired: DesiredState;
     try {
-      result = await dataplane.apply(table);
+      let engine: PolicyEngine;
+      try {
+        engine = this.compute();
+      } catch (e) {
+        // The engine's state is in doubt: the next sync starts it over from the cache.
+        this.engine = undefined;
+        throw e;
+      }
+      desired = engine.state;
+      result = await dataplane.apply(engine.table);
     } catch (e) {
       this.lastError = e as Error;
       this.metrics.syncFailures.inc();
@@ -218,6 +291,7 @@ export class PolicySyncer implements PodListener {
     const deadline = this.now() + timeout;
     if (this.state === undefined) await this.waitStarted(timeout);
     this.attachedIPs.set(key, { ips: pod.ips, at: this.now() });
+    this.dirty.add(`policypods\u0000${key}`);
     // No policy anywhere: nothing isolates the pod and no peer set exists to put it in. The sync
     // still runs, so a policy that arrives next finds the address.
     if (this.o.cache.store('networkpolicies').size === 0 && ADMIN_KINDS.every((k) => this.o.cache.store(k).size === 0)) return void this.sync();
@@ -236,12 +310,16 @@ export class PolicySyncer implements PodListener {
     if (this.lastError) {
       // The ADD fails and its address goes back to the pool: it must not stay in the rules.
       this.attachedIPs.delete(key);
+      this.dirty.add(`policypods\u0000${key}`);
       throw new Error(`policy rules for ${key} could not be written: ${this.lastError.message}`);
     }
   }
 
   async detached(pod: Omit<PodAttachment, 'ips'>): Promise<void> {
-    if (this.attachedIPs.delete(`${pod.namespace}/${pod.name}`) && this.started) void this.sync();
+    const key = `${pod.namespace}/${pod.name}`;
+    if (!this.attachedIPs.delete(key)) return;
+    this.dirty.add(`policypods\u0000${key}`);
+    if (this.started) void this.sync();
   }
 
   private known(key: string): boolean {
@@ -266,6 +344,10 @@ export class PolicySyncer implements PodListener {
       this.startedWaiters.add(done);
     });
   }
+}
+
+function opt<T>(v: T | undefined): T[] {
+  return v === undefined ? [] : [v];
 }
 
 function sameIPs(a: readonly string[], b: readonly string[]): boolean {

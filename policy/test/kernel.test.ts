@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { desiredState, type PolicyInputs } from '../desired.js';
 import type { NetworkPolicy, PolicyPod } from '../model.js';
+import { toClusterNetworkPolicy, type ClusterPolicy } from '../admin.js';
 import { toNetworkPolicy } from '../convert.js';
 import { diffText, fullText, render, type PolicyTable } from '../render.js';
 import { missing } from '../../test/support/env.js';
@@ -64,6 +65,15 @@ const PODS: TestPod[] = [
 ];
 const pod = (k: string): TestPod => PODS.find((p) => `${p.ns}/${p.name}` === k)!;
 const SERVICE_IP = '10.96.0.50';
+const DNS_IP = '10.96.0.10';
+
+// The node's own listeners: "DNS" on the DNS Service IP, and TCP 8080 on every node address.
+const NODE_SERVER = `
+const u = require('dgram').createSocket('udp4');
+u.on('message', (m, r) => u.send('node udp 53', r.port, r.address));
+u.bind(53, '${DNS_IP}');
+require('net').createServer((s) => { s.on('error', () => {}); s.end('node tcp 8080'); }).listen(8080);
+`;
 
 function policyPods(): PolicyPod[] {
   return PODS.map((p) => ({
@@ -84,6 +94,12 @@ function policy(ns: string, name: string, spec: unknown): NetworkPolicy {
 }
 
 const sel = (matchLabels: Record<string, string>) => ({ matchLabels });
+
+function cnp(name: string, tier: 'Admin' | 'Baseline', priority: number, spec: Record<string, unknown>): ClusterPolicy {
+  const r = toClusterNetworkPolicy({ metadata: { name }, spec: { tier, priority, ...spec } });
+  if (!r.ok) throw new Error(r.reason);
+  return r.value;
+}
 // x/a: ingress TCP 80 + UDP 81 from x/b; TCP 81 from y/b (another node, routed).
 const X_A = policy('x', 'x-a', {
   podSelector: sel({ pod: 'a' }),
@@ -126,7 +142,7 @@ async function probe(list: Probe[]): Promise<string[]> {
     [...byNs].map(async ([ns, idx]) => {
       const targets = idx.map((i) => {
         const [, proto, to, port] = list[i]!;
-        return [proto, to === 'service' ? SERVICE_IP : pod(to).ip, port];
+        return [proto, to === 'service' ? SERVICE_IP : /^\d/.test(to) ? to : pod(to).ip, port];
       });
       const res = JSON.parse((await inNs(ns, process.execPath, ['-e', CLIENT, JSON.stringify(targets)])).stdout) as string[];
       idx.forEach((i, j) => (out[i] = res[j]!.includes(' tcp ') || res[j]!.includes(' udp ') ? 'reply' : 'blocked'));
@@ -258,7 +274,75 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     expect(show(x80, await probe(x80))).toEqual(['x/b -> x/a tcp/80: reply']);
   });
 
-  it('a full load over the live table replaces it in one transaction; established flows are accepted before any lookup', async () => {
+  it('admin tiers: Deny beats a NetworkPolicy allow, Accept beats its deny, Pass hands over, Baseline only where nothing isolates', async () => {
+    const xa = { pods: { namespaceSelector: sel({ ns: 'x' }), podSelector: sel({ pod: 'a' }) } };
+    const pod = (ns: string, name: string) => ({ pods: { namespaceSelector: sel({ ns }), podSelector: sel({ pod: name }) } });
+    const admin = [
+      cnp('guard-xa', 'Admin', 10, {
+        subject: xa,
+        ingress: [
+          { action: 'Deny', from: [pod('x', 'b')], protocols: [{ tcp: { destinationPort: { number: 80 } } }] },
+          { action: 'Pass', from: [pod('y', 'b')] },
+          { action: 'Accept', from: [pod('y', 'a')] },
+        ],
+      }),
+      cnp('baseline-no-y', 'Baseline', 10, { subject: { namespaces: sel({ ns: 'x' }) }, ingress: [{ action: 'Deny', from: [{ namespaces: sel({ ns: 'y' }) }] }] }),
+    ];
+    const tiered = render(desiredState({ ...inputs([X_A, Y_A]), admin }, { nodeName: 'local' }));
+    await nft(diffText(current, tiered));
+    const list: Probe[] = [
+      ['x/b', 'tcp', 'x/a', 80],
+      ['x/b', 'udp', 'x/a', 81],
+      ['y/b', 'tcp', 'x/a', 81],
+      ['y/b', 'tcp', 'x/a', 80],
+      ['y/a', 'tcp', 'x/a', 81],
+      ['y/a', 'tcp', 'x/b', 81],
+      ['y/b', 'tcp', 'x/b', 80],
+      ['x/a', 'tcp', 'x/b', 80],
+    ];
+    expect(show(list, await probe(list))).toEqual([
+      'x/b -> x/a tcp/80: blocked',
+      'x/b -> x/a udp/81: reply',
+      'y/b -> x/a tcp/81: reply',
+      'y/b -> x/a tcp/80: blocked',
+      'y/a -> x/a tcp/81: reply',
+      'y/a -> x/b tcp/81: blocked',
+      'y/b -> x/b tcp/80: blocked',
+      'x/a -> x/b tcp/80: reply',
+    ]);
+    await nft(diffText(tiered, current));
+    const back: Probe[] = [['y/b', 'tcp', 'x/b', 80]];
+    expect(show(back, await probe(back))).toEqual(['y/b -> x/b tcp/80: reply']);
+  });
+
+  it('egress to the node itself (input hook): node-local DNS passes when egress allows port 53, the rest of the node does not', async () => {
+    // Node-local DNS as skiff runs it: the DNS Service IP on the node's lo, answered by a local socket.
+    await inNs(NODE, 'ip', ['addr', 'add', `${DNS_IP}/32`, 'dev', 'lo']);
+    servers.push(spawnInNs(NODE, process.execPath, ['-e', NODE_SERVER]));
+    const dnsPolicy = policy('y', 'dns', { podSelector: sel({ pod: 'a' }), policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: sel({ 'kubernetes.io/metadata.name': 'kube-system' }) }], ports: [{ protocol: 'UDP', port: 53 }] }] });
+    const withDns = render(desiredState(inputs([X_A, Y_A, dnsPolicy]), { nodeName: 'local', dnsAddresses: [DNS_IP] }));
+    const without = render(desiredState(inputs([X_A, Y_A]), { nodeName: 'local', dnsAddresses: [DNS_IP] }));
+    const list: Probe[] = [
+      ['y/a', 'udp', DNS_IP, 53],
+      ['y/a', 'tcp', '10.244.1.1', 8080],
+      // Not egress-isolated: reaches the node.
+      ['x/b', 'udp', DNS_IP, 53],
+    ];
+    await nft(diffText(current, without));
+    for (let i = 0; ; i++) {
+      const r = show(list, await probe(list));
+      if (r[2]!.endsWith('reply')) {
+        expect(r).toEqual([`y/a -> ${DNS_IP} udp/53: blocked`, 'y/a -> 10.244.1.1 tcp/8080: blocked', `x/b -> ${DNS_IP} udp/53: reply`]);
+        break;
+      }
+      if (i > 10) throw new Error(`node server never answered: ${r.join('; ')}`);
+    }
+    await nft(diffText(without, withDns));
+    expect(show(list, await probe(list))).toEqual([`y/a -> ${DNS_IP} udp/53: reply`, 'y/a -> 10.244.1.1 tcp/8080: blocked', `x/b -> ${DNS_IP} udp/53: reply`]);
+    current = withDns;
+  });
+
+  it('a full load over the live table replaces it in one transaction; established flows are accepted before any lookup; SCTP rules load', async () => {
     // A full load over the live table is one atomic replace.
     await nft(fullText(current));
     const list: Probe[] = [['x/b', 'tcp', 'x/a', 80]];
@@ -266,5 +350,13 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     const listed = (await inNs(NODE, 'nft', ['list', 'chain', 'inet', 'skiff-policy', 'egress'])).stdout;
     expect(listed).toContain('ct state established,related accept');
     expect(listed.indexOf('established')).toBeLessThan(listed.indexOf('vmap'));
+    // SCTP rules load (this kernel has no SCTP sockets to probe them with) and isolate for TCP.
+    const sctp = policy('x', 'sctp', { podSelector: sel({ pod: 'b' }), ingress: [{ ports: [{ protocol: 'SCTP', port: 80 }, { protocol: 'SCTP', port: 85, endPort: 90 }] }] });
+    const withSctp = render(desiredState(inputs([X_A, Y_A, sctp]), { nodeName: 'local' }));
+    await nft(diffText(current, withSctp));
+    expect((await inNs(NODE, 'nft', ['list', 'chain', 'inet', 'skiff-policy', 'r.x.sctp.in0'])).stdout).toContain('sctp dport { 80, 85-90 } accept');
+    const tcpToB: Probe[] = [['x/a', 'tcp', 'x/b', 80]];
+    expect(show(tcpToB, await probe(tcpToB))).toEqual(['x/a -> x/b tcp/80: blocked']);
+    await nft(diffText(withSctp, current));
   });
 });

@@ -166,12 +166,12 @@ describe.skipIf(skip)('policy component (root)', () => {
   it('strict mode: an established connection a policy now denies is cut within 1 s', async () => {
     const echo = await openEcho();
     try {
-      expect(await echo.alive(3000)).toBe(true);
+      expect(await echo.alive(3000), `the echo connection never worked\n${agentLog.slice(-2000)}`).toBe(true);
       const written = Date.now();
       await netpol('b-deny-strict', { podSelector: sel({ app: 'b' }), policyTypes: ['Ingress'] });
       await new Promise((r) => setTimeout(r, Math.max(0, written + 1000 - Date.now())));
       // 1 s after the API write: nothing gets through any more (it would, without strict mode).
-      expect(await echo.alive(1500)).toBe(false);
+      expect(await echo.alive(1500), `still alive 1 s after the policy\n${agentLog.slice(-2000)}`).toBe(false);
       expect((await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10249/metrics'])).stdout).toMatch(/skiff_policy_conntrack_deleted_total [1-9]/);
     } finally {
       echo.close();
@@ -185,11 +185,11 @@ describe.skipIf(skip)('policy component (root)', () => {
     await startAgent(['--set', 'policy.strictEstablished=false']);
     const echo = await openEcho();
     try {
-      expect(await echo.alive(3000)).toBe(true);
+      expect(await echo.alive(3000), `the echo connection never worked\n${agentLog.slice(-2000)}`).toBe(true);
       await netpol('b-deny-lax', { podSelector: sel({ app: 'b' }), policyTypes: ['Ingress'] });
       await waitFor('new connections to be denied', () => !connects(`${P}-a`, ips.get('b')!, 80));
       await new Promise((r) => setTimeout(r, 1000));
-      expect(await echo.alive(1500)).toBe(true);
+      expect(await echo.alive(1500), `cut although strict mode is off\n${agentLog.slice(-2000)}`).toBe(true);
     } finally {
       echo.close();
       await dropPolicy('b-deny-lax');

@@ -1,0 +1,247 @@
+// The engine kept warm between syncs: the same desired state and table as
+// desiredState()+render(), updated per changed object instead of recomputed, so a pod add or a
+// policy change costs what it touches (a few sets, one pod's chains), not the cluster. Still no
+// I/O: the applier sends diffText(previous table, engine.table) (unchanged parts are the same
+// objects, so the diff skips them by identity). Namespaces, admin policies and nodes change
+// rarely and touch everything: they recompute in full.
+import type { ClusterPolicy, PolicyNodeInfo } from './admin.js';
+import { desiredState, PolicyIndex, podPolicy, ruleBaseId, type DesiredState, type PeerSet, type PodPolicy, type PolicyInputs, type PolicyNode } from './desired.js';
+import { policyKey, type NetworkPolicy, type PolicyNamespace, type PolicyPod } from './model.js';
+import { render, renderChanges, type PolicyTable, type RenderOptions } from './render.js';
+
+function samePod(a: PolicyPod, b: PolicyPod): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function sameSet(a: PeerSet, b: PeerSet): boolean {
+  const eq = <T>(x: readonly T[], y: readonly T[], f: (p: T, q: T) => boolean = (p, q) => p === q): boolean => x.length === y.length && x.every((v, i) => f(v, y[i]!));
+  return (
+    a.all === b.all &&
+    a.selectors === b.selectors &&
+    eq(a.pods, b.pods) &&
+    eq(a.nets4, b.nets4, (p, q) => p.lo === q.lo && p.hi === q.hi) &&
+    eq(a.nets6, b.nets6, (p, q) => p.lo === q.lo && p.hi === q.hi) &&
+    eq(a.named, b.named, (p, q) => p.ip === q.ip && p.port === q.port && p.protocol === q.protocol) &&
+    eq(a.domains, b.domains)
+  );
+}
+
+export class PolicyEngine {
+  private readonly policies = new Map<string, NetworkPolicy>();
+  private readonly pods = new Map<string, PolicyPod>();
+  private readonly namespaces = new Map<string, PolicyNamespace>();
+  private admin: readonly ClusterPolicy[] = [];
+  private nodes: readonly PolicyNodeInfo[] = [];
+  private index!: PolicyIndex;
+  private stateNow!: DesiredState;
+  private tableNow!: PolicyTable;
+
+  constructor(
+    private readonly node: PolicyNode,
+    private readonly options: RenderOptions = {},
+    inputs: PolicyInputs = { policies: [], pods: [], namespaces: [] },
+  ) {
+    this.reset(inputs);
+  }
+
+  get state(): DesiredState {
+    return this.stateNow;
+  }
+
+  get table(): PolicyTable {
+    return this.tableNow;
+  }
+
+  inputs(): PolicyInputs {
+    return { policies: [...this.policies.values()], pods: [...this.pods.values()], namespaces: [...this.namespaces.values()], admin: this.admin, nodes: this.nodes };
+  }
+
+  /** Everything from scratch (start, resync, or a change that touches everything). */
+  reset(inputs: PolicyInputs): PolicyTable {
+    this.policies.clear();
+    this.pods.clear();
+    this.namespaces.clear();
+    for (const p of inputs.policies) this.policies.set(policyKey(p), p);
+    for (const p of inputs.pods) this.pods.set(policyKey(p), p);
+    for (const n of inputs.namespaces) this.namespaces.set(n.name, n);
+    this.admin = inputs.admin ?? [];
+    this.nodes = inputs.nodes ?? [];
+    return this.full();
+  }
+
+  private full(): PolicyTable {
+    const inputs = this.inputs();
+    this.index = new PolicyIndex(inputs);
+    this.stateNow = desiredState(inputs, this.node, this.index);
+    this.tableNow = render(this.stateNow, this.options);
+    return this.tableNow;
+  }
+
+  private isLocal(p: PolicyPod | undefined): p is PolicyPod {
+    return p !== undefined && p.nodeName === this.node.nodeName;
+  }
+
+  setPod(pod: PolicyPod): PolicyTable {
+    const key = policyKey(pod);
+    const old = this.pods.get(key);
+    if (old && samePod(old, pod)) return this.tableNow;
+    this.pods.set(key, pod);
+    return this.podChanged(key, old, pod);
+  }
+
+  deletePod(key: string): PolicyTable {
+    const old = this.pods.get(key);
+    if (!old) return this.tableNow;
+    this.pods.delete(key);
+    return this.podChanged(key, old, undefined);
+  }
+
+  private podChanged(key: string, old: PolicyPod | undefined, pod: PolicyPod | undefined): PolicyTable {
+    this.index.replacePod(old, pod);
+    const sets = new Set<string>();
+    const peerSets = new Map(this.stateNow.peerSets);
+    // Selector results per pod, shared across the sets (rules repeat selectors).
+    const seenOld = { ns: new Map(), pod: new Map() };
+    const seenNew = { ns: new Map(), pod: new Map() };
+    for (const [id, s] of this.stateNow.peerSets) {
+      if (!(old && this.index.podMatters(id, old, seenOld)) && !(pod && this.index.podMatters(id, pod, seenNew))) continue;
+      const fresh = this.index.recomputeSet(id);
+      if (sameSet(s, fresh)) continue;
+      peerSets.set(id, fresh);
+      sets.add(id);
+    }
+    const local = this.isLocal(old) || this.isLocal(pod) ? [key] : [];
+    return this.apply(local, new Set(), sets, peerSets);
+  }
+
+  setPolicy(p: NetworkPolicy): PolicyTable {
+    const key = policyKey(p);
+    const old = this.policies.get(key);
+    if (old && JSON.stringify(old) === JSON.stringify(p)) return this.tableNow;
+    this.policies.set(key, p);
+    return this.policyChanged(p.namespace, key, old, p);
+  }
+
+  deletePolicy(key: string): PolicyTable {
+    const old = this.policies.get(key);
+    if (!old) return this.tableNow;
+    this.policies.delete(key);
+    return this.policyChanged(old.namespace, key, old, undefined);
+  }
+
+  private policyChanged(ns: string, key: string, old: NetworkPolicy | undefined, pol: NetworkPolicy | undefined): PolicyTable {
+    this.index.replacePolicies(
+      ns,
+      [...this.policies.values()].filter((p) => p.namespace === ns),
+    );
+    for (const p of [old, pol]) {
+      if (!p) continue;
+      (['ingress', 'egress'] as const).forEach((dir) => (dir === 'ingress' ? p.ingress : p.egress).forEach((_r, i) => this.index.forgetSet(ruleBaseId(p, dir, i))));
+    }
+    // The policy's rules are recomputed from scratch: same ids may now mean other content.
+    const rules = new Set<string>();
+    const sets = new Set<string>();
+    for (const r of this.stateNow.rules.values()) {
+      if (r.policy !== key) continue;
+      rules.add(r.id);
+      sets.add(r.setId);
+    }
+    const local = [...this.pods.values()].filter((p) => p.namespace === ns && this.isLocal(p)).map(policyKey);
+    return this.apply(local, rules, sets, new Map(this.stateNow.peerSets), key);
+  }
+
+  setNamespace(ns: PolicyNamespace): PolicyTable {
+    const old = this.namespaces.get(ns.name);
+    if (old && JSON.stringify(old) === JSON.stringify(ns)) return this.tableNow;
+    this.namespaces.set(ns.name, ns);
+    return this.namespaceChanged(ns.name, ns);
+  }
+
+  deleteNamespace(name: string): PolicyTable {
+    if (!this.namespaces.delete(name)) return this.tableNow;
+    return this.namespaceChanged(name, undefined);
+  }
+
+  /**
+   * A namespace without pods changes no address set and no subject: only the selector memos go
+   * (namespaces are created before their pods, 240 at once in kube-burner: no full recompute
+   * each). Labels of a namespace with pods can move anything: full recompute.
+   */
+  private namespaceChanged(name: string, ns: PolicyNamespace | undefined): PolicyTable {
+    if (this.index.hasPods(name)) return this.full();
+    this.index.replaceNamespace(name, ns);
+    return this.tableNow;
+  }
+
+  setAdmin(admin: readonly ClusterPolicy[]): PolicyTable {
+    if (JSON.stringify(admin) === JSON.stringify(this.admin)) return this.tableNow;
+    this.admin = admin;
+    return this.full();
+  }
+
+  setNodes(nodes: readonly PolicyNodeInfo[]): PolicyTable {
+    if (JSON.stringify(nodes) === JSON.stringify(this.nodes)) return this.tableNow;
+    this.nodes = nodes;
+    // Nodes are only ever peers of admin `nodes` rules.
+    const used = this.admin.some((c) => [...c.ingress, ...c.egress].some((r) => r.peers.some((p) => p.nodes)));
+    return used ? this.full() : this.tableNow;
+  }
+
+  /**
+   * Recomputes the given local pods (their rules dropped first when `dropPolicy` names the policy
+   * that changed), collects rules and sets nobody uses any more, and renders only what changed.
+   */
+  private apply(podKeys: readonly string[], rules: Set<string>, sets: Set<string>, peerSets: Map<string, PeerSet>, dropPolicy?: string): PolicyTable {
+    const prev = this.stateNow;
+    const ruleMap = new Map(prev.rules);
+    if (dropPolicy) for (const id of rules) ruleMap.delete(id);
+    const pods = new Map(prev.pods);
+    const changedPods = new Set<string>();
+    for (const key of podKeys) {
+      const pod = this.pods.get(key);
+      const before = new Set(ruleMap.keys());
+      const pp: PodPolicy | undefined = this.isLocal(pod) ? podPolicy(this.index, pod, ruleMap, prev.dnsAddresses) : undefined;
+      for (const id of ruleMap.keys()) {
+        if (before.has(id)) continue;
+        const r = ruleMap.get(id)!;
+        rules.add(id);
+        sets.add(r.setId);
+        peerSets.set(r.setId, this.index.computedSet(r.setId)!);
+      }
+      const was = prev.pods.get(key);
+      if (pp) pods.set(key, pp);
+      else pods.delete(key);
+      if (JSON.stringify(was) !== JSON.stringify(pp)) changedPods.add(key);
+    }
+    // Rules no local pod uses any more go, and sets no rule uses.
+    const used = new Set<string>();
+    for (const p of pods.values()) for (const d of [p.ingress, p.egress]) if (d) for (const id of [...d.rules, ...(d.admin ?? []), ...(d.baseline ?? [])]) used.add(id);
+    for (const id of [...ruleMap.keys()]) {
+      if (used.has(id)) continue;
+      const r = ruleMap.get(id)!;
+      ruleMap.delete(id);
+      rules.add(id);
+      sets.add(r.setId);
+    }
+    const usedSets = new Set([...ruleMap.values()].map((r) => r.setId));
+    for (const id of [...peerSets.keys()]) {
+      if (usedSets.has(id)) continue;
+      peerSets.delete(id);
+      // Not kept current from here on: a later user must recompute it.
+      this.index.forgetSet(id);
+      sets.add(id);
+    }
+    // A rule id kept with identical content need not be rewritten.
+    for (const id of [...rules]) {
+      const a = prev.rules.get(id);
+      const b = ruleMap.get(id);
+      if (a && b && JSON.stringify(a) === JSON.stringify(b) && !dropPolicy) rules.delete(id);
+    }
+    const next: DesiredState = { pods, rules: ruleMap, peerSets, dnsAddresses: prev.dnsAddresses };
+    this.tableNow = renderChanges(this.tableNow, prev, next, { pods: changedPods, rules, sets }, this.options);
+    this.stateNow = next;
+    return this.tableNow;
+  }
+}
+
+
