@@ -94,7 +94,7 @@ export async function main(args: string[]): Promise<void> {
       'pods-per-namespace': { type: 'string', default: '10' },
       /** Pods in the whole cluster: the rest live in 60 namespaces no policy is in. */
       pods: { type: 'string', default: '10000' },
-      /** Pods on this node: every (pods/local)-th pod, as a scheduler spreading them would. */
+      /** Pods on this node, spread evenly over the policied namespaces' pods (each selected by 20 policies). */
       'local-pods': { type: 'string', default: '100' },
       'policies-per-namespace': { type: 'string', default: '20' },
       'full-runs': { type: 'string', default: '3' },
@@ -108,7 +108,7 @@ export async function main(args: string[]): Promise<void> {
   const namespaces = Number(values.namespaces);
   const workload = namespaces * Number(values['pods-per-namespace']);
   const total = Math.max(workload, Number(values.pods));
-  const every = Math.max(1, Math.round(total / Number(values['local-pods'])));
+  const every = Math.max(1, Math.floor(workload / Number(values['local-pods'])));
   const perNs = Number(values['policies-per-namespace']);
   const log = pino({ level: 'silent' });
   const config = parseConfig({ nodeName: NODE });
@@ -126,7 +126,7 @@ export async function main(args: string[]): Promise<void> {
   let local = 0;
   const localNamespaces = new Set<string>();
   for (let i = 0; i < total; i++) {
-    const node = i % every === 0 ? NODE : `node-${1 + (i % 99)}`;
+    const node = i < workload && i % every === 0 ? NODE : `node-${1 + (i % 99)}`;
     const ns = i < workload ? `ns-${i % namespaces}` : `other-${i % 60}`;
     if (node === NODE) {
       local++;
