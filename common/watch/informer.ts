@@ -1,7 +1,7 @@
 // The agent's one watch cache: a reflector per kind feeding one MemoryCache. Pods are watched only
 // on this node (spec.nodeName field selector): a cluster-wide pod watch is the largest stream in
 // a big cluster and nothing on a node needs it.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../kubeconfig.js';
 import type { Logger } from 'pino';
 import { KINDS, type Kind } from '../types.js';
 import type { BackoffOptions } from './backoff.js';
@@ -9,7 +9,7 @@ import { Reflector } from './reflector.js';
 import { MemoryCache, type WatchCache } from './store.js';
 
 export interface WatchCacheOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeAccess;
   readonly nodeName: string;
   readonly log: Logger;
   /** Kinds to watch (default all). Kinds left out never become synced. */
