@@ -2,12 +2,12 @@
 // the cache into desired state and applies it. This file only wires and supervises.
 import { setMaxListeners } from 'node:events';
 import { rmSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
 import { createCni } from '../cni/index.js';
 import { createDns } from '../dns/index.js';
 import { createProxy } from '../proxy/index.js';
 import { createPolicy } from '../policy/index.js';
 import { createApiClient } from '../common/api-client.js';
+import { KubeConfigLite } from '../common/kubeconfig.js';
 import type { AgentDeps, ApiClient } from '../common/agent-deps.js';
 import { helpText, parseFlags } from '../common/cli.js';
 import type { Component } from '../common/component.js';
@@ -107,22 +107,18 @@ export function configFromArgv(argv: string[], env: NodeJS.ProcessEnv = process.
   return { config: loadConfig(flags, env), cleanup: !!values.cleanup, help: false };
 }
 
-export function kubeConfigFor(config: Config): KubeConfig {
-  const kc = new KubeConfig();
+export function kubeConfigFor(config: Config): KubeConfigLite {
+  let kc: KubeConfigLite;
   try {
-    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-    else kc.loadFromCluster();
+    kc = config.kubeconfig ? KubeConfigLite.fromFile(config.kubeconfig) : KubeConfigLite.inCluster();
   } catch (e) {
     throw new ConfigError('kubeconfig', `cannot load ${config.kubeconfig ?? 'the in-cluster config'}: ${(e as Error).message}`);
   }
   if (config.apiServer) {
     // Before any Service rule exists the kubernetes Service VIP is unreachable, so the agent talks
     // to a real API server address (Cilium's k8sServiceHost/k8sServicePort).
-    const cluster = kc.getCurrentCluster();
-    if (cluster) {
-      const scheme = cluster.server.startsWith('http://') ? 'http' : 'https';
-      kc.clusters = kc.clusters.map((c) => (c.name === cluster.name ? { ...c, server: `${scheme}://${config.apiServer}` } : c));
-    }
+    const scheme = kc.getCurrentCluster().server.startsWith('http://') ? 'http' : 'https';
+    kc.setServer(`${scheme}://${config.apiServer}`);
   }
   return kc;
 }

@@ -356,7 +356,9 @@ async function updateLatencies(n: Node, count: number): Promise<number[]> {
         const m = await metrics();
         return (m.get('kubeproxy_sync_partial_proxy_rules_duration_seconds_count') ?? 0) > c0 ? m : undefined;
       },
-      30_000,
+      // The first periodic check after a start reads the whole table back (tens of seconds of nft
+      // at 50,000 Services on a busy machine) and holds the sync queue meanwhile.
+      180_000,
       20,
     );
     const syncs = (m1.get('kubeproxy_sync_partial_proxy_rules_duration_seconds_count') ?? 0) - c0;

@@ -1,4 +1,4 @@
-// The agent's writes go through the real client library to the fake API server.
+// The agent's writes go over HTTP to the fake API server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiClient } from './api-client.js';
 import { fixture, type Fixture } from './watch/test-helpers.js';
@@ -25,6 +25,6 @@ describe('api client', () => {
 
   it('rejects with the API error for a missing node', async () => {
     const api = createApiClient(fx.kubeConfig);
-    await expect(api.patchNodeAnnotations('nope', { a: 'b' })).rejects.toMatchObject({ code: 404 });
+    await expect(api.patchNodeAnnotations('nope', { a: 'b' })).rejects.toMatchObject({ status: 404 });
   });
 });

@@ -1,15 +1,17 @@
-// The agent's few writes to the API server, on client-node's generated API. Node annotations go
-// as a JSON merge patch: it touches only the keys given, and a null value removes a key.
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+// The agent's few writes to the API server, as plain requests (common/kubeconfig.ts has why not
+// client-node). Node annotations go as a JSON merge patch: it touches only the keys given, and a
+// null value removes a key.
 import type { ApiClient } from './agent-deps.js';
+import type { KubeAccess } from './kubeconfig.js';
+import { apiRequest } from './watch/http-get.js';
 
-export function createApiClient(kubeConfig: KubeConfig): ApiClient {
-  let core: CoreV1Api | undefined;
+export function createApiClient(kubeConfig: KubeAccess | (() => KubeAccess)): ApiClient {
+  // Resolved on first use, so an agent with no API server (cleanup) never needs a valid kubeconfig.
+  let kc: KubeAccess | undefined;
   return {
     async patchNodeAnnotations(name, annotations) {
-      // Built on first use, so an agent with no API server (cleanup) never needs a valid kubeconfig.
-      core ??= kubeConfig.makeApiClient(CoreV1Api);
-      await core.patchNode({ name, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      kc ??= typeof kubeConfig === 'function' ? kubeConfig() : kubeConfig;
+      await apiRequest(kc, 'PATCH', `/api/v1/nodes/${encodeURIComponent(name)}`, { metadata: { annotations } }, 'application/merge-patch+json');
     },
   };
 }

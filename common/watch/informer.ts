@@ -2,7 +2,7 @@
 // on this node (spec.nodeName field selector): a cluster-wide pod watch is the largest stream in a
 // big cluster, and only NetworkPolicy needs it. With policy enabled the agent adds POLICY_KINDS:
 // `policypods` (every pod, trimmed to PolicyPodInfo) and `networkpolicies`.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../kubeconfig.js';
 import type { Logger } from 'pino';
 import { ADMIN_POLICY_KINDS, KINDS, type Kind } from '../types.js';
 import type { BackoffOptions } from './backoff.js';
@@ -10,7 +10,7 @@ import { Reflector } from './reflector.js';
 import { MemoryCache, type WatchCache } from './store.js';
 
 export interface WatchCacheOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeAccess;
   readonly nodeName: string;
   readonly log: Logger;
   /** Kinds to watch (default KINDS, without the policy kinds). Kinds left out never become synced. */

@@ -3,12 +3,12 @@
 // resourceVersion. Bookmarks and events advance the resourceVersion; a broken watch resumes from
 // it; 410 Gone relists; every failure backs off with jitter and tries again, forever.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Kind, KindTypes } from '../types.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { convert, ConvertError, describe, rawKey } from './convert.js';
-import { ApiRequestError, createGetter } from './http-get.js';
+import type { KubeAccess } from '../kubeconfig.js';
+import { ApiRequestError, createGetter, watchStream } from './http-get.js';
 import { watchErrors, watchEvents, watchLastSync, watchObjects, watchRelists } from './metrics.js';
 import type { MemoryCache } from './store.js';
 
@@ -30,7 +30,7 @@ const ABSENT_RECHECK_MS = 60_000;
 
 export interface ReflectorOptions {
   readonly kind: Kind;
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeAccess;
   readonly cache: MemoryCache;
   readonly log: Logger;
   readonly fieldSelector?: string;
@@ -189,8 +189,7 @@ export class Reflector {
         }
         this.handleEvent(type, obj);
       };
-      new Watch(this.opts.kubeConfig)
-        .watch(KIND_PATHS[this.kind], params, onEvent, (err: unknown) => {
+      watchStream(this.opts.kubeConfig, KIND_PATHS[this.kind], params, onEvent, (err: unknown) => {
           if ((err as { statusCode?: number } | null)?.statusCode === 410) gone = true;
           finish(err ?? undefined);
         })

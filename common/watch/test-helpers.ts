@@ -1,16 +1,16 @@
-// Shared fixtures for the watch cache suites: a fake API server with a kubeconfig file that the real
-// client library loads, a log that tests can read, and a waiter that polls instead of sleeping.
+// Shared fixtures for the watch cache suites: a fake API server with a kubeconfig file that the
+// agent's own loader reads, a log that tests can read, and a waiter that polls instead of sleeping.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfigLite } from '../kubeconfig.js';
 import { pino, type Logger } from 'pino';
 import { startFakeApiServer, type FakeApiServer, type FakeApiServerOptions } from '../../sandbox/apiserver/index.js';
 import type { ChangeBatch } from './store.js';
 
 export interface Fixture {
   api: FakeApiServer;
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeConfigLite;
   kubeconfigPath: string;
   logs: Record<string, unknown>[];
   log: Logger;
@@ -22,8 +22,7 @@ export async function fixture(opts: FakeApiServerOptions = {}): Promise<Fixture>
   const dir = mkdtempSync(join(tmpdir(), 'skiff-watch-'));
   const kubeconfigPath = join(dir, 'kubeconfig');
   api.writeKubeconfig(kubeconfigPath);
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfigPath);
+  const kubeConfig = KubeConfigLite.fromFile(kubeconfigPath);
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const fx: Fixture = {

@@ -54,7 +54,13 @@ export class SocketHandoff {
       try {
         out.set(key, this.addon.takeFd(held.pid, fd));
       } catch (e) {
-        this.log.warn({ socket: key, err: (e as Error).message }, 'dns: cannot take a socket from the previous agent; binding a new one');
+        // No ptrace access to the holder (yama ptrace_scope 1 without CAP_SYS_PTRACE, or a seccomp
+        // profile without pidfd_getfd): end it so its sockets cannot block binding new ones.
+        this.log.warn({ socket: key, err: (e as Error).message }, 'dns: cannot take the sockets the previous agent left open; binding new ones');
+        this.drop(out.values());
+        killGroup(held.pid);
+        waitGone(held.pid);
+        return new Map();
       }
     }
     if (out.size > 0) this.log.info({ sockets: [...out.keys()], holder: held.pid }, 'dns: serving on the sockets the previous agent left open');
@@ -114,6 +120,12 @@ function isHolder(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Up to 1 s for a killed holder to be gone (its sockets close with it). */
+function waitGone(pid: number): void {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 100 && isHolder(pid); i++) Atomics.wait(nap, 0, 0, 10);
 }
 
 function killGroup(pid: number): void {
