@@ -77,6 +77,12 @@ describe('kustomization', () => {
     expect(c.args).toContain('--api-server=skiff-e2e-control-plane:6443');
     expect(c.image).toBe('skiff:e2e');
     expect(c.imagePullPolicy).toBe('Never');
+    // The optional monitoring kustomization: the PodMonitor and the dashboard ConfigMap for Grafana's sidecar.
+    const mon = execFileSync('kubectl', ['kustomize', join(manifestsDir, 'monitoring')], { encoding: 'utf8' }).split(/^---$/m).map((d) => parseYaml(d) as Obj);
+    expect(mon.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`).sort()).toEqual(['ConfigMap/kube-system/skiff-grafana-dashboard', 'PodMonitor/kube-system/skiff']);
+    const dash = mon.find((o) => o.kind === 'ConfigMap')!;
+    expect(dash.metadata.labels.grafana_dashboard).toBe('1');
+    expect(JSON.parse(dash.data['skiff-dashboard.json'] as string).uid).toBe('skiff-node-networking');
   });
 });
 
