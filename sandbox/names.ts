@@ -16,6 +16,8 @@ export const API_PORT = 6443;
 /** The same API server over HTTPS (self-signed), the target of the `kubernetes` Service as in a real cluster. */
 export const API_TLS_PORT = 6444;
 export const AGENT_HEALTH_PORT = 10256;
+/** The agent's metrics listener (common/config.ts metricsBindAddress, 0.0.0.0:10249 like kube-proxy). */
+export const AGENT_METRICS_PORT = 10249;
 /** TEST-NET-2 address on the outside namespace: "the internet" for masquerade tests. */
 export const INTERNET_IP = '198.51.100.1';
 

@@ -13,7 +13,7 @@ import type { KubeObject, ResourceName } from '../../sandbox/apiserver/resources
 import { ApiRequestError, SandboxClient } from '../../sandbox/client.js';
 import { ALL_KINDS } from '../../common/types.js';
 import { podIPs, podReady } from '../../sandbox/endpointslices.js';
-import { AGENT_HEALTH_PORT, layout, nodeLayouts, podNetns } from '../../sandbox/names.js';
+import { AGENT_METRICS_PORT, layout, nodeLayouts, podNetns } from '../../sandbox/names.js';
 import { ALL_CASES, type Case, type Ctx, type Probe, type Step } from './cases.js';
 import { baseNamespaceLabels, basePodLabels, compare, NAMESPACES, PODS, portName, Reachability, type Ns, type PodId, type PodName } from './model.js';
 import { Prober, probeMatrix, SERVER } from './probe.js';
@@ -65,7 +65,6 @@ const POLICY_SERIES = /^skiff_policy_[a-z_]+[{ ]/m;
 describe.skipIf(missing('netpol', { root: true, tools: ['ip', 'nft', 'flock'] }))('NetworkPolicy: the upstream netpol matrix on a 2-node sandbox (root)', () => {
   let client: SandboxClient;
   let lock: ChildProcess | undefined;
-  let unsupported: string | undefined;
   const ips = new Map<PodId, string>();
   const probers = new Map<PodId, Prober>();
   const podCidrs = new Map<number, string>();
@@ -168,12 +167,9 @@ describe.skipIf(missing('netpol', { root: true, tools: ['ip', 'nft', 'flock'] })
     // Servers up and the pod network whole before any policy: every pair on every port and protocol.
     for (const protocol of ['TCP', 'UDP'] as const) for (const port of [80, 81] as const) await converge({ port, protocol, reach: new Reachability(true) }, 'before any policy');
 
-    const metrics = await Promise.all(NODES.map((n) => fetch(`http://${n.ip}:${AGENT_HEALTH_PORT}/metrics`, { signal: AbortSignal.timeout(3000) }).then((r) => r.text(), () => '')));
-    const without = NODES.filter((_, i) => !POLICY_SERIES.test(metrics[i]!)).map((n) => n.name);
-    if (without.length) {
-      unsupported = `the agent on ${without.join(', ')} reports no NetworkPolicy series in /metrics (policy not built into this agent)`;
-      console.warn(`skipping netpol cases: ${unsupported}`);
-    }
+    // Every agent enforces policy (it is on by default): its series are in /metrics on the metrics port.
+    const metrics = await Promise.all(NODES.map((n) => fetch(`http://${n.ip}:${AGENT_METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(3000) }).then((r) => r.text(), () => '')));
+    expect(NODES.filter((_, i) => !POLICY_SERIES.test(metrics[i]!)).map((n) => n.name), 'agents without NetworkPolicy series in /metrics').toEqual([]);
     console.log(`netpol: sandbox, 9 pods and a full matrix ready after ${Math.round((Date.now() - started) / 1000)} s`);
   }, 240_000);
 
@@ -196,17 +192,11 @@ describe.skipIf(missing('netpol', { root: true, tools: ['ip', 'nft', 'flock'] })
   for (const group of groups) {
     describe(group, () => {
       for (const c of ALL_CASES.filter((x) => x.group === group)) {
-        it(c.name, async (t) => {
-          if (unsupported) return t.skip(unsupported);
+        it(c.name, async () => {
           const steps = c.steps(ctx);
-          // The agent watches what it enforces: a kind outside its watch list is a kind it cannot enforce yet.
+          // The agent watches what it enforces: a kind outside its watch list is a kind it cannot enforce.
           const kinds = [...new Set(steps.flatMap((s) => s.apply ?? []).map((o) => RESOURCE_OF[o.kind!]!))];
-          const unwatched = kinds.filter((k) => !(ALL_KINDS as readonly string[]).includes(k));
-          if (unwatched.length) {
-            const why = `the agent does not watch ${unwatched.join(', ')} (common/types.ts ALL_KINDS), so it cannot enforce them`;
-            console.warn(`skipping "${c.name}": ${why}`);
-            return t.skip(why);
-          }
+          expect(kinds.filter((k) => !(ALL_KINDS as readonly string[]).includes(k)), 'kinds the agent does not watch').toEqual([]);
           const t0 = Date.now();
           const r0 = rounds;
           await runCase(c, steps);
