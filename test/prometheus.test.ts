@@ -80,6 +80,18 @@ describe.skipIf(missing('prometheus scrape', { root: true, tools: ['prometheus',
     if (r.status !== 'success') throw new Error(`${q}: ${r.error}`);
     return r.data.result;
   };
+  const podNamespaces: string[] = [];
+  let ticks = 0;
+  /**
+   * New work between two scrapes: a Service (a rule sync and, through its EndpointSlice, network
+   * programming) and a query from each pod. A rate over the window is zero, and its quantile NaN,
+   * when everything the setup did landed before Prometheus's first scrape, as on a loaded machine.
+   */
+  const poke = async (): Promise<void> => {
+    const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: `tick-${ticks++}`, namespace: 'prom' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] } };
+    await cli(['apply', '-f', '-'], JSON.stringify(svc));
+    for (const ns of podNamespaces) await dig(ns, 'web.prom.svc.cluster.local');
+  };
   const dig = (ns: string, name: string) => sh('ip', ['netns', 'exec', ns, 'dig', '+short', '+time=1', '+tries=1', name]).catch(() => undefined);
 
   beforeAll(async () => {
@@ -129,6 +141,7 @@ describe.skipIf(missing('prometheus scrape', { root: true, tools: ['prometheus',
     }, 90_000);
     for (const p of pods) {
       const ns = podNetns(NAME, p.metadata.uid!);
+      podNamespaces.push(ns);
       await until(`web.prom resolves from ${p.metadata.name}`, async () => ((await dig(ns, 'web.prom.svc.cluster.local'))?.stdout.trim() ?? '') !== '');
       for (let i = 0; i < 5; i++) await dig(ns, 'web.prom.svc.cluster.local');
       await until(`${UPSTREAM_NAME} resolves from ${p.metadata.name}`, async () => (await dig(ns, UPSTREAM_NAME))?.stdout.trim() === '192.0.2.7');
@@ -204,6 +217,7 @@ describe.skipIf(missing('prometheus scrape', { root: true, tools: ['prometheus',
       for (const t of panel.targets as Obj[]) {
         const q = (t.expr as string).replaceAll('$job', job.current.value as string).replaceAll('$instance', instance.allValue as string).replaceAll('$__rate_interval', RATE_INTERVAL);
         const r = await until(`${panel.title}: ${q}`, async () => {
+          await poke();
           const got = await query(q);
           return got.some((s) => Number.isFinite(Number(s.value[1]))) ? got : undefined;
         }, 20_000).catch(() => undefined);
