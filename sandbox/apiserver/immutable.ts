@@ -24,7 +24,11 @@ export function checkImmutable(def: ResourceDef, old: KubeObject, next: KubeObje
     const x = Array.isArray(a[list]) ? (a[list] as unknown[]) : [];
     const y = Array.isArray(b[list]) ? (b[list] as unknown[]) : [];
     y.forEach((c, i) => {
-      if (isObj(c) && isObj(x[i])) (x[i] as Obj).image = c.image;
+      // A missing image stays missing: {image: undefined} would not equal a container without one.
+      if (isObj(c) && isObj(x[i])) {
+        if (c.image === undefined) delete (x[i] as Obj).image;
+        else (x[i] as Obj).image = c.image;
+      }
     });
   }
   a.activeDeadlineSeconds = b.activeDeadlineSeconds;

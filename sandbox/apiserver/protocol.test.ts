@@ -150,6 +150,10 @@ describe('kube-apiserver protocol details', () => {
     const args = await smp({ spec: { containers: [{ name: 'web', args: ['--x'] }] } });
     expect(args).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ reason: 'FieldValueForbidden', field: 'spec' }] } } });
     expect(args.body.message).toContain('pod updates may not change fields other than `spec.containers[*].image`');
+    // A Pod whose containers name no image (the sandbox runs commands) still takes a label patch.
+    await call('POST', podPath, { body: { metadata: { name: 'noimage', namespace: 'p' }, spec: { containers: [{ name: 'c', command: ['sleep', '1'] }] } } });
+    const relabel = await call('PATCH', `${podPath}/noimage`, { body: { metadata: { labels: { a: 'b' } } }, type: 'application/merge-patch+json' });
+    expect(relabel.status).toBe(200);
     const noKey = await smp({ spec: { containers: [{ image: 'x' }] } });
     expect(noKey).toMatchObject({ status: 422, body: { reason: 'Invalid', message: expect.stringContaining('does not contain declared merge key: name') } });
     // JSON merge patch replaces lists whole.
