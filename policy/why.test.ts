@@ -61,6 +61,11 @@ beforeAll(async () => {
   });
   // y/a accepts only the named port serve-81-udp, from anything.
   await post(NP('y'), { metadata: { name: 'a-named', namespace: 'y' }, spec: { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ ports: [{ port: 'serve-81-udp', protocol: 'UDP' }] }] } });
+  // The Admin tier: y/a may not open TCP 443 to 192.0.2.0/24, though nothing isolates its egress.
+  await post('/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies', {
+    metadata: { name: 'no-tls-out' },
+    spec: { tier: 'Admin', priority: 10, subject: { pods: { namespaceSelector: { matchLabels: { ns: 'y' } }, podSelector: { matchLabels: { pod: 'a' } } } }, egress: [{ name: 'tls', action: 'Deny', to: [{ networks: ['192.0.2.0/24'] }], protocols: [{ tcp: { destinationPort: { number: 443 } } }] }] },
+  });
   // A malformed policy the API server would never admit (stored raw): skipped with a warning, the others stay.
   api.store.putRaw('networkpolicies', { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'broken', namespace: 'y', resourceVersion: '1' }, spec: { podSelector: { matchLabels: { pod: 'c' } }, ingress: [{ from: [{ ipBlock: { cidr: 'nonsense' } }] }] } });
 });
@@ -84,7 +89,7 @@ describe('skiff policy why', () => {
     expect(r.code).toBe(1);
     expect(r.out).toContain('x/a (10.244.1.10) -> x/b (10.244.2.11) TCP 8080: DENIED');
     expect(r.out).toMatch(/ingress on node-2: +deny/);
-    expect(r.out).toContain('isolated by: x/b-ingress');
+    expect(r.out).toContain('isolated by x/b-ingress; no rule allows TCP 8080 from x/a (10.244.1.10)');
     // A pod the selector does not pick is denied as well.
     const other = await json('--from', 'y/c', '--to', 'x/b', '--port', '80');
     expect(other.code).toBe(1);
@@ -114,6 +119,18 @@ describe('skiff policy why', () => {
     const missing = await run('--from', 'x/a', '--to', 'y/a', '--port', 'serve-99-tcp');
     expect(missing.code).toBe(2);
     expect(missing.err).toContain('y/a has no container port named "serve-99-tcp"');
+  });
+
+  it('lets an Admin tier Deny decide before NetworkPolicy', async () => {
+    const denied = await json('--from', 'y/a', '--to', '192.0.2.1', '--port', '443');
+    expect(denied.code).toBe(1);
+    expect(denied.a.egress).toMatchObject({ verdict: 'deny', rule: 'egress[0]', node: 'node-2' });
+    expect(denied.a.egress.policy).toContain('no-tls-out');
+    expect(denied.a.egress.reason).toContain('Admin tier');
+    expect(denied.a.ingress.verdict).toBe('not-applicable');
+    // Another port, or another pod, is not its business.
+    expect((await json('--from', 'y/a', '--to', '192.0.2.1', '--port', '80')).code).toBe(0);
+    expect((await json('--from', 'x/a', '--to', '192.0.2.1', '--port', '443')).code).toBe(0);
   });
 
   it('skips a malformed policy with a warning and still answers', async () => {

@@ -239,7 +239,8 @@ export function renderAnswer(a: WhyAnswer): string {
   const line = (dir: string, v: WhyAnswer['egress']): string => {
     const where = v.node ? ` on ${v.node}` : '';
     const decided = v.policy ? `\n    rule: ${v.policy} ${v.rule}` : '';
-    const isolating = v.policies.length > 0 ? `\n    isolated by: ${v.policies.join(', ')}` : '';
+    // A deny without a rule already names the isolating policies in its reason.
+    const isolating = v.policy && v.policies.length > 0 ? `\n    isolated by: ${v.policies.join(', ')}` : '';
     return `${`${dir}${where}:`.padEnd(28)} ${v.verdict}\n    ${v.reason}${decided}${isolating}`;
   };
   return [`${a.from} -> ${a.to} ${a.protocol} ${port}: ${a.allowed ? 'ALLOWED' : 'DENIED'}`, line('egress', a.egress), line('ingress', a.ingress)].join('\n') + '\n';
