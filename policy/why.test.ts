@@ -61,6 +61,11 @@ beforeAll(async () => {
   });
   // y/a accepts only the named port serve-81-udp, from anything.
   await post(NP('y'), { metadata: { name: 'a-named', namespace: 'y' }, spec: { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ ports: [{ port: 'serve-81-udp', protocol: 'UDP' }] }] } });
+  // y/c may talk DNS to kube-system only: node-local DNS answers it at the DNS Service IP.
+  await post(NP('y'), {
+    metadata: { name: 'c-dns', namespace: 'y' },
+    spec: { podSelector: { matchLabels: { pod: 'c' } }, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }], ports: [{ port: 53, protocol: 'UDP' }] }] },
+  });
   // The Admin tier: y/a may not open TCP 443 to 192.0.2.0/24, though nothing isolates its egress.
   await post('/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies', {
     metadata: { name: 'no-tls-out' },
@@ -133,6 +138,16 @@ describe('skiff policy why', () => {
     expect((await json('--from', 'x/a', '--to', '192.0.2.1', '--port', '443')).code).toBe(0);
   });
 
+  it('lets DNS egress reach the node-local DNS address', async () => {
+    const dns = await json('--from', 'y/c', '--to', '10.96.0.10', '--protocol', 'UDP', '--port', '53');
+    expect(dns.code).toBe(0);
+    expect(dns.a.egress).toMatchObject({ verdict: 'allow', policies: ['y/c-dns'] });
+    expect(dns.a.egress.reason).toContain('node-local DNS');
+    expect((await json('--from', 'y/c', '--to', '10.96.0.10', '--protocol', 'TCP', '--port', '53')).code).toBe(1);
+    expect((await json('--from', 'y/c', '--to', '10.96.0.53', '--protocol', 'UDP', '--port', '53', '--dns-ips', '10.96.0.53')).code).toBe(0);
+    expect((await json('--from', 'y/c', '--to', '10.96.0.10', '--protocol', 'UDP', '--port', '53', '--dns-ips', '')).a.egress.verdict).toBe('deny');
+  });
+
   it('skips a malformed policy with a warning and still answers', async () => {
     const r = await json('--from', 'x/a', '--to', 'y/c', '--port', '80');
     expect(r.code).toBe(0);
@@ -141,7 +156,7 @@ describe('skiff policy why', () => {
   });
 
   it('reports usage errors with exit code 2', async () => {
-    for (const args of [['--to', 'x/b', '--port', '80'], ['--from', 'x/a', '--to', 'x/b'], ['--from', 'x/a', '--to', 'x/b', '--port', '70000'], ['--from', 'x/a', '--to', 'x/b', '--port', '80', '--protocol', 'ICMP'], ['--from', 'nope', '--to', 'x/b', '--port', '80'], ['--from', 'x/a', '--to', '10.0.0.1', '--port', 'http'], ['--bogus']]) {
+    for (const args of [['--to', 'x/b', '--port', '80'], ['--from', 'x/a', '--to', 'x/b'], ['--from', 'x/a', '--to', 'x/b', '--port', '70000'], ['--from', 'x/a', '--to', 'x/b', '--port', '80', '--protocol', 'ICMP'], ['--from', 'nope', '--to', 'x/b', '--port', '80'], ['--from', 'x/a', '--to', '10.0.0.1', '--port', 'http'], ['--from', 'x/a', '--to', 'x/b', '--port', '80', '--dns-ips', 'dns'], ['--bogus']]) {
       const r = await run(...args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.err, args.join(' ')).toMatch(/^skiff policy why: /);

@@ -18,6 +18,7 @@ const OPTIONS = {
   protocol: { type: 'string' },
   port: { type: 'string' },
   kubeconfig: { type: 'string' },
+  'dns-ips': { type: 'string' },
   output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -28,6 +29,7 @@ const DESCRIPTIONS: Record<string, string> = {
   protocol: 'TCP (default), UDP or SCTP',
   port: "the destination port: a number, or a container port name resolved on the --to pod",
   kubeconfig: 'kubeconfig path (default: $KUBECONFIG, else the in-cluster config)',
+  'dns-ips': "node-local DNS addresses, comma-separated, as the agent's dnsServiceIPs (default 10.96.0.10; '' for none)",
   output: 'text (default) or json',
   help: 'show this help',
 };
@@ -51,9 +53,13 @@ export interface WhyRequest {
   readonly protocol?: Protocol;
   readonly port: number | string;
   readonly kubeconfig?: string;
+  /** The agent's node-local DNS addresses: egress that allows port 53 also allows these. */
+  readonly dnsAddresses: readonly string[];
   readonly output: 'text' | 'json';
 }
 
+/** The agent's default dnsServiceIPs (common/config.ts). */
+const DEFAULT_DNS = '10.96.0.10';
 const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
 const PORT_NAME = /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/;
 
@@ -85,9 +91,11 @@ export function parseRequest(argv: string[]): WhyRequest | 'help' {
     if (!('pod' in to)) throw new UsageError(`policy why: --port "${p}" is a name, which only a pod (--to NAMESPACE/POD) can resolve`);
     port = p;
   } else throw new UsageError(`policy why: --port "${p}" is neither a port number nor a port name`);
+  const dnsAddresses = (values['dns-ips'] ?? DEFAULT_DNS).split(',').map((a) => a.trim()).filter(Boolean);
+  for (const a of dnsAddresses) if (isIP(a) === 0) throw new UsageError(`policy why: --dns-ips: "${a}" is not an IP address`);
   const output = values.output ?? 'text';
   if (output !== 'text' && output !== 'json') throw new UsageError(`policy why: -o must be text or json, not "${output}"`);
-  return { from, to, protocol, port, kubeconfig: values.kubeconfig, output };
+  return { from, to, protocol, port, kubeconfig: values.kubeconfig, dnsAddresses, output };
 }
 
 /** The flag, else $KUBECONFIG (a path list, as kubectl reads it), else the in-cluster config. */
@@ -216,7 +224,7 @@ export function answer(inputs: PolicyInputs, req: WhyRequest): WhyAnswer {
     if ('pod' in end && !podOf(inputs, end)) throw new SkiffError('ERR_NOT_FOUND', `policy why: --${flag} pod ${end.pod} not found`);
   }
   const { protocol, port } = resolvePort(inputs, req);
-  const e: Explanation = explain(inputs, req.from, req.to, protocol, port);
+  const e: Explanation = explain(inputs, req.from, req.to, protocol, port, { dnsAddresses: req.dnsAddresses });
   const label = (end: FlowEnd): string => {
     const p = podOf(inputs, end);
     if (p) return `${p.namespace}/${p.name}${p.podIPs.length ? ` (${p.podIPs.join(', ')})` : ''}`;
