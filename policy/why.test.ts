@@ -166,6 +166,21 @@ describe('skiff policy why', () => {
     expect(unknown).toMatchObject({ code: 2, err: expect.stringContaining('pod x/zz not found') });
   });
 
+  it('gives no answer (exit 2) without a usable kubeconfig or API server', async () => {
+    const args = ['--from', 'x/a', '--to', 'x/b', '--port', '80'];
+    let err = '';
+    const io = { out: () => undefined, err: (t: string) => (err += t), env: {} };
+    expect(await why([...args, '--kubeconfig', join(dir, 'missing')], io)).toBe(2);
+    expect(err).toMatch(/^skiff policy why: cannot load .*missing/);
+    const gone = await startFakeApiServer({ bookmarkIntervalMs: 0 });
+    const kc = join(dir, 'gone');
+    gone.writeKubeconfig(kc);
+    await gone.close();
+    err = '';
+    expect(await why([...args, '--kubeconfig', kc], io)).toBe(2);
+    expect(err).toMatch(/^skiff policy why: cannot list from the API server: .*ECONNREFUSED/);
+  });
+
   it('runs as `skiff policy why` with KUBECONFIG from the environment', async () => {
     // Asynchronously: the API server answers from this very process.
     const bin = fileURLToPath(new URL('../bin/skiff.ts', import.meta.url));
