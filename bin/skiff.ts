@@ -8,6 +8,7 @@ type Main = (argv: string[]) => Promise<number>;
 const SUBCOMMANDS: Record<string, { summary: string; load: () => Promise<Main> }> = {
   agent: { summary: 'run the node agent (CNI overlay, Service proxy, cluster DNS)', load: async () => (await import('../agent/main.js')).main },
   cni: { summary: 'the CNI plugin entry point (kubelet runs this as /opt/cni/bin/skiff)', load: async () => (await import('../cni/main.js')).main },
+  policy: { summary: 'explain NetworkPolicy verdicts (policy why)', load: async () => (await import('../policy/main.js')).main },
   sandbox: { summary: 'a local multi-node cluster on network namespaces', load: async () => (await import('../sandbox/main.js')).main },
   status: { summary: "show this node's overlay, proxy and DNS state", load: async () => (await import('../common/status.js')).main },
   version: { summary: 'print the version', load: async () => (await import('../common/version.js')).main },
