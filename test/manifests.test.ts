@@ -401,3 +401,17 @@ describe('e2e run.sh --target kind without its prerequisites', () => {
     expect(() => execFileSync('test', ['-x', join(root, 'test/e2e/run.sh')])).not.toThrow();
   });
 });
+
+describe('resources follow the footprint bench', () => {
+  const mi = (q: string): number => {
+    const m = /^(\d+)(Mi|Gi)$/.exec(q);
+    if (!m) throw new Error(`unexpected quantity ${q}`);
+    return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
+  };
+  it('requests at least the measured idle agent (102 MB) and limits above the 50,000-Service steady state (1184 MB), with no CPU limit', () => {
+    const r = agent.resources as { requests: Record<string, string>; limits: Record<string, string> };
+    expect(mi(r.requests.memory!)).toBeGreaterThanOrEqual(Math.ceil(102 / 1.048576));
+    expect(mi(r.limits.memory!)).toBeGreaterThan(Math.ceil(1184 / 1.048576));
+    expect(r.limits.cpu).toBeUndefined();
+  });
+});
