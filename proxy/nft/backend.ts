@@ -1,7 +1,7 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
-import { readdirSync, rmSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Runner } from '../exec.js';
@@ -61,9 +61,10 @@ export class ExecNft implements NftBackend {
     // Not through a pipe: nft commits whatever arrived before EOF, so an agent killed while
     // writing (SIGKILL during a full sync) would leave a line-aligned prefix committed, which for
     // the one-transaction replace is a deleted table and half of the new one. A file is complete
-    // before nft starts, and nft then applies all of it or nothing.
+    // before nft starts, and nft then applies all of it or nothing. Written synchronously so nft
+    // is spawned within this call, as the staged full sync expects (its loads overlap the render).
     const file = join(this.txnDir, `${TXN_PREFIX}${process.pid}-${this.seq++}.nft`);
-    await writeFile(file, text, { mode: 0o600 });
+    writeFileSync(file, text, { mode: 0o600 });
     try {
       await this.run('nft', ['-f', file]);
     } finally {
