@@ -1,7 +1,7 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
-import { readdirSync, rmSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Runner } from '../exec.js';
@@ -80,11 +80,10 @@ export class ExecNft implements NftBackend {
     if (!text) return;
     // Writes that overlap (a staged full sync loads in parallel) form one burst; each write is one
     // transaction (an `nft -f` run, or one `nft -i` line), so a burst of n writes moves the
-    // generation by exactly n unless someone else committed meanwhile.
-    if (this.applying++ === 0) {
-      this.burst = { start: undefined, writes: 0, failed: false };
-      this.burst.start = await this.gen?.();
-    }
+    // generation by exactly n from the one skiff last verified unless someone else committed
+    // meanwhile. No read before the write: nft must start within this call (the staged sync's
+    // loads overlap its render, which holds the event loop).
+    if (this.applying++ === 0) this.burst = { start: this.matched, writes: 0, failed: false };
     const burst = this.burst;
     try {
       if (this.session && text.length <= SESSION_LIMIT) await this.session.run(text.trimEnd().split('\n').join('; '));
@@ -102,11 +101,12 @@ export class ExecNft implements NftBackend {
    * Not through a pipe: nft commits whatever arrived before EOF, so an agent killed while writing
    * (SIGKILL during a full sync) would leave a line-aligned prefix committed, which for the
    * one-transaction replace is a deleted table and half of the new one. A file is complete before
-   * nft starts, and nft then applies all of it or nothing.
+   * nft starts, and nft then applies all of it or nothing. Written synchronously so nft is spawned
+   * within this call, as the staged full sync expects (its loads overlap the render).
    */
   private async applyFile(text: string): Promise<void> {
     const file = join(this.txnDir, `${TXN_PREFIX}${process.pid}-${this.seq++}.nft`);
-    await writeFile(file, text, { mode: 0o600 });
+    writeFileSync(file, text, { mode: 0o600 });
     try {
       await this.run('nft', ['-f', file]);
     } finally {
