@@ -18,7 +18,7 @@ import { podReady } from '../sandbox/endpointslices.js';
 import { INTERNET_IP, layout, nodeLayouts, podNetns } from '../sandbox/names.js';
 
 const NAME = 'skiffp';
-const SUBNET = '172.31.236.0/24';
+const SUBNET = '172.31.234.0/24';
 const STATE = `/tmp/${NAME}-state`;
 const env = { ...process.env, SKIFF_SANDBOX_DIR: STATE, SKIFF_SANDBOX_NAME: NAME };
 const L = layout({ name: NAME, nodes: 2, subnet: SUBNET, stateDir: STATE });
