@@ -157,7 +157,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
   return { layout: l, apiReadyMs };
 }
 
-const STATE_FILES = ['sandbox.json', 'kubeconfig', 'supervisor.pid', 'supervisor.log', 'apiserver-state.json'];
+const STATE_FILES = ['sandbox.json', 'kubeconfig', 'supervisor.pid', 'supervisor.log', 'apiserver-state.json', 'apiserver-ca.crt'];
 
 /** Stops and removes everything; returns the list of what it removed (empty when nothing was there). */
 export async function down(name: string, stateDir: string, out: (s: string) => void): Promise<string[]> {

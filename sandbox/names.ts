@@ -44,6 +44,8 @@ export interface Layout extends SandboxSpec {
   readonly logFile: string;
   readonly specFile: string;
   readonly apiStateFile: string;
+  /** The TLS listener's self-signed certificate, for in-cluster clients (a service account's ca.crt). */
+  readonly apiCaFile: string;
 }
 
 export function validateName(name: string): string {
@@ -83,6 +85,7 @@ export function layout(spec: SandboxSpec): Layout {
     logFile: join(stateDir, 'supervisor.log'),
     specFile: join(stateDir, 'sandbox.json'),
     apiStateFile: join(stateDir, 'apiserver-state.json'),
+    apiCaFile: join(stateDir, 'apiserver-ca.crt'),
   };
 }
 

@@ -36,6 +36,7 @@ export async function startSupervisor(l: Layout, log: Logger, opts: { agents?: b
   // Pods reach the API server through the `kubernetes` Service over HTTPS, as in a real cluster;
   // the same store behind a second, TLS listener (clients on the host keep the plain one).
   const tlsServer = await startFakeApiServer({ host: l.hostIP, port: API_TLS_PORT, store: server.store, tls: true });
+  writeFileSync(l.apiCaFile, tlsServer.tls!.cert);
   server.admit('services', serviceAdmission(() => server.store.select('services'), { serviceCIDR: SERVICE_CIDR }));
   server.writeKubeconfig(l.kubeconfig);
   ensureNodes(server.store, l);

@@ -1,8 +1,8 @@
 // The DaemonSet's pod, as `kubectl kustomize manifests` renders it, run by `podman kube play` on a
 // sandbox node in place of the checkout's agent. The script plays the kubelet's part and no more:
 // the pod gets the node's name (the scheduler's), the service account token volume and the
-// KUBERNETES_SERVICE_* variables kubelet adds; the API server is the sandbox's, behind TLS (socat)
-// as in-cluster clients require. The node's "host paths" are its sandbox directories: podman runs
+// KUBERNETES_SERVICE_* variables kubelet adds; the API server is the sandbox's TLS listener (what
+// its `kubernetes` Service points at), as in-cluster clients require. The node's "host paths" are its sandbox directories: podman runs
 // in the node's network namespace and in a mount namespace where /etc/cni/net.d, /opt/cni/bin and
 // /var/lib/skiff are bind mounts of them; /run/netns is the host's (the sandbox kubelet makes pod
 // namespaces there) and so is /run/skiff (the sandbox kubelet runs the shim in the host's mount
@@ -10,18 +10,16 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { selfSignedCert } from '../../sandbox/apiserver/tls.js';
 import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { SandboxClient } from '../../sandbox/client.js';
 import { podIPs, podReady } from '../../sandbox/endpointslices.js';
-import { DNS_SERVICE_IP, podNetns } from '../../sandbox/names.js';
+import { API_TLS_PORT, DNS_SERVICE_IP, podNetns } from '../../sandbox/names.js';
 import { background, type Checks, expectEqual, inCidr, inNodeNet, run, sandboxUp, until, type Sandbox } from '../e2e-runtimes/support.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
 const NAME = 'skiffim';
 const SUBNET = '172.31.238.0/24';
-const API_TLS_PORT = 6444;
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const SERVER = "require('http').createServer((q, s) => s.end(process.env.POD_NAME + ' ' + q.socket.remoteAddress.replace('::ffff:', ''))).listen(8080)";
 
@@ -61,7 +59,6 @@ export async function kubePlay(o: { rendered: Obj[]; podman: readonly string[]; 
   const { checks, log, work } = o;
   mkdirSync(work, { recursive: true });
   let sb: Sandbox | undefined;
-  let tlsFront: ReturnType<typeof background> | undefined;
   let player: ReturnType<typeof background> | undefined;
   const runSkiffBefore = existsSync('/run/skiff');
   const podmanCmd = (args: string[]) => run(o.podman[0]!, [...o.podman.slice(1), ...args], { env: { ...o.podmanEnv, CONTAINERS_CONF: join(work, 'containers.conf') }, timeoutMs: 120_000 });
@@ -74,14 +71,11 @@ export async function kubePlay(o: { rendered: Obj[]; podman: readonly string[]; 
     // kubeadm's preflight requires forwarding on a node; /proc/sys is read-only in the pod.
     await run('ip', ['netns', 'exec', n1.name, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
 
-    const tls = selfSignedCert(sb.l.hostIP);
-    writeFileSync(join(work, 'tls.crt'), tls.cert);
-    writeFileSync(join(work, 'tls.key'), tls.key);
-    tlsFront = background(['socat', `OPENSSL-LISTEN:${API_TLS_PORT},bind=${sb.l.hostIP},reuseaddr,fork,cert=${join(work, 'tls.crt')},key=${join(work, 'tls.key')},verify=0`, `TCP:${sb.l.hostIP}:6443`], () => undefined);
+    // The sandbox's own TLS listener (what its `kubernetes` Service points at) and its certificate.
     const sa = join(work, 'serviceaccount');
     mkdirSync(sa, { recursive: true });
     writeFileSync(join(sa, 'token'), 'skiff-e2e-image-token');
-    writeFileSync(join(sa, 'ca.crt'), tls.cert);
+    writeFileSync(join(sa, 'ca.crt'), readFileSync(sb.l.apiCaFile));
     writeFileSync(join(sa, 'namespace'), 'kube-system');
 
     const ds = o.rendered.find((x) => x.kind === 'DaemonSet')!;
@@ -172,7 +166,6 @@ export async function kubePlay(o: { rendered: Obj[]; podman: readonly string[]; 
   } finally {
     if (existsSync(join(work, 'containers.conf'))) await podmanCmd(['pod', 'rm', '-f', '-t', '5', '-a']).catch((e: Error) => log(`pod rm: ${e.message}`));
     player?.kill('SIGTERM');
-    tlsFront?.kill('SIGTERM');
     if (!process.env.KEEP) {
       await sb?.down();
       if (!runSkiffBefore) rmSync('/run/skiff', { recursive: true, force: true });
