@@ -134,7 +134,8 @@ async function main(): Promise<void> {
       for (const n of [n1, n2]) {
         if (!readFileSync(join(n.cniBinDir, 'skiff')).equals(readFileSync(SHIM))) throw new Error(`${n.cniBinDir}/skiff is not dist/bin/skiff-cni`);
         const conf = JSON.parse(readFileSync(join(n.cniConfDir, '10-skiff.conflist'), 'utf8')) as { plugins: { type: string }[] };
-        expectEqual(`${n.name} conflist plugins`, conf.plugins.map((p) => p.type), ['skiff', 'portmap']);
+        // The sandbox links Debian's portmap and bandwidth into each node, and the agent chains what it finds.
+        expectEqual(`${n.name} conflist plugins`, conf.plugins.map((p) => p.type), ['skiff', 'portmap', 'bandwidth']);
       }
     });
 
