@@ -84,7 +84,11 @@ export function logsRoute(store: FakeStore, lookup: ContainerLookup): RouteHandl
       offset += more.length;
       write(more);
       const now = lookup(nodeName, uid, container);
-      if (!now?.running && (await stat(target.logFile).catch(() => undefined))?.size === offset) break;
+      if (now?.running) continue;
+      // Stopped: done once everything written is sent, or once the kubelet removed the pod's logs
+      // (a deleted pod's directory goes with it; waiting for its size would never end).
+      const size = (await stat(target.logFile).catch(() => undefined))?.size;
+      if (size === undefined || size === offset) break;
     }
     res.end();
     return true;
