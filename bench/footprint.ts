@@ -13,6 +13,7 @@ import { projectRoot } from '../common/self.js';
 import { FakeStore, startFakeApiServer, type FakeApiServer, type StoreSnapshot } from '../sandbox/apiserver/index.js';
 import { cleanupPrefix, inNs } from '../test/support/netns.js';
 import { agentConfig, nodeNamespace, sleep, stopAgent, tempDir, until, type AgentProcess } from './gauntlet/support.js';
+import { percentile } from './stats.js';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench footprint] ${msg}\n`);
 const P = 'skiffg-fp';
@@ -83,11 +84,6 @@ async function idleCpuPct(pid: number, seconds: number): Promise<number> {
 }
 
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Idle in a 2-node sandbox with the demo, through the compiled CLI as a user would run it.

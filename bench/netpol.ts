@@ -26,33 +26,16 @@ import { execRunner } from '../policy/exec.js';
 import { PolicySyncer } from '../policy/syncer.js';
 import { Topology } from '../proxy/test/topology.js';
 import { sh } from '../test/support/netns.js';
+import { HTTP_LOAD, percentile } from './stats.js';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench netpol] ${msg}\n`);
 
-const LOAD = `
-const http = require('http');
-const [url, conc, secs] = process.argv.slice(1);
-let n = 0, errors = 0;
-const end = Date.now() + Number(secs) * 1000;
-const one = () => new Promise((res) => {
-  const r = http.get(url, { agent: false }, (s) => { s.resume(); s.on('end', () => { n++; res(); }); });
-  r.on('error', () => { errors++; res(); });
-});
-(async () => {
-  const start = Date.now();
-  await Promise.all(Array.from({ length: Number(conc) }, async () => { while (Date.now() < end) await one(); }));
-  console.log(JSON.stringify({ rps: n / ((Date.now() - start) / 1000), errors }));
-})();
-`;
 
 const NODE = 'node-0';
 const POLICIED = { ns: 'ns-0', name: 'bench-server', ip: '10.244.1.11' };
 const OPEN = { ns: 'bench-open', name: 'bench-open', ip: '10.244.1.12' };
 const CLIENT = { ns: 'bench-client', name: 'bench-client', ip: '10.244.1.13' };
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
@@ -199,7 +182,7 @@ export async function main(args: string[]): Promise<void> {
 
     const load = async (ip: string, secs: number): Promise<number> => {
       const out = await new Promise<string>((resolve, reject) => {
-        const p = spawn('ip', ['netns', 'exec', topo.podNs('cli'), process.execPath, '-e', LOAD, `http://${ip}:8080/`, values.concurrency!, String(secs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const p = spawn('ip', ['netns', 'exec', topo.podNs('cli'), process.execPath, '-e', HTTP_LOAD, `http://${ip}:8080/`, values.concurrency!, String(secs)], { stdio: ['ignore', 'pipe', 'inherit'] });
         let o = '';
         p.stdout.on('data', (d) => (o += d));
         p.on('close', (code) => (code === 0 ? resolve(o) : reject(new Error(`load generator exit ${code}`))));

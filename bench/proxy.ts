@@ -22,28 +22,11 @@ import { NftSession } from '../proxy/nft/session.js';
 import { Proxier } from '../proxy/proxier.js';
 import { warmUp } from '../proxy/warmup.js';
 import { nsRunner, Topology } from '../proxy/test/topology.js';
+import { HTTP_LOAD, percentile } from './stats.js';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench proxy] ${msg}\n`);
 
-const LOAD = `
-const http = require('http');
-const [url, conc, secs] = process.argv.slice(1);
-let n = 0, errors = 0;
-const end = Date.now() + Number(secs) * 1000;
-const one = () => new Promise((res) => {
-  const r = http.get(url, { agent: false }, (s) => { s.resume(); s.on('end', () => { n++; res(); }); });
-  r.on('error', () => { errors++; res(); });
-});
-(async () => {
-  const start = Date.now();
-  await Promise.all(Array.from({ length: Number(conc) }, async () => { while (Date.now() < end) await one(); }));
-  console.log(JSON.stringify({ rps: n / ((Date.now() - start) / 1000), errors }));
-})();
-`;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 const svcIP = (i: number): string => `10.96.${(i >> 8) & 255}.${i & 255}`;
 const fakeIP = (n: number): string => `10.${100 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
@@ -244,7 +227,7 @@ export async function main(args: string[]): Promise<void> {
     const load = async (topo: Topology, url: string, secs: number): Promise<number> => {
       const ns = values.client === 'outside' ? topo.client : topo.podNs('p3');
       const out = await new Promise<string>((resolve, reject) => {
-        const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', LOAD, url, conc, String(secs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', HTTP_LOAD, url, conc, String(secs)], { stdio: ['ignore', 'pipe', 'inherit'] });
         let o = '';
         p.stdout.on('data', (d) => (o += d));
         p.on('close', (code) => (code === 0 ? resolve(o) : reject(new Error(`load generator exit ${code}`))));

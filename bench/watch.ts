@@ -13,6 +13,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { KINDS } from '../common/types.js';
 import { createWatchCache } from '../common/watch/informer.js';
+import { percentile } from './stats.js';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench watch] ${msg}\n`);
 
@@ -62,9 +63,6 @@ async function startServer(seed: string): Promise<{ child: ChildProcess; url: st
   return { child, url: (JSON.parse(line) as { url: string }).url };
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, strict: true, options: { services: { type: 'string', default: '10000' }, 'endpoints-per-slice': { type: 'string', default: '10' }, updates: { type: 'string', default: '500' } } });
