@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# Builds the DNS server's batched UDP addon (dns/native/udpbatch.c) into dist/native/udpbatch.node
-# (or the path given as the first argument).
+# Builds the Node-API addons into dist/native/NAME.node: udpbatch (the DNS server's batched UDP,
+# dns/native/udpbatch.c) and netns (the CNI's pod-side netlink socket, cni/native/netns.c).
+# `build-native.sh` builds both; `build-native.sh NAME [OUT]` builds one, to OUT if given.
 # Plain cc against the Node-API headers from the npm package node-api-headers: node-gyp would download
-# Node's headers, which a build without internet access cannot. The libuv functions it calls are
-# resolved from the node binary at load time (declared in the source; no libuv headers needed).
-# Without a C compiler it warns and exits 0: the DNS server then uses Node's dgram.
+# Node's headers, which a build without internet access cannot. The libuv functions udpbatch calls
+# are resolved from the node binary at load time (declared in the source; no libuv headers needed).
+# Without a C compiler it warns and exits 0: the DNS server then uses Node's dgram, and the pod side
+# of a CNI ADD runs through an `ip -batch` process.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-src=$root/dns/native/udpbatch.c
-out=${1:-$root/dist/native/udpbatch.node}
 cc=${CC:-cc}
 if ! command -v "$cc" >/dev/null 2>&1; then
-  echo "build-native: no C compiler ($cc); the DNS server will use Node's dgram" >&2
+  echo "build-native: no C compiler ($cc); the DNS server will use Node's dgram, CNI ADD ip -batch" >&2
   exit 0
 fi
 headers=$(cd "$root" && node -p "require('node-api-headers').include_dir")
-mkdir -p "$(dirname "$out")"
-"$cc" -O2 -std=gnu11 -Wall -Wextra -fPIC -shared -fvisibility=hidden \
-  -I "$headers" -o "$out.tmp" "$src"
-mv "$out.tmp" "$out"
-echo "build-native: $out"
+
+build() {
+  local src=$1 out=$2
+  mkdir -p "$(dirname "$out")"
+  "$cc" -O2 -std=gnu11 -Wall -Wextra -fPIC -shared -fvisibility=hidden \
+    -I "$headers" -o "$out.tmp" "$src"
+  mv "$out.tmp" "$out"
+  echo "build-native: $out"
+}
+
+declare -A sources=([udpbatch]=dns/native/udpbatch.c [netns]=cni/native/netns.c)
+if [ $# -eq 0 ]; then
+  for name in udpbatch netns; do build "$root/${sources[$name]}" "$root/dist/native/$name.node"; done
+else
+  name=$1
+  [ -n "${sources[$name]:-}" ] || { echo "build-native: unknown addon $name (udpbatch, netns)" >&2; exit 2; }
+  build "$root/${sources[$name]}" "${2:-$root/dist/native/$name.node}"
+fi

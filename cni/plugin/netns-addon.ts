@@ -23,7 +23,7 @@ function candidates(): string[] {
 export function loadNetnsAddon(): { addon?: NetnsAddon; error?: string } {
   if (loaded) return loaded;
   const path = candidates().find((p) => existsSync(p));
-  if (!path) return (loaded = { error: 'netns.node not built (scripts/build-native-cni.sh)' });
+  if (!path) return (loaded = { error: 'netns.node not built (scripts/build-native.sh)' });
   try {
     loaded = { addon: createRequire(import.meta.url)(path) as NetnsAddon };
   } catch (e) {

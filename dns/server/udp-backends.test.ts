@@ -27,7 +27,7 @@ function nativeUnavailable(): string | undefined {
     addonDir = mkdtempSync(join(tmpdir(), 'skiffdns-addon-'));
     const out = join(addonDir, 'udpbatch.node');
     try {
-      execFileSync('bash', [join(root, 'scripts/build-native.sh'), out], { stdio: 'ignore' });
+      execFileSync('bash', [join(root, 'scripts/build-native.sh'), 'udpbatch', out], { stdio: 'ignore' });
       if (existsSync(out)) process.env.SKIFF_UDPBATCH_ADDON = out;
     } catch {
       /* reported below */
