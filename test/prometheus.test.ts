@@ -13,6 +13,7 @@ import { sandboxCli } from './sandbox/cli.js';
 import { missing } from './support/env.js';
 import { sh } from './support/netns.js';
 import { freePort } from './support/ports.js';
+import { until } from './support/until.js';
 import { SandboxClient } from '../sandbox/client.js';
 import { podReady } from '../sandbox/endpointslices.js';
 import { INTERNET_IP, layout, nodeLayouts, podNetns } from '../sandbox/names.js';
@@ -47,21 +48,6 @@ function scrapeConfigFromManifests(nodes: readonly { name: string; ip: string }[
       },
     ],
   };
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
 
 type Sample = { metric: Record<string, string>; value: [number, string] };
@@ -142,9 +128,9 @@ describe.skipIf(missing('prometheus scrape', { root: true, tools: ['prometheus',
     for (const p of pods) {
       const ns = podNetns(NAME, p.metadata.uid!);
       podNamespaces.push(ns);
-      await until(`web.prom resolves from ${p.metadata.name}`, async () => ((await dig(ns, 'web.prom.svc.cluster.local'))?.stdout.trim() ?? '') !== '');
+      await until(`web.prom resolves from ${p.metadata.name}`, async () => ((await dig(ns, 'web.prom.svc.cluster.local'))?.stdout.trim() ?? '') !== '', 60_000);
       for (let i = 0; i < 5; i++) await dig(ns, 'web.prom.svc.cluster.local');
-      await until(`${UPSTREAM_NAME} resolves from ${p.metadata.name}`, async () => (await dig(ns, UPSTREAM_NAME))?.stdout.trim() === '192.0.2.7');
+      await until(`${UPSTREAM_NAME} resolves from ${p.metadata.name}`, async () => (await dig(ns, UPSTREAM_NAME))?.stdout.trim() === '192.0.2.7', 60_000);
       for (let i = 0; i < 5; i++) await dig(ns, UPSTREAM_NAME);
     }
   }, 300_000);

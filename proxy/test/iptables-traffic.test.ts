@@ -16,17 +16,10 @@ import { IptablesDataplane } from '../iptables/dataplane.js';
 import { toolsOf, type IptablesMode } from '../iptables/mode.js';
 import { NODE_IP, POD_GW, Topology, nsRunner } from './topology.js';
 import { inNs } from '../../test/support/netns.js';
+import { until } from '../../test/support/until.js';
 
 const tools = ['legacy', 'nft'].flatMap((m) => [`iptables-${m}-restore`, `iptables-${m}-save`]);
 const skip = missing('proxy iptables traffic', { root: true, tools: ['nft', 'curl', ...tools] });
-
-async function until(what: string, cond: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe.skipIf(skip).each(['legacy', 'nft'] as const)('iptables proxy with real traffic (%s)', (mode: IptablesMode) => {
   const topo = new Topology(`skiffpx-i${mode[0]}-`);

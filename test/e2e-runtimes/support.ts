@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { skiffCommand } from '../../common/self.js';
 import { layout, nodeLayouts, type Layout, type NodeLayout } from '../../sandbox/names.js';
+import { until } from '../support/until.js';
+
+export { until };
 
 const pexec = promisify(execFile);
 export const EXIT_FAILED = 1;
@@ -38,21 +41,6 @@ export async function run(cmd: string, args: readonly string[], opts: { env?: No
 
 export function hasCommand(name: string): boolean {
   return ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, name)));
-}
-
-export async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
 /** Records each check; the script's exit status is 1 when any failed. */

@@ -10,6 +10,7 @@ import { projectRoot } from '../../common/self.js';
 import { sandboxCli } from '../sandbox/cli.js';
 import { missing } from '../support/env.js';
 import { sh } from '../support/netns.js';
+import { until } from '../support/until.js';
 
 const NAME = 'skiffk';
 const SUBNET = '172.31.236.0/24';
@@ -172,7 +173,7 @@ describe.skipIf(needs)('kubectl against the sandbox (root)', () => {
   it('follows a log as it grows, and the follow ends when the pod goes', async () => {
     const ticker = 'apiVersion: v1\nkind: Pod\nmetadata: {name: ticker, namespace: kt}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: t\n    image: busybox\n    command: [sh, -c, "i=0; while true; echo tick $i; do i=$((i+1)); sleep 0.2; done"]\n';
     expect((await kubectl(['apply', '-f', '-'], ticker)).code).toBe(0);
-    await until(async () => (await kubectl(['-n', 'kt', 'get', 'pod', 'ticker', '-o', 'jsonpath={.status.phase}'])).stdout === 'Running');
+    await until('the ticker pod running', async () => (await kubectl(['-n', 'kt', 'get', 'pod', 'ticker', '-o', 'jsonpath={.status.phase}'])).stdout === 'Running', 60_000, { everyMs: 500 });
     const follow = run('kubectl', ['-n', 'kt', 'logs', '-f', 'ticker', '--tail=1']);
     await new Promise((r) => setTimeout(r, 2000));
     expect((await kubectl(['-n', 'kt', 'delete', 'pod', 'ticker'])).code).toBe(0);
@@ -204,20 +205,12 @@ describe.skipIf(needs)('kubectl against the sandbox (root)', () => {
     const env = (await kubectl(['-n', 'kt', 'get', 'deployment', 'web', '-o', 'jsonpath={.spec.template.spec.containers[0].env}'])).stdout;
     expect(env).toBe('');
     expect((await kubectl(['-n', 'kt', 'scale', 'deployment/web', '--replicas=1'])).code).toBe(0);
-    await until(async () => (await kubectl(['-n', 'kt', 'get', 'pods', '-o', 'name'])).stdout.trim().split('\n').length === 1);
+    await until('one pod left', async () => (await kubectl(['-n', 'kt', 'get', 'pods', '-o', 'name'])).stdout.trim().split('\n').length === 1, 60_000, { everyMs: 500 });
     const del = await kubectl(['-n', 'kt', 'delete', 'deployment', 'web', 'service', 'web']);
     expect(del.stdout).toContain('deployment.apps "web" deleted');
-    await until(async () => (await kubectl(['-n', 'kt', 'get', 'rs,pods', '-o', 'name'])).stdout.trim() === '');
+    await until('the ReplicaSets and pods gone', async () => (await kubectl(['-n', 'kt', 'get', 'rs,pods', '-o', 'name'])).stdout.trim() === '', 60_000, { everyMs: 500 });
   }, 180_000);
 });
-
-async function until(f: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 describe.skipIf(needs)('npm run e2e -- --target sandbox (root)', () => {
   it('brings a sandbox up, passes every check and takes it down', async () => {

@@ -9,6 +9,7 @@ import { FakeStore } from '../../sandbox/apiserver/store.js';
 import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { missing } from '../support/env.js';
 import { addNetns, cleanupPrefix, sh } from '../support/netns.js';
+import { until } from '../support/until.js';
 import { Kubelet } from '../../sandbox/kubelet/kubelet.js';
 import { layout, nodeLayout, podNetns } from '../../sandbox/names.js';
 import { podIPs, podReady } from '../../sandbox/endpointslices.js';
@@ -27,13 +28,6 @@ describe.skipIf(missing('sandbox kubelet', { root: true, tools: ['ip', 'socat'] 
 
   const pod = (name: string, spec: Record<string, unknown>): KubeObject => store.create('pods', { metadata: { name, namespace: 'default' }, spec: { nodeName: node.name, ...spec } });
   const get = (name: string): KubeObject => store.get('pods', name, 'default');
-  async function until(what: string, f: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!(await f())) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
   const waiting = (p: KubeObject): { reason: string; message?: string } | undefined =>
     (p.status as { containerStatuses?: { state: { waiting?: { reason: string; message?: string } } }[] } | undefined)?.containerStatuses?.[0]?.state.waiting;
 

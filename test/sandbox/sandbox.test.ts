@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxCli } from './cli.js';
 import { missing } from '../support/env.js';
 import { sh } from '../support/netns.js';
+import { until } from '../support/until.js';
 import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { SandboxClient } from '../../sandbox/client.js';
 import { nodeLayouts, layout, podNetns } from '../../sandbox/names.js';
@@ -22,21 +23,6 @@ const env = { ...process.env, SKIFF_SANDBOX_DIR: STATE, SKIFF_SANDBOX_NAME: NAME
 const L = layout({ name: NAME, nodes: 3, subnet: SUBNET, stateDir: STATE });
 
 const cli = sandboxCli(env);
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 // ptp gives each pod a /32 host route, so it works beside whatever skiff's agent sets up on the node.
 const CONFLIST = (podCIDR: string, ipamDir: string): string =>

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxCli } from './cli.js';
 import { missing } from '../support/env.js';
 import { sh } from '../support/netns.js';
+import { until } from '../support/until.js';
 import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { SandboxClient } from '../../sandbox/client.js';
 import { layout, nodeLayouts, podNetns } from '../../sandbox/names.js';
@@ -21,16 +22,6 @@ const L = layout({ name: NAME, nodes: 3, subnet: SUBNET, stateDir: STATE });
 const [N1, N2, N3] = nodeLayouts(L) as [ReturnType<typeof nodeLayouts>[number], ReturnType<typeof nodeLayouts>[number], ReturnType<typeof nodeLayouts>[number]];
 
 const cli = sandboxCli(env);
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 60_000, state = (): string => ''): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what} ${state()}`);
-}
 
 // An HTTP server answering "<pod name> <client address>".
 const SERVER = "require('http').createServer((q, s) => s.end(process.env.POD_NAME + ' ' + q.socket.remoteAddress.replace('::ffff:', ''))).listen(8080)";
@@ -103,7 +94,7 @@ describe.skipIf(missing('sandbox services', { root: true, tools: ['ip', 'nft', '
         return [...seen].filter((x) => / web-[13]$/.test(x)).length === 6 || undefined;
       },
       90_000,
-      () => `(answers seen: ${[...seen].join(', ')})`,
+      { state: () => `(answers seen: ${[...seen].join(', ')})` },
     );
   }, 300_000);
 
@@ -158,7 +149,7 @@ describe.skipIf(missing('sandbox services', { root: true, tools: ['ip', 'nft', '
     await until('web-3 out of rotation', async () => {
       const bodies = await Promise.all(Array.from({ length: 8 }, () => curl(clientNs, `http://${clusterIP}/`)));
       return bodies.every((b) => b.startsWith('web-1 ')) || undefined;
-    });
+    }, 60_000);
     for (const n of [N1, N2, N3]) expect(await curl(L.extNs, `http://${n.ip}:30081/`)).toMatch(/^web-1 /);
   });
 });

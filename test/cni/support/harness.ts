@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { projectRoot } from '../../../common/self.js';
 import type { NodeInfo } from '../../../common/types.js';
+import { until } from '../../support/until.js';
+
+export { until };
 
 export function buildShim(dir: string): string {
   const out = join(dir, 'skiff');
@@ -213,20 +216,4 @@ export async function stream(fromNs: string, toNs: string, ip: string, port: num
     server.kill('SIGKILL');
   }
   return got;
-}
-
-/** Polls until fn returns something other than undefined/false. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
