@@ -17,6 +17,7 @@ import { until } from './support/until.js';
 import { SandboxClient } from '../sandbox/client.js';
 import { podReady } from '../sandbox/endpointslices.js';
 import { INTERNET_IP, layout, nodeLayouts, podNetns } from '../sandbox/names.js';
+import { lockSandbox } from './support/lock.js';
 
 const NAME = 'skiffp';
 const SUBNET = '172.31.234.0/24';
@@ -81,11 +82,7 @@ describe.skipIf(missing('prometheus scrape', { root: true, tools: ['prometheus',
   const dig = (ns: string, name: string) => sh('ip', ['netns', 'exec', ns, 'dig', '+short', '+time=1', '+tries=1', name]).catch(() => undefined);
 
   beforeAll(async () => {
-    lock = spawn('flock', ['-x', `/tmp/${NAME}.lock`, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'ignore'] });
-    await new Promise<void>((resolve, reject) => {
-      lock!.stdout!.once('data', () => resolve());
-      lock!.once('exit', (code) => reject(new Error(`flock exited with ${code}`)));
-    });
+    lock = await lockSandbox(NAME);
     await cli(['down']);
     // The agents forward names outside the cluster to the node's resolver: make it a dnsmasq in
     // the sandbox's outside namespace, so forwarded answers (and so cache hits) stay in the sandbox.

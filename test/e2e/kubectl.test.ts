@@ -11,6 +11,7 @@ import { sandboxCli } from '../sandbox/cli.js';
 import { missing } from '../support/env.js';
 import { sh } from '../support/netns.js';
 import { until } from '../support/until.js';
+import { lockSandbox } from '../support/lock.js';
 
 const NAME = 'skiffk';
 const SUBNET = '172.31.236.0/24';
@@ -37,16 +38,6 @@ function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.P
   });
 }
 const kubectl = (args: string[], input?: string) => run('kubectl', args, { input });
-
-async function lock(name: string): Promise<ChildProcess> {
-  // Two runs on one machine take turns; the lock dies with this process (a `cat` reading our pipe).
-  const l = spawn('flock', ['-x', `/tmp/${name}.lock`, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'ignore'] });
-  await new Promise<void>((resolve, reject) => {
-    l.stdout!.once('data', () => resolve());
-    l.once('exit', (code) => reject(new Error(`flock exited with ${code}`)));
-  });
-  return l;
-}
 
 async function leftovers(prefix: string): Promise<string[]> {
   const found: string[] = [];
@@ -104,7 +95,7 @@ describe.skipIf(needs)('kubectl against the sandbox (root)', () => {
   let held: ChildProcess | undefined;
 
   beforeAll(async () => {
-    held = await lock(NAME);
+    held = await lockSandbox(NAME);
     await cli(['down']);
     const r = await cli(['up', '--nodes', '2', '--subnet', SUBNET, '--wait', '--timeout', '90']);
     expect(r.code, r.stderr + r.stdout).toBe(0);
@@ -214,7 +205,7 @@ describe.skipIf(needs)('kubectl against the sandbox (root)', () => {
 
 describe.skipIf(needs)('npm run e2e -- --target sandbox (root)', () => {
   it('brings a sandbox up, passes every check and takes it down', async () => {
-    const held = await lock('skiffq');
+    const held = await lockSandbox('skiffq');
     try {
       const r = await run('bash', [join(projectRoot, 'test/e2e/run.sh'), '--target', 'sandbox'], {
         env: { ...process.env, SANDBOX_NAME: 'skiffq', SANDBOX_SUBNET: '172.31.237.0/24', SKIFF_SANDBOX_DIR: '/tmp/skiffq-e2e' },

@@ -5,7 +5,7 @@
 // deadline passes, since enforcement trails the API write), and prints expected, observed and
 // mismatch tables when it fails. One sandbox serves every case; policies and labels are reset and
 // full connectivity confirmed between cases. The cases are in cases.ts.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxCli } from '../sandbox/cli.js';
 import { missing } from '../support/env.js';
@@ -17,6 +17,7 @@ import { AGENT_METRICS_PORT, layout, nodeLayouts, podNetns } from '../../sandbox
 import { ALL_CASES, type Case, type Ctx, type Probe, type Step } from './cases.js';
 import { baseNamespaceLabels, basePodLabels, compare, NAMESPACES, PODS, portName, Reachability, type Ns, type PodId, type PodName } from './model.js';
 import { Prober, probeMatrix, SERVER } from './probe.js';
+import { lockSandbox } from '../support/lock.js';
 
 const NAME = 'skiffnp';
 const SUBNET = '172.31.230.0/24';
@@ -139,11 +140,7 @@ describe.skipIf(missing('netpol', { root: true, tools: ['ip', 'nft', 'flock'] })
   }
 
   beforeAll(async () => {
-    lock = spawn('flock', ['-x', `/tmp/${NAME}.lock`, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'ignore'] });
-    await new Promise<void>((resolve, reject) => {
-      lock!.stdout!.once('data', () => resolve());
-      lock!.once('exit', (code) => reject(new Error(`flock exited with ${code}`)));
-    });
+    lock = await lockSandbox(NAME);
     await cli(['down']);
     const up = await cli(['up', '--nodes', '2', '--subnet', SUBNET, '--timeout', '90', '--agent-timeout', '90']);
     expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);

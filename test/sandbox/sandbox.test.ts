@@ -3,7 +3,7 @@
 // and check that nothing named after the sandbox is left. Pods get their network from Debian's
 // reference bridge + host-local plugins through the same CNI calls containerd makes, so this suite
 // does not depend on skiff's own CNI plugin.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxCli } from './cli.js';
@@ -15,6 +15,7 @@ import { SandboxClient } from '../../sandbox/client.js';
 import { nodeLayouts, layout, podNetns } from '../../sandbox/names.js';
 import { podIPs, podReady } from '../../sandbox/endpointslices.js';
 import { cidrContains, parseCidr } from '../../sandbox/ipam.js';
+import { lockSandbox } from '../support/lock.js';
 
 const NAME = 'skiffsbt';
 const SUBNET = '172.31.231.0/24';
@@ -73,13 +74,7 @@ describe.skipIf(missing('sandbox', { root: true, tools: ['ip', 'nft', 'socat', '
   let lock: ChildProcess | undefined;
 
   beforeAll(async () => {
-    // Two runs of this suite on one machine (engineers and CI sharing it) would share the name:
-    // take turns. The lock is held by a `cat` reading our pipe, so it dies with this process.
-    lock = spawn('flock', ['-x', `/tmp/${NAME}.lock`, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'ignore'] });
-    await new Promise<void>((resolve, reject) => {
-      lock!.stdout!.once('data', () => resolve());
-      lock!.once('exit', (code) => reject(new Error(`flock exited with ${code}`)));
-    });
+    lock = await lockSandbox(NAME);
     await cli(['down']); // a crashed earlier run
     const t0 = Date.now();
     const r = await cli(['up', '--nodes', '3', '--subnet', SUBNET, '--timeout', '60', '--agent-timeout', '10']);

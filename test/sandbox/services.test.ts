@@ -3,7 +3,7 @@
 // namespace on the underlay. Endpoints: web-1 on node 1, web-3 on node 3; the client pod and no
 // web pod on node 2, so every ClusterIP and NodePort connection from or through node 2 crosses
 // the overlay. Every server answers with its name and the source address it saw.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxCli } from './cli.js';
 import { missing } from '../support/env.js';
@@ -13,6 +13,7 @@ import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { SandboxClient } from '../../sandbox/client.js';
 import { layout, nodeLayouts, podNetns } from '../../sandbox/names.js';
 import { podIPs, podReady } from '../../sandbox/endpointslices.js';
+import { lockSandbox } from '../support/lock.js';
 
 const NAME = 'skiffsvt';
 const SUBNET = '172.31.232.0/24';
@@ -65,11 +66,7 @@ describe.skipIf(missing('sandbox services', { root: true, tools: ['ip', 'nft', '
   let hcPort: number;
 
   beforeAll(async () => {
-    lock = spawn('flock', ['-x', `/tmp/${NAME}.lock`, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'ignore'] });
-    await new Promise<void>((resolve, reject) => {
-      lock!.stdout!.once('data', () => resolve());
-      lock!.once('exit', (code) => reject(new Error(`flock exited with ${code}`)));
-    });
+    lock = await lockSandbox(NAME);
     await cli(['down']);
     const r = await cli(['up', '--nodes', '3', '--subnet', SUBNET, '--timeout', '90', '--agent-timeout', '90']);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
