@@ -200,6 +200,7 @@ describe('RBAC', () => {
   const READ = ['get', 'list', 'watch'];
   const EXPECTED: Record<string, string[]> = {
     '/nodes': [...READ, 'patch'],
+    '/nodes/status': ['patch'],
     '/services': READ,
     '/namespaces': READ,
     '/pods': READ,
@@ -220,7 +221,7 @@ describe('RBAC', () => {
     }
   });
 
-  it('grants exactly the reads, the node patch and event writes', () => {
+  it('grants exactly the reads, the node and node status patches and event writes', () => {
     const granted: Record<string, string[]> = {};
     for (const r of role.rules as Obj[])
       for (const g of r.apiGroups as string[])
