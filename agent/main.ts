@@ -137,7 +137,20 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { config } = parsed;
   const log = createLogger(config.logLevel, { node: config.nodeName });
-  return parsed.cleanup ? cleanupAll(config, log) : runAgent(config, log);
+  // In a pod the log is all there is: a fatal error goes there as a log line, with its stack,
+  // before the exit status the kubelet reports.
+  const fatal = (what: string) => (err: unknown) => {
+    log.fatal({ err }, what);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal('uncaught exception'));
+  process.on('unhandledRejection', fatal('unhandled promise rejection'));
+  try {
+    return await (parsed.cleanup ? cleanupAll(config, log) : runAgent(config, log));
+  } catch (err) {
+    log.fatal({ err }, parsed.cleanup ? 'cleanup failed' : 'agent failed to start');
+    return err instanceof ConfigError ? 2 : 1;
+  }
 }
 
 function buildComponents(config: Config, log: Logger, deps: Omit<AgentDeps, 'log'>): { enabled: Component[]; disabled: Component[] } {
@@ -154,7 +167,8 @@ function buildComponents(config: Config, log: Logger, deps: Omit<AgentDeps, 'log
 async function cleanupAll(config: Config, log: Logger): Promise<number> {
   // The API is only needed to drop our Node annotations; without one, the kernel and files are
   // still cleaned and the component says what it could not remove.
-  let api: ApiClient = { patchNodeAnnotations: () => Promise.reject(new Error('no API server configured')) };
+  const none = () => Promise.reject(new Error('no API server configured'));
+  let api: ApiClient = { patchNodeAnnotations: none, patchNodeCondition: none };
   try {
     api = createApiClient(kubeConfigFor(config));
   } catch (err) {

@@ -39,6 +39,7 @@ export function createCni(deps: AgentDeps): Component {
   let ready = false;
   let notReady = 'waiting for the Node object';
   let lastSyncOk = 0;
+  let conditionPosted = false;
   const peerSync = new PeerSync(config.nodeName, { clusterCIDRs: config.clusterCIDRs, vxlanPort: config.cni.vxlanPort, masquerade: config.cni.masquerade });
   // Nodes named by watch batches since the last sync; `fullNext` asks for a recompute of all.
   let pending = new Set<string>();
@@ -126,6 +127,19 @@ export function createCni(deps: AgentDeps): Component {
     if (text) writeIfChanged(confPath, text);
     ready = true;
     lastSyncOk = Date.now();
+    if (!conditionPosted) {
+      // NetworkUnavailable=False, as Calico and Cilium post it: the node lifecycle controller
+      // taints a node while it is True (cloud route controllers set it until routes exist), and
+      // `kubectl describe node` shows which network plugin brought the node's pod network up.
+      // Once per agent start; a failure (an older ClusterRole without nodes/status) is retried
+      // by the next full sync and does not make the node unready.
+      try {
+        await api.patchNodeCondition(self.name, { type: 'NetworkUnavailable', status: 'False', reason: 'SkiffIsUp', message: 'skiff set up the pod network on this node' });
+        conditionPosted = true;
+      } catch (err) {
+        log.warn({ err }, 'cannot set the NetworkUnavailable condition on the Node');
+      }
+    }
   }
 
   /**

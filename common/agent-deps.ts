@@ -8,6 +8,15 @@ import type { WatchCache } from './watch/store.js';
 export interface ApiClient {
   /** Merge-patches metadata.annotations of a Node (a null value removes the key). */
   patchNodeAnnotations(name: string, annotations: Record<string, string | null>): Promise<void>;
+  /** Sets one condition in a Node's status (merged by type; the others are kept). */
+  patchNodeCondition(name: string, condition: NodeCondition): Promise<void>;
+}
+
+export interface NodeCondition {
+  readonly type: string;
+  readonly status: 'True' | 'False' | 'Unknown';
+  readonly reason: string;
+  readonly message: string;
 }
 
 /** What every component factory receives. */

@@ -87,7 +87,7 @@ describe('disabled', () => {
       return '';
     };
     const config = parseConfig({ nodeName: 'node-a', dns: { enabled: false } });
-    const comp = createDns({ config, cache: cacheWith(objects), log: pino({ level: 'silent' }), health: new Health(), api: { patchNodeAnnotations: async () => undefined } }, { runner, nodeLocal: true });
+    const comp = createDns({ config, cache: cacheWith(objects), log: pino({ level: 'silent' }), health: new Health(), api: { patchNodeAnnotations: async () => undefined, patchNodeCondition: async () => undefined } }, { runner, nodeLocal: true });
     await comp.run(new AbortController().signal);
     expect(calls).toEqual(['ip -j addr show', 'ip addr del 10.96.0.10/32 dev lo', 'nft delete table inet skiff-dns']);
   });

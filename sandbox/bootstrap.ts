@@ -51,10 +51,13 @@ export function ensureNodes(store: FakeStore, l: Layout): void {
     if (!have) store.create('nodes', obj);
     else {
       store.update('nodes', { ...obj, metadata: { ...have.metadata, labels: { ...have.metadata.labels, ...obj.metadata.labels } } });
-      // Keep the condition's transition time, so a rerun of `up` that changes nothing writes nothing.
-      const was = ((have.status ?? {}) as { conditions?: { type: string; lastTransitionTime?: string }[] }).conditions?.find((c) => c.type === 'Ready');
-      const status = obj.status as { conditions: { lastTransitionTime?: string }[] };
+      // Keep the condition's transition time, so a rerun of `up` that changes nothing writes nothing,
+      // and the conditions others own (the agent's NetworkUnavailable), as a kubelet does.
+      const had = ((have.status ?? {}) as { conditions?: { type: string; lastTransitionTime?: string }[] }).conditions ?? [];
+      const was = had.find((c) => c.type === 'Ready');
+      const status = obj.status as { conditions: { type: string; lastTransitionTime?: string }[] };
       if (was?.lastTransitionTime) status.conditions[0]!.lastTransitionTime = was.lastTransitionTime;
+      status.conditions.push(...had.filter((c) => c.type !== 'Ready'));
       store.update('nodes', { ...store.get('nodes', n.name), status }, { subresource: 'status' });
     }
   }

@@ -68,6 +68,10 @@ describe('kustomization', () => {
     for (const c of [...(pod.initContainers as Obj[]), ...(pod.containers as Obj[])]) expect(c.image).toBe('skiff');
   });
 
+  it('pulls a tagged image only when the node lacks it, for every runtime (podman kube play defaults to "newer")', () => {
+    for (const c of [...(pod.initContainers as Obj[]), ...(pod.containers as Obj[])]) expect(c.imagePullPolicy, c.name as string).toBe('IfNotPresent');
+  });
+
   it.skipIf(missing('kustomize build', { tools: ['kubectl'] }))('builds with kubectl kustomize, and the kind overlay sets the API server and image', () => {
     const base = execFileSync('kubectl', ['kustomize', manifestsDir], { encoding: 'utf8' });
     expect(base).toContain('kind: DaemonSet');
@@ -200,6 +204,7 @@ describe('RBAC', () => {
   const READ = ['get', 'list', 'watch'];
   const EXPECTED: Record<string, string[]> = {
     '/nodes': [...READ, 'patch'],
+    '/nodes/status': ['patch'],
     '/services': READ,
     '/namespaces': READ,
     '/pods': READ,
@@ -220,7 +225,7 @@ describe('RBAC', () => {
     }
   });
 
-  it('grants exactly the reads, the node patch and event writes', () => {
+  it('grants exactly the reads, the node and node status patches and event writes', () => {
     const granted: Record<string, string[]> = {};
     for (const r of role.rules as Obj[])
       for (const g of r.apiGroups as string[])

@@ -27,7 +27,7 @@ export async function startDns(cache: WatchCache, input: Partial<ConfigInput> = 
   const config = parseConfig({ nodeName: 'node-a', dnsServiceIPs: ['127.0.0.1'], ...input, dns: { healthPort: 0, readyPort: 0, workers: 0, upstreams: ['127.0.0.1:9'], ...input.dns } });
   const health = new Health();
   const log = pino({ level: process.env.SKIFF_TEST_LOG ?? 'silent' });
-  const comp = createDns({ config, cache, log, health, api: { patchNodeAnnotations: async () => undefined } }, { nodeLocal: false, lameduckMs: 0, port: 0, ...opts, onListening: (b) => bound(b) });
+  const comp = createDns({ config, cache, log, health, api: { patchNodeAnnotations: async () => undefined, patchNodeCondition: async () => undefined } }, { nodeLocal: false, lameduckMs: 0, port: 0, ...opts, onListening: (b) => bound(b) });
   const ac = new AbortController();
   let bound!: (b: readonly { port: number }[]) => void;
   const ready = new Promise<readonly { port: number }[]>((r) => (bound = r));

@@ -42,7 +42,7 @@ describe.skipIf(skip).each(['legacy', 'nft'] as const)('iptables proxy with real
     cache.markSynced('services');
     cache.markSynced('endpointslices');
     const config = parseConfig({ nodeName: 'node-a', proxy: { backend: 'iptables', iptablesMode: mode, minSyncPeriod: 0 } });
-    component = createProxy({ config, cache, log: pino({ level: 'silent' }), health: new Health(), api: { patchNodeAnnotations: async () => undefined } }, { run, healthCheckHost: '127.0.0.1' });
+    component = createProxy({ config, cache, log: pino({ level: 'silent' }), health: new Health(), api: { patchNodeAnnotations: async () => undefined, patchNodeCondition: async () => undefined } }, { run, healthCheckHost: '127.0.0.1' });
     running = component.run(ac.signal);
     await until('iptables rules', async () => (await topo.curlFrom(topo.client, 'http://10.96.0.10/', 1)).startsWith('p'));
   }, 60_000);

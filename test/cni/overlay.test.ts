@@ -117,6 +117,16 @@ describe.skipIf(missing('cni overlay', { root: true, tools: ['ip', 'nsenter', 'c
     expect(neigh(NODES[0].ns)).toContain(`10.99.2.0 lladdr ${vtepMac(other.ns)} PERMANENT`);
   });
 
+  it('sets its own Node\'s NetworkUnavailable=False once, after the pod network is up', async () => {
+    for (const [name, a] of agents) {
+      const said = await until(`${name}'s condition`, () => {
+        const c = a.messages.filter((m) => m.type === 'condition');
+        return c.length ? c : undefined;
+      });
+      expect(said).toEqual([{ type: 'condition', name, condition: { type: 'NetworkUnavailable', status: 'False', reason: 'SkiffIsUp', message: 'skiff set up the pod network on this node' } }]);
+    }
+  });
+
   it('STATUS through the shim succeeds once the agent is ready', async () => {
     const status = await cniExec(NODES[0].ns, [shim], { CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, JSON.stringify({ ...JSON.parse(pluginConf('n1')), cniVersion: '1.1.0' }));
     expect(status.code, status.raw).toBe(0);

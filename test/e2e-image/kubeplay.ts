@@ -7,7 +7,8 @@
 // /var/lib/skiff are bind mounts of them; /run/netns is the host's (the sandbox kubelet makes pod
 // namespaces there) and so is /run/skiff (the sandbox kubelet runs the shim in the host's mount
 // namespace and it connects to the socket the conflist names).
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { KubeObject } from '../../sandbox/apiserver/resources.js';
@@ -27,8 +28,12 @@ const SERVER = "require('http').createServer((q, s) => s.end(process.env.POD_NAM
  * The Pod kubelet would run from the DaemonSet template on `node`, with kubelet's own additions, and
  * what podman 4.3 needs to do what kubelet does: the downward API's spec.nodeName is resolved
  * (podman knows only metadata.* fields), containerPorts are left out (podman refuses port mappings
- * on a host-network pod; in Kubernetes they are informational there), and init containers are kept
- * after they ran (podman's default removes them, which races with their exit on a loaded machine).
+ * on a host-network pod; in Kubernetes they are informational there), init containers are kept
+ * after they ran (podman's default removes them, which races with their exit on a loaded machine),
+ * and the pod restarts containers OnFailure: podman before 4.6 gives init containers the pod's
+ * restartPolicy (containers/podman#16343, fixed by #18481), so with the DaemonSet's Always it ran
+ * install-cni again and again until conmon gave up, some 60 s before the agent even started. The
+ * agent still comes back whenever it fails; it exits 0 only when told to stop.
  */
 export function podFromDaemonSet(ds: Obj, node: string, api: { host: string; port: number }, saDir: string): Obj {
   const tmpl = ds.spec.template as Obj;
@@ -48,6 +53,7 @@ export function podFromDaemonSet(ds: Obj, node: string, api: { host: string; por
     spec: {
       ...tmpl.spec,
       nodeName: node,
+      restartPolicy: 'OnFailure',
       initContainers: (tmpl.spec.initContainers as Obj[]).map(withApi),
       containers: (tmpl.spec.containers as Obj[]).map(withApi),
       volumes: [...tmpl.spec.volumes, { name: 'kube-api-access', hostPath: { path: saDir, type: 'Directory' } }],
@@ -61,12 +67,25 @@ export async function kubePlay(o: { rendered: Obj[]; podman: readonly string[]; 
   let sb: Sandbox | undefined;
   let player: ReturnType<typeof background> | undefined;
   const runSkiffBefore = existsSync('/run/skiff');
-  const podmanCmd = (args: string[]) => run(o.podman[0]!, [...o.podman.slice(1), ...args], { env: { ...o.podmanEnv, CONTAINERS_CONF: join(work, 'containers.conf') }, timeoutMs: 120_000 });
+  const podmanEnv = { ...o.podmanEnv, CONTAINERS_CONF: join(work, 'containers.conf') };
+  const podmanCmd = (args: string[]) => run(o.podman[0]!, [...o.podman.slice(1), ...args], { env: podmanEnv, timeoutMs: 120_000 });
+  const podmanBoth = (args: string[]) =>
+    new Promise<string>((resolve) => {
+      execFile(o.podman[0]!, [...o.podman.slice(1), ...args], { env: podmanEnv, timeout: 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => resolve(`${stdout}${stderr}${err && !stdout && !stderr ? err.message : ''}`));
+    });
+  const madeDirs = ['/etc/cni/net.d', '/var/lib/skiff'].filter((d) => !existsSync(d));
   try {
     sb = await sandboxUp(NAME, SUBNET, 2, { externalAgents: [`${NAME}-node-1`] });
     const [n1, n2] = sb.nodes as [Sandbox['nodes'][number], Sandbox['nodes'][number]];
     const client = SandboxClient.load(sb.l.kubeconfig);
     log(`sandbox ${NAME} up; ${n1.name} has no agent of the checkout`);
+    // The node's conditions as kubectl shows them: type -> "status reason".
+    const conditions = async (): Promise<Record<string, string>> => {
+      const out = await run('kubectl', ['--kubeconfig', sb!.l.kubeconfig, 'get', 'node', n1.name, '-o', 'jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}{"\\n"}{end}']);
+      return Object.fromEntries(out.trim().split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    };
+    // Nothing of skiff has touched this node yet: whatever network condition it shows later was written by the pod.
+    if ((await conditions()).NetworkUnavailable !== undefined) throw new Error(`${n1.name} has a NetworkUnavailable condition before any agent ran`);
 
     // kubeadm's preflight requires forwarding on a node; /proc/sys is read-only in the pod.
     await run('ip', ['netns', 'exec', n1.name, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
@@ -106,20 +125,44 @@ export async function kubePlay(o: { rendered: Obj[]; podman: readonly string[]; 
     mkdirSync(join(work, 'podman-cni'), { recursive: true });
     player = background(inNodeNet(n1.name, ['unshare', '--mount', '--propagation', 'slave', 'env', `CONTAINERS_CONF=${conf}`, 'sh', '-c', script]), (s) => (playLog = (playLog + s).slice(-6000)));
     const podName = pod.metadata.name as string;
-    const agentLogs = () => podmanCmd(['logs', '--tail', '30', `${podName}-skiff`]).catch((e: Error) => e.message);
+    // What a failed check prints: each container's state and exit status and its log. The agent
+    // logs to stderr, which `podman logs` replays on its own stderr: both streams are kept.
+    let shown = false;
+    const agentLogs = async (): Promise<string> => {
+      if (shown) return '(the containers\' states and logs are printed above)';
+      shown = true;
+      const out: string[] = [`kube play (exit ${player?.exitCode ?? 'running'}): ${playLog.trim() || '(no output)'}`];
+      for (const c of [...(pod.spec.initContainers as Obj[]), ...(pod.spec.containers as Obj[])]) {
+        const name = `${podName}-${c.name as string}`;
+        const state = await podmanCmd(['inspect', '--format', '{{.State.Status}}, exit status {{.State.ExitCode}}, restarts {{.RestartCount}} {{.State.Error}}', name]).catch((e: Error) => e.message);
+        const logs = await podmanBoth(['logs', '--tail', '60', name]);
+        out.push(`--- container ${name}: ${state.trim()}\n${logs.trim() || '(empty log)'}`);
+      }
+      return out.join('\n');
+    };
 
     await checks.check('podman kube play runs the rendered pod: install-cni puts the shim on the node, the agent turns /readyz green', async () => {
-      await until('the agent /readyz on the node address', async () => (await run('ip', ['netns', 'exec', n2.name, 'curl', '-sf', '-m', '2', `http://${n1.ip}:10256/readyz`]).catch(() => '')).includes('"ok":true'), 120_000).catch(async (e: Error) => {
-        throw new Error(`${e.message}\nkube play: ${playLog}\nagent: ${await agentLogs()}`);
+      await until('the agent /readyz on the node address', async () => (await run('ip', ['netns', 'exec', n2.name, 'curl', '-sf', '-m', '2', `http://${n1.ip}:10256/readyz`]).catch(() => '')).includes('"ok":true'), 180_000).catch(async (e: Error) => {
+        throw new Error(`${e.message}\n${await agentLogs()}`);
       });
       const shim = readFileSync(join(n1.cniBinDir, 'skiff'));
       if (shim.length < 100_000) throw new Error('no shim installed in the node bin dir');
+      // As under a kubelet: the init container ran once, succeeded, and the agent started after it.
+      expectEqual('install-cni', (await podmanCmd(['inspect', '--format', '{{.State.Status}} exit {{.State.ExitCode}} restarts {{.RestartCount}}', `${podName}-install-cni`])).trim(), 'exited exit 0 restarts 0');
     });
-    await checks.check('the node is network-ready: the agent wrote the conflist and published its VTEP', async () => {
+    // Everything after needs the agent: its failure is printed above; waiting for the rest adds nothing.
+    if (checks.failed.length) return;
+    await checks.check('the node is Ready with its pod network up: kubectl shows Ready=True and the agent\'s NetworkUnavailable=False; conflist and VTEP published', async () => {
       const conf = JSON.parse(readFileSync(join(n1.cniConfDir, '10-skiff.conflist'), 'utf8')) as Obj;
       expectEqual('plugins', (conf.plugins as Obj[])[0]!.type, 'skiff');
       const node = await client.get('nodes', n1.name);
       if (!node.metadata.annotations?.['skiff.io/vtep-mac']) throw new Error('no skiff.io/vtep-mac annotation');
+      // Ready is the kubelet's (the sandbox's stand-in posts it); NetworkUnavailable is the agent's.
+      const c = await until('the agent\'s NetworkUnavailable condition', async () => ((await conditions()).NetworkUnavailable ? conditions() : undefined), 30_000).catch(async (e: Error) => {
+        throw new Error(`${e.message}: ${JSON.stringify(await conditions())}\n${await agentLogs()}`);
+      });
+      expectEqual('Ready', c.Ready?.split(' ')[0], 'True');
+      expectEqual('NetworkUnavailable', c.NetworkUnavailable, 'False SkiffIsUp');
     });
 
     const podSpec = (name: string, node: string) => ({
@@ -139,7 +182,7 @@ export async function kubePlay(o: { rendered: Obj[]; podman: readonly string[]; 
         const items = (await client.list('pods', 'img')).items;
         return items.length === 2 && items.every(podReady) ? items : undefined;
       }, 90_000).catch(async (e: Error) => {
-        throw new Error(`${e.message}: ${JSON.stringify((await client.list('pods', 'img')).items.map((p) => p.status))}\nagent: ${await agentLogs()}`);
+        throw new Error(`${e.message}: ${JSON.stringify((await client.list('pods', 'img')).items.map((p) => p.status))}\n${await agentLogs()}`);
       });
       const p1 = pods.find((p) => p.metadata.name === 'web-1')!;
       const cidr = ((await client.get('nodes', n1.name)).spec as { podCIDR: string }).podCIDR;
@@ -154,9 +197,23 @@ export async function kubePlay(o: { rendered: Obj[]; podman: readonly string[]; 
       await checks.check('from that node\'s pod: the pod on the other node and the ClusterIP (both endpoints) answer, source kept', async () => {
         const ip2 = podIPs(pods.find((p) => p.metadata.name === 'web-2')!)[0]!;
         expectEqual('pod on node 2', (await curl(`http://${ip2}:8080/`)).trim(), `web-2 ${ip1}`);
+        // The Service's rules follow the pods' readiness through the EndpointSlice: wait until the
+        // proxy reaches both endpoints (as upstream e2e polls), then every request must be answered.
         const seen = new Set<string>();
-        for (let i = 0; i < 16; i++) seen.add((await curl(`http://${clusterIP}/`)).trim().split(' ')[0]!);
-        expectEqual('endpoints', [...seen].sort(), ['web-1', 'web-2']);
+        await until('the ClusterIP reaching both endpoints', async () => {
+          const a = (await curl(`http://${clusterIP}/`)).trim();
+          if (/^web-\d /.test(a)) seen.add(a.split(' ')[0]!);
+          return seen.size === 2;
+        }, 30_000).catch((e: Error) => {
+          throw new Error(`${e.message}: reached ${JSON.stringify([...seen])}`);
+        });
+        const answers = new Map<string, number>();
+        for (let i = 0; i < 16; i++) {
+          const a = (await curl(`http://${clusterIP}/`)).trim();
+          const who = /^web-\d /.test(a) ? a.split(' ')[0]! : `error: ${a}`;
+          answers.set(who, (answers.get(who) ?? 0) + 1);
+        }
+        expectEqual('endpoints answering 16 requests', [...answers.keys()].sort(), ['web-1', 'web-2']);
       });
       await checks.check('from that node\'s pod: cluster DNS served by the pod\'s agent answers', async () => {
         const out = await run('ip', ['netns', 'exec', ns1, 'dig', '+short', '+time=2', '+tries=2', `@${DNS_SERVICE_IP}`, 'web.img.svc.cluster.local']);
@@ -164,12 +221,21 @@ export async function kubePlay(o: { rendered: Obj[]; podman: readonly string[]; 
       });
     }
   } finally {
-    if (existsSync(join(work, 'containers.conf'))) await podmanCmd(['pod', 'rm', '-f', '-t', '5', '-a']).catch((e: Error) => log(`pod rm: ${e.message}`));
-    player?.kill('SIGTERM');
-    if (!process.env.KEEP) {
+    if (process.env.KEEP) {
+      log(`KEEP: the pod, sandbox ${NAME} and ${work} stay; CONTAINERS_CONF=${join(work, 'containers.conf')} ${o.podman.join(' ')} logs|exec|inspect ...; clean up with pod rm -f -a, kill ${player?.pid ?? '-'}, SKIFF_SANDBOX_DIR=/tmp/${NAME}-state npm run skiff -- sandbox down --name ${NAME}, rm -rf ${work}${runSkiffBefore ? '' : ' /run/skiff'}`);
+    } else {
+      if (existsSync(join(work, 'containers.conf'))) await podmanCmd(['pod', 'rm', '-f', '-t', '5', '-a']).catch((e: Error) => log(`pod rm: ${e.message}`));
+      player?.kill('SIGTERM');
       await sb?.down();
       if (!runSkiffBefore) rmSync('/run/skiff', { recursive: true, force: true });
       rmSync(work, { recursive: true, force: true });
+      for (const d of madeDirs) {
+        try {
+          rmdirSync(d);
+        } catch {
+          // Not empty: someone else uses it now; leave it.
+        }
+      }
     }
   }
 }

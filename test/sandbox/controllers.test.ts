@@ -37,6 +37,13 @@ describe('bootstrap', () => {
     ensureNodes(store, L(4));
     ensureSystemServices(store, L(4));
     expect(store.resourceVersion).toBe(rv); // nothing changed, nothing written
+    // A condition the node's agent set survives a rerun; Ready stays the stand-in kubelet's.
+    const agentCond = { type: 'NetworkUnavailable', status: 'False', reason: 'SkiffIsUp', message: 'up' };
+    store.patch('nodes', 'skiffsbu-node-1', { status: { conditions: [agentCond] } }, { subresource: 'status' });
+    ensureNodes(store, L(4));
+    const conds = (store.get('nodes', 'skiffsbu-node-1').status as { conditions: { type: string }[] }).conditions;
+    expect(conds.map((c) => c.type)).toEqual(['Ready', 'NetworkUnavailable']);
+    expect(conds[1]).toEqual(agentCond);
     expect((store.get('services', 'kube-dns', 'kube-system').spec as { clusterIP: string }).clusterIP).toBe('10.96.0.10');
     expect((store.get('endpointslices', 'kubernetes', 'default').endpoints as { addresses: string[] }[])[0]!.addresses).toEqual(['172.31.240.1']);
   });

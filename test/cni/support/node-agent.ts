@@ -38,6 +38,9 @@ if (opts.mode === 'server') {
       async patchNodeAnnotations(name, annotations) {
         say({ type: 'patch', name, annotations });
       },
+      async patchNodeCondition(name, condition) {
+        say({ type: 'condition', name, condition });
+      },
     },
   });
   const ac = new AbortController();
