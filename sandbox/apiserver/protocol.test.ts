@@ -219,7 +219,7 @@ describe('kube-apiserver protocol details', () => {
     expect((await call('POST', `${podPath}?dryRun=Some`, { body: pod('dry') })).status).toBe(400);
     const strict = await call('POST', `${podPath}?fieldValidation=Strict`, { body: pod('strict', { spec: { containers: [{ name: 'c', imagee: 'x' }] } }) });
     expect(strict).toMatchObject({ status: 400, body: { reason: 'BadRequest', message: 'Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field "spec.containers[0].imagee"' } });
-    const warn = await call('POST', podPath, { body: pod('warned', { spec: { containers: [{ name: 'c', imagee: 'x' }] } }) });
+    const warn = await call('POST', podPath, { body: pod('warned', { spec: { containers: [{ name: 'c', image: 'x', imagee: 'x' }] } }) });
     expect(warn.status).toBe(201);
     expect(warn.headers.get('warning')).toBe('299 - "unknown field \\"spec.containers[0].imagee\\""');
     expect((await call('POST', `${podPath}?fieldValidation=Loose`, { body: pod('x') })).status).toBe(400);
@@ -262,7 +262,7 @@ describe('kube-apiserver protocol details', () => {
     expect(await call('GET', '/apis/apps/v1/widgets')).toMatchObject({ status: 404, body: { reason: 'NotFound' } });
     expect(await call('POST', `${podPath}/x`, { body: {} })).toMatchObject({ status: 405, body: { reason: 'MethodNotAllowed' } });
     expect(await call('PATCH', `${podPath}/tbl`, { raw: '{}', type: 'text/plain' })).toMatchObject({ status: 415, body: { reason: 'UnsupportedMediaType' } });
-    const bad = await call('POST', podPath, { body: { metadata: { name: 'Bad_Name' }, spec: { containers: [] } } });
+    const bad = await call('POST', podPath, { body: { metadata: { name: 'Bad_Name' }, spec: { containers: [{ name: 'c', image: 'i' }] } } });
     expect(bad).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ reason: 'FieldValueInvalid', field: 'metadata.name' }] } } });
     expect((await call('PATCH', `${podPath}/tbl`, { raw: '{not json', type: 'application/merge-patch+json' })).status).toBe(400);
     // A kind without a schema is patched like a custom resource: merge and JSON patch, no strategic merge.

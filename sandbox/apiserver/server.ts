@@ -12,6 +12,7 @@ import { serveOpenApi } from './openapi.js';
 import { parseIncludeObject, toTable, type IncludeObject } from './table.js';
 import { ApiError, gone } from './errors.js';
 import type { StoreEvent } from './history.js';
+import { startNamespaceController } from './namespace-controller.js';
 import { apiVersionOf, type KubeObject, type ResourceName } from './resources.js';
 import { parseRoute, type Route } from './routes.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -101,6 +102,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   const upgrades: UpgradeHandler[] = [];
   let url = '';
 
+  const stopNamespaceController = startNamespaceController(store);
   const unsubscribe = store.onEvent((e: StoreEvent) => {
     for (const w of watches) w.send(e);
   });
@@ -346,6 +348,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     watchCount: (resource) => [...watches].filter((w) => resource === undefined || w.def.name === resource).length,
     async close() {
       unsubscribe();
+      stopNamespaceController();
       if (bookmarkTimer) clearInterval(bookmarkTimer);
       for (const t of deletions) clearTimeout(t);
       for (const w of [...watches]) w.destroy();

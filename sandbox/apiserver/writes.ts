@@ -8,11 +8,13 @@ import { applyDefaults, defaultKeys } from './defaults.js';
 import { ApiError } from './errors.js';
 import { managedAfterUpdate } from './fields.js';
 import { checkImmutable } from './immutable.js';
+import { markNamespaceDeleted, requireNamespace } from './namespaces.js';
 import { jsonMerge, jsonPatch, strategicMerge } from './patch.js';
 import { RESOURCES, RESOURCE_NAMES, apiVersionOf, type KubeObject, type ResourceDef } from './resources.js';
 import type { Route } from './routes.js';
 import { kindNode, typeError, unknownFields, type Node } from './schema.js';
 import type { FakeStore } from './store.js';
+import { validateObject } from './validation.js';
 
 export interface WriteResult {
   readonly status: number;
@@ -65,6 +67,8 @@ function stripDirectiveKeys(v: unknown): unknown {
   return out;
 }
 
+/** The namespace a create lands in: the path's, else the body's, else default (as the store decides). */
+const namespaceOf = (route: Route, obj: KubeObject): string => route.namespace || (typeof obj.metadata?.namespace === 'string' && obj.metadata.namespace) || 'default';
 const nodeOf = (def: ResourceDef): Node | undefined => kindNode(def.group, def.kind);
 const withManaged = (o: KubeObject, managed: unknown): KubeObject => ({ ...o, metadata: { ...o.metadata, managedFields: managed } });
 
@@ -76,6 +80,13 @@ export function create(store: FakeStore, route: Route, q: URLSearchParams, heade
   const obj = body as KubeObject;
   const managed = managedAfterUpdate(undefined, obj, nodeOf(def), def.hasStatus, c.manager, apiVersionOf(def));
   applyDefaults(def, obj, nodeOf(def), true);
+  const given = isObj(obj.metadata) ? obj.metadata.namespace : undefined;
+  // The handler compares namespaces before admission and validation run, as kube-apiserver's does.
+  if (def.namespaced && given && route.namespace && given !== route.namespace) {
+    throw new ApiError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+  }
+  requireNamespace(store, def, namespaceOf(route, obj));
+  validateObject(def, obj);
   const created = store.create(def.name, withManaged(obj, managed), { namespace: route.namespace, dryRun: c.dryRun });
   return { status: 201, body: created, warnings };
 }
@@ -91,7 +102,10 @@ export function update(store: FakeStore, route: Route, q: URLSearchParams, heade
   obj.metadata = { ...meta, name: route.name };
   applyDefaults(def, obj, nodeOf(def), false);
   const old = store.get(def.name, route.name!, route.namespace);
-  if (!route.subresource) checkImmutable(def, old, obj, nodeOf(def));
+  if (!route.subresource) {
+    validateObject(def, obj, old);
+    checkImmutable(def, old, obj, nodeOf(def));
+  }
   const next = route.subresource ? obj : withManaged(obj, managedAfterUpdate(old, obj, nodeOf(def), def.hasStatus, c.manager, apiVersionOf(def)));
   return { status: 200, body: store.update(def.name, next, { namespace: route.namespace, subresource: route.subresource, dryRun: c.dryRun }), warnings };
 }
@@ -130,6 +144,8 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
     defaultKeys(applied, node);
     const next = serverSideApply({ live, applied: { ...applied, metadata: { ...meta, name } }, node, manager: c.manager, force, apiVersion: apiVersionOf(def), ignoreStatus });
     applyDefaults(def, next, node, !live);
+    if (!live) requireNamespace(store, def, namespaceOf(route, next));
+    if (!route.subresource) validateObject(def, next, live);
     if (live && !route.subresource) checkImmutable(def, live, next, node);
     if (!live) return { status: 201, body: store.create(def.name, next, opts), warnings };
     next.metadata.resourceVersion = typeof meta.resourceVersion === 'string' ? meta.resourceVersion : live.metadata.resourceVersion;
@@ -159,7 +175,10 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
   }
   // A resourceVersion the patch names is a precondition, checked like PUT's; otherwise none.
   if (obj.metadata.resourceVersion === undefined) obj.metadata.resourceVersion = old.metadata.resourceVersion;
-  if (!route.subresource) checkImmutable(def, old, obj, node);
+  if (!route.subresource) {
+    validateObject(def, obj, old);
+    checkImmutable(def, old, obj, node);
+  }
   const stored = route.subresource ? obj : withManaged(obj, managedAfterUpdate(old, obj, node, def.hasStatus, c.manager, apiVersionOf(def)));
   return { status: 200, body: store.update(def.name, stored, opts), warnings };
 }
@@ -211,6 +230,7 @@ export function remove(store: FakeStore, route: Route, opts: DeleteOptions): Del
   if (pre?.resourceVersion && pre.resourceVersion !== old.metadata.resourceVersion) {
     throw new ApiError(409, 'Conflict', `Operation cannot be fulfilled on ${def.name} "${name}": Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${old.metadata.resourceVersion ?? ''}`, { name, kind: def.name });
   }
+  if (def.name === 'namespaces') return { status: 200, body: markNamespaceDeleted(store, old, opts.dryRun) };
   const spec = isObj(old.spec) ? old.spec : {};
   if (def.name === 'pods' && typeof spec.nodeName === 'string' && spec.nodeName !== '') {
     const podGrace = typeof spec.terminationGracePeriodSeconds === 'number' ? spec.terminationGracePeriodSeconds : 30;

@@ -1,0 +1,127 @@
+// The namespace controller of kube-controller-manager, run beside the API server because nothing
+// else would finish a namespace's deletion: for every namespace being terminated it deletes each
+// namespaced object in it as a client's DELETE would (a scheduled Pod gracefully, so its node's
+// kubelet stops it and tears its network down), and once nothing is left it removes the
+// `kubernetes` finalizer and deletes the namespace. Level-triggered: a write into or out of a
+// terminating namespace queues a sweep, and a slow timer retries while any is terminating (a pod
+// whose node never confirms goes at its grace deadline).
+import { ApiError } from './errors.js';
+import type { StoreEvent } from './history.js';
+import { isTerminating, NAMESPACE_FINALIZER, specFinalizers } from './namespaces.js';
+import { RESOURCE_NAMES, RESOURCES, type KubeObject, type ResourceName } from './resources.js';
+import type { FakeStore } from './store.js';
+import { remove } from './writes.js';
+
+const NAMESPACED = RESOURCE_NAMES.filter((r) => RESOURCES[r].namespaced);
+const RETRY_MS = 500;
+
+export class NamespaceController {
+  private readonly terminating = new Set<string>();
+  private queued = false;
+  private stopped = false;
+  private readonly unsubscribe: () => void;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly store: FakeStore) {
+    for (const ns of store.select('namespaces')) if (isTerminating(ns)) this.terminating.add(ns.metadata.name ?? '');
+    this.unsubscribe = store.onEvent((e) => this.observe(e));
+    this.timer = setInterval(() => {
+      if (this.terminating.size > 0) this.sync();
+    }, RETRY_MS);
+    this.timer.unref();
+    if (this.terminating.size > 0) this.queue();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unsubscribe();
+    clearInterval(this.timer);
+  }
+
+  private observe(e: StoreEvent): void {
+    const o = e.object as KubeObject;
+    if (e.resource === 'namespaces') {
+      const name = o.metadata?.name ?? '';
+      if (e.type !== 'DELETED' && isTerminating(o)) {
+        this.terminating.add(name);
+        this.queue();
+      } else this.terminating.delete(name);
+    } else if (this.terminating.size > 0 && RESOURCES[e.resource].namespaced && this.terminating.has(o.metadata?.namespace ?? '')) this.queue();
+  }
+
+  /** Writes never happen inside a store listener: the sweep runs on the next turn. */
+  private queue(): void {
+    if (this.queued) return;
+    this.queued = true;
+    setImmediate(() => {
+      this.queued = false;
+      this.sync();
+    });
+  }
+
+  private sync(): void {
+    if (this.stopped) return;
+    for (const name of [...this.terminating]) {
+      try {
+        this.sweep(name);
+      } catch {
+        // The next event or the retry timer sweeps again; one failure never stops other namespaces.
+      }
+    }
+  }
+
+  private sweep(namespace: string): void {
+    let left = 0;
+    const now = Date.now();
+    for (const r of NAMESPACED) {
+      for (const o of this.store.select(r, { namespace })) {
+        left++;
+        const name = o.metadata.name ?? '';
+        const route = { def: RESOURCES[r], namespace, name };
+        const deadline = o.metadata.deletionTimestamp ? Date.parse(o.metadata.deletionTimestamp) : undefined;
+        try {
+          if (deadline === undefined) remove(this.store, route, { dryRun: false, propagationPolicy: 'Background' });
+          else if (deadline <= now) this.store.delete(r, name, namespace);
+        } catch (e) {
+          if (!(e instanceof ApiError && e.code === 404)) throw e;
+        }
+      }
+    }
+    if (left > 0 && this.remaining(namespace) > 0) return;
+    let ns: KubeObject;
+    try {
+      ns = this.store.get('namespaces', namespace);
+    } catch {
+      this.terminating.delete(namespace);
+      return;
+    }
+    const rest = specFinalizers(ns).filter((f) => f !== NAMESPACE_FINALIZER);
+    if (rest.length !== specFinalizers(ns).length) ns = this.store.update('namespaces', { ...ns, spec: { ...(ns.spec as object), finalizers: rest } });
+    if (rest.length === 0) this.store.delete('namespaces', namespace);
+  }
+
+  private remaining(namespace: string): number {
+    let n = 0;
+    for (const r of NAMESPACED as ResourceName[]) n += this.store.select(r, { namespace }).length;
+    return n;
+  }
+}
+
+/** One controller per store, however many servers share it (the sandbox serves HTTP and HTTPS). */
+const controllers = new WeakMap<FakeStore, { ctrl: NamespaceController; users: number }>();
+
+export function startNamespaceController(store: FakeStore): () => void {
+  const have = controllers.get(store);
+  const entry = have ?? { ctrl: new NamespaceController(store), users: 0 };
+  entry.users++;
+  controllers.set(store, entry);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--entry.users === 0) {
+      entry.ctrl.stop();
+      controllers.delete(store);
+    }
+  };
+}
