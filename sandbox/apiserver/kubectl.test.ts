@@ -249,6 +249,45 @@ spec:
     expect(() => api.store.get('services', 'web', 'kc')).toThrow(/not found/);
   });
 
+  it('refuses a create in a missing namespace and an invalid Pod with kube-apiserver\'s errors', async () => {
+    const nope = await kubectl(['create', 'deployment', 'web', '--image=registry.k8s.io/e2e-test-images/agnhost:2.53', '-n', 'nope']);
+    expect(nope.code).not.toBe(0);
+    expect(nope.stderr.trim()).toBe('error: failed to create deployment: namespaces "nope" not found');
+    const applied = await kubectl(['apply', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: nope}\nspec: {ports: [{port: 80}]}\n' });
+    expect(applied.stderr).toContain('namespaces "nope" not found');
+    const ssa = await kubectl(['apply', '--server-side', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: nope}\nspec: {ports: [{port: 80}]}\n' });
+    expect(ssa.stderr).toContain('namespaces "nope" not found');
+    const empty = await kubectl(['create', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Pod\nmetadata: {name: empty, namespace: kc}\nspec: {containers: []}\n' });
+    expect(empty.stderr).toContain('The Pod "empty" is invalid: spec.containers: Required value');
+    const mismatch = await kubectl(['create', '-f', '-'], { stdin: 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mm, namespace: kc}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: x}]}\n' });
+    expect(mismatch.stderr).toContain('The Deployment "mm" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"b"}: `selector` does not match template `labels`');
+  });
+
+  it('deletes a namespace and everything in it: kubectl waits while it is Terminating, creates in it are refused', async () => {
+    await ok(['create', 'namespace', 'gone']);
+    await ok(['create', 'deployment', 'web', '--image=registry.k8s.io/e2e-test-images/agnhost:2.53', '-n', 'gone']);
+    // A scheduled pod with no kubelet to confirm: the namespace stays Terminating for its grace period.
+    api.store.create('pods', { ...runningPod('slow', 'node-1', '10.244.1.12'), metadata: { name: 'slow', namespace: 'gone' }, spec: { nodeName: 'node-1', terminationGracePeriodSeconds: 2, containers: [{ name: 'main', image: 'x' }] } });
+    const t0 = Date.now();
+    const deleting = kubectl(['delete', 'namespace', 'gone']);
+    const deadline = Date.now() + 5000;
+    while (!api.store.get('namespaces', 'gone').metadata.deletionTimestamp) {
+      if (Date.now() > deadline) throw new Error('namespace gone never marked');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(table(await ok(['get', 'namespace', 'gone']))[0]).toMatchObject({ NAME: 'gone', STATUS: 'Terminating' });
+    const late = await kubectl(['create', 'deployment', 'late', '--image=x', '-n', 'gone']);
+    expect(late.stderr.trim()).toBe('error: failed to create deployment: deployments.apps "late" is forbidden: unable to create new content in namespace gone because it is being terminated');
+    const done = await deleting;
+    expect(done).toMatchObject({ code: 0, stdout: 'namespace "gone" deleted\n' });
+    expect(Date.now() - t0).toBeGreaterThan(1500); // waited for the pod's grace period
+    expect((await kubectl(['get', 'namespace', 'gone'])).stderr).toContain('Error from server (NotFound): namespaces "gone" not found');
+    expect(api.store.list('pods', { namespace: 'gone' }).items).toEqual([]);
+    expect(api.store.list('deployments', { namespace: 'gone' }).items).toEqual([]);
+    const system = await kubectl(['delete', 'namespace', 'default']);
+    expect(system.stderr).toContain('Error from server (Forbidden): namespaces "default" is forbidden: this namespace may not be deleted');
+  });
+
   it('answers what it does not model as kube-apiserver does', async () => {
     const unknown = await kubectl(['get', 'widgets']);
     expect(unknown.code).not.toBe(0);

@@ -257,6 +257,83 @@ describe('kube-apiserver protocol details', () => {
     expect(orphan.body.metadata).not.toHaveProperty('ownerReferences');
   });
 
+  it('refuses content in a namespace that does not exist (404 naming the namespace), on create and on apply', async () => {
+    const svc = { metadata: { name: 's' }, spec: { ports: [{ port: 80 }] } };
+    const missing = await call('POST', '/api/v1/namespaces/nope/services', { body: svc });
+    expect(missing).toMatchObject({ status: 404, body: { kind: 'Status', status: 'Failure', reason: 'NotFound', code: 404, message: 'namespaces "nope" not found', details: { name: 'nope', kind: 'namespaces' } } });
+    expect(missing.body.details).not.toHaveProperty('group');
+    const dry = await call('POST', '/apis/apps/v1/namespaces/nope/deployments?dryRun=All', { body: { metadata: { name: 'd' }, spec: {} } });
+    expect(dry.body).toMatchObject({ reason: 'NotFound', message: 'namespaces "nope" not found' });
+    const apply = await call('PATCH', '/apis/networking.k8s.io/v1/namespaces/nope/networkpolicies/np?fieldManager=t', { raw: 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np}\nspec: {podSelector: {}}\n', type: 'application/apply-patch+yaml' });
+    expect(apply).toMatchObject({ status: 404, body: { message: 'namespaces "nope" not found' } });
+    expect(api.store.list('networkpolicies', { namespace: 'nope' }).items).toHaveLength(0);
+    // Cluster-scoped kinds need no namespace; once the namespace exists the same create works.
+    expect((await call('POST', '/api/v1/namespaces', { body: { metadata: { name: 'nope' } } })).body).toMatchObject({ spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
+    expect((await call('POST', '/api/v1/namespaces/nope/services', { body: svc })).status).toBe(201);
+  });
+
+  it('validates what kube-apiserver validates cheaply: containers, ports, selectors (422 with one cause per field)', async () => {
+    const noContainers = await call('POST', podPath, { body: { metadata: { name: 'empty' }, spec: {} } });
+    expect(noContainers).toMatchObject({ status: 422, body: { reason: 'Invalid', message: 'Pod "empty" is invalid: spec.containers: Required value', details: { name: 'empty', kind: 'Pod', causes: [{ reason: 'FieldValueRequired', field: 'spec.containers', message: 'Required value' }] } } });
+    const nameless = await call('POST', podPath, { body: { metadata: { name: 'nameless' }, spec: { containers: [{ image: 'x' }, { name: 'b' }, { name: 'b', image: 'y', ports: [{ containerPort: 70000 }] }] } } });
+    expect(nameless.status).toBe(422);
+    expect(nameless.body.message).toBe('Pod "nameless" is invalid: [spec.containers[0].name: Required value, spec.containers[1].image: Required value, spec.containers[2].name: Duplicate value: "b", spec.containers[2].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive]');
+    expect((nameless.body.details as { causes: { field: string }[] }).causes.map((c) => c.field)).toEqual(['spec.containers[0].name', 'spec.containers[1].image', 'spec.containers[2].name', 'spec.containers[2].ports[0].containerPort']);
+    const svc = await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'far' }, spec: { ports: [{ port: 70000, targetPort: 8080 }, { port: 80, targetPort: 0 }] } } });
+    expect(svc.body.message).toBe('Service "far" is invalid: [spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive, spec.ports[1].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive]');
+    expect((await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'portless' }, spec: {} } })).body.message).toBe('Service "portless" is invalid: spec.ports: Required value');
+    expect((await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'headless' }, spec: { clusterIP: 'None' } } })).status).toBe(201);
+    const template = { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'x' }] } };
+    const deploy = (name: string, spec: Record<string, unknown>) => call('POST', '/apis/apps/v1/namespaces/p/deployments', { body: { metadata: { name }, spec } });
+    expect((await deploy('mismatch', { selector: { matchLabels: { app: 'db' } }, template })).body).toMatchObject({
+      message: 'Deployment.apps "mismatch" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`',
+      details: { group: 'apps', causes: [{ reason: 'FieldValueInvalid', field: 'spec.template.metadata.labels' }] },
+    });
+    expect((await deploy('noselector', { template })).body.message).toBe('Deployment.apps "noselector" is invalid: spec.selector: Required value');
+    expect((await deploy('emptysel', { selector: {}, template })).body.message).toContain('spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment');
+    expect((await deploy('nopods', { selector: { matchLabels: { app: 'web' } }, template: { metadata: template.metadata, spec: {} } })).body.message).toBe('Deployment.apps "nopods" is invalid: spec.template.spec.containers: Required value');
+    expect((await deploy('good', { selector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['web'] }] }, template })).status).toBe(201);
+    // An update is held to the rules too, but not to errors the stored object already had.
+    const broke = await call('PATCH', '/apis/apps/v1/namespaces/p/deployments/good', { body: { spec: { selector: { matchLabels: { app: 'db' } } } }, type: 'application/merge-patch+json' });
+    expect(broke).toMatchObject({ status: 422, body: { reason: 'Invalid' } });
+    api.store.create('pods', { metadata: { name: 'bare', namespace: 'p' }, spec: {} });
+    expect((await call('PATCH', `${podPath}/bare`, { body: { metadata: { labels: { a: 'b' } } }, type: 'application/merge-patch+json' })).status).toBe(200);
+  });
+
+  it('deletes a namespace in two phases: Terminating (creates refused with 403), emptied by the namespace controller, then gone', async () => {
+    await call('POST', '/api/v1/namespaces', { body: { metadata: { name: 'doomed' } } });
+    const tpl = { metadata: { labels: { app: 'w' } }, spec: { containers: [{ name: 'c', image: 'x' }] } };
+    await call('POST', '/apis/apps/v1/namespaces/doomed/deployments', { body: { metadata: { name: 'w' }, spec: { selector: { matchLabels: { app: 'w' } }, template: tpl } } });
+    await call('POST', '/api/v1/namespaces/doomed/services', { body: { metadata: { name: 'w' }, spec: { ports: [{ port: 80 }] } } });
+    // A pod on a node with no kubelet to confirm: it goes at the end of its grace period.
+    await call('POST', '/api/v1/namespaces/doomed/pods', { body: { metadata: { name: 'slow' }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 1, containers: [{ name: 'c', image: 'x' }] } } });
+    const del = await call('DELETE', '/api/v1/namespaces/doomed');
+    expect(del).toMatchObject({ status: 200, body: { kind: 'Namespace', metadata: { name: 'doomed', deletionTimestamp: expect.any(String) }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Terminating' } } });
+    const refused = await call('POST', '/api/v1/namespaces/doomed/services', { body: { metadata: { name: 'late' }, spec: { ports: [{ port: 80 }] } } });
+    expect(refused).toMatchObject({
+      status: 403,
+      body: {
+        reason: 'Forbidden',
+        message: 'services "late" is forbidden: unable to create new content in namespace doomed because it is being terminated',
+        details: { name: 'late', kind: 'services', causes: [{ reason: 'NamespaceTerminating', message: 'namespace doomed is being terminated', field: 'metadata.namespace' }] },
+      },
+    });
+    // The same for controllers writing in process.
+    expect(() => api.store.create('events', { metadata: { name: 'e', namespace: 'doomed' } })).toThrow(/because it is being terminated/);
+    expect((await call('GET', '/apis/apps/v1/namespaces/doomed/deployments/w')).status).toBe(404);
+    const slow = await call('GET', '/api/v1/namespaces/doomed/pods/slow');
+    expect(slow.body.metadata).toMatchObject({ deletionTimestamp: expect.any(String) });
+    expect((await call('GET', '/api/v1/namespaces/doomed')).body.status).toMatchObject({ phase: 'Terminating' });
+    const deadline = Date.now() + 10_000;
+    while ((await call('GET', '/api/v1/namespaces/doomed')).status !== 404) {
+      if (Date.now() > deadline) throw new Error('namespace doomed never went away');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const r of ['pods', 'services', 'deployments', 'replicasets', 'endpointslices', 'events'] as const) expect(api.store.list(r, { namespace: 'doomed' }).items).toEqual([]);
+    // The system namespaces cannot be deleted.
+    expect(await call('DELETE', '/api/v1/namespaces/kube-system')).toMatchObject({ status: 403, body: { reason: 'Forbidden', message: 'namespaces "kube-system" is forbidden: this namespace may not be deleted' } });
+  });
+
   it('answers what it does not serve with Statuses: 404, 405, 415, 422 with causes', async () => {
     expect(await call('GET', '/api/v1/widgets')).toMatchObject({ status: 404, body: { kind: 'Status', reason: 'NotFound' } });
     expect(await call('GET', '/apis/apps/v1/widgets')).toMatchObject({ status: 404, body: { reason: 'NotFound' } });
