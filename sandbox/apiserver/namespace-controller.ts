@@ -3,8 +3,7 @@
 // namespaced object in it as a client's DELETE would (a scheduled Pod gracefully, so its node's
 // kubelet stops it and tears its network down), and once nothing is left it removes the
 // `kubernetes` finalizer and deletes the namespace. Level-triggered: a write into or out of a
-// terminating namespace queues a sweep, and a slow timer retries while any is terminating (a pod
-// whose node never confirms goes at its grace deadline).
+// terminating namespace queues a sweep, and a slow timer retries while any is terminating.
 import { ApiError } from './errors.js';
 import type { StoreEvent } from './history.js';
 import { isTerminating, NAMESPACE_FINALIZER, specFinalizers } from './namespaces.js';
@@ -72,16 +71,15 @@ export class NamespaceController {
 
   private sweep(namespace: string): void {
     let left = 0;
-    const now = Date.now();
     for (const r of NAMESPACED) {
       for (const o of this.store.select(r, { namespace })) {
         left++;
         const name = o.metadata.name ?? '';
         const route = { def: RESOURCES[r], namespace, name };
-        const deadline = o.metadata.deletionTimestamp ? Date.parse(o.metadata.deletionTimestamp) : undefined;
+        // Marked already (a pod in its grace period): its kubelet or its deadline removes it.
+        if (o.metadata.deletionTimestamp) continue;
         try {
-          if (deadline === undefined) remove(this.store, route, { dryRun: false, propagationPolicy: 'Background' });
-          else if (deadline <= now) this.store.delete(r, name, namespace);
+          remove(this.store, route, { dryRun: false, propagationPolicy: 'Background' });
         } catch (e) {
           if (!(e instanceof ApiError && e.code === 404)) throw e;
         }
@@ -105,23 +103,4 @@ export class NamespaceController {
     for (const r of NAMESPACED as ResourceName[]) n += this.store.select(r, { namespace }).length;
     return n;
   }
-}
-
-/** One controller per store, however many servers share it (the sandbox serves HTTP and HTTPS). */
-const controllers = new WeakMap<FakeStore, { ctrl: NamespaceController; users: number }>();
-
-export function startNamespaceController(store: FakeStore): () => void {
-  const have = controllers.get(store);
-  const entry = have ?? { ctrl: new NamespaceController(store), users: 0 };
-  entry.users++;
-  controllers.set(store, entry);
-  let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    if (--entry.users === 0) {
-      entry.ctrl.stop();
-      controllers.delete(store);
-    }
-  };
 }

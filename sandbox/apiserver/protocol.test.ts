@@ -248,6 +248,11 @@ describe('kube-apiserver protocol details', () => {
     expect((await call('DELETE', '/api/v1/nodes/owner-node', { body: { propagationPolicy: 'Sideways' } })).status).toBe(422);
     expect((await call('DELETE', '/api/v1/nodes/owner-node', { body: { propagationPolicy: 'Background' } })).status).toBe(200);
     expect((await call('GET', `${podPath}/dep`)).status).toBe(404);
+    // The garbage collector deletes a scheduled dependent pod gracefully, as a client's DELETE would.
+    const owner3 = (await call('POST', '/api/v1/nodes', { body: { metadata: { name: 'owner-3' } } })).body;
+    await call('POST', podPath, { body: pod('gcpod', { metadata: { name: 'gcpod', ownerReferences: [{ ...ref, name: 'owner-3', uid: owner3.metadata!.uid }] }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'x' }] } }) });
+    await call('DELETE', '/api/v1/nodes/owner-3');
+    expect((await call('GET', `${podPath}/gcpod`)).body.metadata).toMatchObject({ deletionTimestamp: expect.any(String), deletionGracePeriodSeconds: 30 });
 
     const owner2 = (await call('POST', '/api/v1/nodes', { body: { metadata: { name: 'owner-2' } } })).body;
     await call('POST', podPath, { body: pod('orphan', { metadata: { name: 'orphan', ownerReferences: [{ ...ref, name: 'owner-2', uid: owner2.metadata!.uid }] } }) });

@@ -208,16 +208,15 @@ export function deleteOptions(q: URLSearchParams, body: unknown): DeleteOptions 
 export interface DeleteOutcome {
   readonly status: number;
   readonly body: unknown;
-  /** Set when the object was only marked: remove it after this many seconds unless someone did. */
-  readonly finishAfterSeconds?: number;
 }
 
 /**
  * DELETE of one object. A pod bound to a node is deleted gracefully: marked with deletionTimestamp
  * and deletionGracePeriodSeconds (from the request, else the pod's terminationGracePeriodSeconds,
- * else 30), and removed once the node's kubelet confirms with a zero grace period (the caller
- * also schedules the removal at the deadline). Anything else goes at once, and its dependents
- * with it (Background, Foreground) or lose the owner reference (Orphan).
+ * else 30), and removed once the node's kubelet confirms with a zero grace period (or at the
+ * deadline, store-controllers.ts). A namespace is marked Terminating (namespaces.ts). Anything
+ * else goes at once, and its dependents with it (Background, Foreground: deleted the same way,
+ * so their pods go gracefully) or lose the owner reference (Orphan).
  */
 export function remove(store: FakeStore, route: Route, opts: DeleteOptions): DeleteOutcome {
   const def = route.def;
@@ -239,7 +238,7 @@ export function remove(store: FakeStore, route: Route, opts: DeleteOptions): Del
     if (grace > 0 && !(typeof current === 'number' && current <= grace)) {
       const marked: KubeObject = { ...old, metadata: { ...old.metadata, deletionTimestamp: new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d+Z$/, 'Z'), deletionGracePeriodSeconds: grace } };
       const stored = store.update(def.name, marked, { namespace: route.namespace, dryRun: opts.dryRun });
-      return { status: 200, body: stored, ...(!opts.dryRun && { finishAfterSeconds: grace }) };
+      return { status: 200, body: stored };
     }
     if (grace > 0) return { status: 200, body: old };
   }
@@ -262,8 +261,8 @@ function cascade(store: FakeStore, uid: string, policy: 'Orphan' | 'Background' 
           const rest = refs.filter((ref) => ref.uid !== uid);
           store.patch(r, name, { metadata: { ownerReferences: rest.length ? rest : null } }, { namespace: ns });
         } else if (refs.every((ref) => ref.uid === uid)) {
-          const gone = store.delete(r, name, ns);
-          cascade(store, gone.metadata.uid ?? '', policy);
+          // As the garbage collector does: a DELETE of its own, graceful for a scheduled pod.
+          remove(store, { def: RESOURCES[r], name, ...(ns !== undefined && { namespace: ns }) }, { dryRun: false, propagationPolicy: policy });
         } else {
           const rest = refs.filter((ref) => ref.uid !== uid);
           store.patch(r, name, { metadata: { ownerReferences: rest } }, { namespace: ns });
