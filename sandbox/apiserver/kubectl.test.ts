@@ -288,6 +288,36 @@ spec:
     expect(system.stderr).toContain('Error from server (Forbidden): namespaces "default" is forbidden: this namespace may not be deleted');
   });
 
+  it('serves ServiceAccounts, ConfigMaps and Secrets with upstream\'s columns, and fills every new namespace', async () => {
+    expect(await ok(['create', 'namespace', 'fresh'])).toBe('namespace/fresh created\n');
+    const deadline = Date.now() + 5000;
+    let names = '';
+    while ((names = await ok(['get', 'serviceaccounts,configmaps', '-n', 'fresh', '-o', 'name'])) !== 'serviceaccount/default\nconfigmap/kube-root-ca.crt\n') {
+      if (Date.now() > deadline) throw new Error(`fresh holds ${names}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await ok(['create', 'configmap', 'cfg', '--from-literal=a=1', '--from-literal=b=2', '-n', 'fresh'])).toBe('configmap/cfg created\n');
+    expect(table(await ok(['get', 'cm', '-n', 'fresh'])).map((r) => [r.NAME, r.DATA])).toEqual([['cfg', '2'], ['kube-root-ca.crt', '1']]);
+    expect(await ok(['create', 'secret', 'generic', 'creds', '--from-literal=user=admin', '-n', 'fresh'])).toBe('secret/creds created\n');
+    expect(table(await ok(['get', 'secrets', '-n', 'fresh']))).toEqual([{ NAME: 'creds', TYPE: 'Opaque', DATA: '1', AGE: expect.stringMatching(/^\d+s$/) }]);
+    expect(await ok(['get', 'secret', 'creds', '-n', 'fresh', '-o', 'jsonpath={.data.user}'])).toBe(Buffer.from('admin').toString('base64'));
+    // stringData is merged into data on write, as upstream does.
+    await ok(['apply', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Secret\nmetadata: {name: plain, namespace: fresh}\nstringData: {token: abc}\n' });
+    expect(api.store.get('secrets', 'plain', 'fresh')).toMatchObject({ type: 'Opaque', data: { token: Buffer.from('abc').toString('base64') } });
+    expect(api.store.get('secrets', 'plain', 'fresh')).not.toHaveProperty('stringData');
+    expect(await ok(['create', 'serviceaccount', 'bot', '-n', 'fresh'])).toBe('serviceaccount/bot created\n');
+    expect(table(await ok(['get', 'sa', '-n', 'fresh']))).toEqual([{ NAME: 'bot', SECRETS: '0', AGE: expect.any(String) }, { NAME: 'default', SECRETS: '0', AGE: expect.any(String) }]);
+    expect(await ok(['explain', 'configmap.data'])).toContain('UTF-8 values');
+    // The serviceaccounts controller puts a deleted default back.
+    await ok(['delete', 'sa', 'default', '-n', 'fresh']);
+    const back = Date.now() + 5000;
+    while ((await kubectl(['get', 'sa', 'default', '-n', 'fresh'])).code !== 0) {
+      if (Date.now() > back) throw new Error('default ServiceAccount not recreated');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await ok(['delete', 'namespace', 'fresh']);
+  });
+
   it('answers what it does not model as kube-apiserver does', async () => {
     const unknown = await kubectl(['get', 'widgets']);
     expect(unknown.code).not.toBe(0);

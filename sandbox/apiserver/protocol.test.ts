@@ -339,6 +339,20 @@ describe('kube-apiserver protocol details', () => {
     expect(await call('DELETE', '/api/v1/namespaces/kube-system')).toMatchObject({ status: 403, body: { reason: 'Forbidden', message: 'namespaces "kube-system" is forbidden: this namespace may not be deleted' } });
   });
 
+  it('publishes the CA of a TLS server on the store in every namespace\'s kube-root-ca.crt', async () => {
+    const tls = await startFakeApiServer({ store: api.store, tls: true });
+    try {
+      const deadline = Date.now() + 5000;
+      while ((api.store.get('configmaps', 'kube-root-ca.crt', 'p').data as Record<string, string>)['ca.crt'] !== tls.tls!.cert) {
+        if (Date.now() > deadline) throw new Error('CA not published');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(api.store.get('configmaps', 'kube-root-ca.crt', 'kube-system')).toMatchObject({ data: { 'ca.crt': tls.tls!.cert } });
+    } finally {
+      await tls.close();
+    }
+  });
+
   it('answers what it does not serve with Statuses: 404, 405, 415, 422 with causes', async () => {
     expect(await call('GET', '/api/v1/widgets')).toMatchObject({ status: 404, body: { kind: 'Status', reason: 'NotFound' } });
     expect(await call('GET', '/apis/apps/v1/widgets')).toMatchObject({ status: 404, body: { reason: 'NotFound' } });

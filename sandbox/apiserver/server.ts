@@ -102,7 +102,6 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   const upgrades: UpgradeHandler[] = [];
   let url = '';
 
-  const stopControllers = startStoreControllers(store);
   const unsubscribe = store.onEvent((e: StoreEvent) => {
     for (const w of watches) w.send(e);
   });
@@ -263,6 +262,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       resolve();
     });
   });
+  const stopControllers = startStoreControllers(store, tls?.cert);
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     requests.push({ method: req.method ?? 'GET', url: req.url ?? '/' });
     const u = new URL(req.url ?? '/', 'http://fake');
