@@ -101,21 +101,22 @@ class NamespaceDefaults {
       const namespace = ns.metadata.name ?? '';
       const data = { 'ca.crt': this.ca };
       try {
-        if (!this.exists('serviceaccounts', 'default', namespace)) this.store.create('serviceaccounts', { metadata: { name: 'default', namespace } });
-        if (!this.exists('configmaps', ROOT_CA, namespace)) {
-          this.store.create('configmaps', { metadata: { name: ROOT_CA, namespace, annotations: { 'kubernetes.io/description': CA_DESCRIPTION } }, data });
-        } else {
-          const cm = this.store.get('configmaps', ROOT_CA, namespace);
-          if (JSON.stringify(cm.data) !== JSON.stringify(data)) this.store.update('configmaps', { ...cm, data });
-        }
+        if (!this.find('serviceaccounts', 'default', namespace)) this.store.create('serviceaccounts', { metadata: { name: 'default', namespace } });
+        const cm = this.find('configmaps', ROOT_CA, namespace);
+        if (!cm) this.store.create('configmaps', { metadata: { name: ROOT_CA, namespace, annotations: { 'kubernetes.io/description': CA_DESCRIPTION } }, data });
+        else if (JSON.stringify(cm.data) !== JSON.stringify(data)) this.store.update('configmaps', { ...cm, data });
       } catch {
         // Terminating meanwhile, or a racing writer: the next event syncs again.
       }
     }
   }
 
-  private exists(r: 'serviceaccounts' | 'configmaps', name: string, namespace: string): boolean {
-    return this.store.select(r, { namespace, fieldSelector: `metadata.name=${name}` }).length > 0;
+  private find(r: 'serviceaccounts' | 'configmaps', name: string, namespace: string): KubeObject | undefined {
+    try {
+      return this.store.get(r, name, namespace);
+    } catch {
+      return undefined;
+    }
   }
 }
 
