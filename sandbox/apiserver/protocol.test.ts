@@ -284,10 +284,12 @@ describe('kube-apiserver protocol details', () => {
     expect(nameless.status).toBe(422);
     expect(nameless.body.message).toBe('Pod "nameless" is invalid: [spec.containers[0].name: Required value, spec.containers[1].image: Required value, spec.containers[2].name: Duplicate value: "b", spec.containers[2].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive]');
     expect((nameless.body.details as { causes: { field: string }[] }).causes.map((c) => c.field)).toEqual(['spec.containers[0].name', 'spec.containers[1].image', 'spec.containers[2].name', 'spec.containers[2].ports[0].containerPort']);
-    const svc = await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'far' }, spec: { ports: [{ port: 70000, targetPort: 8080 }, { port: 80, targetPort: 0 }] } } });
+    const svc = await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'far' }, spec: { ports: [{ name: 'a', port: 70000, targetPort: 8080 }, { name: 'b', port: 80, targetPort: 0 }] } } });
     expect(svc.body.message).toBe('Service "far" is invalid: [spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive, spec.ports[1].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive]');
     expect((await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'portless' }, spec: {} } })).body.message).toBe('Service "portless" is invalid: spec.ports: Required value');
     expect((await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'headless' }, spec: { clusterIP: 'None' } } })).status).toBe(201);
+    const multi = await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'multi' }, spec: { type: 'Bogus', ports: [{ port: 80 }, { name: 'a', port: 81, protocol: 'ICMP' }, { name: 'a', port: 82 }] } } });
+    expect(multi.body.message).toBe('Service "multi" is invalid: [spec.type: Unsupported value: "Bogus": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort", spec.ports[0].name: Required value, spec.ports[1].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP", spec.ports[2].name: Duplicate value: "a"]');
     const template = { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'x' }] } };
     const deploy = (name: string, spec: Record<string, unknown>) => call('POST', '/apis/apps/v1/namespaces/p/deployments', { body: { metadata: { name }, spec } });
     expect((await deploy('mismatch', { selector: { matchLabels: { app: 'db' } }, template })).body).toMatchObject({

@@ -1,7 +1,8 @@
 // The cheap part of kube-apiserver's validation of the workload kinds it serves, over HTTP: a Pod
 // (and a workload's pod template) needs containers, each with a name (a DNS-1123 label, unique)
-// and an image (or, the sandbox's one exception, a command), and ports in range; a Service needs ports (unless headless or ExternalName) in
-// range; a Deployment, ReplicaSet or DaemonSet needs a non-empty selector that matches its
+// and an image (or, the sandbox's one exception, a command), and ports in range; a Service a
+// known type and ports (unless headless or ExternalName), named when several, with known protocols,
+// in range; a Deployment, ReplicaSet or DaemonSet needs a non-empty selector that matches its
 // template's labels. Errors are 422 Invalid with one cause per field, worded as upstream's.
 // On update only errors the stored object did not already have count, so an object created in
 // process without, say, containers can still be labelled or patched.
@@ -68,14 +69,29 @@ function podSpecErrors(spec: Obj | undefined, at: string): FieldError[] {
   return errs;
 }
 
+const SERVICE_TYPES = ['ClusterIP', 'ExternalName', 'LoadBalancer', 'NodePort'];
+const PROTOCOLS = ['SCTP', 'TCP', 'UDP'];
+const unsupported = (field: string, value: unknown, supported: readonly string[]): FieldError => ({
+  type: 'FieldValueNotSupported',
+  field,
+  detail: `Unsupported value: ${JSON.stringify(value)}: supported values: ${supported.map((v) => JSON.stringify(v)).join(', ')}`,
+});
+
 function serviceErrors(spec: Obj | undefined): FieldError[] {
   const s = spec ?? {};
+  const errs: FieldError[] = [];
+  if (typeof s.type === 'string' && !SERVICE_TYPES.includes(s.type)) errs.push(unsupported('spec.type', s.type, SERVICE_TYPES));
   const ports = Array.isArray(s.ports) ? s.ports : [];
   const headless = s.clusterIP === 'None';
-  if (ports.length === 0) return s.type === 'ExternalName' || headless ? [] : [required('spec.ports')];
-  const errs: FieldError[] = [];
+  if (ports.length === 0) return s.type === 'ExternalName' || headless ? errs : [...errs, required('spec.ports')];
+  const names = new Set<string>();
   ports.forEach((p: unknown, i) => {
     const port = isObj(p) ? p : {};
+    // Several ports must each be named, uniquely (EndpointSlices and SRV records key on the name).
+    if (ports.length > 1 && (typeof port.name !== 'string' || port.name === '')) errs.push(required(`spec.ports[${i}].name`));
+    else if (typeof port.name === 'string' && port.name !== '' && names.has(port.name)) errs.push({ type: 'FieldValueDuplicate', field: `spec.ports[${i}].name`, detail: `Duplicate value: ${JSON.stringify(port.name)}` });
+    if (typeof port.name === 'string') names.add(port.name);
+    if (typeof port.protocol === 'string' && !PROTOCOLS.includes(port.protocol)) errs.push(unsupported(`spec.ports[${i}].protocol`, port.protocol, PROTOCOLS));
     if (port.port === undefined) errs.push(required(`spec.ports[${i}].port`));
     else errs.push(...portErrors(port.port, `spec.ports[${i}].port`));
     errs.push(...portErrors(port.targetPort, `spec.ports[${i}].targetPort`));
