@@ -11,6 +11,13 @@ import { RESOURCE_NAMES, RESOURCES, type KubeObject, type ResourceName } from '.
 import type { FakeStore } from './store.js';
 import { remove } from './writes.js';
 
+interface Condition {
+  type: string;
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+}
+
 const NAMESPACED = RESOURCE_NAMES.filter((r) => RESOURCES[r].namespaced);
 const RETRY_MS = 500;
 
@@ -85,7 +92,6 @@ export class NamespaceController {
         }
       }
     }
-    if (left > 0 && this.remaining(namespace) > 0) return;
     let ns: KubeObject;
     try {
       ns = this.store.get('namespaces', namespace);
@@ -93,14 +99,45 @@ export class NamespaceController {
       this.terminating.delete(namespace);
       return;
     }
+    const remaining = left > 0 ? this.remaining(namespace) : new Map<string, number>();
+    if (remaining.size > 0) {
+      this.report(ns, remaining);
+      return;
+    }
     const rest = specFinalizers(ns).filter((f) => f !== NAMESPACE_FINALIZER);
     if (rest.length !== specFinalizers(ns).length) ns = this.store.update('namespaces', { ...ns, spec: { ...(ns.spec as object), finalizers: rest } });
     if (rest.length === 0) this.store.delete('namespaces', namespace);
   }
 
-  private remaining(namespace: string): number {
-    let n = 0;
-    for (const r of NAMESPACED as ResourceName[]) n += this.store.select(r, { namespace }).length;
-    return n;
+  /** Objects left per group resource ("pods.", "deployments.apps"), as the controller counts them. */
+  private remaining(namespace: string): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const r of NAMESPACED as ResourceName[]) {
+      const n = this.store.select(r, { namespace }).length;
+      if (n > 0) out.set(`${r}.${RESOURCES[r].group}`, n);
+    }
+    return out;
+  }
+
+  /** The deletion conditions kube-controller-manager keeps on a terminating namespace's status. */
+  private report(ns: KubeObject, remaining: Map<string, number>): void {
+    const left = [...remaining].sort(([a], [b]) => a.localeCompare(b)).map(([gr, n]) => `${gr} has ${n} resource instances`).join(', ');
+    const want: Condition[] = [
+      { type: 'NamespaceDeletionDiscoveryFailure', status: 'False', reason: 'ResourcesDiscovered', message: 'All resources successfully discovered' },
+      { type: 'NamespaceDeletionGroupVersionParsingFailure', status: 'False', reason: 'ParsedGroupVersions', message: 'All legacy kube types successfully parsed' },
+      { type: 'NamespaceDeletionContentFailure', status: 'False', reason: 'ContentDeleted', message: 'All content successfully deleted, may be waiting on finalization' },
+      { type: 'NamespaceContentRemaining', status: 'True', reason: 'SomeResourcesRemain', message: `Some resources are remaining: ${left}` },
+      { type: 'NamespaceFinalizersRemaining', status: 'False', reason: 'ContentHasNoFinalizers', message: 'All content-preserving finalizers finished' },
+    ];
+    const status = (ns.status ?? {}) as { conditions?: (Condition & { lastTransitionTime?: string })[] };
+    const have = status.conditions ?? [];
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const same = (a: Condition, b: Condition | undefined): boolean => !!b && a.status === b.status && a.reason === b.reason && a.message === b.message;
+    if (want.length === have.length && want.every((c) => same(c, have.find((h) => h.type === c.type)))) return;
+    const conditions = want.map((c) => {
+      const old = have.find((h) => h.type === c.type);
+      return { ...c, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : now };
+    });
+    this.store.update('namespaces', { ...ns, status: { ...status, conditions } }, { subresource: 'status' });
   }
 }

@@ -59,12 +59,14 @@ export function requireNamespace(store: FakeStore, def: ResourceDef, namespace: 
 
 /**
  * The first phase of a namespace's deletion: deletionTimestamp and phase Terminating. Returns the
- * marked namespace (or the stored one when already terminating); the namespace controller does the rest.
+ * marked namespace; the namespace controller does the rest. A second DELETE meanwhile is a 409.
  */
 export function markNamespaceDeleted(store: FakeStore, old: KubeObject, dryRun: boolean): KubeObject {
   const name = old.metadata.name ?? '';
   if (IMMORTAL.has(name)) throw new ApiError(403, 'Forbidden', `namespaces "${name}" is forbidden: this namespace may not be deleted`, { name, kind: 'namespaces' });
-  if (old.metadata.deletionTimestamp) return old;
+  if (old.metadata.deletionTimestamp) {
+    throw new ApiError(409, 'Conflict', `Operation cannot be fulfilled on namespaces "${name}": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.`, { name, kind: 'namespaces' });
+  }
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const status = { ...(isObj(old.status) ? old.status : {}), phase: 'Terminating' };
   if (dryRun) return { ...old, metadata: { ...old.metadata, deletionTimestamp: now, deletionGracePeriodSeconds: 0 }, status };

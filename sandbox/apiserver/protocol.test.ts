@@ -313,7 +313,7 @@ describe('kube-apiserver protocol details', () => {
     await call('POST', '/apis/apps/v1/namespaces/doomed/deployments', { body: { metadata: { name: 'w' }, spec: { selector: { matchLabels: { app: 'w' } }, template: tpl } } });
     await call('POST', '/api/v1/namespaces/doomed/services', { body: { metadata: { name: 'w' }, spec: { ports: [{ port: 80 }] } } });
     // A pod on a node with no kubelet to confirm: it goes at the end of its grace period.
-    await call('POST', '/api/v1/namespaces/doomed/pods', { body: { metadata: { name: 'slow' }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 1, containers: [{ name: 'c', image: 'x' }] } } });
+    await call('POST', '/api/v1/namespaces/doomed/pods', { body: { metadata: { name: 'slow' }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 3, containers: [{ name: 'c', image: 'x' }] } } });
     const del = await call('DELETE', '/api/v1/namespaces/doomed');
     expect(del).toMatchObject({ status: 200, body: { kind: 'Namespace', metadata: { name: 'doomed', deletionTimestamp: expect.any(String) }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Terminating' } } });
     const refused = await call('POST', '/api/v1/namespaces/doomed/services', { body: { metadata: { name: 'late' }, spec: { ports: [{ port: 80 }] } } });
@@ -330,7 +330,19 @@ describe('kube-apiserver protocol details', () => {
     expect((await call('GET', '/apis/apps/v1/namespaces/doomed/deployments/w')).status).toBe(404);
     const slow = await call('GET', '/api/v1/namespaces/doomed/pods/slow');
     expect(slow.body.metadata).toMatchObject({ deletionTimestamp: expect.any(String) });
-    expect((await call('GET', '/api/v1/namespaces/doomed')).body.status).toMatchObject({ phase: 'Terminating' });
+    expect((await call('DELETE', '/api/v1/namespaces/doomed')).body).toMatchObject({
+      reason: 'Conflict',
+      message: 'Operation cannot be fulfilled on namespaces "doomed": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.',
+    });
+    // What is left is reported on the namespace's conditions, as the namespace controller does.
+    const until = Date.now() + 5000;
+    let status = (await call('GET', '/api/v1/namespaces/doomed')).body.status as { phase: string; conditions?: { type: string; status: string; message: string }[] };
+    while (!status.conditions && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+      status = (await call('GET', '/api/v1/namespaces/doomed')).body.status as typeof status;
+    }
+    expect(status.phase).toBe('Terminating');
+    expect(status.conditions?.find((c) => c.type === 'NamespaceContentRemaining')).toMatchObject({ status: 'True', message: 'Some resources are remaining: pods. has 1 resource instances' });
     const deadline = Date.now() + 10_000;
     while ((await call('GET', '/api/v1/namespaces/doomed')).status !== 404) {
       if (Date.now() > deadline) throw new Error('namespace doomed never went away');
