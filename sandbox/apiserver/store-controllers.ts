@@ -3,12 +3,15 @@
 // controllers put in every namespace, and graceful deletion's deadline. A pod marked
 // for deletion by any path (a client's DELETE, the garbage collector, the namespace controller) is
 // normally removed by its node's kubelet once its containers stopped; this removes one whose node
-// never confirms at its deadline, so nothing stays Terminating forever.
+// never confirms at its deadline (10 s past it when the Node exists, so a live kubelet, which
+// kills and tears down at the deadline, confirms first), so nothing stays Terminating forever.
 import type { StoreEvent } from './history.js';
 import { NamespaceController } from './namespace-controller.js';
 import { isTerminating } from './namespaces.js';
 import type { KubeObject } from './resources.js';
 import type { FakeStore } from './store.js';
+
+const KUBELET_SLACK_MS = 10_000;
 
 class PodDeadlines {
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -35,6 +38,10 @@ class PodDeadlines {
     const at = p.metadata?.deletionTimestamp;
     if (!uid || !at || this.timers.has(uid)) return;
     const { name = '', namespace } = p.metadata;
+    const nodeName = (p.spec as { nodeName?: string } | undefined)?.nodeName ?? '';
+    // A pod on an existing node waits a little past its deadline: the kubelet kills what outlived
+    // the grace period, runs CNI DEL, then confirms, and should stay the one to remove it.
+    const slack = nodeName && this.nodeExists(nodeName) ? KUBELET_SLACK_MS : 0;
     const t = setTimeout(() => {
       this.timers.delete(uid);
       try {
@@ -43,9 +50,18 @@ class PodDeadlines {
       } catch {
         // Already gone.
       }
-    }, Math.max(0, Date.parse(at) - Date.now()));
+    }, Math.max(0, Date.parse(at) - Date.now()) + slack);
     t.unref();
     this.timers.set(uid, t);
+  }
+
+  private nodeExists(name: string): boolean {
+    try {
+      this.store.get('nodes', name);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private untrack(p: KubeObject): void {
