@@ -25,7 +25,11 @@ function writeSeed(path: string, services: number, endpointsPerSlice: number): n
   const uid = (n: number): string => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
   const ns = (i: number): string => `bench-${i % 100}`;
   const ip = (i: number, e: number): string => { const n = i * endpointsPerSlice + e; return `10.${64 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`; };
-  writeSync(fd, '{"objects":{"services":[');
+  // The namespaces the objects live in exist, as on a real cluster (and the system ones).
+  const namespaces = ['default', 'kube-system', 'kube-public', 'kube-node-lease', ...Array.from({ length: Math.min(services, 100) }, (_, i) => ns(i))].map((name) => ({
+    apiVersion: 'v1', kind: 'Namespace', metadata: { name, uid: uid(rv), resourceVersion: String(++rv), creationTimestamp: ts }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' },
+  }));
+  writeSync(fd, `{"objects":{"namespaces":${JSON.stringify(namespaces)},"services":[`);
   for (let i = 0; i < services; i++) {
     const o = {
       apiVersion: 'v1', kind: 'Service',

@@ -1,8 +1,10 @@
 // What `up` puts in a fresh API server: one Node per sandbox node (pod CIDRs carved like the node
 // IPAM controller, kept across reruns), the `kubernetes` Service with its hand-made EndpointSlice
-// pointing at the API server, and the kube-dns Service at its well-known IP.
+// pointing at the API server, the kube-dns Service at its well-known IP, and the namespaces they
+// and the system's objects live in.
 import type { KubeObject } from './apiserver/resources.js';
 import type { FakeStore } from './apiserver/store.js';
+import { ensureNamespaces } from './apiserver/namespaces.js';
 import { allocatePodCIDRs } from './ipam.js';
 import { API_TLS_PORT, CLUSTER_CIDR, DNS_SERVICE_IP, NODE_CIDR_MASK, SERVICE_CIDR, nodeLayouts, type Layout, type NodeLayout } from './names.js';
 import { intToIp, parseCidr } from './ipam.js';
@@ -32,6 +34,8 @@ export function nodeObject(n: NodeLayout, podCIDR: string): KubeObject {
     },
   };
 }
+
+export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'] as const;
 
 const podCIDRof = (o: KubeObject): string | undefined => ((o.spec ?? {}) as { podCIDR?: string }).podCIDR;
 
@@ -64,6 +68,8 @@ export function ensureNodes(store: FakeStore, l: Layout): void {
 }
 
 export function ensureSystemServices(store: FakeStore, l: Layout): void {
+  // The namespaces every cluster has, even when the store came from an older state file.
+  ensureNamespaces(store, ...SYSTEM_NAMESPACES);
   const first = intToIp(parseCidr(SERVICE_CIDR).base + 1);
   const services: KubeObject[] = [
     {

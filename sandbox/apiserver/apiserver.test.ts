@@ -6,11 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError, FakeStore, loadStoreFile, saveStoreFile, startFakeApiServer, type FakeApiServer, type KubeObject } from './index.js';
+import { ApiError, ensureNamespaces, FakeStore, loadStoreFile, saveStoreFile, startFakeApiServer, type FakeApiServer, type KubeObject } from './index.js';
 
 let api: FakeApiServer;
 beforeAll(async () => {
   api = await startFakeApiServer({ compactionWindow: 50, bookmarkIntervalMs: 0 });
+  ensureNamespaces(api.store, 'adm', 'gone', 'other', 'page', 'proto', 'sel', 'wf');
 });
 afterAll(async () => {
   await api.close();
@@ -60,7 +61,7 @@ describe('fake API server protocol', () => {
     expect(meta.uid).toMatch(/^[0-9a-f-]{36}$/);
     expect(meta.namespace).toBe('proto');
     expect(Number(meta.resourceVersion)).toBe(api.store.resourceVersion);
-    const dup = await req('POST', '/api/v1/namespaces/proto/services', { metadata: { name: meta.name } });
+    const dup = await req('POST', '/api/v1/namespaces/proto/services', { metadata: { name: meta.name }, spec: { ports: [{ port: 80 }] } });
     expect(dup).toMatchObject({ status: 409, body: { kind: 'Status', reason: 'AlreadyExists', code: 409 } });
     const bad = await req('POST', '/api/v1/namespaces/proto/services', { metadata: { name: 'Bad_Name' } });
     expect(bad).toMatchObject({ status: 422, body: { reason: 'Invalid' } });
@@ -89,13 +90,14 @@ describe('fake API server protocol', () => {
 
   it('keeps spec and status apart on resources with a status subresource', async () => {
     // Create keeps a given status (a convenience for fixtures); later writes keep the two apart.
-    await req('POST', '/api/v1/namespaces/proto/pods', { metadata: { name: 'st' }, spec: { nodeName: 'n1' }, status: { phase: 'Pending' } });
-    await req('PUT', '/api/v1/namespaces/proto/pods/st', { metadata: { name: 'st' }, spec: { nodeName: 'n1' }, status: { phase: 'Ignored' } });
+    const spec = { nodeName: 'n1', containers: [{ name: 'c', image: 'i' }] };
+    await req('POST', '/api/v1/namespaces/proto/pods', { metadata: { name: 'st' }, spec, status: { phase: 'Pending' } });
+    await req('PUT', '/api/v1/namespaces/proto/pods/st', { metadata: { name: 'st' }, spec, status: { phase: 'Ignored' } });
     expect(api.store.get('pods', 'st', 'proto').status).toEqual({ phase: 'Pending' });
     await req('PATCH', '/api/v1/namespaces/proto/pods/st/status', { status: { phase: 'Running' }, spec: { nodeName: 'n2' } }, 'application/merge-patch+json');
     const p = api.store.get('pods', 'st', 'proto');
     expect(p.status).toEqual({ phase: 'Running' });
-    expect(p.spec).toEqual({ nodeName: 'n1' });
+    expect(p.spec).toMatchObject({ nodeName: 'n1' });
   });
 
   it('selects by label (=, !=, in, notin, exists, !exists) and by field', async () => {
@@ -197,9 +199,9 @@ describe('fake API server protocol', () => {
       if (op === 'UPDATE') spec.clusterIP = (old!.spec as { clusterIP: string }).clusterIP;
     });
     try {
-      const c = await req('POST', '/api/v1/namespaces/adm/services', { metadata: { name: 'a1' }, spec: {} });
+      const c = await req('POST', '/api/v1/namespaces/adm/services', { metadata: { name: 'a1' }, spec: { ports: [{ port: 80 }] } });
       expect((c.body.spec as { clusterIP: string }).clusterIP).toBe('10.96.0.10');
-      const rej = await req('POST', '/api/v1/namespaces/adm/services', { metadata: { name: 'a2' }, spec: { clusterIP: '10.96.0.1' } });
+      const rej = await req('POST', '/api/v1/namespaces/adm/services', { metadata: { name: 'a2' }, spec: { clusterIP: '10.96.0.1', ports: [{ port: 80 }] } });
       expect(rej).toMatchObject({ status: 422, body: { reason: 'Invalid', message: expect.stringContaining('already allocated') } });
       expect(() => api.store.create('services', { metadata: { name: 'a3', namespace: 'adm' }, spec: { clusterIP: '10.96.0.1' } })).toThrow(/already allocated/);
       const u = api.store.patch('services', 'a1', { spec: { clusterIP: '10.96.0.99' } }, { namespace: 'adm' });

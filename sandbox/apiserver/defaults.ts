@@ -39,6 +39,16 @@ export function applyDefaults(def: ResourceDef, obj: KubeObject, node: Node | un
     if (spec.type !== 'ExternalName') spec.sessionAffinity ??= 'None';
     if (Array.isArray(spec.ports)) for (const p of spec.ports) if (isObj(p) && p.targetPort === undefined && p.port !== undefined) p.targetPort = p.port;
   }
+  if (def.kind === 'Secret') {
+    // stringData is write-only: merged into data (base64) and never stored, as upstream's strategy does.
+    obj.type ??= 'Opaque';
+    if (isObj(obj.stringData)) {
+      const data = isObj(obj.data) ? obj.data : {};
+      for (const [k, v] of Object.entries(obj.stringData)) data[k] = Buffer.from(String(v), 'utf8').toString('base64');
+      obj.data = data;
+    }
+    delete obj.stringData;
+  }
   if (def.kind === 'Pod' && creating) {
     const status = isObj(obj.status) ? obj.status : {};
     status.phase ??= 'Pending';

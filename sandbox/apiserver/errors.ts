@@ -76,7 +76,7 @@ export const gone = (requested: number, oldest: number): ApiError =>
 
 /** One field error as kube-apiserver's field.Error renders it ("spec.x: Invalid value: 3: why"). */
 export interface FieldError {
-  readonly type: 'FieldValueInvalid' | 'FieldValueNotSupported' | 'FieldValueRequired' | 'FieldValueForbidden' | 'FieldValueTooMany';
+  readonly type: 'FieldValueInvalid' | 'FieldValueNotSupported' | 'FieldValueRequired' | 'FieldValueForbidden' | 'FieldValueTooMany' | 'FieldValueDuplicate';
   readonly field: string;
   /** Everything after "field: ", e.g. 'Invalid value: 70000: must be between 1 and 65535, inclusive'. */
   readonly detail: string;

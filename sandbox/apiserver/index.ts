@@ -10,6 +10,7 @@ export type { FakeApiServer, FakeApiServerOptions, RequestRecord, RouteHandler, 
 export { FakeStore, mergePatch } from './store.js';
 export type { AdmitFn, AdmitOp, FakeStoreOptions, ListOptions, ListResult, StoreSnapshot, WriteOptions } from './store.js';
 export { ApiError } from './errors.js';
+export { ensureNamespaces } from './namespaces.js';
 export type { Status, StatusReason } from './errors.js';
 export type { StoreEvent, EventType } from './history.js';
 export { RESOURCES, RESOURCE_NAMES } from './resources.js';

@@ -249,6 +249,75 @@ spec:
     expect(() => api.store.get('services', 'web', 'kc')).toThrow(/not found/);
   });
 
+  it('refuses a create in a missing namespace and an invalid Pod with kube-apiserver\'s errors', async () => {
+    const nope = await kubectl(['create', 'deployment', 'web', '--image=registry.k8s.io/e2e-test-images/agnhost:2.53', '-n', 'nope']);
+    expect(nope.code).not.toBe(0);
+    expect(nope.stderr.trim()).toBe('error: failed to create deployment: namespaces "nope" not found');
+    const applied = await kubectl(['apply', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: nope}\nspec: {ports: [{port: 80}]}\n' });
+    expect(applied.stderr).toContain('namespaces "nope" not found');
+    const ssa = await kubectl(['apply', '--server-side', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: nope}\nspec: {ports: [{port: 80}]}\n' });
+    expect(ssa.stderr).toContain('namespaces "nope" not found');
+    const empty = await kubectl(['create', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Pod\nmetadata: {name: empty, namespace: kc}\nspec: {containers: []}\n' });
+    expect(empty.stderr).toContain('The Pod "empty" is invalid: spec.containers: Required value');
+    const mismatch = await kubectl(['create', '-f', '-'], { stdin: 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mm, namespace: kc}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: x}]}\n' });
+    expect(mismatch.stderr).toContain('The Deployment "mm" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"b"}: `selector` does not match template `labels`');
+  });
+
+  it('deletes a namespace and everything in it: kubectl waits while it is Terminating, creates in it are refused', async () => {
+    await ok(['create', 'namespace', 'gone']);
+    await ok(['create', 'deployment', 'web', '--image=registry.k8s.io/e2e-test-images/agnhost:2.53', '-n', 'gone']);
+    // A scheduled pod with no kubelet to confirm: the namespace stays Terminating for its grace period.
+    api.store.create('pods', { ...runningPod('slow', 'node-1', '10.244.1.12'), metadata: { name: 'slow', namespace: 'gone' }, spec: { nodeName: 'node-1', terminationGracePeriodSeconds: 3, containers: [{ name: 'main', image: 'x' }] } });
+    const t0 = Date.now();
+    const deleting = kubectl(['delete', 'namespace', 'gone']);
+    const deadline = Date.now() + 5000;
+    while (!api.store.get('namespaces', 'gone').metadata.deletionTimestamp) {
+      if (Date.now() > deadline) throw new Error('namespace gone never marked');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(table(await ok(['get', 'namespace', 'gone']))[0]).toMatchObject({ NAME: 'gone', STATUS: 'Terminating' });
+    const late = await kubectl(['create', 'deployment', 'late', '--image=x', '-n', 'gone']);
+    expect(late.stderr.trim()).toBe('error: failed to create deployment: deployments.apps "late" is forbidden: unable to create new content in namespace gone because it is being terminated');
+    const done = await deleting;
+    expect(done).toMatchObject({ code: 0, stdout: 'namespace "gone" deleted\n' });
+    expect(Date.now() - t0).toBeGreaterThan(1500); // waited for the pod's grace period (3 s, to the second)
+    expect((await kubectl(['get', 'namespace', 'gone'])).stderr).toContain('Error from server (NotFound): namespaces "gone" not found');
+    expect(api.store.list('pods', { namespace: 'gone' }).items).toEqual([]);
+    expect(api.store.list('deployments', { namespace: 'gone' }).items).toEqual([]);
+    const system = await kubectl(['delete', 'namespace', 'default']);
+    expect(system.stderr).toContain('Error from server (Forbidden): namespaces "default" is forbidden: this namespace may not be deleted');
+  });
+
+  it('serves ServiceAccounts, ConfigMaps and Secrets with upstream\'s columns, and fills every new namespace', async () => {
+    expect(await ok(['create', 'namespace', 'fresh'])).toBe('namespace/fresh created\n');
+    const deadline = Date.now() + 5000;
+    let names = '';
+    while ((names = await ok(['get', 'serviceaccounts,configmaps', '-n', 'fresh', '-o', 'name'])) !== 'serviceaccount/default\nconfigmap/kube-root-ca.crt\n') {
+      if (Date.now() > deadline) throw new Error(`fresh holds ${names}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await ok(['create', 'configmap', 'cfg', '--from-literal=a=1', '--from-literal=b=2', '-n', 'fresh'])).toBe('configmap/cfg created\n');
+    expect(table(await ok(['get', 'cm', '-n', 'fresh'])).map((r) => [r.NAME, r.DATA])).toEqual([['cfg', '2'], ['kube-root-ca.crt', '1']]);
+    expect(await ok(['create', 'secret', 'generic', 'creds', '--from-literal=user=admin', '-n', 'fresh'])).toBe('secret/creds created\n');
+    expect(table(await ok(['get', 'secrets', '-n', 'fresh']))).toEqual([{ NAME: 'creds', TYPE: 'Opaque', DATA: '1', AGE: expect.stringMatching(/^\d+s$/) }]);
+    expect(await ok(['get', 'secret', 'creds', '-n', 'fresh', '-o', 'jsonpath={.data.user}'])).toBe(Buffer.from('admin').toString('base64'));
+    // stringData is merged into data on write, as upstream does.
+    await ok(['apply', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Secret\nmetadata: {name: plain, namespace: fresh}\nstringData: {token: abc}\n' });
+    expect(api.store.get('secrets', 'plain', 'fresh')).toMatchObject({ type: 'Opaque', data: { token: Buffer.from('abc').toString('base64') } });
+    expect(api.store.get('secrets', 'plain', 'fresh')).not.toHaveProperty('stringData');
+    expect(await ok(['create', 'serviceaccount', 'bot', '-n', 'fresh'])).toBe('serviceaccount/bot created\n');
+    expect(table(await ok(['get', 'sa', '-n', 'fresh']))).toEqual([{ NAME: 'bot', SECRETS: '0', AGE: expect.any(String) }, { NAME: 'default', SECRETS: '0', AGE: expect.any(String) }]);
+    expect(await ok(['explain', 'configmap.data'])).toContain('UTF-8 values');
+    // The serviceaccounts controller puts a deleted default back.
+    await ok(['delete', 'sa', 'default', '-n', 'fresh']);
+    const back = Date.now() + 5000;
+    while ((await kubectl(['get', 'sa', 'default', '-n', 'fresh'])).code !== 0) {
+      if (Date.now() > back) throw new Error('default ServiceAccount not recreated');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await ok(['delete', 'namespace', 'fresh']);
+  });
+
   it('answers what it does not model as kube-apiserver does', async () => {
     const unknown = await kubectl(['get', 'widgets']);
     expect(unknown.code).not.toBe(0);

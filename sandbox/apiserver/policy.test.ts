@@ -3,11 +3,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTable, labelSelectorText } from '../output.js';
 import { parseManifests, resourceFor } from '../manifest.js';
-import { startFakeApiServer, type FakeApiServer, type KubeObject } from './index.js';
+import { ensureNamespaces, startFakeApiServer, type FakeApiServer, type KubeObject } from './index.js';
 
 let api: FakeApiServer;
 beforeAll(async () => {
   api = await startFakeApiServer({ bookmarkIntervalMs: 0 });
+  ensureNamespaces(api.store, 'x', 'y', 'v', 'ok');
 });
 afterAll(async () => {
   await api.close();

@@ -1,12 +1,12 @@
 // Request bodies in Kubernetes' protobuf encoding, which typed clients send for built-in kinds
-// (`kubectl create namespace|deployment|service`): the "k8s\0" magic, a runtime.Unknown envelope
+// (`kubectl create namespace|deployment|service|configmap|secret|serviceaccount`): the "k8s\0" magic, a runtime.Unknown envelope
 // naming apiVersion and kind, and the object's message. Decoded by field number for the kinds and
 // fields `kubectl create` fills; a field this table does not know, if it carries a value, is a 415
 // naming it rather than a silent loss. Empty strings, zeros and empty messages are "unset", as in
 // the JSON a client would send (fields marked keepZero are pointers: 0 is a value).
 import { ApiError } from './errors.js';
 
-type Scalar = 'string' | 'int' | 'bool' | 'intOrString' | 'time' | 'map' | 'quantityMap';
+type Scalar = 'string' | 'int' | 'bool' | 'intOrString' | 'time' | 'map' | 'bytesMap' | 'quantityMap';
 interface Field {
   readonly name: string;
   readonly type: Scalar | Schema;
@@ -66,9 +66,24 @@ const service = s('Service', {
 });
 const namespace = s('Namespace', { 1: f('metadata', objectMeta), 2: f('spec', s('NamespaceSpec', { 1: f('finalizers', 'string', { repeated: true }) })) });
 const pod = s('Pod', { 1: f('metadata', objectMeta), 2: f('spec', podSpec) });
+const configMap = s('ConfigMap', { 1: f('metadata', objectMeta), 2: f('data', 'map'), 3: f('binaryData', 'bytesMap'), 4: f('immutable', 'bool') });
+const secret = s('Secret', { 1: f('metadata', objectMeta), 2: f('data', 'bytesMap'), 3: f('type', 'string'), 4: f('stringData', 'map'), 5: f('immutable', 'bool') });
+const objectReference = s('ObjectReference', { 1: f('kind', 'string'), 2: f('namespace', 'string'), 3: f('name', 'string'), 4: f('uid', 'string'), 5: f('apiVersion', 'string'), 6: f('resourceVersion', 'string'), 7: f('fieldPath', 'string') });
+const serviceAccount = s('ServiceAccount', {
+  1: f('metadata', objectMeta), 2: f('secrets', objectReference, { repeated: true }), 3: f('imagePullSecrets', s('LocalObjectReference', { 1: f('name', 'string') }), { repeated: true }),
+  4: f('automountServiceAccountToken', 'bool', { keepZero: true }),
+});
 
-/** Root messages by apiVersion/kind; their status (field 3) is ignored, as on any create. */
-const KINDS: Readonly<Record<string, Schema>> = { 'v1/Namespace': namespace, 'apps/v1/Deployment': deployment, 'v1/Service': service, 'v1/Pod': pod };
+/** Root messages by apiVersion/kind; `status`: field 3 is the status, which no create or update reads. */
+const KINDS: Readonly<Record<string, { schema: Schema; status: boolean }>> = {
+  'v1/Namespace': { schema: namespace, status: true },
+  'apps/v1/Deployment': { schema: deployment, status: true },
+  'v1/Service': { schema: service, status: true },
+  'v1/Pod': { schema: pod, status: true },
+  'v1/ConfigMap': { schema: configMap, status: false },
+  'v1/Secret': { schema: secret, status: false },
+  'v1/ServiceAccount': { schema: serviceAccount, status: false },
+};
 
 export function isProtobuf(contentType: string | undefined): boolean {
   return /^application\/vnd\.kubernetes\.protobuf\b/.test(contentType ?? '');
@@ -120,14 +135,15 @@ function unsupported(what: string): ApiError {
 
 const isEmpty = (v: unknown): boolean => v === undefined || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
 
-function decodeMap(entries: Buffer[]): Record<string, string> {
+/** map<string, string>, or map<string, bytes> as JSON carries it (base64). */
+function decodeMap(entries: Buffer[], bytes = false): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of entries) {
     let k = '';
     let v = '';
     for (const [n, , val] of new Reader(e).fields()) {
       if (n === 1) k = (val as Buffer).toString('utf8');
-      if (n === 2) v = (val as Buffer).toString('utf8');
+      if (n === 2) v = (val as Buffer).toString(bytes ? 'base64' : 'utf8');
     }
     out[k] = v;
   }
@@ -173,7 +189,7 @@ function decodeMessage(b: Buffer, schema: Schema, path: string): Record<string, 
     }
     const at = `${path}.${field.name}`;
     let value: unknown;
-    if (field.type === 'map' || field.type === 'quantityMap') {
+    if (field.type === 'map' || field.type === 'bytesMap' || field.type === 'quantityMap') {
       mapEntries.set(n, [...(mapEntries.get(n) ?? []), v as Buffer]);
       continue;
     } else if (field.type === 'string') value = (v as Buffer).toString('utf8');
@@ -188,7 +204,7 @@ function decodeMessage(b: Buffer, schema: Schema, path: string): Record<string, 
   for (const [n, list] of repeated) out[schema.fields[n]!.name] = list;
   for (const [n, entries] of mapEntries) {
     const field = schema.fields[n]!;
-    const m = field.type === 'map' ? decodeMap(entries) : decodeQuantityMap(entries);
+    const m = field.type === 'quantityMap' ? decodeQuantityMap(entries) : decodeMap(entries, field.type === 'bytesMap');
     if (!isEmpty(m)) out[field.name] = m;
   }
   return out;
@@ -209,9 +225,9 @@ export function decodeProtobufObject(body: Buffer): Record<string, unknown> {
     } else if (n === 2) raw = v as Buffer;
     else if (n === 3 && (v as Buffer).length > 0) throw unsupported(`content encoding ${(v as Buffer).toString('utf8')}`);
   }
-  const schema = KINDS[`${apiVersion}/${kind}`];
-  if (!schema || !raw) throw unsupported(`kind ${apiVersion}/${kind}`);
-  return { apiVersion, kind, ...decodeMessageIgnoringStatus(raw, schema) };
+  const root = KINDS[`${apiVersion}/${kind}`];
+  if (!root || !raw) throw unsupported(`kind ${apiVersion}/${kind}`);
+  return { apiVersion, kind, ...(root.status ? decodeMessageIgnoringStatus(raw, root.schema) : decodeMessage(raw, root.schema, '')) };
 }
 
 function decodeMessageIgnoringStatus(raw: Buffer, schema: Schema): Record<string, unknown> {

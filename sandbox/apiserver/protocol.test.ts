@@ -219,7 +219,7 @@ describe('kube-apiserver protocol details', () => {
     expect((await call('POST', `${podPath}?dryRun=Some`, { body: pod('dry') })).status).toBe(400);
     const strict = await call('POST', `${podPath}?fieldValidation=Strict`, { body: pod('strict', { spec: { containers: [{ name: 'c', imagee: 'x' }] } }) });
     expect(strict).toMatchObject({ status: 400, body: { reason: 'BadRequest', message: 'Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field "spec.containers[0].imagee"' } });
-    const warn = await call('POST', podPath, { body: pod('warned', { spec: { containers: [{ name: 'c', imagee: 'x' }] } }) });
+    const warn = await call('POST', podPath, { body: pod('warned', { spec: { containers: [{ name: 'c', image: 'x', imagee: 'x' }] } }) });
     expect(warn.status).toBe(201);
     expect(warn.headers.get('warning')).toBe('299 - "unknown field \\"spec.containers[0].imagee\\""');
     expect((await call('POST', `${podPath}?fieldValidation=Loose`, { body: pod('x') })).status).toBe(400);
@@ -248,6 +248,11 @@ describe('kube-apiserver protocol details', () => {
     expect((await call('DELETE', '/api/v1/nodes/owner-node', { body: { propagationPolicy: 'Sideways' } })).status).toBe(422);
     expect((await call('DELETE', '/api/v1/nodes/owner-node', { body: { propagationPolicy: 'Background' } })).status).toBe(200);
     expect((await call('GET', `${podPath}/dep`)).status).toBe(404);
+    // The garbage collector deletes a scheduled dependent pod gracefully, as a client's DELETE would.
+    const owner3 = (await call('POST', '/api/v1/nodes', { body: { metadata: { name: 'owner-3' } } })).body;
+    await call('POST', podPath, { body: pod('gcpod', { metadata: { name: 'gcpod', ownerReferences: [{ ...ref, name: 'owner-3', uid: owner3.metadata!.uid }] }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'x' }] } }) });
+    await call('DELETE', '/api/v1/nodes/owner-3');
+    expect((await call('GET', `${podPath}/gcpod`)).body.metadata).toMatchObject({ deletionTimestamp: expect.any(String), deletionGracePeriodSeconds: 30 });
 
     const owner2 = (await call('POST', '/api/v1/nodes', { body: { metadata: { name: 'owner-2' } } })).body;
     await call('POST', podPath, { body: pod('orphan', { metadata: { name: 'orphan', ownerReferences: [{ ...ref, name: 'owner-2', uid: owner2.metadata!.uid }] } }) });
@@ -257,12 +262,117 @@ describe('kube-apiserver protocol details', () => {
     expect(orphan.body.metadata).not.toHaveProperty('ownerReferences');
   });
 
+  it('refuses content in a namespace that does not exist (404 naming the namespace), on create and on apply', async () => {
+    const svc = { metadata: { name: 's' }, spec: { ports: [{ port: 80 }] } };
+    const missing = await call('POST', '/api/v1/namespaces/nope/services', { body: svc });
+    expect(missing).toMatchObject({ status: 404, body: { kind: 'Status', status: 'Failure', reason: 'NotFound', code: 404, message: 'namespaces "nope" not found', details: { name: 'nope', kind: 'namespaces' } } });
+    expect(missing.body.details).not.toHaveProperty('group');
+    const dry = await call('POST', '/apis/apps/v1/namespaces/nope/deployments?dryRun=All', { body: { metadata: { name: 'd' }, spec: {} } });
+    expect(dry.body).toMatchObject({ reason: 'NotFound', message: 'namespaces "nope" not found' });
+    const apply = await call('PATCH', '/apis/networking.k8s.io/v1/namespaces/nope/networkpolicies/np?fieldManager=t', { raw: 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np}\nspec: {podSelector: {}}\n', type: 'application/apply-patch+yaml' });
+    expect(apply).toMatchObject({ status: 404, body: { message: 'namespaces "nope" not found' } });
+    expect(api.store.list('networkpolicies', { namespace: 'nope' }).items).toHaveLength(0);
+    // Cluster-scoped kinds need no namespace; once the namespace exists the same create works.
+    expect((await call('POST', '/api/v1/namespaces', { body: { metadata: { name: 'nope' } } })).body).toMatchObject({ spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
+    expect((await call('POST', '/api/v1/namespaces/nope/services', { body: svc })).status).toBe(201);
+  });
+
+  it('validates what kube-apiserver validates cheaply: containers, ports, selectors (422 with one cause per field)', async () => {
+    const noContainers = await call('POST', podPath, { body: { metadata: { name: 'empty' }, spec: {} } });
+    expect(noContainers).toMatchObject({ status: 422, body: { reason: 'Invalid', message: 'Pod "empty" is invalid: spec.containers: Required value', details: { name: 'empty', kind: 'Pod', causes: [{ reason: 'FieldValueRequired', field: 'spec.containers', message: 'Required value' }] } } });
+    const nameless = await call('POST', podPath, { body: { metadata: { name: 'nameless' }, spec: { containers: [{ image: 'x' }, { name: 'b' }, { name: 'b', image: 'y', ports: [{ containerPort: 70000 }] }] } } });
+    expect(nameless.status).toBe(422);
+    expect(nameless.body.message).toBe('Pod "nameless" is invalid: [spec.containers[0].name: Required value, spec.containers[1].image: Required value, spec.containers[2].name: Duplicate value: "b", spec.containers[2].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive]');
+    expect((nameless.body.details as { causes: { field: string }[] }).causes.map((c) => c.field)).toEqual(['spec.containers[0].name', 'spec.containers[1].image', 'spec.containers[2].name', 'spec.containers[2].ports[0].containerPort']);
+    const svc = await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'far' }, spec: { ports: [{ name: 'a', port: 70000, targetPort: 8080 }, { name: 'b', port: 80, targetPort: 0 }] } } });
+    expect(svc.body.message).toBe('Service "far" is invalid: [spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive, spec.ports[1].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive]');
+    expect((await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'portless' }, spec: {} } })).body.message).toBe('Service "portless" is invalid: spec.ports: Required value');
+    expect((await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'headless' }, spec: { clusterIP: 'None' } } })).status).toBe(201);
+    const multi = await call('POST', '/api/v1/namespaces/p/services', { body: { metadata: { name: 'multi' }, spec: { type: 'Bogus', ports: [{ port: 80 }, { name: 'a', port: 81, protocol: 'ICMP' }, { name: 'a', port: 82 }] } } });
+    expect(multi.body.message).toBe('Service "multi" is invalid: [spec.type: Unsupported value: "Bogus": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort", spec.ports[0].name: Required value, spec.ports[1].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP", spec.ports[2].name: Duplicate value: "a"]');
+    const template = { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'x' }] } };
+    const deploy = (name: string, spec: Record<string, unknown>) => call('POST', '/apis/apps/v1/namespaces/p/deployments', { body: { metadata: { name }, spec } });
+    expect((await deploy('mismatch', { selector: { matchLabels: { app: 'db' } }, template })).body).toMatchObject({
+      message: 'Deployment.apps "mismatch" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`',
+      details: { group: 'apps', causes: [{ reason: 'FieldValueInvalid', field: 'spec.template.metadata.labels' }] },
+    });
+    expect((await deploy('noselector', { template })).body.message).toBe('Deployment.apps "noselector" is invalid: spec.selector: Required value');
+    expect((await deploy('emptysel', { selector: {}, template })).body.message).toContain('spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment');
+    expect((await deploy('nopods', { selector: { matchLabels: { app: 'web' } }, template: { metadata: template.metadata, spec: {} } })).body.message).toBe('Deployment.apps "nopods" is invalid: spec.template.spec.containers: Required value');
+    expect((await deploy('good', { selector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['web'] }] }, template })).status).toBe(201);
+    // An update is held to the rules too, but not to errors the stored object already had.
+    const broke = await call('PATCH', '/apis/apps/v1/namespaces/p/deployments/good', { body: { spec: { selector: { matchLabels: { app: 'db' } } } }, type: 'application/merge-patch+json' });
+    expect(broke).toMatchObject({ status: 422, body: { reason: 'Invalid' } });
+    api.store.create('pods', { metadata: { name: 'bare', namespace: 'p' }, spec: {} });
+    expect((await call('PATCH', `${podPath}/bare`, { body: { metadata: { labels: { a: 'b' } } }, type: 'application/merge-patch+json' })).status).toBe(200);
+  });
+
+  it('deletes a namespace in two phases: Terminating (creates refused with 403), emptied by the namespace controller, then gone', async () => {
+    await call('POST', '/api/v1/namespaces', { body: { metadata: { name: 'doomed' } } });
+    const tpl = { metadata: { labels: { app: 'w' } }, spec: { containers: [{ name: 'c', image: 'x' }] } };
+    await call('POST', '/apis/apps/v1/namespaces/doomed/deployments', { body: { metadata: { name: 'w' }, spec: { selector: { matchLabels: { app: 'w' } }, template: tpl } } });
+    await call('POST', '/api/v1/namespaces/doomed/services', { body: { metadata: { name: 'w' }, spec: { ports: [{ port: 80 }] } } });
+    // A pod on a node with no kubelet to confirm: it goes at the end of its grace period.
+    await call('POST', '/api/v1/namespaces/doomed/pods', { body: { metadata: { name: 'slow' }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 3, containers: [{ name: 'c', image: 'x' }] } } });
+    const del = await call('DELETE', '/api/v1/namespaces/doomed');
+    expect(del).toMatchObject({ status: 200, body: { kind: 'Namespace', metadata: { name: 'doomed', deletionTimestamp: expect.any(String) }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Terminating' } } });
+    const refused = await call('POST', '/api/v1/namespaces/doomed/services', { body: { metadata: { name: 'late' }, spec: { ports: [{ port: 80 }] } } });
+    expect(refused).toMatchObject({
+      status: 403,
+      body: {
+        reason: 'Forbidden',
+        message: 'services "late" is forbidden: unable to create new content in namespace doomed because it is being terminated',
+        details: { name: 'late', kind: 'services', causes: [{ reason: 'NamespaceTerminating', message: 'namespace doomed is being terminated', field: 'metadata.namespace' }] },
+      },
+    });
+    // The same for controllers writing in process.
+    expect(() => api.store.create('events', { metadata: { name: 'e', namespace: 'doomed' } })).toThrow(/because it is being terminated/);
+    expect((await call('GET', '/apis/apps/v1/namespaces/doomed/deployments/w')).status).toBe(404);
+    const slow = await call('GET', '/api/v1/namespaces/doomed/pods/slow');
+    expect(slow.body.metadata).toMatchObject({ deletionTimestamp: expect.any(String) });
+    expect((await call('DELETE', '/api/v1/namespaces/doomed')).body).toMatchObject({
+      reason: 'Conflict',
+      message: 'Operation cannot be fulfilled on namespaces "doomed": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.',
+    });
+    // What is left is reported on the namespace's conditions, as the namespace controller does.
+    const until = Date.now() + 5000;
+    let status = (await call('GET', '/api/v1/namespaces/doomed')).body.status as { phase: string; conditions?: { type: string; status: string; message: string }[] };
+    while (!status.conditions && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+      status = (await call('GET', '/api/v1/namespaces/doomed')).body.status as typeof status;
+    }
+    expect(status.phase).toBe('Terminating');
+    expect(status.conditions?.find((c) => c.type === 'NamespaceContentRemaining')).toMatchObject({ status: 'True', message: 'Some resources are remaining: pods. has 1 resource instances' });
+    const deadline = Date.now() + 10_000;
+    while ((await call('GET', '/api/v1/namespaces/doomed')).status !== 404) {
+      if (Date.now() > deadline) throw new Error('namespace doomed never went away');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const r of ['pods', 'services', 'deployments', 'replicasets', 'endpointslices', 'events'] as const) expect(api.store.list(r, { namespace: 'doomed' }).items).toEqual([]);
+    // The system namespaces cannot be deleted.
+    expect(await call('DELETE', '/api/v1/namespaces/kube-system')).toMatchObject({ status: 403, body: { reason: 'Forbidden', message: 'namespaces "kube-system" is forbidden: this namespace may not be deleted' } });
+  });
+
+  it('publishes the CA of a TLS server on the store in every namespace\'s kube-root-ca.crt', async () => {
+    const tls = await startFakeApiServer({ store: api.store, tls: true });
+    try {
+      const deadline = Date.now() + 5000;
+      while ((api.store.get('configmaps', 'kube-root-ca.crt', 'p').data as Record<string, string>)['ca.crt'] !== tls.tls!.cert) {
+        if (Date.now() > deadline) throw new Error('CA not published');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(api.store.get('configmaps', 'kube-root-ca.crt', 'kube-system')).toMatchObject({ data: { 'ca.crt': tls.tls!.cert } });
+    } finally {
+      await tls.close();
+    }
+  });
+
   it('answers what it does not serve with Statuses: 404, 405, 415, 422 with causes', async () => {
     expect(await call('GET', '/api/v1/widgets')).toMatchObject({ status: 404, body: { kind: 'Status', reason: 'NotFound' } });
     expect(await call('GET', '/apis/apps/v1/widgets')).toMatchObject({ status: 404, body: { reason: 'NotFound' } });
     expect(await call('POST', `${podPath}/x`, { body: {} })).toMatchObject({ status: 405, body: { reason: 'MethodNotAllowed' } });
     expect(await call('PATCH', `${podPath}/tbl`, { raw: '{}', type: 'text/plain' })).toMatchObject({ status: 415, body: { reason: 'UnsupportedMediaType' } });
-    const bad = await call('POST', podPath, { body: { metadata: { name: 'Bad_Name' }, spec: { containers: [] } } });
+    const bad = await call('POST', podPath, { body: { metadata: { name: 'Bad_Name' }, spec: { containers: [{ name: 'c', image: 'i' }] } } });
     expect(bad).toMatchObject({ status: 422, body: { reason: 'Invalid', details: { causes: [{ reason: 'FieldValueInvalid', field: 'metadata.name' }] } } });
     expect((await call('PATCH', `${podPath}/tbl`, { raw: '{not json', type: 'application/merge-patch+json' })).status).toBe(400);
     // A kind without a schema is patched like a custom resource: merge and JSON patch, no strategic merge.

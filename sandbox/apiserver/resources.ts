@@ -11,6 +11,9 @@ export type ResourceName =
   | 'replicasets'
   | 'daemonsets'
   | 'events'
+  | 'serviceaccounts'
+  | 'configmaps'
+  | 'secrets'
   | 'networkpolicies'
   | 'clusternetworkpolicies'
   | 'adminnetworkpolicies'
@@ -72,6 +75,9 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceDef>> = {
   replicasets: { name: 'replicasets', kind: 'ReplicaSet', group: 'apps', version: 'v1', namespaced: true, hasStatus: true, shortNames: ['rs'], fields: {} },
   daemonsets: { name: 'daemonsets', kind: 'DaemonSet', group: 'apps', version: 'v1', namespaced: true, hasStatus: true, shortNames: ['ds'], fields: {} },
   events: { name: 'events', kind: 'Event', group: '', version: 'v1', namespaced: true, hasStatus: false, shortNames: ['ev'], fields: eventFields() },
+  serviceaccounts: { name: 'serviceaccounts', kind: 'ServiceAccount', group: '', version: 'v1', namespaced: true, hasStatus: false, shortNames: ['sa'], fields: {} },
+  configmaps: { name: 'configmaps', kind: 'ConfigMap', group: '', version: 'v1', namespaced: true, hasStatus: false, shortNames: ['cm'], fields: {} },
+  secrets: { name: 'secrets', kind: 'Secret', group: '', version: 'v1', namespaced: true, hasStatus: false, shortNames: [], fields: { type: (o) => str(o.type) } },
   networkpolicies: { name: 'networkpolicies', kind: 'NetworkPolicy', group: 'networking.k8s.io', version: 'v1', namespaced: true, hasStatus: false, shortNames: ['netpol'], fields: {} },
   // network-policy-api CRDs: v1alpha2 first, so discovery prefers it for the group.
   clusternetworkpolicies: { name: 'clusternetworkpolicies', kind: 'ClusterNetworkPolicy', group: 'policy.networking.k8s.io', version: 'v1alpha2', namespaced: false, hasStatus: true, shortNames: ['cnp'], fields: {} },

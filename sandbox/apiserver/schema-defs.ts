@@ -411,6 +411,11 @@ export const SCHEMA_DEFS: Readonly<Record<string, Def>> = {
     type: 'string|How the data is used, e.g. Opaque.',
     immutable: 'boolean|Refuse changes to data once set.',
   }),
+  'core.v1.ServiceAccount': kind('An identity for processes in pods.', {
+    secrets: '[ObjectReference]|Secrets pods running as this account may use.',
+    imagePullSecrets: '[LocalObjectReference name]|Secrets for pulling images.',
+    automountServiceAccountToken: 'boolean|Mount a token into pods by default.',
+  }),
   'core.v1.Event': kind('A report of something that happened in the cluster.', {
     'involvedObject!': 'ObjectReference|The object this event is about.',
     reason: 'string|Short CamelCase reason.',

@@ -12,6 +12,7 @@ import { serveOpenApi } from './openapi.js';
 import { parseIncludeObject, toTable, type IncludeObject } from './table.js';
 import { ApiError, gone } from './errors.js';
 import type { StoreEvent } from './history.js';
+import { startStoreControllers } from './store-controllers.js';
 import { apiVersionOf, type KubeObject, type ResourceName } from './resources.js';
 import { parseRoute, type Route } from './routes.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -163,7 +164,6 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
           throw new ApiError(400, 'BadRequest', `the request body is not valid JSON: ${(e as Error).message}`);
         }
         const out = remove(store, route, deleteOptions(q, body));
-        if (out.finishAfterSeconds !== undefined) finishDeletion(route, out.body as KubeObject, out.finishAfterSeconds);
         return sendJson(res, out.status, out.body);
       }
       default:
@@ -247,23 +247,6 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (!w.closed) watches.add(w);
   }
 
-  // Graceful deletion's deadline: the kubelet stand-in normally confirms earlier; this removes a
-  // pod whose node never does, so nothing stays Terminating forever.
-  const deletions = new Set<NodeJS.Timeout>();
-  function finishDeletion(route: Route, obj: KubeObject, seconds: number): void {
-    const t = setTimeout(() => {
-      deletions.delete(t);
-      try {
-        const cur = store.get(route.def.name, obj.metadata.name!, route.namespace);
-        if (cur.metadata.uid === obj.metadata.uid && cur.metadata.deletionTimestamp) store.delete(route.def.name, obj.metadata.name!, route.namespace);
-      } catch {
-        // Already gone.
-      }
-    }, seconds * 1000);
-    t.unref();
-    deletions.add(t);
-  }
-
   const bookmarkMs = opts.bookmarkIntervalMs ?? 5000;
   const bookmarkTimer = bookmarkMs > 0 ? setInterval(() => {
     for (const w of watches) w.bookmark(store.resourceVersion);
@@ -279,6 +262,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       resolve();
     });
   });
+  const stopControllers = startStoreControllers(store, tls?.cert);
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     requests.push({ method: req.method ?? 'GET', url: req.url ?? '/' });
     const u = new URL(req.url ?? '/', 'http://fake');
@@ -346,8 +330,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     watchCount: (resource) => [...watches].filter((w) => resource === undefined || w.def.name === resource).length,
     async close() {
       unsubscribe();
+      stopControllers();
       if (bookmarkTimer) clearInterval(bookmarkTimer);
-      for (const t of deletions) clearTimeout(t);
       for (const w of [...watches]) w.destroy();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

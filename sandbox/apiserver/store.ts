@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { alreadyExists, ApiError, conflict, invalid, invalidFields, notFound } from './errors.js';
 import { History, type EventType, type StoreEvent } from './history.js';
+import { isTerminating, prepareNamespace, terminatingError } from './namespaces.js';
 import { validatePolicy } from './policy-validation.js';
 import { apiVersionOf, RESOURCES, RESOURCE_NAMES, storeKey, type KubeObject, type ResourceDef, type ResourceName } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -98,8 +99,13 @@ export class FakeStore {
     const meta = obj.metadata;
     if (!meta.name && meta.generateName) meta.name = meta.generateName + randomSuffix();
     if (!meta.name) throw invalid(def.kind, '', 'metadata.name', 'Required value: name or generateName is required');
+    // NamespaceLifecycle: nothing new in a namespace being terminated, in process as over HTTP
+    // (controllers running beside the server get the 403 a real API server gives them).
+    const ns = def.namespaced ? this.map('namespaces').get(meta.namespace ?? '') : undefined;
+    if (ns && isTerminating(ns)) throw terminatingError(def, meta.name, meta.namespace ?? '');
     const key = storeKey(def, meta.namespace, meta.name);
     if (this.map(resource).has(key)) throw alreadyExists(resource, meta.name, def.group);
+    if (resource === 'namespaces') prepareNamespace(obj);
     meta.uid = randomUUID();
     meta.creationTimestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     delete meta.resourceVersion;

@@ -344,6 +344,10 @@ export const PRINTERS: Readonly<Record<string, Printer>> = {
       return [since(last, now), str(o.type), str(o.reason), eventObject(o), str(obj(o.involvedObject).fieldPath), source || str(o.reportingComponent), str(o.message ?? o.note), since(first, now), String(count), o.metadata.name ?? ''];
     },
   },
+  ServiceAccount: {
+    columns: [NAME, col('Secrets', 'string', 'Secrets is the list of secrets allowed to be used by pods running using this ServiceAccount.'), AGE],
+    cells: (o, now) => [o.metadata.name ?? '', Array.isArray(o.secrets) ? o.secrets.length : 0, age(o, now)],
+  },
   ConfigMap: {
     columns: [NAME, col('Data', 'integer', 'Data contains the configuration data.'), AGE],
     cells: (o, now) => [o.metadata.name ?? '', Object.keys(obj(o.data)).length + Object.keys(obj(o.binaryData)).length, age(o, now)],

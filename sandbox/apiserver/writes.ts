@@ -8,11 +8,13 @@ import { applyDefaults, defaultKeys } from './defaults.js';
 import { ApiError } from './errors.js';
 import { managedAfterUpdate } from './fields.js';
 import { checkImmutable } from './immutable.js';
+import { markNamespaceDeleted, requireNamespace } from './namespaces.js';
 import { jsonMerge, jsonPatch, strategicMerge } from './patch.js';
 import { RESOURCES, RESOURCE_NAMES, apiVersionOf, type KubeObject, type ResourceDef } from './resources.js';
 import type { Route } from './routes.js';
 import { kindNode, typeError, unknownFields, type Node } from './schema.js';
 import type { FakeStore } from './store.js';
+import { validateObject } from './validation.js';
 
 export interface WriteResult {
   readonly status: number;
@@ -65,6 +67,8 @@ function stripDirectiveKeys(v: unknown): unknown {
   return out;
 }
 
+/** The namespace a create lands in: the path's, else the body's, else default (as the store decides). */
+const namespaceOf = (route: Route, obj: KubeObject): string => route.namespace || (typeof obj.metadata?.namespace === 'string' && obj.metadata.namespace) || 'default';
 const nodeOf = (def: ResourceDef): Node | undefined => kindNode(def.group, def.kind);
 const withManaged = (o: KubeObject, managed: unknown): KubeObject => ({ ...o, metadata: { ...o.metadata, managedFields: managed } });
 
@@ -76,6 +80,13 @@ export function create(store: FakeStore, route: Route, q: URLSearchParams, heade
   const obj = body as KubeObject;
   const managed = managedAfterUpdate(undefined, obj, nodeOf(def), def.hasStatus, c.manager, apiVersionOf(def));
   applyDefaults(def, obj, nodeOf(def), true);
+  const given = isObj(obj.metadata) ? obj.metadata.namespace : undefined;
+  // The handler compares namespaces before admission and validation run, as kube-apiserver's does.
+  if (def.namespaced && given && route.namespace && given !== route.namespace) {
+    throw new ApiError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+  }
+  requireNamespace(store, def, namespaceOf(route, obj));
+  validateObject(def, obj);
   const created = store.create(def.name, withManaged(obj, managed), { namespace: route.namespace, dryRun: c.dryRun });
   return { status: 201, body: created, warnings };
 }
@@ -91,7 +102,10 @@ export function update(store: FakeStore, route: Route, q: URLSearchParams, heade
   obj.metadata = { ...meta, name: route.name };
   applyDefaults(def, obj, nodeOf(def), false);
   const old = store.get(def.name, route.name!, route.namespace);
-  if (!route.subresource) checkImmutable(def, old, obj, nodeOf(def));
+  if (!route.subresource) {
+    validateObject(def, obj, old);
+    checkImmutable(def, old, obj, nodeOf(def));
+  }
   const next = route.subresource ? obj : withManaged(obj, managedAfterUpdate(old, obj, nodeOf(def), def.hasStatus, c.manager, apiVersionOf(def)));
   return { status: 200, body: store.update(def.name, next, { namespace: route.namespace, subresource: route.subresource, dryRun: c.dryRun }), warnings };
 }
@@ -130,6 +144,8 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
     defaultKeys(applied, node);
     const next = serverSideApply({ live, applied: { ...applied, metadata: { ...meta, name } }, node, manager: c.manager, force, apiVersion: apiVersionOf(def), ignoreStatus });
     applyDefaults(def, next, node, !live);
+    if (!live) requireNamespace(store, def, namespaceOf(route, next));
+    if (!route.subresource) validateObject(def, next, live);
     if (live && !route.subresource) checkImmutable(def, live, next, node);
     if (!live) return { status: 201, body: store.create(def.name, next, opts), warnings };
     next.metadata.resourceVersion = typeof meta.resourceVersion === 'string' ? meta.resourceVersion : live.metadata.resourceVersion;
@@ -159,7 +175,10 @@ export function patch(store: FakeStore, route: Route, q: URLSearchParams, header
   }
   // A resourceVersion the patch names is a precondition, checked like PUT's; otherwise none.
   if (obj.metadata.resourceVersion === undefined) obj.metadata.resourceVersion = old.metadata.resourceVersion;
-  if (!route.subresource) checkImmutable(def, old, obj, node);
+  if (!route.subresource) {
+    validateObject(def, obj, old);
+    checkImmutable(def, old, obj, node);
+  }
   const stored = route.subresource ? obj : withManaged(obj, managedAfterUpdate(old, obj, node, def.hasStatus, c.manager, apiVersionOf(def)));
   return { status: 200, body: store.update(def.name, stored, opts), warnings };
 }
@@ -189,16 +208,15 @@ export function deleteOptions(q: URLSearchParams, body: unknown): DeleteOptions 
 export interface DeleteOutcome {
   readonly status: number;
   readonly body: unknown;
-  /** Set when the object was only marked: remove it after this many seconds unless someone did. */
-  readonly finishAfterSeconds?: number;
 }
 
 /**
  * DELETE of one object. A pod bound to a node is deleted gracefully: marked with deletionTimestamp
  * and deletionGracePeriodSeconds (from the request, else the pod's terminationGracePeriodSeconds,
- * else 30), and removed once the node's kubelet confirms with a zero grace period (the caller
- * also schedules the removal at the deadline). Anything else goes at once, and its dependents
- * with it (Background, Foreground) or lose the owner reference (Orphan).
+ * else 30), and removed once the node's kubelet confirms with a zero grace period (or at the
+ * deadline, store-controllers.ts). A namespace is marked Terminating (namespaces.ts). Anything
+ * else goes at once, and its dependents with it (Background, Foreground: deleted the same way,
+ * so their pods go gracefully) or lose the owner reference (Orphan).
  */
 export function remove(store: FakeStore, route: Route, opts: DeleteOptions): DeleteOutcome {
   const def = route.def;
@@ -211,6 +229,7 @@ export function remove(store: FakeStore, route: Route, opts: DeleteOptions): Del
   if (pre?.resourceVersion && pre.resourceVersion !== old.metadata.resourceVersion) {
     throw new ApiError(409, 'Conflict', `Operation cannot be fulfilled on ${def.name} "${name}": Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${old.metadata.resourceVersion ?? ''}`, { name, kind: def.name });
   }
+  if (def.name === 'namespaces') return { status: 200, body: markNamespaceDeleted(store, old, opts.dryRun) };
   const spec = isObj(old.spec) ? old.spec : {};
   if (def.name === 'pods' && typeof spec.nodeName === 'string' && spec.nodeName !== '') {
     const podGrace = typeof spec.terminationGracePeriodSeconds === 'number' ? spec.terminationGracePeriodSeconds : 30;
@@ -219,7 +238,7 @@ export function remove(store: FakeStore, route: Route, opts: DeleteOptions): Del
     if (grace > 0 && !(typeof current === 'number' && current <= grace)) {
       const marked: KubeObject = { ...old, metadata: { ...old.metadata, deletionTimestamp: new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d+Z$/, 'Z'), deletionGracePeriodSeconds: grace } };
       const stored = store.update(def.name, marked, { namespace: route.namespace, dryRun: opts.dryRun });
-      return { status: 200, body: stored, ...(!opts.dryRun && { finishAfterSeconds: grace }) };
+      return { status: 200, body: stored };
     }
     if (grace > 0) return { status: 200, body: old };
   }
@@ -242,8 +261,8 @@ function cascade(store: FakeStore, uid: string, policy: 'Orphan' | 'Background' 
           const rest = refs.filter((ref) => ref.uid !== uid);
           store.patch(r, name, { metadata: { ownerReferences: rest.length ? rest : null } }, { namespace: ns });
         } else if (refs.every((ref) => ref.uid === uid)) {
-          const gone = store.delete(r, name, ns);
-          cascade(store, gone.metadata.uid ?? '', policy);
+          // As the garbage collector does: a DELETE of its own, graceful for a scheduled pod.
+          remove(store, { def: RESOURCES[r], name, ...(ns !== undefined && { namespace: ns }) }, { dryRun: false, propagationPolicy: policy });
         } else {
           const rest = refs.filter((ref) => ref.uid !== uid);
           store.patch(r, name, { metadata: { ownerReferences: rest } }, { namespace: ns });

@@ -3,8 +3,9 @@
 // Deployment, ReplicaSet and DaemonSet from the store (the plans are pure, see deployment.ts,
 // replicaset.ts, daemonset.ts) and deletes objects whose controlling owner is gone.
 import type { Logger } from '../../common/log.js';
-import type { KubeObject, ResourceName } from '../apiserver/resources.js';
+import { RESOURCES, type KubeObject, type ResourceName } from '../apiserver/resources.js';
 import type { FakeStore } from '../apiserver/store.js';
+import { remove } from '../apiserver/writes.js';
 import { SyncLoop } from '../controllers.js';
 import type { RecordEvent } from '../events.js';
 import { workloadAdmission } from './admission.js';
@@ -56,7 +57,10 @@ export class WorkloadControllers {
         const refs = (any(o.metadata).ownerReferences ?? []) as { kind?: string; uid?: string }[];
         const modelled = refs.filter((ref) => ref.kind !== undefined && ref.kind in OWNER_KINDS);
         if (modelled.length === 0 || modelled.length !== refs.length || modelled.some((ref) => live.has(ref.uid ?? ''))) continue;
-        this.store.delete(r, o.metadata.name!, o.metadata.namespace);
+        // Already going (its kubelet stops it); else a DELETE as the real collector sends, so a
+        // scheduled pod goes gracefully and its node tears it down before it leaves the store.
+        if (o.metadata.deletionTimestamp) continue;
+        remove(this.store, { def: RESOURCES[r], name: o.metadata.name!, namespace: o.metadata.namespace! }, { dryRun: false, propagationPolicy: 'Background' });
         this.log.info({ resource: r, name: `${o.metadata.namespace}/${o.metadata.name}` }, 'garbage collected: owner gone');
       }
     }

@@ -7,6 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../common/self.js';
+import { podNetns } from '../../sandbox/names.js';
 import { sandboxCli } from '../sandbox/cli.js';
 import { missing } from '../support/env.js';
 import { sh } from '../support/netns.js';
@@ -201,6 +202,26 @@ describe.skipIf(needs)('kubectl against the sandbox (root)', () => {
     expect(del.stdout).toContain('deployment.apps "web" deleted');
     await until('the ReplicaSets and pods gone', async () => (await kubectl(['-n', 'kt', 'get', 'rs,pods', '-o', 'name'])).stdout.trim() === '', 60_000, { everyMs: 500 });
   }, 180_000);
+
+  it('deletes a namespace with its workloads: kubectl waits until the kubelets stopped the pods and tore their network down', async () => {
+    const manifest = 'apiVersion: v1\nkind: Namespace\nmetadata: {name: kd}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: idle, namespace: kd}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: idle}}\n  template:\n    metadata: {labels: {app: idle}}\n    spec:\n      containers:\n      - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.52, args: [pause]}\n';
+    expect((await kubectl(['apply', '-f', '-'], manifest)).code).toBe(0);
+    expect((await kubectl(['-n', 'kd', 'rollout', 'status', 'deployment/idle', '--timeout=90s'])).code).toBe(0);
+    const uids = (await kubectl(['-n', 'kd', 'get', 'pods', '-o', 'jsonpath={.items[*].metadata.uid}'])).stdout.split(' ');
+    expect(uids).toHaveLength(2);
+    const podNs = uids.map((uid) => podNetns(NAME, uid));
+    const netns = async (): Promise<string[]> => (await sh('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!);
+    expect(await netns()).toEqual(expect.arrayContaining(podNs));
+    const del = await run('kubectl', ['delete', 'namespace', 'kd', '--timeout=90s'], { timeoutMs: 100_000 });
+    expect(del, del.stderr).toMatchObject({ code: 0, stdout: 'namespace "kd" deleted\n' });
+    // Returned only once the namespace is gone, which needs every pod gone, which the kubelet
+    // confirms only after its containers stopped and CNI DEL ran (then the netns goes).
+    expect((await kubectl(['get', 'namespace', 'kd'])).stderr).toContain('namespaces "kd" not found');
+    const left = await netns();
+    for (const ns of podNs) expect(left).not.toContain(ns);
+    const refused = await kubectl(['create', 'deployment', 'x', '--image=x', '-n', 'kd']);
+    expect(refused.stderr).toContain('namespaces "kd" not found');
+  }, 150_000);
 });
 
 describe.skipIf(needs)('npm run e2e -- --target sandbox (root)', () => {

@@ -144,6 +144,21 @@ describe('Deployment and ReplicaSet controllers', () => {
     expect(store.select('replicasets')).toEqual([]);
     expect(store.select('pods').map((p) => p.metadata.name)).toEqual(['job-pod']);
   });
+
+  it('deletes a scheduled orphan pod gracefully, leaving it to its kubelet', () => {
+    const { store, ctl } = cluster();
+    store.create('deployments', deployment(2, 'a'));
+    ctl.sync();
+    ctl.sync();
+    const [bound, unbound] = store.select('pods').map((p) => p.metadata.name!);
+    store.patch('pods', bound!, { spec: { nodeName: 'skiffapp-node-1' } }, { namespace: 'default' });
+    store.delete('deployments', 'web', 'default');
+    ctl.sync();
+    ctl.sync();
+    expect(store.select('pods').map((p) => p.metadata.name)).toEqual([bound]);
+    expect(store.get('pods', bound!, 'default').metadata).toMatchObject({ deletionTimestamp: expect.any(String), deletionGracePeriodSeconds: 30 });
+    expect(unbound).toBeDefined();
+  });
 });
 
 describe('DaemonSet controller', () => {

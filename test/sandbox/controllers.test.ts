@@ -47,6 +47,13 @@ describe('bootstrap', () => {
     expect((store.get('services', 'kube-dns', 'kube-system').spec as { clusterIP: string }).clusterIP).toBe('10.96.0.10');
     expect((store.get('endpointslices', 'kubernetes', 'default').endpoints as { addresses: string[] }[])[0]!.addresses).toEqual(['172.31.240.1']);
   });
+
+  it('makes the system namespaces when the store has none (a state file from before they were seeded)', () => {
+    const store = new FakeStore({ seedNamespaces: false });
+    store.admit('services', serviceAdmission(() => store.select('services'), { serviceCIDR: '10.96.0.0/12' }));
+    ensureSystemServices(store, L(1));
+    expect(store.select('namespaces').map((n) => n.metadata.name)).toEqual(['default', 'kube-node-lease', 'kube-public', 'kube-system']);
+  });
 });
 
 describe('scheduler', () => {
