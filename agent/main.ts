@@ -6,6 +6,7 @@ import { createCni } from '../cni/index.js';
 import { createDns } from '../dns/index.js';
 import { createProxy } from '../proxy/index.js';
 import { createPolicy } from '../policy/index.js';
+import { adminWatchConverters } from '../policy/admin.js';
 import { createApiClient } from '../common/api-client.js';
 import { KubeConfigLite } from '../common/kubeconfig.js';
 import type { AgentDeps, ApiClient } from '../common/agent-deps.js';
@@ -20,6 +21,7 @@ import { collectProcessMetrics } from '../common/metrics.js';
 import { buildStatus } from '../common/status.js';
 import { PodHooks } from '../common/pod-hooks.js';
 import { ALL_KINDS, KINDS } from '../common/types.js';
+import { registerConverter } from '../common/watch/convert.js';
 import { createWatchCache } from '../common/watch/informer.js';
 import { MemoryCache } from '../common/watch/store.js';
 
@@ -182,6 +184,8 @@ async function cleanupAll(config: Config, log: Logger): Promise<number> {
 async function runAgent(config: Config, log: Logger): Promise<number> {
   collectProcessMetrics();
   const kubeConfig = kubeConfigFor(config);
+  // The network-policy-api kinds are parsed by policy's own converters (common/ imports no component).
+  for (const [kind, fn] of Object.entries(adminWatchConverters())) registerConverter(kind as keyof ReturnType<typeof adminWatchConverters>, fn);
   // The cluster-wide pod watch exists for policy only (common/watch/README.md).
   const kinds = config.policy.enabled ? ALL_KINDS : KINDS;
   const watch = createWatchCache({ kubeConfig, nodeName: config.nodeName, log: log.child({ component: 'watch' }), kinds });
