@@ -77,6 +77,23 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     return { ip, connected: /rc=0/.test(r.stdout) && /\n(allowed|denied)\n/.test(r.stdout) };
   }
 
+  async function startAgent(extra: string[] = []): Promise<void> {
+    agentLog = '';
+    const args = [...skiffCommand(), 'agent', '--kubeconfig', join(dir, 'kubeconfig'), '--node-name', 'n1', '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--cluster-cidrs', '10.244.0.0/16', '--dns-service-ips', DNS_IP,
+      '--disable', 'proxy', '--set', `cni.confDir=${join(dir, 'net.d')}`, '--set', `cni.binDir=${join(dir, 'bin')}`, '--set', `dns.upstreams=${UPSTREAM}:53`, '--set', 'policy.fqdnMinTTL=1', '--log-level', 'info', ...extra];
+    agent = spawn('ip', ['netns', 'exec', NODE, ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    agent.stdout!.on('data', (d) => (agentLog += d));
+    agent.stderr!.on('data', (d) => (agentLog += d));
+    await waitFor('the agent to be ready', async () => (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10256/readyz'])).stdout.includes('"ok":true'), 60_000);
+  }
+
+  async function stopAgent(): Promise<void> {
+    if (!agent || agent.exitCode !== null) return;
+    const exited = new Promise((r) => agent!.once('exit', r));
+    agent.kill('SIGTERM');
+    await exited;
+  }
+
   beforeAll(async () => {
     cleanupPrefix(P);
     dir = mkdtempSync(join(tmpdir(), `${P}-`));
@@ -96,12 +113,7 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     await waitFor('the API server', async () => (await inNs(NODE, 'curl', ['-sf', `${API}/healthz`])).stdout === 'ok');
     await curl('POST', '/api/v1/nodes', { metadata: { name: 'n1' }, spec: { podCIDR: POD_CIDR, podCIDRs: [POD_CIDR] }, status: { addresses: [{ type: 'InternalIP', address: '172.31.226.11' }], conditions: [{ type: 'Ready', status: 'True' }] } });
     await curl('POST', '/api/v1/namespaces', { metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } } });
-    const args = [...skiffCommand(), 'agent', '--kubeconfig', join(dir, 'kubeconfig'), '--node-name', 'n1', '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--cluster-cidrs', '10.244.0.0/16', '--dns-service-ips', DNS_IP,
-      '--disable', 'proxy', '--set', `cni.confDir=${join(dir, 'net.d')}`, '--set', `cni.binDir=${join(dir, 'bin')}`, '--set', `dns.upstreams=${UPSTREAM}:53`, '--set', 'policy.fqdnMinTTL=1', '--log-level', 'info'];
-    agent = spawn('ip', ['netns', 'exec', NODE, ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d) => (agentLog += d));
-    agent.stderr!.on('data', (d) => (agentLog += d));
-    await waitFor('the agent to be ready', async () => (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10256/readyz'])).stdout.includes('"ok":true'), 60_000);
+    await startAgent();
     await newPod('a', { app: 'a' });
     await newPod('b', { app: 'b' });
     await waitFor('the outside servers', () => connects('a', ALLOWED_IP) && connects('a', DENIED_IP));
@@ -125,18 +137,14 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
 
   afterAll(async () => {
     for (const s of servers) s.kill('SIGKILL');
-    if (agent && agent.exitCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await stopAgent().catch(() => undefined);
     if (dir) spawnSync('ip', ['netns', 'exec', NODE, ...skiffCommand(), 'agent', '--cleanup', '--kubeconfig', join(dir, 'kubeconfig'), '--node-name', 'n1', '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--dns-service-ips', DNS_IP, '--set', `cni.confDir=${join(dir, 'net.d')}`, '--set', `cni.binDir=${join(dir, 'bin')}`], { cwd: projectRoot, timeout: 30_000 });
     api?.kill('SIGKILL');
     cleanupPrefix(P);
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it('allows the first connect right after a lookup, only to the allowed name, until the TTL runs out', async () => {
+  async function lookupThenConnect(): Promise<void> {
     // Nothing looked up yet: the allowed name's address is refused like any other.
     expect(connects('a', ALLOWED_IP)).toBe(false);
     const first = resolveAndConnect('a', 'allowed.example');
@@ -156,5 +164,14 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     const metrics = (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10249/metrics'])).stdout;
     expect(metrics).toMatch(/skiff_dns_answer_feed_duration_seconds_count\{server="[^"]*"\} [1-9]/);
     expect(metrics).not.toMatch(/skiff_dns_answer_feed_failures_total\{[^}]*\} [1-9]/);
-  }, 60_000);
+  }
+
+  it('allows the first connect right after a lookup, only to the allowed name, until the TTL runs out (DNS on a worker thread)', lookupThenConnect, 60_000);
+
+  it('the same with DNS on the main thread (dns.workers: 0)', async () => {
+    await stopAgent();
+    await startAgent(['--set', 'dns.workers=0']);
+    await waitFor('the policy to be in force again', () => !connects('a', DENIED_IP));
+    await lookupThenConnect();
+  }, 120_000);
 });
