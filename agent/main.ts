@@ -8,7 +8,8 @@ import { createProxy } from '../proxy/index.js';
 import { createPolicy } from '../policy/index.js';
 import { adminWatchConverters } from '../policy/admin.js';
 import { FqdnFeed } from '../policy/fqdn.js';
-import { NftSession } from '../proxy/nft/session.js';
+import { NftElementWriter } from '../policy/nft-elements.js';
+import { TABLE } from '../policy/render.js';
 import { createApiClient } from '../common/api-client.js';
 import { KubeConfigLite } from '../common/kubeconfig.js';
 import type { AgentDeps, ApiClient } from '../common/agent-deps.js';
@@ -38,11 +39,11 @@ function factories(fqdn: FqdnFeed | undefined): Record<Feature, (deps: AgentDeps
   return { cni: createCni, proxy: createProxy, dns: (d) => createDns(d, { handoff: true, answers: fqdn }), policy: (d) => createPolicy(d, { fqdn }) };
 }
 
-/** Only with both components on: the writes go through one long-lived `nft -i` (~0.2 ms each, proxy/nft/session.ts). */
+/** Only with both components on: the writes go straight over netlink (policy/nft-elements.ts says why not nft). */
 function fqdnFeed(config: Config, log: Logger): FqdnFeed | undefined {
   if (!config.policy.enabled || !config.dns.enabled) return undefined;
-  const session = new NftSession(['nft', '-i']);
-  return new FqdnFeed({ write: (line) => session.run(line), minTTL: config.policy.fqdnMinTTL, maxTTL: config.policy.fqdnMaxTTL, log: log.child({ component: 'policy' }) });
+  const writer = new NftElementWriter(TABLE);
+  return new FqdnFeed({ write: (els) => writer.add(els), minTTL: config.policy.fqdnMinTTL, maxTTL: config.policy.fqdnMaxTTL, log: log.child({ component: 'policy' }) });
 }
 
 const OPTIONS = {

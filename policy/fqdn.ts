@@ -10,6 +10,7 @@
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { DesiredState } from './desired.js';
+import type { TimedElement } from './nft-elements.js';
 import { FAMILY, TABLE, setName, type PolicyTable } from './render.js';
 
 export interface FqdnTable {
@@ -51,9 +52,14 @@ export function fqdnTable(d: DesiredState, t: PolicyTable): FqdnTable {
   return { sets, clients };
 }
 
+/** The elements as nft commands (one transaction on one line), for writers that go through nft. */
+export function elementsLine(elements: readonly TimedElement[]): string {
+  return elements.map((e) => `add element ${FAMILY} ${TABLE} ${e.set} { ${e.ip} timeout ${e.timeoutS}s }`).join('; ');
+}
+
 export interface FqdnFeedOptions {
-  /** Runs one nft transaction (one line, `;`-separated commands): a long-lived `nft -i` in the agent. */
-  readonly write: (line: string) => Promise<void>;
+  /** Adds the elements to the policy table in one transaction: nft-elements.ts over netlink in the agent. */
+  readonly write: (elements: readonly TimedElement[]) => Promise<void>;
   /** Bounds on the element timeout, seconds. */
   readonly minTTL: number;
   readonly maxTTL: number;
@@ -106,7 +112,7 @@ export class FqdnFeed {
   async add(elements: readonly FqdnElement[]): Promise<void> {
     const now = this.now();
     if (++this.adds % PRUNE_EVERY === 0) this.prune(now);
-    const cmds: string[] = [];
+    const cmds: TimedElement[] = [];
     const written: [Map<string, number>, string, number][] = [];
     for (const e of elements) {
       const set = this.table.sets[e.set];
@@ -118,11 +124,11 @@ export class FqdnFeed {
       if (!m) this.live.set(e.set, (m = new Map()));
       // Already allowed about as long (within a second): the kernel needs no write.
       if ((m.get(e.ip) ?? 0) >= until - Math.min(1000, ttl * 500)) continue;
-      cmds.push(`add element ${FAMILY} ${TABLE} ${e.set} { ${e.ip} timeout ${ttl}s }`);
+      cmds.push({ set: e.set, ip: e.ip, timeoutS: ttl });
       written.push([m, e.ip, until]);
     }
     if (cmds.length === 0) return;
-    await this.o.write(cmds.join('; '));
+    await this.o.write(cmds);
     for (const [m, ip, until] of written) if ((m.get(ip) ?? 0) < until) m.set(ip, until);
   }
 
@@ -130,11 +136,11 @@ export class FqdnFeed {
   async restore(): Promise<void> {
     const now = this.now();
     this.prune(now);
-    const cmds: string[] = [];
-    for (const [set, m] of this.live) for (const [ip, until] of m) cmds.push(`add element ${FAMILY} ${TABLE} ${set} { ${ip} timeout ${Math.ceil((until - now) / 1000)}s }`);
+    const cmds: TimedElement[] = [];
+    for (const [set, m] of this.live) for (const [ip, until] of m) cmds.push({ set, ip, timeoutS: Math.ceil((until - now) / 1000) });
     if (cmds.length === 0) return;
     try {
-      await this.o.write(cmds.join('; '));
+      await this.o.write(cmds);
       this.o.log?.info({ elements: cmds.length }, 'policy: FQDN allowances restored after a full load');
     } catch (e) {
       this.live.clear();
