@@ -8,7 +8,7 @@
 // the allowance lapses after the TTL without a new lookup; a pod the policy does not select feeds
 // nothing. Everything carries the `skiffpq` prefix and is removed after.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,6 +54,9 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
   async function newPod(name: string, labels: Record<string, string>): Promise<void> {
     const ns = `${P}-${name}`;
     await addNetns(ns);
+    // What the kubelet writes into a pod (`ip netns exec` mounts /etc/netns/<ns>/* over /etc).
+    mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+    writeFileSync(`/etc/netns/${ns}/resolv.conf`, `nameserver ${DNS_IP}\nsearch x.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n`);
     await curl('POST', '/api/v1/namespaces/x/pods', { metadata: { name, namespace: 'x', labels }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'i' }] } });
     const env = { PATH: process.env.PATH!, ...(pluginEnv('ADD', `ctr-${name}-${seq++}`, `/var/run/netns/${ns}`, { CNI_ARGS: `K8S_POD_NAMESPACE=x;K8S_POD_NAME=${name}` }) as Record<string, string>) };
     const r = spawnSync('ip', ['netns', 'exec', NODE, 'sh', '-c', shim], { input: conf(), env, encoding: 'utf8', timeout: 20_000 });
@@ -69,9 +72,14 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     return r.status === 0 && r.stdout.trim() !== '';
   }
 
-  /** Resolves the name through skiff's DNS and connects to the answer at once, in one shell. */
-  function resolveAndConnect(pod: string, name: string): { ip: string; connected: boolean } {
-    const script = `ip=$(dig +short +time=2 +tries=1 @${DNS_IP} ${name} A | tail -n1); echo "ip=$ip"; socat -T1 - TCP4:$ip:80,connect-timeout=1 </dev/null 2>/dev/null; echo "rc=$?"`;
+  /**
+   * Resolves the name through skiff's DNS and connects to the answer at once, in one shell: with
+   * dig (the name as given), or with the pod's own resolver (glibc, the pod's resolv.conf with
+   * ndots:5 and the search path, so autopath answers the first expansion).
+   */
+  function resolveAndConnect(pod: string, name: string, via: 'dig' | 'libc' = 'dig'): { ip: string; connected: boolean } {
+    const lookup = via === 'dig' ? `dig +short +time=2 +tries=1 @${DNS_IP} ${name} A | tail -n1` : `getent ahostsv4 ${name} | awk 'NR==1 {print $1}'`;
+    const script = `ip=$(${lookup}); echo "ip=$ip"; socat -T1 - TCP4:$ip:80,connect-timeout=1 </dev/null 2>/dev/null; echo "rc=$?"`;
     const r = spawnSync('ip', ['netns', 'exec', `${P}-${pod}`, 'sh', '-c', script], { encoding: 'utf8', timeout: 10_000 });
     const ip = /ip=(\S*)/.exec(r.stdout)?.[1] ?? '';
     return { ip, connected: /rc=0/.test(r.stdout) && /\n(allowed|denied)\n/.test(r.stdout) };
@@ -141,6 +149,7 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     if (dir) spawnSync('ip', ['netns', 'exec', NODE, ...skiffCommand(), 'agent', '--cleanup', '--kubeconfig', join(dir, 'kubeconfig'), '--node-name', 'n1', '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--dns-service-ips', DNS_IP, '--set', `cni.confDir=${join(dir, 'net.d')}`, '--set', `cni.binDir=${join(dir, 'bin')}`], { cwd: projectRoot, timeout: 30_000 });
     api?.kill('SIGKILL');
     cleanupPrefix(P);
+    for (const pod of ['a', 'b']) rmSync(`/etc/netns/${P}-${pod}`, { recursive: true, force: true });
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -160,6 +169,11 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     // b is no subject of the policy: its lookups put nothing in force for a.
     expect(resolveAndConnect('b', 'allowed.example').connected).toBe(true);
     expect(connects('a', ALLOWED_IP)).toBe(false);
+    // The way applications resolve: glibc tries allowed.example.x.svc.cluster.local first, which
+    // autopath answers with a CNAME to allowed.example and its address; that too is in force at once.
+    const libc = resolveAndConnect('a', 'allowed.example', 'libc');
+    expect(libc.ip).toBe(ALLOWED_IP);
+    expect(libc.connected, `no connection right after the glibc lookup\n${agentLog.slice(-3000)}`).toBe(true);
     // The reply waited for the add: the time is in /metrics.
     const metrics = (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10249/metrics'])).stdout;
     expect(metrics).toMatch(/skiff_dns_answer_feed_duration_seconds_count\{server="[^"]*"\} [1-9]/);
