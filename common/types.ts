@@ -205,7 +205,7 @@ export interface AdminPeer {
   readonly pods?: NamespacedPods;
   readonly networks?: readonly string[];
   readonly nodes?: LabelSelector;
-  /** Egress only, Accept only, Admin tier only: addresses come from the node's DNS answers at run time. */
+  /** Egress only, Accept only (not in v1alpha1's baseline policy): addresses come from the node's DNS answers at run time. */
   readonly domainNames?: readonly string[];
 }
 

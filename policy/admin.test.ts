@@ -171,6 +171,7 @@ describe('admin policy conversion', () => {
     });
     const banp = toBaselineAdminNetworkPolicy({ metadata: { name: 'default' }, spec: { subject: { namespaces: {} }, egress: [{ action: 'Deny', to: [{ networks: ['10.0.0.0/8'] }] }] } });
     expect(banp.ok && banp.value.tier === 'Baseline' && banp.value.priority > 1000).toBe(true);
+    expect(toBaselineAdminNetworkPolicy({ metadata: { name: 'default' }, spec: { subject: { namespaces: {} }, egress: [{ action: 'Allow', to: [{ domainNames: ['example.com'] }] }] } })).toEqual({ ok: false, reason: 'spec.egress[0]: BaselineAdminNetworkPolicy has no domainNames peer' });
   });
 
   it.each([
@@ -178,7 +179,6 @@ describe('admin policy conversion', () => {
     [{ tier: 'Admin', priority: 1001, subject: { namespaces: {} } }, 'spec.priority: must be an integer in 0-1000'],
     [{ tier: 'Admin', priority: 1, subject: { namespaces: {}, pods: { namespaceSelector: {}, podSelector: {} } } }, 'spec.subject: exactly one of namespaces, pods must be set'],
     [{ tier: 'Admin', priority: 1, subject: { namespaces: {} }, egress: [{ action: 'Deny', to: [{ domainNames: ['example.com'] }] }] }, 'spec.egress[0]: domainNames peers need the Accept action'],
-    [{ tier: 'Baseline', priority: 1, subject: { namespaces: {} }, egress: [{ action: 'Deny', to: [{ networks: ['10.0.0.0/8'] }] }, { action: 'Accept', to: [{ domainNames: ['example.com'] }] }] }, 'spec.egress[1]: domainNames peers are only allowed in the Admin tier'],
     [{ tier: 'Admin', priority: 1, subject: { namespaces: {} }, egress: [{ action: 'Accept', to: [{ networks: ['10.0.0.0/8'] }], protocols: [{ destinationNamedPort: 'http' }] }] }, 'spec.egress[0]: named ports cannot be used with networks, nodes or domainNames peers'],
     [{ tier: 'Admin', priority: 1, subject: { namespaces: {} }, ingress: [{ action: 'Accept', from: [{ networks: ['10.0.0.0/8'] }] }] }, 'spec.ingress[0].from[0]: exactly one of namespaces, pods must be set'],
     [{ tier: 'Admin', priority: 1, subject: { namespaces: {} }, ingress: [{ action: 'Allow', from: [anyNs] }] }, 'spec.ingress[0].action: unknown action "Allow"'],

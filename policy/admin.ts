@@ -164,12 +164,12 @@ function guard(raw: unknown, f: (name: string, spec: Json) => ClusterPolicy): Co
 }
 
 /**
- * FQDN peers are an Admin tier feature (NPEP-133): a baseline rule a namespace's NetworkPolicy
- * could never override with a domain of its own is refused, as the API's validation does.
+ * v1alpha1's baseline policy has no domainNames peer (only AdminNetworkPolicy got the experimental
+ * one): such a peer comes from a CRD this engine does not know, and the policy is refused.
  */
-function adminTierOnlyDomains(egress: readonly AdminRule[]): void {
+function noDomains(egress: readonly AdminRule[]): void {
   const i = egress.findIndex((r) => r.peers.some((p) => p.domainNames));
-  if (i >= 0) fail(`spec.egress[${i}]`, 'domainNames peers are only allowed in the Admin tier');
+  if (i >= 0) fail(`spec.egress[${i}]`, 'BaselineAdminNetworkPolicy has no domainNames peer');
 }
 
 const CNP_ACTIONS: Record<string, AdminAction> = { Accept: 'Accept', Deny: 'Deny', Pass: 'Pass' };
@@ -179,9 +179,7 @@ const ANP_ACTIONS: Record<string, AdminAction> = { Allow: 'Accept', Deny: 'Deny'
 export function toClusterNetworkPolicy(raw: unknown): Converted<ClusterPolicy> {
   return guard(raw, (name, spec) => {
     if (spec.tier !== 'Admin' && spec.tier !== 'Baseline') fail('spec.tier', `must be Admin or Baseline`);
-    const egress = rules(spec, 'egress', 'protocols', CNP_ACTIONS);
-    if (spec.tier === 'Baseline') adminTierOnlyDomains(egress);
-    return { key: `cnp:${name}`, tier: spec.tier, priority: priorityOf(spec.priority), subject: subjectOf(spec), ingress: rules(spec, 'ingress', 'protocols', CNP_ACTIONS), egress };
+    return { key: `cnp:${name}`, tier: spec.tier, priority: priorityOf(spec.priority), subject: subjectOf(spec), ingress: rules(spec, 'ingress', 'protocols', CNP_ACTIONS), egress: rules(spec, 'egress', 'protocols', CNP_ACTIONS) };
   });
 }
 
@@ -195,7 +193,7 @@ export function toBaselineAdminNetworkPolicy(raw: unknown): Converted<ClusterPol
   return guard(raw, (name, spec) => {
     const r = { ingress: rules(spec, 'ingress', 'ports', ANP_ACTIONS), egress: rules(spec, 'egress', 'ports', ANP_ACTIONS) };
     if ([...r.ingress, ...r.egress].some((x) => x.action === 'Pass')) fail('spec', 'Pass is not an action of the baseline policy');
-    adminTierOnlyDomains(r.egress);
+    noDomains(r.egress);
     // After every ClusterNetworkPolicy of the Baseline tier (their priorities stop at 1000).
     return { key: `banp:${name}`, tier: 'Baseline', priority: 1001, subject: subjectOf(spec), ...r };
   });
