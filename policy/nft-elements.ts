@@ -103,7 +103,10 @@ export function setElementBatch(table: string, elements: readonly TimedElement[]
 const ERRNO: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 12: 'ENOMEM', 17: 'EEXIST', 22: 'EINVAL', 95: 'EOPNOTSUPP' };
 
 interface Waiting {
+  /** The NEWSETELEM messages not acknowledged yet. */
   readonly pending: Set<number>;
+  /** Every sequence number of the batch: the kernel may answer BATCH_BEGIN or END with an error too. */
+  readonly all: readonly number[];
   readonly resolve: () => void;
   readonly reject: (e: Error) => void;
   readonly timer: NodeJS.Timeout;
@@ -136,16 +139,18 @@ export class NftElementWriter {
 
   add(elements: readonly TimedElement[]): Promise<void> {
     if (elements.length === 0) return Promise.resolve();
-    const { batch, seqs } = setElementBatch(this.table, elements, this.seq);
+    const first = this.seq;
+    const { batch, seqs } = setElementBatch(this.table, elements, first);
     this.seq = (this.seq + seqs.length + 2) % 2 ** 31;
     return new Promise<void>((resolve, reject) => {
       const w: Waiting = {
         pending: new Set(seqs),
+        all: Array.from({ length: seqs.length + 2 }, (_, i) => first + i),
         resolve,
         reject,
         timer: setTimeout(() => this.finish(w, new Error(`nf_tables: no answer within ${this.timeoutMs} ms`)), this.timeoutMs),
       };
-      for (const s of seqs) this.waiting.set(s, w);
+      for (const s of w.all) this.waiting.set(s, w);
       this.socket().send(batch, {}, (err) => {
         if (err) this.finish(w, err);
       });
@@ -169,11 +174,7 @@ export class NftElementWriter {
         if (w) {
           const errno = -buf.readInt32LE(off + 16);
           if (errno !== 0) this.finish(w, new Error(`nf_tables: ${ERRNO[errno] ?? `errno ${errno}`} adding set elements`));
-          else {
-            w.pending.delete(seq);
-            this.waiting.delete(seq);
-            if (w.pending.size === 0) this.finish(w);
-          }
+          else if (w.pending.delete(seq) && w.pending.size === 0) this.finish(w);
         }
       }
       off += (len + 3) & ~3;
@@ -182,7 +183,7 @@ export class NftElementWriter {
 
   private finish(w: Waiting, err?: Error): void {
     clearTimeout(w.timer);
-    for (const s of w.pending) this.waiting.delete(s);
+    for (const s of w.all) if (this.waiting.get(s) === w) this.waiting.delete(s);
     w.pending.clear();
     if (err) w.reject(err);
     else w.resolve();
