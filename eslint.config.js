@@ -12,4 +12,14 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // Layering: common/ is shared by every component and imports none; DNS learns of policy only
+  // through the narrow interface the agent wires (agent/main.ts is the composition root).
+  {
+    files: ['common/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/agent/*', '**/cni/**', '**/dns/**', '**/policy/**', '**/proxy/**'], message: 'common/ must not import a component' }] }] },
+  },
+  {
+    files: ['dns/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/policy/**'], message: 'dns/ must not import policy/ (the agent wires them)' }] }] },
+  },
 );

@@ -6,6 +6,10 @@ import { createCni } from '../cni/index.js';
 import { createDns } from '../dns/index.js';
 import { createProxy } from '../proxy/index.js';
 import { createPolicy } from '../policy/index.js';
+import { adminWatchConverters } from '../policy/admin.js';
+import { FqdnFeed } from '../policy/fqdn.js';
+import { NftElementWriter } from '../policy/nft-elements.js';
+import { TABLE } from '../policy/render.js';
 import { createApiClient } from '../common/api-client.js';
 import { KubeConfigLite } from '../common/kubeconfig.js';
 import type { AgentDeps, ApiClient } from '../common/agent-deps.js';
@@ -20,13 +24,27 @@ import { collectProcessMetrics } from '../common/metrics.js';
 import { buildStatus } from '../common/status.js';
 import { PodHooks } from '../common/pod-hooks.js';
 import { ALL_KINDS, KINDS } from '../common/types.js';
+import { registerConverter } from '../common/watch/convert.js';
 import { createWatchCache } from '../common/watch/informer.js';
 import { MemoryCache } from '../common/watch/store.js';
 
 const FEATURES = ['cni', 'proxy', 'dns', 'policy'] as const;
 type Feature = (typeof FEATURES)[number];
-// DNS hands its sockets on across restarts (dns/server/handoff.ts); only the agent does, not tests.
-const FACTORIES: Record<Feature, (deps: AgentDeps) => Component> = { cni: createCni, proxy: createProxy, dns: (d) => createDns(d, { handoff: true }), policy: createPolicy };
+/**
+ * DNS hands its sockets on across restarts (dns/server/handoff.ts); only the agent does, not tests.
+ * FQDN egress: policy publishes which answers feed which of its sets, DNS puts each matching
+ * answer's addresses in force through the same object before replying; neither imports the other.
+ */
+function factories(fqdn: FqdnFeed | undefined): Record<Feature, (deps: AgentDeps) => Component> {
+  return { cni: createCni, proxy: createProxy, dns: (d) => createDns(d, { handoff: true, answers: fqdn }), policy: (d) => createPolicy(d, { fqdn }) };
+}
+
+/** Only with both components on: the writes go straight over netlink (policy/nft-elements.ts says why not nft). */
+function fqdnFeed(config: Config, log: Logger): FqdnFeed | undefined {
+  if (!config.policy.enabled || !config.dns.enabled) return undefined;
+  const writer = new NftElementWriter(TABLE);
+  return new FqdnFeed({ write: (els) => writer.add(els), minTTL: config.policy.fqdnMinTTL, maxTTL: config.policy.fqdnMaxTTL, log: log.child({ component: 'policy' }) });
+}
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -153,12 +171,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function buildComponents(config: Config, log: Logger, deps: Omit<AgentDeps, 'log'>): { enabled: Component[]; disabled: Component[] } {
+function buildComponents(config: Config, log: Logger, deps: Omit<AgentDeps, 'log'>, fqdn?: FqdnFeed): { enabled: Component[]; disabled: Component[] } {
   const enabled: Component[] = [];
   const disabled: Component[] = [];
+  const make = factories(fqdn);
   for (const f of FEATURES) {
     // Each component binds its own `component` field on the logger.
-    const c = FACTORIES[f]({ ...deps, log });
+    const c = make[f]({ ...deps, log });
     (config[f].enabled ? enabled : disabled).push(c);
   }
   return { enabled, disabled };
@@ -196,13 +215,15 @@ async function cleanupAll(config: Config, log: Logger): Promise<number> {
 async function runAgent(config: Config, log: Logger): Promise<number> {
   collectProcessMetrics();
   const kubeConfig = kubeConfigFor(config);
+  // The network-policy-api kinds are parsed by policy's own converters (common/ imports no component).
+  for (const [kind, fn] of Object.entries(adminWatchConverters())) registerConverter(kind as keyof ReturnType<typeof adminWatchConverters>, fn);
   // The cluster-wide pod watch exists for policy only (common/watch/README.md).
   const kinds = config.policy.enabled ? ALL_KINDS : KINDS;
   const watch = createWatchCache({ kubeConfig, nodeName: config.nodeName, log: log.child({ component: 'watch' }), kinds });
   const health = new Health();
   health.addReadiness('watch', () => ({ ok: watch.cache.synced() }));
   const deps = { config, cache: watch.cache, health, api: createApiClient(kubeConfig), podHooks: new PodHooks() };
-  const { enabled, disabled } = buildComponents(config, log, deps);
+  const { enabled, disabled } = buildComponents(config, log, deps, fqdnFeed(config, log));
 
   // A feature turned off removes what an earlier run left behind (kindnet's CleanRules).
   for (const c of disabled) await c.cleanup().catch((err: unknown) => log.warn({ component: c.name, err }, 'cleanup of disabled feature failed'));

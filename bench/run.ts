@@ -1,6 +1,6 @@
 // `npm run bench -- NAME [args]`: each benchmark prints progress on stderr and, as its last stdout
 // line, one JSON object, so results can be compared across runs by scripts.
-const BENCHES = ['watch', 'cni', 'proxy', 'dns', 'dns-udp', 'gauntlet', 'footprint', 'policy-pods', 'netpol'] as const;
+const BENCHES = ['watch', 'cni', 'proxy', 'dns', 'dns-udp', 'gauntlet', 'footprint', 'policy-pods', 'netpol', 'fqdn'] as const;
 
 async function main(): Promise<void> {
   const [name, ...args] = process.argv.slice(2);

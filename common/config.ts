@@ -91,6 +91,12 @@ export const configSchema = z
         strictEstablished: z.boolean().default(true),
         /** Log the first packet of denied connections (nft log, rate-limited). */
         logDenied: z.boolean().default(false),
+        /**
+         * FQDN egress (admin policy domainNames): an answered address stays allowed for the record's
+         * TTL, at least fqdnMinTTL and at most fqdnMaxTTL seconds (Cilium's tofqdns-min-ttl).
+         */
+        fqdnMinTTL: z.number().int().min(1).default(30),
+        fqdnMaxTTL: z.number().int().min(1).default(86400),
       })
       .prefault({}),
   })

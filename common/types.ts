@@ -1,5 +1,3 @@
-import type { ClusterPolicy } from '../policy/admin.js';
-
 // The stripped-down, read-only shapes every component sees. Watched API objects are converted
 // into these at the informer boundary (common/watch/convert.ts) and the originals are dropped:
 // a field is added here only when a component needs it, which keeps the cache small at scale.
@@ -189,7 +187,54 @@ export interface NetworkPolicyInfo {
   readonly egress: readonly NetworkPolicyRule[];
 }
 
-/** A network-policy-api object in the engine's model (policy/admin.ts), with its object name. */
+// Cluster-wide admin policy (sig-network's network-policy-api): ClusterNetworkPolicy v1alpha2 and
+// the older AdminNetworkPolicy / BaselineAdminNetworkPolicy v1alpha1 in one tiered shape. The
+// parsing and validation belong to the policy component (policy/admin.ts), which registers its
+// converters with the watch (registerConverter) from the agent's composition root.
+export type Tier = 'Admin' | 'Baseline';
+export type AdminAction = 'Accept' | 'Deny' | 'Pass';
+
+export interface NamespacedPods {
+  readonly namespaceSelector: LabelSelector;
+  readonly podSelector: LabelSelector;
+}
+
+/** Exactly one field set. */
+export interface AdminPeer {
+  readonly namespaces?: LabelSelector;
+  readonly pods?: NamespacedPods;
+  readonly networks?: readonly string[];
+  readonly nodes?: LabelSelector;
+  /** Egress only, Accept only (not in v1alpha1's baseline policy): addresses come from the node's DNS answers at run time. */
+  readonly domainNames?: readonly string[];
+}
+
+/** A port, a range (endPort), every port of a protocol (no port), or a named port (protocol undefined: any). */
+export interface AdminPort {
+  readonly protocol?: Protocol;
+  readonly port?: number | string;
+  readonly endPort?: number;
+}
+
+export interface AdminRule {
+  readonly name: string;
+  readonly action: AdminAction;
+  readonly peers: readonly AdminPeer[];
+  /** [] = every port and protocol. */
+  readonly ports: readonly AdminPort[];
+}
+
+export interface ClusterPolicy {
+  /** "cnp:<name>", "anp:<name>" or "banp:<name>": the kinds share no name space. */
+  readonly key: string;
+  readonly tier: Tier;
+  readonly priority: number;
+  readonly subject: { readonly namespaces?: LabelSelector; readonly pods?: NamespacedPods };
+  readonly ingress: readonly AdminRule[];
+  readonly egress: readonly AdminRule[];
+}
+
+/** A network-policy-api object in the engine's model, with its object name. */
 export type AdminPolicyInfo = ClusterPolicy & { readonly name: string };
 
 export interface NamespaceInfo {

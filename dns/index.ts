@@ -11,6 +11,7 @@ import type { Component } from '../common/component.js';
 import { parseConfig, readConfigFile, type Config } from '../common/config.js';
 import { SkiffError } from '../common/errors.js';
 import { applyNodeLocal, cleanupNodeLocal, desiredNft, fallbackPeers, hostRunner, managedIPs, nodeListenIPs, type Runner } from './nodelocal.js';
+import type { AnswerFeed } from './answer-feed.js';
 import { ProbeServers } from './probes.js';
 import { buildRuntime, type Runtime } from './runtime.js';
 import { DnsListener, type Bound } from './server/listeners.js';
@@ -41,6 +42,11 @@ export interface DnsOptions {
    * tests that start and stop DNS many times do not.
    */
   readonly handoff?: boolean;
+  /**
+   * Answers someone must see before the client does (answer-feed.ts): the agent wires policy's
+   * FQDN egress here; DNS knows only this interface.
+   */
+  readonly answers?: AnswerFeed;
 }
 
 const SYNC_KINDS = ['services', 'endpointslices', 'nodes'] as const;
@@ -126,6 +132,7 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
         ready: () => state.listening && deps.cache.synced(['services', 'endpointslices']),
       });
       let watcher: FSWatcher | undefined;
+      let unfeed: (() => void) | undefined;
       // The fallback peer list follows the Node list; rewritten only when the choice changes.
       let writing = Promise.resolve();
       const unsubscribe = nodeLocalOn
@@ -154,10 +161,13 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
             handoff?.drop(unused);
             handoff?.keep(fds);
           };
-          pool = new WorkerPool(deps.cache, cfg, log, { workers, forward: opts.forward, inherit: handoff && inherit, onSockets });
+          pool = new WorkerPool(deps.cache, cfg, log, { workers, forward: opts.forward, inherit: handoff && inherit, onSockets, feed: opts.answers });
           bound.push(...(await pool.start(addresses, port)));
         } else {
-          runtime = buildRuntime(cfg, deps.cache, { log, self, forward: opts.forward });
+          const answers = opts.answers;
+          runtime = buildRuntime(cfg, deps.cache, { log, self, forward: opts.forward, feedAdd: answers && ((els) => answers.add(els)) });
+          const rt = runtime;
+          unfeed = answers?.subscribe((t) => rt.feed.setTable(t));
           const udp = udpBackendOrFail(cfg, log);
           const inherited = taken ?? new Map<string, number>();
           const fds = new Map<string, number>();
@@ -198,6 +208,7 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
       } finally {
         state.listening = false;
         unsubscribe?.();
+        unfeed?.();
         await writing;
         watcher?.close();
         await Promise.all(listeners.map((l) => l.close()));

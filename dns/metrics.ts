@@ -213,6 +213,8 @@ export const dnsMetrics = {
   forwardHealthFailures: family('coredns_forward_healthcheck_failures_total', 'Counter of the number of failed healthchecks.', 'counter', ['to']),
   forwardHealthyDown: family('coredns_forward_healthcheck_broken_total', 'Counter of the number of complete failures of the healthchecks.', 'counter', []),
   autopath: family('coredns_autopath_success_total', 'Counter of requests that did autopath.', 'counter', ['server']),
+  feedDuration: family('skiff_dns_answer_feed_duration_seconds', 'Time a reply waited for its addresses to be put in force (FQDN egress policy).', 'histogram', ['server'], DURATION_BUCKETS),
+  feedErrors: family('skiff_dns_answer_feed_failures_total', 'Replies sent before their addresses were in force (FQDN egress policy), by reason.', 'counter', ['server', 'reason']),
 };
 
 export type DnsMetrics = typeof dnsMetrics;

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
 import type { WatchCache } from '../common/watch/store.js';
+import { AnswerFeedPlugin, type FeedElement } from './answer-feed.js';
 import { AutopathPlugin } from './autopath.js';
 import { CachePlugin } from './cache/plugin.js';
 import { PrefixSet } from './cidr.js';
@@ -20,6 +21,8 @@ export interface RuntimeOptions {
   readonly self?: readonly string[];
   readonly now?: () => number;
   readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
+  /** Puts answered addresses in force before the reply leaves (answer-feed.ts); its table comes by Runtime.feed.setTable. */
+  readonly feedAdd?: (elements: readonly FeedElement[]) => Promise<void>;
 }
 
 export interface Runtime {
@@ -28,6 +31,7 @@ export interface Runtime {
   readonly kubernetes: KubernetesPlugin;
   readonly forward: ForwardPlugin;
   readonly cache: CachePlugin;
+  readonly feed: AnswerFeedPlugin;
   /** Applies a re-read config (dns.* settings that can change live). */
   reconfigure(cfg: Config): void;
   close(): void;
@@ -105,10 +109,13 @@ export function buildRuntime(initial: Config, cache: WatchCache, o: RuntimeOptio
   });
   const autopath = new AutopathPlugin({ zone, pods: cache.store('pods'), server, enabled: () => true });
   const acl = new SourceAcl(cfg, cache);
+  const feed = new AnswerFeedPlugin({ add: o.feedAdd ?? (() => Promise.resolve()), server, log: o.log });
   const handler = new QueryHandler({
-    chain: chain([new LoadBalancePlugin(), autopath, kubernetes, cachePlugin, forward]),
+    // The feed behind autopath: it sees the name autopath resolved, not the search-path guess.
+    chain: chain([new LoadBalancePlugin(), autopath, feed, kubernetes, cachePlugin, forward]),
     server,
     allowed: acl.allowed,
+    bypassFast: feed.watches,
     log: o.log,
     generation: () => index.serial,
   });
@@ -118,6 +125,7 @@ export function buildRuntime(initial: Config, cache: WatchCache, o: RuntimeOptio
     kubernetes,
     forward,
     cache: cachePlugin,
+    feed,
     reconfigure(next: Config): void {
       const upstreamsChanged = JSON.stringify(upstreamConfig(next)) !== JSON.stringify(upstreamConfig(cfg));
       cfg = next;

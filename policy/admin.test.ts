@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { domainMatches, domainSetsFor, toAdminNetworkPolicy, toBaselineAdminNetworkPolicy, toClusterNetworkPolicy, type ClusterPolicy } from './admin.js';
+import { ConvertError, convert, registerConverter } from '../common/watch/convert.js';
+import { adminWatchConverters, domainMatches, domainSetsFor, toAdminNetworkPolicy, toBaselineAdminNetworkPolicy, toClusterNetworkPolicy, type ClusterPolicy } from './admin.js';
 import { desiredState } from './desired.js';
 import { explain } from './explain.js';
 import { cluster, cnp, expected, matrix, podIP, policy } from './fixtures.js';
@@ -170,6 +171,7 @@ describe('admin policy conversion', () => {
     });
     const banp = toBaselineAdminNetworkPolicy({ metadata: { name: 'default' }, spec: { subject: { namespaces: {} }, egress: [{ action: 'Deny', to: [{ networks: ['10.0.0.0/8'] }] }] } });
     expect(banp.ok && banp.value.tier === 'Baseline' && banp.value.priority > 1000).toBe(true);
+    expect(toBaselineAdminNetworkPolicy({ metadata: { name: 'default' }, spec: { subject: { namespaces: {} }, egress: [{ action: 'Allow', to: [{ domainNames: ['example.com'] }] }] } })).toEqual({ ok: false, reason: 'spec.egress[0]: BaselineAdminNetworkPolicy has no domainNames peer' });
   });
 
   it.each([
@@ -208,5 +210,21 @@ describe('domainNames', () => {
     expect(domainSetsFor(sets, 'www.example.com', 4)).toEqual(['s.cnp.a.eg0.fqdn4']);
     expect(domainSetsFor(sets, 'example.org', 4)).toEqual(['s.cnp.b.eg0.fqdn4']);
     expect(domainSetsFor(sets, 'www.example.com', 6)).toEqual(['s.cnp.a.eg0.fqdn6']);
+  });
+});
+
+describe('the watch converters (registered by the agent)', () => {
+  it('keep the object name and report what the engine refuses at its field', () => {
+    for (const [kind, fn] of Object.entries(adminWatchConverters())) registerConverter(kind as 'clusternetworkpolicies', fn);
+    const { key, value } = convert('clusternetworkpolicies', { metadata: { name: 'deny-db' }, spec: { tier: 'Admin', priority: 5, subject: { namespaces: {} }, ingress: [{ name: 'r', action: 'Deny', from: [{ namespaces: {} }] }] } });
+    expect(key).toBe('deny-db');
+    expect(value).toMatchObject({ name: 'deny-db', key: 'cnp:deny-db', tier: 'Admin', priority: 5 });
+    try {
+      convert('clusternetworkpolicies', { metadata: { name: 'bad' }, spec: { tier: 'Middle', subject: { namespaces: {} } } });
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConvertError);
+      expect((e as ConvertError).field).toBe('spec.tier');
+    }
   });
 });

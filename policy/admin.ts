@@ -6,50 +6,12 @@
 // tier) -> NetworkPolicy (final for pods it isolates) -> Baseline tier -> allow.
 import { toSelector } from './convert.js';
 import { parseCidr } from './ipnet.js';
-import type { LabelSelector, Protocol } from './model.js';
+import type { AdminAction, AdminPeer, AdminPort, AdminPolicyInfo, AdminRule, ClusterPolicy, NamespacedPods } from '../common/types.js';
+import { ConvertError } from '../common/watch/fields.js';
+import type { Protocol } from './model.js';
 
-export type Tier = 'Admin' | 'Baseline';
-export type AdminAction = 'Accept' | 'Deny' | 'Pass';
-
-export interface NamespacedPods {
-  readonly namespaceSelector: LabelSelector;
-  readonly podSelector: LabelSelector;
-}
-
-/** Exactly one field set. */
-export interface AdminPeer {
-  readonly namespaces?: LabelSelector;
-  readonly pods?: NamespacedPods;
-  readonly networks?: readonly string[];
-  readonly nodes?: LabelSelector;
-  /** Egress only, Accept only: addresses come from the node's DNS answers at run time. */
-  readonly domainNames?: readonly string[];
-}
-
-/** A port, a range (endPort), every port of a protocol (no port), or a named port (protocol undefined: any). */
-export interface AdminPort {
-  readonly protocol?: Protocol;
-  readonly port?: number | string;
-  readonly endPort?: number;
-}
-
-export interface AdminRule {
-  readonly name: string;
-  readonly action: AdminAction;
-  readonly peers: readonly AdminPeer[];
-  /** [] = every port and protocol. */
-  readonly ports: readonly AdminPort[];
-}
-
-export interface ClusterPolicy {
-  /** "cnp:<name>", "anp:<name>" or "banp:<name>": the kinds share no name space. */
-  readonly key: string;
-  readonly tier: Tier;
-  readonly priority: number;
-  readonly subject: { readonly namespaces?: LabelSelector; readonly pods?: NamespacedPods };
-  readonly ingress: readonly AdminRule[];
-  readonly egress: readonly AdminRule[];
-}
+// The shapes live in common/types.ts (the watch cache stores them); the parsing lives here.
+export type { AdminAction, AdminPeer, AdminPort, AdminRule, ClusterPolicy, NamespacedPods, Tier } from '../common/types.js';
 
 /** A node as an admin policy peer (`nodes` selector): its labels and addresses. */
 export interface PolicyNodeInfo {
@@ -201,6 +163,15 @@ function guard(raw: unknown, f: (name: string, spec: Json) => ClusterPolicy): Co
   }
 }
 
+/**
+ * v1alpha1's baseline policy has no domainNames peer (only AdminNetworkPolicy got the experimental
+ * one): such a peer comes from a CRD this engine does not know, and the policy is refused.
+ */
+function noDomains(egress: readonly AdminRule[]): void {
+  const i = egress.findIndex((r) => r.peers.some((p) => p.domainNames));
+  if (i >= 0) fail(`spec.egress[${i}]`, 'BaselineAdminNetworkPolicy has no domainNames peer');
+}
+
 const CNP_ACTIONS: Record<string, AdminAction> = { Accept: 'Accept', Deny: 'Deny', Pass: 'Pass' };
 const ANP_ACTIONS: Record<string, AdminAction> = { Allow: 'Accept', Deny: 'Deny', Pass: 'Pass' };
 
@@ -222,6 +193,7 @@ export function toBaselineAdminNetworkPolicy(raw: unknown): Converted<ClusterPol
   return guard(raw, (name, spec) => {
     const r = { ingress: rules(spec, 'ingress', 'ports', ANP_ACTIONS), egress: rules(spec, 'egress', 'ports', ANP_ACTIONS) };
     if ([...r.ingress, ...r.egress].some((x) => x.action === 'Pass')) fail('spec', 'Pass is not an action of the baseline policy');
+    noDomains(r.egress);
     // After every ClusterNetworkPolicy of the Baseline tier (their priorities stop at 1000).
     return { key: `banp:${name}`, tier: 'Baseline', priority: 1001, subject: subjectOf(spec), ...r };
   });
@@ -244,4 +216,26 @@ export function domainSetsFor(domainSets: ReadonlyMap<string, { readonly pattern
   const out: string[] = [];
   for (const [set, d] of domainSets) if (d.family === family && d.patterns.some((p) => domainMatches(p, name))) out.push(set);
   return out;
+}
+
+type AdminKind = 'clusternetworkpolicies' | 'adminnetworkpolicies' | 'baselineadminnetworkpolicies';
+const BY_KIND: Record<AdminKind, (raw: unknown) => Converted<ClusterPolicy>> = {
+  clusternetworkpolicies: toClusterNetworkPolicy,
+  adminnetworkpolicies: toAdminNetworkPolicy,
+  baselineadminnetworkpolicies: toBaselineAdminNetworkPolicy,
+};
+
+/**
+ * The watch's converters for the three kinds (registered by the agent: common/ does not import
+ * components). A refusal becomes a ConvertError at its field, so the watch skips and logs that
+ * one object, the others stay in force.
+ */
+export function adminWatchConverters(): Record<AdminKind, (raw: Record<string, unknown>, meta: Record<string, unknown>, name: string) => AdminPolicyInfo> {
+  const wrap = (conv: (raw: unknown) => Converted<ClusterPolicy>) => (raw: Record<string, unknown>, _meta: Record<string, unknown>, name: string): AdminPolicyInfo => {
+    const r = conv(raw);
+    if (r.ok) return { ...r.value, name };
+    const i = r.reason.indexOf(': ');
+    throw new ConvertError(i > 0 ? r.reason.slice(0, i) : 'spec', i > 0 ? r.reason.slice(i + 2) : r.reason);
+  };
+  return { clusternetworkpolicies: wrap(BY_KIND.clusternetworkpolicies), adminnetworkpolicies: wrap(BY_KIND.adminnetworkpolicies), baselineadminnetworkpolicies: wrap(BY_KIND.baselineadminnetworkpolicies) };
 }

@@ -6,12 +6,15 @@ import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
 import { PolicyDataplane } from './dataplane.js';
 import { execRunner, type Runner } from './exec.js';
+import type { FqdnFeed } from './fqdn.js';
 import { PolicySyncer } from './syncer.js';
 
 export interface PolicyOptions {
   /** Runs nft, conntrack and ip; tests pass one that enters a namespace. */
   readonly run?: Runner;
   readonly attachTimeoutMs?: number;
+  /** FQDN egress: the feed the agent also hands to DNS (fqdn.ts). */
+  readonly fqdn?: FqdnFeed;
 }
 
 export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Component {
@@ -22,7 +25,7 @@ export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Compone
     name: 'policy',
     async run(signal) {
       ensureBridgeNetfilter(log);
-      const syncer = new PolicySyncer({ cache: deps.cache, config: deps.config, log, health: deps.health, dataplane, run, ...(opts.attachTimeoutMs ? { attachTimeoutMs: opts.attachTimeoutMs } : {}) });
+      const syncer = new PolicySyncer({ cache: deps.cache, config: deps.config, log, health: deps.health, dataplane, run, fqdn: opts.fqdn, ...(opts.attachTimeoutMs ? { attachTimeoutMs: opts.attachTimeoutMs } : {}) });
       const unlisten = deps.podHooks?.listen(syncer);
       try {
         await syncer.run(signal);

@@ -7,6 +7,7 @@ import { Health } from '../common/health.js';
 import { registry } from '../common/metrics.js';
 import type { NetworkPolicyInfo, PolicyPodInfo } from '../common/types.js';
 import { MemoryCache } from '../common/watch/store.js';
+import { adminWatchConverters } from './admin.js';
 import { PolicyDataplane } from './dataplane.js';
 import type { Runner } from './exec.js';
 import { PolicySyncer } from './syncer.js';
@@ -201,7 +202,8 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
     await until(() => runner.nft.length === 1, 'the first sync');
     expect(runner.nft[0]).not.toContain('in.x.b');
     const raw = { metadata: { name: 'no-a-to-b' }, spec: { priority: 10, subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'b' } } } }, ingress: [{ name: 'deny-a', action: 'Deny', from: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'a' } } } }] }] } };
-    const { convert } = await import('../common/watch/convert.js');
+    const { convert, registerConverter } = await import('../common/watch/convert.js');
+    registerConverter('adminnetworkpolicies', adminWatchConverters().adminnetworkpolicies);
     const c = convert('adminnetworkpolicies', raw);
     cache.upsert('adminnetworkpolicies', c.key, c.value);
     await until(() => runner.nft.length === 2, 'the admin policy');

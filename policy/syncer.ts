@@ -16,8 +16,10 @@ import type { PolicyNodeInfo } from './admin.js';
 import type { WatchCache } from '../common/watch/store.js';
 import { deleteFlows, deniedFlows, listFlows, mayDeny } from './conntrack.js';
 import type { PolicyDataplane } from './dataplane.js';
+import type { PolicyTable } from './render.js';
 import type { DesiredState, PolicyInputs } from './desired.js';
 import { PolicyEngine } from './engine.js';
+import { fqdnTable, type FqdnFeed } from './fqdn.js';
 import type { ChangeBatch } from '../common/watch/store.js';
 import type { Runner } from './exec.js';
 import { policyMetrics, type PolicyMetrics } from './metrics.js';
@@ -38,6 +40,8 @@ export interface SyncerOptions {
   /** How long an ADD waits for the policy caches and for a pod the watch has not delivered yet. */
   readonly attachTimeoutMs?: number;
   readonly now?: () => number;
+  /** FQDN egress (fqdn.ts): told which answers feed which sets after each write. */
+  readonly fqdn?: FqdnFeed;
 }
 
 export class PolicySyncer implements PodListener {
@@ -222,6 +226,7 @@ export class PolicySyncer implements PodListener {
     const { config, dataplane, log } = this.o;
     let result;
     let desired: DesiredState;
+    let table: PolicyTable;
     try {
       let engine: PolicyEngine;
       try {
@@ -232,7 +237,8 @@ export class PolicySyncer implements PodListener {
         throw e;
       }
       desired = engine.state;
-      result = await dataplane.apply(engine.table);
+      table = engine.table;
+      result = await dataplane.apply(table);
     } catch (e) {
       this.lastError = e as Error;
       this.metrics.syncFailures.inc();
@@ -245,6 +251,11 @@ export class PolicySyncer implements PodListener {
     this.lastError = undefined;
     this.failures = 0;
     this.state = desired;
+    // Only now do the sets exist for DNS to fill; a full load emptied them.
+    if (this.o.fqdn) {
+      this.o.fqdn.publish(fqdnTable(desired, table));
+      if (result.full) await this.o.fqdn.restore();
+    }
     let ingress = 0;
     let egress = 0;
     for (const p of desired.pods.values()) {

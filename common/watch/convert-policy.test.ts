@@ -137,19 +137,3 @@ describe('policy pod conversion', () => {
     expect(() => convert('policypods', raw({}, { containers: [{ ports: [{ name: 'x', containerPort: 'eighty' }] }] }))).toThrow(/spec.containers\[0\].ports\[0\].containerPort/);
   });
 });
-
-describe('admin policy conversion (through the engine\'s converters)', () => {
-  it('keeps the object name and reports what the engine refuses at its field', () => {
-    const { key, value } = convert('clusternetworkpolicies', { metadata: { name: 'deny-db' }, spec: { tier: 'Admin', priority: 5, subject: { namespaces: {} }, ingress: [{ name: 'r', action: 'Deny', from: [{ namespaces: {} }] }] } });
-    expect(key).toBe('deny-db');
-    expect(value).toMatchObject({ name: 'deny-db', key: 'cnp:deny-db', tier: 'Admin', priority: 5 });
-    try {
-      convert('clusternetworkpolicies', { metadata: { name: 'bad' }, spec: { tier: 'Middle', subject: { namespaces: {} } } });
-      expect.unreachable();
-    } catch (e) {
-      expect(e).toBeInstanceOf(ConvertError);
-      expect((e as ConvertError).field).toBe('spec.tier');
-    }
-  });
-});
-

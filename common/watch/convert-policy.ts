@@ -3,9 +3,8 @@
 // server's (a selector operator with the wrong values, an endPort on a named port, a bad CIDR):
 // such a policy is reported and skipped like any malformed object, the others stay in force.
 import { isIP } from 'node:net';
-import type { AdminPolicyInfo, IPBlock, LabelSelector, LabelSelectorRequirement, NamedPort, NetworkPolicyInfo, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicyRule, PolicyPodInfo, PolicyType, SelectorOperator } from '../types.js';
-import { toAdminNetworkPolicy, toBaselineAdminNetworkPolicy, toClusterNetworkPolicy } from '../../policy/admin.js';
-import { arr, ConvertError, defined, fail, int, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
+import type { IPBlock, LabelSelector, LabelSelectorRequirement, NamedPort, NetworkPolicyInfo, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicyRule, PolicyPodInfo, PolicyType, SelectorOperator } from '../types.js';
+import { arr, defined, fail, int, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
 
 const OPERATORS = new Set<SelectorOperator>(['In', 'NotIn', 'Exists', 'DoesNotExist']);
 
@@ -180,24 +179,4 @@ function namedPorts(spec: Json): NamedPort[] {
   scan('containers');
   scan('initContainers');
   return out;
-}
-
-const ADMIN_CONVERTERS = {
-  clusternetworkpolicies: toClusterNetworkPolicy,
-  adminnetworkpolicies: toAdminNetworkPolicy,
-  baselineadminnetworkpolicies: toBaselineAdminNetworkPolicy,
-};
-
-/**
- * The network-policy-api kinds go through the engine's own converters (policy/admin.ts: the same
- * validation its tests pin); a refusal becomes a ConvertError, so the object is skipped and logged.
- */
-export function adminConverter(kind: keyof typeof ADMIN_CONVERTERS): (raw: Json, meta: Json, name: string) => AdminPolicyInfo {
-  const conv = ADMIN_CONVERTERS[kind];
-  return (raw, _meta, name) => {
-    const r = conv(raw);
-    if (r.ok) return { ...r.value, name };
-    const i = r.reason.indexOf(': ');
-    throw new ConvertError(i > 0 ? r.reason.slice(0, i) : 'spec', i > 0 ? r.reason.slice(i + 2) : r.reason);
-  };
 }

@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import type { EndpointInfo, EndpointPort, EndpointSliceInfo, IPFamily, Kind, KindTypes, NamespaceInfo, NodeInfo, PodInfo, ServiceInfo, ServicePort, ServiceType } from '../types.js';
 import { objectKey } from '../types.js';
-import { adminConverter, toNetworkPolicy, toPolicyPod } from './convert-policy.js';
+import { toNetworkPolicy, toPolicyPod } from './convert-policy.js';
 import { arr, ConvertError, defined, fail, int, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
 
 export { ConvertError };
@@ -56,7 +56,7 @@ export function convert<K extends Kind>(kind: K, raw: unknown): Converted<K> {
   return { key: objectKey({ namespace, name }), value };
 }
 
-const CONVERTERS: { [K in Kind]: (raw: Json, meta: Json, name: string, namespace: string) => KindTypes[K] } = {
+const CONVERTERS: { [K in Kind]: Converter<K> } = {
   nodes: toNode,
   services: toService,
   endpointslices: toEndpointSlice,
@@ -64,10 +64,28 @@ const CONVERTERS: { [K in Kind]: (raw: Json, meta: Json, name: string, namespace
   pods: toPod,
   networkpolicies: toNetworkPolicy,
   policypods: toPolicyPod,
-  clusternetworkpolicies: adminConverter('clusternetworkpolicies'),
-  adminnetworkpolicies: adminConverter('adminnetworkpolicies'),
-  baselineadminnetworkpolicies: adminConverter('baselineadminnetworkpolicies'),
+  clusternetworkpolicies: unregistered('clusternetworkpolicies'),
+  adminnetworkpolicies: unregistered('adminnetworkpolicies'),
+  baselineadminnetworkpolicies: unregistered('baselineadminnetworkpolicies'),
 };
+
+type Converter<K extends Kind> = (raw: Json, meta: Json, name: string, namespace: string) => KindTypes[K];
+
+/** A kind whose parsing belongs to a component that has not registered it: every object is refused, loudly. */
+function unregistered(kind: Kind): () => never {
+  return () => {
+    throw new ConvertError('(kind)', `no converter registered for ${kind}`);
+  };
+}
+
+/**
+ * Lets a component supply the converter of a kind it owns (the network-policy-api kinds: policy's
+ * own parser and validation). The agent's composition root registers them; common/ imports no
+ * component.
+ */
+export function registerConverter<K extends Kind>(kind: K, fn: Converter<K>): void {
+  (CONVERTERS as Record<Kind, unknown>)[kind] = fn;
+}
 
 function toNode(raw: Json, meta: Json, name: string): NodeInfo {
   const spec = obj(raw.spec, 'spec');

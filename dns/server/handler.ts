@@ -18,6 +18,8 @@ export interface HandlerOptions {
   readonly log?: Logger;
   /** Zone generation for the encoded-answer fast path (see fastpath.ts); omitted: no fast path. */
   readonly generation?: () => number;
+  /** Clients whose answers must pass the chain every time (answer-feed.ts), never the fast path. */
+  readonly bypassFast?: (ip: string) => boolean;
 }
 
 const BADVERS = 16;
@@ -56,7 +58,7 @@ export class QueryHandler {
     const fh = fast === undefined ? -1 : fast.hash(buf);
     if (fh >= 0) {
       const e = fast!.get(buf, fh);
-      if (e !== undefined && this.o.allowed(src)) return this.fastReply(e, buf, src, proto);
+      if (e !== undefined && this.o.allowed(src) && !this.o.bypassFast?.(src)) return this.fastReply(e, buf, src, proto);
     }
     const start = performance.now();
     const hdr = peekHeader(buf);

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../common/config.js';
 import { SkiffError } from '../../common/errors.js';
 import type { ChangeBatch, WatchCache } from '../../common/watch/store.js';
+import type { AnswerFeed, FeedTable } from '../answer-feed.js';
 import { mergeAll } from '../metrics.js';
 import type { Bound } from '../server/listeners.js';
 import { resolveUdpBackend } from '../server/native-udp.js';
@@ -43,6 +44,8 @@ export interface PoolOptions {
   readonly inherit?: () => ReadonlyMap<string, number>;
   /** The descriptors a thread serves on once it listens ("udp|tcp address port" -> fd). */
   readonly onSockets?: (fds: ReadonlyMap<string, number>, unused: readonly number[]) => void;
+  /** Answers to feed before they leave (answer-feed.ts): the table goes to every thread, their adds come back here. */
+  readonly feed?: AnswerFeed;
 }
 
 export class WorkerPool {
@@ -53,6 +56,8 @@ export class WorkerPool {
   /** Set after the first thread bound port 0 with the addon: the others join its ports. */
   private ports?: number[];
   private stopping = false;
+  private feedTable: FeedTable | undefined;
+  private unfeed?: () => void;
 
   constructor(
     private readonly cache: WatchCache,
@@ -91,6 +96,10 @@ export class WorkerPool {
       if (!started) return void pending.push(...updates);
       if (updates.length > 0 || b.synced.length > 0) this.broadcast({ t: 'batch', updates, synced: b.synced });
     });
+    this.unfeed = this.o.feed?.subscribe((table) => {
+      this.feedTable = table;
+      this.broadcast({ t: 'feed', table });
+    });
     const first = await this.spawn(true);
     if (port === 0) this.ports = first.map((b) => b.port);
     const rest = await Promise.all(Array.from({ length: this.size0() - 1 }, () => this.spawn(false)));
@@ -116,7 +125,7 @@ export class WorkerPool {
           const snap = this.snapshot();
           const workers = this.size0();
           inherited = tcp && workers === 1 ? this.o.inherit?.() : undefined;
-          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers, tcp, inherited: inherited && Object.fromEntries(inherited), updates: snap.updates, synced: snap.synced, forward: this.o.forward };
+          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers, tcp, inherited: inherited && Object.fromEntries(inherited), updates: snap.updates, synced: snap.synced, forward: this.o.forward, feed: this.feedTable };
           w.postMessage(init);
         } else if (m.t === 'listening') {
           clearTimeout(timer);
@@ -125,6 +134,11 @@ export class WorkerPool {
             this.o.onSockets?.(new Map(Object.entries(m.fds)), [...(inherited?.values() ?? [])].filter((fd) => !used.has(fd)));
           }
           resolve([...m.bound]);
+        } else if (m.t === 'feed-add') {
+          const done = (error?: string): void => w.postMessage({ t: 'feed-done', id: m.id, ...(error === undefined ? {} : { error }) } satisfies ToWorker);
+          const feed = this.o.feed;
+          if (!feed) done('no answer feed');
+          else feed.add(m.elements).then(() => done(), (e: unknown) => done((e as Error).message));
         } else if (m.t === 'metrics') mergeAll(m.deltas, `thread-${w.threadId}`);
         else if (m.t === 'error') {
           this.log.error({ thread: w.threadId, err: m.message }, 'dns: thread error');
@@ -160,6 +174,7 @@ export class WorkerPool {
   async close(): Promise<void> {
     this.stopping = true;
     this.unsubscribe?.();
+    this.unfeed?.();
     await Promise.all(
       [...this.workers].map(
         (w) =>

@@ -1,6 +1,7 @@
 // Messages between the agent's main thread and its DNS worker threads.
 import type { Config } from '../../common/config.js';
 import type { Kind } from '../../common/types.js';
+import type { FeedElement, FeedTable } from '../answer-feed.js';
 import type { FamilyDelta } from '../metrics.js';
 import type { Bound } from '../server/listeners.js';
 
@@ -30,13 +31,20 @@ export type ToWorker =
       readonly updates: readonly ObjectUpdate[];
       readonly synced: readonly Kind[];
       readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
+      /** The answer feed's table (answer-feed.ts), when the agent wired one. */
+      readonly feed?: FeedTable;
     }
   | { readonly t: 'batch'; readonly updates: readonly ObjectUpdate[]; readonly synced: readonly Kind[] }
   | { readonly t: 'config'; readonly config: Config }
+  | { readonly t: 'feed'; readonly table: FeedTable }
+  /** The main thread's answer to a feed-add: the addresses are in force (or error says why not). */
+  | { readonly t: 'feed-done'; readonly id: number; readonly error?: string }
   | { readonly t: 'stop' };
 
 export type FromWorker =
   | { readonly t: 'ready' }
   | { readonly t: 'listening'; readonly bound: readonly Bound[]; readonly fds: Readonly<Record<string, number>> }
   | { readonly t: 'metrics'; readonly deltas: readonly FamilyDelta[] }
-  | { readonly t: 'error'; readonly message: string };
+  | { readonly t: 'error'; readonly message: string }
+  /** A reply waits for these addresses to be in force; answered by feed-done with the same id. */
+  | { readonly t: 'feed-add'; readonly id: number; readonly elements: readonly FeedElement[] };

@@ -13,6 +13,7 @@ import { buildRuntime, type Runtime } from '../runtime.js';
 import { socketKey } from '../server/handoff.js';
 import { DnsListener, type Bound } from '../server/listeners.js';
 import { udpBackendOrFail } from '../server/native-udp.js';
+import type { FeedElement } from '../answer-feed.js';
 import type { FromWorker, ObjectUpdate, ToWorker } from './protocol.js';
 
 const METRICS_INTERVAL_MS = 1000;
@@ -32,6 +33,15 @@ function main(): void {
   const cache = new MemoryCache();
   let runtime: Runtime | undefined;
   const listeners: DnsListener[] = [];
+  // Answer feed adds waiting for the main thread, by id.
+  const feedWaits = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  let feedId = 0;
+  const feedAdd = (elements: readonly FeedElement[]): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const id = ++feedId;
+      feedWaits.set(id, { resolve, reject });
+      send({ t: 'feed-add', id, elements });
+    });
   const timer = setInterval(() => {
     const deltas = drainAll();
     if (deltas.length > 0) send({ t: 'metrics', deltas });
@@ -44,7 +54,8 @@ function main(): void {
           applyUpdates(cache, m.updates);
           for (const k of m.synced) cache.markSynced(k);
           const self = m.addresses.map((a) => `${isIPv6(a) ? `[${a}]` : a}:${m.config.dns.port}`);
-          runtime = buildRuntime(m.config, cache, { log, self, forward: m.forward });
+          runtime = buildRuntime(m.config, cache, { log, self, forward: m.forward, feedAdd });
+          if (m.feed) runtime.feed.setTable(m.feed);
           const bound: Bound[] = [];
           const fds: Record<string, number> = {};
           // With several threads each binds its own UDP socket in one SO_REUSEPORT group (the addon
@@ -66,6 +77,13 @@ function main(): void {
         } else if (m.t === 'batch') {
           applyUpdates(cache, m.updates);
           for (const k of m.synced) cache.markSynced(k);
+        } else if (m.t === 'feed') {
+          runtime?.feed.setTable(m.table);
+        } else if (m.t === 'feed-done') {
+          const w = feedWaits.get(m.id);
+          feedWaits.delete(m.id);
+          if (m.error === undefined) w?.resolve();
+          else w?.reject(new Error(m.error));
         } else if (m.t === 'config') {
           runtime?.reconfigure(m.config);
         } else if (m.t === 'stop') {
