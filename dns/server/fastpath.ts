@@ -72,12 +72,18 @@ export class FastEntry {
   }
 
   matches(query: Buffer): boolean {
+    return this.matchesAt(query, 0, query.length);
+  }
+
+  /** matches() for the query at `query[o .. o + n)`. */
+  matchesAt(query: Uint8Array, o: number, n: number): boolean {
     const key = this.key;
-    const n = key.length;
-    if (query.length - 12 !== n || keyFlags(query) !== this.flags) return false;
+    const kn = key.length;
+    if (n - 12 !== kn || keyFlags(query, o) !== this.flags) return false;
+    const q = o + 12;
     // Label lengths are at most 63, below 'A', so folding the whole name region leaves them alone.
-    for (let i = 0; i < this.nameLen; i++) if (lower(query[12 + i]!) !== key[i]) return false;
-    for (let i = this.nameLen; i < n; i++) if (query[12 + i] !== key[i]) return false;
+    for (let i = 0; i < this.nameLen; i++) if (lower(query[q + i]!) !== key[i]) return false;
+    for (let i = this.nameLen; i < kn; i++) if (query[q + i] !== key[i]) return false;
     return true;
   }
 }
@@ -95,8 +101,8 @@ function newBuckets(): (FastEntry | undefined)[] {
   return new Array<FastEntry | undefined>(BUCKET_MASK + 1).fill(undefined);
 }
 
-function keyFlags(query: Buffer): number {
-  return ((query[2]! << 8) | query[3]!) & KEY_FLAGS;
+function keyFlags(query: Uint8Array, o = 0): number {
+  return ((query[o + 2]! << 8) | query[o + 3]!) & KEY_FLAGS;
 }
 
 function lower(c: number): number {
@@ -133,22 +139,27 @@ export class FastPath {
    * Only the name is case-folded: type, class and OPT bytes count as they are.
    */
   hash(buf: Buffer): number {
-    const n = buf.length;
-    if (n < 17 || n > MAX_QUERY) return -1;
-    const flags = (buf[2]! << 8) | buf[3]!;
-    if ((flags & 0xf800) !== 0 || buf[4] !== 0 || buf[5] !== 1 || buf[6] !== 0 || buf[7] !== 0 || buf[8] !== 0 || buf[9] !== 0 || buf[10] !== 0) return -1;
-    const ar = buf[11]!;
+    return this.hashAt(buf, 0, buf.length);
+  }
+
+  /** hash() of the query at `buf[o .. o + len)` (a slot of a receive batch: no view is made of it). */
+  hashAt(buf: Uint8Array, o: number, len: number): number {
+    if (len < 17 || len > MAX_QUERY) return -1;
+    const n = o + len;
+    const flags = (buf[o + 2]! << 8) | buf[o + 3]!;
+    if ((flags & 0xf800) !== 0 || buf[o + 4] !== 0 || buf[o + 5] !== 1 || buf[o + 6] !== 0 || buf[o + 7] !== 0 || buf[o + 8] !== 0 || buf[o + 9] !== 0 || buf[o + 10] !== 0) return -1;
+    const ar = buf[o + 11]!;
     if (ar > 1) return -1;
     if (ar === 1 && (buf[n - OPT_FIXED] !== 0 || buf[n - OPT_FIXED + 1] !== 0 || buf[n - OPT_FIXED + 2] !== 41 || buf[n - 2] !== 0 || buf[n - 1] !== 0)) return -1;
     let h = Math.imul(FNV_OFFSET ^ (flags & KEY_FLAGS), FNV_PRIME);
-    let p = 12;
+    let p = o + 12;
     for (;;) {
       if (p >= n) return -1;
-      const len = buf[p]!;
-      h = Math.imul(h ^ len, FNV_PRIME);
-      if (len === 0) break;
-      if (len > 63) return -1;
-      const end = p + 1 + len;
+      const l = buf[p]!;
+      h = Math.imul(h ^ l, FNV_PRIME);
+      if (l === 0) break;
+      if (l > 63) return -1;
+      const end = p + 1 + l;
       if (end > n) return -1;
       for (let i = p + 1; i < end; i++) {
         const c = buf[i]!;
@@ -164,6 +175,11 @@ export class FastPath {
 
   /** The entry for a query whose hash() is `h`, if one is fresh. */
   get(query: Buffer, h: number): FastEntry | undefined {
+    return this.getAt(query, 0, query.length, h);
+  }
+
+  /** get() for the query at `query[o .. o + n)`. */
+  getAt(query: Uint8Array, o: number, n: number, h: number): FastEntry | undefined {
     const g = this.currentGeneration();
     if (g !== this.generation) {
       this.drop();
@@ -171,7 +187,7 @@ export class FastPath {
       return undefined;
     }
     let e = this.buckets[h & BUCKET_MASK];
-    while (e !== undefined && !e.matches(query)) e = e.next;
+    while (e !== undefined && !e.matchesAt(query, o, n)) e = e.next;
     if (e !== undefined && e.until !== Infinity && this.now() >= e.until) {
       this.unlink(h, e);
       return undefined;
@@ -217,17 +233,28 @@ export class FastPath {
   /** The cached reply rewritten for this query. */
   patch(e: FastEntry, query: Buffer): Buffer {
     const out = Buffer.allocUnsafe(e.bytes.length);
-    out.set(e.bytes);
-    out[0] = query[0]!;
-    out[1] = query[1]!;
-    const end = 12 + e.questionLen;
-    for (let i = 12; i < end; i++) out[i] = query[i]!;
-    const at = e.ttlAt;
-    if (at.length > 0) {
-      const age = Math.floor((this.now() - e.stored) / 1000);
-      for (let i = 0; i < at.length; i++) out.writeUInt32BE(Math.max(0, e.ttls[i]! - age), at[i]!);
-    }
+    this.patchInto(e, query, 0, out, 0);
     return out;
+  }
+
+  /**
+   * Writes the cached reply for the query at `query[o ..]` into `out` at `at` (room for
+   * e.bytes.length is the caller's) and returns its length: the batched UDP path answers
+   * straight into its send buffer, with no Buffer per reply.
+   */
+  patchInto(e: FastEntry, query: Uint8Array, o: number, out: Buffer, at: number): number {
+    const n = e.bytes.length;
+    out.set(e.bytes, at);
+    out[at] = query[o]!;
+    out[at + 1] = query[o + 1]!;
+    const end = 12 + e.questionLen;
+    for (let i = 12; i < end; i++) out[at + i] = query[o + i]!;
+    const ttlAt = e.ttlAt;
+    if (ttlAt.length > 0) {
+      const age = Math.floor((this.now() - e.stored) / 1000);
+      for (let i = 0; i < ttlAt.length; i++) out.writeUInt32BE(Math.max(0, e.ttls[i]! - age), at + ttlAt[i]!);
+    }
+    return n;
   }
 }
 
