@@ -5,7 +5,10 @@
 // and question (same length: only the case can differ, and compressed answer names point into the
 // question, so they follow the client's case too) and, for forwarded answers, TTLs counted down by
 // age. Forwarded entries leave at 90% of their TTL so the cache plugin's prefetch still sees the
-// tail. Any change to the zone index empties it.
+// tail. A change to a Service drops the entries built from it (and those that may depend on any
+// part of the zone, such as reverse answers); the others stay: in a cluster whose endpoints move
+// every few seconds, emptying it on every change sent every client's next query down the slow
+// path (decode, plugin chain, encode, a new entry), a burst of garbage and latency each time.
 //
 // A lookup allocates nothing: the key is a 32-bit FNV-1a hash of the query bytes after the header
 // (name case-folded) and the RD/CD bits, computed in the same pass that checks the query is plain,
@@ -29,7 +32,12 @@ export interface FastInit {
   readonly responseKey?: string;
   /** EDNS buffer size of the queries that share this entry (the OPT is part of the key). */
   readonly udpSize: number;
+  /** What the answer depends on: a Service ("namespace/name"), ZONE_WIDE, or nothing in the zone (undefined). */
+  readonly tag?: string;
 }
+
+/** The tag of an answer that may depend on any part of the zone: dropped on every change. */
+export const ZONE_WIDE = '*';
 
 /** One cached answer. A class with every field always set keeps the hot path's property loads monomorphic. */
 export class FastEntry {
@@ -43,6 +51,9 @@ export class FastEntry {
   readonly hitKey: string | undefined;
   readonly responseKey: string | undefined;
   readonly udpSize: number;
+  readonly tag: string | undefined;
+  /** Its bucket's hash, to unlink it when its tag is invalidated. */
+  hash = 0;
   /** Bytes of question after the header (name, type, class): the same for every query of the key. */
   readonly questionLen: number;
   /** Hits not yet folded into the metrics, as [udp v4, udp v6, tcp v4, tcp v6]. */
@@ -64,6 +75,7 @@ export class FastEntry {
     this.hitKey = init.hitKey;
     this.responseKey = init.responseKey;
     this.udpSize = init.udpSize;
+    this.tag = init.tag;
     this.flags = keyFlags(query);
     this.nameLen = questionNameLen(query);
     this.questionLen = this.nameLen + 4;
@@ -114,6 +126,8 @@ export class FastPath {
   private buckets: (FastEntry | undefined)[] = newBuckets();
   private size = 0;
   private generation = -1;
+  /** Entries by tag (see FastInit.tag), for invalidate(). */
+  private tagged = new Map<string, Set<FastEntry>>();
 
   constructor(
     private readonly currentGeneration: () => number,
@@ -130,7 +144,21 @@ export class FastPath {
     if (this.size === 0) return;
     this.foldAll();
     this.buckets = newBuckets();
+    this.tagged = new Map();
     this.size = 0;
+  }
+
+  /** Drops the entries built from these Services ("namespace/name") and every ZONE_WIDE one. */
+  invalidate(services: Iterable<string>): void {
+    if (this.size === 0) return;
+    for (const s of services) this.dropTag(s);
+    this.dropTag(ZONE_WIDE);
+  }
+
+  private dropTag(tag: string): void {
+    const set = this.tagged.get(tag);
+    if (!set) return;
+    for (const e of set) this.unlink(e.hash, e);
   }
 
   /**
@@ -205,6 +233,12 @@ export class FastPath {
       }
     }
     const e = new FastEntry(query, init);
+    e.hash = h;
+    if (e.tag !== undefined) {
+      let set = this.tagged.get(e.tag);
+      if (!set) this.tagged.set(e.tag, (set = new Set()));
+      set.add(e);
+    }
     e.next = this.buckets[h & BUCKET_MASK];
     this.buckets[h & BUCKET_MASK] = e;
     this.size++;
@@ -213,6 +247,11 @@ export class FastPath {
   private unlink(h: number, e: FastEntry): void {
     this.fold(e);
     this.size--;
+    if (e.tag !== undefined) {
+      const set = this.tagged.get(e.tag);
+      set?.delete(e);
+      if (set?.size === 0) this.tagged.delete(e.tag);
+    }
     const head = this.buckets[h & BUCKET_MASK];
     if (head === e) {
       this.buckets[h & BUCKET_MASK] = e.next;

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { dnsMetrics, onCollect, typeLabel } from '../metrics.js';
 import { isPromise, makeRequest, type Next, type Proto, type Reply, type Request } from '../plugin.js';
 import { WireError, decode, peekHeader } from '../wire/decode.js';
-import { FastPath, type FastEntry, type FastInit } from './fastpath.js';
+import { FastPath, ZONE_WIDE, type FastEntry, type FastInit } from './fastpath.js';
 import { encode } from '../wire/encode.js';
 import { CLASS_IN, Rcode, Type, newMessage, rcodeName, replyTo, typeName, type Message, type SOAData } from '../wire/types.js';
 
@@ -16,7 +16,10 @@ export interface HandlerOptions {
   /** Source ACL; true when the client may query. */
   readonly allowed: (ip: string) => boolean;
   readonly log?: Logger;
-  /** Zone generation for the encoded-answer fast path (see fastpath.ts); omitted: no fast path. */
+  /**
+   * Enables the encoded-answer fast path (see fastpath.ts): a change of this number empties it.
+   * Zone changes reach it Service by Service through invalidate().
+   */
   readonly generation?: () => number;
 }
 
@@ -51,6 +54,11 @@ export class QueryHandler {
   /** Forgets encoded answers (after a settings change that alters them, such as the TTL). */
   clearFast(): void {
     this.fast?.clear();
+  }
+
+  /** The zone changed for these Services ("namespace/name"): their encoded answers go. */
+  invalidate(services: Iterable<string>): void {
+    this.fast?.invalidate(services);
   }
 
   handle(buf: Buffer, src: string, proto: Proto): Buffer | undefined | Promise<Buffer | undefined> {
@@ -197,7 +205,7 @@ export class QueryHandler {
     let entry: Omit<FastInit, 'durationKey' | 'requestKeys' | 'udpSize'>;
     if (kube) {
       if (out.rcode !== 0 || out.answer.length !== 1) return;
-      entry = { bytes };
+      entry = { bytes, tag: req.dependsOn ?? ZONE_WIDE };
     } else if (forwarded) {
       if (out.rcode !== Rcode.NOERROR && out.rcode !== Rcode.NXDOMAIN) return;
       if (out.answer.filter((r) => r.type === Type.A || r.type === Type.AAAA).length > 1) return;
@@ -214,6 +222,8 @@ export class QueryHandler {
         stored: now,
         until: now + ttl * 900,
         hitKey: dnsMetrics.cacheHits.key([this.o.server, out.rcode === 0 && out.answer.length > 0 ? 'success' : 'denial', '.', '']),
+        // A reverse name the zone does not own today may be a headless endpoint's tomorrow.
+        ...(req.qname.endsWith('.arpa') ? { tag: ZONE_WIDE } : {}),
         responseKey: dnsMetrics.responses.key([this.o.server, ZONE, VIEW, rcodeName(out.rcode), 'cache']),
       };
     } else return;
