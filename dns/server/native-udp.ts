@@ -66,7 +66,8 @@ export function loadUdpBatch(): { addon?: UdpBatchAddon; error?: string } {
   if (!path) return (loaded = { error: 'udpbatch.node not built (scripts/build-native.sh)' });
   try {
     const addon = createRequire(import.meta.url)(path) as UdpBatchAddon;
-    loaded = { addon };
+    // An addon built from an older udpbatch.c takes other arguments; dgram beats a crash.
+    loaded = typeof addon.SLOT === 'number' ? { addon } : { error: `${path}: built from an older udpbatch.c (npm run build)` };
   } catch (e) {
     loaded = { error: `${path}: ${(e as Error).message}` };
   }
