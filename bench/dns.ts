@@ -58,11 +58,11 @@ async function dnsperf(address: string, port: number, file: string, seconds: num
 }
 
 /**
- * p99 latency from dnsperf's per-query verbose lines, at full load or at `rate` queries per second.
+ * p50 and p99 latency (ms) from dnsperf's per-query verbose lines, at full load or at `rate` queries per second.
  * The lines go to a file and are read afterwards: parsing them while the run lasts would take CPU
  * from skiff, which may be this very process.
  */
-async function p99(address: string, port: number, file: string, seconds: number, rate?: number): Promise<number> {
+async function latency(address: string, port: number, file: string, seconds: number, rate?: number): Promise<{ p50: number; p99: number }> {
   const out = `${file}.verbose`;
   const fd = openSync(out, 'w');
   try {
@@ -81,7 +81,8 @@ async function p99(address: string, port: number, file: string, seconds: number,
   }
   rmSync(out, { force: true });
   lat.sort((a, b) => a - b);
-  return lat.length ? lat[Math.floor(lat.length * 0.99)]! * 1000 : 0;
+  const at = (q: number): number => (lat.length ? lat[Math.floor(lat.length * q)]! * 1000 : 0);
+  return { p50: at(0.5), p99: at(0.99) };
 }
 
 function names(n: number): { services: ServiceInfo[]; records: string[] } {
@@ -172,13 +173,13 @@ export async function main(args: string[]): Promise<void> {
       cpu.skiff = Math.min(cpu.skiff, k.cpuUs);
       cpu.echo = Math.min(cpu.echo, e.cpuUs);
     }
-    const p = await p99('127.0.0.5', dns.port, queries, 3);
+    const p = (await latency('127.0.0.5', dns.port, queries, 3)).p99;
     say(`skiff p99 under full load ${p.toFixed(3)} ms`);
     // A realistic load: half of skiff's best rate, the same rate offered to unbound.
     const half = Math.round(best.skiff / 2);
-    const pHalf = await p99('127.0.0.5', dns.port, queries, seconds, half);
-    const uHalf = await p99('127.0.0.2', unbound.port, queries, seconds, half);
-    say(`p99 at ${half} qps (half of skiff's best): skiff ${pHalf.toFixed(3)} ms, unbound ${uHalf.toFixed(3)} ms`);
+    const sHalf = await latency('127.0.0.5', dns.port, queries, seconds, half);
+    const uHalf = await latency('127.0.0.2', unbound.port, queries, seconds, half);
+    say(`p50 / p99 at ${half} qps (half of skiff's best): skiff ${sHalf.p50.toFixed(3)} / ${sHalf.p99.toFixed(3)} ms, unbound ${uHalf.p50.toFixed(3)} / ${uHalf.p99.toFixed(3)} ms`);
     const rss = await rssMb();
     await dns.stop();
     const s = { qps: best.skiff };
@@ -196,8 +197,10 @@ export async function main(args: string[]): Promise<void> {
       qps_ratio_unbound: Number((s.qps / u.qps).toFixed(3)),
       skiff_p99_ms: Number(p.toFixed(3)),
       half_load_qps: half,
-      skiff_p99_ms_half_load: Number(pHalf.toFixed(3)),
-      unbound_p99_ms_half_load: Number(uHalf.toFixed(3)),
+      skiff_p99_ms_half_load: Number(sHalf.p99.toFixed(3)),
+      unbound_p99_ms_half_load: Number(uHalf.p99.toFixed(3)),
+      skiff_p50_ms_half_load: Number(sHalf.p50.toFixed(3)),
+      unbound_p50_ms_half_load: Number(uHalf.p50.toFixed(3)),
       cached_forward_qps: Math.round(f.qps),
       /** Reference: a Node UDP socket that only echoes the query back, the ceiling for one process. */
       node_echo_qps: Math.round(best.echo),

@@ -17,6 +17,11 @@ export interface Request {
   answeredBy: string;
   /** Set by a plugin whose reply must not be reused for other queries (stale or per-client answers). */
   uncacheable?: boolean;
+  /**
+   * The one Service ("namespace/name") a kubernetes answer was built from, so a change elsewhere
+   * in the zone leaves its encoded copy in place (fastpath.ts); unset: it may depend on anything.
+   */
+  dependsOn: string | undefined;
 }
 
 export type Reply = Message;
@@ -29,13 +34,13 @@ export interface Plugin {
 
 export function makeRequest(msg: Message, src: string, proto: Proto): Request {
   const q = msg.question[0]!;
-  return { msg, q, qname: canonical(q.name), src, proto, family: src.includes(':') ? 2 : 1, answeredBy: '' };
+  return { msg, q, qname: canonical(q.name), src, proto, family: src.includes(':') ? 2 : 1, answeredBy: '', dependsOn: undefined };
 }
 
 /** A request for another name on behalf of the same client (autopath's search-path expansion). */
 export function subRequest(req: Request, name: string, type = req.q.type): Request {
   const q = { name, type, class: req.q.class };
-  return { ...req, msg: { ...req.msg, question: [q] }, q, qname: canonical(name), answeredBy: '' };
+  return { ...req, msg: { ...req.msg, question: [q] }, q, qname: canonical(name), answeredBy: '', dependsOn: undefined };
 }
 
 /** Builds the chain; a query that falls off the end gets SERVFAIL, like CoreDNS with no matching zone. */

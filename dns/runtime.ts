@@ -89,7 +89,6 @@ export function buildRuntime(initial: Config, cache: WatchCache, o: RuntimeOptio
   const zone = cfg.clusterDomain;
   const index = new ZoneIndex(zone);
   index.load(cache);
-  const unsubscribe = cache.subscribe(['services', 'endpointslices', 'namespaces'], (b) => index.apply(b));
   const server = serverLabel(cfg);
   const kubernetes = new KubernetesPlugin({
     zone,
@@ -117,7 +116,13 @@ export function buildRuntime(initial: Config, cache: WatchCache, o: RuntimeOptio
     allowed: acl.allowed,
     bypassFast: feed.watches,
     log: o.log,
-    generation: () => index.serial,
+    // Constant: zone changes drop only the entries they affect (invalidate, below).
+    generation: () => 0,
+  });
+  // Subscribed in the same turn as load(): no change can fall between them.
+  const unsubscribe = cache.subscribe(['services', 'endpointslices', 'namespaces'], (b) => {
+    const changed = index.apply(b);
+    if (changed.size > 0) handler.invalidate(changed);
   });
   return {
     handler,

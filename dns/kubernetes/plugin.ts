@@ -149,10 +149,12 @@ export class KubernetesPlugin implements Plugin {
       case 1:
         return this.o.index.namespaceExists(labels[0]!) ? this.nodata() : this.nx();
       case 2: {
+        req.dependsOn = `${labels[1]}/${labels[0]}`;
         const e = this.o.index.service(labels[0]!, labels[1]!);
         return e ? this.service(req, e) : this.nx();
       }
       case 3: {
+        req.dependsOn = `${labels[2]}/${labels[1]}`;
         const e = this.o.index.service(labels[1]!, labels[2]!);
         const eps = e?.kind === 'headless' ? e.byHost.get(labels[0]!) : undefined;
         if (!eps) return this.nx();
@@ -160,6 +162,7 @@ export class KubernetesPlugin implements Plugin {
       }
       case 4: {
         if (!labels[0]!.startsWith('_') || !labels[1]!.startsWith('_')) return this.nx();
+        req.dependsOn = `${labels[3]}/${labels[2]}`;
         const e = this.o.index.service(labels[2]!, labels[3]!);
         if (!e) return this.nx();
         const r = this.srv(req.q.name, e, `${labels[0]}.${labels[1]}`);

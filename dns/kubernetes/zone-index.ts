@@ -64,7 +64,8 @@ export class ZoneIndex {
     for (const k of keys) this.rebuild(k);
   }
 
-  apply(batch: ChangeBatch): void {
+  /** Applies a batch; returns the Services ("namespace/name") whose names may now answer differently. */
+  apply(batch: ChangeBatch): ReadonlySet<string> {
     const dirty = new Set<string>();
     for (const c of batch.changes) {
       if (c.kind === 'services') {
@@ -92,6 +93,7 @@ export class ZoneIndex {
     }
     for (const k of dirty) this.rebuild(k);
     if (dirty.size > 0) this.serial = (this.serial + 1) >>> 0;
+    return dirty;
   }
 
   service(name: string, namespace: string): ServiceEntry | undefined {

@@ -3,7 +3,9 @@
 // DNS logic stays in TypeScript (dns/server/native-udp.ts is the other half, and the README says why).
 //
 // Readiness comes from a uv_poll_t on Node's own event loop (no thread, no hop): when the socket is
-// readable, one recvmmsg takes up to 64 datagrams and JS gets them in one call.
+// readable, one recvmmsg takes up to 64 datagrams straight into a Buffer JS handed over at start
+// (one 4 KiB slot per datagram) and JS gets them in one call. Nothing is allocated per batch: a
+// fresh Buffer per batch was garbage the serving thread had to collect.
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <arpa/inet.h>
@@ -54,8 +56,11 @@ typedef struct {
   uv_poll_t *poll;
   napi_ref callback;
   napi_ref meta_ref;
+  napi_ref data_ref;
   int32_t *meta;
   size_t meta_entries;
+  /** Datagrams one recvmmsg may take: the smaller of BATCH, the meta table and the data Buffer. */
+  int batch;
   napi_async_context async;
   /** The last source address seen (family, scope, address; not the port) and its text form. */
   int32_t last_source[6];
@@ -64,7 +69,6 @@ typedef struct {
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   struct sockaddr_in6 names[BATCH];
-  char slots[BATCH][SLOT];
 } sock_t;
 
 #define CHECK(env, call)                                                     \
@@ -97,8 +101,9 @@ static void on_poll_closed(uv_handle_t *h) { free(h); }
 static void release_js(sock_t *s) {
   if (s->callback) napi_delete_reference(s->env, s->callback);
   if (s->meta_ref) napi_delete_reference(s->env, s->meta_ref);
+  if (s->data_ref) napi_delete_reference(s->env, s->data_ref);
   if (s->async) napi_async_destroy(s->env, s->async);
-  s->callback = s->meta_ref = NULL;
+  s->callback = s->meta_ref = s->data_ref = NULL;
   s->async = NULL;
 }
 
@@ -216,8 +221,6 @@ static napi_value wrap_fd(napi_env env, int fd, int family) {
   s->family = family;
   s->env = env;
   for (int i = 0; i < BATCH; i++) {
-    s->iov[i].iov_base = s->slots[i];
-    s->iov[i].iov_len = SLOT;
     s->msgs[i].msg_hdr.msg_iov = &s->iov[i];
     s->msgs[i].msg_hdr.msg_iovlen = 1;
     s->msgs[i].msg_hdr.msg_name = &s->names[i];
@@ -273,38 +276,25 @@ static void fill_source(sock_t *s, int32_t *e, const struct sockaddr_in6 *name) 
   e[M_TEXTLEN] = s->last_text_len;
 }
 
-/** Hands one batch to JS: a fresh Buffer with the datagrams back to back, and the meta table. */
+/** Hands one batch to JS: the datagrams sit in their slots of the data Buffer, the meta table says where. */
 static void deliver(sock_t *s, int n) {
   napi_env env = s->env;
-  size_t total = 0;
   int kept = 0;
-  for (int i = 0; i < n && (size_t)kept < s->meta_entries; i++) {
+  for (int i = 0; i < n; i++) {
     if (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
     int32_t *e = s->meta + (size_t)kept * META_WORDS;
-    e[M_OFF] = (int32_t)total;
+    e[M_OFF] = i * SLOT;
     e[M_LEN] = (int32_t)s->msgs[i].msg_len;
     fill_source(s, e, &s->names[i]);
-    total += s->msgs[i].msg_len;
     kept++;
   }
   if (kept == 0) return;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  void *data = NULL;
-  napi_value buf, count, cb, recv, result;
-  // The datagrams are copied into a Buffer of their own because an answer that waits on an upstream
-  // still refers to its query after this batch; the copy is a few hundred bytes per batch.
-  if (napi_create_buffer(env, total == 0 ? 1 : total, &data, &buf) == napi_ok && napi_create_int32(env, kept, &count) == napi_ok &&
-      napi_get_reference_value(env, s->callback, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok) {
-    int k = 0;
-    for (int i = 0; i < n && k < kept; i++) {
-      if (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
-      memcpy((char *)data + s->meta[(size_t)k * META_WORDS + M_OFF], s->slots[i], s->msgs[i].msg_len);
-      k++;
-    }
-    napi_value argv[2] = {buf, count};
+  napi_value count, cb, recv, result;
+  if (napi_create_int32(env, kept, &count) == napi_ok && napi_get_reference_value(env, s->callback, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok) {
     s->busy = 1;
-    if (napi_make_callback(env, s->async, recv, cb, 2, argv, &result) != napi_ok) {
+    if (napi_make_callback(env, s->async, recv, cb, 1, &count, &result) != napi_ok) {
       // A throw in the batch handler is an uncaught exception, as it would be from an event listener.
       bool pending = false;
       napi_value err;
@@ -323,20 +313,21 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
   // One batch per wake-up, not a drain to EAGAIN: the poll is level-triggered, so what is left comes
   // back on the next loop turn, after timers, IPC and the other sockets had theirs (draining a burst
   // of thousands in one go starved them, and overran an in-process client's receive buffer).
-  for (int i = 0; i < BATCH; i++) {
+  for (int i = 0; i < s->batch; i++) {
     s->msgs[i].msg_hdr.msg_namelen = sizeof s->names[i];
     s->msgs[i].msg_hdr.msg_flags = 0;
   }
   int n;
-  do n = recvmmsg(s->fd, s->msgs, BATCH, MSG_DONTWAIT, NULL);
+  do n = recvmmsg(s->fd, s->msgs, s->batch, MSG_DONTWAIT, NULL);
   while (n < 0 && errno == EINTR);
   if (n > 0) deliver(s, n);
 }
 
-// start(socket, meta: Int32Array, onBatch(data: Buffer, count: number)).
+// start(socket, meta: Int32Array, data: Buffer, onBatch(count: number)). Datagram i of a batch is
+// received into data[i * SLOT ..]; both tables are read by JS during onBatch and reused after it.
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], name;
+  size_t argc = 4;
+  napi_value argv[4], name;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = unwrap(env, argv[0]);
   if (!s) return NULL;
@@ -346,10 +337,21 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   void *data;
   CHECK(env, napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL));
   if (type != napi_int32_array || length < META_WORDS) return throw_errno(env, "udpbatch: meta must be an Int32Array", EINVAL);
+  char *slots;
+  size_t slots_len;
+  CHECK(env, napi_get_buffer_info(env, argv[2], (void **)&slots, &slots_len));
+  if (slots_len < SLOT) return throw_errno(env, "udpbatch: data must hold at least one 4096-byte slot", EINVAL);
   s->meta = data;
   s->meta_entries = length / META_WORDS;
+  size_t batch = s->meta_entries < slots_len / SLOT ? s->meta_entries : slots_len / SLOT;
+  s->batch = batch < BATCH ? (int)batch : BATCH;
+  for (int i = 0; i < s->batch; i++) {
+    s->iov[i].iov_base = slots + (size_t)i * SLOT;
+    s->iov[i].iov_len = SLOT;
+  }
   CHECK(env, napi_create_reference(env, argv[1], 1, &s->meta_ref));
-  CHECK(env, napi_create_reference(env, argv[2], 1, &s->callback));
+  CHECK(env, napi_create_reference(env, argv[2], 1, &s->data_ref));
+  CHECK(env, napi_create_reference(env, argv[3], 1, &s->callback));
   CHECK(env, napi_create_string_utf8(env, "skiff:udpbatch", NAPI_AUTO_LENGTH, &name));
   CHECK(env, napi_async_init(env, NULL, name, &s->async));
   struct uv_loop_s *loop;
@@ -534,6 +536,8 @@ static napi_value init(napi_env env, napi_value exports) {
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   CHECK(env, napi_create_int32(env, META_WORDS, &words));
   CHECK(env, napi_set_named_property(env, exports, "META_WORDS", words));
+  CHECK(env, napi_create_int32(env, SLOT, &words));
+  CHECK(env, napi_set_named_property(env, exports, "SLOT", words));
   return exports;
 }
 

@@ -5,7 +5,10 @@
 // and question (same length: only the case can differ, and compressed answer names point into the
 // question, so they follow the client's case too) and, for forwarded answers, TTLs counted down by
 // age. Forwarded entries leave at 90% of their TTL so the cache plugin's prefetch still sees the
-// tail. Any change to the zone index empties it.
+// tail. A change to a Service drops the entries built from it (and those that may depend on any
+// part of the zone, such as reverse answers); the others stay: in a cluster whose endpoints move
+// every few seconds, emptying it on every change sent every client's next query down the slow
+// path (decode, plugin chain, encode, a new entry), a burst of garbage and latency each time.
 //
 // A lookup allocates nothing: the key is a 32-bit FNV-1a hash of the query bytes after the header
 // (name case-folded) and the RD/CD bits, computed in the same pass that checks the query is plain,
@@ -29,7 +32,12 @@ export interface FastInit {
   readonly responseKey?: string;
   /** EDNS buffer size of the queries that share this entry (the OPT is part of the key). */
   readonly udpSize: number;
+  /** What the answer depends on: a Service ("namespace/name"), ZONE_WIDE, or nothing in the zone (undefined). */
+  readonly tag?: string;
 }
+
+/** The tag of an answer that may depend on any part of the zone: dropped on every change. */
+export const ZONE_WIDE = '*';
 
 /** One cached answer. A class with every field always set keeps the hot path's property loads monomorphic. */
 export class FastEntry {
@@ -43,6 +51,9 @@ export class FastEntry {
   readonly hitKey: string | undefined;
   readonly responseKey: string | undefined;
   readonly udpSize: number;
+  readonly tag: string | undefined;
+  /** Its bucket's hash, to unlink it when its tag is invalidated. */
+  hash = 0;
   /** Bytes of question after the header (name, type, class): the same for every query of the key. */
   readonly questionLen: number;
   /** Hits not yet folded into the metrics, as [udp v4, udp v6, tcp v4, tcp v6]. */
@@ -64,6 +75,7 @@ export class FastEntry {
     this.hitKey = init.hitKey;
     this.responseKey = init.responseKey;
     this.udpSize = init.udpSize;
+    this.tag = init.tag;
     this.flags = keyFlags(query);
     this.nameLen = questionNameLen(query);
     this.questionLen = this.nameLen + 4;
@@ -72,12 +84,18 @@ export class FastEntry {
   }
 
   matches(query: Buffer): boolean {
+    return this.matchesAt(query, 0, query.length);
+  }
+
+  /** matches() for the query at `query[o .. o + n)`. */
+  matchesAt(query: Uint8Array, o: number, n: number): boolean {
     const key = this.key;
-    const n = key.length;
-    if (query.length - 12 !== n || keyFlags(query) !== this.flags) return false;
+    const kn = key.length;
+    if (n - 12 !== kn || keyFlags(query, o) !== this.flags) return false;
+    const q = o + 12;
     // Label lengths are at most 63, below 'A', so folding the whole name region leaves them alone.
-    for (let i = 0; i < this.nameLen; i++) if (lower(query[12 + i]!) !== key[i]) return false;
-    for (let i = this.nameLen; i < n; i++) if (query[12 + i] !== key[i]) return false;
+    for (let i = 0; i < this.nameLen; i++) if (lower(query[q + i]!) !== key[i]) return false;
+    for (let i = this.nameLen; i < kn; i++) if (query[q + i] !== key[i]) return false;
     return true;
   }
 }
@@ -95,8 +113,8 @@ function newBuckets(): (FastEntry | undefined)[] {
   return new Array<FastEntry | undefined>(BUCKET_MASK + 1).fill(undefined);
 }
 
-function keyFlags(query: Buffer): number {
-  return ((query[2]! << 8) | query[3]!) & KEY_FLAGS;
+function keyFlags(query: Uint8Array, o = 0): number {
+  return ((query[o + 2]! << 8) | query[o + 3]!) & KEY_FLAGS;
 }
 
 function lower(c: number): number {
@@ -108,6 +126,8 @@ export class FastPath {
   private buckets: (FastEntry | undefined)[] = newBuckets();
   private size = 0;
   private generation = -1;
+  /** Entries by tag (see FastInit.tag), for invalidate(). */
+  private tagged = new Map<string, Set<FastEntry>>();
 
   constructor(
     private readonly currentGeneration: () => number,
@@ -124,7 +144,21 @@ export class FastPath {
     if (this.size === 0) return;
     this.foldAll();
     this.buckets = newBuckets();
+    this.tagged = new Map();
     this.size = 0;
+  }
+
+  /** Drops the entries built from these Services ("namespace/name") and every ZONE_WIDE one. */
+  invalidate(services: Iterable<string>): void {
+    if (this.size === 0) return;
+    for (const s of services) this.dropTag(s);
+    this.dropTag(ZONE_WIDE);
+  }
+
+  private dropTag(tag: string): void {
+    const set = this.tagged.get(tag);
+    if (!set) return;
+    for (const e of set) this.unlink(e.hash, e);
   }
 
   /**
@@ -133,22 +167,27 @@ export class FastPath {
    * Only the name is case-folded: type, class and OPT bytes count as they are.
    */
   hash(buf: Buffer): number {
-    const n = buf.length;
-    if (n < 17 || n > MAX_QUERY) return -1;
-    const flags = (buf[2]! << 8) | buf[3]!;
-    if ((flags & 0xf800) !== 0 || buf[4] !== 0 || buf[5] !== 1 || buf[6] !== 0 || buf[7] !== 0 || buf[8] !== 0 || buf[9] !== 0 || buf[10] !== 0) return -1;
-    const ar = buf[11]!;
+    return this.hashAt(buf, 0, buf.length);
+  }
+
+  /** hash() of the query at `buf[o .. o + len)` (a slot of a receive batch: no view is made of it). */
+  hashAt(buf: Uint8Array, o: number, len: number): number {
+    if (len < 17 || len > MAX_QUERY) return -1;
+    const n = o + len;
+    const flags = (buf[o + 2]! << 8) | buf[o + 3]!;
+    if ((flags & 0xf800) !== 0 || buf[o + 4] !== 0 || buf[o + 5] !== 1 || buf[o + 6] !== 0 || buf[o + 7] !== 0 || buf[o + 8] !== 0 || buf[o + 9] !== 0 || buf[o + 10] !== 0) return -1;
+    const ar = buf[o + 11]!;
     if (ar > 1) return -1;
     if (ar === 1 && (buf[n - OPT_FIXED] !== 0 || buf[n - OPT_FIXED + 1] !== 0 || buf[n - OPT_FIXED + 2] !== 41 || buf[n - 2] !== 0 || buf[n - 1] !== 0)) return -1;
     let h = Math.imul(FNV_OFFSET ^ (flags & KEY_FLAGS), FNV_PRIME);
-    let p = 12;
+    let p = o + 12;
     for (;;) {
       if (p >= n) return -1;
-      const len = buf[p]!;
-      h = Math.imul(h ^ len, FNV_PRIME);
-      if (len === 0) break;
-      if (len > 63) return -1;
-      const end = p + 1 + len;
+      const l = buf[p]!;
+      h = Math.imul(h ^ l, FNV_PRIME);
+      if (l === 0) break;
+      if (l > 63) return -1;
+      const end = p + 1 + l;
       if (end > n) return -1;
       for (let i = p + 1; i < end; i++) {
         const c = buf[i]!;
@@ -164,6 +203,11 @@ export class FastPath {
 
   /** The entry for a query whose hash() is `h`, if one is fresh. */
   get(query: Buffer, h: number): FastEntry | undefined {
+    return this.getAt(query, 0, query.length, h);
+  }
+
+  /** get() for the query at `query[o .. o + n)`. */
+  getAt(query: Uint8Array, o: number, n: number, h: number): FastEntry | undefined {
     const g = this.currentGeneration();
     if (g !== this.generation) {
       this.drop();
@@ -171,7 +215,7 @@ export class FastPath {
       return undefined;
     }
     let e = this.buckets[h & BUCKET_MASK];
-    while (e !== undefined && !e.matches(query)) e = e.next;
+    while (e !== undefined && !e.matchesAt(query, o, n)) e = e.next;
     if (e !== undefined && e.until !== Infinity && this.now() >= e.until) {
       this.unlink(h, e);
       return undefined;
@@ -189,6 +233,12 @@ export class FastPath {
       }
     }
     const e = new FastEntry(query, init);
+    e.hash = h;
+    if (e.tag !== undefined) {
+      let set = this.tagged.get(e.tag);
+      if (!set) this.tagged.set(e.tag, (set = new Set()));
+      set.add(e);
+    }
     e.next = this.buckets[h & BUCKET_MASK];
     this.buckets[h & BUCKET_MASK] = e;
     this.size++;
@@ -197,6 +247,11 @@ export class FastPath {
   private unlink(h: number, e: FastEntry): void {
     this.fold(e);
     this.size--;
+    if (e.tag !== undefined) {
+      const set = this.tagged.get(e.tag);
+      set?.delete(e);
+      if (set?.size === 0) this.tagged.delete(e.tag);
+    }
     const head = this.buckets[h & BUCKET_MASK];
     if (head === e) {
       this.buckets[h & BUCKET_MASK] = e.next;
@@ -217,17 +272,28 @@ export class FastPath {
   /** The cached reply rewritten for this query. */
   patch(e: FastEntry, query: Buffer): Buffer {
     const out = Buffer.allocUnsafe(e.bytes.length);
-    out.set(e.bytes);
-    out[0] = query[0]!;
-    out[1] = query[1]!;
-    const end = 12 + e.questionLen;
-    for (let i = 12; i < end; i++) out[i] = query[i]!;
-    const at = e.ttlAt;
-    if (at.length > 0) {
-      const age = Math.floor((this.now() - e.stored) / 1000);
-      for (let i = 0; i < at.length; i++) out.writeUInt32BE(Math.max(0, e.ttls[i]! - age), at[i]!);
-    }
+    this.patchInto(e, query, 0, out, 0);
     return out;
+  }
+
+  /**
+   * Writes the cached reply for the query at `query[o ..]` into `out` at `at` (room for
+   * e.bytes.length is the caller's) and returns its length: the batched UDP path answers
+   * straight into its send buffer, with no Buffer per reply.
+   */
+  patchInto(e: FastEntry, query: Uint8Array, o: number, out: Buffer, at: number): number {
+    const n = e.bytes.length;
+    out.set(e.bytes, at);
+    out[at] = query[o]!;
+    out[at + 1] = query[o + 1]!;
+    const end = 12 + e.questionLen;
+    for (let i = 12; i < end; i++) out[at + i] = query[o + i]!;
+    const ttlAt = e.ttlAt;
+    if (ttlAt.length > 0) {
+      const age = Math.floor((this.now() - e.stored) / 1000);
+      for (let i = 0; i < ttlAt.length; i++) out.writeUInt32BE(Math.max(0, e.ttls[i]! - age), at + ttlAt[i]!);
+    }
+    return n;
   }
 }
 

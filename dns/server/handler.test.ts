@@ -197,3 +197,67 @@ describe('fast path keys', () => {
     expect(fp.get(b, 7)?.bytes.toString()).toBe('B');
   });
 });
+
+describe('answers written in place (batched UDP)', () => {
+  it('writes the same bytes as handle() at the given offset, from a query inside a larger buffer, and declines what it has not cached', async () => {
+    const name = 'web.default.svc.cluster.local';
+    const q = query(name, Type.A);
+    const slots = Buffer.alloc(3 * 4096, 0xee);
+    const out = Buffer.alloc(2048, 0xee);
+    q.copy(slots, 4096);
+    rt.handler.clearFast();
+    // Not remembered yet: left to handle().
+    expect(rt.handler.answerCached(slots, 4096, q.length, '10.244.0.9', 'udp', out, 100)).toBe(-1);
+    const full = (await ask(q))!;
+    const mixed = query('WEB.default.svc.CLUSTER.local', Type.A, { id: 777 });
+    mixed.copy(slots, 8192);
+    const n = rt.handler.answerCached(slots, 8192, mixed.length, '10.244.0.9', 'udp', out, 100);
+    expect(n).toBe(full.length);
+    expect(out[99]).toBe(0xee);
+    expect(out[100 + n]).toBe(0xee);
+    const r = decode(out.subarray(100, 100 + n));
+    expect(r.id).toBe(777);
+    expect(r.question[0]!.name).toBe('WEB.default.svc.CLUSTER.local');
+    expect(r.answer.map((a) => a.data)).toEqual(decode(full).answer.map((a) => a.data));
+    // A client outside the ACL gets nothing here (handle() refuses it).
+    expect(rt.handler.answerCached(slots, 8192, mixed.length, '192.0.2.1', 'udp', out, 100)).toBe(-1);
+    // Another name in the same place misses.
+    query('nope.default.svc.cluster.local', Type.A).copy(slots, 8192);
+    expect(rt.handler.answerCached(slots, 8192, query('nope.default.svc.cluster.local', Type.A).length, '10.244.0.9', 'udp', out, 100)).toBe(-1);
+  });
+});
+
+describe('fast path and zone changes', () => {
+  it('keeps the encoded answers of Services a change did not touch, and drops the changed one', async () => {
+    const c = cacheWith({
+      namespaces: ['default'],
+      services: [service('default', 'a', { clusterIPs: ['10.96.1.1'] }), service('default', 'b', { clusterIPs: ['10.96.1.2'] })],
+    });
+    const r = buildRuntime(cfg, c, { log: pino({ level: 'silent' }) });
+    try {
+      const out = Buffer.alloc(512);
+      const qa = query('a.default.svc.cluster.local', Type.A);
+      const qb = query('b.default.svc.cluster.local', Type.A);
+      const ptr = query('1.1.96.10.in-addr.arpa', Type.PTR);
+      const cached = (q: Buffer): boolean => r.handler.answerCached(q, 0, q.length, '10.244.0.9', 'udp', out, 0) >= 0;
+      for (const q of [qa, qb, ptr]) await r.handler.handle(q, '10.244.0.9', 'udp');
+      expect([cached(qa), cached(qb), cached(ptr)]).toEqual([true, true, true]);
+      // Service b moves: its answer and the reverse ones (which may name anything) go, a's stays.
+      c.upsert('services', 'default/b', service('default', 'b', { clusterIPs: ['10.96.1.3'] }));
+      await new Promise((res) => setImmediate(res));
+      expect([cached(qa), cached(qb), cached(ptr)]).toEqual([true, false, false]);
+      const ans = decode((await r.handler.handle(qb, '10.244.0.9', 'udp'))!);
+      expect(ans.answer.map((x) => x.data)).toEqual(['10.96.1.3']);
+      // A new Service elsewhere leaves both alone; deleting a drops a's answer.
+      c.upsert('services', 'default/c', service('default', 'c', { clusterIPs: ['10.96.1.4'] }));
+      await new Promise((res) => setImmediate(res));
+      expect([cached(qa), cached(qb)]).toEqual([true, true]);
+      c.remove('services', 'default/a');
+      await new Promise((res) => setImmediate(res));
+      expect(cached(qa)).toBe(false);
+      expect(decode((await r.handler.handle(qa, '10.244.0.9', 'udp'))!).rcode).toBe(Rcode.NXDOMAIN);
+    } finally {
+      r.close();
+    }
+  });
+});

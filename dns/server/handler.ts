@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { dnsMetrics, onCollect, typeLabel } from '../metrics.js';
 import { isPromise, makeRequest, type Next, type Proto, type Reply, type Request } from '../plugin.js';
 import { WireError, decode, peekHeader } from '../wire/decode.js';
-import { FastPath, type FastEntry, type FastInit } from './fastpath.js';
+import { FastPath, ZONE_WIDE, type FastEntry, type FastInit } from './fastpath.js';
 import { encode } from '../wire/encode.js';
 import { CLASS_IN, Rcode, Type, newMessage, rcodeName, replyTo, typeName, type Message, type SOAData } from '../wire/types.js';
 
@@ -16,7 +16,10 @@ export interface HandlerOptions {
   /** Source ACL; true when the client may query. */
   readonly allowed: (ip: string) => boolean;
   readonly log?: Logger;
-  /** Zone generation for the encoded-answer fast path (see fastpath.ts); omitted: no fast path. */
+  /**
+   * Enables the encoded-answer fast path (see fastpath.ts): a change of this number empties it.
+   * Zone changes reach it Service by Service through invalidate().
+   */
   readonly generation?: () => number;
   /** Clients whose answers must pass the chain every time (answer-feed.ts), never the fast path. */
   readonly bypassFast?: (ip: string) => boolean;
@@ -25,6 +28,8 @@ export interface HandlerOptions {
 const BADVERS = 16;
 /** Our advertised EDNS buffer: the DNS flag day 2020 value, safe from fragmentation. */
 export const UDP_SIZE = 1232;
+/** The largest answer the fast path keeps (see remember()). */
+export const MAX_CACHED_REPLY = 512;
 const ZONE = '.';
 const VIEW = '';
 
@@ -51,6 +56,11 @@ export class QueryHandler {
   /** Forgets encoded answers (after a settings change that alters them, such as the TTL). */
   clearFast(): void {
     this.fast?.clear();
+  }
+
+  /** The zone changed for these Services ("namespace/name"): their encoded answers go. */
+  invalidate(services: Iterable<string>): void {
+    this.fast?.invalidate(services);
   }
 
   handle(buf: Buffer, src: string, proto: Proto): Buffer | undefined | Promise<Buffer | undefined> {
@@ -96,6 +106,28 @@ export class QueryHandler {
     );
   }
 
+  /**
+   * The fast path alone, for the query at `buf[o .. o + n)`: writes a cached answer into `out` at
+   * `at` and returns its length, or -1 (not cached, or not allowed) for handle() to take it. The
+   * batched UDP path calls this first, so a cached answer costs no object at all: no view of the
+   * query, no reply Buffer (garbage per query is what made the serving thread's scavenges).
+   * `out` must have MAX_CACHED_REPLY bytes free at `at`.
+   */
+  answerCached(buf: Uint8Array, o: number, n: number, src: string, proto: Proto, out: Buffer, at: number): number {
+    const fast = this.fast;
+    if (fast === undefined) return -1;
+    const fh = fast.hashAt(buf, o, n);
+    if (fh < 0) return -1;
+    const e = fast.getAt(buf, o, n, fh);
+    if (e === undefined || !this.o.allowed(src)) return -1;
+    this.count(e, src, proto);
+    if ((++this.fastHits & 31) !== 0) return fast.patchInto(e, buf, o, out, at);
+    const start = performance.now();
+    const len = fast.patchInto(e, buf, o, out, at);
+    this.fastDuration = (performance.now() - start) / 1000;
+    return len;
+  }
+
   /** RFC 8482: one synthesized HINFO instead of everything we know about the name. */
   private minimalAny(msg: Message): Message {
     const m = replyTo(msg);
@@ -109,13 +141,17 @@ export class QueryHandler {
   }
 
   private fastReply(e: FastEntry, buf: Buffer, src: string, proto: Proto): Buffer {
-    // Metrics are counted on the entry and folded in on read (fold()); the duration is sampled.
-    e.counts[(proto === 'tcp' ? 2 : 0) + (src.includes(':') ? 1 : 0)]!++;
+    this.count(e, src, proto);
     if ((++this.fastHits & 31) !== 0) return this.fast!.patch(e, buf);
     const start = performance.now();
     const out = this.fast!.patch(e, buf);
     this.fastDuration = (performance.now() - start) / 1000;
     return out;
+  }
+
+  /** Metrics are counted on the entry and folded in on read (fold()); the duration is sampled. */
+  private count(e: FastEntry, src: string, proto: Proto): void {
+    e.counts[(proto === 'tcp' ? 2 : 0) + (src.includes(':') ? 1 : 0)]!++;
   }
 
   private fold = (e: FastEntry): void => {
@@ -154,7 +190,7 @@ export class QueryHandler {
       this.o.log?.error({ err: e, qname: req.qname }, 'dns: cannot encode reply');
       bytes = encode({ ...replyTo(req.msg, Rcode.SERVFAIL), id: req.msg.id, question: [req.q] }, 512);
     }
-    if (fh >= 0 && query !== undefined && !req.uncacheable && (bytes[2]! & 0x02) === 0 && bytes.length <= 512) this.remember(query, fh, req, out, bytes, ttlAt);
+    if (fh >= 0 && query !== undefined && !req.uncacheable && (bytes[2]! & 0x02) === 0 && bytes.length <= MAX_CACHED_REPLY) this.remember(query, fh, req, out, bytes, ttlAt);
     const s = this.o.server;
     dnsMetrics.responses.inc([s, ZONE, VIEW, rcodeName(out.rcode), req.answeredBy]);
     dnsMetrics.duration.observe([s, ZONE, VIEW, typeLabel(typeName(req.q.type))], (performance.now() - start) / 1000);
@@ -171,7 +207,7 @@ export class QueryHandler {
     let entry: Omit<FastInit, 'durationKey' | 'requestKeys' | 'udpSize'>;
     if (kube) {
       if (out.rcode !== 0 || out.answer.length !== 1) return;
-      entry = { bytes };
+      entry = { bytes, tag: req.dependsOn ?? ZONE_WIDE };
     } else if (forwarded) {
       if (out.rcode !== Rcode.NOERROR && out.rcode !== Rcode.NXDOMAIN) return;
       if (out.answer.filter((r) => r.type === Type.A || r.type === Type.AAAA).length > 1) return;
@@ -188,6 +224,8 @@ export class QueryHandler {
         stored: now,
         until: now + ttl * 900,
         hitKey: dnsMetrics.cacheHits.key([this.o.server, out.rcode === 0 && out.answer.length > 0 ? 'success' : 'denial', '.', '']),
+        // A reverse name the zone does not own today may be a headless endpoint's tomorrow.
+        ...(req.qname.endsWith('.arpa') ? { tag: ZONE_WIDE } : {}),
         responseKey: dnsMetrics.responses.key([this.o.server, ZONE, VIEW, rcodeName(out.rcode), 'cache']),
       };
     } else return;

@@ -1,7 +1,8 @@
 // The JavaScript half of the batched UDP addon (dns/native/udpbatch.c): one call in per batch of
 // received datagrams, one call out per batch of replies. Node's dgram pays a JS callback, a 64 KiB
 // receive buffer and an rinfo object per datagram, and a send wrapper per reply; here a batch of up
-// to 64 queries costs one Buffer and two crossings.
+// to 64 queries costs two crossings, and a query the fast path answers allocates nothing: it is
+// read from its receive slot and answered straight into the send buffer (both reused).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -10,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../common/config.js';
 import { SkiffError } from '../../common/errors.js';
 import { isPromise } from '../plugin.js';
-import type { QueryHandler } from './handler.js';
+import { MAX_CACHED_REPLY, type QueryHandler } from './handler.js';
 
 /** An opaque socket owned by the addon. */
 type Handle = object & { readonly __udpbatch: never };
@@ -19,7 +20,8 @@ export interface UdpBatchAddon {
   /** groupSize 0: a plain socket; n > 0: SO_REUSEPORT, datagrams spread at random over n sockets. */
   open(address: string, port: number, groupSize: number, bufferBytes: number): Handle;
   port(h: Handle): number;
-  start(h: Handle, meta: Int32Array, onBatch: (data: Buffer, count: number) => void): void;
+  /** Datagram i of each batch arrives in data[i * SLOT ..]; meta says its length and source. */
+  start(h: Handle, meta: Int32Array, data: Buffer, onBatch: (count: number) => void): void;
   send(h: Handle, data: Buffer, meta: Int32Array, count: number): number;
   close(h: Handle): void;
   /** Wraps a bound UDP socket handed over by an earlier agent (handoff.ts). */
@@ -29,6 +31,7 @@ export interface UdpBatchAddon {
   takeFd(pid: number, fd: number): number;
   closeFd(fd: number): void;
   readonly META_WORDS: number;
+  readonly SLOT: number;
 }
 
 export type UdpBackend = 'native' | 'dgram';
@@ -63,7 +66,8 @@ export function loadUdpBatch(): { addon?: UdpBatchAddon; error?: string } {
   if (!path) return (loaded = { error: 'udpbatch.node not built (scripts/build-native.sh)' });
   try {
     const addon = createRequire(import.meta.url)(path) as UdpBatchAddon;
-    loaded = { addon };
+    // An addon built from an older udpbatch.c takes other arguments; dgram beats a crash.
+    loaded = typeof addon.SLOT === 'number' ? { addon } : { error: `${path}: built from an older udpbatch.c (npm run build)` };
   } catch (e) {
     loaded = { error: `${path}: ${(e as Error).message}` };
   }
@@ -94,6 +98,8 @@ export class NativeUdpSocket {
   private readonly words: number;
   private readonly inMeta: Int32Array;
   private readonly inBytes: Buffer;
+  /** The receive slots, filled by the addon and read during onBatch. */
+  private readonly inData: Buffer;
   private readonly outMeta: Int32Array;
   private readonly outData = Buffer.allocUnsafeSlow(OUT_BYTES);
   private outCount = 0;
@@ -113,6 +119,7 @@ export class NativeUdpSocket {
     this.words = addon.META_WORDS;
     this.inMeta = new Int32Array(BATCH * this.words);
     this.inBytes = Buffer.from(this.inMeta.buffer);
+    this.inData = Buffer.allocUnsafeSlow(BATCH * addon.SLOT);
     this.outMeta = new Int32Array(BATCH * this.words);
     this.lastKey[0] = -1;
   }
@@ -122,7 +129,7 @@ export class NativeUdpSocket {
     const h = inherited === undefined ? addon.open(address, port, groupSize, BUFFER_BYTES) : addon.adopt(inherited);
     const s = new NativeUdpSocket(addon, h, handler, log);
     try {
-      addon.start(h, s.inMeta, s.onBatch);
+      addon.start(h, s.inMeta, s.inData, s.onBatch);
     } catch (e) {
       addon.close(h);
       throw e;
@@ -138,16 +145,34 @@ export class NativeUdpSocket {
     return this.addon.fd(this.h);
   }
 
-  private readonly onBatch = (data: Buffer, count: number): void => {
+  private readonly onBatch = (count: number): void => {
     const m = this.inMeta;
     const w = this.words;
+    const data = this.inData;
+    const handler = this.handler;
     for (let i = 0, b = 0; i < count; i++, b += w) {
       const off = m[b + M_OFF]!;
-      const msg = data.subarray(off, off + m[b + M_LEN]!);
+      const len = m[b + M_LEN]!;
       const src = this.source(b);
+      if (this.closed) return;
+      if (this.outCount === BATCH || this.outUsed + MAX_CACHED_REPLY > OUT_BYTES) this.flush();
+      let n: number;
+      try {
+        n = handler.answerCached(data, off, len, src, 'udp', this.outData, this.outUsed);
+      } catch (e) {
+        this.log?.error({ err: e }, 'dns: handler failed');
+        continue;
+      }
+      if (n >= 0) {
+        this.record(n, m, b);
+        continue;
+      }
+      // A copy: the slot is reused by the next batch, and an answer that waits on an upstream
+      // (or is remembered by the fast path) still refers to its query.
+      const msg = Buffer.copyBytesFrom(data, off, len);
       let r: Buffer | undefined | Promise<Buffer | undefined>;
       try {
-        r = this.handler.handle(msg, src, 'udp');
+        r = handler.handle(msg, src, 'udp');
       } catch (e) {
         this.log?.error({ err: e }, 'dns: handler failed');
         continue;
@@ -189,13 +214,18 @@ export class NativeUdpSocket {
   private push(out: Buffer, dest: Int32Array, b: number): void {
     if (this.closed || out.length > MAX_REPLY) return;
     if (this.outCount === BATCH || this.outUsed + out.length > OUT_BYTES) this.flush();
+    out.copy(this.outData, this.outUsed);
+    this.record(out.length, dest, b);
+  }
+
+  /** Adds the `len` bytes already written at outUsed to the outgoing batch, for the client in `dest` at b. */
+  private record(len: number, dest: Int32Array, b: number): void {
     const o = this.outCount * this.words;
     const om = this.outMeta;
     om[o + M_OFF] = this.outUsed;
-    om[o + M_LEN] = out.length;
+    om[o + M_LEN] = len;
     for (let j = M_FAM; j < M_TEXTLEN; j++) om[o + j] = dest[b + j]!;
-    out.copy(this.outData, this.outUsed);
-    this.outUsed += out.length;
+    this.outUsed += len;
     this.outCount++;
   }
 

@@ -240,15 +240,26 @@ describe.skipIf(nativeSkip)('native SO_REUSEPORT group', () => {
     const port = addon.port(a);
     const b = addon.open('127.0.0.1', port, 2, 1 << 20);
     try {
-      addon.start(a, meta[0]!, (_d, n) => void (counts[0]! += n));
-      addon.start(b, meta[1]!, (_d, n) => void (counts[1]! += n));
+      // Each datagram is read from its slot of the socket's data Buffer, where the meta table points.
+      const seen = new Set<number>();
+      const data = [Buffer.alloc(64 * addon.SLOT), Buffer.alloc(64 * addon.SLOT)];
+      const onBatch = (k: number) => (n: number) => {
+        counts[k]! += n;
+        for (let i = 0; i < n; i++) {
+          const off = meta[k]![i * addon.META_WORDS]!;
+          if (meta[k]![i * addon.META_WORDS + 1] === 4) seen.add(data[k]!.readUInt16BE(off));
+        }
+      };
+      addon.start(a, meta[0]!, data[0]!, onBatch(0));
+      addon.start(b, meta[1]!, data[1]!, onBatch(1));
       const sock = dgram.createSocket('udp4');
       await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-      for (let i = 0; i < 400; i++) sock.send(Buffer.from([i & 255, 0, 0, 0]), port, '127.0.0.1');
+      for (let i = 0; i < 400; i++) sock.send(Buffer.from([i >> 8, i & 255, 0, 0]), port, '127.0.0.1');
       const until = Date.now() + 5000;
       while (counts[0]! + counts[1]! < 400 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
       sock.close();
       expect(counts[0]! + counts[1]!).toBe(400);
+      expect(seen.size).toBe(400);
       // Random per datagram: each socket gets about half (binomial, 400 draws: below 100 is ~1e-24).
       expect(Math.min(counts[0]!, counts[1]!)).toBeGreaterThan(100);
     } finally {
