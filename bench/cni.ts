@@ -7,6 +7,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { addNetns, cleanupPrefix, inNs, sh } from '../test/support/netns.js';
 import { buildShim, cniExec, NodeAgent, pluginEnv, SharedNodes, tempDir } from '../test/cni/support/harness.js';
@@ -142,8 +143,63 @@ async function podPair(dir: string, shim: string, nodes: readonly [BenchNode, Be
   return { clientNs: pa, serverNs: pb, serverIP: (rb.out.ips as { address: string }[])[0]!.address.split('/')[0]! };
 }
 
+const wall = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * `--profile`: sequential ADDs then DELs through the shim with the agent's stage marks, printed as
+ * p50 per stage. The bench's own spawn and exit times frame the agent's marks: before `accepted`
+ * is the harness's `ip netns exec`, the shim's start and its connect; after `replied` the relay,
+ * the shim's exit and the harness's. Two controls price the harness: `ip netns exec <node> true`,
+ * and the shim alone answering a request it refuses by itself (no CNI_COMMAND, no connect).
+ */
+async function profile(node: string, shim: string, conf: string, traceFile: string, runs: number): Promise<void> {
+  const pods: string[] = [];
+  for (let i = 0; i < runs; i++) {
+    pods.push(`${P}-s${i}`);
+    await addNetns(pods[i]!);
+  }
+  const control = { nsExec: [] as number[], shimAlone: [] as number[] };
+  for (let i = 0; i < runs; i++) {
+    control.nsExec.push((await timed(() => cniExec(node, ['true'], {}, '')))[0]);
+    control.shimAlone.push((await timed(() => cniExec(node, [shim], {}, '{}')))[0]);
+  }
+  const frames: { command: string; start: number; end: number }[] = [];
+  for (const command of ['ADD', 'DEL']) {
+    for (let i = 0; i < runs; i++) {
+      const start = wall();
+      const r = await cniExec(node, [shim], pluginEnv(command, `s${i}`, `/var/run/netns/${pods[i]}`), conf);
+      if (r.code !== 0) throw new Error(`skiff ${command} failed: ${r.raw}`);
+      frames.push({ command, start, end: wall() });
+    }
+  }
+  const traces = readFileSync(traceFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { command: string; marks: [string, number][] });
+  const report: Record<string, Record<string, number>> = { control: { ip_netns_exec_true: round(pct(control.nsExec, 50), 3), shim_alone: round(pct(control.shimAlone, 50), 3) } };
+  for (const command of ['ADD', 'DEL']) {
+    const fs = frames.filter((f) => f.command === command);
+    const ts = traces.filter((t) => t.command === command);
+    if (ts.length !== fs.length) throw new Error(`${command}: ${ts.length} traces for ${fs.length} calls`);
+    const stages = new Map<string, number[]>();
+    const add = (k: string, v: number): void => void (stages.get(k) ?? stages.set(k, []).get(k)!).push(v);
+    for (const [i, f] of fs.entries()) {
+      let prev: [string, number] = ['spawn', f.start];
+      for (const m of [...ts[i]!.marks, ['exited', f.end] as [string, number]]) {
+        add(`${prev[0]}->${m[0]}`, m[1] - prev[1]);
+        prev = m;
+      }
+      add('total', f.end - f.start);
+      add('agent(accepted->replied)', ts[i]!.marks.at(-1)![1] - ts[i]!.marks[0]![1]);
+    }
+    report[command] = Object.fromEntries([...stages].map(([k, v]) => [k, round(pct(v, 50), 3)]));
+  }
+  for (const [k, v] of Object.entries(report)) {
+    log(`${k}:`);
+    for (const [stage, ms] of Object.entries(v)) log(`  ${stage.padEnd(34)} ${ms.toFixed(3)} ms`);
+  }
+  process.stdout.write(JSON.stringify({ bench: 'cni-profile', runs, p50_ms: report }) + '\n');
+}
+
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { runs: { type: 'string', default: '40' }, seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '5' } }, strict: true });
+  const { values } = parseArgs({ args, options: { profile: { type: 'boolean', default: false }, runs: { type: 'string', default: '40' }, seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '5' } }, strict: true });
   const runs = Number(values.runs);
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
@@ -157,8 +213,15 @@ export async function main(args: string[]): Promise<void> {
     await addNetns(sw);
     await inNs(sw, 'ip', ['link', 'add', 'sw0', 'type', 'bridge']);
     await inNs(sw, 'ip', ['link', 'set', 'sw0', 'up']);
+    const traceFile = join(dir, 'trace.jsonl');
+    // The agents inherit it: each request they serve appends its stage marks (cni/trace.ts).
+    if (values.profile) process.env.SKIFF_CNI_TRACE = traceFile;
     await startCluster(sw, dir, NODES, false, agents);
     const skiffConf = pluginConf(dir, NODES[0].name);
+    if (values.profile) {
+      await profile(NODES[0].ns, shim, skiffConf, traceFile, runs);
+      return;
+    }
     const refConf = JSON.stringify({
       cniVersion: '1.0.0',
       name: 'skiffref',
