@@ -14,6 +14,8 @@ export interface NetnsAddon {
    * first failure. Absent from an addon built before it existed.
    */
   rtnl?(messages: Buffer): void;
+  /** rtnl on a libuv pool thread (in the process's own namespace): the main thread stays free. */
+  rtnlAsync?(messages: Buffer): Promise<void>;
   /** if_nametoindex(3) in the calling thread's namespace; 0 when there is no such interface. */
   ifIndex?(name: string): number;
 }

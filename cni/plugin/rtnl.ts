@@ -9,7 +9,7 @@ import { closeSync, openSync } from 'node:fs';
 import { createRtNetlink, FlagsNew, type rt, type RtNetlinkSocket } from 'netlink';
 import { parseIP } from '../ipam/ipnet.js';
 import { DIRECT_ROUTE_PROTO, parseVia } from '../overlay/direct.js';
-import { loadNetnsAddon } from './netns-addon.js';
+import { loadNetnsAddon, type NetnsAddon } from './netns-addon.js';
 import { mark } from '../trace.js';
 
 const IFLA_ADDRESS = 1;
@@ -121,6 +121,27 @@ export function podRequests(index: number, p: Pick<PodSide, 'addresses' | 'gatew
   return Buffer.concat(msgs);
 }
 
+// At most this many node-side requests on pool threads at once: the kernel runs them one at a time
+// under its rtnl lock anyway, and libuv's pool (4 threads) also serves file system and DNS work.
+const POOL_SLOTS = 2;
+let poolBusy = 0;
+const poolWaiters: (() => void)[] = [];
+
+/** The node side's requests off the main thread when the addon can, else on it. */
+async function nodeRequests(addon: NetnsAddon, messages: Buffer): Promise<void> {
+  if (!addon.rtnlAsync) return addon.rtnl!(messages);
+  // A finishing request hands its slot straight to the next waiter.
+  if (poolBusy >= POOL_SLOTS) await new Promise<void>((r) => poolWaiters.push(r));
+  else poolBusy++;
+  try {
+    await addon.rtnlAsync(messages);
+  } finally {
+    const next = poolWaiters.shift();
+    if (next) next();
+    else poolBusy--;
+  }
+}
+
 export function hairpinLinkInfo(on: boolean): Buffer {
   return Buffer.concat([nla(IFLA_INFO_SLAVE_KIND, str('bridge')), nla(IFLA_INFO_SLAVE_DATA, nla(IFLA_BRPORT_MODE, Buffer.from([on ? 1 : 0])))]);
 }
@@ -161,7 +182,7 @@ export async function createVeth(v: VethSpec): Promise<void> {
   const { addon } = loadNetnsAddon();
   if (addon?.rtnl) {
     try {
-      addon.rtnl(vethRequests(v, fd));
+      await nodeRequests(addon, vethRequests(v, fd));
     } finally {
       closeSync(fd);
     }
@@ -241,7 +262,7 @@ export async function configurePodSide(p: PodSide): Promise<boolean> {
 export async function deleteLinkByName(ifname: string): Promise<boolean> {
   const { addon } = loadNetnsAddon();
   try {
-    if (addon?.rtnl) addon.rtnl(nlmsg(RTM_DELLINK, 0, ifinfomsg(0, false), nla(IFLA_IFNAME, str(ifname))));
+    if (addon?.rtnl) await nodeRequests(addon, nlmsg(RTM_DELLINK, 0, ifinfomsg(0, false), nla(IFLA_IFNAME, str(ifname))));
     else await nl().delLink({}, { ifname });
     return true;
   } catch (e) {
