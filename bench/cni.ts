@@ -360,6 +360,10 @@ export async function main(args: string[]): Promise<void> {
       log(`50 parallel ADDs (${how === 'rt' ? 'runtime-like' : 'ip netns exec'}): p50=${pct(out, 50).toFixed(1)}ms p99=${pct(out, 99).toFixed(1)}ms`);
       return out;
     };
+    // The floor under that figure on this machine: 50 shims started together that answer by
+    // themselves (no CNI_COMMAND), so no agent, socket or kernel work.
+    const floor = (await runtime.run(Array.from({ length: 50 }, () => ({ argv: [shim], env: {}, stdin: '{}' })))).map(([ms]) => ms);
+    log(`50 parallel shims answering alone (runtime-like): p99=${pct(floor, 99).toFixed(1)}ms`);
     const parLat = await parallel('rt', 'p');
     const parLatNs = await parallel('nsexec', 'q');
 
@@ -399,6 +403,7 @@ export async function main(args: string[]): Promise<void> {
       ref_del_p50_ms: round(pct(lat.ref_rt.del, 50)),
       del_ratio: round(pct(lat.skiff_rt.del, 50) / pct(lat.ref_rt.del, 50), 3),
       parallel50_add_p99_ms: round(pct(parLat, 99)),
+      parallel50_shim_alone_p99_ms: round(pct(floor, 99)),
       skiff_add_p50_ms_ip_netns_exec: round(pct(lat.skiff_nsexec.add, 50)),
       ref_add_p50_ms_ip_netns_exec: round(pct(lat.ref_nsexec.add, 50)),
       add_ratio_ip_netns_exec: round(pct(lat.skiff_nsexec.add, 50) / pct(lat.ref_nsexec.add, 50), 3),
