@@ -1,15 +1,24 @@
-// `npm run bench -- cni [--runs N] [--seconds S] [--rounds R]`: skiff's ADD/DEL latency against the reference bridge +
-// host-local plugins, run the same way in the same run (each call is a process started inside the
-// node namespace, as a runtime does), 50 parallel ADDs, and iperf3 pod-to-pod across two nodes
+// `npm run bench -- cni [--runs N] [--seconds S] [--rounds R] [--profile]`: skiff's ADD/DEL latency against the
+// reference bridge + host-local plugins, run the same way in the same run, 50 parallel ADDs, and iperf3 pod-to-pod across two nodes
 // against node-to-node on the same underlay and against flannel's VXLAN datapath built by hand on the same
 // underlay (bridge + veth + VXLAN with static route/neighbour/FDB, no agent), and pod-to-pod between two
 // nodes with cni.directRouting on (plain routing, no encapsulation). Last stdout line: one JSON object.
+//
+// Plugins are started two ways, both for skiff and the reference. The headline keys (add_ratio,
+// del_ratio, parallel50_add_p99_ms) start each plugin as a runtime does: spawned by a process
+// already in the node's namespace, each of a parallel batch from its own thread (NodeRuntime and
+// bench/cni-runtime.c; containerd and CRI-O live in the node's namespace and spawn the plugin). The `_ip_netns_exec` keys start each one with
+// `ip netns exec <node>`, as this bench did before: that adds a mount namespace, a sysfs remount
+// and a second exec per call (~3 ms quiet, far more under load and in parallel), the same for both
+// plugins, which pulls every ratio toward 1 and sets the parallel p99 by itself.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { projectRoot } from '../common/self.js';
 import { addNetns, cleanupPrefix, inNs, sh } from '../test/support/netns.js';
-import { buildShim, cniExec, NodeAgent, pluginEnv, SharedNodes, tempDir } from '../test/cni/support/harness.js';
+import { buildShim, cniExec, type CniCall, NodeAgent, pluginEnv, SharedNodes, tempDir } from '../test/cni/support/harness.js';
 
 const P = 'skiffcni-bn';
 type BenchNode = { readonly name: string; readonly ns: string; readonly ip: string; readonly podCIDR: string };
@@ -142,8 +151,136 @@ async function podPair(dir: string, shim: string, nodes: readonly [BenchNode, Be
   return { clientNs: pa, serverNs: pb, serverIP: (rb.out.ips as { address: string }[])[0]!.address.split('/')[0]! };
 }
 
+/**
+ * A stand-in for the container runtime on a node (bench/cni-runtime.c, built here): started per batch
+ * inside the node namespace, it starts all of a batch's plugins at once and times each from just
+ * before its spawn to its exit, so its own start through `ip netns exec` is outside the figure.
+ */
+class NodeRuntime {
+  private next = 0;
+
+  constructor(
+    private readonly ns: string,
+    private readonly binary: string,
+    private readonly dir: string,
+  ) {}
+
+  static build(dir: string): string {
+    const out = join(dir, 'cni-runtime');
+    execFileSync('cc', ['-O2', '-pthread', '-o', out, join(projectRoot, 'bench', 'cni-runtime.c')]);
+    return out;
+  }
+
+  async run(reqs: readonly { argv: readonly string[]; env: Record<string, string | undefined>; stdin: string }[]): Promise<[number, CniCall][]> {
+    const dirs = reqs.map((r) => {
+      const d = join(this.dir, `req${this.next++}`);
+      mkdirSync(d, { recursive: true });
+      const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...r.env };
+      writeFileSync(join(d, 'argv'), r.argv.map((a) => `${a}\0`).join(''));
+      writeFileSync(join(d, 'env'), Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}\0`).join(''));
+      writeFileSync(join(d, 'stdin'), r.stdin);
+      return d;
+    });
+    const { stdout } = await inNs(this.ns, this.binary, dirs);
+    const lines = stdout.trim().split('\n');
+    if (lines.length !== dirs.length) throw new Error(`cni-runtime answered ${lines.length} of ${dirs.length}: ${stdout}`);
+    return lines.map((line, i) => {
+      const [, code, ms] = line.split(' ');
+      const raw = readFileSync(join(dirs[i]!, 'stdout'), 'utf8');
+      rmSync(dirs[i]!, { recursive: true, force: true });
+      let out: Record<string, unknown> = {};
+      try {
+        if (raw.trim()) out = JSON.parse(raw) as Record<string, unknown>;
+      } catch {
+        out = { unparsable: raw };
+      }
+      return [Number(ms), { code: Number(code), out, raw }];
+    });
+  }
+
+  async exec(argv: readonly string[], env: Record<string, string | undefined>, stdin: string): Promise<[number, CniCall]> {
+    return (await this.run([{ argv, env, stdin }]))[0]!;
+  }
+}
+
+const wall = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * `--profile`: sequential ADDs then DELs through the shim with the agent's stage marks, printed as
+ * p50 per stage. The bench's own spawn and exit times frame the agent's marks: before `accepted`
+ * is the harness's `ip netns exec`, the shim's start and its connect; after `replied` the relay,
+ * the shim's exit and the harness's. Two controls price the harness: `ip netns exec <node> true`,
+ * and the shim alone answering a request it refuses by itself (no CNI_COMMAND, no connect).
+ */
+async function profile(dir: string, node: string, shim: string, conf: string, traceFile: string, runs: number): Promise<void> {
+  const pods: string[] = [];
+  for (let i = 0; i < runs; i++) {
+    pods.push(`${P}-s${i}`);
+    await addNetns(pods[i]!);
+  }
+  const control = { nsExec: [] as number[], shimAlone: [] as number[] };
+  for (let i = 0; i < runs; i++) {
+    control.nsExec.push((await timed(() => cniExec(node, ['true'], {}, '')))[0]);
+    control.shimAlone.push((await timed(() => cniExec(node, [shim], {}, '{}')))[0]);
+  }
+  const frames: { command: string; start: number; end: number }[] = [];
+  for (const command of ['ADD', 'DEL']) {
+    for (let i = 0; i < runs; i++) {
+      const start = wall();
+      const r = await cniExec(node, [shim], pluginEnv(command, `s${i}`, `/var/run/netns/${pods[i]}`), conf);
+      if (r.code !== 0) throw new Error(`skiff ${command} failed: ${r.raw}`);
+      frames.push({ command, start, end: wall() });
+    }
+  }
+  // 50 in parallel, started by a runtime stand-in: the agent's own time per ADD and how it spreads.
+  const runtime = new NodeRuntime(node, NodeRuntime.build(dir), join(dir, 'rt'));
+  const par: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    par.push(`${P}-p${i}`);
+    await addNetns(par[i]!);
+  }
+  const burstStart = wall();
+  const parMs = (await runtime.run(par.map((ns, i) => ({ argv: [shim], env: pluginEnv('ADD', `p${i}`, `/var/run/netns/${ns}`), stdin: conf })))).map(([ms]) => ms);
+  const traces = readFileSync(traceFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { command: string; marks: [string, number][] });
+  const report: Record<string, Record<string, number>> = { control: { ip_netns_exec_true: round(pct(control.nsExec, 50), 3), shim_alone: round(pct(control.shimAlone, 50), 3) } };
+  for (const command of ['ADD', 'DEL']) {
+    const fs = frames.filter((f) => f.command === command);
+    const ts = traces.filter((t) => t.command === command).slice(0, runs);
+    if (ts.length !== fs.length) throw new Error(`${command}: ${ts.length} traces for ${fs.length} calls`);
+    const stages = new Map<string, number[]>();
+    const add = (k: string, v: number): void => void (stages.get(k) ?? stages.set(k, []).get(k)!).push(v);
+    for (const [i, f] of fs.entries()) {
+      let prev: [string, number] = ['spawn', f.start];
+      for (const m of [...ts[i]!.marks, ['exited', f.end] as [string, number]]) {
+        add(`${prev[0]}->${m[0]}`, m[1] - prev[1]);
+        prev = m;
+      }
+      add('total', f.end - f.start);
+      add('agent(accepted->replied)', ts[i]!.marks.at(-1)![1] - ts[i]!.marks[0]![1]);
+    }
+    report[command] = Object.fromEntries([...stages].map(([k, v]) => [k, round(pct(v, 50), 3)]));
+  }
+  const burst = traces.slice(-50);
+  const stageOf = (t: { marks: [string, number][] }, a: string, b: string): number => t.marks.find((m) => m[0] === b)![1] - t.marks.find((m) => m[0] === a)![1];
+  report.parallel50 = {
+    runtime_p50: round(pct(parMs, 50), 3),
+    runtime_p99: round(pct(parMs, 99), 3),
+    last_accepted_after_start: round(Math.max(...burst.map((t) => t.marks[0]![1])) - burstStart, 3),
+    last_replied_after_start: round(Math.max(...burst.map((t) => t.marks.at(-1)![1])) - burstStart, 3),
+    agent_p50: round(pct(burst.map((t) => t.marks.at(-1)![1] - t.marks[0]![1]), 50), 3),
+    agent_p99: round(pct(burst.map((t) => t.marks.at(-1)![1] - t.marks[0]![1]), 99), 3),
+    ipam_wait_p99: round(pct(burst.map((t) => stageOf(t, 'parsed', 'ipam-lock')), 99), 3),
+    ipam_total_p99: round(pct(burst.map((t) => stageOf(t, 'parsed', 'ipam')), 99), 3),
+  };
+  for (const [k, v] of Object.entries(report)) {
+    log(`${k}:`);
+    for (const [stage, ms] of Object.entries(v)) log(`  ${stage.padEnd(34)} ${ms.toFixed(3)} ms`);
+  }
+  process.stdout.write(JSON.stringify({ bench: 'cni-profile', runs, p50_ms: report }) + '\n');
+}
+
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { runs: { type: 'string', default: '40' }, seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '5' } }, strict: true });
+  const { values } = parseArgs({ args, options: { profile: { type: 'boolean', default: false }, runs: { type: 'string', default: '40' }, seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '5' } }, strict: true });
   const runs = Number(values.runs);
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
@@ -157,8 +294,15 @@ export async function main(args: string[]): Promise<void> {
     await addNetns(sw);
     await inNs(sw, 'ip', ['link', 'add', 'sw0', 'type', 'bridge']);
     await inNs(sw, 'ip', ['link', 'set', 'sw0', 'up']);
+    const traceFile = join(dir, 'trace.jsonl');
+    // The agents inherit it: each request they serve appends its stage marks (cni/trace.ts).
+    if (values.profile) process.env.SKIFF_CNI_TRACE = traceFile;
     await startCluster(sw, dir, NODES, false, agents);
     const skiffConf = pluginConf(dir, NODES[0].name);
+    if (values.profile) {
+      await profile(dir, NODES[0].ns, shim, skiffConf, traceFile, runs);
+      return;
+    }
     const refConf = JSON.stringify({
       cniVersion: '1.0.0',
       name: 'skiffref',
@@ -176,38 +320,52 @@ export async function main(args: string[]): Promise<void> {
       return names;
     };
 
-    // Sequential ADD/DEL, interleaved so both see the same machine load.
-    const skiffPods = await podNs('s', runs);
-    const refPods = await podNs('r', runs);
-    const lat = { skiffAdd: [] as number[], skiffDel: [] as number[], refAdd: [] as number[], refDel: [] as number[] };
-    for (let i = 0; i < runs; i++) {
-      const sp = `/var/run/netns/${skiffPods[i]}`;
-      const rp = `/var/run/netns/${refPods[i]}`;
-      const [sa, sr] = await timed(() => cniExec(node, [shim], pluginEnv('ADD', `s${i}`, sp), skiffConf));
-      if (sr.code !== 0) throw new Error(`skiff ADD failed: ${sr.raw}`);
-      const [ra, rr] = await timed(() => cniExec(node, ['/usr/lib/cni/bridge'], pluginEnv('ADD', `r${i}`, rp), refConf));
-      if (rr.code !== 0) throw new Error(`reference ADD failed: ${rr.raw}`);
-      lat.skiffAdd.push(sa);
-      lat.refAdd.push(ra);
+    // Sequential ADD/DEL, interleaved so both plugins and both launchers see the same machine load.
+    const runtime = new NodeRuntime(node, NodeRuntime.build(dir), join(dir, 'rt'));
+    type Launch = (argv: readonly string[], env: Record<string, string | undefined>, stdin: string) => Promise<[number, CniCall]>;
+    const launchers: Record<'rt' | 'nsexec', Launch> = {
+      rt: (argv, env, stdin) => runtime.exec(argv, env, stdin),
+      nsexec: (argv, env, stdin) => timed(() => cniExec(node, argv, env, stdin)),
+    };
+    const plugins = { skiff: { argv: [shim], conf: skiffConf }, ref: { argv: ['/usr/lib/cni/bridge'], conf: refConf } };
+    type Key = `${'skiff' | 'ref'}_${'rt' | 'nsexec'}`;
+    const keys: Key[] = ['skiff_rt', 'ref_rt', 'skiff_nsexec', 'ref_nsexec'];
+    const pods = Object.fromEntries(await Promise.all(keys.map(async (k, j) => [k, await podNs(`${'srSR'[j]}`, runs)] as const))) as Record<Key, string[]>;
+    const lat = Object.fromEntries(keys.map((k) => [k, { add: [] as number[], del: [] as number[] }])) as Record<Key, { add: number[]; del: number[] }>;
+    for (const command of ['ADD', 'DEL'] as const) {
+      for (let i = 0; i < runs; i++) {
+        for (const k of keys) {
+          const [plugin, how] = k.split('_') as ['skiff' | 'ref', 'rt' | 'nsexec'];
+          const [ms, r] = await launchers[how](plugins[plugin].argv, pluginEnv(command, `${k}${i}`, `/var/run/netns/${pods[k][i]}`), plugins[plugin].conf);
+          if (r.code !== 0) throw new Error(`${k} ${command} failed: ${r.raw}`);
+          lat[k][command === 'ADD' ? 'add' : 'del'].push(ms);
+        }
+      }
     }
-    for (let i = 0; i < runs; i++) {
-      const [sd] = await timed(() => cniExec(node, [shim], pluginEnv('DEL', `s${i}`, `/var/run/netns/${skiffPods[i]}`), skiffConf));
-      const [rd] = await timed(() => cniExec(node, ['/usr/lib/cni/bridge'], pluginEnv('DEL', `r${i}`, `/var/run/netns/${refPods[i]}`), refConf));
-      lat.skiffDel.push(sd);
-      lat.refDel.push(rd);
+    for (const how of ['rt', 'nsexec'] as const) {
+      const [s, r] = [lat[`skiff_${how}`], lat[`ref_${how}`]];
+      log(`sequential (${how === 'rt' ? 'runtime-like' : 'ip netns exec'}) ADD p50 skiff=${pct(s.add, 50).toFixed(1)}ms ref=${pct(r.add, 50).toFixed(1)}ms; DEL p50 skiff=${pct(s.del, 50).toFixed(1)}ms ref=${pct(r.del, 50).toFixed(1)}ms`);
     }
-    log(`sequential ADD p50 skiff=${pct(lat.skiffAdd, 50).toFixed(1)}ms ref=${pct(lat.refAdd, 50).toFixed(1)}ms; DEL p50 skiff=${pct(lat.skiffDel, 50).toFixed(1)}ms ref=${pct(lat.refDel, 50).toFixed(1)}ms`);
 
-    // 50 parallel ADDs.
-    const par = await podNs('p', 50);
-    const parLat = await Promise.all(
-      par.map(async (ns, i) => {
-        const [t, r] = await timed(() => cniExec(node, [shim], pluginEnv('ADD', `p${i}`, `/var/run/netns/${ns}`), skiffConf));
+    // 50 parallel ADDs, once per launcher.
+    const parallel = async (how: 'rt' | 'nsexec', tag: string): Promise<number[]> => {
+      const par = await podNs(tag, 50);
+      const reqs = par.map((ns, i) => ({ argv: [shim], env: pluginEnv('ADD', `${tag}${i}`, `/var/run/netns/${ns}`), stdin: skiffConf }));
+      // The stand-in starts the 50 together; `ip netns exec` ones are 50 processes started at once.
+      const results = how === 'rt' ? await runtime.run(reqs) : await Promise.all(reqs.map((r) => launchers.nsexec(r.argv, r.env, r.stdin)));
+      const out = results.map(([t, r]) => {
         if (r.code !== 0) throw new Error(`parallel ADD failed: ${r.raw}`);
         return t;
-      }),
-    );
-    log(`50 parallel ADDs: p50=${pct(parLat, 50).toFixed(1)}ms p99=${pct(parLat, 99).toFixed(1)}ms`);
+      });
+      log(`50 parallel ADDs (${how === 'rt' ? 'runtime-like' : 'ip netns exec'}): p50=${pct(out, 50).toFixed(1)}ms p99=${pct(out, 99).toFixed(1)}ms`);
+      return out;
+    };
+    // The floor under that figure on this machine: 50 shims started together that answer by
+    // themselves (no CNI_COMMAND), so no agent, socket or kernel work.
+    const floor = (await runtime.run(Array.from({ length: 50 }, () => ({ argv: [shim], env: {}, stdin: '{}' })))).map(([ms]) => ms);
+    log(`50 parallel shims answering alone (runtime-like): p99=${pct(floor, 99).toFixed(1)}ms`);
+    const parLat = await parallel('rt', 'p');
+    const parLatNs = await parallel('nsexec', 'q');
 
     // Throughput: one pod per node, pod-to-pod over VXLAN vs node-to-node on the underlay.
     const vxlanPods = await podPair(dir, shim, NODES, 't');
@@ -238,13 +396,19 @@ export async function main(args: string[]): Promise<void> {
 
     const out = {
       bench: 'cni',
-      skiff_add_p50_ms: round(pct(lat.skiffAdd, 50)),
-      ref_add_p50_ms: round(pct(lat.refAdd, 50)),
-      add_ratio: round(pct(lat.skiffAdd, 50) / pct(lat.refAdd, 50), 3),
-      skiff_del_p50_ms: round(pct(lat.skiffDel, 50)),
-      ref_del_p50_ms: round(pct(lat.refDel, 50)),
-      del_ratio: round(pct(lat.skiffDel, 50) / pct(lat.refDel, 50), 3),
+      skiff_add_p50_ms: round(pct(lat.skiff_rt.add, 50)),
+      ref_add_p50_ms: round(pct(lat.ref_rt.add, 50)),
+      add_ratio: round(pct(lat.skiff_rt.add, 50) / pct(lat.ref_rt.add, 50), 3),
+      skiff_del_p50_ms: round(pct(lat.skiff_rt.del, 50)),
+      ref_del_p50_ms: round(pct(lat.ref_rt.del, 50)),
+      del_ratio: round(pct(lat.skiff_rt.del, 50) / pct(lat.ref_rt.del, 50), 3),
       parallel50_add_p99_ms: round(pct(parLat, 99)),
+      parallel50_shim_alone_p99_ms: round(pct(floor, 99)),
+      skiff_add_p50_ms_ip_netns_exec: round(pct(lat.skiff_nsexec.add, 50)),
+      ref_add_p50_ms_ip_netns_exec: round(pct(lat.ref_nsexec.add, 50)),
+      add_ratio_ip_netns_exec: round(pct(lat.skiff_nsexec.add, 50) / pct(lat.ref_nsexec.add, 50), 3),
+      del_ratio_ip_netns_exec: round(pct(lat.skiff_nsexec.del, 50) / pct(lat.ref_nsexec.del, 50), 3),
+      parallel50_add_p99_ms_ip_netns_exec: round(pct(parLatNs, 99)),
       pod_to_pod_gbps: round(podToPod, 3),
       underlay_gbps: round(underlay, 3),
       throughput_ratio: round(podToPod / underlay, 3),

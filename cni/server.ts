@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { cniRequests, cniRequestSeconds } from './metrics.js';
 import { handle, type HandlerDeps } from './plugin/handler.js';
+import { now, traced, tracing, writeTrace, type Marks } from './trace.js';
 
 export interface Request {
   readonly env: Record<string, string>;
@@ -41,6 +42,7 @@ export async function listenCni(socketPath: string, deps: HandlerDeps, onError: 
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
   rmSync(socketPath, { force: true });
   const server = createServer({ allowHalfOpen: true }, (sock: Socket) => {
+    const marks: Marks | undefined = tracing() ? [['accepted', now()]] : undefined;
     const chunks: Buffer[] = [];
     sock.on('data', (d) => chunks.push(d));
     sock.on('error', onError);
@@ -54,9 +56,14 @@ export async function listenCni(socketPath: string, deps: HandlerDeps, onError: 
       }
       const started = process.hrtime.bigint();
       const command = req.env.CNI_COMMAND ?? 'none';
-      handle(req.env, req.stdin, deps).then(
+      marks?.push(['received', now()]);
+      traced(marks, () => handle(req.env, req.stdin, deps)).then(
         (r) => {
           sock.end(`${r.code}\n${r.stdout}`);
+          if (marks) {
+            marks.push(['replied', now()]);
+            writeTrace(command, marks);
+          }
           const code = r.code === 0 ? '0' : String((JSON.parse(r.stdout) as { code?: number }).code ?? r.code);
           cniRequests.inc({ command, code });
           cniRequestSeconds.observe({ command }, Number(process.hrtime.bigint() - started) / 1e9);

@@ -1,11 +1,16 @@
 // Allocations on disk, one file per address (named by the address, holding the attachment), as
 // host-local does: the file system is the database, so a crash never loses or duplicates an
-// allocation. A file appears atomically with link(2), which fails if another writer won the race,
-// and every read-modify-write runs under a lock that also excludes other processes (the Node
-// fallback plugin can run many at once without the agent).
-import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+// allocation. A file is created with O_EXCL, which fails if another writer won the race, and every
+// read-modify-write runs under a lock that also excludes other processes (the Node fallback plugin
+// can run many at once without the agent). Nothing is fsynced, and nothing is replaced by rename or
+// rewritten with truncation: on ext4 either one starts writeback of the file at once
+// (auto_da_alloc), which made these writes the slowest part of an ADD. A crash can therefore leave
+// a record empty or cut short: it still holds its address (never handed out twice) and, as an
+// unreadable record, is released by reconcile/GC.
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniCode, CniError } from '../spec/errors.js';
+import { mark } from '../trace.js';
 import { nextFree } from './allocator.js';
 import { formatIP, parseIP, parseRange, type IPRange } from './ipnet.js';
 
@@ -28,6 +33,8 @@ export interface Allocation extends AllocationMeta {
 }
 
 const LOCK_STALE_MS = 10_000;
+/** The longest IPv6 text (45, with an embedded IPv4), so every address fits without truncating. */
+const LAST_WIDTH = 45;
 
 export class IpamStore {
   readonly dir: string;
@@ -104,22 +111,31 @@ export class IpamStore {
   }
 
   private create(ip: string, meta: AllocationMeta): boolean {
-    const tmp = join(this.dir, `.tmp-${process.pid}-${ip}`);
-    writeFileSync(tmp, JSON.stringify(meta));
+    let fd: number;
     try {
-      linkSync(tmp, join(this.dir, ip));
-      this.owners.set(ip, meta);
-      return true;
+      fd = openSync(join(this.dir, ip), 'wx', 0o600);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw new CniError(CniCode.IOFailure, `cannot record allocation of ${ip}`, (e as Error).message);
-    } finally {
-      rmSync(tmp, { force: true });
     }
+    try {
+      writeSync(fd, JSON.stringify(meta));
+    } catch (e) {
+      rmSync(join(this.dir, ip), { force: true });
+      throw new CniError(CniCode.IOFailure, `cannot record allocation of ${ip}`, (e as Error).message);
+    } finally {
+      closeSync(fd);
+    }
+    this.owners.set(ip, meta);
+    return true;
   }
 
   private remove(ip: string): void {
-    rmSync(join(this.dir, ip), { force: true });
+    try {
+      unlinkSync(join(this.dir, ip));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
     this.owners.delete(ip);
   }
 
@@ -183,19 +199,35 @@ export class IpamStore {
     }
   }
 
+  /**
+   * Overwritten in place and padded to a fixed width, so it is never truncated (see the top). A
+   * torn write only moves where the round-robin resumes: readLast ignores what it cannot parse.
+   */
   private writeLast(family: 4 | 6, ip: string): void {
     const path = join(this.dir, `last_reserved_ip.${family === 4 ? 0 : 1}`);
-    writeFileSync(`${path}.tmp-${process.pid}`, ip);
-    renameSync(`${path}.tmp-${process.pid}`, path);
+    let fd: number;
+    try {
+      fd = openSync(path, 'r+');
+    } catch {
+      fd = openSync(path, 'w', 0o600);
+    }
+    try {
+      writeSync(fd, ip.padEnd(LAST_WIDTH, ' ') + '\n', 0);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private locked<T>(fn: () => T): Promise<T> {
     const run = this.queue.then(async () => {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      mark('ipam-queue');
       const release = await acquireFileLock(join(this.dir, 'lock'));
+      mark('ipam-lock');
       try {
         return fn();
       } finally {
+        mark('ipam-work');
         release();
       }
     });

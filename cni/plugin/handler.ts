@@ -7,6 +7,7 @@ import { SUPPORTED_VERSIONS } from '../spec/version.js';
 import { formatIP, parseIP, parseRange } from '../ipam/ipnet.js';
 import { IpamStore, type Allocation } from '../ipam/store.js';
 import type { PodAttachment } from '../../common/pod-hooks.js';
+import { mark } from '../trace.js';
 import { addPodLink, bridgePorts, checkPodLink, delHostLink, ensureBridge, hostVethName, macForIP, randomMac } from './netdev.js';
 
 export interface Reply {
@@ -52,6 +53,7 @@ export async function handle(env: Readonly<Record<string, string | undefined>>, 
   }
   try {
     const req = parseRequest(env, stdin);
+    mark('parsed');
     version = req.cniVersion;
     const out = await dispatch(req, deps);
     return { code: 0, stdout: out === undefined ? '' : JSON.stringify(out) };
@@ -124,6 +126,7 @@ async function add(req: CniRequest, conf: NetConf, deps: HandlerDeps): Promise<R
     ...(req.args.K8S_POD_NAME ? { podName: req.args.K8S_POD_NAME } : {}),
     ...(req.args.K8S_POD_UID ? { podUID: req.args.K8S_POD_UID } : {}),
   });
+  mark('ipam');
   const fresh = allocs.filter((a) => a.fresh);
   const { cidrs, gateways } = addressesOf(conf, allocs);
   const hostIf = hostVethName(req.containerID, req.ifname);
@@ -131,6 +134,7 @@ async function add(req: CniRequest, conf: NetConf, deps: HandlerDeps): Promise<R
   const podMac = macForIP(allocs[0]!.ip);
   try {
     if (!deps.bridgeReady?.()) await ensureBridge(conf.bridge, conf.podCIDRs, conf.mtu);
+    mark('bridge');
     await addPodLink({ hostIf, hostMac, podIf: req.ifname, podMac, netns: req.netns, mtu: conf.mtu, bridge: conf.bridge, addresses: cidrs, gateways });
   } catch (e) {
     // Only what this ADD allocated goes back: a repeated ADD must not free a live pod's address.
@@ -147,6 +151,7 @@ async function add(req: CniRequest, conf: NetConf, deps: HandlerDeps): Promise<R
       if (fresh.length > 0) await store.releaseIPs(fresh.map((a) => a.ip));
       throw new CniError(CniCode.TryAgainLater, `pod ${pod.namespace}/${pod.name} is not ready for traffic: ${(e as Error).message}`);
     }
+    mark('hooks');
   }
   const prev = conf.prevResult;
   const base = prev?.interfaces.length ?? 0;
@@ -167,7 +172,9 @@ async function add(req: CniRequest, conf: NetConf, deps: HandlerDeps): Promise<R
 async function del(req: CniRequest, conf: NetConf, deps: HandlerDeps): Promise<void> {
   // The link goes first so an address is never handed out while still configured on a live veth.
   await delHostLink(hostVethName(req.containerID, req.ifname));
+  mark('del-link');
   await storeFor(conf).release(req.containerID, req.ifname);
+  mark('ipam-release');
   const pod = podOf(req);
   // Listeners log their own failures; a DEL must still succeed so the runtime can move on.
   if (pod && deps.detached) await deps.detached(pod).catch(() => undefined);

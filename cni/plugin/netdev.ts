@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { CniCode, CniError } from '../spec/errors.js';
 import { CommandError, ipBatch, ipJson, isNotFound } from './exec.js';
 import { formatIP, parseIP, parseRange } from '../ipam/ipnet.js';
+import { mark } from '../trace.js';
 
 export const HOST_VETH_PREFIX = 'skiffc';
 
@@ -89,6 +90,7 @@ async function createHostSide(l: PodLink): Promise<void> {
   const nl = await rtnl();
   if (nl) {
     const master = await nl.linkIndex(l.bridge);
+    mark('bridge-index');
     if (master === undefined) throw new CniError(CniCode.Internal, `bridge ${l.bridge} does not exist`);
     try {
       await nl.createVeth({ hostIf: l.hostIf, hostMac: l.hostMac, podIf: l.podIf, podMac: l.podMac, mtu: l.mtu, netnsPath: l.netns, masterIndex: master });
@@ -118,6 +120,7 @@ async function existsError(l: PodLink, details: string): Promise<CniError> {
 
 export async function addPodLink(l: PodLink): Promise<void> {
   if (!existsSync(l.netns)) throw new CniError(CniCode.UnknownContainer, `network namespace ${l.netns} does not exist`);
+  mark('netns-exists');
   await createHostSide(l);
   const nl = await rtnl();
   try {

@@ -8,6 +8,16 @@ import { fileURLToPath } from 'node:url';
 
 export interface NetnsAddon {
   inNetns<T>(path: string, fn: () => T): T;
+  /**
+   * Sends whole rtnetlink requests (back to back in one buffer) one at a time in the calling
+   * thread's namespace, each acknowledged before the next; throws "Request rejected: E…" at the
+   * first failure. Absent from an addon built before it existed.
+   */
+  rtnl?(messages: Buffer): void;
+  /** rtnl on a libuv pool thread (in the process's own namespace): the main thread stays free. */
+  rtnlAsync?(messages: Buffer): Promise<void>;
+  /** if_nametoindex(3) in the calling thread's namespace; 0 when there is no such interface. */
+  ifIndex?(name: string): number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -1,13 +1,16 @@
-// The node-side half of an ADD/DEL over an in-process rtnetlink socket instead of an `ip` process:
-// the veth is created with its peer placed straight into the pod's namespace (IFLA_NET_NS_FD),
-// already enslaved to the bridge and up. Spawning is what an ADD costs most under load, and this
-// leaves one process per ADD (the pod side, which must run inside the pod's namespace) and none per
-// DEL. The netlink package has no typed IFLA_LINKINFO, so those nested attributes are encoded here.
+// An ADD/DEL's kernel work over in-process rtnetlink instead of `ip` processes: the veth is created
+// with its peer placed straight into the pod's namespace (IFLA_NET_NS_FD), already enslaved to the
+// bridge and up, then the pod side gets its addresses and routes. With the netns addon
+// (native/netns.c) every request of an ADD is encoded here and sent synchronously by the addon
+// (no event-loop turn per request); without it the netlink package sends them and the pod side
+// falls back to `ip -batch`. The netlink package has no typed IFLA_LINKINFO, so those nested
+// attributes are encoded here either way.
 import { closeSync, openSync } from 'node:fs';
 import { createRtNetlink, FlagsNew, type rt, type RtNetlinkSocket } from 'netlink';
 import { parseIP } from '../ipam/ipnet.js';
 import { DIRECT_ROUTE_PROTO, parseVia } from '../overlay/direct.js';
-import { loadNetnsAddon } from './netns-addon.js';
+import { loadNetnsAddon, type NetnsAddon } from './netns-addon.js';
+import { mark } from '../trace.js';
 
 const IFLA_ADDRESS = 1;
 const IFLA_IFNAME = 3;
@@ -18,6 +21,23 @@ const IFLA_INFO_DATA = 2;
 const IFLA_INFO_SLAVE_KIND = 4;
 const IFLA_INFO_SLAVE_DATA = 5;
 const VETH_INFO_PEER = 1;
+const IFLA_MASTER = 10;
+const IFLA_LINKINFO = 18;
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+const RTM_SETLINK = 19;
+const RTM_NEWADDR = 20;
+const RTM_NEWROUTE = 24;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+const IFF_UP = 1;
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_F_NODAD = 2;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTPROT_BOOT = 3;
+const RTN_UNICAST = 1;
 const IFLA_BRPORT_MODE = 4; // hairpin
 
 function nla(type: number, payload: Buffer): Buffer {
@@ -44,6 +64,84 @@ export function vethLinkInfo(peer: { ifname: string; mac: string; mtu: number; n
   return Buffer.concat([nla(IFLA_INFO_KIND, str('veth')), nla(IFLA_INFO_DATA, nla(VETH_INFO_PEER, peerMsg))]);
 }
 
+/** One request, nlmsghdr-framed; the addon sets the sequence number and REQUEST|ACK. */
+function nlmsg(type: number, flags: number, ...body: Buffer[]): Buffer {
+  const payload = Buffer.concat(body);
+  const h = Buffer.alloc(16);
+  h.writeUInt32LE(16 + payload.length, 0);
+  h.writeUInt16LE(type, 4);
+  h.writeUInt16LE(flags, 6);
+  return Buffer.concat([h, payload]);
+}
+
+function ifinfomsg(index: number, up: boolean): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeInt32LE(index, 4);
+  if (up) {
+    b.writeUInt32LE(IFF_UP, 8);
+    b.writeUInt32LE(IFF_UP, 12);
+  }
+  return b;
+}
+
+/** The two requests of createVeth: the pair (named, addressed, sized, on the bridge, up), then hairpin. */
+export function vethRequests(v: VethSpec, netnsFd: number): Buffer {
+  const create = nlmsg(
+    RTM_NEWLINK,
+    NLM_F_CREATE | NLM_F_EXCL,
+    ifinfomsg(0, true),
+    nla(IFLA_IFNAME, str(v.hostIf)),
+    nla(IFLA_ADDRESS, macBytes(v.hostMac)),
+    nla(IFLA_MTU, u32(v.mtu)),
+    nla(IFLA_MASTER, u32(v.masterIndex)),
+    nla(IFLA_LINKINFO, vethLinkInfo({ ifname: v.podIf, mac: v.podMac, mtu: v.mtu, netnsFd })),
+  );
+  const hairpin = nlmsg(RTM_NEWLINK, 0, ifinfomsg(0, false), nla(IFLA_IFNAME, str(v.hostIf)), nla(IFLA_LINKINFO, hairpinLinkInfo(true)));
+  return Buffer.concat([create, hairpin]);
+}
+
+/** The pod side's requests on interface `index`: up, each address (IPv6 without DAD), each default route. */
+export function podRequests(index: number, p: Pick<PodSide, 'addresses' | 'gateways'>): Buffer {
+  const msgs = [nlmsg(RTM_SETLINK, 0, ifinfomsg(index, true))];
+  for (const a of p.addresses) {
+    const [ip, len] = a.split('/');
+    const { family, bytes } = ipBytes(ip!);
+    const ifa = Buffer.alloc(8);
+    ifa.writeUInt8(family, 0);
+    ifa.writeUInt8(Number(len), 1);
+    if (family === AF_INET6) ifa.writeUInt8(IFA_F_NODAD, 2);
+    ifa.writeUInt32LE(index, 4);
+    msgs.push(nlmsg(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifa, nla(IFA_LOCAL, bytes), nla(IFA_ADDRESS, bytes)));
+  }
+  for (const gw of p.gateways) {
+    const { family, bytes } = ipBytes(gw);
+    const rtm = Buffer.from([family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0 /* universe */, RTN_UNICAST, 0, 0, 0, 0]);
+    msgs.push(nlmsg(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, rtm, nla(RTA_GATEWAY, bytes), nla(RTA_OIF, u32(index))));
+  }
+  return Buffer.concat(msgs);
+}
+
+// At most this many node-side requests on pool threads at once: the kernel runs them one at a time
+// under its rtnl lock anyway, and libuv's pool (4 threads) also serves file system and DNS work.
+const POOL_SLOTS = 2;
+let poolBusy = 0;
+const poolWaiters: (() => void)[] = [];
+
+/** The node side's requests off the main thread when the addon can, else on it. */
+async function nodeRequests(addon: NetnsAddon, messages: Buffer): Promise<void> {
+  if (!addon.rtnlAsync) return addon.rtnl!(messages);
+  // A finishing request hands its slot straight to the next waiter.
+  if (poolBusy >= POOL_SLOTS) await new Promise<void>((r) => poolWaiters.push(r));
+  else poolBusy++;
+  try {
+    await addon.rtnlAsync(messages);
+  } finally {
+    const next = poolWaiters.shift();
+    if (next) next();
+    else poolBusy--;
+  }
+}
+
 export function hairpinLinkInfo(on: boolean): Buffer {
   return Buffer.concat([nla(IFLA_INFO_SLAVE_KIND, str('bridge')), nla(IFLA_INFO_SLAVE_DATA, nla(IFLA_BRPORT_MODE, Buffer.from([on ? 1 : 0])))]);
 }
@@ -57,6 +155,8 @@ export function errnoOf(e: unknown): string | undefined {
 }
 
 export async function linkIndex(ifname: string): Promise<number | undefined> {
+  const { addon } = loadNetnsAddon();
+  if (addon?.ifIndex) return addon.ifIndex(ifname) || undefined;
   try {
     const [m] = await nl().getLink({}, { ifname });
     return m?.data.index;
@@ -79,6 +179,16 @@ export interface VethSpec {
 /** Throws with "Request rejected: EEXIST" when either name is taken. */
 export async function createVeth(v: VethSpec): Promise<void> {
   const fd = openSync(v.netnsPath, 'r');
+  const { addon } = loadNetnsAddon();
+  if (addon?.rtnl) {
+    try {
+      await nodeRequests(addon, vethRequests(v, fd));
+    } finally {
+      closeSync(fd);
+    }
+    mark('veth+hairpin');
+    return;
+  }
   try {
     await nl().newLink(
       { flags: { up: true }, change: { up: true } },
@@ -88,7 +198,9 @@ export async function createVeth(v: VethSpec): Promise<void> {
   } finally {
     closeSync(fd);
   }
+  mark('veth');
   await nl().newLink({}, { ifname: v.hostIf, linkinfo: hairpinLinkInfo(true) });
+  mark('hairpin');
 }
 
 export interface PodSide {
@@ -108,32 +220,50 @@ export interface PodSide {
 export async function configurePodSide(p: PodSide): Promise<boolean> {
   const { addon } = loadNetnsAddon();
   if (!addon) return false;
+  if (addon.rtnl && addon.ifIndex) {
+    const { rtnl, ifIndex } = addon;
+    addon.inNetns(p.netnsPath, () => {
+      const index = ifIndex(p.podIf);
+      if (!index) throw new Error(`no ${p.podIf} in ${p.netnsPath}`);
+      rtnl(podRequests(index, p));
+    });
+    mark('pod-side');
+    return true;
+  }
   const pod = addon.inNetns(p.netnsPath, () => createRtNetlink());
+  mark('pod-socket');
   try {
     const [link] = await pod.getLink({}, { ifname: p.podIf });
     const index = link?.data.index;
     if (index === undefined) throw new Error(`no ${p.podIf} in ${p.netnsPath}`);
+    mark('pod-getlink');
     await pod.setLink({ index, flags: { up: true }, change: { up: true } });
+    mark('pod-up');
     for (const a of p.addresses) {
       const [ip, len] = a.split('/');
       const { family, bytes } = ipBytes(ip!);
       // nodad: the address is ours alone (IPAM), and DAD would hold IPv6 traffic back ~1 s.
       await pod.newAddress({ family, prefixlen: Number(len), index, ...(family === AF_INET6 ? { flags: { nodad: true } } : {}) }, { local: bytes, address: bytes }, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
     }
+    mark('pod-addr');
     for (const gw of p.gateways) {
       const { family, bytes } = ipBytes(gw);
       await pod.newRoute({ family, dstLen: 0, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' }, { gateway: bytes, oif: index }, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
     }
+    mark('pod-route');
   } finally {
     pod.socket.close();
   }
+  mark('pod-close');
   return true;
 }
 
 /** Returns false when there was no such link. */
 export async function deleteLinkByName(ifname: string): Promise<boolean> {
+  const { addon } = loadNetnsAddon();
   try {
-    await nl().delLink({}, { ifname });
+    if (addon?.rtnl) await nodeRequests(addon, nlmsg(RTM_DELLINK, 0, ifinfomsg(0, false), nla(IFLA_IFNAME, str(ifname))));
+    else await nl().delLink({}, { ifname });
     return true;
   } catch (e) {
     if (errnoOf(e) === 'ENODEV') return false;
