@@ -5,7 +5,7 @@
 // Always the compiled agent (dist/): run `npm run build` first. Root: network namespaces.
 // Progress on stderr; the last stdout line is the JSON result.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -160,10 +160,28 @@ interface Node {
   dir: string;
 }
 
+/** With --heap-dir: where the agent writes heap snapshots when the bench sends it SIGUSR2. */
+let heapDir: string | undefined;
+let dnsThreadCount = 1;
+
+/** Heap snapshots of the agent's threads (common/heap-dump.ts); bench/heap-summary.ts reads them. */
+async function heapSnapshots(n: Node, tag: string): Promise<void> {
+  if (!heapDir) return;
+  const before = new Set(readdirSync(heapDir));
+  process.kill(n.agent.proc.pid!, 'SIGUSR2');
+  // The agent logs each file once it is complete: the main thread's and one per DNS thread.
+  const want = 1 + dnsThreadCount;
+  const logged = (): number => readFileSync(n.agent.logPath, 'utf8').split('heap snapshot written').length - 1;
+  const start = logged();
+  await until('heap snapshots', () => (logged() - start >= want ? true : undefined), 300_000, 500);
+  progress(`${tag}: heap snapshots in ${heapDir}: ${readdirSync(heapDir).filter((f) => !before.has(f)).join(', ')}`);
+}
+
 /** The compiled agent (the bench itself may run under tsx): `dist/bin/skiff.js` in the namespace. */
 function startCompiledAgent(dir: string, configPath: string): AgentProcess {
   const logPath = join(dir, 'agent.log');
-  const proc = spawn('ip', ['netns', 'exec', NS, process.execPath, join(projectRoot, 'dist', 'bin', 'skiff.js'), 'agent', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = heapDir ? { ...process.env, SKIFF_HEAP_SNAPSHOT_DIR: heapDir } : process.env;
+  const proc = spawn('ip', ['netns', 'exec', NS, process.execPath, join(projectRoot, 'dist', 'bin', 'skiff.js'), 'agent', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const sink = (d: Buffer): void => void writeFileSync(logPath, d, { flag: 'a' });
   proc.stdout!.on('data', sink);
   proc.stderr!.on('data', sink);
@@ -376,12 +394,17 @@ export async function main(args: string[]): Promise<void> {
       'sandbox-name': { type: 'string', default: 'skifffp' },
       'sandbox-subnet': { type: 'string', default: '172.31.232.0/24' },
       skip: { type: 'string', default: '' },
+      /** Heap snapshots of the agent at 10k and 50k go here (bench/heap-summary.ts reads them). */
+      'heap-dir': { type: 'string' },
       /** Overrides dns.workers in the agent's config (comparisons). */
       'dns-workers': { type: 'string' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('the footprint bench needs root (network namespaces)');
   if (!existsSync(join(projectRoot, 'dist', 'bin', 'skiff.js'))) throw new Error('run `npm run build` first: the bench measures the compiled agent');
+  heapDir = values['heap-dir'];
+  if (values['dns-workers'] !== undefined) dnsThreadCount = Number(values['dns-workers']);
+  if (heapDir) mkdirSync(heapDir, { recursive: true });
   const idleSeconds = Number(values['idle-seconds']);
   const services = Number(values.services);
   const large = Number(values['large-services']);
@@ -407,6 +430,7 @@ export async function main(args: string[]): Promise<void> {
       await sleep(10_000);
       out.rss_mb_10k = round(await steadyRss(node.agent.proc.pid!));
       progress(`RSS ${String(out.rss_mb_10k)} MiB; idle CPU for ${idleSeconds} s`);
+      await heapSnapshots(node, `${services}`);
       out.idle_cpu_pct_10k = round(await idleCpuPct(node.agent.proc.pid!, idleSeconds), 2);
       const d = await dnsDuringFullSync(services);
       progress(`DNS during a full sync of ${d.syncMs} ms: p50 ${d.p50} ms p99 ${d.p99} ms, ${d.lost} of ${d.queries} lost`);
@@ -427,6 +451,7 @@ export async function main(args: string[]): Promise<void> {
       out.full_sync_ms_50k = Math.round((m.get('kubeproxy_sync_full_proxy_rules_duration_seconds_sum') ?? NaN) * 1000);
       await sleep(10_000);
       out.rss_mb_50k = round(await steadyRss(node.agent.proc.pid!));
+      await heapSnapshots(node, `${large}`);
       const ups = await updateLatencies(node, Number(values.updates));
       out.update_p99_ms_50k = round(percentile(ups, 99), 1);
       extra.update_p50_ms_50k = round(percentile(ups, 50), 1);
