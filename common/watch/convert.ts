@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import type { EndpointInfo, EndpointPort, EndpointSliceInfo, IPFamily, Kind, KindTypes, NamespaceInfo, NodeInfo, PodInfo, ServiceInfo, ServicePort, ServiceType } from '../types.js';
 import { objectKey } from '../types.js';
 import { adminConverter, toNetworkPolicy, toPolicyPod } from './convert-policy.js';
-import { arr, ConvertError, defined, fail, int, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
+import { arr, ConvertError, defined, fail, int, Interner, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
 
 export { ConvertError };
 
@@ -163,35 +163,37 @@ function toEndpointSlice(raw: Json, meta: Json, name: string, namespace: string)
   const labels = strMap(meta.labels, 'metadata.labels');
   const addressType = str(raw.addressType, 'addressType');
   if (!ADDRESS_TYPES.has(addressType)) throw new ConvertError('addressType', `unknown address type "${addressType}"`);
-  const ports = arr(raw.ports, 'ports').map((p, i): EndpointPort => {
-    const o = obj(p, `ports[${i}]`);
-    return defined({
-      name: optStr(o.name, `ports[${i}].name`) ?? '',
-      port: optInt(o.port, `ports[${i}].port`) ?? 0,
-      protocol: protocol(o.protocol, `ports[${i}].protocol`),
-      appProtocol: optStr(o.appProtocol, `ports[${i}].appProtocol`),
-    });
-  });
+  const ports = internEndpointPorts(
+    arr(raw.ports, 'ports').map((p, i): EndpointPort => {
+      const o = obj(p, `ports[${i}]`);
+      return defined({
+        name: optStr(o.name, `ports[${i}].name`) ?? '',
+        port: optInt(o.port, `ports[${i}].port`) ?? 0,
+        protocol: protocol(o.protocol, `ports[${i}].protocol`),
+        appProtocol: optStr(o.appProtocol, `ports[${i}].appProtocol`),
+      });
+    }),
+  );
   const endpoints = arr(raw.endpoints, 'endpoints').map((e, i): EndpointInfo => {
     const f = `endpoints[${i}]`;
     const o = obj(e, f);
     const cond = obj(o.conditions, `${f}.conditions`);
     // Unset conditions mean "unknown", which consumers must treat as ready (the EndpointSlice API).
     const ready = optBool(cond.ready, `${f}.conditions.ready`) ?? true;
-    const ref = o.targetRef === undefined || o.targetRef === null ? undefined : obj(o.targetRef, `${f}.targetRef`);
     const hints = obj(o.hints, `${f}.hints`);
-    const forZones = hints.forZones === undefined ? undefined : arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => str(obj(z, `${f}.hints.forZones[${j}]`).name, `${f}.hints.forZones[${j}].name`));
-    return defined({
-      addresses: strArr(o.addresses, `${f}.addresses`),
+    const forZones = hints.forZones === undefined ? undefined : arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => shared(str(obj(z, `${f}.hints.forZones[${j}]`).name, `${f}.hints.forZones[${j}].name`)));
+    const nodeName = optStr(o.nodeName, `${f}.nodeName`);
+    const zone = optStr(o.zone, `${f}.zone`);
+    return endpointOf(
+      strArr(o.addresses, `${f}.addresses`),
       ready,
-      serving: optBool(cond.serving, `${f}.conditions.serving`) ?? ready,
-      terminating: optBool(cond.terminating, `${f}.conditions.terminating`) ?? false,
-      hostname: optStr(o.hostname, `${f}.hostname`),
-      nodeName: optStr(o.nodeName, `${f}.nodeName`),
-      zone: optStr(o.zone, `${f}.zone`),
-      hintsForZones: forZones,
-      targetRef: ref && defined({ kind: optStr(ref.kind, `${f}.targetRef.kind`) ?? '', namespace: optStr(ref.namespace, `${f}.targetRef.namespace`), name: optStr(ref.name, `${f}.targetRef.name`) ?? '' }),
-    });
+      optBool(cond.serving, `${f}.conditions.serving`) ?? ready,
+      optBool(cond.terminating, `${f}.conditions.terminating`) ?? false,
+      optStr(o.hostname, `${f}.hostname`),
+      nodeName === undefined ? undefined : shared(nodeName),
+      zone === undefined ? undefined : shared(zone),
+      forZones,
+    );
   });
   const trigger = strMap(meta.annotations, 'metadata.annotations')['endpoints.kubernetes.io/last-change-trigger-time'];
   const triggerMs = trigger === undefined ? NaN : Date.parse(trigger);
@@ -205,6 +207,30 @@ function toEndpointSlice(raw: Json, meta: Json, name: string, namespace: string)
     triggerTimeMs: Number.isFinite(triggerMs) ? triggerMs : undefined,
     labels,
   });
+}
+
+// Endpoints are most of the cache at scale (100,000 in 10,000 slices), so each one is built at
+// its smallest: node names, zones and slice port lists shared, and the usual key sets written as
+// literals, which keep every field inside the object (an object grown key by key, as defined()
+// does, spills its fifth and later fields into a separate property array).
+const strings = new Interner<string>(10_000);
+const shared = (s: string): string => strings.get(s, s);
+const endpointPortSets = new Interner<readonly EndpointPort[]>(10_000);
+const NO_ENDPOINT_PORTS: readonly EndpointPort[] = [];
+
+function internEndpointPorts(ports: EndpointPort[]): readonly EndpointPort[] {
+  if (ports.length === 0) return NO_ENDPOINT_PORTS;
+  let key = '';
+  for (const p of ports) key += `${p.name}/${p.port}/${p.protocol}/${p.appProtocol ?? ''},`;
+  return endpointPortSets.get(key, ports);
+}
+
+function endpointOf(addresses: string[], ready: boolean, serving: boolean, terminating: boolean, hostname?: string, nodeName?: string, zone?: string, hintsForZones?: string[]): EndpointInfo {
+  if (hostname === undefined && hintsForZones === undefined) {
+    if (zone === undefined) return nodeName === undefined ? { addresses, ready, serving, terminating } : { addresses, ready, serving, terminating, nodeName };
+    if (nodeName !== undefined) return { addresses, ready, serving, terminating, nodeName, zone };
+  }
+  return defined({ addresses, ready, serving, terminating, hostname, nodeName, zone, hintsForZones });
 }
 
 function toPod(raw: Json, meta: Json, name: string, namespace: string): PodInfo {

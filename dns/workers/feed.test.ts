@@ -3,7 +3,7 @@ import { endpoint, service, slice } from '../testing/fixtures.js';
 import { dnsService, dnsSlice, headlessChanged } from './feed.js';
 
 describe('what a DNS thread is fed', () => {
-  const eps = [endpoint(['10.1.0.1'], { nodeName: 'n1', zone: 'z', hostname: 'a', targetRef: { kind: 'Pod', name: 'p' } }), endpoint(['10.1.0.2'], { ready: false })];
+  const eps = [endpoint(['10.1.0.1'], { nodeName: 'n1', zone: 'z', hostname: 'a' }), endpoint(['10.1.0.2'], { ready: false })];
   const s = slice('default', 'db', 'db-1', { endpoints: eps, labels: { 'kubernetes.io/service-name': 'db' }, triggerTimeMs: 5, ports: [{ name: 'pg', port: 5432, protocol: 'TCP' }] });
 
   it('keeps a headless Service slice\'s endpoints with only what records need', () => {

@@ -14,7 +14,7 @@ export function dnsService(s: ServiceInfo): ServiceInfo {
   return { ...rest, labels: NO_LABELS };
 }
 
-/** An endpoint as a headless Service's records need it: addresses, readiness and hostname. */
+/** An endpoint as a headless Service's records need it: addresses, readiness and hostname (not its node, zone or hints). */
 function dnsEndpoint(e: EndpointInfo): EndpointInfo {
   const out: { addresses: readonly string[]; ready: boolean; serving: boolean; terminating: boolean; hostname?: string } = { addresses: e.addresses, ready: e.ready, serving: e.serving, terminating: e.terminating };
   if (e.hostname !== undefined) out.hostname = e.hostname;
