@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { projectRoot } from '../common/self.js';
+import { AGENT_NODE_FLAGS, projectRoot } from '../common/self.js';
 import { FakeStore, startFakeApiServer, type FakeApiServer, type StoreSnapshot } from '../sandbox/apiserver/index.js';
 import { cleanupPrefix, inNs } from '../test/support/netns.js';
 import { agentConfig, nodeNamespace, sleep, stopAgent, tempDir, until, type AgentProcess } from './gauntlet/support.js';
@@ -163,6 +163,8 @@ interface Node {
 /** With --heap-dir: where the agent writes heap snapshots when the bench sends it SIGUSR2. */
 let heapDir: string | undefined;
 let dnsThreadCount = 1;
+/** node's flags for the agent: the image's (AGENT_NODE_FLAGS) unless --node-flags compares others. */
+let nodeFlags: readonly string[] = AGENT_NODE_FLAGS;
 
 /** Heap snapshots of the agent's threads (common/heap-dump.ts); bench/heap-summary.ts reads them. */
 async function heapSnapshots(n: Node, tag: string): Promise<void> {
@@ -181,7 +183,7 @@ async function heapSnapshots(n: Node, tag: string): Promise<void> {
 function startCompiledAgent(dir: string, configPath: string): AgentProcess {
   const logPath = join(dir, 'agent.log');
   const env = heapDir ? { ...process.env, SKIFF_HEAP_SNAPSHOT_DIR: heapDir } : process.env;
-  const proc = spawn('ip', ['netns', 'exec', NS, process.execPath, join(projectRoot, 'dist', 'bin', 'skiff.js'), 'agent', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const proc = spawn('ip', ['netns', 'exec', NS, process.execPath, ...nodeFlags, join(projectRoot, 'dist', 'bin', 'skiff.js'), 'agent', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const sink = (d: Buffer): void => void writeFileSync(logPath, d, { flag: 'a' });
   proc.stdout!.on('data', sink);
   proc.stderr!.on('data', sink);
@@ -394,6 +396,8 @@ export async function main(args: string[]): Promise<void> {
       'sandbox-name': { type: 'string', default: 'skifffp' },
       'sandbox-subnet': { type: 'string', default: '172.31.232.0/24' },
       skip: { type: 'string', default: '' },
+      /** node's flags for the agent, space separated ('' for none); default AGENT_NODE_FLAGS (common/self.ts). */
+      'node-flags': { type: 'string' },
       /** Heap snapshots of the agent at 10k and 50k go here (bench/heap-summary.ts reads them). */
       'heap-dir': { type: 'string' },
       /** Overrides dns.workers in the agent's config (comparisons). */
@@ -402,6 +406,8 @@ export async function main(args: string[]): Promise<void> {
   });
   if (process.getuid?.() !== 0) throw new Error('the footprint bench needs root (network namespaces)');
   if (!existsSync(join(projectRoot, 'dist', 'bin', 'skiff.js'))) throw new Error('run `npm run build` first: the bench measures the compiled agent');
+  if (values['node-flags'] !== undefined) nodeFlags = values['node-flags'].split(' ').filter(Boolean);
+  progress(`agent: node ${nodeFlags.join(' ')}`);
   heapDir = values['heap-dir'];
   if (values['dns-workers'] !== undefined) dnsThreadCount = Number(values['dns-workers']);
   if (heapDir) mkdirSync(heapDir, { recursive: true });

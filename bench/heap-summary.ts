@@ -21,7 +21,7 @@ export function summarize(file: string, owners: string[], top: number): string {
   const nTypes = s.snapshot.meta.node_types[0];
   const eTypes = s.snapshot.meta.edge_types[0];
   const [tI, nI, sI, ecI] = ['type', 'name', 'self_size', 'edge_count'].map((f) => s.snapshot.meta.node_fields.indexOf(f)) as [number, number, number, number];
-  const [etI, toI] = ['type', 'to_node'].map((f) => s.snapshot.meta.edge_fields.indexOf(f)) as [number, number];
+  const [etI, nameI, toI] = ['type', 'name_or_index', 'to_node'].map((f) => s.snapshot.meta.edge_fields.indexOf(f)) as [number, number, number];
   const weak = eTypes.indexOf('weak');
   const count = s.nodes.length / nf;
   const firstEdge = new Uint32Array(count + 1);
@@ -81,7 +81,16 @@ export function summarize(file: string, owners: string[], top: number): string {
     const name = s.strings[s.nodes[i * nf + nI]!]!;
     if (type !== 'object' || !ownerSet.has(name)) continue;
     const r = live - reachable(new Set([i]));
-    if (r > 64 * 1024) lines.push(`${mb(r)} MB  ${name} @${i}`);
+    if (r <= 64 * 1024) continue;
+    lines.push(`${mb(r)} MB  ${name} @${i}`);
+    // Its fields, each by what it alone keeps.
+    for (let e = firstEdge[i]!; e < firstEdge[i + 1]!; e += ef) {
+      const et = eTypes[s.edges[e + etI]!];
+      if (et !== 'property' && et !== 'internal') continue;
+      const to = s.edges[e + toI]! / nf;
+      const fr = live - reachable(new Set([to]));
+      if (fr > 256 * 1024) lines.push(`  ${mb(fr)} MB  .${et === 'property' ? s.strings[s.edges[e + nameI]!] : 'internal'} (${kindOf(to)})`);
+    }
   }
   return lines.join('\n');
 }
