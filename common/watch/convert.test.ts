@@ -89,6 +89,21 @@ describe('convert', () => {
     for (const e of [...a.endpoints, ...b.endpoints]) for (const v of Object.values(e)) expect(v).not.toBeUndefined();
   });
 
+  it('shares equal Service port lists and one copy of the empty lists and maps', () => {
+    const spec = (ip: string) => ({ clusterIP: ip, ipFamilies: ['IPv4'], ports: [{ name: 'http', port: 80, targetPort: 8080 }] });
+    const a = convert('services', { metadata: meta('a'), spec: spec('10.96.0.1') }).value;
+    const b = convert('services', { metadata: meta('b'), spec: spec('10.96.0.2') }).value;
+    const c = convert('services', { metadata: meta('c'), spec: { ...spec('10.96.0.3'), ports: [{ name: 'http', port: 80, targetPort: '8080' }] } }).value;
+    expect(a.ports).toBe(b.ports);
+    expect(c.ports).not.toBe(a.ports);
+    expect(c.ports[0]!.targetPort).toBe('8080');
+    expect(a.ipFamilies).toBe(b.ipFamilies);
+    expect(a.externalIPs).toBe(b.loadBalancerIPs);
+    expect(a.labels).toBe(b.labels);
+    expect(Object.isFrozen(a.externalIPs) && Object.isFrozen(a.labels)).toBe(true);
+    expect(a.clusterIPs).toEqual(['10.96.0.1']);
+  });
+
   it('keys raw objects for deletes even when they would not convert', () => {
     expect(rawKey('services', { metadata: { name: 'a', namespace: 'b' }, spec: 'junk' })).toBe('b/a');
     expect(rawKey('nodes', { metadata: { name: 'a' } })).toBe('a');

@@ -110,7 +110,7 @@ function toService(raw: Json, meta: Json, name: string, namespace: string): Serv
   for (const ip of clusterIPs) if (isIP(ip) === 0) throw new ConvertError('spec.clusterIPs', `"${ip}" is not an IP`);
   let ipFamilies = strArr(spec.ipFamilies, 'spec.ipFamilies') as IPFamily[];
   if (ipFamilies.length === 0) ipFamilies = clusterIPs.map((ip) => (isIP(ip) === 6 ? 'IPv6' : 'IPv4'));
-  const ports = arr(spec.ports, 'spec.ports').map((p, i): ServicePort => {
+  const ports = internServicePorts(arr(spec.ports, 'spec.ports').map((p, i): ServicePort => {
     const f = `spec.ports[${i}]`;
     const o = obj(p, f);
     const port = int(o.port, `${f}.port`);
@@ -124,7 +124,7 @@ function toService(raw: Json, meta: Json, name: string, namespace: string): Serv
       nodePort: optInt(o.nodePort, `${f}.nodePort`) || undefined,
       appProtocol: optStr(o.appProtocol, `${f}.appProtocol`),
     });
-  });
+  }));
   const lb = obj(status.loadBalancer, 'status.loadBalancer');
   const loadBalancerIPs = arr(lb.ingress, 'status.loadBalancer.ingress')
     .map((g, i) => optStr(obj(g, `status.loadBalancer.ingress[${i}]`).ip, `status.loadBalancer.ingress[${i}].ip`))
@@ -139,12 +139,12 @@ function toService(raw: Json, meta: Json, name: string, namespace: string): Serv
     type,
     clusterIPs,
     headless,
-    ipFamilies,
+    ipFamilies: sharedList(ipFamilies),
     ports,
-    selector,
-    externalIPs: strArr(spec.externalIPs, 'spec.externalIPs'),
-    loadBalancerIPs,
-    loadBalancerSourceRanges: strArr(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges'),
+    selector: selector && sharedMap(selector),
+    externalIPs: sharedList(strArr(spec.externalIPs, 'spec.externalIPs')),
+    loadBalancerIPs: sharedList(loadBalancerIPs),
+    loadBalancerSourceRanges: sharedList(strArr(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges')),
     externalName: type === 'ExternalName' ? optStr(spec.externalName, 'spec.externalName') : undefined,
     externalTrafficPolicy: optStr(spec.externalTrafficPolicy, 'spec.externalTrafficPolicy') === 'Local' ? 'Local' : 'Cluster',
     internalTrafficPolicy: optStr(spec.internalTrafficPolicy, 'spec.internalTrafficPolicy') === 'Local' ? 'Local' : 'Cluster',
@@ -153,7 +153,7 @@ function toService(raw: Json, meta: Json, name: string, namespace: string): Serv
     sessionAffinityTimeoutSeconds: optInt(clientIP.timeoutSeconds, 'spec.sessionAffinityConfig.clientIP.timeoutSeconds') ?? 10800,
     publishNotReadyAddresses: optBool(spec.publishNotReadyAddresses, 'spec.publishNotReadyAddresses') ?? false,
     trafficDistribution: optStr(spec.trafficDistribution, 'spec.trafficDistribution'),
-    labels: strMap(meta.labels, 'metadata.labels'),
+    labels: sharedMap(strMap(meta.labels, 'metadata.labels')),
   }) as ServiceInfo;
 }
 
@@ -217,6 +217,31 @@ const strings = new Interner<string>(10_000);
 const shared = (s: string): string => strings.get(s, s);
 const endpointPortSets = new Interner<readonly EndpointPort[]>(10_000);
 const NO_ENDPOINT_PORTS: readonly EndpointPort[] = [];
+
+// A Service's lists are mostly empty or one of a few values (["IPv4"], no external IPs, one
+// "http" port); its labels and selector are often empty. Those share one copy each.
+const NO_STRINGS: readonly string[] = Object.freeze([]);
+const NO_MAP: Readonly<Record<string, string>> = Object.freeze({});
+const stringLists = new Interner<readonly string[]>(1_000);
+const servicePortSets = new Interner<readonly ServicePort[]>(10_000);
+
+function sharedList<T extends string>(xs: T[]): readonly T[] {
+  if (xs.length === 0) return NO_STRINGS as readonly T[];
+  return xs.length === 1 ? (stringLists.get(xs[0]!, xs) as readonly T[]) : xs;
+}
+
+function sharedMap(m: Record<string, string>): Readonly<Record<string, string>> {
+  for (const _ in m) return m;
+  return NO_MAP;
+}
+
+function internServicePorts(ports: ServicePort[]): readonly ServicePort[] {
+  if (ports.length === 0) return NO_SERVICE_PORTS;
+  let key = '';
+  for (const p of ports) key += `${p.name}/${p.protocol}/${p.port}/${typeof p.targetPort}:${p.targetPort}/${p.nodePort ?? ''}/${p.appProtocol ?? ''},`;
+  return servicePortSets.get(key, ports);
+}
+const NO_SERVICE_PORTS: readonly ServicePort[] = Object.freeze([]);
 
 function internEndpointPorts(ports: EndpointPort[]): readonly EndpointPort[] {
   if (ports.length === 0) return NO_ENDPOINT_PORTS;
