@@ -202,6 +202,11 @@ async function metrics(): Promise<Map<string, number>> {
   return m;
 }
 
+/** metrics() that waits out an agent busy for seconds (the first periodic check at 50,000 Services). */
+async function metricsPatient(): Promise<Map<string, number>> {
+  return until('the agent metrics', () => metrics().catch(() => undefined), 120_000, 200);
+}
+
 async function startNode(store: FakeStore, tag: string, dnsExtra: Record<string, unknown> = {}): Promise<Node> {
   const dir = tempDir(`fp-${tag}`);
   const api = await startFakeApiServer({ host: HOST_IP, port: 0, store, bookmarkIntervalMs: 5000 });
@@ -361,7 +366,7 @@ async function relistPeak(n: Node): Promise<{ peak: number; steady: number }> {
 async function updateLatencies(n: Node, count: number): Promise<number[]> {
   const out: number[] = [];
   for (let k = 0; k < count; k++) {
-    const m0 = await metrics();
+    const m0 = await metricsPatient();
     const c0 = m0.get('kubeproxy_sync_partial_proxy_rules_duration_seconds_count') ?? 0;
     const s0 = m0.get('kubeproxy_sync_partial_proxy_rules_duration_seconds_sum') ?? 0;
     const i = k * 7;
@@ -453,7 +458,7 @@ export async function main(args: string[]): Promise<void> {
       const t = performance.now();
       node = await startNode(seedStore(large, per), `${large}`, dnsExtra);
       extra.ready_ms_50k = Math.round(performance.now() - t);
-      const m = await metrics();
+      const m = await metricsPatient();
       out.full_sync_ms_50k = Math.round((m.get('kubeproxy_sync_full_proxy_rules_duration_seconds_sum') ?? NaN) * 1000);
       await sleep(10_000);
       out.rss_mb_50k = round(await steadyRss(node.agent.proc.pid!));
