@@ -52,6 +52,6 @@ ENV NODE_ENV=production
 # Runs as root: programming nftables, links and pod namespaces needs NET_ADMIN/SYS_ADMIN, which the
 # DaemonSet grants explicitly (and only those) instead of running privileged.
 # node's flags: AGENT_NODE_FLAGS in common/self.ts (the sandbox and the footprint bench use them too;
-# common/self.test.ts keeps the two equal). NODE_OPTIONS would refuse --optimize-for-size.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=2", "--optimize-for-size", "/app/dist/bin/skiff.js"]
+# common/self.test.ts keeps the two equal).
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=2", "/app/dist/bin/skiff.js"]
 CMD ["agent"]
