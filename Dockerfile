@@ -51,5 +51,7 @@ LABEL org.opencontainers.image.title="skiff" \
 ENV NODE_ENV=production
 # Runs as root: programming nftables, links and pod namespaces needs NET_ADMIN/SYS_ADMIN, which the
 # DaemonSet grants explicitly (and only those) instead of running privileged.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/bin/skiff.js"]
+# node's flags: AGENT_NODE_FLAGS in common/self.ts (the sandbox and the footprint bench use them too;
+# common/self.test.ts keeps the two equal).
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=2", "/app/dist/bin/skiff.js"]
 CMD ["agent"]

@@ -4,6 +4,7 @@ import { setMaxListeners } from 'node:events';
 import { rmSync } from 'node:fs';
 import { createCni } from '../cni/index.js';
 import { createDns } from '../dns/index.js';
+import { dnsThreads } from '../dns/workers/pool.js';
 import { createProxy } from '../proxy/index.js';
 import { createPolicy } from '../policy/index.js';
 import { adminWatchConverters } from '../policy/admin.js';
@@ -20,6 +21,7 @@ import { ConfigError, UsageError } from '../common/errors.js';
 import { Health } from '../common/health.js';
 import { healthRoutes, metricsRoutes, startHttp } from '../common/http.js';
 import { createLogger, type Logger } from '../common/log.js';
+import { heapDumpOnSignal } from '../common/heap-dump.js';
 import { collectProcessMetrics } from '../common/metrics.js';
 import { buildStatus } from '../common/status.js';
 import { PodHooks } from '../common/pod-hooks.js';
@@ -214,6 +216,7 @@ async function cleanupAll(config: Config, log: Logger): Promise<number> {
 
 async function runAgent(config: Config, log: Logger): Promise<number> {
   collectProcessMetrics();
+  heapDumpOnSignal(process.env.SKIFF_HEAP_SNAPSHOT_DIR, dnsThreads, log);
   const kubeConfig = kubeConfigFor(config);
   // The network-policy-api kinds are parsed by policy's own converters (common/ imports no component).
   for (const [kind, fn] of Object.entries(adminWatchConverters())) registerConverter(kind as keyof ReturnType<typeof adminWatchConverters>, fn);

@@ -5,11 +5,11 @@
 // Always the compiled agent (dist/): run `npm run build` first. Root: network namespaces.
 // Progress on stderr; the last stdout line is the JSON result.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { projectRoot } from '../common/self.js';
+import { AGENT_NODE_FLAGS, projectRoot } from '../common/self.js';
 import { FakeStore, startFakeApiServer, type FakeApiServer, type StoreSnapshot } from '../sandbox/apiserver/index.js';
 import { cleanupPrefix, inNs } from '../test/support/netns.js';
 import { agentConfig, nodeNamespace, sleep, stopAgent, tempDir, until, type AgentProcess } from './gauntlet/support.js';
@@ -160,10 +160,30 @@ interface Node {
   dir: string;
 }
 
+/** With --heap-dir: where the agent writes heap snapshots when the bench sends it SIGUSR2. */
+let heapDir: string | undefined;
+let dnsThreadCount = 1;
+/** node's flags for the agent: the image's (AGENT_NODE_FLAGS) unless --node-flags compares others. */
+let nodeFlags: readonly string[] = AGENT_NODE_FLAGS;
+
+/** Heap snapshots of the agent's threads (common/heap-dump.ts); bench/heap-summary.ts reads them. */
+async function heapSnapshots(n: Node, tag: string): Promise<void> {
+  if (!heapDir) return;
+  const before = new Set(readdirSync(heapDir));
+  process.kill(n.agent.proc.pid!, 'SIGUSR2');
+  // The agent logs each file once it is complete: the main thread's and one per DNS thread.
+  const want = 1 + dnsThreadCount;
+  const logged = (): number => readFileSync(n.agent.logPath, 'utf8').split('heap snapshot written').length - 1;
+  const start = logged();
+  await until('heap snapshots', () => (logged() - start >= want ? true : undefined), 300_000, 500);
+  progress(`${tag}: heap snapshots in ${heapDir}: ${readdirSync(heapDir).filter((f) => !before.has(f)).join(', ')}`);
+}
+
 /** The compiled agent (the bench itself may run under tsx): `dist/bin/skiff.js` in the namespace. */
 function startCompiledAgent(dir: string, configPath: string): AgentProcess {
   const logPath = join(dir, 'agent.log');
-  const proc = spawn('ip', ['netns', 'exec', NS, process.execPath, join(projectRoot, 'dist', 'bin', 'skiff.js'), 'agent', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = heapDir ? { ...process.env, SKIFF_HEAP_SNAPSHOT_DIR: heapDir } : process.env;
+  const proc = spawn('ip', ['netns', 'exec', NS, process.execPath, ...nodeFlags, join(projectRoot, 'dist', 'bin', 'skiff.js'), 'agent', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const sink = (d: Buffer): void => void writeFileSync(logPath, d, { flag: 'a' });
   proc.stdout!.on('data', sink);
   proc.stderr!.on('data', sink);
@@ -180,6 +200,11 @@ async function metrics(): Promise<Map<string, number>> {
     m.set(line.slice(0, i), Number(line.slice(i + 1)));
   }
   return m;
+}
+
+/** metrics() that waits out an agent busy for seconds (the first periodic check at 50,000 Services). */
+async function metricsPatient(): Promise<Map<string, number>> {
+  return until('the agent metrics', () => metrics().catch(() => undefined), 120_000, 200);
 }
 
 async function startNode(store: FakeStore, tag: string, dnsExtra: Record<string, unknown> = {}): Promise<Node> {
@@ -341,7 +366,7 @@ async function relistPeak(n: Node): Promise<{ peak: number; steady: number }> {
 async function updateLatencies(n: Node, count: number): Promise<number[]> {
   const out: number[] = [];
   for (let k = 0; k < count; k++) {
-    const m0 = await metrics();
+    const m0 = await metricsPatient();
     const c0 = m0.get('kubeproxy_sync_partial_proxy_rules_duration_seconds_count') ?? 0;
     const s0 = m0.get('kubeproxy_sync_partial_proxy_rules_duration_seconds_sum') ?? 0;
     const i = k * 7;
@@ -376,12 +401,21 @@ export async function main(args: string[]): Promise<void> {
       'sandbox-name': { type: 'string', default: 'skifffp' },
       'sandbox-subnet': { type: 'string', default: '172.31.232.0/24' },
       skip: { type: 'string', default: '' },
+      /** node's flags for the agent, space separated ('' for none); default AGENT_NODE_FLAGS (common/self.ts). */
+      'node-flags': { type: 'string' },
+      /** Heap snapshots of the agent at 10k and 50k go here (bench/heap-summary.ts reads them). */
+      'heap-dir': { type: 'string' },
       /** Overrides dns.workers in the agent's config (comparisons). */
       'dns-workers': { type: 'string' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('the footprint bench needs root (network namespaces)');
   if (!existsSync(join(projectRoot, 'dist', 'bin', 'skiff.js'))) throw new Error('run `npm run build` first: the bench measures the compiled agent');
+  if (values['node-flags'] !== undefined) nodeFlags = values['node-flags'].split(' ').filter(Boolean);
+  progress(`agent: node ${nodeFlags.join(' ')}`);
+  heapDir = values['heap-dir'];
+  if (values['dns-workers'] !== undefined) dnsThreadCount = Number(values['dns-workers']);
+  if (heapDir) mkdirSync(heapDir, { recursive: true });
   const idleSeconds = Number(values['idle-seconds']);
   const services = Number(values.services);
   const large = Number(values['large-services']);
@@ -407,6 +441,7 @@ export async function main(args: string[]): Promise<void> {
       await sleep(10_000);
       out.rss_mb_10k = round(await steadyRss(node.agent.proc.pid!));
       progress(`RSS ${String(out.rss_mb_10k)} MiB; idle CPU for ${idleSeconds} s`);
+      await heapSnapshots(node, `${services}`);
       out.idle_cpu_pct_10k = round(await idleCpuPct(node.agent.proc.pid!, idleSeconds), 2);
       const d = await dnsDuringFullSync(services);
       progress(`DNS during a full sync of ${d.syncMs} ms: p50 ${d.p50} ms p99 ${d.p99} ms, ${d.lost} of ${d.queries} lost`);
@@ -423,10 +458,11 @@ export async function main(args: string[]): Promise<void> {
       const t = performance.now();
       node = await startNode(seedStore(large, per), `${large}`, dnsExtra);
       extra.ready_ms_50k = Math.round(performance.now() - t);
-      const m = await metrics();
+      const m = await metricsPatient();
       out.full_sync_ms_50k = Math.round((m.get('kubeproxy_sync_full_proxy_rules_duration_seconds_sum') ?? NaN) * 1000);
       await sleep(10_000);
       out.rss_mb_50k = round(await steadyRss(node.agent.proc.pid!));
+      await heapSnapshots(node, `${large}`);
       const ups = await updateLatencies(node, Number(values.updates));
       out.update_p99_ms_50k = round(percentile(ups, 99), 1);
       extra.update_p50_ms_50k = round(percentile(ups, 50), 1);

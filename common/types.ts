@@ -69,7 +69,6 @@ export interface EndpointInfo {
   readonly nodeName?: string;
   readonly zone?: string;
   readonly hintsForZones?: readonly string[];
-  readonly targetRef?: { readonly kind: string; readonly namespace?: string; readonly name: string };
 }
 
 export interface EndpointPort {

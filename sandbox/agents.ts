@@ -5,15 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
-import { projectRoot, skiffCommand } from '../common/self.js';
+import { agentCommand, projectRoot } from '../common/self.js';
 import type { Layout, NodeLayout } from './names.js';
 import { stopProcessGroup } from './kubelet/containers.js';
 
 export function agentArgv(l: Layout, n: NodeLayout): string[] {
   return [
     'ip', 'netns', 'exec', n.name,
-    ...skiffCommand(),
-    'agent',
+    ...agentCommand(),
     '--kubeconfig', l.kubeconfig,
     '--node-name', n.name,
     '--state-dir', join(n.dir, 'var', 'lib', 'skiff'),

@@ -413,10 +413,10 @@ describe('resources follow the footprint bench', () => {
     if (!m) throw new Error(`unexpected quantity ${q}`);
     return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
   };
-  it('requests at least the measured idle agent (102 MB) and limits above the 50,000-Service steady state (1184 MB), with no CPU limit', () => {
+  it('requests at least the measured idle agent (95.3 MiB) and limits above the 50,000-Service steady state (669 MiB), with no CPU limit', () => {
     const r = agent.resources as { requests: Record<string, string>; limits: Record<string, string> };
-    expect(mi(r.requests.memory!)).toBeGreaterThanOrEqual(Math.ceil(102 / 1.048576));
-    expect(mi(r.limits.memory!)).toBeGreaterThan(Math.ceil(1184 / 1.048576));
+    expect(mi(r.requests.memory!)).toBeGreaterThanOrEqual(Math.ceil(95.3));
+    expect(mi(r.limits.memory!)).toBeGreaterThan(669);
     expect(r.limits.cpu).toBeUndefined();
   });
 });

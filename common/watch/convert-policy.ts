@@ -4,7 +4,7 @@
 // such a policy is reported and skipped like any malformed object, the others stay in force.
 import { isIP } from 'node:net';
 import type { IPBlock, LabelSelector, LabelSelectorRequirement, NamedPort, NetworkPolicyInfo, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicyRule, PolicyPodInfo, PolicyType, SelectorOperator } from '../types.js';
-import { arr, defined, fail, int, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
+import { arr, defined, fail, int, Interner, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
 
 const OPERATORS = new Set<SelectorOperator>(['In', 'NotIn', 'Exists', 'DoesNotExist']);
 
@@ -101,24 +101,6 @@ function cidrFamily(s: string): 4 | 6 | undefined {
 }
 
 const FINISHED = new Set(['Succeeded', 'Failed']);
-
-/**
- * Equal values share one copy. Pods of one workload carry the same labels and ports, and every
- * pod repeats its namespace and node name; JSON gives each pod its own copies of those strings.
- * Sharing them keeps 150,000 pods near half the heap (bench/policy-pods.ts). The table is only a
- * cache: when it fills it starts over, and values already shared stay correct.
- */
-class Interner<T> {
-  private table = new Map<string, T>();
-  constructor(private readonly max: number) {}
-  get(key: string, value: T): T {
-    const hit = this.table.get(key);
-    if (hit !== undefined) return hit;
-    if (this.table.size >= this.max) this.table = new Map();
-    this.table.set(key, value);
-    return value;
-  }
-}
 
 const strings = new Interner<string>(100_000);
 const labelSets = new Interner<Readonly<Record<string, string>>>(50_000);

@@ -43,7 +43,7 @@ describe('convert', () => {
     expect(value.ports).toEqual([{ name: 'dns', port: 8080, protocol: 'UDP' }]);
     expect(value.endpoints).toEqual([
       { addresses: ['10.244.0.1'], ready: true, serving: true, terminating: false },
-      { addresses: ['10.244.0.2'], ready: false, serving: true, terminating: true, nodeName: 'n1', zone: 'z1', hintsForZones: ['z1'], targetRef: { kind: 'Pod', name: 'p', namespace: 'ns' } },
+      { addresses: ['10.244.0.2'], ready: false, serving: true, terminating: true, nodeName: 'n1', zone: 'z1', hintsForZones: ['z1'] },
     ]);
   });
 
@@ -76,6 +76,32 @@ describe('convert', () => {
       expect(e).toBeInstanceOf(ConvertError);
       expect((e as ConvertError).field).toBe(field);
     }
+  });
+
+  it('shares one port list between slices with equal ports, and keeps every endpoint key set', () => {
+    const raw = (name: string, endpoints: unknown[]) => ({ metadata: meta(name), addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints });
+    const a = convert('endpointslices', raw('a', [{ addresses: ['10.0.0.1'], nodeName: 'n1' }, { addresses: ['10.0.0.2'] }])).value;
+    const b = convert('endpointslices', raw('b', [{ addresses: ['10.0.0.3'], nodeName: 'n1', zone: 'z' }, { addresses: ['10.0.0.4'], zone: 'z' }, { addresses: ['10.0.0.5'], hostname: 'h', nodeName: 'n2' }])).value;
+    expect(a.ports).toBe(b.ports);
+    const base = { ready: true, serving: true, terminating: false };
+    expect(a.endpoints).toEqual([{ addresses: ['10.0.0.1'], ...base, nodeName: 'n1' }, { addresses: ['10.0.0.2'], ...base }]);
+    expect(b.endpoints).toEqual([{ addresses: ['10.0.0.3'], ...base, nodeName: 'n1', zone: 'z' }, { addresses: ['10.0.0.4'], ...base, zone: 'z' }, { addresses: ['10.0.0.5'], ...base, hostname: 'h', nodeName: 'n2' }]);
+    for (const e of [...a.endpoints, ...b.endpoints]) for (const v of Object.values(e)) expect(v).not.toBeUndefined();
+  });
+
+  it('shares equal Service port lists and one copy of the empty lists and maps', () => {
+    const spec = (ip: string) => ({ clusterIP: ip, ipFamilies: ['IPv4'], ports: [{ name: 'http', port: 80, targetPort: 8080 }] });
+    const a = convert('services', { metadata: meta('a'), spec: spec('10.96.0.1') }).value;
+    const b = convert('services', { metadata: meta('b'), spec: spec('10.96.0.2') }).value;
+    const c = convert('services', { metadata: meta('c'), spec: { ...spec('10.96.0.3'), ports: [{ name: 'http', port: 80, targetPort: '8080' }] } }).value;
+    expect(a.ports).toBe(b.ports);
+    expect(c.ports).not.toBe(a.ports);
+    expect(c.ports[0]!.targetPort).toBe('8080');
+    expect(a.ipFamilies).toBe(b.ipFamilies);
+    expect(a.externalIPs).toBe(b.loadBalancerIPs);
+    expect(a.labels).toBe(b.labels);
+    expect(Object.isFrozen(a.externalIPs) && Object.isFrozen(a.labels)).toBe(true);
+    expect(a.clusterIPs).toEqual(['10.96.0.1']);
   });
 
   it('keys raw objects for deletes even when they would not convert', () => {

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import type { EndpointInfo, EndpointPort, EndpointSliceInfo, IPFamily, Kind, KindTypes, NamespaceInfo, NodeInfo, PodInfo, ServiceInfo, ServicePort, ServiceType } from '../types.js';
 import { objectKey } from '../types.js';
 import { toNetworkPolicy, toPolicyPod } from './convert-policy.js';
-import { arr, ConvertError, defined, fail, int, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
+import { arr, ConvertError, defined, fail, int, Interner, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
 
 export { ConvertError };
 
@@ -128,7 +128,7 @@ function toService(raw: Json, meta: Json, name: string, namespace: string): Serv
   for (const ip of clusterIPs) if (isIP(ip) === 0) throw new ConvertError('spec.clusterIPs', `"${ip}" is not an IP`);
   let ipFamilies = strArr(spec.ipFamilies, 'spec.ipFamilies') as IPFamily[];
   if (ipFamilies.length === 0) ipFamilies = clusterIPs.map((ip) => (isIP(ip) === 6 ? 'IPv6' : 'IPv4'));
-  const ports = arr(spec.ports, 'spec.ports').map((p, i): ServicePort => {
+  const ports = internServicePorts(arr(spec.ports, 'spec.ports').map((p, i): ServicePort => {
     const f = `spec.ports[${i}]`;
     const o = obj(p, f);
     const port = int(o.port, `${f}.port`);
@@ -142,7 +142,7 @@ function toService(raw: Json, meta: Json, name: string, namespace: string): Serv
       nodePort: optInt(o.nodePort, `${f}.nodePort`) || undefined,
       appProtocol: optStr(o.appProtocol, `${f}.appProtocol`),
     });
-  });
+  }));
   const lb = obj(status.loadBalancer, 'status.loadBalancer');
   const loadBalancerIPs = arr(lb.ingress, 'status.loadBalancer.ingress')
     .map((g, i) => optStr(obj(g, `status.loadBalancer.ingress[${i}]`).ip, `status.loadBalancer.ingress[${i}].ip`))
@@ -157,12 +157,12 @@ function toService(raw: Json, meta: Json, name: string, namespace: string): Serv
     type,
     clusterIPs,
     headless,
-    ipFamilies,
+    ipFamilies: sharedList(ipFamilies),
     ports,
-    selector,
-    externalIPs: strArr(spec.externalIPs, 'spec.externalIPs'),
-    loadBalancerIPs,
-    loadBalancerSourceRanges: strArr(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges'),
+    selector: selector && sharedMap(selector),
+    externalIPs: sharedList(strArr(spec.externalIPs, 'spec.externalIPs')),
+    loadBalancerIPs: sharedList(loadBalancerIPs),
+    loadBalancerSourceRanges: sharedList(strArr(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges')),
     externalName: type === 'ExternalName' ? optStr(spec.externalName, 'spec.externalName') : undefined,
     externalTrafficPolicy: optStr(spec.externalTrafficPolicy, 'spec.externalTrafficPolicy') === 'Local' ? 'Local' : 'Cluster',
     internalTrafficPolicy: optStr(spec.internalTrafficPolicy, 'spec.internalTrafficPolicy') === 'Local' ? 'Local' : 'Cluster',
@@ -171,7 +171,7 @@ function toService(raw: Json, meta: Json, name: string, namespace: string): Serv
     sessionAffinityTimeoutSeconds: optInt(clientIP.timeoutSeconds, 'spec.sessionAffinityConfig.clientIP.timeoutSeconds') ?? 10800,
     publishNotReadyAddresses: optBool(spec.publishNotReadyAddresses, 'spec.publishNotReadyAddresses') ?? false,
     trafficDistribution: optStr(spec.trafficDistribution, 'spec.trafficDistribution'),
-    labels: strMap(meta.labels, 'metadata.labels'),
+    labels: sharedMap(strMap(meta.labels, 'metadata.labels')),
   }) as ServiceInfo;
 }
 
@@ -181,35 +181,37 @@ function toEndpointSlice(raw: Json, meta: Json, name: string, namespace: string)
   const labels = strMap(meta.labels, 'metadata.labels');
   const addressType = str(raw.addressType, 'addressType');
   if (!ADDRESS_TYPES.has(addressType)) throw new ConvertError('addressType', `unknown address type "${addressType}"`);
-  const ports = arr(raw.ports, 'ports').map((p, i): EndpointPort => {
-    const o = obj(p, `ports[${i}]`);
-    return defined({
-      name: optStr(o.name, `ports[${i}].name`) ?? '',
-      port: optInt(o.port, `ports[${i}].port`) ?? 0,
-      protocol: protocol(o.protocol, `ports[${i}].protocol`),
-      appProtocol: optStr(o.appProtocol, `ports[${i}].appProtocol`),
-    });
-  });
+  const ports = internEndpointPorts(
+    arr(raw.ports, 'ports').map((p, i): EndpointPort => {
+      const o = obj(p, `ports[${i}]`);
+      return defined({
+        name: optStr(o.name, `ports[${i}].name`) ?? '',
+        port: optInt(o.port, `ports[${i}].port`) ?? 0,
+        protocol: protocol(o.protocol, `ports[${i}].protocol`),
+        appProtocol: optStr(o.appProtocol, `ports[${i}].appProtocol`),
+      });
+    }),
+  );
   const endpoints = arr(raw.endpoints, 'endpoints').map((e, i): EndpointInfo => {
     const f = `endpoints[${i}]`;
     const o = obj(e, f);
     const cond = obj(o.conditions, `${f}.conditions`);
     // Unset conditions mean "unknown", which consumers must treat as ready (the EndpointSlice API).
     const ready = optBool(cond.ready, `${f}.conditions.ready`) ?? true;
-    const ref = o.targetRef === undefined || o.targetRef === null ? undefined : obj(o.targetRef, `${f}.targetRef`);
     const hints = obj(o.hints, `${f}.hints`);
-    const forZones = hints.forZones === undefined ? undefined : arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => str(obj(z, `${f}.hints.forZones[${j}]`).name, `${f}.hints.forZones[${j}].name`));
-    return defined({
-      addresses: strArr(o.addresses, `${f}.addresses`),
+    const forZones = hints.forZones === undefined ? undefined : arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => shared(str(obj(z, `${f}.hints.forZones[${j}]`).name, `${f}.hints.forZones[${j}].name`)));
+    const nodeName = optStr(o.nodeName, `${f}.nodeName`);
+    const zone = optStr(o.zone, `${f}.zone`);
+    return endpointOf(
+      strArr(o.addresses, `${f}.addresses`),
       ready,
-      serving: optBool(cond.serving, `${f}.conditions.serving`) ?? ready,
-      terminating: optBool(cond.terminating, `${f}.conditions.terminating`) ?? false,
-      hostname: optStr(o.hostname, `${f}.hostname`),
-      nodeName: optStr(o.nodeName, `${f}.nodeName`),
-      zone: optStr(o.zone, `${f}.zone`),
-      hintsForZones: forZones,
-      targetRef: ref && defined({ kind: optStr(ref.kind, `${f}.targetRef.kind`) ?? '', namespace: optStr(ref.namespace, `${f}.targetRef.namespace`), name: optStr(ref.name, `${f}.targetRef.name`) ?? '' }),
-    });
+      optBool(cond.serving, `${f}.conditions.serving`) ?? ready,
+      optBool(cond.terminating, `${f}.conditions.terminating`) ?? false,
+      optStr(o.hostname, `${f}.hostname`),
+      nodeName === undefined ? undefined : shared(nodeName),
+      zone === undefined ? undefined : shared(zone),
+      forZones,
+    );
   });
   const trigger = strMap(meta.annotations, 'metadata.annotations')['endpoints.kubernetes.io/last-change-trigger-time'];
   const triggerMs = trigger === undefined ? NaN : Date.parse(trigger);
@@ -223,6 +225,55 @@ function toEndpointSlice(raw: Json, meta: Json, name: string, namespace: string)
     triggerTimeMs: Number.isFinite(triggerMs) ? triggerMs : undefined,
     labels,
   });
+}
+
+// Endpoints are most of the cache at scale (100,000 in 10,000 slices), so each one is built at
+// its smallest: node names, zones and slice port lists shared, and the usual key sets written as
+// literals, which keep every field inside the object (an object grown key by key, as defined()
+// does, spills its fifth and later fields into a separate property array).
+const strings = new Interner<string>(10_000);
+const shared = (s: string): string => strings.get(s, s);
+const endpointPortSets = new Interner<readonly EndpointPort[]>(10_000);
+const NO_ENDPOINT_PORTS: readonly EndpointPort[] = [];
+
+// A Service's lists are mostly empty or one of a few values (["IPv4"], no external IPs, one
+// "http" port); its labels and selector are often empty. Those share one copy each.
+const NO_STRINGS: readonly string[] = Object.freeze([]);
+const NO_MAP: Readonly<Record<string, string>> = Object.freeze({});
+const stringLists = new Interner<readonly string[]>(1_000);
+const servicePortSets = new Interner<readonly ServicePort[]>(10_000);
+
+function sharedList<T extends string>(xs: T[]): readonly T[] {
+  if (xs.length === 0) return NO_STRINGS as readonly T[];
+  return xs.length === 1 ? (stringLists.get(xs[0]!, xs) as readonly T[]) : xs;
+}
+
+function sharedMap(m: Record<string, string>): Readonly<Record<string, string>> {
+  for (const _ in m) return m;
+  return NO_MAP;
+}
+
+function internServicePorts(ports: ServicePort[]): readonly ServicePort[] {
+  if (ports.length === 0) return NO_SERVICE_PORTS;
+  let key = '';
+  for (const p of ports) key += `${p.name}/${p.protocol}/${p.port}/${typeof p.targetPort}:${p.targetPort}/${p.nodePort ?? ''}/${p.appProtocol ?? ''},`;
+  return servicePortSets.get(key, ports);
+}
+const NO_SERVICE_PORTS: readonly ServicePort[] = Object.freeze([]);
+
+function internEndpointPorts(ports: EndpointPort[]): readonly EndpointPort[] {
+  if (ports.length === 0) return NO_ENDPOINT_PORTS;
+  let key = '';
+  for (const p of ports) key += `${p.name}/${p.port}/${p.protocol}/${p.appProtocol ?? ''},`;
+  return endpointPortSets.get(key, ports);
+}
+
+function endpointOf(addresses: string[], ready: boolean, serving: boolean, terminating: boolean, hostname?: string, nodeName?: string, zone?: string, hintsForZones?: string[]): EndpointInfo {
+  if (hostname === undefined && hintsForZones === undefined) {
+    if (zone === undefined) return nodeName === undefined ? { addresses, ready, serving, terminating } : { addresses, ready, serving, terminating, nodeName };
+    if (nodeName !== undefined) return { addresses, ready, serving, terminating, nodeName, zone };
+  }
+  return defined({ addresses, ready, serving, terminating, hostname, nodeName, zone, hintsForZones });
 }
 
 function toPod(raw: Json, meta: Json, name: string, namespace: string): PodInfo {

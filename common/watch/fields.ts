@@ -68,3 +68,22 @@ export function strMap(v: unknown, field: string): Record<string, string> {
   for (const [k, s] of Object.entries(o)) if (typeof s !== 'string') fail(`${field}.${k}`, 'must be a string');
   return o as Record<string, string>;
 }
+
+/**
+ * Equal values share one copy. Pods of one workload carry the same labels and ports, every pod
+ * and endpoint repeats its node name and zone, slices of a Service repeat its ports; JSON gives
+ * each object its own copies. Sharing them keeps 150,000 pods near half the heap
+ * (bench/policy-pods.ts). The table is only a cache: when it fills it starts over, and values
+ * already shared stay correct.
+ */
+export class Interner<T> {
+  private table = new Map<string, T>();
+  constructor(private readonly max: number) {}
+  get(key: string, value: T): T {
+    const hit = this.table.get(key);
+    if (hit !== undefined) return hit;
+    if (this.table.size >= this.max) this.table = new Map();
+    this.table.set(key, value);
+    return value;
+  }
+}

@@ -87,6 +87,27 @@ describe('MemoryCache', () => {
     expect(store.byIndex('ip', '10.96.0.2')).toEqual([]);
   });
 
+  it('indexes one, several and again one object under a value', () => {
+    const cache = new MemoryCache();
+    const store = cache.store('services');
+    store.addIndex('ip', (s) => s.clusterIPs);
+    const names = (ip: string) => store.byIndex('ip', ip).map((s) => s.name).sort();
+    cache.upsert('services', 'default/a', svc('a'));
+    cache.upsert('services', 'default/b', svc('b'));
+    cache.upsert('services', 'default/c', { ...svc('c'), clusterIPs: ['10.96.0.1', '10.96.0.1'] });
+    expect(names('10.96.0.1')).toEqual(['a', 'b', 'c']);
+    cache.remove('services', 'default/b');
+    cache.remove('services', 'default/c');
+    expect(names('10.96.0.1')).toEqual(['a']);
+    cache.upsert('services', 'default/b', svc('b'));
+    expect(names('10.96.0.1')).toEqual(['a', 'b']);
+    cache.remove('services', 'default/a');
+    cache.remove('services', 'default/b');
+    expect(names('10.96.0.1')).toEqual([]);
+    cache.upsert('services', 'default/a', svc('a'));
+    expect(names('10.96.0.1')).toEqual(['a']);
+  });
+
   it('honours the minimum interval between batches', async () => {
     const cache = new MemoryCache();
     const times: number[] = [];

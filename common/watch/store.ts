@@ -48,7 +48,8 @@ export interface WatchCache {
 class IndexedStore<T> implements Store<T> {
   private readonly items = new Map<string, T>();
   private readonly indexFns = new Map<string, (obj: T) => readonly string[]>();
-  private readonly indexes = new Map<string, Map<string, Set<string>>>();
+  /** index -> value -> its one key, or a Set of keys: most values (a Service's slices) have one. */
+  private readonly indexes = new Map<string, Map<string, string | Set<string>>>();
   synced = false;
 
   get size(): number {
@@ -67,7 +68,7 @@ class IndexedStore<T> implements Store<T> {
   addIndex(index: string, fn: (obj: T) => readonly string[]): void {
     if (this.indexFns.has(index)) return;
     this.indexFns.set(index, fn);
-    const idx = new Map<string, Set<string>>();
+    const idx = new Map<string, string | Set<string>>();
     this.indexes.set(index, idx);
     for (const [key, obj] of this.items) this.indexAdd(idx, fn(obj), key);
   }
@@ -76,7 +77,11 @@ class IndexedStore<T> implements Store<T> {
     const idx = this.indexes.get(index);
     if (!idx) throw new Error(`no index ${index}`);
     const keys = idx.get(value);
-    if (!keys) return [];
+    if (keys === undefined) return [];
+    if (typeof keys === 'string') {
+      const o = this.items.get(keys);
+      return o === undefined ? [] : [o];
+    }
     const out: T[] = [];
     for (const k of keys) {
       const o = this.items.get(k);
@@ -98,19 +103,25 @@ class IndexedStore<T> implements Store<T> {
     return prev;
   }
 
-  private indexAdd(idx: Map<string, Set<string>>, values: readonly string[], key: string): void {
-    for (const v of values) {
-      let s = idx.get(v);
-      if (!s) idx.set(v, (s = new Set()));
-      s.add(key);
-    }
-  }
-  private indexRemove(idx: Map<string, Set<string>>, values: readonly string[], key: string): void {
+  private indexAdd(idx: Map<string, string | Set<string>>, values: readonly string[], key: string): void {
     for (const v of values) {
       const s = idx.get(v);
-      if (!s) continue;
+      if (s === undefined) idx.set(v, key);
+      else if (typeof s === 'string') {
+        if (s !== key) idx.set(v, new Set([s, key]));
+      } else s.add(key);
+    }
+  }
+  private indexRemove(idx: Map<string, string | Set<string>>, values: readonly string[], key: string): void {
+    for (const v of values) {
+      const s = idx.get(v);
+      if (s === undefined) continue;
+      if (typeof s === 'string') {
+        if (s === key) idx.delete(v);
+        continue;
+      }
       s.delete(key);
-      if (s.size === 0) idx.delete(v);
+      if (s.size === 1) idx.set(v, s.values().next().value!);
     }
   }
 }

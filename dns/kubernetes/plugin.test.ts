@@ -206,6 +206,16 @@ describe('kubernetes plugin follows watch events', () => {
     await flush();
     expect(ask(plugin, 'db.default.svc.cluster.local. A').answer).toHaveLength(0);
     expect(ask(plugin, 'nre.default.svc.cluster.local. A').answer).toHaveLength(2);
+    expect(ask(plugin, 'db.default.svc.cluster.local. AAAA').answer).toHaveLength(1);
+    // Down to one slice, none, and back.
+    cache.remove('endpointslices', 'default/db-1');
+    cache.remove('endpointslices', 'default/db-v6');
+    await flush();
+    expect(ask(plugin, 'nre.default.svc.cluster.local. A').answer).toHaveLength(1);
+    expect(ask(plugin, 'db.default.svc.cluster.local. AAAA').answer).toHaveLength(0);
+    cache.upsert('endpointslices', 'default/db-v6', slice('default', 'db', 'db-v6', { addressType: 'IPv6', endpoints: [endpoint(['fd00:244::6'])] }));
+    await flush();
+    expect(rrsText(ask(plugin, 'db.default.svc.cluster.local. AAAA').answer)).toEqual(['db.default.svc.cluster.local. 30 in aaaa fd00:244::6']);
     cache.remove('services', 'default/new');
     await flush();
     expect(ask(plugin, 'new.default.svc.cluster.local. A').rcode).toBe(Rcode.NXDOMAIN);

@@ -43,10 +43,16 @@ function portKey(name: string, protocol: string): string {
   return `_${name}._${protocol}`.toLowerCase();
 }
 
+const NONE: readonly string[] = Object.freeze([]);
+const NO_PORTS: readonly PortEntry[] = Object.freeze([]);
+const NO_ENDPOINTS: readonly EndpointEntry[] = Object.freeze([]);
+const NO_HOSTS: ReadonlyMap<string, readonly EndpointEntry[]> = new Map();
+
 export class ZoneIndex {
   private readonly services = new Map<string, ServiceEntry>();
   private readonly svcObjects = new Map<string, ServiceInfo>();
-  private readonly slices = new Map<string, Map<string, EndpointSliceInfo>>();
+  /** Service key -> its one slice, or its slices by name (a Map per Service was 2.9 MB at 10,000). */
+  private readonly slices = new Map<string, EndpointSliceInfo | Map<string, EndpointSliceInfo>>();
   private readonly namespaces = new Set<string>();
   private readonly svcPerNamespace = new Map<string, number>();
   private readonly reverse = new Map<string, Set<string>>();
@@ -116,17 +122,22 @@ export class ZoneIndex {
   private putSlice(s: EndpointSliceInfo): void {
     if (!s.serviceName) return;
     const key = `${s.namespace}/${s.serviceName}`;
-    let m = this.slices.get(key);
-    if (!m) this.slices.set(key, (m = new Map()));
-    m.set(s.name, s);
+    const m = this.slices.get(key);
+    if (m === undefined || (!(m instanceof Map) && m.name === s.name)) this.slices.set(key, s);
+    else if (m instanceof Map) m.set(s.name, s);
+    else this.slices.set(key, new Map([[m.name, m], [s.name, s]]));
   }
 
   private dropSlice(s: EndpointSliceInfo): void {
     const key = `${s.namespace}/${s.serviceName}`;
     const m = this.slices.get(key);
-    if (!m) return;
+    if (m === undefined) return;
+    if (!(m instanceof Map)) {
+      if (m.name === s.name) this.slices.delete(key);
+      return;
+    }
     m.delete(s.name);
-    if (m.size === 0) this.slices.delete(key);
+    if (m.size === 1) this.slices.set(key, m.values().next().value!);
   }
 
   private rebuild(key: string): void {
@@ -150,30 +161,39 @@ export class ZoneIndex {
     else this.svcPerNamespace.set(ns, n);
   }
 
-  private entryFor(svc: ServiceInfo, slices: Map<string, EndpointSliceInfo> | undefined): ServiceEntry {
+  private entryFor(svc: ServiceInfo, held: EndpointSliceInfo | Map<string, EndpointSliceInfo> | undefined): ServiceEntry {
     const fqdn = `${svc.name}.${svc.namespace}.svc.${this.zone}`.toLowerCase();
-    const base = { namespace: svc.namespace.toLowerCase(), name: svc.name.toLowerCase(), fqdn };
-    const named = svc.ports.filter((p) => p.name !== '');
+    const namespace = svc.namespace.toLowerCase();
+    const name = svc.name.toLowerCase();
+    // Entries are written out whole as literals, and ClusterIP Services (nearly all of them) share
+    // their empty lists and map: at 10,000 Services spreading a base object and a Map each cost
+    // about 1 KB per entry.
     if (svc.type === 'ExternalName') {
-      return { ...base, kind: 'external', v4: [], v6: [], externalName: svc.externalName ?? '', ports: [], endpoints: [], byHost: new Map() };
+      return { namespace, name, fqdn, kind: 'external', v4: NONE, v6: NONE, externalName: svc.externalName ?? '', ports: NO_PORTS, endpoints: NO_ENDPOINTS, byHost: NO_HOSTS };
     }
     if (!svc.headless) {
+      const named = svc.ports.filter((p) => p.name !== '');
+      const v6 = svc.clusterIPs.some((ip) => ip.includes(':'));
       return {
-        ...base,
+        namespace,
+        name,
+        fqdn,
         kind: 'cluster',
-        v4: svc.clusterIPs.filter((ip) => !ip.includes(':')),
-        v6: svc.clusterIPs.filter((ip) => ip.includes(':')).map(normalizeIP),
-        ports: named.map((p) => ({ key: portKey(p.name, p.protocol), port: p.port })),
-        endpoints: [],
-        byHost: new Map(),
+        v4: v6 ? svc.clusterIPs.filter((ip) => !ip.includes(':')) : svc.clusterIPs,
+        v6: v6 ? svc.clusterIPs.filter((ip) => ip.includes(':')).map(normalizeIP) : NONE,
+        ports: named.length === 0 ? NO_PORTS : named.map((p) => ({ key: portKey(p.name, p.protocol), port: p.port })),
+        endpoints: NO_ENDPOINTS,
+        byHost: NO_HOSTS,
       };
     }
+    const base = { namespace, name, fqdn };
     const endpoints: EndpointEntry[] = [];
     const seen = new Set<string>();
     const byHost = new Map<string, EndpointEntry[]>();
     const allPorts = new Map<string, PortEntry>();
     // Slices in name order so answers do not depend on event order.
-    for (const s of [...(slices?.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const slices = held === undefined ? [] : held instanceof Map ? [...held.values()] : [held];
+    for (const s of slices.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       if (s.addressType === 'FQDN') continue;
       const ports = s.ports.filter((p) => p.name !== '').map((p) => ({ key: portKey(p.name, p.protocol), port: p.port }));
       for (const p of ports) allPorts.set(`${p.key}/${p.port}`, p);

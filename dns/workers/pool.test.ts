@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missing } from '../../test/support/env.js';
 import { dnsMetrics } from '../metrics.js';
-import { cacheWith, service } from '../testing/fixtures.js';
+import { cacheWith, endpoint, service, slice } from '../testing/fixtures.js';
 import { dig, startDns, type RunningDns } from '../testing/harness.js';
 import { dnsThreads } from './pool.js';
 
@@ -34,6 +34,15 @@ describe.skipIf(missing('dns workers', { tools: ['dig'] }))('dns worker threads'
   it('follows watch events', async () => {
     cache.upsert('services', 'default/late', service('default', 'late', { clusterIPs: ['10.96.0.99'] }));
     await expect.poll(async () => (await dig(dns.port, ['late.default.svc.cluster.local', 'A'])).answer[0], { timeout: 5000, interval: 100 }).toBe('late.default.svc.cluster.local. 30 IN A 10.96.0.99');
+  });
+
+  it('serves a headless Service whose slice arrived before the Service (the slice is sent again)', async () => {
+    const eps = [endpoint(['10.244.0.7'], { nodeName: 'n1' }), endpoint(['10.244.0.8'], { hostname: 'db-0' })];
+    cache.upsert('endpointslices', 'default/db-1', slice('default', 'db', 'db-1', { endpoints: eps }));
+    await new Promise((r) => setTimeout(r, 200));
+    cache.upsert('services', 'default/db', service('default', 'db', { headless: true }));
+    await expect.poll(async () => (await dig(dns.port, ['db.default.svc.cluster.local', 'A'])).answer.sort(), { timeout: 5000, interval: 100 }).toEqual(['db.default.svc.cluster.local. 30 IN A 10.244.0.7', 'db.default.svc.cluster.local. 30 IN A 10.244.0.8']);
+    expect((await dig(dns.port, ['db-0.db.default.svc.cluster.local', 'A'])).answer).toEqual(['db-0.db.default.svc.cluster.local. 30 IN A 10.244.0.8']);
   });
 
   it('merges worker metrics into the agent registry', async () => {

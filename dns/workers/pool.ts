@@ -14,6 +14,8 @@ import type { AnswerFeed, FeedTable } from '../answer-feed.js';
 import { mergeAll } from '../metrics.js';
 import type { Bound } from '../server/listeners.js';
 import { resolveUdpBackend } from '../server/native-udp.js';
+import type { EndpointSliceInfo, ServiceInfo } from '../../common/types.js';
+import { dnsService, dnsSlice, headlessChanged, SLICE_SERVICE_INDEX, sliceService } from './feed.js';
 import { FED_KINDS, type FromWorker, type ObjectUpdate, type ToWorker } from './protocol.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -71,23 +73,52 @@ export class WorkerPool {
     return kind !== 'nodes' || key === this.cfg.nodeName;
   }
 
+  /** The object as a thread gets it (feed.ts): trimmed to what DNS reads. */
+  private trimmed(kind: (typeof FED_KINDS)[number], obj: unknown): unknown {
+    if (obj === undefined) return undefined;
+    if (kind === 'services') return dnsService(obj as ServiceInfo);
+    if (kind !== 'endpointslices') return obj;
+    const s = obj as EndpointSliceInfo;
+    const svc = s.serviceName ? this.cache.store('services').get(`${s.namespace}/${s.serviceName}`) : undefined;
+    return dnsSlice(s, svc?.headless ?? false);
+  }
+
   private snapshot(): { updates: ObjectUpdate[]; synced: typeof FED_KINDS } {
     const updates: ObjectUpdate[] = [];
     for (const kind of FED_KINDS) {
       const store = this.cache.store(kind);
-      for (const key of store.keys()) if (this.fed(kind, key)) updates.push({ kind, key, obj: store.get(key) });
+      for (const key of store.keys()) if (this.fed(kind, key)) updates.push({ kind, key, obj: this.trimmed(kind, store.get(key)) });
     }
     return { updates, synced: FED_KINDS.filter((k) => this.cache.synced([k])) };
   }
 
   private updates(b: ChangeBatch): ObjectUpdate[] {
-    return b.changes.filter((c) => this.fed(c.kind, c.key)).map((c) => ({ kind: c.kind, key: c.key, obj: c.current }));
+    const out: ObjectUpdate[] = [];
+    const sent = new Set<string>();
+    for (const c of b.changes) {
+      if (!this.fed(c.kind, c.key)) continue;
+      out.push({ kind: c.kind, key: c.key, obj: this.trimmed(c.kind, c.current) });
+      if (c.kind === 'endpointslices') sent.add(c.key);
+    }
+    // A Service that became headless (or stopped being) changes which endpoints DNS needs: its
+    // slices go again, with or without their endpoints.
+    for (const c of b.changes) {
+      if (!headlessChanged(c.kind, c.previous, c.current)) continue;
+      for (const s of this.cache.store('endpointslices').byIndex(SLICE_SERVICE_INDEX, c.key)) {
+        const key = `${s.namespace}/${s.name}`;
+        if (sent.has(key)) continue;
+        sent.add(key);
+        out.push({ kind: 'endpointslices', key, obj: this.trimmed('endpointslices', s) });
+      }
+    }
+    return out;
   }
 
   /** Starts the threads; the first binds (port 0: picks the port), the others join its ports. */
   async start(addresses: readonly string[], port: number): Promise<Bound[]> {
     this.addresses = addresses;
     this.port = port;
+    this.cache.store('endpointslices').addIndex(SLICE_SERVICE_INDEX, sliceService);
     // Subscribe before the first snapshot so no change falls between the two.
     const pending: ObjectUpdate[] = [];
     let started = false;
