@@ -1,16 +1,29 @@
 // The kernel side of policy, kept thin: the engine renders the whole table as data (render.ts);
 // this sends the difference from what was last applied (element adds and deletes, rewritten
-// chains) in one `nft -f` transaction, or the whole table when the last write failed or nothing
-// has been written yet. It reads the drop counters back for /metrics. No policy logic here.
-import { EMPTY_TABLE, FAMILY, TABLE, cleanupText, diffText, fullText, type CounterData, type PolicyTable } from './render.js';
+// chains), or the whole table when the last write failed or nothing has been written yet. It
+// reads the drop counters back for /metrics. No policy logic here.
+//
+// With an element writer (elements.ts, netlink), a difference goes in up to three atomic steps
+// (render.ts's diffPlan): nft for new and rewritten chains, the element batch over netlink, nft
+// for what is gone. nft 1.0.x reads every set's elements before any element command, ~1 s at
+// the kube-burner shape: element-only changes (most pod churn) then never start nft at all.
+// Without one (tests that enter a namespace through a command prefix) it is one `nft -f`.
+import { keyShape, type ElementWriter, type KeyShape } from './elements.js';
+import { EMPTY_TABLE, FAMILY, TABLE, cleanupText, diffPlan, diffText, fullText, type CounterData, type PolicyTable } from './render.js';
+import { mayDeny } from './conntrack.js';
 import type { Runner } from './exec.js';
 
 export interface ApplyResult {
   /** Something was written (false: the table already matched). */
   readonly changed: boolean;
   readonly full: boolean;
-  /** The transaction written ('' when nothing changed). */
-  readonly text: string;
+  /** Whether the change can deny a connection that was allowed (strict mode then reads conntrack). */
+  readonly mayDeny: boolean;
+  /**
+   * When only these addresses' own dispatch changed (pods that just became policied), strict mode
+   * need look at no other flow; undefined: any flow.
+   */
+  readonly only?: readonly string[];
 }
 
 export interface DeniedCount extends CounterData {
@@ -21,7 +34,13 @@ export class PolicyDataplane {
   /** What the kernel holds, when the last write succeeded; undefined means "unknown: write it all". */
   private applied: PolicyTable | undefined;
 
-  constructor(private readonly run: Runner) {}
+  /** Set declarations -> element shapes, for the element writer (few distinct declarations). */
+  private readonly shapes = new Map<string, KeyShape | undefined>();
+
+  constructor(
+    private readonly run: Runner,
+    private readonly elements?: ElementWriter,
+  ) {}
 
   /** The table last written, or the empty one. */
   get current(): PolicyTable {
@@ -29,18 +48,41 @@ export class PolicyDataplane {
   }
 
   async apply(next: PolicyTable): Promise<ApplyResult> {
-    const full = this.applied === undefined;
-    const text = full ? fullText(next) : diffText(this.applied!, next);
-    if (text === '') return { changed: false, full, text };
-    try {
-      await this.run('nft', ['-f', '-'], text);
-    } catch (e) {
-      // A transaction is all or nothing, but what is in the kernel may not be what we think.
-      this.applied = undefined;
-      throw e;
+    const prev = this.applied;
+    // Until the write succeeds, what the kernel holds is unknown: a failure anywhere (even between
+    // steps) leaves the next apply a full one.
+    this.applied = undefined;
+    if (prev === undefined) {
+      await this.nft(fullText(next));
+      this.applied = next;
+      return { changed: true, full: true, mayDeny: true };
     }
+    if (!this.elements) {
+      const text = diffText(prev, next);
+      if (text !== '') await this.nft(text);
+      this.applied = next;
+      return { changed: text !== '', full: false, mayDeny: text !== '' && mayDeny(text) };
+    }
+    const plan = diffPlan(prev, next);
+    if (plan.before) await this.nft(plan.before);
+    if (plan.elements.length > 0) await this.elements.write(TABLE, plan.elements, (set) => this.shape(next, set));
+    if (plan.after) await this.nft(plan.after);
     this.applied = next;
-    return { changed: true, full, text };
+    const changed = plan.before !== '' || plan.elements.length > 0 || plan.after !== '';
+    const onlyDispatch = plan.mayDeny && !/^(flush|delete) /m.test(plan.before + plan.after) && plan.elements.every((c) => c.verb === 'add');
+    return { changed, full: false, mayDeny: plan.mayDeny, ...(onlyDispatch ? { only: plan.dispatched } : {}) };
+  }
+
+  private shape(t: PolicyTable, set: string): KeyShape | undefined {
+    const decl = t.sets.get(set);
+    if (decl === undefined) return undefined;
+    let s = this.shapes.get(decl);
+    if (s === undefined && !this.shapes.has(decl)) this.shapes.set(decl, (s = keyShape(decl)));
+    return s;
+  }
+
+  private async nft(text: string): Promise<void> {
+    await this.run('nft', ['-f', '-'], text);
   }
 
   /** The next apply rewrites the whole table (drift repair). */
@@ -72,5 +114,9 @@ export class PolicyDataplane {
   async cleanup(): Promise<void> {
     await this.run('nft', ['-f', '-'], cleanupText());
     this.applied = undefined;
+  }
+
+  close(): void {
+    this.elements?.close();
   }
 }

@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
 import { PolicyDataplane } from './dataplane.js';
+import { netlinkElements, type ElementWriter } from './elements.js';
 import { execRunner, type Runner } from './exec.js';
 import { PolicySyncer } from './syncer.js';
 
@@ -12,12 +13,15 @@ export interface PolicyOptions {
   /** Runs nft, conntrack and ip; tests pass one that enters a namespace. */
   readonly run?: Runner;
   readonly attachTimeoutMs?: number;
+  /** Writes set elements; default: over netlink in this process's namespace, unless `run` enters another (then nft). */
+  readonly elements?: ElementWriter;
 }
 
 export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Component {
   const run = opts.run ?? execRunner();
   const log = deps.log.child({ component: 'policy' });
-  const dataplane = new PolicyDataplane(run);
+  // A caller's runner may enter a namespace this process's netlink socket would not reach.
+  const dataplane = new PolicyDataplane(run, opts.elements ?? (opts.run ? undefined : netlinkElements()));
   return {
     name: 'policy',
     async run(signal) {
@@ -28,6 +32,7 @@ export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Compone
         await syncer.run(signal);
       } finally {
         unlisten?.();
+        dataplane.close();
       }
     },
     async cleanup() {
