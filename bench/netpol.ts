@@ -23,6 +23,7 @@ import { convert } from '../common/watch/convert.js';
 import { MemoryCache } from '../common/watch/store.js';
 import { createNetlink } from 'netlink';
 import { loadNetnsAddon } from '../cni/plugin/netns-addon.js';
+import { NftSession } from '../common/nft/session.js';
 import { PolicyDataplane } from '../policy/dataplane.js';
 import { netlinkElements } from '../policy/elements.js';
 import { execRunner } from '../policy/exec.js';
@@ -143,7 +144,10 @@ export async function main(args: string[]): Promise<void> {
     const { addon, error } = loadNetnsAddon();
     if (!addon) progress(`no netns addon (${error}): element changes go through nft, as without netlink`);
     const elements = addon ? netlinkElements(() => addon.inNetns(`/run/netns/${topo.node}`, () => createNetlink(12, { ref: false, recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 }))) : undefined;
-    dataplane = new PolicyDataplane(run, elements);
+    dataplane = new PolicyDataplane(run, {
+      ...(elements ? { elements, generation: () => elements.generation() } : {}),
+      session: new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i'], { errorCode: 'ERR_POLICY_COMMAND' }),
+    });
     const syncer = new PolicySyncer({ cache, config, log, health: new Health(), dataplane, run });
 
     const full: number[] = [];

@@ -8,6 +8,13 @@
 // for what is gone. nft 1.0.x reads every set's elements before any element command, ~1 s at
 // the kube-burner shape: element-only changes (most pod churn) then never start nft at all.
 // Without one (tests that enter a namespace through a command prefix) it is one `nft -f`.
+// nft text is loaded as the proxy loads it (common/nft/runner.ts): from a complete file (a pipe
+// cut by a dying agent would commit a prefix: for the full replace, a deleted table), small ones
+// through a long-lived `nft -i` when given one, and with a generation reader every write, element
+// batches included, is checked to be the only commit, so the periodic check can skip listing.
+import { NftRunner } from '../common/nft/runner.js';
+import type { GenerationReader } from '../common/nft/generation.js';
+import type { NftSession } from '../common/nft/session.js';
 import { keyShape, type ElementWriter, type KeyShape } from './elements.js';
 import { EMPTY_TABLE, FAMILY, TABLE, cleanupText, diffPlan, diffText, fullText, type CounterData, type PolicyTable } from './render.js';
 import { mayDeny } from './conntrack.js';
@@ -30,6 +37,15 @@ export interface DeniedCount extends CounterData {
   readonly packets: number;
 }
 
+export interface DataplaneOptions {
+  /** Writes set elements without nft (elements.ts); only where its socket reaches nft's namespace. */
+  readonly elements?: ElementWriter;
+  /** `nft -i` for small transactions (common/nft/session.ts). */
+  readonly session?: NftSession;
+  /** The namespace's ruleset generation (nft's, the same the element writer commits to). */
+  readonly generation?: GenerationReader;
+}
+
 export class PolicyDataplane {
   /** What the kernel holds, when the last write succeeded; undefined means "unknown: write it all". */
   private applied: PolicyTable | undefined;
@@ -37,10 +53,16 @@ export class PolicyDataplane {
   /** Set declarations -> element shapes, for the element writer (few distinct declarations). */
   private readonly shapes = new Map<string, KeyShape | undefined>();
 
+  private readonly elements: ElementWriter | undefined;
+  private readonly nftRunner: NftRunner;
+
   constructor(
     private readonly run: Runner,
-    private readonly elements?: ElementWriter,
-  ) {}
+    o: DataplaneOptions = {},
+  ) {
+    this.elements = o.elements;
+    this.nftRunner = new NftRunner(run, o.session, o.generation);
+  }
 
   /** The table last written, or the empty one. */
   get current(): PolicyTable {
@@ -65,7 +87,8 @@ export class PolicyDataplane {
     }
     const plan = diffPlan(prev, next);
     if (plan.before) await this.nft(plan.before);
-    if (plan.elements.length > 0) await this.elements.write(TABLE, plan.elements, (set) => this.shape(next, set));
+    const elements = this.elements;
+    if (plan.elements.length > 0) await this.nftRunner.transaction(() => elements.write(TABLE, plan.elements, (set) => this.shape(next, set)));
     if (plan.after) await this.nft(plan.after);
     this.applied = next;
     const changed = plan.before !== '' || plan.elements.length > 0 || plan.after !== '';
@@ -82,7 +105,7 @@ export class PolicyDataplane {
   }
 
   private async nft(text: string): Promise<void> {
-    await this.run('nft', ['-f', '-'], text);
+    await this.nftRunner.apply(text);
   }
 
   /** The next apply rewrites the whole table (drift repair). */
@@ -104,19 +127,28 @@ export class PolicyDataplane {
     return result;
   }
 
-  /** Whether the kernel has the table at all (the periodic check). */
+  /**
+   * Whether the kernel has the table at all (the periodic check). nft 1.0.x reads the whole
+   * ruleset even to list tables (~1 s of kernel time at the kube-burner shape), so when the
+   * generation shows only our own commits since the table was last seen, it is not asked.
+   */
   async present(): Promise<boolean> {
+    if (this.applied && (await this.nftRunner.unchanged())) return true;
+    const gen = await this.nftRunner.generation();
     const out = await this.run('nft', ['-j', 'list', 'tables', FAMILY]);
     const tables = JSON.parse(out) as { nftables?: { table?: { name: string } }[] };
-    return (tables.nftables ?? []).some((i) => i.table?.name === TABLE);
+    const there = (tables.nftables ?? []).some((i) => i.table?.name === TABLE);
+    if (there && gen !== undefined && this.applied) this.nftRunner.verified(gen);
+    return there;
   }
 
   async cleanup(): Promise<void> {
-    await this.run('nft', ['-f', '-'], cleanupText());
+    await this.nftRunner.apply(cleanupText());
     this.applied = undefined;
   }
 
   close(): void {
     this.elements?.close();
+    this.nftRunner.close();
   }
 }

@@ -9,6 +9,7 @@
 // field of a concatenation padded to 4 bytes, verdict map values as a jump verdict, intervals as
 // a start element and an end element (flag INTERVAL_END) one past the range.
 import type { NetlinkSocket } from 'netlink';
+import { parseGeneration } from '../common/nft/generation.js';
 import { ipToBigint, parseCidr, type Family } from './ipnet.js';
 
 const NETLINK_NETFILTER = 12;
@@ -37,7 +38,6 @@ const NFTA_VERDICT_CODE = 1;
 const NFTA_VERDICT_CHAIN = 2;
 const NFT_JUMP = -3;
 const NFT_SET_ELEM_INTERVAL_END = 1;
-const NFTA_GEN_ID = 1;
 /** Elements per message: keeps each message far below the socket's buffer. */
 const PER_MESSAGE = 500;
 
@@ -173,6 +173,8 @@ export function elementMessages(table: string, changes: readonly ElementChange[]
 export interface ElementWriter {
   /** One atomic transaction; rejects with the kernel's error (nothing applied). Resolves with the generation after it. */
   write(table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined): Promise<number | undefined>;
+  /** The namespace's ruleset generation (common/nft/generation.ts's reader, on this socket). */
+  generation(): Promise<number | undefined>;
   close(): void;
 }
 
@@ -217,7 +219,7 @@ export function netlinkElements(open?: OpenSocket): ElementWriter {
         throw Object.assign(new Error(`nf_tables refused an element batch: errno ${-e.errno} (message ${which} of ${msgs.length})`), { code: 'ERR_POLICY_ELEMENTS', errno: -e.errno });
       }
       const gen = reply.find((x) => (x.type & 0xff) === NFT_MSG_NEWGEN);
-      return gen ? readGeneration(gen.data) : undefined;
+      return gen ? parseGeneration(gen.data) : undefined;
     } catch (e) {
       // The socket's state is in doubt (a timeout, a send error): the next batch opens a new one.
       if ((e as { code?: string }).code !== 'ERR_POLICY_ELEMENTS') close();
@@ -234,17 +236,17 @@ export function netlinkElements(open?: OpenSocket): ElementWriter {
       queue = r.catch(() => undefined);
       return r;
     },
+    async generation() {
+      try {
+        const s = await socket();
+        const [reply] = await s.request((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, Buffer.alloc(4), { timeout: 2000 });
+        const gen = reply.find((x) => (x.type & 0xff) === NFT_MSG_NEWGEN);
+        return gen ? parseGeneration(gen.data) : undefined;
+      } catch {
+        close();
+        return undefined;
+      }
+    },
     close,
   };
-}
-
-function readGeneration(data: Uint8Array): number | undefined {
-  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  for (let off = 4; off + 4 <= b.length; ) {
-    const len = b.readUInt16LE(off);
-    if (len < 4) return undefined;
-    if ((b.readUInt16LE(off + 2) & 0x3fff) === NFTA_GEN_ID && len >= 8) return b.readUInt32BE(off + 4);
-    off += (len + 3) & ~3;
-  }
-  return undefined;
 }

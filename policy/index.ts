@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
+import { NftSession } from '../common/nft/session.js';
 import { PolicyDataplane } from './dataplane.js';
 import { netlinkElements, type ElementWriter } from './elements.js';
 import { execRunner, type Runner } from './exec.js';
@@ -20,8 +21,12 @@ export interface PolicyOptions {
 export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Component {
   const run = opts.run ?? execRunner();
   const log = deps.log.child({ component: 'policy' });
-  // A caller's runner may enter a namespace this process's netlink socket would not reach.
-  const dataplane = new PolicyDataplane(run, opts.elements ?? (opts.run ? undefined : netlinkElements()));
+  // A caller's runner may enter a namespace this process's netlink socket (and `nft -i`) would not reach.
+  const elements = opts.elements ?? (opts.run ? undefined : netlinkElements());
+  const dataplane = new PolicyDataplane(run, {
+    ...(elements ? { elements, generation: () => elements.generation() } : {}),
+    ...(opts.run ? {} : { session: new NftSession(['nft', '-i'], { errorCode: 'ERR_POLICY_COMMAND' }) }),
+  });
   return {
     name: 'policy',
     async run(signal) {

@@ -1,5 +1,6 @@
 // The policy sync loop on a hand-driven cache and a recording runner: what reaches nft and
 // conntrack, when, and what the CNI hook waits for.
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type ConfigInput } from '../common/config.js';
@@ -32,7 +33,8 @@ class FakeRunner {
         this.failNft--;
         throw new Error('nft: injected failure');
       }
-      this.nft.push(input ?? '');
+      // A transaction comes as a file (common/nft/runner.ts), cleanup through stdin.
+      this.nft.push(args[1] === '-' ? (input ?? '') : readFileSync(args[1]!, 'utf8'));
       return '';
     }
     if (cmd === 'nft' && args.includes('counters')) return JSON.stringify({ nftables: [{ metainfo: {} }, ...this.counters.map((c) => ({ counter: { family: 'inet', table: 'skiff-policy', name: c.name, packets: c.packets, bytes: 0 } }))] });
@@ -97,7 +99,7 @@ describe('PolicySyncer', () => {
     await until(() => runner.nft.length === 1, 'the first sync');
     runner.failNft = 1;
     cache.upsert('policypods', 'x/r', pod('r', ['10.244.8.9'], { app: 'a' }, 'n2'));
-    await until(() => runner.calls.filter((c) => c === 'nft -f -').length === 2, 'the failed write');
+    await until(() => runner.calls.filter((c) => c.startsWith('nft -f ')).length === 2, 'the failed write');
     await syncer.sync();
     expect(runner.nft.at(-1)).toMatch(/^add table inet skiff-policy\ndelete table/);
     expect(runner.nft.at(-1)).toContain('10.244.8.9');

@@ -88,7 +88,8 @@ export class PolicySyncer implements PodListener {
       this.started = true;
       await this.sync();
       for (const w of [...this.startedWaiters]) w();
-      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      // Aborted during the first sync: the event has fired already.
+      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     } catch (e) {
       if (!signal.aborted) throw e;
     } finally {

@@ -12,6 +12,7 @@ import { toNetworkPolicy } from '../convert.js';
 import { diffText, fullText, render, type PolicyTable } from '../render.js';
 import { createNetlink } from 'netlink';
 import { loadNetnsAddon } from '../../cni/plugin/netns-addon.js';
+import { NftSession } from '../../common/nft/session.js';
 import { PolicyDataplane } from '../dataplane.js';
 import { netlinkElements } from '../elements.js';
 import { execRunner } from '../exec.js';
@@ -351,7 +352,7 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     const { addon, error } = loadNetnsAddon();
     if (!addon) return ctx.skip(`netns addon: ${error}`);
     const writer = netlinkElements(() => addon.inNetns(`/run/netns/${NODE}`, () => createNetlink(12, { ref: false, recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 })));
-    const dp = new PolicyDataplane(execRunner(['ip', 'netns', 'exec', NODE]), writer);
+    const dp = new PolicyDataplane(execRunner(['ip', 'netns', 'exec', NODE]), { elements: writer, session: new NftSession(['ip', 'netns', 'exec', NODE, 'nft', '-i']), generation: () => writer.generation() });
     // The table as a sorted list of its objects (sets with their elements, chains, rules), handles
     // left out: creation order (a diff adds chains later than a full load) does not count.
     const listed = async (): Promise<string[]> => {
@@ -394,6 +395,11 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
       await inNs(NODE, 'nft', ['delete', 'element', 'inet', 'skiff-policy', 'ingress4', '{ 10.244.1.11 }']);
       await expect(dp.apply(other)).rejects.toThrow(/refused an element batch: errno 2/);
       expect(await dp.apply(other)).toMatchObject({ full: true });
+      // The periodic check: answered by the ruleset generation while only our writes moved it;
+      // someone else's commit (the table deleted) is seen.
+      expect(await dp.present()).toBe(true);
+      await inNs(NODE, 'nft', ['delete', 'table', 'inet', 'skiff-policy']);
+      expect(await dp.present()).toBe(false);
       await nft(fullText(current));
     } finally {
       dp.close();
