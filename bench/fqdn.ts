@@ -33,7 +33,7 @@ import { loadNetnsAddon } from '../cni/plugin/netns-addon.js';
 import { FqdnFeed, elementsLine } from '../policy/fqdn.js';
 import { NftElementWriter } from '../policy/nft-elements.js';
 import { TABLE } from '../policy/render.js';
-import { NftSession } from '../proxy/nft/session.js';
+import { NftSession } from '../common/nft/session.js';
 import { percentile } from './stats.js';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench fqdn] ${msg}\n`);

@@ -21,7 +21,11 @@ import { parseConfig } from '../common/config.js';
 import { Health } from '../common/health.js';
 import { convert } from '../common/watch/convert.js';
 import { MemoryCache } from '../common/watch/store.js';
+import { createNetlink } from 'netlink';
+import { loadNetnsAddon } from '../cni/plugin/netns-addon.js';
+import { NftSession } from '../common/nft/session.js';
 import { PolicyDataplane } from '../policy/dataplane.js';
+import { netlinkElements } from '../policy/elements.js';
 import { execRunner } from '../policy/exec.js';
 import { PolicySyncer } from '../policy/syncer.js';
 import { Topology } from '../proxy/test/topology.js';
@@ -130,11 +134,20 @@ export async function main(args: string[]): Promise<void> {
   const topo = new Topology('skiffpx-np-');
   const ac = new AbortController();
   let running: Promise<void> | undefined;
+  let dataplane: PolicyDataplane | undefined;
   try {
     await topo.create();
     for (const [name, p] of [['srv', POLICIED], ['open', OPEN], ['cli', CLIENT]] as const) await topo.addPod(name, p.ip);
     const run = execRunner(['ip', 'netns', 'exec', topo.node]);
-    const dataplane = new PolicyDataplane(run);
+    // The agent writes set elements over netlink in its own namespace; here the socket is opened
+    // in the node's namespace (the CNI's netns addon), so the bench takes the agent's path.
+    const { addon, error } = loadNetnsAddon();
+    if (!addon) progress(`no netns addon (${error}): element changes go through nft, as without netlink`);
+    const elements = addon ? netlinkElements(() => addon.inNetns(`/run/netns/${topo.node}`, () => createNetlink(12, { ref: false, recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 }))) : undefined;
+    dataplane = new PolicyDataplane(run, {
+      ...(elements ? { elements, generation: () => elements.generation() } : {}),
+      session: new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i'], { errorCode: 'ERR_POLICY_COMMAND' }),
+    });
     const syncer = new PolicySyncer({ cache, config, log, health: new Health(), dataplane, run });
 
     const full: number[] = [];
@@ -233,6 +246,7 @@ export async function main(args: string[]): Promise<void> {
   } finally {
     ac.abort();
     await running?.catch(() => undefined);
+    dataplane?.close();
     topo.destroy();
   }
 }

@@ -18,7 +18,7 @@ import { IptablesDataplane } from '../proxy/iptables/dataplane.js';
 import type { IptablesMode } from '../proxy/iptables/mode.js';
 import { ExecNft } from '../proxy/nft/backend.js';
 import { NftDataplane } from '../proxy/nft/dataplane.js';
-import { NftSession } from '../proxy/nft/session.js';
+import { NftSession } from '../common/nft/session.js';
 import { Proxier } from '../proxy/proxier.js';
 import { warmUp } from '../proxy/warmup.js';
 import { nsRunner, Topology } from '../proxy/test/topology.js';

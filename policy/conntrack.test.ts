@@ -29,6 +29,13 @@ describe('strict mode conntrack', () => {
     expect(flows[4]!.family).toBe(6);
   });
 
+  it('skips TCP connections that are over (TIME_WAIT, CLOSE): nothing to cut there', () => {
+    const over = `tcp      6 119 TIME_WAIT src=10.244.7.4 dst=10.244.7.3 sport=40000 dport=80 src=10.244.7.3 dst=10.244.7.4 sport=80 dport=40000 [ASSURED] mark=0 use=1
+tcp      6 9 CLOSE src=10.244.7.4 dst=10.244.7.3 sport=40001 dport=80 src=10.244.7.3 dst=10.244.7.4 sport=80 dport=40001 [ASSURED] mark=0 use=1
+tcp      6 59 FIN_WAIT src=10.244.7.4 dst=10.244.7.3 sport=40002 dport=80 src=10.244.7.3 dst=10.244.7.4 sport=80 dport=40002 [ASSURED] mark=0 use=1`;
+    expect(parseConntrack(over).map((f) => f.orig.sport)).toEqual([40002]);
+  });
+
   it('picks flows the new state denies, judged after DNAT, and never the node\'s own', () => {
     const d = desiredState({ policies: [onlyFromA], pods, namespaces: ns }, { nodeName: 'n1' });
     const denied = deniedFlows(d, parseConntrack(LIST), new Set(['10.244.7.1']));

@@ -1,27 +1,68 @@
 // The kernel side of policy, kept thin: the engine renders the whole table as data (render.ts);
 // this sends the difference from what was last applied (element adds and deletes, rewritten
-// chains) in one `nft -f` transaction, or the whole table when the last write failed or nothing
-// has been written yet. It reads the drop counters back for /metrics. No policy logic here.
-import { EMPTY_TABLE, FAMILY, TABLE, cleanupText, diffText, fullText, type CounterData, type PolicyTable } from './render.js';
+// chains), or the whole table when the last write failed or nothing has been written yet. It
+// reads the drop counters back for /metrics. No policy logic here.
+//
+// With an element writer (elements.ts, netlink), a difference goes in up to three atomic steps
+// (render.ts's diffPlan): nft for new and rewritten chains, the element batch over netlink, nft
+// for what is gone. nft 1.0.x reads every set's elements before any element command, ~1 s at
+// the kube-burner shape: element-only changes (most pod churn) then never start nft at all.
+// Without one (tests that enter a namespace through a command prefix) it is one `nft -f`.
+// nft text is loaded as the proxy loads it (common/nft/runner.ts): from a complete file (a pipe
+// cut by a dying agent would commit a prefix: for the full replace, a deleted table), small ones
+// through a long-lived `nft -i` when given one, and with a generation reader every write, element
+// batches included, is checked to be the only commit, so the periodic check can skip listing.
+import { NftRunner } from '../common/nft/runner.js';
+import type { GenerationReader } from '../common/nft/generation.js';
+import type { NftSession } from '../common/nft/session.js';
+import { keyShape, type ElementWriter, type KeyShape } from './elements.js';
+import { EMPTY_TABLE, FAMILY, TABLE, cleanupText, diffPlan, diffText, fullText, type CounterData, type PolicyTable } from './render.js';
+import { mayDeny } from './conntrack.js';
 import type { Runner } from './exec.js';
 
 export interface ApplyResult {
   /** Something was written (false: the table already matched). */
   readonly changed: boolean;
   readonly full: boolean;
-  /** The transaction written ('' when nothing changed). */
-  readonly text: string;
+  /** Whether the change can deny a connection that was allowed (strict mode then reads conntrack). */
+  readonly mayDeny: boolean;
+  /**
+   * When only these addresses' own dispatch changed (pods that just became policied), strict mode
+   * need look at no other flow; undefined: any flow.
+   */
+  readonly only?: readonly string[];
 }
 
 export interface DeniedCount extends CounterData {
   readonly packets: number;
 }
 
+export interface DataplaneOptions {
+  /** Writes set elements without nft (elements.ts); only where its socket reaches nft's namespace. */
+  readonly elements?: ElementWriter;
+  /** `nft -i` for small transactions (common/nft/session.ts). */
+  readonly session?: NftSession;
+  /** The namespace's ruleset generation (nft's, the same the element writer commits to). */
+  readonly generation?: GenerationReader;
+}
+
 export class PolicyDataplane {
   /** What the kernel holds, when the last write succeeded; undefined means "unknown: write it all". */
   private applied: PolicyTable | undefined;
 
-  constructor(private readonly run: Runner) {}
+  /** Set declarations -> element shapes, for the element writer (few distinct declarations). */
+  private readonly shapes = new Map<string, KeyShape | undefined>();
+
+  private readonly elements: ElementWriter | undefined;
+  private readonly nftRunner: NftRunner;
+
+  constructor(
+    private readonly run: Runner,
+    o: DataplaneOptions = {},
+  ) {
+    this.elements = o.elements;
+    this.nftRunner = new NftRunner(run, o.session, o.generation);
+  }
 
   /** The table last written, or the empty one. */
   get current(): PolicyTable {
@@ -29,18 +70,42 @@ export class PolicyDataplane {
   }
 
   async apply(next: PolicyTable): Promise<ApplyResult> {
-    const full = this.applied === undefined;
-    const text = full ? fullText(next) : diffText(this.applied!, next);
-    if (text === '') return { changed: false, full, text };
-    try {
-      await this.run('nft', ['-f', '-'], text);
-    } catch (e) {
-      // A transaction is all or nothing, but what is in the kernel may not be what we think.
-      this.applied = undefined;
-      throw e;
+    const prev = this.applied;
+    // Until the write succeeds, what the kernel holds is unknown: a failure anywhere (even between
+    // steps) leaves the next apply a full one.
+    this.applied = undefined;
+    if (prev === undefined) {
+      await this.nft(fullText(next));
+      this.applied = next;
+      return { changed: true, full: true, mayDeny: true };
     }
+    if (!this.elements) {
+      const text = diffText(prev, next);
+      if (text !== '') await this.nft(text);
+      this.applied = next;
+      return { changed: text !== '', full: false, mayDeny: text !== '' && mayDeny(text) };
+    }
+    const plan = diffPlan(prev, next);
+    if (plan.before) await this.nft(plan.before);
+    const elements = this.elements;
+    if (plan.elements.length > 0) await this.nftRunner.transaction(() => elements.write(TABLE, plan.elements, (set) => this.shape(next, set)));
+    if (plan.after) await this.nft(plan.after);
     this.applied = next;
-    return { changed: true, full, text };
+    const changed = plan.before !== '' || plan.elements.length > 0 || plan.after !== '';
+    const onlyDispatch = plan.mayDeny && !/^(flush|delete) /m.test(plan.before + plan.after) && plan.elements.every((c) => c.verb === 'add');
+    return { changed, full: false, mayDeny: plan.mayDeny, ...(onlyDispatch ? { only: plan.dispatched } : {}) };
+  }
+
+  private shape(t: PolicyTable, set: string): KeyShape | undefined {
+    const decl = t.sets.get(set);
+    if (decl === undefined) return undefined;
+    let s = this.shapes.get(decl);
+    if (s === undefined && !this.shapes.has(decl)) this.shapes.set(decl, (s = keyShape(decl)));
+    return s;
+  }
+
+  private async nft(text: string): Promise<void> {
+    await this.nftRunner.apply(text);
   }
 
   /** The next apply rewrites the whole table (drift repair). */
@@ -62,15 +127,28 @@ export class PolicyDataplane {
     return result;
   }
 
-  /** Whether the kernel has the table at all (the periodic check). */
+  /**
+   * Whether the kernel has the table at all (the periodic check). nft 1.0.x reads the whole
+   * ruleset even to list tables (~1 s of kernel time at the kube-burner shape), so when the
+   * generation shows only our own commits since the table was last seen, it is not asked.
+   */
   async present(): Promise<boolean> {
+    if (this.applied && (await this.nftRunner.unchanged())) return true;
+    const gen = await this.nftRunner.generation();
     const out = await this.run('nft', ['-j', 'list', 'tables', FAMILY]);
     const tables = JSON.parse(out) as { nftables?: { table?: { name: string } }[] };
-    return (tables.nftables ?? []).some((i) => i.table?.name === TABLE);
+    const there = (tables.nftables ?? []).some((i) => i.table?.name === TABLE);
+    if (there && gen !== undefined && this.applied) this.nftRunner.verified(gen);
+    return there;
   }
 
   async cleanup(): Promise<void> {
-    await this.run('nft', ['-f', '-'], cleanupText());
+    await this.nftRunner.apply(cleanupText());
     this.applied = undefined;
+  }
+
+  close(): void {
+    this.elements?.close();
+    this.nftRunner.close();
   }
 }

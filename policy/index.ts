@@ -4,7 +4,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
+import { NftSession } from '../common/nft/session.js';
 import { PolicyDataplane } from './dataplane.js';
+import { netlinkElements, type ElementWriter } from './elements.js';
 import { execRunner, type Runner } from './exec.js';
 import type { FqdnFeed } from './fqdn.js';
 import { PolicySyncer } from './syncer.js';
@@ -15,12 +17,19 @@ export interface PolicyOptions {
   readonly attachTimeoutMs?: number;
   /** FQDN egress: the feed the agent also hands to DNS (fqdn.ts). */
   readonly fqdn?: FqdnFeed;
+  /** Writes set elements; default: over netlink in this process's namespace, unless `run` enters another (then nft). */
+  readonly elements?: ElementWriter;
 }
 
 export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Component {
   const run = opts.run ?? execRunner();
   const log = deps.log.child({ component: 'policy' });
-  const dataplane = new PolicyDataplane(run);
+  // A caller's runner may enter a namespace this process's netlink socket (and `nft -i`) would not reach.
+  const elements = opts.elements ?? (opts.run ? undefined : netlinkElements());
+  const dataplane = new PolicyDataplane(run, {
+    ...(elements ? { elements, generation: () => elements.generation() } : {}),
+    ...(opts.run ? {} : { session: new NftSession(['nft', '-i'], { errorCode: 'ERR_POLICY_COMMAND' }) }),
+  });
   return {
     name: 'policy',
     async run(signal) {
@@ -31,6 +40,7 @@ export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Compone
         await syncer.run(signal);
       } finally {
         unlisten?.();
+        dataplane.close();
       }
     },
     async cleanup() {

@@ -8,6 +8,7 @@
 // connection needs both, and an accept in one base chain does not skip the next.
 import { createHash } from 'node:crypto';
 import type { DesiredState, Direction, PeerSet, PodPolicy, PortRange, RuleState } from './desired.js';
+import type { ElementChange } from './elements.js';
 import { familyOf, intervalToCidrs, type Family } from './ipnet.js';
 
 export const FAMILY = 'inet';
@@ -364,41 +365,110 @@ function sameRules(a: ChainData, b: ChainData): boolean {
   return a.rules.length === b.rules.length && a.rules.every((r, i) => r === b.rules[i]);
 }
 
+/** The parts of a transaction from prev to next, in the order diffText writes them. */
+interface DiffParts {
+  /** New counters, sets and chains. */
+  readonly decls: string[];
+  /** Stale elements: gone, or with another value (verdict maps). */
+  readonly deletes: ElementChange[];
+  /** Changed chains flushed and rewritten, new chains filled. */
+  readonly rewrites: string[];
+  /** Whether `rewrites` flushes a chain that existed (its verdicts may now deny). */
+  readonly rewritten: boolean;
+  readonly adds: ElementChange[];
+  /** Gone chains flushed and deleted, then gone sets and counters. */
+  readonly gone: string[];
+}
+
+function diffParts(prev: PolicyTable, next: PolicyTable): DiffParts {
+  const newChains = [...next.chains.keys()].filter((c) => !prev.chains.has(c));
+  const newSets = [...next.sets.keys()].filter((s) => !prev.sets.has(s));
+  const newCounters = [...next.counters.keys()].filter((c) => !prev.counters.has(c));
+  const decls = declLines(next, newChains, newSets, newCounters);
+  const deletes: ElementChange[] = [];
+  for (const [name, els] of prev.elements) {
+    const now = next.elements.get(name);
+    if (!now || now === els) continue;
+    for (const [k, v] of els) if (now.get(k) !== v) deletes.push({ verb: 'delete', set: name, key: k, value: v });
+  }
+  const rewrites: string[] = [];
+  let rewritten = false;
+  for (const [name, c] of next.chains) {
+    const was = prev.chains.get(name);
+    if (was === c || (was && sameRules(was, c))) continue;
+    if (was) {
+      rewrites.push(`flush chain ${T} ${name}`);
+      rewritten = true;
+    }
+    for (const r of c.rules) rewrites.push(`add rule ${T} ${name} ${r}`);
+  }
+  const adds: ElementChange[] = [];
+  for (const [name, els] of next.elements) {
+    const was = prev.elements.get(name);
+    if (was === els) continue;
+    const map = isMap(next, name);
+    for (const [k, v] of els) if (was?.get(k) !== v) adds.push({ verb: 'add', set: name, key: k, value: map ? v : '' });
+  }
+  const gone: string[] = [];
+  const goneChains = [...prev.chains.keys()].filter((c) => !next.chains.has(c));
+  for (const c of goneChains) gone.push(`flush chain ${T} ${c}`);
+  for (const c of goneChains) gone.push(`delete chain ${T} ${c}`);
+  for (const s of prev.sets.keys()) if (!next.sets.has(s)) gone.push(`delete ${isMap(prev, s) ? 'map' : 'set'} ${T} ${s}`);
+  for (const c of prev.counters.keys()) if (!next.counters.has(c)) gone.push(`delete counter ${T} ${c}`);
+  return { decls, deletes, rewrites, rewritten, adds, gone };
+}
+
+/** Element changes as `add/delete element` lines, consecutive changes of one set together. */
+function changeLines(changes: readonly ElementChange[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < changes.length; ) {
+    const { verb, set } = changes[i]!;
+    let j = i;
+    while (j < changes.length && changes[j]!.set === set && changes[j]!.verb === verb) j++;
+    out.push(...elementLines(verb, set, changes.slice(i, j).map((c) => [c.key, c.value]), verb === 'add'));
+    i = j;
+  }
+  return out;
+}
+
 /**
  * One transaction taking the kernel from prev to next: new objects declared first, stale
  * elements deleted, changed chains flushed and rewritten, new elements added, then gone chains
  * flushed and deleted before the sets and counters they used. "" when nothing changed.
  */
 export function diffText(prev: PolicyTable, next: PolicyTable): string {
-  const out: string[] = [];
-  const newChains = [...next.chains.keys()].filter((c) => !prev.chains.has(c));
-  const newSets = [...next.sets.keys()].filter((s) => !prev.sets.has(s));
-  const newCounters = [...next.counters.keys()].filter((c) => !prev.counters.has(c));
-  out.push(...declLines(next, newChains, newSets, newCounters));
-  for (const [name, els] of prev.elements) {
-    const now = next.elements.get(name);
-    if (!now || now === els) continue;
-    const gone = [...els].filter(([k, v]) => now.get(k) !== v);
-    out.push(...elementLines('delete', name, gone, false));
-  }
-  for (const [name, c] of next.chains) {
-    const was = prev.chains.get(name);
-    if (was === c || (was && sameRules(was, c))) continue;
-    if (was) out.push(`flush chain ${T} ${name}`);
-    for (const r of c.rules) out.push(`add rule ${T} ${name} ${r}`);
-  }
-  for (const [name, els] of next.elements) {
-    const was = prev.elements.get(name);
-    if (was === els) continue;
-    const added = [...els].filter(([k, v]) => was?.get(k) !== v);
-    out.push(...elementLines('add', name, added, isMap(next, name)));
-  }
-  const goneChains = [...prev.chains.keys()].filter((c) => !next.chains.has(c));
-  for (const c of goneChains) out.push(`flush chain ${T} ${c}`);
-  for (const c of goneChains) out.push(`delete chain ${T} ${c}`);
-  for (const s of prev.sets.keys()) if (!next.sets.has(s)) out.push(`delete ${isMap(prev, s) ? 'map' : 'set'} ${T} ${s}`);
-  for (const c of prev.counters.keys()) if (!next.counters.has(c)) out.push(`delete counter ${T} ${c}`);
+  const p = diffParts(prev, next);
+  const out = [...p.decls, ...changeLines(p.deletes), ...p.rewrites, ...changeLines(p.adds), ...p.gone];
   return out.length ? out.join('\n') + '\n' : '';
+}
+
+/**
+ * The same change as diffText in three steps, for an applier that writes elements without nft
+ * (elements.ts): `before` (nft: declarations and chain rewrites), `elements` (stale ones deleted,
+ * then new ones added, one batch), `after` (nft: gone chains, sets, counters). Each step is
+ * atomic; between them the kernel holds a mix that is safe: new chains exist before any map
+ * element jumps to them, and chains go only after no element jumps to them any more.
+ */
+export interface DiffPlan {
+  readonly before: string;
+  readonly elements: readonly ElementChange[];
+  readonly after: string;
+  /** Whether the change can deny a connection that was allowed (strict mode then reads conntrack). */
+  readonly mayDeny: boolean;
+  /** Addresses whose own verdict-map element changed (a pod that became policied, or moved chain). */
+  readonly dispatched: readonly string[];
+}
+
+const DISPATCH = /^(ingress|egress)[46]$/;
+
+export function diffPlan(prev: PolicyTable, next: PolicyTable): DiffPlan {
+  const p = diffParts(prev, next);
+  const text = (lines: string[]): string => (lines.length ? lines.join('\n') + '\n' : '');
+  const dispatched = p.adds.filter((c) => DISPATCH.test(c.set)).map((c) => c.key);
+  // Additions to peer sets only let more in; a pod newly in the dispatch maps can only lose flows
+  // of its own addresses (`dispatched`); anything else may deny anywhere.
+  const mayDeny = p.rewritten || p.gone.length > 0 || p.deletes.length > 0 || dispatched.length > 0;
+  return { before: text([...p.decls, ...p.rewrites]), elements: [...p.deletes, ...p.adds], after: text(p.gone), mayDeny, dispatched };
 }
 
 /** Removes everything skiff's policy component put in the kernel (idempotent). */

@@ -1,5 +1,6 @@
 // The policy sync loop on a hand-driven cache and a recording runner: what reaches nft and
 // conntrack, when, and what the CNI hook waits for.
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type ConfigInput } from '../common/config.js';
@@ -23,14 +24,18 @@ class FakeRunner {
   conntrack = '';
   counters: { name: string; packets: number }[] = [];
   tableGone = false;
+  /** How long each `conntrack -D` takes (a loaded node). */
+  deleteMs = 0;
   run: Runner = async (cmd, args, input) => {
     this.calls.push(`${cmd} ${args.join(' ')}`);
+    if (cmd === 'conntrack' && args[0] === '-D' && this.deleteMs > 0) await new Promise((r) => setTimeout(r, this.deleteMs));
     if (cmd === 'nft' && args[0] === '-f') {
       if (this.failNft > 0) {
         this.failNft--;
         throw new Error('nft: injected failure');
       }
-      this.nft.push(input ?? '');
+      // A transaction comes as a file (common/nft/runner.ts), cleanup through stdin.
+      this.nft.push(args[1] === '-' ? (input ?? '') : readFileSync(args[1]!, 'utf8'));
       return '';
     }
     if (cmd === 'nft' && args.includes('counters')) return JSON.stringify({ nftables: [{ metainfo: {} }, ...this.counters.map((c) => ({ counter: { family: 'inet', table: 'skiff-policy', name: c.name, packets: c.packets, bytes: 0 } }))] });
@@ -95,7 +100,7 @@ describe('PolicySyncer', () => {
     await until(() => runner.nft.length === 1, 'the first sync');
     runner.failNft = 1;
     cache.upsert('policypods', 'x/r', pod('r', ['10.244.8.9'], { app: 'a' }, 'n2'));
-    await until(() => runner.calls.filter((c) => c === 'nft -f -').length === 2, 'the failed write');
+    await until(() => runner.calls.filter((c) => c.startsWith('nft -f ')).length === 2, 'the failed write');
     await syncer.sync();
     expect(runner.nft.at(-1)).toMatch(/^add table inet skiff-policy\ndelete table/);
     expect(runner.nft.at(-1)).toContain('10.244.8.9');
@@ -181,6 +186,7 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
       cache.upsert('networkpolicies', 'x/b-from-a', denyB);
       await until(() => runner.nft.length === 2, 'the policy');
       await syncer.sync();
+      await syncer.settled();
       const deletes = runner.calls.filter((c) => c.startsWith('conntrack -D'));
       // Only c -> b: a is allowed, the node (10.244.7.1) always passes.
       expect(deletes).toEqual(strict ? ['conntrack -D -f ipv4 -p tcp --orig-src 10.244.7.4 --orig-dst 10.244.7.3 --sport 40000 --dport 80'] : []);
@@ -189,10 +195,40 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
       cache.upsert('policypods', 'x/r', pod('r', ['10.244.8.9'], { app: 'a' }, 'n2'));
       await until(() => runner.nft.length === 3, 'the new peer');
       await syncer.sync();
+      await syncer.settled();
       expect(runner.calls.filter((c) => c.startsWith('conntrack -L')).length).toBe(lists);
       ac.abort();
       await running;
     }
+  });
+
+  it('strict mode never holds a sync: lifting a deny is written while the cut of the flows it denied still runs', async () => {
+    // Hundreds of live flows c -> b (a load generator) and as many closed ones in TIME_WAIT.
+    const live = Array.from({ length: 300 }, (_, i) => `tcp      6 431999 ESTABLISHED src=10.244.7.4 dst=10.244.7.3 sport=${30000 + i} dport=80 src=10.244.7.3 dst=10.244.7.4 sport=80 dport=${30000 + i} [ASSURED] mark=0 use=1`);
+    const closed = Array.from({ length: 300 }, (_, i) => `tcp      6 100 TIME_WAIT src=10.244.7.4 dst=10.244.7.3 sport=${40000 + i} dport=80 src=10.244.7.3 dst=10.244.7.4 sport=80 dport=${40000 + i} [ASSURED] mark=0 use=1`);
+    const { cache, runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' }), pod('c', ['10.244.7.4'], { app: 'c' })]);
+    runner.conntrack = [...live, ...closed].join('\n');
+    // Each delete takes a while, as conntrack processes on a loaded node do.
+    runner.deleteMs = 20;
+    const deleting = (): number => runner.calls.filter((c) => c.startsWith('conntrack -D')).length;
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1, 'the first sync');
+    cache.upsert('networkpolicies', 'x/b-from-a', denyB);
+    await until(() => runner.nft.length === 2 && deleting() > 0, 'the deny and the start of the cut');
+    // The deny is lifted: its write must not wait for the 300 deletes (~0.75 s at 8 at once).
+    const t = Date.now();
+    cache.remove('networkpolicies', 'x/b-from-a');
+    await until(() => runner.nft.length === 3, 'the deny lifted');
+    expect(Date.now() - t).toBeLessThan(300);
+    expect(runner.nft[2]).toContain('delete element inet skiff-policy ingress4 { 10.244.7.3 }');
+    // The cut judges on the latest state: once the deny is gone it stops cutting; closed flows are never touched.
+    await syncer.settled();
+    const deletes = runner.calls.filter((c) => c.startsWith('conntrack -D'));
+    expect(deletes.length).toBeLessThan(300);
+    expect(deletes.some((c) => / --sport 4\d{4} /.test(c))).toBe(false);
+    ac.abort();
+    await running;
   });
 
   it('feeds cluster-wide admin policies to the engine: an AdminNetworkPolicy Deny is in the table', async () => {

@@ -5,7 +5,10 @@
 // Two additions on top of that loop:
 //   - pods the CNI has just wired (attached) are known by address before the API says so, and
 //     ADD waits for the sync that carries them: a pod's first packet already meets its policy;
-//   - strict mode: after a write, conntrack entries of flows the new state denies are deleted.
+//   - strict mode: after a write, conntrack entries of flows the new state denies are deleted. The
+//     cut runs beside the loop, never in a sync: a sync (an ADD, a policy removed) must not wait
+//     for conntrack, and the cut judges flows on the latest state written, not the one that
+//     started it.
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
@@ -14,7 +17,7 @@ import type { PodAttachment, PodListener } from '../common/pod-hooks.js';
 import type { AdminPolicyInfo, PolicyPodInfo } from '../common/types.js';
 import type { PolicyNodeInfo } from './admin.js';
 import type { WatchCache } from '../common/watch/store.js';
-import { deleteFlows, deniedFlows, listFlows, mayDeny } from './conntrack.js';
+import { deleteFlows, deniedFlows, listFlows } from './conntrack.js';
 import type { PolicyDataplane } from './dataplane.js';
 import type { PolicyTable } from './render.js';
 import type { DesiredState, PolicyInputs } from './desired.js';
@@ -59,6 +62,10 @@ export class PolicySyncer implements PodListener {
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private readonly startedWaiters = new Set<() => void>();
+  /** Strict mode: the cut running, and what the next one must look at (all flows, or these addresses'). */
+  private cutting: Promise<void> | undefined;
+  private cutNext: { all: boolean; only: Set<string> } | undefined;
+  private nodeAddrs: { at: number; addrs: Set<string> } | undefined;
   readonly metrics: PolicyMetrics = policyMetrics();
   private readonly now: () => number;
 
@@ -85,7 +92,8 @@ export class PolicySyncer implements PodListener {
       this.started = true;
       await this.sync();
       for (const w of [...this.startedWaiters]) w();
-      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      // Aborted during the first sync: the event has fired already.
+      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     } catch (e) {
       if (!signal.aborted) throw e;
     } finally {
@@ -94,6 +102,7 @@ export class PolicySyncer implements PodListener {
       this.started = false;
       if (this.retryTimer) clearTimeout(this.retryTimer);
       await this.running?.catch(() => undefined);
+      await this.settled();
       this.metrics.source = undefined;
     }
   }
@@ -264,23 +273,47 @@ export class PolicySyncer implements PodListener {
     }
     this.metrics.pods.set({ direction: 'ingress' }, ingress);
     this.metrics.pods.set({ direction: 'egress' }, egress);
-    if (result.changed && config.policy.strictEstablished && (result.full || mayDeny(result.text))) await this.cutDenied(desired);
+    if (result.changed && config.policy.strictEstablished && result.mayDeny) this.requestCut(result.only);
     const secs = (this.now() - start) / 1000;
     this.metrics.syncDuration.observe({ kind: result.full ? 'full' : 'partial' }, secs);
     this.metrics.lastSync.set(this.now() / 1000);
     if (result.changed) log.debug({ full: result.full, pods: desired.pods.size, ms: Math.round(secs * 1000) }, 'policy synced');
   }
 
-  /** Strict mode: delete the conntrack entries of established flows the new state denies. */
-  private async cutDenied(desired: DesiredState): Promise<void> {
-    if (desired.pods.size === 0) return;
+  /** Resolves when no strict-mode cut is running or queued (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.cutting) await this.cutting;
+  }
+
+  /** Queues a cut: of every flow, or (`only`) of flows to and from these addresses. */
+  private requestCut(only: readonly string[] | undefined): void {
+    const next = (this.cutNext ??= { all: false, only: new Set() });
+    if (only === undefined) next.all = true;
+    else for (const ip of only) next.only.add(ip);
+    this.cutting ??= (async () => {
+      while (this.cutNext) {
+        const job = this.cutNext;
+        this.cutNext = undefined;
+        await this.cutDenied(job.all ? undefined : job.only);
+      }
+    })().finally(() => (this.cutting = undefined));
+  }
+
+  /** Strict mode: delete the conntrack entries of established flows the state last written denies. */
+  private async cutDenied(only: ReadonlySet<string> | undefined): Promise<void> {
+    if (!this.state || this.state.pods.size === 0 || only?.size === 0) return;
     try {
-      const [flows, nodeAddresses] = await Promise.all([listFlows(this.o.run), this.nodeAddresses()]);
-      const denied = deniedFlows(desired, flows, nodeAddresses);
+      const [all, nodeAddresses] = await Promise.all([listFlows(this.o.run), this.nodeAddresses()]);
+      const flows = only ? all.filter((f) => only.has(f.orig.src) || only.has(f.reply.src)) : all;
+      // Judged on the latest state written, again before each delete: a sync that ran meanwhile
+      // (the deny already lifted) counts, and a long cut stops as soon as it has.
+      const judged = this.state;
+      const denied = deniedFlows(judged, flows, nodeAddresses);
       if (denied.length === 0) return;
       const n = await deleteFlows(
         this.o.run,
         denied.map((d) => d.flow),
+        (f) => this.state === judged || (this.state !== undefined && deniedFlows(this.state, [f], nodeAddresses).length > 0),
       );
       this.metrics.flowsCut.inc(n);
       this.o.log.info({ flows: n, pods: [...new Set(denied.map((d) => `${d.pod} ${d.direction}`))] }, 'cut established connections a policy now denies');
@@ -289,9 +322,13 @@ export class PolicySyncer implements PodListener {
     }
   }
 
+  /** The node's own addresses (their connections are never cut), read at most every 10 s. */
   private async nodeAddresses(): Promise<Set<string>> {
+    if (this.nodeAddrs && this.now() - this.nodeAddrs.at < 10_000) return this.nodeAddrs.addrs;
     const out = JSON.parse(await this.o.run('ip', ['-j', 'addr', 'show'])) as { addr_info?: { local?: string }[] }[];
-    return new Set(out.flatMap((l) => (l.addr_info ?? []).map((a) => a.local).filter((a): a is string => !!a)));
+    const addrs = new Set(out.flatMap((l) => (l.addr_info ?? []).map((a) => a.local).filter((a): a is string => !!a)));
+    this.nodeAddrs = { at: this.now(), addrs };
+    return addrs;
   }
 
   // ---- the CNI hooks ----

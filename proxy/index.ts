@@ -9,8 +9,8 @@ import { IptablesDataplane } from './iptables/dataplane.js';
 import type { Family } from './model.js';
 import { ExecNft } from './nft/backend.js';
 import { NftDataplane } from './nft/dataplane.js';
-import { netlinkGeneration, type GenerationReader } from './nft/generation.js';
-import { NftSession } from './nft/session.js';
+import { netlinkGeneration, type GenerationReader } from '../common/nft/generation.js';
+import { NftSession } from '../common/nft/session.js';
 import { Proxier } from './proxier.js';
 import { warmUp } from './warmup.js';
 
@@ -26,11 +26,11 @@ export function proxyFamilies(serviceCIDRs: readonly string[]): Family[] {
   return [...f].sort();
 }
 
-/** `nftInteractive`: argv of `nft -i` for partial syncs (see nft/session.ts); without it every sync runs `nft -f`. */
+/** `nftInteractive`: argv of `nft -i` for partial syncs (see common/nft/session.ts); without it every sync runs `nft -f`. */
 export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[], generation?: GenerationReader): { active: Dataplane; other: Dataplane } {
   const families = proxyFamilies(deps.config.serviceCIDRs);
   const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
-  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive) : undefined, generation), families, log ? { log } : {});
+  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive, { errorCode: 'ERR_PROXY_COMMAND' }) : undefined, generation), families, log ? { log } : {});
   const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }

@@ -10,6 +10,12 @@ import type { NetworkPolicy, PolicyPod } from '../model.js';
 import { toClusterNetworkPolicy, type ClusterPolicy } from '../admin.js';
 import { toNetworkPolicy } from '../convert.js';
 import { diffText, fullText, render, type PolicyTable } from '../render.js';
+import { createNetlink } from 'netlink';
+import { loadNetnsAddon } from '../../cni/plugin/netns-addon.js';
+import { NftSession } from '../../common/nft/session.js';
+import { PolicyDataplane } from '../dataplane.js';
+import { netlinkElements } from '../elements.js';
+import { execRunner } from '../exec.js';
 import { missing } from '../../test/support/env.js';
 import { addNetns, cleanupPrefix, inNs, sh, spawnInNs } from '../../test/support/netns.js';
 
@@ -340,6 +346,64 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     await nft(diffText(without, withDns));
     expect(show(list, await probe(list))).toEqual([`y/a -> ${DNS_IP} udp/53: reply`, 'y/a -> 10.244.1.1 tcp/8080: blocked', `x/b -> ${DNS_IP} udp/53: reply`]);
     current = withDns;
+  });
+
+  it('the netlink element path: diffs in three steps leave exactly the table a full load makes, and traffic follows', async (ctx) => {
+    const { addon, error } = loadNetnsAddon();
+    if (!addon) return ctx.skip(`netns addon: ${error}`);
+    const writer = netlinkElements(() => addon.inNetns(`/run/netns/${NODE}`, () => createNetlink(12, { ref: false, recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 })));
+    const dp = new PolicyDataplane(execRunner(['ip', 'netns', 'exec', NODE]), { elements: writer, session: new NftSession(['ip', 'netns', 'exec', NODE, 'nft', '-i']), generation: () => writer.generation() });
+    // The table as a sorted list of its objects (sets with their elements, chains, rules), handles
+    // left out: creation order (a diff adds chains later than a full load) does not count.
+    const listed = async (): Promise<string[]> => {
+      const items = (JSON.parse((await inNs(NODE, 'nft', ['-j', 'list', 'table', 'inet', 'skiff-policy'])).stdout) as { nftables: Record<string, unknown>[] }).nftables;
+      const strip = (v: unknown): unknown => (Array.isArray(v) ? v.map(strip) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'handle').map(([k, x]) => [k, strip(x)])) : v);
+      return items.filter((i) => !('metainfo' in i)).map((i) => JSON.stringify(strip(i))).sort();
+    };
+    // y/a's egress with other CIDRs (an except cut out of one: adjacent intervals) and x/a's rules gone.
+    const Y_A2 = policy('y', 'y-a', {
+      podSelector: sel({ pod: 'a' }),
+      policyTypes: ['Egress'],
+      egress: [
+        { to: [{ ipBlock: { cidr: '10.244.0.0/16', except: ['10.244.1.0/24', '10.244.2.22/32'] } }, { ipBlock: { cidr: '172.20.0.0/14' } }], ports: [{ port: 80 }] },
+        { to: [{ namespaceSelector: sel({ ns: 'x' }) }], ports: [{ port: 'serve-80-tcp' }] },
+      ],
+    });
+    const other = tableFor([Y_A2]);
+    try {
+      expect(await dp.apply(current)).toMatchObject({ full: true });
+      const full = await listed();
+      const r = await dp.apply(other);
+      expect(r).toMatchObject({ changed: true, full: false, mayDeny: true });
+      const viaNetlink = await listed();
+      const list: Probe[] = [
+        ['x/b', 'tcp', 'x/a', 81],
+        ['y/a', 'tcp', 'x/b', 80],
+        ['y/a', 'tcp', 'x/b', 81],
+        ['y/a', 'tcp', 'y/b', 80],
+      ];
+      expect(show(list, await probe(list))).toEqual(['x/b -> x/a tcp/81: reply', 'y/a -> x/b tcp/80: reply', 'y/a -> x/b tcp/81: blocked', 'y/a -> y/b tcp/80: blocked']);
+      await nft(fullText(other));
+      expect(viaNetlink).toEqual(await listed());
+      // And back: the kernel matches the full load of `current` again.
+      dp.invalidate();
+      await dp.apply(other);
+      expect(await dp.apply(current)).toMatchObject({ full: false });
+      expect(await listed()).toEqual(full);
+      expect(show(list, await probe(list))).toEqual(['x/b -> x/a tcp/81: blocked', 'y/a -> x/b tcp/80: blocked', 'y/a -> x/b tcp/81: reply', 'y/a -> y/b tcp/80: reply']);
+      // A refused batch (deleting an element someone else already removed) fails the apply; the next is full.
+      await inNs(NODE, 'nft', ['delete', 'element', 'inet', 'skiff-policy', 'ingress4', '{ 10.244.1.11 }']);
+      await expect(dp.apply(other)).rejects.toThrow(/refused an element batch: errno 2/);
+      expect(await dp.apply(other)).toMatchObject({ full: true });
+      // The periodic check: answered by the ruleset generation while only our writes moved it;
+      // someone else's commit (the table deleted) is seen.
+      expect(await dp.present()).toBe(true);
+      await inNs(NODE, 'nft', ['delete', 'table', 'inet', 'skiff-policy']);
+      expect(await dp.present()).toBe(false);
+      await nft(fullText(current));
+    } finally {
+      dp.close();
+    }
   });
 
   it('a full load over the live table replaces it in one transaction; established flows are accepted before any lookup; SCTP rules load', async () => {

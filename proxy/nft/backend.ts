@@ -1,31 +1,6 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Runner } from '../exec.js';
-import type { GenerationReader } from './generation.js';
-import type { NftSession } from './session.js';
-
-const TXN_PREFIX = 'skiff-nft-';
-
-/** Transaction files of agents that died before removing them (SIGKILL between write and rm). */
-function removeOrphanedTransactions(dir: string): void {
-  try {
-    for (const f of readdirSync(dir)) {
-      const pid = Number(f.slice(TXN_PREFIX.length).split('-')[0]);
-      if (!f.startsWith(TXN_PREFIX) || !(pid > 0) || pid === process.pid) continue;
-      try {
-        process.kill(pid, 0);
-      } catch {
-        rmSync(join(dir, f), { force: true });
-      }
-    }
-  } catch {
-    /* best effort */
-  }
-}
+import { NftRunner } from '../../common/nft/runner.js';
 
 export interface NftBackend {
   apply(text: string): Promise<void>;
@@ -49,90 +24,8 @@ export interface NftBackend {
   generation?(): Promise<number | undefined>;
 }
 
-/**
- * Larger transactions (full syncs, big bursts) go through one `nft -f -` run instead: nft parses
- * an interactive line ~6 times slower per element (8,000 endpoint elements: ~175 ms against
- * ~30 ms), which outweighs a process's fixed ~10-20 ms beyond a few hundred elements.
- */
-const SESSION_LIMIT = 16 * 1024;
-
-export class ExecNft implements NftBackend {
-  /** The generation at which the kernel held exactly what skiff wrote; undefined: unknown. */
-  private matched: number | undefined;
-  private applying = 0;
-  private burst: { start?: number; writes: number; failed: boolean } = { writes: 0, failed: false };
-  private seq = 0;
-
-  /**
-   * With a session, small transactions skip nft's per-process cost (see session.ts). With `gen`
-   * (generation.ts; only where nft runs in this process's namespace) each write checks that it
-   * was the only commit, so an idle node's periodic check need not read the table back.
-   */
-  constructor(
-    private readonly run: Runner,
-    private readonly session?: NftSession,
-    private readonly gen?: GenerationReader,
-    private readonly txnDir = tmpdir(),
-  ) {
-    removeOrphanedTransactions(txnDir);
-  }
-  async apply(text: string): Promise<void> {
-    if (!text) return;
-    // Writes that overlap (a staged full sync loads in parallel) form one burst; each write is one
-    // transaction (an `nft -f` run, or one `nft -i` line), so a burst of n writes moves the
-    // generation by exactly n from the one skiff last verified unless someone else committed
-    // meanwhile. No read before the write: nft must start within this call (the staged sync's
-    // loads overlap its render, which holds the event loop).
-    if (this.applying++ === 0) this.burst = { start: this.matched, writes: 0, failed: false };
-    const burst = this.burst;
-    try {
-      if (this.session && text.length <= SESSION_LIMIT) await this.session.run(text.trimEnd().split('\n').join('; '));
-      else await this.applyFile(text);
-    } catch (e) {
-      burst.failed = true;
-      throw e;
-    } finally {
-      burst.writes++;
-      if (--this.applying === 0) await this.settle(burst);
-    }
-  }
-
-  /**
-   * Not through a pipe: nft commits whatever arrived before EOF, so an agent killed while writing
-   * (SIGKILL during a full sync) would leave a line-aligned prefix committed, which for the
-   * one-transaction replace is a deleted table and half of the new one. A file is complete before
-   * nft starts, and nft then applies all of it or nothing. Written synchronously so nft is spawned
-   * within this call, as the staged full sync expects (its loads overlap the render).
-   */
-  private async applyFile(text: string): Promise<void> {
-    const file = join(this.txnDir, `${TXN_PREFIX}${process.pid}-${this.seq++}.nft`);
-    writeFileSync(file, text, { mode: 0o600 });
-    try {
-      await this.run('nft', ['-f', file]);
-    } finally {
-      await rm(file, { force: true });
-    }
-  }
-
-  private async settle(b: { start?: number; writes: number; failed: boolean }): Promise<void> {
-    if (!this.gen) return;
-    const after = await this.gen();
-    const ours = !b.failed && b.start !== undefined && this.matched === b.start && after === b.start + b.writes && this.applying === 0;
-    this.matched = ours ? after : undefined;
-  }
-  async generation(): Promise<number | undefined> {
-    return this.gen?.();
-  }
-  async unchanged(): Promise<boolean> {
-    if (!this.gen || this.matched === undefined) return false;
-    return (await this.gen()) === this.matched;
-  }
-  verified(generation: number): void {
-    this.matched = generation;
-  }
-  close(): void {
-    this.session?.close();
-  }
+/** The proxy's backend: common/nft/runner.ts's transactions, and reading its tables back. */
+export class ExecNft extends NftRunner implements NftBackend {
   async list(prefix: string): Promise<unknown> {
     try {
       return JSON.parse(await this.run('nft', ['-j', 'list', 'table', ...prefix.split(' ')]));

@@ -13,7 +13,7 @@ import type { Runner } from '../exec.js';
 import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
 import { ExecNft } from './backend.js';
 import { NftDataplane } from './dataplane.js';
-import { parseGeneration } from './generation.js';
+import { parseGeneration } from '../../common/nft/generation.js';
 
 /** A kernel stand-in: each `nft -f` is one commit; it never holds the table. */
 function counting() {
@@ -102,7 +102,7 @@ describe.skipIf(missing('nf_tables generation', { root: true, tools: ['nft'] }))
     cleanupPrefix(NS);
     await addNetns(NS);
     const read = (): number => {
-      const script = `import(${JSON.stringify(join(projectRoot, 'proxy/nft/generation.ts'))}).then(async (m) => { const r = m.netlinkGeneration(); console.log(await r()); r.close(); })`;
+      const script = `import(${JSON.stringify(join(projectRoot, 'common/nft/generation.ts'))}).then(async (m) => { const r = m.netlinkGeneration(); console.log(await r()); r.close(); })`;
       return Number(execFileSync('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', '-e', script], { encoding: 'utf8', cwd: projectRoot }).trim());
     };
     const nft = (args: string[], input?: string): string => execFileSync('ip', ['netns', 'exec', NS, 'nft', ...args], { encoding: 'utf8', input });

@@ -8,7 +8,7 @@ import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
 import type { ServicePort } from '../model.js';
 import { ExecNft, type NftBackend } from '../nft/backend.js';
 import { NftDataplane } from '../nft/dataplane.js';
-import { NftSession } from '../nft/session.js';
+import { NftSession } from '../../common/nft/session.js';
 import { POD_GW, Topology, nsRunner } from './topology.js';
 
 const skip = missing('proxy nft staging', { root: true, tools: ['nft', 'curl'] });

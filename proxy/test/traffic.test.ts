@@ -22,7 +22,7 @@ import { toolsOf, type IptablesMode } from '../iptables/mode.js';
 import { svcChain } from '../iptables/render.js';
 import { ExecNft } from '../nft/backend.js';
 import { NftDataplane } from '../nft/dataplane.js';
-import { NftSession } from '../nft/session.js';
+import { NftSession } from '../../common/nft/session.js';
 import { Proxier } from '../proxier.js';
 import { CLIENT_IP, NODE_IP, NODE_IP6, POD_GW, POD_GW6, podIP6, Topology, nsRunner } from './topology.js';
 

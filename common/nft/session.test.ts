@@ -8,9 +8,9 @@ import { NftSession } from './session.js';
 const skip = missing('nft session', { root: true, tools: ['nft'] });
 
 describe.skipIf(skip)('NftSession', () => {
-  const ns = `skiffpx-s-${process.pid}`;
+  const ns = `skiffnft-s-${process.pid}`;
   let session: NftSession;
-  const list = async (): Promise<string> => (await inNs(ns, 'nft', ['list', 'table', 'ip', 'skiffpx-s'])).stdout;
+  const list = async (): Promise<string> => (await inNs(ns, 'nft', ['list', 'table', 'ip', 'skiffnft-s'])).stdout;
 
   beforeAll(async () => {
     await addNetns(ns);
@@ -23,23 +23,23 @@ describe.skipIf(skip)('NftSession', () => {
   });
 
   it('applies a transaction and answers once the kernel has it', async () => {
-    await session.run('add table ip skiffpx-s; add set ip skiffpx-s s { type ipv4_addr ; }; add element ip skiffpx-s s { 10.0.0.1 }');
+    await session.run('add table ip skiffnft-s; add set ip skiffnft-s s { type ipv4_addr ; }; add element ip skiffnft-s s { 10.0.0.1 }');
     expect(await list()).toContain('10.0.0.1');
   });
 
   it('refuses a failing transaction whole, with nft error text, and keeps working', async () => {
-    await expect(session.run('add element ip skiffpx-s s { 10.0.0.2 }; add element ip skiffpx-s nosuch { 10.0.0.3 }')).rejects.toThrow(/No such file or directory/);
+    await expect(session.run('add element ip skiffnft-s s { 10.0.0.2 }; add element ip skiffnft-s nosuch { 10.0.0.3 }')).rejects.toThrow(/No such file or directory/);
     expect(await list()).not.toContain('10.0.0.2');
-    await session.run('add element ip skiffpx-s s { 10.0.0.4 }');
+    await session.run('add element ip skiffnft-s s { 10.0.0.4 }');
     expect(await list()).toContain('10.0.0.4');
   });
 
   it('serialises concurrent transactions and restarts after going idle or being closed', async () => {
-    await Promise.all([1, 2, 3].map((i) => session.run(`add element ip skiffpx-s s { 10.0.1.${i} }`)));
+    await Promise.all([1, 2, 3].map((i) => session.run(`add element ip skiffnft-s s { 10.0.1.${i} }`)));
     await new Promise((r) => setTimeout(r, 400)); // past idleMs: the process has exited
-    await session.run('add element ip skiffpx-s s { 10.0.2.1 }');
+    await session.run('add element ip skiffnft-s s { 10.0.2.1 }');
     session.close();
-    await session.run('delete element ip skiffpx-s s { 10.0.0.1 }');
+    await session.run('delete element ip skiffnft-s s { 10.0.0.1 }');
     const text = await list();
     for (const ip of ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.2.1']) expect(text).toContain(ip);
     expect(text).not.toMatch(/10\.0\.0\.1[,\s}]/);

@@ -23,6 +23,8 @@ export interface SessionOptions {
   readonly idleMs?: number;
   /** A transaction without an answer by then kills the process and fails. */
   readonly timeoutMs?: number;
+  /** The stable code of the CommandError a failure throws (the component's own). */
+  readonly errorCode?: string;
 }
 
 export class NftSession {
@@ -33,6 +35,7 @@ export class NftSession {
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly idleMs: number;
   private readonly timeoutMs: number;
+  private readonly code: string;
 
   /** argv runs nft in interactive mode, e.g. ["nft", "-i"] or with an `ip netns exec` prefix. */
   constructor(
@@ -41,6 +44,7 @@ export class NftSession {
   ) {
     this.idleMs = opts.idleMs ?? 30_000;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.code = opts.errorCode ?? 'ERR_NFT_COMMAND';
   }
 
   /** Runs the commands (no newlines) as one atomic transaction; rejects with nft's error text. */
@@ -57,7 +61,7 @@ export class NftSession {
     this.idleTimer = undefined;
     const p = this.proc;
     this.proc = undefined;
-    this.fail(new CommandError('ERR_PROXY_COMMAND', this.argv, null, 'nft session closed'));
+    this.fail(new CommandError(this.code, this.argv, null, 'nft session closed'));
     p?.stdin.end();
   }
 
@@ -66,7 +70,7 @@ export class NftSession {
     const proc = this.proc ?? this.start();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.fail(new CommandError('ERR_PROXY_COMMAND', this.argv, null, `no answer within ${this.timeoutMs} ms`));
+        this.fail(new CommandError(this.code, this.argv, null, `no answer within ${this.timeoutMs} ms`));
         proc.kill('SIGKILL');
       }, this.timeoutMs);
       this.pending = { resolve, reject, output: [], timer };
@@ -88,7 +92,7 @@ export class NftSession {
       // A process already replaced (closed, then a new one started) must not fail the new one's work.
       if (this.proc !== p) return;
       this.proc = undefined;
-      this.fail(new CommandError('ERR_PROXY_COMMAND', this.argv, p.exitCode, why));
+      this.fail(new CommandError(this.code, this.argv, p.exitCode, why));
     };
     p.on('error', (e) => gone(e.message));
     p.on('close', (code) => gone(`exited (${code}) ${this.pending?.output.join(' | ') ?? ''}`));
@@ -110,7 +114,7 @@ export class NftSession {
       }
       this.pending = undefined;
       clearTimeout(p.timer);
-      if (p.output.some((o) => o.startsWith('Error') || o.includes('Error:'))) p.reject(new CommandError('ERR_PROXY_COMMAND', this.argv, 1, p.output.join('\n')));
+      if (p.output.some((o) => o.startsWith('Error') || o.includes('Error:'))) p.reject(new CommandError(this.code, this.argv, 1, p.output.join('\n')));
       else p.resolve();
     }
   }
