@@ -10,6 +10,7 @@ import type { Family } from './model.js';
 import { ExecNft } from './nft/backend.js';
 import { NftDataplane } from './nft/dataplane.js';
 import { netlinkGeneration, type GenerationReader } from './nft/generation.js';
+import { NftLauncher } from './nft/launcher.js';
 import { NftSession } from './nft/session.js';
 import { Proxier } from './proxier.js';
 import { warmUp } from './warmup.js';
@@ -26,20 +27,26 @@ export function proxyFamilies(serviceCIDRs: readonly string[]): Family[] {
   return [...f].sort();
 }
 
-/** `nftInteractive`: argv of `nft -i` for partial syncs (see nft/session.ts); without it every sync runs `nft -f`. */
-export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[], generation?: GenerationReader): { active: Dataplane; other: Dataplane } {
+/**
+ * `nftInteractive`: argv of `nft -i` for partial syncs (see nft/session.ts); without it every sync
+ * runs `nft -f`. `launcher` starts the big `nft -f` runs (see nft/launcher.ts).
+ */
+export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[], generation?: GenerationReader, launcher?: NftLauncher): { active: Dataplane; other: Dataplane } {
   const families = proxyFamilies(deps.config.serviceCIDRs);
   const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
-  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive) : undefined, generation), families, log ? { log } : {});
+  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive) : undefined, generation, undefined, launcher), families, log ? { log } : {});
   const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }
 
 export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component {
   const run = opts.run ?? execRunner();
-  // A caller's runner may enter a namespace the session (and the generation read over netlink)
-  // would not; it then uses `nft -f` only and reads the table back at every check.
-  const { active, other } = createDataplanes(deps, run, opts.run ? undefined : ['nft', '-i'], opts.run ? undefined : netlinkGeneration());
+  // A caller's runner may enter a namespace the session, the launcher (and the generation read
+  // over netlink) would not; it then runs each `nft -f` itself and reads the table back at every check.
+  const own = opts.run === undefined;
+  const nft = deps.config.proxy.backend === 'nftables';
+  // The launcher is forked now, while the heap is small (launcher.ts).
+  const { active, other } = createDataplanes(deps, run, own ? ['nft', '-i'] : undefined, own ? netlinkGeneration() : undefined, own && nft ? new NftLauncher().start() : undefined);
   const log = deps.log.child({ component: 'proxy', backend: active.name });
   return {
     name: 'proxy',

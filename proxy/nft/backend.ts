@@ -1,11 +1,12 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Runner } from '../exec.js';
 import type { GenerationReader } from './generation.js';
+import type { NftLauncher } from './launcher.js';
 import type { NftSession } from './session.js';
 
 const TXN_PREFIX = 'skiff-nft-';
@@ -25,6 +26,13 @@ function removeOrphanedTransactions(dir: string): void {
   } catch {
     /* best effort */
   }
+}
+
+interface Burst {
+  start?: number;
+  writes: number;
+  failed: boolean;
+  replacing: boolean;
 }
 
 export interface NftBackend {
@@ -47,6 +55,9 @@ export interface NftBackend {
   verified?(generation: number): void;
   /** The current generation, if the backend can read it. */
   generation?(): Promise<number | undefined>;
+  /** Counts the writes until release() as one burst (a full sync); see ExecNft.hold. */
+  hold?(replacing: boolean): Promise<void>;
+  release?(): Promise<void>;
 }
 
 /**
@@ -60,19 +71,24 @@ export class ExecNft implements NftBackend {
   /** The generation at which the kernel held exactly what skiff wrote; undefined: unknown. */
   private matched: number | undefined;
   private applying = 0;
-  private burst: { start?: number; writes: number; failed: boolean } = { writes: 0, failed: false };
+  private burst: Burst = { writes: 0, failed: false, replacing: false };
+  /** A full sync holds its burst open between writes (hold/release). */
+  private held = false;
   private seq = 0;
 
   /**
    * With a session, small transactions skip nft's per-process cost (see session.ts). With `gen`
    * (generation.ts; only where nft runs in this process's namespace) each write checks that it
-   * was the only commit, so an idle node's periodic check need not read the table back.
+   * was the only commit, so an idle node's periodic check need not read the table back. With a
+   * launcher (launcher.ts; nft in this process's namespace too) big transactions are not forked
+   * from the agent's heap.
    */
   constructor(
     private readonly run: Runner,
     private readonly session?: NftSession,
     private readonly gen?: GenerationReader,
     private readonly txnDir = tmpdir(),
+    private readonly launcher?: NftLauncher,
   ) {
     removeOrphanedTransactions(txnDir);
   }
@@ -83,7 +99,7 @@ export class ExecNft implements NftBackend {
     // generation by exactly n from the one skiff last verified unless someone else committed
     // meanwhile. No read before the write: nft must start within this call (the staged sync's
     // loads overlap its render, which holds the event loop).
-    if (this.applying++ === 0) this.burst = { start: this.matched, writes: 0, failed: false };
+    if (this.applying++ === 0 && !this.held) this.burst = { start: this.matched, writes: 0, failed: false, replacing: false };
     const burst = this.burst;
     try {
       if (this.session && text.length <= SESSION_LIMIT) await this.session.run(text.trimEnd().split('\n').join('; '));
@@ -93,8 +109,28 @@ export class ExecNft implements NftBackend {
       throw e;
     } finally {
       burst.writes++;
-      if (--this.applying === 0) await this.settle(burst);
+      if (--this.applying === 0 && !this.held) await this.settle(burst);
     }
+  }
+
+  /**
+   * A full sync's writes form one burst until release(), also where the render leaves gaps between
+   * them. `replacing`: they define skiff's tables whole (agent start, after a failure or drift), so
+   * the burst counts from the generation read now instead of from the last verified one, and an
+   * idle node's first check after a start need not read the table back either.
+   */
+  async hold(replacing: boolean): Promise<void> {
+    if (!this.gen || this.held || this.applying > 0) return;
+    const start = replacing ? await this.gen() : this.matched;
+    if (this.applying > 0) return;
+    this.held = true;
+    this.burst = { start, writes: 0, failed: false, replacing };
+  }
+
+  async release(): Promise<void> {
+    if (!this.held) return;
+    this.held = false;
+    if (this.applying === 0) await this.settle(this.burst);
   }
 
   /**
@@ -108,16 +144,18 @@ export class ExecNft implements NftBackend {
     const file = join(this.txnDir, `${TXN_PREFIX}${process.pid}-${this.seq++}.nft`);
     writeFileSync(file, text, { mode: 0o600 });
     try {
-      await this.run('nft', ['-f', file]);
+      if (this.launcher) await this.launcher.run(file);
+      else await this.run('nft', ['-f', file]);
     } finally {
-      await rm(file, { force: true });
+      // unlink, not rm: rm goes through its recursive machinery (lstat first, then unlink).
+      await Promise.all([file, `${file}.out`].map((f) => unlink(f).catch(() => undefined)));
     }
   }
 
-  private async settle(b: { start?: number; writes: number; failed: boolean }): Promise<void> {
+  private async settle(b: Burst): Promise<void> {
     if (!this.gen) return;
     const after = await this.gen();
-    const ours = !b.failed && b.start !== undefined && this.matched === b.start && after === b.start + b.writes && this.applying === 0;
+    const ours = !b.failed && b.start !== undefined && (b.replacing ? b.writes > 0 : this.matched === b.start) && after === b.start + b.writes && this.applying === 0 && !this.held;
     this.matched = ours ? after : undefined;
   }
   async generation(): Promise<number | undefined> {
@@ -132,6 +170,7 @@ export class ExecNft implements NftBackend {
   }
   close(): void {
     this.session?.close();
+    this.launcher?.close();
   }
   async list(prefix: string): Promise<unknown> {
     try {

@@ -75,12 +75,17 @@ export class NftDataplane implements Dataplane {
     const starts = new Map<FamilyState, Start>(await Promise.all(asked));
     const staged = [...starts.values()].every((s) => s.kind !== 'replace');
     const applying = hooks.whileApplying ?? ((): void => undefined);
+    // Every write of this sync counts as one burst; when no family starts from a known table, they
+    // replace skiff's tables whole, and what the kernel holds afterwards is known from them alone.
+    await this.backend.hold?.([...starts.values()].every((s) => s.kind !== 'known'));
     try {
       if (staged) await this.staged(services, ctx, b, starts, applying);
       else await this.replace(services, ctx, b, applying);
     } catch (e) {
       for (const st of this.fams.values()) st.trusted = false;
       throw e;
+    } finally {
+      await this.backend.release?.();
     }
     for (const st of this.fams.values()) st.trusted = true;
   }

@@ -69,20 +69,40 @@ describe('ruleset generation bookkeeping', () => {
     const { k, nft } = counting();
     const dp = new NftDataplane(nft, [4], { staging: false });
     const eps = [endpoint('10.244.1.5')];
-    await dp.full(new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', eps)], nodeCtx).ports]]), nodeCtx);
-    // The first check has no verified generation: it lists (the stand-in lists no table: drift).
-    expect(await dp.verify()).toEqual(['ip skiff: table missing']);
-    expect(k.lists).toBe(1);
-    nft.verified(k.gen);
+    const web = new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', eps)], nodeCtx).ports]]);
+    // The first full sync replaces the table whole: its own commits say what the kernel holds,
+    // so even the first check after a start reads nothing back.
+    await dp.full(web, nodeCtx);
+    expect(await dp.verify()).toEqual([]);
+    expect(k.lists).toBe(0);
     await dp.full(new Map(), nodeCtx);
-    const lists = k.lists;
     expect(await dp.verify()).toEqual([]);
     expect(await dp.verify()).toEqual([]);
-    expect(k.lists).toBe(lists);
-    expect(dp.skippedVerifies).toBe(2);
+    expect(k.lists).toBe(0);
+    expect(dp.skippedVerifies).toBe(3);
     k.gen++;
     expect(await dp.verify()).toEqual(['ip skiff: table missing']);
-    expect(k.lists).toBe(lists + 1);
+    expect(k.lists).toBe(1);
+  });
+
+  it('a replacing full sync with a foreign commit in the middle, or a failed one, is not trusted', async () => {
+    const { k, nft } = counting();
+    const dp = new NftDataplane(nft, [4], { staging: false });
+    const web = new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', [endpoint('10.244.1.5')])], nodeCtx).ports]]);
+    await nft.hold(true);
+    await nft.apply('add table ip skiff\n');
+    k.gen++; // someone else's commit between two writes of the same full sync
+    await nft.apply('add table ip skiff\n');
+    await nft.release();
+    expect(await nft.unchanged()).toBe(false);
+    k.fail = true;
+    await expect(dp.full(web, nodeCtx)).rejects.toThrow('injected');
+    expect(await dp.verify()).toEqual(['ip skiff: table missing']);
+    expect(k.lists).toBe(1);
+    // A held burst without a write proves nothing.
+    await nft.hold(true);
+    await nft.release();
+    expect(await nft.unchanged()).toBe(false);
   });
 
   it('parses NFTA_GEN_ID out of a NEWGEN body', () => {
