@@ -34,7 +34,7 @@ export function proxyFamilies(serviceCIDRs: readonly string[]): Family[] {
 export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[], generation?: GenerationReader, launcher?: NftLauncher): { active: Dataplane; other: Dataplane } {
   const families = proxyFamilies(deps.config.serviceCIDRs);
   const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
-  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive) : undefined, generation, undefined, launcher), families, log ? { log } : {});
+  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive, { spare: true }) : undefined, generation, undefined, launcher), families, log ? { log } : {});
   const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }
