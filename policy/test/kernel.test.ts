@@ -9,6 +9,7 @@ import { desiredState, type PolicyInputs } from '../desired.js';
 import type { NetworkPolicy, PolicyPod } from '../model.js';
 import { toClusterNetworkPolicy, type ClusterPolicy } from '../admin.js';
 import { toNetworkPolicy } from '../convert.js';
+import { PolicyDataplane } from '../dataplane.js';
 import { diffText, fullText, render, type PolicyTable } from '../render.js';
 import { missing } from '../../test/support/env.js';
 import { addNetns, cleanupPrefix, inNs, sh, spawnInNs } from '../../test/support/netns.js';
@@ -358,5 +359,24 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     const tcpToB: Probe[] = [['x/a', 'tcp', 'x/b', 80]];
     expect(show(tcpToB, await probe(tcpToB))).toEqual(['x/a -> x/b tcp/80: blocked']);
     await nft(diffText(withSctp, current));
+  });
+});
+
+describe.skipIf(skip)('policy table presence (the periodic check)', () => {
+  const ns = `${P}pr`;
+  afterAll(() => cleanupPrefix(`${P}pr`));
+
+  it('sees the table by its chains, and its absence', async () => {
+    cleanupPrefix(`${P}pr`);
+    await addNetns(ns);
+    const dp = new PolicyDataplane(async (cmd, args, input) => (await inNs(ns, cmd, args, input)).stdout);
+    expect(await dp.present()).toBe(false);
+    // Another table of the family with chains is not ours.
+    await inNs(ns, 'nft', ['-f', '-'], 'add table inet other\nadd chain inet other forward\n');
+    expect(await dp.present()).toBe(false);
+    await inNs(ns, 'nft', ['-f', '-'], 'add table inet skiff-policy\nadd chain inet skiff-policy forward { type filter hook forward priority 0 ; }\n');
+    expect(await dp.present()).toBe(true);
+    await inNs(ns, 'nft', ['delete', 'table', 'inet', 'skiff-policy']);
+    expect(await dp.present()).toBe(false);
   });
 });
