@@ -10,7 +10,7 @@ import type { Family } from './model.js';
 import { ExecNft } from './nft/backend.js';
 import { NftDataplane } from './nft/dataplane.js';
 import { netlinkGeneration, type GenerationReader } from './nft/generation.js';
-import { NFT_LOAD_NICE, NftLauncher } from './nft/launcher.js';
+import { NftLauncher } from './nft/launcher.js';
 import { NftSession } from './nft/session.js';
 import { Proxier } from './proxier.js';
 import { warmUp } from './warmup.js';
@@ -46,7 +46,7 @@ export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component
   const own = opts.run === undefined;
   const nft = deps.config.proxy.backend === 'nftables';
   // The launcher is forked now, while the heap is small (launcher.ts).
-  const { active, other } = createDataplanes(deps, run, own ? ['nft', '-i'] : undefined, own ? netlinkGeneration() : undefined, own && nft ? new NftLauncher(['nft', '-f'], NFT_LOAD_NICE).start() : undefined);
+  const { active, other } = createDataplanes(deps, run, own ? ['nft', '-i'] : undefined, own ? netlinkGeneration() : undefined, own && nft ? new NftLauncher().start() : undefined);
   const log = deps.log.child({ component: 'proxy', backend: active.name });
   return {
     name: 'proxy',

@@ -1,6 +1,6 @@
 // The launcher runs argv + file from its shell, several at once, and reports each run's exit
 // code; a failure carries what the command printed. A stand-in command (sh) replaces nft.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -41,17 +41,6 @@ describe('nft launcher', () => {
     await expect(pending).rejects.toThrow(/closed/);
     await expect(l.run(script('ok', 'exit 0\n'))).resolves.toBeUndefined();
     l.close();
-  });
-
-  it('runs its commands at the niceness it was given', async () => {
-    const out = join(dir, 'nice.out');
-    const l = new NftLauncher(['sh'], 7).start();
-    try {
-      await l.run(script('nice', `cut -d' ' -f19 /proc/self/stat > ${out}\n`));
-      expect(readFileSync(out, 'utf8').trim()).toBe('7');
-    } finally {
-      l.close();
-    }
   });
 
   it('refuses a path the line protocol cannot carry', () => {

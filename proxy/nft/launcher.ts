@@ -6,19 +6,11 @@
 // shell is forked once, while the heap is small, and forks nft at the cost of a 1 MB process.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { setPriority } from 'node:os';
 import { CommandError } from '../exec.js';
 
 // One line in per run ("<id> <file>"), one line out when it ends ("<id> <exit code>"). nft's
 // output goes to <file>.out, read only on failure. Each run is a background subshell, so runs
 // overlap like separate spawns; `echo` writes its short line in one write(), so lines never mix.
-/**
- * The niceness of a full sync's loads. Up to three nft processes parse elements beside the
- * rendering main thread; on a node with two cores they took the CPU the DNS worker thread needed
- * to answer within a few ms. A full sync's loads can wait a little; an answer should not.
- */
-export const NFT_LOAD_NICE = 10;
-
 const SCRIPT = `while read -r id file; do ( "$@" "$file" >"$file.out" 2>&1; echo "$id $?" ) & done`;
 
 export class NftLauncher {
@@ -27,14 +19,8 @@ export class NftLauncher {
   private seq = 0;
   private readonly pending = new Map<number, { file: string; resolve: () => void; reject: (e: Error) => void }>();
 
-  /**
-   * argv runs one transaction file when the file's path is appended, e.g. ["nft", "-f"]. `nice`:
-   * the shell's niceness, which its nft runs inherit (see NFT_LOAD_NICE).
-   */
-  constructor(
-    readonly argv: readonly string[] = ['nft', '-f'],
-    private readonly nice = 0,
-  ) {}
+  /** argv runs one transaction file when the file's path is appended, e.g. ["nft", "-f"]. */
+  constructor(readonly argv: readonly string[] = ['nft', '-f']) {}
 
   /** Forks the shell now, while the agent's heap is still small (it starts on demand otherwise). */
   start(): this {
@@ -63,13 +49,6 @@ export class NftLauncher {
 
   private spawn(): ChildProcessWithoutNullStreams {
     const p = spawn('sh', ['-c', SCRIPT, 'sh', ...this.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
-    if (this.nice !== 0 && p.pid !== undefined) {
-      try {
-        setPriority(p.pid, this.nice);
-      } catch {
-        /* not permitted: the loads run at the agent's priority */
-      }
-    }
     this.partial = '';
     p.stdin.on('error', () => undefined);
     p.stdout.setEncoding('utf8').on('data', (d: string) => this.onData(d));
