@@ -19,7 +19,7 @@ import type { FromWorker, ObjectUpdate, ToWorker } from './protocol.js';
 const METRICS_INTERVAL_MS = 1000;
 /**
  * This thread's niceness (on Linux a thread has its own): below the agent's other threads, so a
- * proxy full sync (the main thread rendering, nft loads at nice 10) on a node with two cores
+ * proxy full sync (the main thread rendering, several nft loads) on a node with two cores
  * leaves the CPU to answers first. Not permitted (no CAP_SYS_NICE): it stays at the agent's.
  */
 const DNS_THREAD_NICE = -5;
