@@ -9,7 +9,7 @@ import { IptablesDataplane } from './iptables/dataplane.js';
 import type { Family } from './model.js';
 import { ExecNft } from './nft/backend.js';
 import { NftDataplane } from './nft/dataplane.js';
-import { netlinkGeneration, type GenerationReader } from './nft/generation.js';
+import { netlinkGeneration, netlinkShape, type GenerationReader, type ShapeReader } from './nft/generation.js';
 import { NftLauncher } from './nft/launcher.js';
 import { NftSession } from './nft/session.js';
 import { Proxier } from './proxier.js';
@@ -29,12 +29,13 @@ export function proxyFamilies(serviceCIDRs: readonly string[]): Family[] {
 
 /**
  * `nftInteractive`: argv of `nft -i` for partial syncs (see nft/session.ts); without it every sync
- * runs `nft -f`. `launcher` starts the big `nft -f` runs (see nft/launcher.ts).
+ * runs `nft -f`. `launcher` starts the big `nft -f` runs (see nft/launcher.ts); `shape` reads a
+ * table's structure for the periodic check (see nft/generation.ts).
  */
-export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[], generation?: GenerationReader, launcher?: NftLauncher): { active: Dataplane; other: Dataplane } {
+export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[], generation?: GenerationReader, launcher?: NftLauncher, shape?: ShapeReader): { active: Dataplane; other: Dataplane } {
   const families = proxyFamilies(deps.config.serviceCIDRs);
   const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
-  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive, { spare: true }) : undefined, generation, undefined, launcher), families, log ? { log } : {});
+  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive, { spare: true }) : undefined, generation, undefined, launcher, shape), families, log ? { log } : {});
   const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }
@@ -46,7 +47,7 @@ export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component
   const own = opts.run === undefined;
   const nft = deps.config.proxy.backend === 'nftables';
   // The launcher is forked now, while the heap is small (launcher.ts).
-  const { active, other } = createDataplanes(deps, run, own ? ['nft', '-i'] : undefined, own ? netlinkGeneration() : undefined, own && nft ? new NftLauncher().start() : undefined);
+  const { active, other } = createDataplanes(deps, run, own ? ['nft', '-i'] : undefined, own ? netlinkGeneration() : undefined, own && nft ? new NftLauncher().start() : undefined, own ? netlinkShape() : undefined);
   const log = deps.log.child({ component: 'proxy', backend: active.name });
   return {
     name: 'proxy',

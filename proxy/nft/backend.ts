@@ -5,7 +5,7 @@ import { unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Runner } from '../exec.js';
-import type { GenerationReader } from './generation.js';
+import type { GenerationReader, ShapeReader, TableShape } from './generation.js';
 import type { NftLauncher } from './launcher.js';
 import type { NftSession } from './session.js';
 
@@ -55,6 +55,8 @@ export interface NftBackend {
   verified?(generation: number): void;
   /** The current generation, if the backend can read it. */
   generation?(): Promise<number | undefined>;
+  /** The table's chains, rule counts and sets without its elements (generation.ts), if it can be read cheaply. */
+  shape?(prefix: string): Promise<TableShape | undefined>;
   /** Counts the writes until release() as one burst (a full sync); see ExecNft.hold. */
   hold?(replacing: boolean): Promise<void>;
   release?(): Promise<void>;
@@ -89,9 +91,13 @@ export class ExecNft implements NftBackend {
     private readonly gen?: GenerationReader,
     private readonly txnDir = tmpdir(),
     private readonly launcher?: NftLauncher,
+    shape?: ShapeReader,
   ) {
     removeOrphanedTransactions(txnDir);
+    if (shape) this.shape = shape;
   }
+  /** With a shape reader (generation.ts; this process's namespace only). */
+  readonly shape?: ShapeReader;
   async apply(text: string): Promise<void> {
     if (!text) return;
     // Writes that overlap (a staged full sync loads in parallel) form one burst; each write is one
