@@ -150,7 +150,8 @@ export class ExecNft implements NftBackend {
     const file = join(this.txnDir, `${TXN_PREFIX}${process.pid}-${this.seq++}.nft`);
     writeFileSync(file, text, { mode: 0o600 });
     try {
-      if (this.launcher) await this.launcher.run(file);
+      // The launcher's line protocol cannot carry whitespace (a TMPDIR with a space): spawn then.
+      if (this.launcher && !/\s/.test(file)) await this.launcher.run(file);
       else await this.run('nft', ['-f', file]);
     } finally {
       // unlink, not rm: rm goes through its recursive machinery (lstat first, then unlink).
