@@ -115,8 +115,10 @@ export class NftDataplane implements Dataplane {
   private async startOf(st: FamilyState): Promise<Start> {
     if (this.opts.staging === false) return { kind: 'replace' };
     if (st.trusted) return { kind: 'known', names: namesOf(st.mirror) };
-    const chains = await this.backend.chains(st.prefix).catch(() => ['?']);
-    return chains.length === 0 ? { kind: 'fresh' } : { kind: 'replace' };
+    // Over netlink where it can (no nft process forked from a big heap), else `nft list chains`.
+    const shape = await this.backend.shape?.(st.prefix);
+    const chains = shape ? shape.chains.size : (await this.backend.chains(st.prefix).catch(() => ['?'])).length;
+    return chains === 0 ? { kind: 'fresh' } : { kind: 'replace' };
   }
 
   /** The old way, and the fallback: one transaction that deletes the table and writes everything. */

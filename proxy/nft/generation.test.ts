@@ -151,6 +151,18 @@ describe('ruleset generation bookkeeping', () => {
     expect(k.lists).toBe(2);
   });
 
+  it('a full sync from an unknown table asks the shape reader whether the table has chains', async () => {
+    const web = new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', [endpoint('10.244.1.5')])], nodeCtx).ports]]);
+    // No chains: staged into a fresh table (create, element chunk, switch), no `nft list chains`.
+    const empty = counting(async () => ({ chains: new Map(), sets: new Set() }));
+    await new NftDataplane(empty.nft, [4]).full(web, nodeCtx);
+    expect(empty.k.gen - 7).toBeGreaterThanOrEqual(3);
+    // Chains left by a previous agent: replaced in one transaction.
+    const live = counting(async () => ({ chains: new Map([['services', 2]]), sets: new Set() }));
+    await new NftDataplane(live.nft, [4]).full(web, nodeCtx);
+    expect(live.k.gen - 7).toBe(1);
+  });
+
   it('parses NFTA_GEN_ID out of a NEWGEN body', () => {
     // nfgenmsg (4 bytes), then NFTA_GEN_ID = 0x01020304, NFTA_GEN_PROC_PID, NFTA_GEN_PROC_NAME
     const body = Buffer.from('00000304' + '0800010001020304' + '08000200000002a3' + '090003006e6f646500000000', 'hex');
