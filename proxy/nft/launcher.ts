@@ -8,10 +8,17 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { CommandError } from '../exec.js';
 
+/**
+ * Closes every descriptor above stderr the shell inherited: sockets a native addon opened without
+ * close-on-exec (the DNS sockets) must not stay open in a long-lived child, or the next agent
+ * cannot take them over or bind them. bash, because dash redirects single-digit descriptors only.
+ */
+export const CLOSE_INHERITED = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] 2>/dev/null && eval "exec $f>&-"; done 2>/dev/null';
+
 // One line in per run ("<id> <file>"), one line out when it ends ("<id> <exit code>"). nft's
 // output goes to <file>.out, read only on failure. Each run is a background subshell, so runs
 // overlap like separate spawns; `echo` writes its short line in one write(), so lines never mix.
-const SCRIPT = `while read -r id file; do ( "$@" "$file" >"$file.out" 2>&1; echo "$id $?" ) & done`;
+const SCRIPT = `${CLOSE_INHERITED}; while read -r id file; do ( "$@" "$file" >"$file.out" 2>&1; echo "$id $?" ) & done`;
 
 export class NftLauncher {
   private proc: ChildProcessWithoutNullStreams | undefined;
@@ -48,7 +55,7 @@ export class NftLauncher {
   }
 
   private spawn(): ChildProcessWithoutNullStreams {
-    const p = spawn('sh', ['-c', SCRIPT, 'sh', ...this.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn('bash', ['-c', SCRIPT, 'bash', ...this.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.partial = '';
     p.stdin.on('error', () => undefined);
     p.stdout.setEncoding('utf8').on('data', (d: string) => this.onData(d));

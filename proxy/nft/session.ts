@@ -7,6 +7,7 @@
 // the output before that answer tells success from failure.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CommandError } from '../exec.js';
+import { CLOSE_INHERITED } from './launcher.js';
 
 const MARKER_COMMAND = 'describe meta mark';
 const MARKER = 'meta expression, datatype mark';
@@ -111,7 +112,7 @@ export class NftSession {
    * so an error is always read before the marker that follows it.
    */
   private fork(): ChildProcessWithoutNullStreams {
-    const p = spawn('sh', ['-c', 'read -r _ || exit 0; exec "$@" 2>&1', 'sh', ...this.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn('bash', ['-c', `${CLOSE_INHERITED}; read -r _ || exit 0; exec "$@" 2>&1`, 'bash', ...this.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
     p.stdin.on('error', () => undefined);
     p.on('error', () => undefined);
     // The agent must not stay alive for this process, nor the process for an idle agent.
