@@ -39,7 +39,7 @@ class FakeRunner {
       return '';
     }
     if (cmd === 'nft' && args.includes('counters')) return JSON.stringify({ nftables: [{ metainfo: {} }, ...this.counters.map((c) => ({ counter: { family: 'inet', table: 'skiff-policy', name: c.name, packets: c.packets, bytes: 0 } }))] });
-    if (cmd === 'nft' && args.includes('tables')) return JSON.stringify({ nftables: this.tableGone ? [] : [{ table: { family: 'inet', name: 'skiff-policy' } }] });
+    if (cmd === 'nft' && args.includes('chains')) return JSON.stringify({ nftables: this.tableGone ? [] : [{ chain: { family: 'inet', table: 'skiff-policy', name: 'forward' } }] });
     if (cmd === 'conntrack' && args[0] === '-L') return args.includes('ipv4') ? this.conntrack : '';
     if (cmd === 'ip') return JSON.stringify([{ addr_info: [{ local: '10.244.7.1' }] }]);
     return '';

@@ -9,7 +9,8 @@ import { IptablesDataplane } from './iptables/dataplane.js';
 import type { Family } from './model.js';
 import { ExecNft } from './nft/backend.js';
 import { NftDataplane } from './nft/dataplane.js';
-import { netlinkGeneration, type GenerationReader } from '../common/nft/generation.js';
+import { netlinkGeneration, netlinkShape, type GenerationReader, type ShapeReader } from '../common/nft/generation.js';
+import { NftLauncher } from '../common/nft/launcher.js';
 import { NftSession } from '../common/nft/session.js';
 import { Proxier } from './proxier.js';
 import { warmUp } from './warmup.js';
@@ -26,20 +27,27 @@ export function proxyFamilies(serviceCIDRs: readonly string[]): Family[] {
   return [...f].sort();
 }
 
-/** `nftInteractive`: argv of `nft -i` for partial syncs (see common/nft/session.ts); without it every sync runs `nft -f`. */
-export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[], generation?: GenerationReader): { active: Dataplane; other: Dataplane } {
+/**
+ * `nftInteractive`: argv of `nft -i` for partial syncs (see common/nft/session.ts); without it every
+ * sync runs `nft -f`. `launcher` starts the big `nft -f` runs (see common/nft/launcher.ts); `shape`
+ * reads a table's structure for the periodic check (see common/nft/generation.ts).
+ */
+export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[], generation?: GenerationReader, launcher?: NftLauncher, shape?: ShapeReader): { active: Dataplane; other: Dataplane } {
   const families = proxyFamilies(deps.config.serviceCIDRs);
   const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
-  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive, { errorCode: 'ERR_PROXY_COMMAND' }) : undefined, generation), families, log ? { log } : {});
+  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive, { spare: true, errorCode: 'ERR_PROXY_COMMAND' }) : undefined, generation, undefined, launcher, shape), families, log ? { log } : {});
   const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }
 
 export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component {
   const run = opts.run ?? execRunner();
-  // A caller's runner may enter a namespace the session (and the generation read over netlink)
-  // would not; it then uses `nft -f` only and reads the table back at every check.
-  const { active, other } = createDataplanes(deps, run, opts.run ? undefined : ['nft', '-i'], opts.run ? undefined : netlinkGeneration());
+  // A caller's runner may enter a namespace the session, the launcher (and the generation read
+  // over netlink) would not; it then runs each `nft -f` itself and reads the table back at every check.
+  const own = opts.run === undefined;
+  const nft = deps.config.proxy.backend === 'nftables';
+  // The launcher is forked now, while the heap is small (launcher.ts).
+  const { active, other } = createDataplanes(deps, run, own ? ['nft', '-i'] : undefined, own ? netlinkGeneration() : undefined, own && nft ? new NftLauncher(['nft', '-f'], 'ERR_PROXY_COMMAND').start() : undefined, own ? netlinkShape() : undefined);
   const log = deps.log.child({ component: 'proxy', backend: active.name });
   return {
     name: 'proxy',

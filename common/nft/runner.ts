@@ -3,10 +3,11 @@
 // (never a pipe a dying agent could cut short), and with a generation reader (generation.ts) each
 // burst of writes is checked to be the only commit, so a periodic check may skip reading back.
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GenerationReader } from './generation.js';
+import type { NftLauncher } from './launcher.js';
 import type { NftSession } from './session.js';
 
 export type NftRun = (cmd: string, args: readonly string[], input?: string) => Promise<string>;
@@ -37,23 +38,35 @@ function removeOrphanedTransactions(dir: string): void {
  */
 const SESSION_LIMIT = 16 * 1024;
 
+interface Burst {
+  start?: number;
+  writes: number;
+  failed: boolean;
+  replacing: boolean;
+}
+
 export class NftRunner {
   /** The generation at which the kernel held exactly what skiff wrote; undefined: unknown. */
   private matched: number | undefined;
   private applying = 0;
-  private burst: { start?: number; writes: number; failed: boolean } = { writes: 0, failed: false };
+  private burst: Burst = { writes: 0, failed: false, replacing: false };
+  /** A full sync holds its burst open between writes (hold/release). */
+  private held = false;
   private seq = 0;
 
   /**
    * With a session, small transactions skip nft's per-process cost (see session.ts). With `gen`
    * (generation.ts; only where nft runs in this process's namespace) each write checks that it
-   * was the only commit, so an idle node's periodic check need not read the table back.
+   * was the only commit, so an idle node's periodic check need not read the table back. With a
+   * launcher (launcher.ts; nft in this process's namespace too) big transactions are not forked
+   * from the agent's heap.
    */
   constructor(
     protected readonly run: NftRun,
     private readonly session?: NftSession,
     private readonly gen?: GenerationReader,
     private readonly txnDir = tmpdir(),
+    private readonly launcher?: NftLauncher,
   ) {
     removeOrphanedTransactions(txnDir);
   }
@@ -73,7 +86,7 @@ export class NftRunner {
     // generation by exactly n from the one skiff last verified unless someone else committed
     // meanwhile. No read before the write: nft must start within this call (the staged sync's
     // loads overlap its render, which holds the event loop).
-    if (this.applying++ === 0) this.burst = { start: this.matched, writes: 0, failed: false };
+    if (this.applying++ === 0 && !this.held) this.burst = { start: this.matched, writes: 0, failed: false, replacing: false };
     const burst = this.burst;
     try {
       await commit();
@@ -82,8 +95,28 @@ export class NftRunner {
       throw e;
     } finally {
       burst.writes++;
-      if (--this.applying === 0) await this.settle(burst);
+      if (--this.applying === 0 && !this.held) await this.settle(burst);
     }
+  }
+
+  /**
+   * A full sync's writes form one burst until release(), also where the render leaves gaps between
+   * them. `replacing`: they define skiff's tables whole (agent start, after a failure or drift), so
+   * the burst counts from the generation read now instead of from the last verified one, and an
+   * idle node's first check after a start need not read the table back either.
+   */
+  async hold(replacing: boolean): Promise<void> {
+    if (!this.gen || this.held || this.applying > 0) return;
+    const start = replacing ? await this.gen() : this.matched;
+    if (this.applying > 0) return;
+    this.held = true;
+    this.burst = { start, writes: 0, failed: false, replacing };
+  }
+
+  async release(): Promise<void> {
+    if (!this.held) return;
+    this.held = false;
+    if (this.applying === 0) await this.settle(this.burst);
   }
 
   /**
@@ -97,16 +130,19 @@ export class NftRunner {
     const file = join(this.txnDir, `${TXN_PREFIX}${process.pid}-${this.seq++}.nft`);
     writeFileSync(file, text, { mode: 0o600 });
     try {
-      await this.run('nft', ['-f', file]);
+      // The launcher's line protocol cannot carry whitespace (a TMPDIR with a space): spawn then.
+      if (this.launcher && !/\s/.test(file)) await this.launcher.run(file);
+      else await this.run('nft', ['-f', file]);
     } finally {
-      await rm(file, { force: true });
+      // unlink, not rm: rm goes through its recursive machinery (lstat first, then unlink).
+      await Promise.all([file, `${file}.out`].map((f) => unlink(f).catch(() => undefined)));
     }
   }
 
-  private async settle(b: { start?: number; writes: number; failed: boolean }): Promise<void> {
+  private async settle(b: Burst): Promise<void> {
     if (!this.gen) return;
     const after = await this.gen();
-    const ours = !b.failed && b.start !== undefined && this.matched === b.start && after === b.start + b.writes && this.applying === 0;
+    const ours = !b.failed && b.start !== undefined && (b.replacing ? b.writes > 0 : this.matched === b.start) && after === b.start + b.writes && this.applying === 0 && !this.held;
     this.matched = ours ? after : undefined;
   }
   async generation(): Promise<number | undefined> {
@@ -121,5 +157,6 @@ export class NftRunner {
   }
   close(): void {
     this.session?.close();
+    this.launcher?.close();
   }
 }

@@ -1,6 +1,6 @@
 // Two DNS worker threads on one port: both fed from the agent's cache, answers follow watch
 // events, their metrics reach the agent's registry, and a thread that dies is replaced.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +29,13 @@ describe.skipIf(missing('dns workers', { tools: ['dig'] }))('dns worker threads'
     expect(dnsThreads().length).toBeGreaterThanOrEqual(1);
     for (let i = 0; i < 10; i++) expect((await dig(dns.port, ['web.default.svc.cluster.local', 'A'])).answer).toEqual(['web.default.svc.cluster.local. 30 IN A 10.96.0.20']);
     expect((await dig(dns.port, ['+tcp', 'web.default.svc.cluster.local', 'A'])).status).toBe('NOERROR');
+  });
+
+  it.skipIf(missing('dns thread priority', { root: true }))('runs the threads at a higher priority than the rest of the process (root)', () => {
+    // The 19th field of a thread's stat is its niceness; the threads of this process other than
+    // the DNS ones stay at the process's own.
+    const nice = readdirSync('/proc/self/task').map((t) => Number(readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]));
+    expect(nice.filter((n) => n === -5).length).toBe(dnsThreads().length);
   });
 
   it('follows watch events', async () => {

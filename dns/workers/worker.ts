@@ -4,6 +4,7 @@
 // agent's main thread is busy (a proxy full sync renders for hundreds of milliseconds, and its
 // garbage collections pause that thread, not this one).
 import { isIPv6 } from 'node:net';
+import { setPriority } from 'node:os';
 import { parentPort, threadId } from 'node:worker_threads';
 import { logger } from '../../common/log.js';
 import { MemoryCache } from '../../common/watch/store.js';
@@ -17,6 +18,12 @@ import type { FeedElement } from '../answer-feed.js';
 import type { FromWorker, ObjectUpdate, ToWorker } from './protocol.js';
 
 const METRICS_INTERVAL_MS = 1000;
+/**
+ * This thread's niceness (on Linux a thread has its own): below the agent's other threads, so a
+ * proxy full sync (the main thread rendering, several nft loads) on a node with two cores
+ * leaves the CPU to answers first. Not permitted (no CAP_SYS_NICE): it stays at the agent's.
+ */
+const DNS_THREAD_NICE = -5;
 
 function applyUpdates(cache: MemoryCache, updates: readonly ObjectUpdate[]): void {
   for (const u of updates) {
@@ -28,6 +35,11 @@ function applyUpdates(cache: MemoryCache, updates: readonly ObjectUpdate[]): voi
 function main(): void {
   const port = parentPort;
   if (!port) throw new Error('dns worker must be started by the agent');
+  try {
+    setPriority(DNS_THREAD_NICE);
+  } catch {
+    /* see DNS_THREAD_NICE */
+  }
   const send = (m: FromWorker): void => port.postMessage(m);
   const log = logger().child({ component: 'dns', thread: threadId });
   const cache = new MemoryCache();

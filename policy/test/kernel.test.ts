@@ -424,3 +424,22 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     await nft(diffText(withSctp, current));
   });
 });
+
+describe.skipIf(skip)('policy table presence (the periodic check)', () => {
+  const ns = `${P}pr`;
+  afterAll(() => cleanupPrefix(`${P}pr`));
+
+  it('sees the table by its chains, and its absence', async () => {
+    cleanupPrefix(`${P}pr`);
+    await addNetns(ns);
+    const dp = new PolicyDataplane(async (cmd, args, input) => (await inNs(ns, cmd, args, input)).stdout);
+    expect(await dp.present()).toBe(false);
+    // Another table of the family with chains is not ours.
+    await inNs(ns, 'nft', ['-f', '-'], 'add table inet other\nadd chain inet other forward\n');
+    expect(await dp.present()).toBe(false);
+    await inNs(ns, 'nft', ['-f', '-'], 'add table inet skiff-policy\nadd chain inet skiff-policy forward { type filter hook forward priority 0 ; }\n');
+    expect(await dp.present()).toBe(true);
+    await inNs(ns, 'nft', ['delete', 'table', 'inet', 'skiff-policy']);
+    expect(await dp.present()).toBe(false);
+  });
+});

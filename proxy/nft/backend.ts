@@ -1,6 +1,9 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
-import { NftRunner } from '../../common/nft/runner.js';
+import { NftRunner, type NftRun } from '../../common/nft/runner.js';
+import type { NftLauncher } from '../../common/nft/launcher.js';
+import type { NftSession } from '../../common/nft/session.js';
+import type { GenerationReader, ShapeReader, TableShape } from '../../common/nft/generation.js';
 
 export interface NftBackend {
   apply(text: string): Promise<void>;
@@ -22,10 +25,21 @@ export interface NftBackend {
   verified?(generation: number): void;
   /** The current generation, if the backend can read it. */
   generation?(): Promise<number | undefined>;
+  /** The table's chains, rule counts and sets without its elements (generation.ts), if it can be read cheaply. */
+  shape?(prefix: string): Promise<TableShape | undefined>;
+  /** Counts the writes until release() as one burst (a full sync); see common/nft/runner.ts. */
+  hold?(replacing: boolean): Promise<void>;
+  release?(): Promise<void>;
 }
 
 /** The proxy's backend: common/nft/runner.ts's transactions, and reading its tables back. */
 export class ExecNft extends NftRunner implements NftBackend {
+  /** With a shape reader (common/nft/generation.ts; this process's namespace only). */
+  readonly shape?: ShapeReader;
+  constructor(run: NftRun, session?: NftSession, gen?: GenerationReader, txnDir?: string, launcher?: NftLauncher, shape?: ShapeReader) {
+    super(run, session, gen, txnDir, launcher);
+    if (shape) this.shape = shape;
+  }
   async list(prefix: string): Promise<unknown> {
     try {
       return JSON.parse(await this.run('nft', ['-j', 'list', 'table', ...prefix.split(' ')]));

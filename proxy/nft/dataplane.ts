@@ -12,6 +12,7 @@ import { pickPoolSize, Renderer, SLOT_SHIFT, TABLE, words } from './render.js';
 import { LoadPool, namesOf, prepareText, StageWriter, switchText, type TableNames } from './staging.js';
 import type { TableState } from './state.js';
 import { findDrift } from './verify.js';
+import type { TableShape } from '../../common/nft/generation.js';
 
 export interface NftDataplaneOptions {
   /** false: every full sync is one `delete table` + everything transaction. */
@@ -20,6 +21,9 @@ export interface NftDataplaneOptions {
   readonly stageChunk?: number;
   /** nft processes loading at once (default STAGE_PROCESSES). */
   readonly stageProcesses?: number;
+  /** After someone else's commit, the elements are read back at most this often (FULL_VERIFY_EVERY_MS). */
+  readonly fullVerifyEveryMs?: number;
+  readonly now?: () => number;
   readonly log?: Logger;
 }
 
@@ -44,6 +48,15 @@ interface FamilyState {
 /** How a full sync of one family starts: from a known table, from none, or the old way. */
 type Start = { readonly kind: 'known'; readonly names: TableNames } | { readonly kind: 'fresh' } | { readonly kind: 'replace' };
 
+/**
+ * How often, at most, a check lists the whole table to compare every element, when commits of
+ * others moved the ruleset generation. Between those it compares the table's shape (chains, rule
+ * counts, sets; netlink dumps without elements): other writers commit often on a real node
+ * (iptables-nft, the CNI's masquerade table every 5 minutes), and each listing costs seconds of
+ * nft at 10,000 Services. An hour is kube-proxy's full resync period in nftables mode.
+ */
+export const FULL_VERIFY_EVERY_MS = 60 * 60_000;
+
 /** Services rendered between two turns of the event loop during a staged full sync. */
 const YIELD_EVERY = 100;
 
@@ -57,12 +70,19 @@ export class NftDataplane implements Dataplane {
   fallbacks = 0;
   /** Periodic checks answered by the ruleset generation alone (tests). */
   skippedVerifies = 0;
+  /** Periodic checks answered by the tables' shape after someone else's commit (tests). */
+  shapeVerifies = 0;
+  private readonly now: () => number;
+  /** When the elements were last compared with the kernel's (a listing or a full sync). */
+  private lastListed: number;
 
   constructor(
     private readonly backend: NftBackend,
     readonly families: readonly Family[],
     private readonly opts: NftDataplaneOptions = {},
   ) {
+    this.now = opts.now ?? Date.now;
+    this.lastListed = this.now();
     for (const f of families) {
       const prefix = `${words(f).table} ${TABLE}`;
       this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map(), gen: 0, picks: { plain: 0, pairs: 0 }, trusted: false });
@@ -75,22 +95,30 @@ export class NftDataplane implements Dataplane {
     const starts = new Map<FamilyState, Start>(await Promise.all(asked));
     const staged = [...starts.values()].every((s) => s.kind !== 'replace');
     const applying = hooks.whileApplying ?? ((): void => undefined);
+    // Every write of this sync counts as one burst; when no family starts from a known table, they
+    // replace skiff's tables whole, and what the kernel holds afterwards is known from them alone.
+    await this.backend.hold?.([...starts.values()].every((s) => s.kind !== 'known'));
     try {
       if (staged) await this.staged(services, ctx, b, starts, applying);
       else await this.replace(services, ctx, b, applying);
     } catch (e) {
       for (const st of this.fams.values()) st.trusted = false;
       throw e;
+    } finally {
+      await this.backend.release?.();
     }
     for (const st of this.fams.values()) st.trusted = true;
+    this.lastListed = this.now();
   }
 
   /** Known table: what the mirror says. Unknown (agent start, a failure): a table without chains is inert, else replaced whole. */
   private async startOf(st: FamilyState): Promise<Start> {
     if (this.opts.staging === false) return { kind: 'replace' };
     if (st.trusted) return { kind: 'known', names: namesOf(st.mirror) };
-    const chains = await this.backend.chains(st.prefix).catch(() => ['?']);
-    return chains.length === 0 ? { kind: 'fresh' } : { kind: 'replace' };
+    // Over netlink where it can (no nft process forked from a big heap), else `nft list chains`.
+    const shape = await this.backend.shape?.(st.prefix);
+    const chains = shape ? shape.chains.size : (await this.backend.chains(st.prefix).catch(() => ['?'])).length;
+    return chains === 0 ? { kind: 'fresh' } : { kind: 'replace' };
   }
 
   /** The old way, and the fallback: one transaction that deletes the table and writes everything. */
@@ -249,6 +277,13 @@ export class NftDataplane implements Dataplane {
       return out;
     }
     const generation = await this.backend.generation?.();
+    // Someone else committed: while the elements were compared recently enough, skiff's tables
+    // having exactly the chains, rule counts and sets written says the commit was not in them.
+    if (generation !== undefined && this.trusted() && this.now() - this.lastListed < (this.opts.fullVerifyEveryMs ?? FULL_VERIFY_EVERY_MS) && (await this.sameShapes())) {
+      this.shapeVerifies++;
+      this.backend.verified?.(generation);
+      return out;
+    }
     for (const st of this.fams.values()) {
       const drift = findDrift(await this.backend.list(st.prefix), st.mirror);
       // Someone else changed the table: the repair must not trust the mirror's idea of it.
@@ -256,7 +291,17 @@ export class NftDataplane implements Dataplane {
       for (const d of drift) out.push(`${st.prefix}: ${d}`);
     }
     if (out.length === 0 && generation !== undefined) this.backend.verified?.(generation);
+    if (out.length === 0) this.lastListed = this.now();
     return out;
+  }
+
+  private async sameShapes(): Promise<boolean> {
+    if (!this.backend.shape) return false;
+    for (const st of this.fams.values()) {
+      const shape = await this.backend.shape(st.prefix);
+      if (!shape || !sameShape(shape, st.mirror)) return false;
+    }
+    return true;
   }
 
   private trusted(): boolean {
@@ -277,3 +322,10 @@ export class NftDataplane implements Dataplane {
   }
 }
 
+/** The kernel's chains with their rule counts and its sets are exactly the mirror's. */
+function sameShape(shape: TableShape, mirror: Mirror): boolean {
+  if (shape.chains.size !== mirror.chains.size || shape.sets.size !== mirror.sets.size) return false;
+  for (const [name, c] of mirror.chains) if (shape.chains.get(name) !== c.rules.length) return false;
+  for (const name of mirror.sets.keys()) if (!shape.sets.has(name)) return false;
+  return true;
+}

@@ -12,11 +12,11 @@ import { desiredService } from '../desired.js';
 import type { Runner } from '../exec.js';
 import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
 import { ExecNft } from './backend.js';
-import { NftDataplane } from './dataplane.js';
-import { parseGeneration } from '../../common/nft/generation.js';
+import { FULL_VERIFY_EVERY_MS, NftDataplane } from './dataplane.js';
+import { parseGeneration, type ShapeReader, type TableShape } from '../../common/nft/generation.js';
 
-/** A kernel stand-in: each `nft -f` is one commit; it never holds the table. */
-function counting() {
+/** A kernel stand-in: each `nft -f` is one commit; it never holds the table (a listing finds none). */
+function counting(shape?: ShapeReader) {
   const k = { gen: 7, lists: 0, fail: false };
   const run: Runner = async (_cmd, args) => {
     if (args[0] === '-f') {
@@ -30,7 +30,17 @@ function counting() {
     }
     return '';
   };
-  return { k, nft: new ExecNft(run, undefined, async () => k.gen) };
+  return { k, nft: new ExecNft(run, undefined, async () => k.gen, undefined, undefined, shape) };
+}
+
+/** The shape a replace transaction's text declares (chains, rule counts, sets), as the kernel would hold it. */
+function shapeOf(text: string): TableShape {
+  const chains = new Map<string, number>();
+  const sets = new Set<string>();
+  for (const m of text.matchAll(/^add chain ip skiff (\S+)/gm)) chains.set(m[1]!, 0);
+  for (const m of text.matchAll(/^add rule ip skiff (\S+)/gm)) chains.set(m[1]!, (chains.get(m[1]!) ?? 0) + 1);
+  for (const m of text.matchAll(/^add (?:set|map) ip skiff (\S+)/gm)) sets.add(m[1]!);
+  return { chains, sets };
 }
 
 describe('ruleset generation bookkeeping', () => {
@@ -69,20 +79,88 @@ describe('ruleset generation bookkeeping', () => {
     const { k, nft } = counting();
     const dp = new NftDataplane(nft, [4], { staging: false });
     const eps = [endpoint('10.244.1.5')];
-    await dp.full(new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', eps)], nodeCtx).ports]]), nodeCtx);
-    // The first check has no verified generation: it lists (the stand-in lists no table: drift).
-    expect(await dp.verify()).toEqual(['ip skiff: table missing']);
-    expect(k.lists).toBe(1);
-    nft.verified(k.gen);
+    const web = new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', eps)], nodeCtx).ports]]);
+    // The first full sync replaces the table whole: its own commits say what the kernel holds,
+    // so even the first check after a start reads nothing back.
+    await dp.full(web, nodeCtx);
+    expect(await dp.verify()).toEqual([]);
+    expect(k.lists).toBe(0);
     await dp.full(new Map(), nodeCtx);
-    const lists = k.lists;
     expect(await dp.verify()).toEqual([]);
     expect(await dp.verify()).toEqual([]);
-    expect(k.lists).toBe(lists);
-    expect(dp.skippedVerifies).toBe(2);
+    expect(k.lists).toBe(0);
+    expect(dp.skippedVerifies).toBe(3);
     k.gen++;
     expect(await dp.verify()).toEqual(['ip skiff: table missing']);
-    expect(k.lists).toBe(lists + 1);
+    expect(k.lists).toBe(1);
+  });
+
+  it('a replacing full sync with a foreign commit in the middle, or a failed one, is not trusted', async () => {
+    const { k, nft } = counting();
+    const dp = new NftDataplane(nft, [4], { staging: false });
+    const web = new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', [endpoint('10.244.1.5')])], nodeCtx).ports]]);
+    await nft.hold(true);
+    await nft.apply('add table ip skiff\n');
+    k.gen++; // someone else's commit between two writes of the same full sync
+    await nft.apply('add table ip skiff\n');
+    await nft.release();
+    expect(await nft.unchanged()).toBe(false);
+    k.fail = true;
+    await expect(dp.full(web, nodeCtx)).rejects.toThrow('injected');
+    expect(await dp.verify()).toEqual(['ip skiff: table missing']);
+    expect(k.lists).toBe(1);
+    // A held burst without a write proves nothing.
+    await nft.hold(true);
+    await nft.release();
+    expect(await nft.unchanged()).toBe(false);
+  });
+
+  it("after someone else's commit the check compares the table's shape, and lists the elements only when it differs or an hour has passed", async () => {
+    let kernel: TableShape | undefined;
+    const shapes = { reads: 0 };
+    const { k, nft } = counting(async () => (shapes.reads++, kernel));
+    const wrote: string[] = [];
+    const backend = Object.assign(Object.create(nft) as ExecNft, { apply: async (t: string) => (wrote.push(t), nft.apply(t)) });
+    let now = 1000;
+    const dp = new NftDataplane(backend, [4], { staging: false, now: () => now });
+    const web = new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', [endpoint('10.244.1.5')])], nodeCtx).ports]]);
+    await dp.full(web, nodeCtx);
+    kernel = shapeOf(wrote.join(''));
+    expect(kernel.chains.size).toBeGreaterThan(3);
+    k.gen++; // another writer's commit elsewhere in the ruleset
+    expect(await dp.verify()).toEqual([]);
+    expect([dp.shapeVerifies, k.lists, shapes.reads]).toEqual([1, 0, 1]);
+    // Recorded: the next check is answered by the generation alone.
+    expect(await dp.verify()).toEqual([]);
+    expect([dp.skippedVerifies, shapes.reads]).toEqual([1, 1]);
+    // A rule gone from one of skiff's chains: the shape differs, so the table is listed.
+    const [chain, rules] = [...kernel.chains].find(([, n]) => n > 0)!;
+    kernel = { chains: new Map([...kernel.chains, [chain, rules - 1]]), sets: kernel.sets };
+    k.gen++;
+    expect(await dp.verify()).toEqual(['ip skiff: table missing']);
+    expect(k.lists).toBe(1);
+    // After a repair, the shape is trusted again, but not once the elements went unchecked for an hour.
+    await dp.full(web, nodeCtx);
+    kernel = shapeOf(wrote.at(-1)!);
+    k.gen++;
+    expect(await dp.verify()).toEqual([]);
+    expect(k.lists).toBe(1);
+    now += FULL_VERIFY_EVERY_MS;
+    k.gen++;
+    expect(await dp.verify()).toEqual(['ip skiff: table missing']);
+    expect(k.lists).toBe(2);
+  });
+
+  it('a full sync from an unknown table asks the shape reader whether the table has chains', async () => {
+    const web = new Map([['ns1/web', desiredService(service('ns1', 'web'), [slice('ns1', 'web', [endpoint('10.244.1.5')])], nodeCtx).ports]]);
+    // No chains: staged into a fresh table (create, element chunk, switch), no `nft list chains`.
+    const empty = counting(async () => ({ chains: new Map(), sets: new Set() }));
+    await new NftDataplane(empty.nft, [4]).full(web, nodeCtx);
+    expect(empty.k.gen - 7).toBeGreaterThanOrEqual(3);
+    // Chains left by a previous agent: replaced in one transaction.
+    const live = counting(async () => ({ chains: new Map([['services', 2]]), sets: new Set() }));
+    await new NftDataplane(live.nft, [4]).full(web, nodeCtx);
+    expect(live.k.gen - 7).toBe(1);
   });
 
   it('parses NFTA_GEN_ID out of a NEWGEN body', () => {
@@ -114,5 +192,15 @@ describe.skipIf(missing('nf_tables generation', { root: true, tools: ['nft'] }))
     expect(read()).toBe(g0 + 2);
     nft(['list', 'ruleset']);
     expect(read()).toBe(g0 + 2);
+  }, 30_000);
+
+  it("reads a table's shape without its elements: chains with rule counts, named sets (not a rule's anonymous ones)", async () => {
+    const nft = (input: string): string => execFileSync('ip', ['netns', 'exec', NS, 'nft', '-f', '-'], { encoding: 'utf8', input });
+    nft('add table ip skiffshape\nadd chain ip skiffshape pre { type nat hook prerouting priority -100 ; }\nadd chain ip skiffshape empty\nadd chain ip skiffshape svc\n' + 'add rule ip skiffshape pre jump svc\nadd rule ip skiffshape svc meta l4proto { tcp, udp } counter\nadd rule ip skiffshape svc counter\n' + 'add map ip skiffshape m { type mark : ipv4_addr ; }\nadd element ip skiffshape m { 1 : 10.0.0.1 }\nadd table ip6 skiffshape\nadd chain ip6 skiffshape other\n');
+    const script = `import(${JSON.stringify(join(projectRoot, 'proxy/nft/generation.ts'))}).then(async (m) => { const r = m.netlinkShape(); const s = await r('ip skiffshape'); const none = await r('ip nosuch'); console.log(JSON.stringify({ chains: [...s.chains], sets: [...s.sets], none: none.chains.size + none.sets.size })); r.close(); })`;
+    const got = JSON.parse(execFileSync('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', '-e', script], { encoding: 'utf8', cwd: projectRoot }).trim()) as { chains: [string, number][]; sets: string[]; none: number };
+    expect(new Map(got.chains)).toEqual(new Map([['pre', 1], ['empty', 0], ['svc', 2]]));
+    expect(got.sets).toEqual(['m']);
+    expect(got.none).toBe(0);
   }, 30_000);
 });

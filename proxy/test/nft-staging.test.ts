@@ -8,6 +8,7 @@ import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
 import type { ServicePort } from '../model.js';
 import { ExecNft, type NftBackend } from '../nft/backend.js';
 import { NftDataplane } from '../nft/dataplane.js';
+import { NftLauncher } from '../../common/nft/launcher.js';
 import { NftSession } from '../../common/nft/session.js';
 import { POD_GW, Topology, nsRunner } from './topology.js';
 
@@ -41,10 +42,14 @@ class FailingNft implements NftBackend {
 describe.skipIf(skip)('staged nftables full sync', () => {
   const topo = new Topology('skiffpx-s-');
   const sessions: NftSession[] = [];
+  const launchers: NftLauncher[] = [];
   const backend = (): FailingNft => {
     const s = new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i']);
     sessions.push(s);
-    return new FailingNft(new ExecNft(nsRunner(topo.node), s));
+    // The staged loads go through the launcher, as in the agent.
+    const l = new NftLauncher(['ip', 'netns', 'exec', topo.node, 'nft', '-f']);
+    launchers.push(l);
+    return new FailingNft(new ExecNft(nsRunner(topo.node), s, undefined, undefined, l));
   };
   /** `web` (10.96.0.10) on pod p1 or p2, plus n filler Services whose endpoints nobody serves. */
   const services = (n: number, pod: 'p1' | 'p2'): Map<string, ServicePort[]> => {
@@ -73,6 +78,7 @@ describe.skipIf(skip)('staged nftables full sync', () => {
 
   afterAll(async () => {
     for (const s of sessions) s.close();
+    for (const l of launchers) l.close();
     topo.destroy();
   });
 
