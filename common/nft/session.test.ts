@@ -49,13 +49,13 @@ describe.skipIf(skip)('NftSession', () => {
     const spared = new NftSession(['ip', 'netns', 'exec', ns, 'nft', '-i'], { idleMs: 100, spare: true });
     try {
       expect(spared.spareWaiting).toBe(true);
-      await spared.run('add element ip skiffpx-s s { 10.0.3.1 }');
+      await spared.run('add element ip skiffnft-s s { 10.0.3.1 }');
       expect(spared.spareWaiting).toBe(false);
       await new Promise((r) => setTimeout(r, 300)); // idle exit; a new spare waits
       expect(spared.spareWaiting).toBe(true);
-      await spared.run('add element ip skiffpx-s s { 10.0.3.2 }');
+      await spared.run('add element ip skiffnft-s s { 10.0.3.2 }');
       expect(spared.spareWaiting).toBe(false);
-      await expect(spared.run('add element ip skiffpx-s nosuch { 10.0.3.3 }')).rejects.toThrow(/No such file or directory/);
+      await expect(spared.run('add element ip skiffnft-s nosuch { 10.0.3.3 }')).rejects.toThrow(/No such file or directory/);
       const text = await list();
       for (const ip of ['10.0.3.1', '10.0.3.2']) expect(text).toContain(ip);
       spared.close();
