@@ -28,6 +28,14 @@ export function ipToBigint(ip: string): bigint {
   return groups.reduce((a, g) => (a << 16n) | BigInt(parseInt(g, 16)), 0n);
 }
 
+/** The address in network byte order (4 or 16 bytes), as netlink keys and attributes carry it. */
+export function bigintToBytes(n: bigint, family: Family): Buffer {
+  const len = family === 4 ? 4 : 16;
+  const b = Buffer.alloc(len);
+  for (let i = len - 1; i >= 0; i--, n >>= 8n) b[i] = Number(n & 0xffn);
+  return b;
+}
+
 export function bigintToIp(n: bigint, family: Family): string {
   if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 0xffn)).join('.');
   const groups: string[] = [];

@@ -7,6 +7,8 @@
 // attributes are encoded here either way.
 import { closeSync, openSync } from 'node:fs';
 import { createRtNetlink, FlagsNew, type rt, type RtNetlinkSocket } from 'netlink';
+import { bigintToBytes } from '../../common/ipaddr.js';
+import { cstr as str, nla, nlmsg as frame, NLM_F_CREATE, NLM_F_EXCL, u32 } from '../../common/netlink/attrs.js';
 import { parseIP } from '../ipam/ipnet.js';
 import { DIRECT_ROUTE_PROTO, parseVia } from '../overlay/direct.js';
 import { loadNetnsAddon, type NetnsAddon } from './netns-addon.js';
@@ -28,8 +30,6 @@ const RTM_DELLINK = 17;
 const RTM_SETLINK = 19;
 const RTM_NEWADDR = 20;
 const RTM_NEWROUTE = 24;
-const NLM_F_EXCL = 0x200;
-const NLM_F_CREATE = 0x400;
 const IFF_UP = 1;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
@@ -40,20 +40,6 @@ const RTPROT_BOOT = 3;
 const RTN_UNICAST = 1;
 const IFLA_BRPORT_MODE = 4; // hairpin
 
-function nla(type: number, payload: Buffer): Buffer {
-  const len = 4 + payload.length;
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  payload.copy(out, 4);
-  return out;
-}
-const str = (s: string): Buffer => Buffer.from(`${s}\0`);
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n, 0);
-  return b;
-};
 export const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
 
 /** IFLA_LINKINFO for a veth whose peer is named, addressed and sized, in the namespace of netnsFd. */
@@ -65,14 +51,7 @@ export function vethLinkInfo(peer: { ifname: string; mac: string; mtu: number; n
 }
 
 /** One request, nlmsghdr-framed; the addon sets the sequence number and REQUEST|ACK. */
-function nlmsg(type: number, flags: number, ...body: Buffer[]): Buffer {
-  const payload = Buffer.concat(body);
-  const h = Buffer.alloc(16);
-  h.writeUInt32LE(16 + payload.length, 0);
-  h.writeUInt16LE(type, 4);
-  h.writeUInt16LE(flags, 6);
-  return Buffer.concat([h, payload]);
-}
+const nlmsg = (type: number, flags: number, ...body: Buffer[]): Buffer => frame(type, flags, 0, ...body);
 
 function ifinfomsg(index: number, up: boolean): Buffer {
   const b = Buffer.alloc(16);
@@ -283,10 +262,7 @@ const REPLACE = { flags: FlagsNew.CREATE | FlagsNew.REPLACE };
 
 function ipBytes(ip: string): { family: number; bytes: Buffer } {
   const { family, value } = parseIP(ip);
-  const n = family === 4 ? 4 : 16;
-  const bytes = Buffer.alloc(n);
-  for (let i = 0, v = value; i < n; i++, v >>= 8n) bytes[n - 1 - i] = Number(v & 255n);
-  return { family: family === 4 ? AF_INET : AF_INET6, bytes };
+  return { family: family === 4 ? AF_INET : AF_INET6, bytes: bigintToBytes(value, family) };
 }
 
 export type PeerEntryOp = { readonly kind: 'fdb' | 'neigh' | 'route'; readonly del: boolean; readonly key: string; readonly value?: string };

@@ -4,6 +4,7 @@
 // check lists the table only when the generation moved since the kernel last matched the mirror.
 // It reads the namespace of this process, so only a backend whose nft runs here may use it.
 import { createNetlink, type NetlinkSocket } from 'netlink';
+import { nlattrs } from '../netlink/attrs.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -25,14 +26,7 @@ export type GenerationReader = () => Promise<number | undefined>;
 
 /** Parses a NEWGEN message body (nfgenmsg, then attributes) into the generation id. */
 export function parseGeneration(data: Uint8Array): number | undefined {
-  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  for (let off = NFGENMSG_LEN; off + 4 <= b.length; ) {
-    const len = b.readUInt16LE(off);
-    const type = b.readUInt16LE(off + 2) & 0x3fff;
-    if (len < 4) return undefined;
-    if (type === NFTA_GEN_ID && len >= 8) return b.readUInt32BE(off + 4);
-    off += (len + 3) & ~3;
-  }
+  for (const a of nlattrs(data, NFGENMSG_LEN)) if (a.type === NFTA_GEN_ID && a.payload.length >= 4) return a.payload.readUInt32BE(0);
   return undefined;
 }
 
@@ -41,16 +35,11 @@ export function parseGeneration(data: Uint8Array): number | undefined {
  * ones as strings, 4-byte ones also as big-endian numbers.
  */
 export function stringAttrs(data: Uint8Array): Map<number, string | number> {
-  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const out = new Map<number, string | number>();
-  for (let off = NFGENMSG_LEN; off + 4 <= b.length; ) {
-    const len = b.readUInt16LE(off);
-    if (len < 4) break;
-    const type = b.readUInt16LE(off + 2) & 0x3fff;
-    if (len === 8) out.set(type, b.readUInt32BE(off + 4));
-    const end = b.indexOf(0, off + 4);
-    if (end > 0 && end < off + len && !(len === 8 && end === off + 4)) out.set(type, b.toString('latin1', off + 4, end));
-    off += (len + 3) & ~3;
+  for (const { type, payload } of nlattrs(data, NFGENMSG_LEN)) {
+    if (payload.length === 4) out.set(type, payload.readUInt32BE(0));
+    const end = payload.indexOf(0);
+    if (end >= 0 && !(payload.length === 4 && end === 0)) out.set(type, payload.toString('latin1', 0, end));
   }
   return out;
 }
