@@ -8,9 +8,8 @@ import { dnsThreads } from '../dns/workers/pool.js';
 import { createProxy } from '../proxy/index.js';
 import { createPolicy } from '../policy/index.js';
 import { adminWatchConverters } from '../policy/admin.js';
-import { FqdnFeed } from '../policy/fqdn.js';
-import { NftElementWriter } from '../policy/nft-elements.js';
-import { TABLE } from '../policy/render.js';
+import { FqdnFeed, netlinkWrite } from '../policy/fqdn.js';
+import { netlinkElements } from '../policy/setelem.js';
 import { createApiClient } from '../common/api-client.js';
 import { KubeConfigLite } from '../common/kubeconfig.js';
 import type { AgentDeps, ApiClient } from '../common/agent-deps.js';
@@ -41,11 +40,12 @@ function factories(fqdn: FqdnFeed | undefined): Record<Feature, (deps: AgentDeps
   return { cni: createCni, proxy: createProxy, dns: (d) => createDns(d, { handoff: true, answers: fqdn }), policy: (d) => createPolicy(d, { fqdn }) };
 }
 
-/** Only with both components on: the writes go straight over netlink (policy/nft-elements.ts says why not nft). */
+/** Only with both components on: the writes go straight over netlink (policy/setelem.ts says why not nft). */
 function fqdnFeed(config: Config, log: Logger): FqdnFeed | undefined {
   if (!config.policy.enabled || !config.dns.enabled) return undefined;
-  const writer = new NftElementWriter(TABLE);
-  return new FqdnFeed({ write: (els) => writer.add(els), minTTL: config.policy.fqdnMinTTL, maxTTL: config.policy.fqdnMaxTTL, log: log.child({ component: 'policy' }) });
+  // A DNS reply waits for the write: give up sooner than the applier would.
+  const writer = netlinkElements(undefined, { timeoutMs: 2000 });
+  return new FqdnFeed({ write: netlinkWrite(writer), minTTL: config.policy.fqdnMinTTL, maxTTL: config.policy.fqdnMaxTTL, log: log.child({ component: 'policy' }) });
 }
 
 const OPTIONS = {

@@ -9,7 +9,7 @@
 //   repeat     a matching name whose address is already allowed: no write
 // `npm run bench -- fqdn [--n 20000] [--writes 2000] [--filler N] [--nft]`: --filler puts N other
 // sets and chains in the table (a node's policy table), --nft writes through `nft -i` instead of
-// netlink (policy/nft-elements.ts says why the agent does not). Figures are µs per query (p50, p99) and the
+// netlink (policy/setelem.ts says why the agent does not). Figures are µs per query (p50, p99) and the
 // difference to `off`.
 // Then, as root, end to end (`e2e`): the DNS component on 127.0.0.1 with one worker thread (the
 // agent's default), an in-process upstream answering every name with a new address, and a UDP
@@ -30,9 +30,8 @@ import { CLASS_IN, Type, newMessage, replyTo } from '../dns/wire/types.js';
 import { MemoryCache } from '../common/watch/store.js';
 import { RawNetlinkSocket } from 'netlink';
 import { loadNetnsAddon } from '../cni/plugin/netns-addon.js';
-import { FqdnFeed, elementsLine } from '../policy/fqdn.js';
-import { NftElementWriter } from '../policy/nft-elements.js';
-import { TABLE } from '../policy/render.js';
+import { FqdnFeed, elementsLine, netlinkWrite } from '../policy/fqdn.js';
+import { netlinkElements, type ElementWriter } from '../policy/setelem.js';
 import { NftSession } from '../common/nft/session.js';
 import { percentile } from './stats.js';
 
@@ -78,7 +77,7 @@ export async function main(argv: string[]): Promise<void> {
   const up = new Upstream();
   let feed: FqdnFeed | undefined;
   let session: NftSession | undefined;
-  let writer: NftElementWriter | undefined;
+  let writer: ElementWriter | undefined;
   if (root) {
     execFileSync('sh', ['-c', `ip netns del ${NS} 2>/dev/null; ip netns add ${NS}`]);
     execFileSync('ip', ['netns', 'exec', NS, 'nft', '-f', '-'], { input: `add table inet skiff-policy\nadd set inet skiff-policy ${SET} { type ipv4_addr ; flags timeout ; }\n${fillerText(filler)}` });
@@ -89,9 +88,9 @@ export async function main(argv: string[]): Promise<void> {
     } else {
       const { addon } = loadNetnsAddon();
       if (!addon) throw new Error('netns.node not built (npm run build)');
-      const w = new NftElementWriter(TABLE, () => addon.inNetns(`/var/run/netns/${NS}`, () => new RawNetlinkSocket(12)));
+      const w = netlinkElements(() => addon.inNetns(`/var/run/netns/${NS}`, () => new RawNetlinkSocket(12)), { timeoutMs: 2000 });
       writer = w;
-      feed = new FqdnFeed({ write: (els) => w.add(els), minTTL: 30, maxTTL: 86400 });
+      feed = new FqdnFeed({ write: netlinkWrite(w), minTTL: 30, maxTTL: 86400 });
     }
   }
   const table: FeedTable = { sets: { [SET]: { family: 4, patterns: ['*.allowed.example'] } }, clients: { [CLIENT]: [SET] } };

@@ -21,11 +21,11 @@ import { parseConfig } from '../common/config.js';
 import { Health } from '../common/health.js';
 import { convert } from '../common/watch/convert.js';
 import { MemoryCache } from '../common/watch/store.js';
-import { createNetlink } from 'netlink';
+import { RawNetlinkSocket } from 'netlink';
 import { loadNetnsAddon } from '../cni/plugin/netns-addon.js';
 import { NftSession } from '../common/nft/session.js';
 import { PolicyDataplane } from '../policy/dataplane.js';
-import { netlinkElements } from '../policy/elements.js';
+import { netlinkElements } from '../policy/setelem.js';
 import { execRunner } from '../policy/exec.js';
 import { PolicySyncer } from '../policy/syncer.js';
 import { Topology } from '../proxy/test/topology.js';
@@ -143,7 +143,7 @@ export async function main(args: string[]): Promise<void> {
     // in the node's namespace (the CNI's netns addon), so the bench takes the agent's path.
     const { addon, error } = loadNetnsAddon();
     if (!addon) progress(`no netns addon (${error}): element changes go through nft, as without netlink`);
-    const elements = addon ? netlinkElements(() => addon.inNetns(`/run/netns/${topo.node}`, () => createNetlink(12, { ref: false, recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 }))) : undefined;
+    const elements = addon ? netlinkElements(() => addon.inNetns(`/run/netns/${topo.node}`, () => new RawNetlinkSocket(12, { recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 }))) : undefined;
     dataplane = new PolicyDataplane(run, {
       ...(elements ? { elements, generation: () => elements.generation() } : {}),
       session: new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i'], { errorCode: 'ERR_POLICY_COMMAND' }),

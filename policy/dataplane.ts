@@ -3,7 +3,7 @@
 // chains), or the whole table when the last write failed or nothing has been written yet. It
 // reads the drop counters back for /metrics. No policy logic here.
 //
-// With an element writer (elements.ts, netlink), a difference goes in up to three atomic steps
+// With an element writer (setelem.ts, netlink), a difference goes in up to three atomic steps
 // (render.ts's diffPlan): nft for new and rewritten chains, the element batch over netlink, nft
 // for what is gone. nft 1.0.x reads every set's elements before any element command, ~1 s at
 // the kube-burner shape: element-only changes (most pod churn) then never start nft at all.
@@ -15,7 +15,7 @@
 import { NftRunner } from '../common/nft/runner.js';
 import type { GenerationReader } from '../common/nft/generation.js';
 import type { NftSession } from '../common/nft/session.js';
-import { keyShape, type ElementWriter, type KeyShape } from './elements.js';
+import { keyShape, type ElementWriter, type KeyShape } from './setelem.js';
 import { EMPTY_TABLE, FAMILY, TABLE, cleanupText, diffPlan, diffText, fullText, type CounterData, type PolicyTable } from './render.js';
 import { mayDeny } from './conntrack.js';
 import type { Runner } from './exec.js';
@@ -38,7 +38,7 @@ export interface DeniedCount extends CounterData {
 }
 
 export interface DataplaneOptions {
-  /** Writes set elements without nft (elements.ts); only where its socket reaches nft's namespace. */
+  /** Writes set elements without nft (setelem.ts); only where its socket reaches nft's namespace. */
   readonly elements?: ElementWriter;
   /** `nft -i` for small transactions (common/nft/session.ts). */
   readonly session?: NftSession;

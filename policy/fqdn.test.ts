@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { desiredState } from './desired.js';
 import { cluster, cnp, podIP } from './fixtures.js';
 import { FqdnFeed, elementsLine, fqdnTable, type FqdnTable } from './fqdn.js';
-import { addressBytes, setElementBatch } from './nft-elements.js';
 import { render } from './render.js';
 
 const inX = { namespaces: { matchLabels: { ns: 'x' } } };
@@ -94,31 +93,5 @@ describe('FqdnFeed', () => {
     expect(seen).toHaveLength(2);
     await f.restore();
     expect(lines).toHaveLength(1);
-  });
-});
-
-describe('nf_tables set element messages', () => {
-  it('encodes addresses as the kernel keys them', () => {
-    expect(addressBytes('192.0.2.1').toString('hex')).toBe('c0000201');
-    expect(addressBytes('2001:db8::1').toString('hex')).toBe('20010db8000000000000000000000001');
-    expect(addressBytes('::').toString('hex')).toBe('0'.repeat(32));
-    expect(addressBytes('fe80::1:2').toString('hex')).toBe('fe800000000000000000000000010002');
-    expect(addressBytes('::ffff:192.0.2.1').toString('hex')).toBe('00000000000000000000ffffc0000201');
-    expect(addressBytes('2001:db8:1:2:3:4:5:6').toString('hex')).toBe('20010db8000100020003000400050006');
-  });
-
-  it('is one batch: begin, one NEWSETELEM per set asking for an ack, end', () => {
-    const { batch, seqs } = setElementBatch('skiff-policy', [{ set: 'a', ip: '192.0.2.1', timeoutS: 30 }, { set: 'b', ip: '2001:db8::1', timeoutS: 5 }, { set: 'a', ip: '192.0.2.2', timeoutS: 30 }], 100);
-    expect(seqs).toEqual([101, 102]);
-    expect(batch.map((m) => m.readUInt16LE(4))).toEqual([0x10, 0x0a0c, 0x0a0c, 0x11]);
-    expect(batch.map((m) => m.readUInt32LE(0))).toEqual(batch.map((m) => m.length));
-    // NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, never EXCL: an existing element takes the new timeout.
-    expect(batch[1]!.readUInt16LE(6)).toBe(0x405);
-    expect(batch[1]!.includes(Buffer.from('skiff-policy\0'))).toBe(true);
-    expect(batch[1]!.includes(Buffer.from([0xc0, 0, 2, 2]))).toBe(true);
-    // The timeout in milliseconds, big-endian.
-    const ms = Buffer.alloc(8);
-    ms.writeBigUInt64BE(5000n);
-    expect(batch[2]!.includes(ms)).toBe(true);
   });
 });

@@ -10,8 +10,8 @@
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { DesiredState } from './desired.js';
-import type { TimedElement } from './nft-elements.js';
 import { FAMILY, TABLE, setName, type PolicyTable } from './render.js';
+import { addressShape, type ElementChange, type ElementWriter, type KeyShape } from './setelem.js';
 
 export interface FqdnTable {
   /** fqdn set name -> family and domainNames patterns. */
@@ -52,13 +52,45 @@ export function fqdnTable(d: DesiredState, t: PolicyTable): FqdnTable {
   return { sets, clients };
 }
 
+/** An address allowed for a while: an element of a timeout set. */
+export interface TimedElement {
+  readonly set: string;
+  readonly ip: string;
+  readonly timeoutS: number;
+}
+
+/**
+ * The elements as additions with a timeout for setelem.ts's writer: one message per set (a set's
+ * elements brought together, sets in the order they first appear), each set's shape from its
+ * addresses (the feed admits only the set's own family).
+ */
+export function timedChanges(elements: readonly TimedElement[]): { changes: ElementChange[]; shapes: (set: string) => KeyShape | undefined } {
+  const bySet = new Map<string, ElementChange[]>();
+  const shapes = new Map<string, KeyShape>();
+  for (const e of elements) {
+    if (!bySet.has(e.set)) bySet.set(e.set, []);
+    bySet.get(e.set)!.push({ verb: 'add', set: e.set, key: e.ip, value: '', timeoutS: e.timeoutS });
+    const f = isIP(e.ip);
+    if (!shapes.has(e.set) && (f === 4 || f === 6)) shapes.set(e.set, addressShape(f));
+  }
+  return { changes: [...bySet.values()].flat(), shapes: (set) => shapes.get(set) };
+}
+
+/** FqdnFeedOptions.write over netlink: the elements as one batch to the policy table (a test's own table). */
+export function netlinkWrite(writer: ElementWriter, table = TABLE): (elements: readonly TimedElement[]) => Promise<void> {
+  return (elements) => {
+    const { changes, shapes } = timedChanges(elements);
+    return writer.write(table, changes, shapes);
+  };
+}
+
 /** The elements as nft commands (one transaction on one line), for writers that go through nft. */
 export function elementsLine(elements: readonly TimedElement[]): string {
   return elements.map((e) => `add element ${FAMILY} ${TABLE} ${e.set} { ${e.ip} timeout ${e.timeoutS}s }`).join('; ');
 }
 
 export interface FqdnFeedOptions {
-  /** Adds the elements to the policy table in one transaction: nft-elements.ts over netlink in the agent. */
+  /** Adds the elements to the policy table in one transaction: netlinkWrite (setelem.ts) in the agent. */
   readonly write: (elements: readonly TimedElement[]) => Promise<void>;
   /** Bounds on the element timeout, seconds. */
   readonly minTTL: number;

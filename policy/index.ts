@@ -6,7 +6,7 @@ import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
 import { NftSession } from '../common/nft/session.js';
 import { PolicyDataplane } from './dataplane.js';
-import { netlinkElements, type ElementWriter } from './elements.js';
+import { netlinkElements, type ElementWriter } from './setelem.js';
 import { execRunner, type Runner } from './exec.js';
 import type { FqdnFeed } from './fqdn.js';
 import { PolicySyncer } from './syncer.js';

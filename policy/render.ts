@@ -8,7 +8,7 @@
 // connection needs both, and an accept in one base chain does not skip the next.
 import { createHash } from 'node:crypto';
 import type { DesiredState, Direction, PeerSet, PodPolicy, PortRange, RuleState } from './desired.js';
-import type { ElementChange } from './elements.js';
+import type { ElementChange } from './setelem.js';
 import { familyOf, intervalToCidrs, type Family } from './ipnet.js';
 
 export const FAMILY = 'inet';
@@ -444,7 +444,7 @@ export function diffText(prev: PolicyTable, next: PolicyTable): string {
 
 /**
  * The same change as diffText in three steps, for an applier that writes elements without nft
- * (elements.ts): `before` (nft: declarations and chain rewrites), `elements` (stale ones deleted,
+ * (setelem.ts): `before` (nft: declarations and chain rewrites), `elements` (stale ones deleted,
  * then new ones added, one batch), `after` (nft: gone chains, sets, counters). Each step is
  * atomic; between them the kernel holds a mix that is safe: new chains exist before any map
  * element jumps to them, and chains go only after no element jumps to them any more.

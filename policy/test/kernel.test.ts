@@ -10,11 +10,11 @@ import type { NetworkPolicy, PolicyPod } from '../model.js';
 import { toClusterNetworkPolicy, type ClusterPolicy } from '../admin.js';
 import { toNetworkPolicy } from '../convert.js';
 import { diffText, fullText, render, type PolicyTable } from '../render.js';
-import { createNetlink } from 'netlink';
+import { RawNetlinkSocket } from 'netlink';
 import { loadNetnsAddon } from '../../cni/plugin/netns-addon.js';
 import { NftSession } from '../../common/nft/session.js';
 import { PolicyDataplane } from '../dataplane.js';
-import { netlinkElements } from '../elements.js';
+import { netlinkElements } from '../setelem.js';
 import { execRunner } from '../exec.js';
 import { missing } from '../../test/support/env.js';
 import { addNetns, cleanupPrefix, inNs, sh, spawnInNs } from '../../test/support/netns.js';
@@ -351,7 +351,7 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
   it('the netlink element path: diffs in three steps leave exactly the table a full load makes, and traffic follows', async (ctx) => {
     const { addon, error } = loadNetnsAddon();
     if (!addon) return ctx.skip(`netns addon: ${error}`);
-    const writer = netlinkElements(() => addon.inNetns(`/run/netns/${NODE}`, () => createNetlink(12, { ref: false, recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 })));
+    const writer = netlinkElements(() => addon.inNetns(`/run/netns/${NODE}`, () => new RawNetlinkSocket(12, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 })));
     const dp = new PolicyDataplane(execRunner(['ip', 'netns', 'exec', NODE]), { elements: writer, session: new NftSession(['ip', 'netns', 'exec', NODE, 'nft', '-i']), generation: () => writer.generation() });
     // The table as a sorted list of its objects (sets with their elements, chains, rules), handles
     // left out: creation order (a diff adds chains later than a full load) does not count.

@@ -1,12 +1,14 @@
-// The netlink element writer against a real kernel, in a namespace of its own (`skiffpr-`): IPv4
-// and IPv6 elements with their timeouts as nft shows them, a timeout replaced by a later add, and
+// The netlink element writer against a real kernel, in a namespace of its own (`skiffpr-`), as
+// FQDN egress uses it (the policy applier's use is in kernel.test.ts): IPv4 and IPv6 elements with
+// their timeouts as nft shows them, a timeout replaced by a later add, and
 // an unknown set refused at once with the kernel's errno.
 import { RawNetlinkSocket } from 'netlink';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNetnsAddon } from '../../cni/plugin/netns-addon.js';
 import { missing } from '../../test/support/env.js';
 import { addNetns, cleanupPrefix, inNs } from '../../test/support/netns.js';
-import { NftElementWriter } from '../nft-elements.js';
+import { netlinkWrite, type TimedElement } from '../fqdn.js';
+import { netlinkElements, type ElementWriter } from '../setelem.js';
 
 const P = 'skiffpr-';
 const NS = `${P}nl`;
@@ -19,18 +21,20 @@ function noAddon(): string | undefined {
 }
 const skip = missing('nf_tables netlink writer', { root: true, tools: ['ip', 'nft'] }) ?? noAddon();
 
-describe.skipIf(skip)('NftElementWriter (root)', () => {
-  let w: NftElementWriter;
+describe.skipIf(skip)('nf_tables element writer, timed elements (root)', () => {
+  let writer: ElementWriter;
+  let add: (els: readonly TimedElement[]) => Promise<void>;
 
   beforeAll(async () => {
     cleanupPrefix(P);
     await addNetns(NS);
     await inNs(NS, 'nft', ['-f', '-'], 'add table inet skiffpr\nadd set inet skiffpr s4 { type ipv4_addr ; flags timeout ; }\nadd set inet skiffpr s6 { type ipv6_addr ; flags timeout ; }\n');
-    w = new NftElementWriter('skiffpr', () => addon.addon!.inNetns(`/var/run/netns/${NS}`, () => new RawNetlinkSocket(12)));
+    writer = netlinkElements(() => addon.addon!.inNetns(`/var/run/netns/${NS}`, () => new RawNetlinkSocket(12)), { timeoutMs: 2000 });
+    add = netlinkWrite(writer, 'skiffpr');
   });
 
   afterAll(() => {
-    w?.close();
+    writer?.close();
     cleanupPrefix(P);
   });
 
@@ -40,7 +44,7 @@ describe.skipIf(skip)('NftElementWriter (root)', () => {
   };
 
   it('adds IPv4 and IPv6 elements with their timeouts in one batch', async () => {
-    await w.add([
+    await add([
       { set: 's4', ip: '192.0.2.1', timeoutS: 30 },
       { set: 's6', ip: '2001:db8::1', timeoutS: 60 },
       { set: 's4', ip: '192.0.2.2', timeoutS: 45 },
@@ -50,15 +54,15 @@ describe.skipIf(skip)('NftElementWriter (root)', () => {
   });
 
   it('gives an existing element the new timeout', async () => {
-    await w.add([{ set: 's4', ip: '192.0.2.1', timeoutS: 300 }]);
+    await add([{ set: 's4', ip: '192.0.2.1', timeoutS: 300 }]);
     expect((await list('s4')).find((e) => e.val === '192.0.2.1')?.timeout).toBe(300);
   });
 
   it('rejects an unknown set at once with the errno, and keeps working', async () => {
     const t = Date.now();
-    await expect(w.add([{ set: 'gone', ip: '192.0.2.9', timeoutS: 30 }])).rejects.toThrow(/ENOENT/);
+    await expect(add([{ set: 'gone', ip: '192.0.2.9', timeoutS: 30 }])).rejects.toThrow(/ENOENT/);
     expect(Date.now() - t).toBeLessThan(1000);
-    await w.add([{ set: 's4', ip: '192.0.2.3', timeoutS: 30 }]);
+    await add([{ set: 's4', ip: '192.0.2.3', timeoutS: 30 }]);
     expect((await list('s4')).map((e) => e.val)).toContain('192.0.2.3');
   });
 });

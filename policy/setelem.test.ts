@@ -1,0 +1,159 @@
+// The netlink encoding of set elements, byte for byte as `nft --debug=netlink` shows nft's own
+// (the kernel test loads them and compares the table with a full load), and the writer's batch
+// protocol against a fake socket (policy/test/setelem.test.ts runs it on a real kernel).
+import { EventEmitter } from 'node:events';
+import type { RawNetlinkSocket } from 'netlink';
+import { describe, expect, it } from 'vitest';
+import { nlmsg, nlmsgs } from '../common/netlink/attrs.js';
+import { timedChanges } from './fqdn.js';
+import { addressShape, elementMessages, encodeKeys, keyShape, netlinkElements } from './setelem.js';
+
+const hex = (ks: { key: Buffer; end: boolean }[]): string[] => ks.map((k) => `${k.key.toString('hex')}${k.end ? ' end' : ''}`);
+
+describe('set elements over netlink', () => {
+  it('reads the shape of every set render.ts declares, and refuses others', () => {
+    expect(keyShape('type ipv4_addr ;')).toEqual({ family: 4, concat: false, interval: false, verdict: false });
+    expect(keyShape('type ipv6_addr ; flags interval ;')).toEqual({ family: 6, concat: false, interval: true, verdict: false });
+    expect(keyShape('type ipv4_addr : verdict ;')).toEqual({ family: 4, concat: false, interval: false, verdict: true });
+    expect(keyShape('type ipv6_addr . inet_proto . inet_service ;')).toEqual({ family: 6, concat: true, interval: false, verdict: false });
+    // Domain sets are filled by the DNS server, never here.
+    expect(keyShape('type ipv4_addr ; flags timeout ;')).toBeUndefined();
+  });
+
+  it('encodes addresses, concatenations (fields padded to 4 bytes) and CIDRs as start and end', () => {
+    expect(hex(encodeKeys(keyShape('type ipv4_addr ;')!, '10.244.1.12'))).toEqual(['0af4010c']);
+    expect(hex(encodeKeys(keyShape('type ipv6_addr ;')!, 'fd00::3'))).toEqual(['fd000000000000000000000000000003']);
+    expect(hex(encodeKeys(keyShape('type ipv4_addr . inet_proto . inet_service ;')!, '10.0.0.1 . udp . 53'))).toEqual(['0a000001' + '11000000' + '00350000']);
+    const iv = keyShape('type ipv4_addr ; flags interval ;')!;
+    expect(hex(encodeKeys(iv, '10.0.0.128/26'))).toEqual(['0a000080', '0a0000c0 end']);
+    expect(hex(encodeKeys(iv, '10.0.0.7'))).toEqual(['0a000007', '0a000008 end']);
+    // A range up to the last address has no end element.
+    expect(hex(encodeKeys(iv, '128.0.0.0/1'))).toEqual(['80000000']);
+    expect(() => encodeKeys(keyShape('type ipv4_addr . inet_proto . inet_service ;')!, '10.0.0.1 . icmp . 1')).toThrow(/cannot encode/);
+  });
+
+  it('groups consecutive changes of one set and verb into one message, with a jump verdict for map additions', () => {
+    let seq = 100;
+    const shapes = (s: string) => keyShape(s === 'ingress4' ? 'type ipv4_addr : verdict ;' : 'type ipv4_addr ;');
+    const msgs = elementMessages(
+      'skiff-policy',
+      [
+        { verb: 'delete', set: 's.x.p.in0.pods4', key: '10.0.0.1', value: '' },
+        { verb: 'delete', set: 's.x.p.in0.pods4', key: '10.0.0.2', value: '' },
+        { verb: 'add', set: 'ingress4', key: '10.0.0.3', value: 'jump in.x.a' },
+      ],
+      shapes,
+      () => seq++,
+    );
+    expect(msgs).toHaveLength(2);
+    // nlmsghdr: type NFT_MSG_DELSETELEM (14) of subsystem 10, then NFT_MSG_NEWSETELEM (12) with
+    // NLM_F_CREATE; both ask for an ack (NLM_F_ACK), as nft's do.
+    expect(msgs[0]!.readUInt16LE(4)).toBe((10 << 8) | 14);
+    expect(msgs[0]!.readUInt16LE(6)).toBe(0x5);
+    expect(msgs[1]!.readUInt16LE(4)).toBe((10 << 8) | 12);
+    expect(msgs[1]!.readUInt16LE(6)).toBe(0x405);
+    expect([msgs[0]!.readUInt32LE(8), msgs[1]!.readUInt32LE(8)]).toEqual([100, 101]);
+    expect(msgs[0]!.readUInt32LE(0)).toBe(msgs[0]!.length);
+    expect(msgs[1]!.includes(Buffer.from('in.x.a\0'))).toBe(true);
+    expect(msgs[1]!.includes(Buffer.from([0xff, 0xff, 0xff, 0xfd]))).toBe(true);
+    expect(() => elementMessages('t', [{ verb: 'add', set: 'unknown', key: '1.2.3.4', value: '' }], () => undefined, () => 1)).toThrow(/unknown/);
+  });
+
+  it('encodes FQDN addresses as the kernel keys them, and refuses the other family', () => {
+    const key = (f: 4 | 6, ip: string): string => encodeKeys(addressShape(f), ip)[0]!.key.toString('hex');
+    expect(key(4, '192.0.2.1')).toBe('c0000201');
+    expect(key(6, '2001:db8::1')).toBe('20010db8000000000000000000000001');
+    expect(key(6, '::')).toBe('0'.repeat(32));
+    expect(key(6, 'fe80::1:2')).toBe('fe800000000000000000000000010002');
+    expect(key(6, '::ffff:192.0.2.1')).toBe('00000000000000000000ffffc0000201');
+    expect(key(6, '2001:db8:1:2:3:4:5:6')).toBe('20010db8000100020003000400050006');
+    expect(() => key(4, '2001:db8::1')).toThrow(/cannot encode/);
+    expect(() => key(6, '192.0.2.1')).toThrow(/cannot encode/);
+  });
+
+  it('writes timed elements as one NEWSETELEM per set, with the timeout in milliseconds', () => {
+    const { changes, shapes } = timedChanges([{ set: 'a', ip: '192.0.2.1', timeoutS: 30 }, { set: 'b', ip: '2001:db8::1', timeoutS: 5 }, { set: 'a', ip: '192.0.2.2', timeoutS: 30 }]);
+    let seq = 101;
+    const msgs = elementMessages('skiff-policy', changes, shapes, () => seq++);
+    expect(msgs.map((m) => m.readUInt32LE(8))).toEqual([101, 102]);
+    expect(msgs.map((m) => m.readUInt16LE(4))).toEqual([0x0a0c, 0x0a0c]);
+    // NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, never EXCL: an existing element takes the new timeout.
+    expect(msgs[0]!.readUInt16LE(6)).toBe(0x405);
+    expect(msgs[0]!.includes(Buffer.from('skiff-policy\0'))).toBe(true);
+    expect(msgs[0]!.includes(Buffer.from([0xc0, 0, 2, 2]))).toBe(true);
+    const ms = Buffer.alloc(8);
+    ms.writeBigUInt64BE(5000n);
+    expect(msgs[1]!.includes(ms)).toBe(true);
+  });
+});
+
+/** A socket that answers each batch as `reply` says: per message, an errno (0: ack) or nothing. */
+function fakeSocket(reply: (m: { type: number; seq: number; flags: number }) => number | undefined) {
+  const sent: Buffer[] = [];
+  const s = Object.assign(new EventEmitter(), {
+    closed: false,
+    send(buf: Buffer, _o: unknown, cb: (e?: Error) => void) {
+      sent.push(buf);
+      const answers: Buffer[] = [];
+      for (const m of nlmsgs(buf)) {
+        const errno = reply(m);
+        if (errno === undefined) continue;
+        const body = Buffer.alloc(20);
+        body.writeInt32LE(-errno, 0);
+        answers.push(nlmsg(2, 0, m.seq, body));
+      }
+      cb();
+      if (answers.length > 0) setImmediate(() => s.emit('message', Buffer.concat(answers)));
+    },
+    close() {
+      s.closed = true;
+    },
+    unref() {},
+  });
+  return { s, sent, open: () => s as unknown as RawNetlinkSocket };
+}
+
+describe('element writer', () => {
+  const v4 = () => keyShape('type ipv4_addr ;');
+  const change = (set: string) => ({ verb: 'add' as const, set, key: '10.0.0.1', value: '' });
+  // Element messages (type 0x0a0c) are acked; BEGIN (0x10) and END (0x11) answer only with errors.
+  const acks = (m: { type: number }) => (m.type === 0x0a0c ? 0 : undefined);
+
+  it('sends begin, the messages, end in one datagram and resolves on the last ack', async () => {
+    const f = fakeSocket(acks);
+    const w = netlinkElements(f.open);
+    await w.write('t', [change('a'), change('b')], v4);
+    expect(f.sent).toHaveLength(1);
+    expect([...nlmsgs(f.sent[0]!)].map((m) => m.type)).toEqual([0x10, 0x0a0c, 0x0a0c, 0x11]);
+  });
+
+  it("rejects at once with the kernel's errno: on an element message, on BEGIN or END; the socket stays", async () => {
+    const f = fakeSocket((m) => (m.type === 0x0a0c ? (m.seq % 2 ? 2 : 0) : undefined));
+    const w = netlinkElements(f.open);
+    const seen = await w.write('t', [change('a'), change('b')], v4).catch((e: Error & { code?: string; errno?: number }) => e);
+    expect(seen).toMatchObject({ code: 'ERR_POLICY_ELEMENTS', errno: 2 });
+    expect((seen as Error).message).toMatch(/refused an element batch: errno 2 \(ENOENT\) at message [12] of 2/);
+    const g = fakeSocket((m) => (m.type === 0x10 ? 1 : m.type === 0x0a0c ? 0 : undefined));
+    await expect(netlinkElements(g.open, { timeoutMs: 60_000 }).write('t', [change('a')], v4)).rejects.toThrow(/errno 1 \(EPERM\) at its begin/);
+    const h = fakeSocket((m) => (m.type === 0x11 ? 22 : undefined));
+    await expect(netlinkElements(h.open, { timeoutMs: 60_000 }).write('t', [change('a')], v4)).rejects.toThrow(/EINVAL\) at its end/);
+    expect([f.s.closed, g.s.closed, h.s.closed]).toEqual([false, false, false]);
+  });
+
+  it('refuses what it cannot encode before sending anything', async () => {
+    const f = fakeSocket(acks);
+    await expect(netlinkElements(f.open).write('t', [change('unknown')], () => undefined)).rejects.toThrow(/unknown/);
+    expect(f.sent).toHaveLength(0);
+  });
+
+  it('closes a socket the kernel does not answer on, and opens a new one for the next write', async () => {
+    const silent = fakeSocket(() => undefined);
+    const good = fakeSocket(acks);
+    let n = 0;
+    const w = netlinkElements(() => (n++ === 0 ? silent.open() : good.open()), { timeoutMs: 50 });
+    await expect(w.write('t', [change('a')], v4)).rejects.toThrow(/no answer within 50 ms/);
+    expect(silent.s.closed).toBe(true);
+    await w.write('t', [change('a')], v4);
+    expect(good.sent).toHaveLength(1);
+  });
+});
