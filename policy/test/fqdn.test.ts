@@ -8,19 +8,14 @@
 // the allowance lapses after the TTL without a new lookup; a pod the policy does not select feeds
 // nothing. Everything carries the `skiffpq` prefix and is removed after.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot, skiffCommand } from '../../common/self.js';
 import { missing } from '../../test/support/env.js';
 import { addNetns, cleanupPrefix, inNs, linkNamespaces } from '../../test/support/netns.js';
-import { buildShim, pluginEnv } from '../../test/cni/support/harness.js';
+import { AgentNode } from './agent-node.js';
 
 const P = 'skiffpq';
-const NODE = `${P}-node`;
 const OUT = `${P}-out`;
-const API = 'http://127.0.0.1:16446';
 const POD_CIDR = '10.244.19.0/24';
 const DNS_IP = '10.96.0.10';
 const UPSTREAM = '172.31.226.1';
@@ -30,26 +25,18 @@ const TTL = 3;
 const skip = missing('FQDN egress policy', { root: true, tools: ['ip', 'nft', 'curl', 'socat', 'dig', 'dnsmasq', 'cc'] });
 
 describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answers (root)', () => {
-  let dir = '';
-  let shim = '';
-  let api: ChildProcess | undefined;
-  let agent: ChildProcess | undefined;
-  let agentLog = '';
+  const h = new AgentNode({
+    prefix: P,
+    apiPort: 16446,
+    podCIDR: POD_CIDR,
+    nodeIP: '172.31.226.11',
+    agentArgs: ['--dns-service-ips', DNS_IP, '--disable', 'proxy', '--set', `dns.upstreams=${UPSTREAM}:53`, '--set', 'policy.fqdnMinTTL=1'],
+    cleanupArgs: ['--dns-service-ips', DNS_IP],
+  });
+  const NODE = h.node;
+  const { curl } = h;
   const servers: ChildProcess[] = [];
-  let seq = 0;
-
-  const curl = async (method: string, path: string, body?: unknown): Promise<string> =>
-    (await inNs(NODE, 'curl', ['-sf', '-X', method, '-H', `content-type: ${method === 'PATCH' ? 'application/merge-patch+json' : 'application/json'}`, `${API}${path}`, ...(body ? ['-d', JSON.stringify(body)] : [])])).stdout;
-  const conf = () => JSON.stringify({ cniVersion: '1.1.0', name: 'skiff', type: 'skiff', podCIDRs: [POD_CIDR], mtu: 1400, bridge: 'skiff0', stateDir: join(dir, 'state'), agentSocket: join(dir, 'run', 'cni.sock') });
-
-  async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      if (await Promise.resolve(check()).catch(() => false)) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`timed out waiting for ${what}\nagent log:\n${agentLog.slice(-3000)}`);
-  }
+  const waitFor = (what: string, check: () => boolean | Promise<boolean>, ms?: number): Promise<void> => h.waitFor(what, check, ms);
 
   async function newPod(name: string, labels: Record<string, string>): Promise<void> {
     const ns = `${P}-${name}`;
@@ -58,19 +45,15 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     mkdirSync(`/etc/netns/${ns}`, { recursive: true });
     writeFileSync(`/etc/netns/${ns}/resolv.conf`, `nameserver ${DNS_IP}\nsearch x.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n`);
     await curl('POST', '/api/v1/namespaces/x/pods', { metadata: { name, namespace: 'x', labels }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'i' }] } });
-    const env = { PATH: process.env.PATH!, ...(pluginEnv('ADD', `ctr-${name}-${seq++}`, `/var/run/netns/${ns}`, { CNI_ARGS: `K8S_POD_NAMESPACE=x;K8S_POD_NAME=${name}` }) as Record<string, string>) };
-    const r = spawnSync('ip', ['netns', 'exec', NODE, 'sh', '-c', shim], { input: conf(), env, encoding: 'utf8', timeout: 20_000 });
+    const r = h.cniAdd(name);
     const out = JSON.parse(r.stdout) as { ips?: { address: string }[] };
-    if (!out.ips) throw new Error(`ADD ${name} failed: ${r.stdout}\nagent log:\n${agentLog.slice(-2000)}`);
+    if (!out.ips) throw new Error(`ADD ${name} failed: ${r.stdout}\nagent log:\n${h.log.slice(-2000)}`);
     const ip = out.ips[0]!.address.split('/')[0]!;
     await curl('PATCH', `/api/v1/namespaces/x/pods/${name}/status`, { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } });
   }
 
   /** One TCP connection attempt from the pod; true when the server answered. */
-  function connects(pod: string, ip: string): boolean {
-    const r = spawnSync('ip', ['netns', 'exec', `${P}-${pod}`, 'socat', '-T1', '-', `TCP4:${ip}:80,connect-timeout=1`], { input: '', encoding: 'utf8', timeout: 5000 });
-    return r.status === 0 && r.stdout.trim() !== '';
-  }
+  const connects = (pod: string, ip: string): boolean => h.connects(`${P}-${pod}`, ip, 80);
 
   /**
    * Resolves the name through skiff's DNS and connects to the answer at once, in one shell: with
@@ -85,28 +68,9 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     return { ip, connected: /rc=0/.test(r.stdout) && /\n(allowed|denied)\n/.test(r.stdout) };
   }
 
-  async function startAgent(extra: string[] = []): Promise<void> {
-    agentLog = '';
-    const args = [...skiffCommand(), 'agent', '--kubeconfig', join(dir, 'kubeconfig'), '--node-name', 'n1', '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--cluster-cidrs', '10.244.0.0/16', '--dns-service-ips', DNS_IP,
-      '--disable', 'proxy', '--set', `cni.confDir=${join(dir, 'net.d')}`, '--set', `cni.binDir=${join(dir, 'bin')}`, '--set', `dns.upstreams=${UPSTREAM}:53`, '--set', 'policy.fqdnMinTTL=1', '--log-level', 'info', ...extra];
-    agent = spawn('ip', ['netns', 'exec', NODE, ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d) => (agentLog += d));
-    agent.stderr!.on('data', (d) => (agentLog += d));
-    await waitFor('the agent to be ready', async () => (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10256/readyz'])).stdout.includes('"ok":true'), 60_000);
-  }
-
-  async function stopAgent(): Promise<void> {
-    if (!agent || agent.exitCode !== null) return;
-    const exited = new Promise((r) => agent!.once('exit', r));
-    agent.kill('SIGTERM');
-    await exited;
-  }
-
   beforeAll(async () => {
     cleanupPrefix(P);
-    dir = mkdtempSync(join(tmpdir(), `${P}-`));
-    mkdirSync(join(dir, 'net.d'));
-    shim = buildShim(dir);
+    h.prepare();
     await addNetns(NODE);
     await addNetns(OUT);
     await linkNamespaces({ ns: NODE, ifname: `${P}-eth`, cidr: '172.31.226.11/24' }, { ns: OUT, ifname: `${P}-ul`, cidr: `${UPSTREAM}/24` });
@@ -117,11 +81,8 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     await inNs(OUT, 'ip', ['route', 'add', POD_CIDR, 'via', '172.31.226.11']);
     for (const [ip, word] of [[ALLOWED_IP, 'allowed'], [DENIED_IP, 'denied']]) servers.push(spawn('ip', ['netns', 'exec', OUT, 'socat', `TCP4-LISTEN:80,bind=${ip},reuseaddr,fork`, `SYSTEM:echo ${word}`], { stdio: 'ignore' }));
     servers.push(spawn('ip', ['netns', 'exec', OUT, 'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--pid-file=', `--listen-address=${UPSTREAM}`, '--bind-interfaces', `--local-ttl=${TTL}`, `--host-record=allowed.example,${ALLOWED_IP}`, `--host-record=denied.example,${DENIED_IP}`], { stdio: 'ignore' }));
-    api = spawn('ip', ['netns', 'exec', NODE, ...skiffCommand().slice(0, -1), join(projectRoot, 'sandbox/apiserver/index.ts'), '--port', '16446', '--kubeconfig-out', join(dir, 'kubeconfig')], { cwd: projectRoot, stdio: 'ignore' });
-    await waitFor('the API server', async () => (await inNs(NODE, 'curl', ['-sf', `${API}/healthz`])).stdout === 'ok');
-    await curl('POST', '/api/v1/nodes', { metadata: { name: 'n1' }, spec: { podCIDR: POD_CIDR, podCIDRs: [POD_CIDR] }, status: { addresses: [{ type: 'InternalIP', address: '172.31.226.11' }], conditions: [{ type: 'Ready', status: 'True' }] } });
-    await curl('POST', '/api/v1/namespaces', { metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } } });
-    await startAgent();
+    await h.startApi();
+    await h.startAgent();
     await newPod('a', { app: 'a' });
     await newPod('b', { app: 'b' });
     await waitFor('the outside servers', () => connects('a', ALLOWED_IP) && connects('a', DENIED_IP));
@@ -145,12 +106,9 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
 
   afterAll(async () => {
     for (const s of servers) s.kill('SIGKILL');
-    await stopAgent().catch(() => undefined);
-    if (dir) spawnSync('ip', ['netns', 'exec', NODE, ...skiffCommand(), 'agent', '--cleanup', '--kubeconfig', join(dir, 'kubeconfig'), '--node-name', 'n1', '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--dns-service-ips', DNS_IP, '--set', `cni.confDir=${join(dir, 'net.d')}`, '--set', `cni.binDir=${join(dir, 'bin')}`], { cwd: projectRoot, timeout: 30_000 });
-    api?.kill('SIGKILL');
+    await h.close();
     cleanupPrefix(P);
     for (const pod of ['a', 'b']) rmSync(`/etc/netns/${P}-${pod}`, { recursive: true, force: true });
-    if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
   async function lookupThenConnect(): Promise<void> {
@@ -158,7 +116,7 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     expect(connects('a', ALLOWED_IP)).toBe(false);
     const first = resolveAndConnect('a', 'allowed.example');
     expect(first.ip).toBe(ALLOWED_IP);
-    expect(first.connected, `no connection right after the lookup\n${agentLog.slice(-3000)}`).toBe(true);
+    expect(first.connected, `no connection right after the lookup\n${h.log.slice(-3000)}`).toBe(true);
     // Within the TTL the address stays allowed without a new lookup.
     expect(connects('a', ALLOWED_IP)).toBe(true);
     const denied = resolveAndConnect('a', 'denied.example');
@@ -173,7 +131,7 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
     // autopath answers with a CNAME to allowed.example and its address; that too is in force at once.
     const libc = resolveAndConnect('a', 'allowed.example', 'libc');
     expect(libc.ip).toBe(ALLOWED_IP);
-    expect(libc.connected, `no connection right after the glibc lookup\n${agentLog.slice(-3000)}`).toBe(true);
+    expect(libc.connected, `no connection right after the glibc lookup\n${h.log.slice(-3000)}`).toBe(true);
     // The reply waited for the add: the time is in /metrics.
     const metrics = (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10249/metrics'])).stdout;
     expect(metrics).toMatch(/skiff_dns_answer_feed_duration_seconds_count\{server="[^"]*"\} [1-9]/);
@@ -183,8 +141,8 @@ describe.skipIf(skip)('FQDN egress: domainNames peers filled from skiff DNS answ
   it('allows the first connect right after a lookup, only to the allowed name, until the TTL runs out (DNS on a worker thread)', lookupThenConnect, 60_000);
 
   it('the same with DNS on the main thread (dns.workers: 0)', async () => {
-    await stopAgent();
-    await startAgent(['--set', 'dns.workers=0']);
+    await h.stopAgent();
+    await h.startAgent(['--set', 'dns.workers=0']);
     await waitFor('the policy to be in force again', () => !connects('a', DENIED_IP));
     await lookupThenConnect();
   }, 120_000);

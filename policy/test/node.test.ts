@@ -3,52 +3,38 @@
 // written to the API. What it shows: traffic allowed then denied; an established connection cut
 // within 1 s in strict mode and kept with the switch off; the node always reaching its pods; and a
 // pod that connects right after ADD (the same shell, no API status yet) meeting its policy.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot, skiffCommand } from '../../common/self.js';
 import { missing } from '../../test/support/env.js';
 import { addNetns, cleanupPrefix, inNs, linkNamespaces } from '../../test/support/netns.js';
-import { buildShim, pluginEnv, whoamiServer } from '../../test/cni/support/harness.js';
+import { whoamiServer } from '../../test/cni/support/harness.js';
+import { AgentNode } from './agent-node.js';
 
 const P = 'skiffpn';
-const NODE = `${P}-node`;
 const PEER = `${P}-peer`;
-const API = 'http://127.0.0.1:16445';
-const POD_CIDR = '10.244.9.0/24';
 const skip = missing('policy on a node', { root: true, tools: ['ip', 'nft', 'curl', 'socat', 'conntrack', 'cc'] });
 
 const sel = (labels: Record<string, string>) => ({ matchLabels: labels });
 
 describe.skipIf(skip)('policy component (root)', () => {
-  let dir = '';
-  let shim = '';
-  let api: ChildProcess | undefined;
-  let agent: ChildProcess | undefined;
-  let agentLog = '';
+  const h = new AgentNode({ prefix: P, apiPort: 16445, podCIDR: '10.244.9.0/24', nodeIP: '172.31.222.11', agentArgs: ['--disable', 'proxy,dns'] });
+  const NODE = h.node;
+  const { curl } = h;
   const servers: ChildProcess[] = [];
   const ips = new Map<string, string>();
-  let seq = 0;
-
-  const curl = async (method: string, path: string, body?: unknown): Promise<string> =>
-    (await inNs(NODE, 'curl', ['-sf', '-X', method, '-H', `content-type: ${method === 'PATCH' ? 'application/merge-patch+json' : 'application/json'}`, `${API}${path}`, ...(body ? ['-d', JSON.stringify(body)] : [])])).stdout;
   const netpol = (name: string, spec: unknown) => curl('POST', '/apis/networking.k8s.io/v1/namespaces/x/networkpolicies', { metadata: { name, namespace: 'x' }, spec });
   const dropPolicy = (name: string) => curl('DELETE', `/apis/networking.k8s.io/v1/namespaces/x/networkpolicies/${name}`);
   const apiPod = (name: string, labels: Record<string, string>) =>
     curl('POST', '/api/v1/namespaces/x/pods', { metadata: { name, namespace: 'x', labels }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'i', ports: [{ name: 'http', containerPort: 80 }] }] } });
-  const conf = () => JSON.stringify({ cniVersion: '1.1.0', name: 'skiff', type: 'skiff', podCIDRs: [POD_CIDR], mtu: 1400, bridge: 'skiff0', stateDir: join(dir, 'state'), agentSocket: join(dir, 'run', 'cni.sock') });
 
   /** ADD through the shim, then (in the same shell, no pause) one connection from the new pod. */
   function addAndConnect(name: string, target?: { ip: string; port: number }): { code: number; ip: string; connected?: boolean } {
     const ns = `${P}-${name}`;
-    const env = { PATH: process.env.PATH!, ...(pluginEnv('ADD', `ctr-${name}-${seq++}`, `/var/run/netns/${ns}`, { CNI_ARGS: `K8S_POD_NAMESPACE=x;K8S_POD_NAME=${name}` }) as Record<string, string>) };
     const connect = target ? `; printf '\\n@@'; ip netns exec ${ns} socat -T1 - TCP4:${target.ip}:${target.port},connect-timeout=1 </dev/null 2>/dev/null; echo " rc=$?"` : '';
-    const r = spawnSync('ip', ['netns', 'exec', NODE, 'sh', '-c', `${shim}${connect}`], { input: conf(), env, encoding: 'utf8', timeout: 20_000 });
+    const r = h.cniAdd(name, connect);
     const [json, probe] = r.stdout.split('\n@@');
     const out = JSON.parse(json!) as { ips?: { address: string }[]; code?: number; msg?: string };
-    if (!out.ips) throw new Error(`ADD ${name} failed: ${json}\nagent log:\n${agentLog.slice(-2000)}`);
+    if (!out.ips) throw new Error(`ADD ${name} failed: ${json}\nagent log:\n${h.log.slice(-2000)}`);
     const ip = out.ips[0]!.address.split('/')[0]!;
     ips.set(name, ip);
     return { code: r.status ?? -1, ip, ...(probe !== undefined ? { connected: /rc=0/.test(probe) && !/^\s*rc=/.test(probe) } : {}) };
@@ -63,53 +49,19 @@ describe.skipIf(skip)('policy component (root)', () => {
     return ip;
   }
 
-  /** One TCP connection attempt; true when the server answered. */
-  function connects(fromNs: string, ip: string, port: number): boolean {
-    const r = spawnSync('ip', ['netns', 'exec', fromNs, 'socat', '-T1', '-', `TCP4:${ip}:${port},connect-timeout=1`], { input: '', encoding: 'utf8', timeout: 5000 });
-    return r.status === 0 && r.stdout.trim() !== '';
-  }
-
-  async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      if (await Promise.resolve(check()).catch(() => false)) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`timed out waiting for ${what}\nagent log:\n${agentLog.slice(-3000)}`);
-  }
-
-  async function startAgent(extra: string[] = []): Promise<void> {
-    agentLog = '';
-    const args = [...skiffCommand(), 'agent', '--kubeconfig', join(dir, 'kubeconfig'), '--node-name', 'n1', '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'),
-      '--cluster-cidrs', '10.244.0.0/16', '--disable', 'proxy,dns', '--set', `cni.confDir=${join(dir, 'net.d')}`, '--set', `cni.binDir=${join(dir, 'bin')}`, '--log-level', 'info', ...extra];
-    agent = spawn('ip', ['netns', 'exec', NODE, ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d) => (agentLog += d));
-    agent.stderr!.on('data', (d) => (agentLog += d));
-    await waitFor('the agent to be ready', async () => (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10256/readyz'])).stdout.includes('"ok":true'), 45_000);
-  }
-
-  async function stopAgent(): Promise<void> {
-    if (!agent || agent.exitCode !== null) return;
-    const exited = new Promise((r) => agent!.once('exit', r));
-    agent.kill('SIGTERM');
-    await exited;
-  }
+  const connects = (fromNs: string, ip: string, port: number): boolean => h.connects(fromNs, ip, port);
+  const waitFor = (what: string, check: () => boolean | Promise<boolean>, ms?: number): Promise<void> => h.waitFor(what, check, ms);
 
   beforeAll(async () => {
     cleanupPrefix(P);
-    dir = mkdtempSync(join(tmpdir(), `${P}-`));
-    mkdirSync(join(dir, 'net.d'));
-    shim = buildShim(dir);
+    h.prepare();
     await addNetns(NODE);
     await addNetns(PEER);
     await linkNamespaces({ ns: NODE, ifname: `${P}-eth`, cidr: '172.31.222.11/24' }, { ns: PEER, ifname: `${P}-ul`, cidr: '172.31.222.1/24' });
-    api = spawn('ip', ['netns', 'exec', NODE, ...skiffCommand().slice(0, -1), join(projectRoot, 'sandbox/apiserver/index.ts'), '--port', '16445', '--kubeconfig-out', join(dir, 'kubeconfig')], { cwd: projectRoot, stdio: 'ignore' });
-    await waitFor('the API server', async () => (await inNs(NODE, 'curl', ['-sf', `${API}/healthz`])).stdout === 'ok');
-    await curl('POST', '/api/v1/nodes', { metadata: { name: 'n1' }, spec: { podCIDR: POD_CIDR, podCIDRs: [POD_CIDR] }, status: { addresses: [{ type: 'InternalIP', address: '172.31.222.11' }], conditions: [{ type: 'Ready', status: 'True' }] } });
-    await curl('POST', '/api/v1/namespaces', { metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } } });
+    await h.startApi();
     // Off, same-node pod traffic would bypass the forward hook: the component turns it back on.
     await inNs(NODE, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0']);
-    await startAgent();
+    await h.startAgent();
     expect((await inNs(NODE, 'sysctl', ['-n', 'net.bridge.bridge-nf-call-iptables'])).stdout.trim()).toBe('1');
     await newPod('a', { app: 'a' });
     await newPod('b', { app: 'b' });
@@ -121,11 +73,8 @@ describe.skipIf(skip)('policy component (root)', () => {
 
   afterAll(async () => {
     for (const s of servers) s.kill('SIGKILL');
-    await stopAgent().catch(() => undefined);
-    if (dir) spawnSync('ip', ['netns', 'exec', NODE, ...skiffCommand(), 'agent', '--cleanup', '--kubeconfig', join(dir, 'kubeconfig'), '--node-name', 'n1', '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--set', `cni.confDir=${join(dir, 'net.d')}`, '--set', `cni.binDir=${join(dir, 'bin')}`], { cwd: projectRoot, timeout: 30_000 });
-    api?.kill('SIGKILL');
+    await h.close();
     cleanupPrefix(P);
-    if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
   it('allows traffic until a policy denies it; the node still reaches the pod; denied packets are counted', async () => {
@@ -166,12 +115,12 @@ describe.skipIf(skip)('policy component (root)', () => {
   it('strict mode: an established connection a policy now denies is cut within 1 s', async () => {
     const echo = await openEcho();
     try {
-      expect(await echo.alive(3000), `the echo connection never worked\n${agentLog.slice(-2000)}`).toBe(true);
+      expect(await echo.alive(3000), `the echo connection never worked\n${h.log.slice(-2000)}`).toBe(true);
       const written = Date.now();
       await netpol('b-deny-strict', { podSelector: sel({ app: 'b' }), policyTypes: ['Ingress'] });
       await new Promise((r) => setTimeout(r, Math.max(0, written + 1000 - Date.now())));
       // 1 s after the API write: nothing gets through any more (it would, without strict mode).
-      expect(await echo.alive(1500), `still alive 1 s after the policy\n${agentLog.slice(-2000)}`).toBe(false);
+      expect(await echo.alive(1500), `still alive 1 s after the policy\n${h.log.slice(-2000)}`).toBe(false);
       expect((await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10249/metrics'])).stdout).toMatch(/skiff_policy_conntrack_deleted_total [1-9]/);
     } finally {
       echo.close();
@@ -181,20 +130,20 @@ describe.skipIf(skip)('policy component (root)', () => {
   }, 60_000);
 
   it('with policy.strictEstablished off, an established connection outlives the policy that denies it', async () => {
-    await stopAgent();
-    await startAgent(['--set', 'policy.strictEstablished=false']);
+    await h.stopAgent();
+    await h.startAgent(['--set', 'policy.strictEstablished=false']);
     const echo = await openEcho();
     try {
-      expect(await echo.alive(3000), `the echo connection never worked\n${agentLog.slice(-2000)}`).toBe(true);
+      expect(await echo.alive(3000), `the echo connection never worked\n${h.log.slice(-2000)}`).toBe(true);
       await netpol('b-deny-lax', { podSelector: sel({ app: 'b' }), policyTypes: ['Ingress'] });
       await waitFor('new connections to be denied', () => !connects(`${P}-a`, ips.get('b')!, 80));
       await new Promise((r) => setTimeout(r, 1000));
-      expect(await echo.alive(1500), `cut although strict mode is off\n${agentLog.slice(-2000)}`).toBe(true);
+      expect(await echo.alive(1500), `cut although strict mode is off\n${h.log.slice(-2000)}`).toBe(true);
     } finally {
       echo.close();
       await dropPolicy('b-deny-lax');
-      await stopAgent();
-      await startAgent();
+      await h.stopAgent();
+      await h.startAgent();
     }
   }, 120_000);
 
