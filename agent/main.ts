@@ -29,6 +29,8 @@ import { registerConverter } from '../common/watch/convert.js';
 import { createWatchCache } from '../common/watch/informer.js';
 import { MemoryCache } from '../common/watch/store.js';
 
+// How long a failed agent waits for its other components to wind down before exiting regardless.
+const FAILED_STOP_GRACE_MS = 5_000;
 const FEATURES = ['cni', 'proxy', 'dns', 'policy'] as const;
 type Feature = (typeof FEATURES)[number];
 /**
@@ -260,7 +262,29 @@ async function runAgent(config: Config, log: Logger): Promise<number> {
       log.error({ component: name, err }, 'component failed; stopping the agent');
       stop.abort(err);
     });
-  await Promise.all([supervise('watch', watch.start(stop.signal)), ...enabled.map((c) => supervise(c.name, c.run(stop.signal)))]);
+  const pending = new Set<string>();
+  const track = (name: string, p: Promise<void>): Promise<void> => {
+    pending.add(name);
+    return supervise(name, p).finally(() => pending.delete(name));
+  };
+  const all = Promise.all([track('watch', watch.start(stop.signal)), ...enabled.map((c) => track(c.name, c.run(stop.signal)))]);
+  // A component that ignores the abort (seen mid initial list / full sync of a large cluster)
+  // must not keep a failed agent alive: the DaemonSet only restarts a process that exits.
+  let deadline: NodeJS.Timeout | undefined;
+  const bounded = new Promise<'late'>((resolve) => {
+    stop.signal.addEventListener('abort', () => {
+      if (!failed) return;
+      deadline = setTimeout(() => resolve('late'), FAILED_STOP_GRACE_MS);
+      deadline.unref();
+    });
+  });
+  const outcome = await Promise.race([all.then(() => 'done' as const), bounded]);
+  clearTimeout(deadline);
+  if (outcome === 'late') {
+    log.error({ pending: [...pending] }, 'components did not stop after a failure; exiting anyway');
+    // The CLI only sets exitCode; the stuck component's handles would keep the process up.
+    process.exit(1);
+  }
   await http.close();
   if (failed) return 1;
   log.info('agent stopped');

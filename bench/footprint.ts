@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AGENT_NODE_FLAGS, projectRoot } from '../common/self.js';
+import { releaseHeldSockets } from '../dns/server/handoff.js';
 import { FakeStore, startFakeApiServer, type FakeApiServer, type StoreSnapshot } from '../sandbox/apiserver/index.js';
 import { cleanupPrefix, inNs } from '../test/support/netns.js';
 import { agentConfig, nodeNamespace, sleep, stopAgent, tempDir, until, type AgentProcess } from './gauntlet/support.js';
@@ -240,6 +241,9 @@ async function startNode(store: FakeStore, tag: string, dnsExtra: Record<string,
 async function stopNode(n: Node | undefined): Promise<void> {
   if (!n) return;
   await stopAgent(n.agent, 'SIGTERM', 15_000);
+  // The next phase starts a new agent with a new runDir in the same namespace: it cannot find
+  // this agent's DNS holder to take port 53 over, so the holder must not outlive the phase.
+  releaseHeldSockets(join(n.dir, 'run'));
   await n.api.close();
   if (!process.env.SKIFFG_KEEP) rmSync(n.dir, { recursive: true, force: true });
 }

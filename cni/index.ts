@@ -237,7 +237,8 @@ export function createCni(deps: AgentDeps): Component {
           kick();
           void reconcile();
         }, RECONCILE_EVERY_MS);
-        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        // An abort that fired during the startup work above never fires again: check it, or this waits forever.
+        if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
         unsubscribe();
         clearInterval(periodic);
       } catch (e) {

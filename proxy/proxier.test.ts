@@ -107,6 +107,22 @@ describe('Proxier', () => {
     expect(warmed).toBe(false);
   });
 
+  it('returns when the abort lands during the startup warm-up and first full sync', async () => {
+    const cache = new MemoryCache();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const proxier = new Proxier({ cache, config: parseConfig({ nodeName: 'node-a' }), log: pino({ level: 'silent' }), health: new Health(), dataplane: new NftDataplane(new FakeNft(), [4]), warmUp: () => gate });
+    const ac = new AbortController();
+    const done = proxier.run(ac.signal);
+    for (const k of ['services', 'endpointslices'] as const) cache.markSynced(k);
+    await tick();
+    // Another component failed while this one was still warming up for a large cluster.
+    ac.abort();
+    release();
+    const outcome = await Promise.race([done.then(() => 'returned'), new Promise((r) => setTimeout(() => r('hung'), 1000))]);
+    expect(outcome).toBe('returned');
+  });
+
   it('a failed apply makes the next sync full and retries the Services', async () => {
     const { cache, fake, proxier } = setup();
     cache.upsert('services', 'ns/web', service('ns', 'web'));

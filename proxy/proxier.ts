@@ -185,7 +185,8 @@ export class Proxier {
       this.needFull = true;
       await this.sync();
       const period = setInterval(() => void this.check(), config.proxy.syncPeriod);
-      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      // An abort that fired during the startup work above never fires again: check it, or this waits forever.
+      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
       clearInterval(period);
     } catch (e) {
       if (!signal.aborted) throw e;
