@@ -6,7 +6,7 @@ import type { Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import type { AgentDeps } from '../common/agent-deps.js';
-import type { Component } from '../common/component.js';
+import { type Component, untilAborted } from '../common/component.js';
 import type { PodAttachment } from '../common/pod-hooks.js';
 import type { NodeInfo, PodInfo } from '../common/types.js';
 import { BRIDGE, buildConflist, CONFLIST_NAME, NETWORK_NAME } from './conflist.js';
@@ -237,8 +237,7 @@ export function createCni(deps: AgentDeps): Component {
           kick();
           void reconcile();
         }, RECONCILE_EVERY_MS);
-        // An abort that fired during the startup work above never fires again: check it, or this waits forever.
-        if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        await untilAborted(signal);
         unsubscribe();
         clearInterval(periodic);
       } catch (e) {

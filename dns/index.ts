@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type { AgentDeps } from '../common/agent-deps.js';
-import type { Component } from '../common/component.js';
+import { type Component, untilAborted } from '../common/component.js';
 import { parseConfig, readConfigFile, type Config } from '../common/config.js';
 import { SkiffError } from '../common/errors.js';
 import { applyNodeLocal, cleanupNodeLocal, desiredNft, fallbackPeers, hostRunner, managedIPs, nodeListenIPs, type Runner } from './nodelocal.js';
@@ -198,10 +198,7 @@ export function createDns(deps: AgentDeps, opts: DnsOptions = {}): Component {
           pool?.reconfigure(next);
           log.info('dns: settings reloaded');
         });
-        await new Promise<void>((resolve) => {
-          if (signal.aborted) return resolve();
-          signal.addEventListener('abort', () => resolve(), { once: true });
-        });
+        await untilAborted(signal);
         state.lameduck = true;
         const lameduck = opts.lameduckMs ?? 2000;
         if (lameduck > 0) await new Promise((r) => setTimeout(r, lameduck));

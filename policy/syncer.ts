@@ -26,6 +26,7 @@ import { fqdnTable, type FqdnFeed } from './fqdn.js';
 import type { ChangeBatch } from '../common/watch/store.js';
 import type { Runner } from './exec.js';
 import { policyMetrics, type PolicyMetrics } from './metrics.js';
+import { untilAborted } from '../common/component.js';
 
 const KINDS = ['networkpolicies', 'policypods', 'namespaces', 'nodes', 'clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
 const ADMIN_KINDS = ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
@@ -93,7 +94,7 @@ export class PolicySyncer implements PodListener {
       await this.sync();
       for (const w of [...this.startedWaiters]) w();
       // Aborted during the first sync: the event has fired already.
-      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      await untilAborted(signal);
     } catch (e) {
       if (!signal.aborted) throw e;
     } finally {

@@ -16,6 +16,7 @@ import type { Runner } from './exec.js';
 import { HealthCheckServers, type HealthCheckTarget } from './healthcheck.js';
 import { proxyMetrics, type ProxyMetrics } from './metrics.js';
 import { hasExternal, programmedEndpoints, type NodeContext, type ServicePort } from './model.js';
+import { untilAborted } from '../common/component.js';
 
 export interface ProxierOptions {
   readonly cache: WatchCache;
@@ -185,8 +186,7 @@ export class Proxier {
       this.needFull = true;
       await this.sync();
       const period = setInterval(() => void this.check(), config.proxy.syncPeriod);
-      // An abort that fired during the startup work above never fires again: check it, or this waits forever.
-      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      await untilAborted(signal);
       clearInterval(period);
     } catch (e) {
       if (!signal.aborted) throw e;

@@ -17,6 +17,7 @@ import { run, tryRun } from '../sh.js';
 import { containerEnv, startContainer, stopProcessGroup, type ContainerSpec } from './containers.js';
 import { podStatus, type ContainerState } from './pod-status.js';
 import { ReadinessTracker, runProbe, type Probe } from './probes.js';
+import { untilAborted } from '../../common/component.js';
 
 export interface KubeletOptions {
   readonly store: FakeStore;
@@ -171,7 +172,7 @@ export class Kubelet {
   async run(signal: AbortSignal): Promise<void> {
     const tick = setInterval(() => this.kick(), this.o.tickMs ?? 500);
     this.kick();
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await untilAborted(signal);
     clearInterval(tick);
     // No sync may start after this point, or an exiting container would bring its pod back.
     this.stopped = true;
