@@ -255,36 +255,25 @@ async function runAgent(config: Config, log: Logger): Promise<number> {
   // One failed component takes the agent down so the DaemonSet restarts it whole, rather than
   // leaving a node that serves DNS but silently stopped programming Services.
   let failed = false;
-  const supervise = (name: string, p: Promise<void>): Promise<void> =>
-    p.catch((err: unknown) => {
-      if (stop.signal.aborted) return;
-      failed = true;
-      log.error({ component: name, err }, 'component failed; stopping the agent');
-      stop.abort(err);
-    });
-  const pending = new Set<string>();
-  const track = (name: string, p: Promise<void>): Promise<void> => {
-    pending.add(name);
-    return supervise(name, p).finally(() => pending.delete(name));
+  const running = new Set<string>();
+  const supervise = (name: string, p: Promise<void>): Promise<void> => {
+    running.add(name);
+    return p
+      .catch((err: unknown) => {
+        if (stop.signal.aborted) return;
+        failed = true;
+        log.error({ component: name, err }, 'component failed; stopping the agent');
+        stop.abort(err);
+        // The DaemonSet only restarts a process that exits: one component still busy after the
+        // abort must not keep a failed agent up.
+        setTimeout(() => {
+          log.error({ pending: [...running] }, 'components did not stop after a failure; exiting anyway');
+          process.exit(1);
+        }, FAILED_STOP_GRACE_MS).unref();
+      })
+      .finally(() => running.delete(name));
   };
-  const all = Promise.all([track('watch', watch.start(stop.signal)), ...enabled.map((c) => track(c.name, c.run(stop.signal)))]);
-  // A component that ignores the abort (seen mid initial list / full sync of a large cluster)
-  // must not keep a failed agent alive: the DaemonSet only restarts a process that exits.
-  let deadline: NodeJS.Timeout | undefined;
-  const bounded = new Promise<'late'>((resolve) => {
-    stop.signal.addEventListener('abort', () => {
-      if (!failed) return;
-      deadline = setTimeout(() => resolve('late'), FAILED_STOP_GRACE_MS);
-      deadline.unref();
-    });
-  });
-  const outcome = await Promise.race([all.then(() => 'done' as const), bounded]);
-  clearTimeout(deadline);
-  if (outcome === 'late') {
-    log.error({ pending: [...pending] }, 'components did not stop after a failure; exiting anyway');
-    // The CLI only sets exitCode; the stuck component's handles would keep the process up.
-    process.exit(1);
-  }
+  await Promise.all([supervise('watch', watch.start(stop.signal)), ...enabled.map((c) => supervise(c.name, c.run(stop.signal)))]);
   await http.close();
   if (failed) return 1;
   log.info('agent stopped');

@@ -104,8 +104,8 @@ export class PolicyDataplane {
     return s;
   }
 
-  private async nft(text: string): Promise<void> {
-    await this.nftRunner.apply(text);
+  private nft(text: string): Promise<void> {
+    return this.nftRunner.apply(text);
   }
 
   /** The next apply rewrites the whole table (drift repair). */
@@ -128,17 +128,13 @@ export class PolicyDataplane {
   }
 
   /**
-   * Whether the kernel has the table at all (the periodic check): one of its chains is listed.
-   * When the generation shows only our own commits since the table was last seen, nothing is
-   * asked. Not `list tables`: nft 1.0.6 fetches every set element of every table for it (~1 s of
-   * nft CPU every period at 10,000 Services, for the proxy's elements); `list chains` reads none.
+   * Whether the kernel has the table at all (the periodic check): it has chains. When the
+   * generation shows only our own commits since the table was last seen, nothing is asked.
    */
   async present(): Promise<boolean> {
     if (this.applied && (await this.nftRunner.unchanged())) return true;
     const gen = await this.nftRunner.generation();
-    const out = await this.run('nft', ['-j', 'list', 'chains', FAMILY]);
-    const chains = JSON.parse(out) as { nftables?: { chain?: { table: string } }[] };
-    const there = (chains.nftables ?? []).some((i) => i.chain?.table === TABLE);
+    const there = (await this.nftRunner.chains(`${FAMILY} ${TABLE}`)).length > 0;
     if (there && gen !== undefined && this.applied) this.nftRunner.verified(gen);
     return there;
   }

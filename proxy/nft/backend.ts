@@ -48,12 +48,6 @@ export class ExecNft extends NftRunner implements NftBackend {
       throw e;
     }
   }
-  async chains(prefix: string): Promise<string[]> {
-    // `list chains <family>` reads no set elements: milliseconds where `list table` takes seconds.
-    const [family, table] = prefix.split(' ') as [string, string];
-    const out = JSON.parse(await this.run('nft', ['-j', 'list', 'chains', family])) as { nftables?: { chain?: { table: string; name: string } }[] };
-    return (out.nftables ?? []).flatMap((i) => (i.chain && i.chain.table === table ? [i.chain.name] : []));
-  }
   async remove(prefix: string): Promise<void> {
     // "add" first so the delete cannot fail on a missing table.
     await this.run('nft', ['-f', '-'], `add table ${prefix}\ndelete table ${prefix}\n`);
