@@ -299,8 +299,10 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
     const { runner, syncer, ac, fill } = setup();
     fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);
     const running = syncer.run(ac.signal);
-    await until(() => runner.nft.length === 1, 'the first sync');
     runner.counters = [{ name: 'drop-in.x.b', packets: 7 }, { name: 'someone-elses', packets: 3 }];
+    // The nft text is handed over before the apply returns; the table is readable only after.
+    const dataplane = (syncer as unknown as { o: { dataplane: PolicyDataplane } }).o.dataplane;
+    await until(() => runner.nft.length === 1 && dataplane.current.counters.size > 0, 'the first sync applied');
     const text = await registry.metrics();
     expect(text).toContain('skiff_policy_denied_packets_total{namespace="x",pod="b",direction="ingress"} 7');
     expect(text).not.toContain('someone-elses');
