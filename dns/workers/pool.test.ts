@@ -63,6 +63,9 @@ describe.skipIf(missing('dns workers', { tools: ['dig'] }))('dns worker threads'
     await before[0]!.terminate();
     await expect.poll(() => dnsThreads().filter((w) => !before.includes(w)).length, { timeout: 20_000, interval: 200 }).toBe(1);
     expect(dnsThreads()).toHaveLength(before.length);
+    // The replacement is listed as soon as it is spawned, before it has bound its sockets (with a
+    // single thread, as with Node's dgram, nothing listens meanwhile): wait for it to answer.
+    await expect.poll(async () => (await dig(dns.port, ['web.default.svc.cluster.local', 'A']).catch(() => undefined))?.status, { timeout: 20_000, interval: 200 }).toBe('NOERROR');
     for (let i = 0; i < 6; i++) expect((await dig(dns.port, ['web.default.svc.cluster.local', 'A'])).status).toBe('NOERROR');
   });
 
