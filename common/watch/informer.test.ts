@@ -169,8 +169,8 @@ describe('watch cache', () => {
     await fx.api.close();
     s.create('services', svc('b', 81));
     s.delete('services', 'a');
-    // Let the client fail a few reconnects against the closed port.
-    await new Promise((r) => setTimeout(r, 150));
+    // Let the client fail a reconnect against the closed port (a fixed sleep may see none on a loaded machine).
+    await waitFor(() => fx!.logs.some((l) => l.msg === 'watch cache request failed' && l.kind === 'services'), 'a failed reconnect');
     fx.api = await startFakeApiServer({ port, store: s });
     await waitFor(() => h.cache.store('services').size === 1 && h.cache.store('services').get('default/b') !== undefined, 'convergence');
     await waitFor(() => fx!.api.watchCount('services') === 1, 'the watch again');
