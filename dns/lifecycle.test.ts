@@ -17,20 +17,22 @@ const objects = { namespaces: ['default'], services: [service('default', 'web', 
 describe.skipIf(missing('dns upstream failure', { tools: ['dig', 'unbound'] }))('upstream failure', () => {
   it('serves stale answers when enabled and SERVFAILs fast otherwise', async () => {
     const unbound = await startUnbound(['a.example.test A 192.0.2.1', 'b.example.test A 192.0.2.2'], { ttl: 1 });
-    const dns = await startDns(cacheWith(objects), { dns: { upstreams: [`127.0.0.1:${unbound.port}`], serveStale: true } });
+    // Long upstream timeouts: "fast" (the refusal seen, not a timeout waited out) keeps a wide
+    // margin over a dig started on a loaded machine.
+    const dns = await startDns(cacheWith(objects), { dns: { upstreams: [`127.0.0.1:${unbound.port}`], serveStale: true } }, { forward: { timeoutMs: 6000, deadlineMs: 8000 } });
     try {
       expect((await dig(dns.port, ['a.example.test', 'A'])).answer).toEqual(['a.example.test. 1 IN A 192.0.2.1']);
       await unbound.stop();
       await new Promise((r) => setTimeout(r, 1100));
       let t0 = performance.now();
       const stale = await dig(dns.port, ['a.example.test', 'A']);
-      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(performance.now() - t0).toBeLessThan(3000);
       expect(stale.status).toBe('NOERROR');
       expect(stale.answer).toEqual(['a.example.test. 30 IN A 192.0.2.1']);
       t0 = performance.now();
       const fresh = await dig(dns.port, ['b.example.test', 'A']);
       expect(fresh.status).toBe('SERVFAIL');
-      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(performance.now() - t0).toBeLessThan(3000);
     } finally {
       await dns.stop();
       await unbound.stop();
@@ -41,13 +43,14 @@ describe.skipIf(missing('dns upstream failure', { tools: ['dig', 'unbound'] }))(
 describe.skipIf(missing('dns probes', { tools: ['dig'] }))('health, ready and lameduck', () => {
   it('reports ready once synced, and lameduck on shutdown while still answering', async () => {
     const [healthPort, readyPort] = [await freePort(), await freePort()];
-    const dns = await startDns(cacheWith(objects), { dns: { healthPort, readyPort } }, { lameduckMs: 1500 });
+    // Lameduck long enough for the probes and a dig (a process) on a loaded machine.
+    const dns = await startDns(cacheWith(objects), { dns: { healthPort, readyPort } }, { lameduckMs: 3000 });
     const get = async (port: number, path: string): Promise<number> => (await fetch(`http://127.0.0.1:${port}${path}`)).status;
     expect(await get(healthPort, '/health')).toBe(200);
     expect(await get(readyPort, '/ready')).toBe(200);
     expect(dns.health.readiness().ok).toBe(true);
     const stopping = dns.stop();
-    await expect.poll(() => get(healthPort, '/health'), { timeout: 500, interval: 20 }).toBe(503);
+    await expect.poll(() => get(healthPort, '/health'), { timeout: 3000, interval: 20 }).toBe(503);
     expect(await get(readyPort, '/ready')).toBe(503);
     expect((await dig(dns.port, ['web.default.svc.cluster.local', 'A'])).status).toBe('NOERROR');
     await stopping;

@@ -142,7 +142,8 @@ describe('cache', () => {
     clock.t += 60_000;
     const t0 = Date.now();
     const r = await cache.serve(req('slow.example.org'), next);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // 30 ms, against an upstream that would never answer: a wide margin for a loaded machine.
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.answer.map((x) => [x.data, x.ttl])).toEqual([['192.0.2.1', 30]]);
     silent = false;
     release!();
