@@ -49,6 +49,8 @@ export interface DataplaneOptions {
 export class PolicyDataplane {
   /** What the kernel holds, when the last write succeeded; undefined means "unknown: write it all". */
   private applied: PolicyTable | undefined;
+  /** Bumped by invalidate(): an apply running meanwhile must not record its table as what the kernel holds. */
+  private invalidations = 0;
 
   /** Set declarations -> element shapes, for the element writer (few distinct declarations). */
   private readonly shapes = new Map<string, KeyShape | undefined>();
@@ -74,15 +76,19 @@ export class PolicyDataplane {
     // Until the write succeeds, what the kernel holds is unknown: a failure anywhere (even between
     // steps) leaves the next apply a full one.
     this.applied = undefined;
+    // The drift check may find the table gone while this apply runs (its invalidate() would be
+    // overwritten below, and the repair lost until the next period): then the next apply is full.
+    const epoch = this.invalidations;
+    const done = (): void => void (this.applied = epoch === this.invalidations ? next : undefined);
     if (prev === undefined) {
       await this.nft(fullText(next));
-      this.applied = next;
+      done();
       return { changed: true, full: true, mayDeny: true };
     }
     if (!this.elements) {
       const text = diffText(prev, next);
       if (text !== '') await this.nft(text);
-      this.applied = next;
+      done();
       return { changed: text !== '', full: false, mayDeny: text !== '' && mayDeny(text) };
     }
     const plan = diffPlan(prev, next);
@@ -90,7 +96,7 @@ export class PolicyDataplane {
     const elements = this.elements;
     if (plan.elements.length > 0) await this.nftRunner.transaction(() => elements.write(TABLE, plan.elements, (set) => this.shape(next, set)));
     if (plan.after) await this.nft(plan.after);
-    this.applied = next;
+    done();
     const changed = plan.before !== '' || plan.elements.length > 0 || plan.after !== '';
     const onlyDispatch = plan.mayDeny && !/^(flush|delete) /m.test(plan.before + plan.after) && plan.elements.every((c) => c.verb === 'add');
     return { changed, full: false, mayDeny: plan.mayDeny, ...(onlyDispatch ? { only: plan.dispatched } : {}) };
@@ -111,6 +117,7 @@ export class PolicyDataplane {
   /** The next apply rewrites the whole table (drift repair). */
   invalidate(): void {
     this.applied = undefined;
+    this.invalidations++;
   }
 
   /** Denied packets per pod and direction, read from the table's named counters. */

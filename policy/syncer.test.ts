@@ -26,6 +26,8 @@ class FakeRunner {
   tableGone = false;
   /** How long each `conntrack -D` takes (a loaded node). */
   deleteMs = 0;
+  /** While set, an `nft -f` returns only once it resolves (its text is recorded at once). */
+  gate: Promise<void> | undefined;
   run: Runner = async (cmd, args, input) => {
     this.calls.push(`${cmd} ${args.join(' ')}`);
     if (cmd === 'conntrack' && args[0] === '-D' && this.deleteMs > 0) await new Promise((r) => setTimeout(r, this.deleteMs));
@@ -36,6 +38,7 @@ class FakeRunner {
       }
       // A transaction comes as a file (common/nft/runner.ts), cleanup through stdin.
       this.nft.push(args[1] === '-' ? (input ?? '') : readFileSync(args[1]!, 'utf8'));
+      if (this.gate) await this.gate;
       return '';
     }
     if (cmd === 'nft' && args.includes('counters')) return JSON.stringify({ nftables: [{ metainfo: {} }, ...this.counters.map((c) => ({ counter: { family: 'inet', table: 'skiff-policy', name: c.name, packets: c.packets, bytes: 0 } }))] });
@@ -113,6 +116,29 @@ describe('PolicySyncer', () => {
     await syncer.check();
     expect(runner.nft).toHaveLength(writes + 1);
     expect(runner.nft.at(-1)).toMatch(/^add table inet skiff-policy\ndelete table/);
+    ac.abort();
+    await running;
+  });
+
+  it('rewrites the whole table when the drift check finds it gone while a sync is still writing', async () => {
+    const { cache, runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1 && syncer.desired !== undefined, 'the first sync applied');
+    let release!: () => void;
+    runner.gate = new Promise((r) => (release = r));
+    cache.upsert('policypods', 'x/r', pod('r', ['10.244.8.9'], { app: 'a' }, 'n2'));
+    await until(() => runner.nft.length === 2, 'the pod change being written');
+    // The table is deleted behind our back, and the periodic check sees it while that write runs.
+    runner.tableGone = true;
+    const listings = runner.calls.filter((c) => c.includes(' chains')).length;
+    const checked = syncer.check();
+    await until(() => runner.calls.filter((c) => c.includes(' chains')).length > listings, 'the check');
+    runner.gate = undefined;
+    release();
+    await checked;
+    expect(runner.nft).toHaveLength(3);
+    expect(runner.nft[2]).toMatch(/^add table inet skiff-policy\ndelete table/);
     ac.abort();
     await running;
   });
