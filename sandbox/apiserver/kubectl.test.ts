@@ -266,8 +266,9 @@ spec:
   it('deletes a namespace and everything in it: kubectl waits while it is Terminating, creates in it are refused', async () => {
     await ok(['create', 'namespace', 'gone']);
     await ok(['create', 'deployment', 'web', '--image=registry.k8s.io/e2e-test-images/agnhost:2.53', '-n', 'gone']);
-    // A scheduled pod with no kubelet to confirm: the namespace stays Terminating for its grace period.
-    api.store.create('pods', { ...runningPod('slow', 'node-1', '10.244.1.12'), metadata: { name: 'slow', namespace: 'gone' }, spec: { nodeName: 'node-1', terminationGracePeriodSeconds: 3, containers: [{ name: 'main', image: 'x' }] } });
+    // A scheduled pod with no kubelet to confirm: the namespace stays Terminating for its grace
+    // period, long enough for three kubectl runs on a loaded machine before it goes.
+    api.store.create('pods', { ...runningPod('slow', 'node-1', '10.244.1.12'), metadata: { name: 'slow', namespace: 'gone' }, spec: { nodeName: 'node-1', terminationGracePeriodSeconds: 6, containers: [{ name: 'main', image: 'x' }] } });
     const t0 = Date.now();
     const deleting = kubectl(['delete', 'namespace', 'gone']);
     const deadline = Date.now() + 5000;
@@ -280,7 +281,7 @@ spec:
     expect(late.stderr.trim()).toBe('error: failed to create deployment: deployments.apps "late" is forbidden: unable to create new content in namespace gone because it is being terminated');
     const done = await deleting;
     expect(done).toMatchObject({ code: 0, stdout: 'namespace "gone" deleted\n' });
-    expect(Date.now() - t0).toBeGreaterThan(1500); // waited for the pod's grace period (3 s, to the second)
+    expect(Date.now() - t0).toBeGreaterThan(4000); // waited for the pod's grace period (6 s, to the second)
     expect((await kubectl(['get', 'namespace', 'gone'])).stderr).toContain('Error from server (NotFound): namespaces "gone" not found');
     expect(api.store.list('pods', { namespace: 'gone' }).items).toEqual([]);
     expect(api.store.list('deployments', { namespace: 'gone' }).items).toEqual([]);
