@@ -9,7 +9,8 @@ import { SlotAllocator, type Dataplane, type FullSyncHooks, type ServiceChange }
 import type { NftBackend } from './backend.js';
 import { Mirror, Txn, type ElementSink } from './mirror.js';
 import { pickPoolSize, Renderer, SLOT_SHIFT, TABLE, words } from './render.js';
-import { LoadPool, namesOf, prepareText, StageWriter, switchText, type TableNames } from './staging.js';
+import { chunkText, LoadPool, namesOf, prepareText, StageWriter, switchText, type TableNames } from './staging.js';
+import { chunkMessages, codecOf, type ElementChunk, type ElementCodec } from './elements.js';
 import type { TableState } from './state.js';
 import { findDrift } from './verify.js';
 import type { TableShape } from '../../common/nft/generation.js';
@@ -43,6 +44,8 @@ interface FamilyState {
   picks: { plain: number; pairs: number };
   /** The kernel holds exactly the mirror's chains and sets (the last write succeeded, no drift seen). */
   trusted: boolean;
+  /** Element layouts by set declaration (codecOfSet). */
+  readonly codecs: Map<string, ElementCodec | undefined>;
 }
 
 /** How a full sync of one family starts: from a known table, from none, or the old way. */
@@ -85,7 +88,7 @@ export class NftDataplane implements Dataplane {
     this.lastListed = this.now();
     for (const f of families) {
       const prefix = `${words(f).table} ${TABLE}`;
-      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map(), gen: 0, picks: { plain: 0, pairs: 0 }, trusted: false });
+      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map(), gen: 0, picks: { plain: 0, pairs: 0 }, trusted: false, codecs: new Map() });
     }
   }
 
@@ -144,15 +147,18 @@ export class NftDataplane implements Dataplane {
     // one); the render does not wait for that round trip, only the loads do.
     let unprepared: Error | undefined;
     const prepared = apply(sts.map((st) => prepareText(st.prefix, st.mirror, starts.get(st)!.kind === 'fresh')).join('')).catch((e: Error) => void (unprepared = e));
-    const load = async (text: string): Promise<void> => {
+    const commit = this.backend.commit;
+    const load = async ({ st, chunk }: { st: FamilyState; chunk: ElementChunk }): Promise<void> => {
       await prepared;
       if (unprepared) throw unprepared;
-      await apply(text);
+      const codec = (set: string): ElementCodec | undefined => codecOfSet(st, set);
+      if (commit && [...chunk.items.keys()].every((set) => codec(set) !== undefined)) await commit((seq) => chunkMessages(st.prefix, chunk, codec, seq));
+      else await apply(chunkText(st.prefix, chunk));
     };
     const pool = new LoadPool(load, this.opts.stageProcesses);
     const writers: StageWriter[] = [];
     for (const [i, st] of sts.entries()) {
-      const w = new StageWriter(st.prefix, st.mirror, (t) => pool.submit(t), this.opts.stageChunk);
+      const w = new StageWriter(st.prefix, st.mirror, (chunk) => pool.submit({ st, chunk }), this.opts.stageChunk);
       // Yielding lets nft processes start and their stdin drain while the rest renders.
       await this.fill(st, renderers[i]!, services, w.add, true);
       w.finish();
@@ -320,6 +326,15 @@ export class NftDataplane implements Dataplane {
       st.trusted = false;
     }
   }
+}
+
+/** A set's element layout for netlink, from its declaration; undefined when nft must write it. */
+function codecOfSet(st: FamilyState, set: string): ElementCodec | undefined {
+  const s = st.mirror.sets.get(set);
+  if (!s || s.dynamic) return undefined;
+  let c = st.codecs.get(s.decl);
+  if (c === undefined && !st.codecs.has(s.decl)) st.codecs.set(s.decl, (c = codecOf(s.decl)));
+  return c;
 }
 
 /** The kernel's chains with their rule counts and its sets are exactly the mirror's. */
