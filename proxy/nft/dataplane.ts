@@ -10,7 +10,7 @@ import type { NftBackend } from './backend.js';
 import { Mirror, Txn, type ElementSink } from './mirror.js';
 import { pickPoolSize, Renderer, SLOT_SHIFT, TABLE, words } from './render.js';
 import { chunkText, LoadPool, namesOf, prepareText, StageWriter, switchText, type TableNames } from './staging.js';
-import { chunkMessages, codecOf, type ElementChunk, type ElementCodec } from './elements.js';
+import { chunkMessages, codecOf, setsOf, type ElementChunk, type ElementCodec } from './elements.js';
 import type { TableState } from './state.js';
 import { findDrift } from './verify.js';
 import type { TableShape } from '../../common/nft/generation.js';
@@ -152,7 +152,7 @@ export class NftDataplane implements Dataplane {
       await prepared;
       if (unprepared) throw unprepared;
       const codec = (set: string): ElementCodec | undefined => codecOfSet(st, set);
-      if (commit && [...chunk.items.keys()].every((set) => codec(set) !== undefined)) await commit((seq) => chunkMessages(st.prefix, chunk, codec, seq));
+      if (commit && setsOf(chunk).every((set) => codec(set) !== undefined)) await commit((seq) => chunkMessages(st.prefix, chunk, codec, seq));
       else await apply(chunkText(st.prefix, chunk));
     };
     const pool = new LoadPool(load, this.opts.stageProcesses);
@@ -232,6 +232,8 @@ export class NftDataplane implements Dataplane {
 
   async partial(changes: readonly ServiceChange[], ctx: NodeContext): Promise<void> {
     const texts: string[] = [];
+    /** Each family's element changes while every one is only that (then a netlink batch). */
+    let elements: { st: FamilyState; chunk: ElementChunk }[] | undefined = this.backend.commit ? [] : undefined;
     for (const [family, st] of this.fams) {
       const txn = new Txn(st.prefix);
       const r = this.renderer(st, family, ctx);
@@ -255,15 +257,25 @@ export class NftDataplane implements Dataplane {
       }
       st.slots.commit();
       for (const more of this.morePicks(st, r)) st.mirror.replace(undefined, more, txn);
-      if (st.mirror.overfull().length === 0) texts.push(txn.text());
-      else {
+      if (st.mirror.overfull().length === 0) {
+        texts.push(txn.text());
+        const chunk = elements && txn.elementChanges();
+        if (chunk && setsOf(chunk).every((set) => codecOfSet(st, set) !== undefined)) elements!.push({ st, chunk });
+        else elements = undefined;
+      } else {
         // Grown past the fixed sizes of the last full sync: rewrite the table with growing sets.
         st.mirror.unsize();
         texts.push(st.mirror.fullText());
+        elements = undefined;
       }
     }
     try {
-      await this.backend.apply(texts.join(''));
+      // Element changes alone (most updates) skip nft and its cache refill, which grows with the
+      // table: one netlink batch for both families, atomic like the text.
+      if (elements && this.backend.commit) {
+        const parts = elements;
+        if (parts.some((p) => setsOf(p.chunk).length > 0)) await this.backend.commit((seq) => parts.flatMap((p) => chunkMessages(p.st.prefix, p.chunk, (set) => codecOfSet(p.st, set), seq)));
+      } else await this.backend.apply(texts.join(''));
     } catch (e) {
       for (const st of this.fams.values()) st.trusted = false;
       throw e;

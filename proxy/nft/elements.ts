@@ -1,7 +1,8 @@
-// The staged full sync's elements as nf_tables messages (common/nft/batch.ts sends them), in place
-// of `add element` text: nft spends ~0.4 s of CPU parsing the ~110,000 elements of 10,000
-// Services, about half of a full sync's CPU on this 2-core machine, and the render competes with
-// it. Here each element is written straight into one buffer per message.
+// Set and map elements as nf_tables messages (common/nft/batch.ts sends them), in place of `add
+// element` text: nft spends ~0.4 s of CPU parsing the ~110,000 elements of a full sync at 10,000
+// Services, about half of its CPU on this 2-core machine, and the render competes with it; and a
+// partial sync through `nft -i` pays nft's cache refill, which grows with the table. Here each
+// element is written straight into one buffer per message.
 //
 // The encoding is nft's own (compare `nft --debug=netlink`): addresses, ports and protocols in
 // network byte order, `mark` and numgen values in host order; a lone field at its own width (2
@@ -15,6 +16,7 @@ import { NFNL_SUBSYS_NFTABLES, NFPROTO } from '../../common/nft/batch.js';
 
 const NFT_MSG_NEWCHAIN = 3;
 const NFT_MSG_NEWSETELEM = 12;
+const NFT_MSG_DELSETELEM = 14;
 const NFTA_CHAIN_TABLE = 1;
 const NFTA_CHAIN_NAME = 3;
 const NFTA_SET_ELEM_LIST_TABLE = 1;
@@ -214,17 +216,28 @@ function end(o: Out, at: number): void {
   o.buf.writeUInt32LE(o.off - at, at);
 }
 
-/** One chunk of a staged full sync: chains its verdict elements jump to, then each set's elements. */
+/**
+ * One transaction's elements (a chunk of a staged full sync, or a partial sync's changes): chains
+ * the verdict elements jump to, keys deleted, then elements added.
+ */
 export interface ElementChunk {
   readonly targets: Iterable<string>;
+  /** Per set, keys. */
+  readonly deletes?: ReadonlyMap<string, readonly string[]>;
   /** Per set, keys and values alternating ("" for a set's elements). */
   readonly items: ReadonlyMap<string, readonly string[]>;
 }
 
+/** The sets a chunk writes to. */
+export function setsOf(chunk: ElementChunk): string[] {
+  return [...(chunk.deletes?.keys() ?? []), ...chunk.items.keys()];
+}
+
 /**
  * The chunk as one transaction's messages: the chains first (created if missing: verdict elements
- * must jump to an existing chain), then the elements, PER_MESSAGE to a message. `prefix` is "ip
- * skiff"; `codec` gives each set's layout. Throws on anything it cannot encode.
+ * must jump to an existing chain), the deletions, then the additions, PER_MESSAGE elements to a
+ * message. `prefix` is "ip skiff"; `codec` gives each set's layout. Throws on anything it cannot
+ * encode.
  */
 export function chunkMessages(prefix: string, chunk: ElementChunk, codec: (set: string) => ElementCodec | undefined, seq: () => number): Buffer[] {
   const [familyWord, table] = prefix.split(' ') as [string, string];
@@ -239,6 +252,27 @@ export function chunkMessages(prefix: string, chunk: ElementChunk, codec: (set: 
     o.cstr(NFTA_CHAIN_NAME, chain);
     end(o, m);
     out.push(o.take());
+  }
+  for (const [set, keys] of chunk.deletes ?? []) {
+    const c = codec(set);
+    if (!c) throw new Error(`set ${set}: element encoding unknown`);
+    for (let i = 0; i < keys.length; i += PER_MESSAGE) {
+      // Deletions are matched by key alone.
+      const m = begin(o, NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK, seq(), family);
+      o.cstr(NFTA_SET_ELEM_LIST_TABLE, table);
+      o.cstr(NFTA_SET_ELEM_LIST_SET, set);
+      const list = o.open(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED);
+      for (let j = i; j < keys.length && j < i + PER_MESSAGE; j++) {
+        const el = o.open(NFTA_LIST_ELEM | NLA_F_NESTED);
+        const key = o.open(NFTA_SET_ELEM_KEY | NLA_F_NESTED);
+        o.value(NFTA_DATA_VALUE, c.key, keys[j]!);
+        o.close(key);
+        o.close(el);
+      }
+      o.close(list);
+      end(o, m);
+      out.push(o.take());
+    }
   }
   for (const [set, a] of chunk.items) {
     const c = codec(set);
