@@ -19,14 +19,20 @@ import type { IptablesMode } from '../proxy/iptables/mode.js';
 import { ExecNft } from '../proxy/nft/backend.js';
 import { NftDataplane } from '../proxy/nft/dataplane.js';
 import { NftSession } from '../common/nft/session.js';
+import type { NfTablesBatches } from '../common/nft/batch.js';
 import { Proxier } from '../proxy/proxier.js';
 import { warmUp } from '../proxy/warmup.js';
-import { nsRunner, Topology } from '../proxy/test/topology.js';
+import { nsBatches, nsRunner, Topology } from '../proxy/test/topology.js';
 import { HTTP_LOAD, percentile } from './stats.js';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench proxy] ${msg}\n`);
 
-
+/** nf_tables batches into a namespace's kernel tables, when the netns addon is built. */
+function netnsBatches(node: string): NfTablesBatches | undefined {
+  const { batches, error } = nsBatches(node);
+  if (error) progress(`${error}: staged elements go through nft`);
+  return batches;
+}
 
 const svcIP = (i: number): string => `10.96.${(i >> 8) & 255}.${i & 255}`;
 const fakeIP = (n: number): string => `10.${100 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
@@ -100,6 +106,8 @@ export async function main(args: string[]): Promise<void> {
       'iptables-mode': { type: 'string', default: 'auto' },
       /** Full syncs measured in fresh processes besides the main one (an agent start each). */
       'cold-runs': { type: 'string', default: '4' },
+      /** The staged full sync's elements through nft text instead of netlink, for comparison. */
+      'text-elements': { type: 'boolean', default: false },
       /** Full syncs without the agent's warm-up (proxy/warmup.ts), for comparison. */
       'no-warm-up': { type: 'boolean', default: false },
       /** Internal: be one such process, syncing into this namespace's empty table. */
@@ -131,14 +139,17 @@ export async function main(args: string[]): Promise<void> {
       c.upsert('endpointslices', `bench-${i % 100}/svc-${i}-abc`, slice(`bench-${i % 100}`, `svc-${i}`, benchEndpoints(i, perService)));
     }
   };
-  const sessions: NftSession[] = [];
+  const sessions: { close(): void }[] = [];
   const dataplanes: NftDataplane[] = [];
   const proxierFor = (node: string, c: MemoryCache): Proxier => {
     // The staged full sync's own timing (rendered / loaded / switched) goes to the progress lines.
     const stageLog = pino({ level: 'debug' }, { write: (line: string) => void (line.includes('staged full sync') && progress(`  ${line.trim()}`)) });
     const session = new NftSession(['ip', 'netns', 'exec', node, 'nft', '-i']);
     sessions.push(session);
-    const dataplane = new NftDataplane(new ExecNft(nsRunner(node), session), [4], { staging: !values['unstaged-full'], log: stageLog, ...(values['stage-chunk'] ? { stageChunk: Number(values['stage-chunk']) } : {}), ...(values['stage-processes'] ? { stageProcesses: Number(values['stage-processes']) } : {}) });
+    // As in the agent, the staged elements go over netlink (here a socket opened in the node's namespace).
+    const batches = values['text-elements'] ? undefined : netnsBatches(node);
+    if (batches) sessions.push(batches);
+    const dataplane = new NftDataplane(new ExecNft(nsRunner(node), session, undefined, undefined, undefined, undefined, batches), [4], { staging: !values['unstaged-full'], log: stageLog, ...(values['stage-chunk'] ? { stageChunk: Number(values['stage-chunk']) } : {}), ...(values['stage-processes'] ? { stageProcesses: Number(values['stage-processes']) } : {}) });
     dataplanes.push(dataplane);
     return new Proxier({ cache: c, config, log, health: new Health(), dataplane, ...(values['no-warm-up'] ? {} : { warmUp }) });
   };
@@ -175,7 +186,7 @@ export async function main(args: string[]): Promise<void> {
     const runs: FullSyncRun[] = [];
     const childArgs = [...process.execArgv, process.argv[1]!, 'proxy', '--services', String(services), '--endpoints-per-service', String(perService), '--cold-child', big.node];
     for (const flag of ['stage-chunk', 'stage-processes'] as const) if (values[flag]) childArgs.push(`--${flag}`, values[flag]);
-    for (const flag of ['unstaged-full', 'no-warm-up'] as const) if (values[flag]) childArgs.push(`--${flag}`);
+    for (const flag of ['unstaged-full', 'no-warm-up', 'text-elements'] as const) if (values[flag]) childArgs.push(`--${flag}`);
     const dropTable = (): void => void execFileSync('ip', ['netns', 'exec', big.node, 'nft', 'add table ip skiff; delete table ip skiff']);
     const report = (where: string): void => {
       const x = runs.at(-1)!;

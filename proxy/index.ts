@@ -12,6 +12,7 @@ import { NftDataplane } from './nft/dataplane.js';
 import { netlinkGeneration, netlinkShape, type GenerationReader, type ShapeReader } from '../common/nft/generation.js';
 import { NftLauncher } from '../common/nft/launcher.js';
 import { NftSession } from '../common/nft/session.js';
+import { nfTablesBatches, type NfTablesBatches } from '../common/nft/batch.js';
 import { Proxier } from './proxier.js';
 import { warmUp } from './warmup.js';
 
@@ -27,15 +28,25 @@ export function proxyFamilies(serviceCIDRs: readonly string[]): Family[] {
   return [...f].sort();
 }
 
-/**
- * `nftInteractive`: argv of `nft -i` for partial syncs (see common/nft/session.ts); without it every
- * sync runs `nft -f`. `launcher` starts the big `nft -f` runs (see common/nft/launcher.ts); `shape`
- * reads a table's structure for the periodic check (see common/nft/generation.ts).
- */
-export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, nftInteractive?: readonly string[], generation?: GenerationReader, launcher?: NftLauncher, shape?: ShapeReader): { active: Dataplane; other: Dataplane } {
+/** What the nftables backend uses besides `nft -f` when it runs in the agent's own namespace. */
+export interface OwnNamespace {
+  /** argv of `nft -i` for partial syncs (common/nft/session.ts). */
+  readonly nftInteractive: readonly string[];
+  readonly generation: GenerationReader;
+  /** Starts the big `nft -f` runs (common/nft/launcher.ts); nftables backend only. */
+  readonly launcher?: NftLauncher;
+  /** Reads a table's structure for the periodic check (common/nft/generation.ts). */
+  readonly shape: ShapeReader;
+  /** The staged full sync's elements over netlink (common/nft/batch.ts). */
+  readonly batches: NfTablesBatches;
+}
+
+/** Without `own` (a caller's runner in another namespace) every sync runs `nft -f`. */
+export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<AgentDeps, 'log'>>, run: Runner, own?: OwnNamespace): { active: Dataplane; other: Dataplane } {
   const families = proxyFamilies(deps.config.serviceCIDRs);
   const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
-  const nft = new NftDataplane(new ExecNft(run, nftInteractive ? new NftSession(nftInteractive, { spare: true, errorCode: 'ERR_PROXY_COMMAND' }) : undefined, generation, undefined, launcher, shape), families, log ? { log } : {});
+  const session = own ? new NftSession(own.nftInteractive, { spare: true, errorCode: 'ERR_PROXY_COMMAND' }) : undefined;
+  const nft = new NftDataplane(new ExecNft(run, session, own?.generation, undefined, own?.launcher, own?.shape, own?.batches), families, log ? { log } : {});
   const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }
@@ -47,7 +58,11 @@ export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component
   const own = opts.run === undefined;
   const nft = deps.config.proxy.backend === 'nftables';
   // The launcher is forked now, while the heap is small (launcher.ts).
-  const { active, other } = createDataplanes(deps, run, own ? ['nft', '-i'] : undefined, own ? netlinkGeneration() : undefined, own && nft ? new NftLauncher(['nft', '-f'], 'ERR_PROXY_COMMAND').start() : undefined, own ? netlinkShape() : undefined);
+  const { active, other } = createDataplanes(
+    deps,
+    run,
+    own ? { nftInteractive: ['nft', '-i'], generation: netlinkGeneration(), ...(nft ? { launcher: new NftLauncher(['nft', '-f'], 'ERR_PROXY_COMMAND').start() } : {}), shape: netlinkShape(), batches: nfTablesBatches() } : undefined,
+  );
   const log = deps.log.child({ component: 'proxy', backend: active.name });
   return {
     name: 'proxy',

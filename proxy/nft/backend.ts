@@ -4,6 +4,7 @@ import { NftRunner, type NftRun } from '../../common/nft/runner.js';
 import type { NftLauncher } from '../../common/nft/launcher.js';
 import type { NftSession } from '../../common/nft/session.js';
 import type { GenerationReader, ShapeReader, TableShape } from '../../common/nft/generation.js';
+import type { BatchBuilder, NfTablesBatches } from '../../common/nft/batch.js';
 
 export interface NftBackend {
   apply(text: string): Promise<void>;
@@ -27,6 +28,11 @@ export interface NftBackend {
   generation?(): Promise<number | undefined>;
   /** The table's chains, rule counts and sets without its elements (generation.ts), if it can be read cheaply. */
   shape?(prefix: string): Promise<TableShape | undefined>;
+  /**
+   * One transaction of nf_tables messages written over netlink (common/nft/batch.ts), counted
+   * like the text ones; only where the backend has a socket in the table's namespace.
+   */
+  commit?(build: BatchBuilder): Promise<void>;
   /** Counts the writes until release() as one burst (a full sync); see common/nft/runner.ts. */
   hold?(replacing: boolean): Promise<void>;
   release?(): Promise<void>;
@@ -36,9 +42,12 @@ export interface NftBackend {
 export class ExecNft extends NftRunner implements NftBackend {
   /** With a shape reader (common/nft/generation.ts; this process's namespace only). */
   readonly shape?: ShapeReader;
-  constructor(run: NftRun, session?: NftSession, gen?: GenerationReader, txnDir?: string, launcher?: NftLauncher, shape?: ShapeReader) {
+  /** With a netlink socket in the table's namespace (the staged full sync's elements). */
+  readonly commit?: (build: BatchBuilder) => Promise<void>;
+  constructor(run: NftRun, session?: NftSession, gen?: GenerationReader, txnDir?: string, launcher?: NftLauncher, shape?: ShapeReader, private readonly batches?: NfTablesBatches) {
     super(run, session, gen, txnDir, launcher);
     if (shape) this.shape = shape;
+    if (batches) this.commit = (build) => this.transaction(() => batches.commit(build));
   }
   async list(prefix: string): Promise<unknown> {
     try {
@@ -51,6 +60,10 @@ export class ExecNft extends NftRunner implements NftBackend {
   async remove(prefix: string): Promise<void> {
     // "add" first so the delete cannot fail on a missing table.
     await this.run('nft', ['-f', '-'], `add table ${prefix}\ndelete table ${prefix}\n`);
+  }
+  override close(): void {
+    super.close();
+    this.batches?.close();
   }
 }
 

@@ -9,7 +9,8 @@ import { SlotAllocator, type Dataplane, type FullSyncHooks, type ServiceChange }
 import type { NftBackend } from './backend.js';
 import { Mirror, Txn, type ElementSink } from './mirror.js';
 import { pickPoolSize, Renderer, SLOT_SHIFT, TABLE, words } from './render.js';
-import { LoadPool, namesOf, prepareText, StageWriter, switchText, type TableNames } from './staging.js';
+import { chunkText, LoadPool, namesOf, prepareText, StageWriter, switchText, type TableNames } from './staging.js';
+import { chunkMessages, codecOf, setsOf, type ElementChunk, type ElementCodec } from './elements.js';
 import type { TableState } from './state.js';
 import { findDrift } from './verify.js';
 import type { TableShape } from '../../common/nft/generation.js';
@@ -43,6 +44,8 @@ interface FamilyState {
   picks: { plain: number; pairs: number };
   /** The kernel holds exactly the mirror's chains and sets (the last write succeeded, no drift seen). */
   trusted: boolean;
+  /** Element layouts by set declaration (codecOfSet). */
+  readonly codecs: Map<string, ElementCodec | undefined>;
 }
 
 /** How a full sync of one family starts: from a known table, from none, or the old way. */
@@ -85,7 +88,7 @@ export class NftDataplane implements Dataplane {
     this.lastListed = this.now();
     for (const f of families) {
       const prefix = `${words(f).table} ${TABLE}`;
-      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map(), gen: 0, picks: { plain: 0, pairs: 0 }, trusted: false });
+      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map(), gen: 0, picks: { plain: 0, pairs: 0 }, trusted: false, codecs: new Map() });
     }
   }
 
@@ -144,15 +147,18 @@ export class NftDataplane implements Dataplane {
     // one); the render does not wait for that round trip, only the loads do.
     let unprepared: Error | undefined;
     const prepared = apply(sts.map((st) => prepareText(st.prefix, st.mirror, starts.get(st)!.kind === 'fresh')).join('')).catch((e: Error) => void (unprepared = e));
-    const load = async (text: string): Promise<void> => {
+    const commit = this.backend.commit;
+    const load = async ({ st, chunk }: { st: FamilyState; chunk: ElementChunk }): Promise<void> => {
       await prepared;
       if (unprepared) throw unprepared;
-      await apply(text);
+      const codec = (set: string): ElementCodec | undefined => codecOfSet(st, set);
+      if (commit && setsOf(chunk).every((set) => codec(set) !== undefined)) await commit((seq) => chunkMessages(st.prefix, chunk, codec, seq));
+      else await apply(chunkText(st.prefix, chunk));
     };
     const pool = new LoadPool(load, this.opts.stageProcesses);
     const writers: StageWriter[] = [];
     for (const [i, st] of sts.entries()) {
-      const w = new StageWriter(st.prefix, st.mirror, (t) => pool.submit(t), this.opts.stageChunk);
+      const w = new StageWriter(st.prefix, st.mirror, (chunk) => pool.submit({ st, chunk }), this.opts.stageChunk);
       // Yielding lets nft processes start and their stdin drain while the rest renders.
       await this.fill(st, renderers[i]!, services, w.add, true);
       w.finish();
@@ -226,6 +232,8 @@ export class NftDataplane implements Dataplane {
 
   async partial(changes: readonly ServiceChange[], ctx: NodeContext): Promise<void> {
     const texts: string[] = [];
+    /** Each family's element changes while every one is only that (then a netlink batch). */
+    let elements: { st: FamilyState; chunk: ElementChunk }[] | undefined = this.backend.commit ? [] : undefined;
     for (const [family, st] of this.fams) {
       const txn = new Txn(st.prefix);
       const r = this.renderer(st, family, ctx);
@@ -249,15 +257,25 @@ export class NftDataplane implements Dataplane {
       }
       st.slots.commit();
       for (const more of this.morePicks(st, r)) st.mirror.replace(undefined, more, txn);
-      if (st.mirror.overfull().length === 0) texts.push(txn.text());
-      else {
+      if (st.mirror.overfull().length === 0) {
+        texts.push(txn.text());
+        const chunk = elements && txn.elementChanges();
+        if (chunk && setsOf(chunk).every((set) => codecOfSet(st, set) !== undefined)) elements!.push({ st, chunk });
+        else elements = undefined;
+      } else {
         // Grown past the fixed sizes of the last full sync: rewrite the table with growing sets.
         st.mirror.unsize();
         texts.push(st.mirror.fullText());
+        elements = undefined;
       }
     }
     try {
-      await this.backend.apply(texts.join(''));
+      // Element changes alone (most updates) skip nft and its cache refill, which grows with the
+      // table: one netlink batch for both families, atomic like the text.
+      if (elements && this.backend.commit) {
+        const parts = elements;
+        if (parts.some((p) => setsOf(p.chunk).length > 0)) await this.backend.commit((seq) => parts.flatMap((p) => chunkMessages(p.st.prefix, p.chunk, (set) => codecOfSet(p.st, set), seq)));
+      } else await this.backend.apply(texts.join(''));
     } catch (e) {
       for (const st of this.fams.values()) st.trusted = false;
       throw e;
@@ -320,6 +338,15 @@ export class NftDataplane implements Dataplane {
       st.trusted = false;
     }
   }
+}
+
+/** A set's element layout for netlink, from its declaration; undefined when nft must write it. */
+function codecOfSet(st: FamilyState, set: string): ElementCodec | undefined {
+  const s = st.mirror.sets.get(set);
+  if (!s || s.dynamic) return undefined;
+  let c = st.codecs.get(s.decl);
+  if (c === undefined && !st.codecs.has(s.decl)) st.codecs.set(s.decl, (c = codecOf(s.decl)));
+  return c;
 }
 
 /** The kernel's chains with their rule counts and its sets are exactly the mirror's. */

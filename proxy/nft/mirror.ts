@@ -2,6 +2,7 @@
 // they diff a Service's old and new fragments against this mirror and emit only changed chains
 // and element adds/deletes. Elements are reference-counted because Services share some of them
 // (a cluster IP with several ports, a pod IP behind several Services in the hairpin set).
+import type { ElementChunk } from './elements.js';
 import { declOf, sameElements, sameRules, type ChainState, type SetState, type TableState } from './state.js';
 
 /** nft parses a few hundred elements per command slightly faster than thousands (measured). */
@@ -21,10 +22,11 @@ export class Txn {
   push(phase: Phase, line: string): void {
     this.lines.get(phase)!.push(line);
   }
-  addElem(set: string, item: string): void {
+  /** value "" for a set's element. */
+  addElem(set: string, key: string, value: string): void {
     let a = this.elemAdds.get(set);
     if (!a) this.elemAdds.set(set, (a = []));
-    a.push(item);
+    a.push(key, value);
   }
   delElem(set: string, key: string): void {
     let a = this.elemDels.get(set);
@@ -42,14 +44,26 @@ export class Txn {
     return this.elemAdds.size === 0 && this.elemDels.size === 0 && this.chainDels.size === 0 && [...this.lines.values()].every((l) => l.length === 0);
   }
 
+  /**
+   * A transaction of element changes only (what most Service and endpoint updates are), for a
+   * netlink batch (elements.ts). Undefined when it also changes chains, rules or sets.
+   */
+  elementChanges(): ElementChunk | undefined {
+    if (this.chainDels.size > 0 || [...this.lines.values()].some((l) => l.length > 0)) return undefined;
+    return { targets: [], deletes: this.elemDels, items: this.elemAdds };
+  }
+
   text(): string {
     const out: string[] = [];
-    const elems = (verb: string, m: Map<string, string[]>): void => {
-      for (const [set, items] of m) for (let i = 0; i < items.length; i += ELEMENTS_PER_COMMAND) out.push(`${verb} element ${this.prefix} ${set} { ${items.slice(i, i + ELEMENTS_PER_COMMAND).join(', ')} }`);
+    const elems = (verb: string, m: Map<string, string[]>, pairs: boolean): void => {
+      for (const [set, a] of m) {
+        const items = pairs ? a.flatMap((k, i) => (i % 2 ? [] : [a[i + 1] === '' ? k : `${k} : ${a[i + 1]}`])) : a;
+        for (let i = 0; i < items.length; i += ELEMENTS_PER_COMMAND) out.push(`${verb} element ${this.prefix} ${set} { ${items.slice(i, i + ELEMENTS_PER_COMMAND).join(', ')} }`);
+      }
     };
     for (const p of PHASES) {
-      if (p === 'delElem') elems('delete', this.elemDels);
-      else if (p === 'addElem') elems('add', this.elemAdds);
+      if (p === 'delElem') elems('delete', this.elemDels, false);
+      else if (p === 'addElem') elems('add', this.elemAdds, true);
       else if (p === 'delChain') {
         // Flushed first: a chain still jumped to by another chain deleted in the same batch is busy.
         for (const c of this.chainDels) out.push(`flush chain ${this.prefix} ${c}`);
@@ -256,7 +270,7 @@ export class Mirror {
         if (!this.elements.has(set)) this.elements.set(set, new Map());
         own.maps.add(m);
         own.size += m.size;
-        for (const [k, v] of m) if (om?.get(k) !== v) txn.addElem(set, `${k} : ${v}`);
+        for (const [k, v] of m) if (om?.get(k) !== v) txn.addElem(set, k, v);
         continue;
       }
       for (const [k, v] of m) if (om?.get(k) !== v) this.incRef(set, k, v, txn);
@@ -287,10 +301,9 @@ export class Mirror {
     let m = this.elements.get(set);
     if (!m) this.elements.set(set, (m = new Map()));
     const prev = m.get(key);
-    const isMap = value !== '';
     if (prev === undefined) {
       m.set(key, value);
-      txn?.addElem(set, isMap ? `${key} : ${value}` : key);
+      txn?.addElem(set, key, value);
       return NEW;
     }
     let sh = this.shared.get(set);
@@ -300,7 +313,7 @@ export class Mirror {
     // Two owners disagree (e.g. a duplicated cluster IP); the latest write wins.
     m.set(key, value);
     txn?.delElem(set, key);
-    txn?.addElem(set, isMap ? `${key} : ${value}` : key);
+    txn?.addElem(set, key, value);
     return CHANGED;
   }
 

@@ -5,6 +5,7 @@
 // points the chains at them and deletes the previous generation. The packet path sees the old
 // table or the new one, never a mix. Anything failing on the way falls back to the one big
 // `delete table` + everything transaction (dataplane.ts).
+import type { ElementChunk } from './elements.js';
 import type { Mirror } from './mirror.js';
 import { declOf } from './state.js';
 
@@ -34,12 +35,13 @@ export function namesOf(m: Mirror): TableNames {
 
 /**
  * Runs transactions with at most `limit` at once. A transaction starts inside submit() when a
- * slot is free (nft is spawned synchronously, so it runs while the JS keeps rendering); after
+ * slot is free (nft is spawned, or the batch sent, synchronously, so it runs while the JS keeps
+ * rendering); after
  * the first failure the rest are skipped and `done()` rejects with that failure.
  */
-export class LoadPool {
+export class LoadPool<T> {
   private running = 0;
-  private readonly waiting: string[] = [];
+  private readonly waiting: T[] = [];
   private readonly jobs: Promise<void>[] = [];
   private error: Error | undefined;
   private idle: (() => void) | undefined;
@@ -47,14 +49,14 @@ export class LoadPool {
   count = 0;
 
   constructor(
-    private readonly apply: (text: string) => Promise<void>,
+    private readonly apply: (item: T) => Promise<void>,
     private readonly limit = STAGE_PROCESSES,
   ) {}
 
-  submit(text: string): void {
+  submit(item: T): void {
     this.count++;
-    if (this.running < this.limit) this.start(text);
-    else this.waiting.push(text);
+    if (this.running < this.limit) this.start(item);
+    else this.waiting.push(item);
   }
 
   async done(): Promise<void> {
@@ -63,9 +65,9 @@ export class LoadPool {
     if (this.error) throw this.error;
   }
 
-  private start(text: string): void {
+  private start(item: T): void {
     this.running++;
-    const job = (this.error ? Promise.resolve() : this.apply(text))
+    const job = (this.error ? Promise.resolve() : this.apply(item))
       .catch((e: Error) => void (this.error ??= e))
       .finally(() => {
         this.running--;
@@ -81,10 +83,10 @@ export class LoadPool {
 const FIRST_CHUNK = 4_000;
 
 /**
- * Turns the elements of one family, as the mirror first sees them, into `add element`
- * transactions of about STAGE_CHUNK elements. A chunk first creates (`add chain`, idempotent and
- * inert) the chains its verdict elements jump to, so verdict maps stream like the others. An
- * element a later owner overrode is rewritten at the switch.
+ * Cuts the elements of one family, as the mirror first sees them, into chunks of about
+ * STAGE_CHUNK elements, each one transaction (over netlink, or `chunkText` for nft). A chunk
+ * first creates (idempotent and inert) the chains its verdict elements jump to, so verdict maps
+ * stream like the others. An element a later owner overrode is rewritten at the switch.
  */
 export class StageWriter {
   /** Per set, keys and values alternating: the text is built once per chunk, not per element. */
@@ -104,7 +106,7 @@ export class StageWriter {
   constructor(
     private readonly prefix: string,
     private readonly mirror: Mirror,
-    private readonly submit: (text: string) => void,
+    private readonly submit: (chunk: ElementChunk) => void,
     private readonly chunk = STAGE_CHUNK,
   ) {
     this.limit = Math.min(chunk, FIRST_CHUNK);
@@ -158,28 +160,33 @@ export class StageWriter {
     return a;
   }
 
-  /** One chunk's text: its pieces are joined once, so no per-element string is built. */
   private flush(): void {
     if (this.count === 0) return;
-    const parts: string[] = [];
-    for (const c of this.targets) parts.push(`add chain ${this.prefix} ${c}\n`);
-    for (const [set, a] of this.items) {
-      const open = `add element ${this.prefix} ${set} { `;
-      for (let i = 0; i < a.length; i += 2) {
-        const n = (i >> 1) % ELEMENTS_PER_COMMAND;
-        parts.push(n === 0 ? (i === 0 ? open : ` }\n${open}`) : ', ', a[i]!);
-        if (a[i + 1] !== '') parts.push(' : ', a[i + 1]!);
-      }
-      parts.push(' }\n');
-    }
+    const chunk: ElementChunk = { targets: this.targets, items: this.items };
     this.items = new Map();
     this.targets = new Set();
     this.lastSet = undefined;
     this.lastItems = undefined;
     this.count = 0;
     this.limit = this.chunk;
-    this.submit(parts.join(''));
+    this.submit(chunk);
   }
+}
+
+/** A chunk as nft text: its pieces are joined once, so no per-element string is built. */
+export function chunkText(prefix: string, chunk: ElementChunk): string {
+  const parts: string[] = [];
+  for (const c of chunk.targets) parts.push(`add chain ${prefix} ${c}\n`);
+  for (const [set, a] of chunk.items) {
+    const open = `add element ${prefix} ${set} { `;
+    for (let i = 0; i < a.length; i += 2) {
+      const n = (i >> 1) % ELEMENTS_PER_COMMAND;
+      parts.push(n === 0 ? (i === 0 ? open : ` }\n${open}`) : ', ', a[i]!);
+      if (a[i + 1] !== '') parts.push(' : ', a[i + 1]!);
+    }
+    parts.push(' }\n');
+  }
+  return parts.join('');
 }
 
 function isVerdictMap(m: Mirror, set: string): boolean {

@@ -5,6 +5,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { CommandError, execRunner, type Runner } from '../exec.js';
 import { addNetns, cleanupPrefix, inNs as inNsOnce, sh, spawnInNs, type RunResult } from '../../test/support/netns.js';
+import { RawNetlinkSocket } from 'netlink';
+import { loadNetnsAddon } from '../../cni/plugin/netns-addon.js';
+import { nfTablesBatches, type NfTablesBatches } from '../../common/nft/batch.js';
 
 /**
  * `ip netns exec` itself (exit 255, before the command runs) can fail transiently while other
@@ -35,6 +38,16 @@ export function nsRunner(ns: string): Runner {
       }
     }
   };
+}
+
+/**
+ * nf_tables batches written into namespace ns, as the agent writes its staged elements into its
+ * own; undefined (nft text then) when the netns addon is not built, with the reason.
+ */
+export function nsBatches(ns: string): { batches?: NfTablesBatches; error?: string } {
+  const { addon, error } = loadNetnsAddon();
+  if (!addon) return { error: `netns addon: ${error}` };
+  return { batches: nfTablesBatches(() => addon.inNetns(`/run/netns/${ns}`, () => new RawNetlinkSocket(12, { recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 }))) };
 }
 
 export const CLIENT_IP = '192.168.77.2';

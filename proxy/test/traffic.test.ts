@@ -24,7 +24,7 @@ import { ExecNft } from '../nft/backend.js';
 import { NftDataplane } from '../nft/dataplane.js';
 import { NftSession } from '../../common/nft/session.js';
 import { Proxier } from '../proxier.js';
-import { CLIENT_IP, NODE_IP, NODE_IP6, POD_GW, POD_GW6, podIP6, Topology, nsRunner } from './topology.js';
+import { CLIENT_IP, NODE_IP, NODE_IP6, POD_GW, POD_GW6, podIP6, Topology, nsBatches, nsRunner } from './topology.js';
 
 /** The kernel has SCTP sockets (this one may not: the rules load either way, traffic needs them). */
 function kernelHasSctp(): boolean {
@@ -71,8 +71,9 @@ const BACKENDS: readonly Backend[] = [
   {
     name: 'nftables',
     tag: 'n',
-    // Partial syncs go through a long-lived `nft -i` in the namespace, as in the agent.
-    dataplane: (topo, run) => new NftDataplane(new ExecNft(run, new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i'])), [4, 6]),
+    // Partial syncs go through a long-lived `nft -i` in the namespace and staged elements over
+    // netlink, as in the agent.
+    dataplane: (topo, run) => new NftDataplane(new ExecNft(run, new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i']), undefined, undefined, undefined, undefined, nsBatches(topo.node).batches), [4, 6]),
     corrupt: async (topo) => {
       await topo.nft(['delete', 'element', 'ip', 'skiff', 'service-ips-g1', '{ 10.96.0.10 . tcp . 80 }']);
       await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-n2']);
