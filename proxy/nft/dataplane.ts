@@ -32,8 +32,14 @@ interface FamilyState {
   readonly prefix: string;
   readonly mirror: Mirror;
   readonly slots: SlotAllocator;
-  /** ServicePort id -> fragment last written. */
-  readonly fragments: Map<string, TableState>;
+  /**
+   * ServicePort id -> the port whose fragment was last written. The fragment itself is rendered
+   * again when a partial sync diffs it (rendering is pure): kept, the fragments were a quarter of
+   * the agent's heap (~2 KB per port at 10 endpoints), and the proxier holds the ports anyway.
+   */
+  readonly ports: Map<string, ServicePort>;
+  /** Ports whose fragment an earlier renderer made (the node context changed in a partial sync). */
+  readonly renderedBy: Map<string, Renderer>;
   /** Service key -> ids of its ports in this family. */
   readonly owned: Map<string, string[]>;
   /** Reused while the node context stays the same: it caches the shared chains' rule text. */
@@ -88,7 +94,7 @@ export class NftDataplane implements Dataplane {
     this.lastListed = this.now();
     for (const f of families) {
       const prefix = `${words(f).table} ${TABLE}`;
-      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), fragments: new Map(), owned: new Map(), gen: 0, picks: { plain: 0, pairs: 0 }, trusted: false, codecs: new Map() });
+      this.fams.set(f, { prefix, mirror: new Mirror(prefix), slots: new SlotAllocator(2 ** (32 - SLOT_SHIFT)), ports: new Map(), renderedBy: new Map(), owned: new Map(), gen: 0, picks: { plain: 0, pairs: 0 }, trusted: false, codecs: new Map() });
     }
   }
 
@@ -188,7 +194,8 @@ export class NftDataplane implements Dataplane {
   /** Starts a family's next generation: empty mirror and fragments, the fixed part loaded. */
   private begin(st: FamilyState, family: Family, ctx: NodeContext, bounds: Bounds): Renderer {
     st.mirror.clear();
-    st.fragments.clear();
+    st.ports.clear();
+    st.renderedBy.clear();
     st.owned.clear();
     st.gen++;
     const r = (st.renderer = new Renderer(family, ctx, st.gen));
@@ -205,15 +212,14 @@ export class NftDataplane implements Dataplane {
       const ids: string[] = [];
       for (const sp of ports) {
         if (sp.family !== r.family) continue;
-        const frag = r.servicePort(sp, st.slots.get(sp.id));
-        st.fragments.set(sp.id, frag);
-        st.mirror.load(frag, onElement);
+        st.mirror.load(r.servicePort(sp, st.slots.get(sp.id)), onElement);
+        st.ports.set(sp.id, sp);
         ids.push(sp.id);
       }
       if (ids.length) st.owned.set(key, ids);
     }
-    // The fragments started empty (begin), so they hold exactly the ports rendered now.
-    for (const id of st.slots.ids()) if (!st.fragments.has(id)) st.slots.release(id);
+    // The ports started empty (begin), so they hold exactly the ports rendered now.
+    for (const id of st.slots.ids()) if (!st.ports.has(id)) st.slots.release(id);
     st.slots.commit();
     for (const more of this.morePicks(st, r)) st.mirror.load(more, onElement);
   }
@@ -243,14 +249,16 @@ export class NftDataplane implements Dataplane {
         const afterIds = new Set(after.map((p) => p.id));
         for (const id of before) {
           if (afterIds.has(id)) continue;
-          st.mirror.replace(st.fragments.get(id), undefined, txn);
-          st.fragments.delete(id);
+          st.mirror.replace(this.written(st, r, id), undefined, txn);
+          st.ports.delete(id);
+          st.renderedBy.delete(id);
           st.slots.release(id);
         }
         for (const sp of after) {
           const frag = r.servicePort(sp, st.slots.get(sp.id));
-          st.mirror.replace(st.fragments.get(sp.id), frag, txn);
-          st.fragments.set(sp.id, frag);
+          st.mirror.replace(this.written(st, r, sp.id), frag, txn);
+          st.ports.set(sp.id, sp);
+          st.renderedBy.delete(sp.id);
         }
         if (after.length) st.owned.set(ch.key, after.map((p) => p.id));
         else st.owned.delete(ch.key);
@@ -283,8 +291,18 @@ export class NftDataplane implements Dataplane {
   }
 
   private renderer(st: FamilyState, family: Family, ctx: NodeContext): Renderer {
-    if (!st.renderer || !isDeepStrictEqual(st.renderer.ctx, ctx)) st.renderer = new Renderer(family, ctx, st.gen);
-    return st.renderer;
+    const prev = st.renderer;
+    if (prev && isDeepStrictEqual(prev.ctx, ctx)) return prev;
+    // The fragments written so far must render again exactly as they were written.
+    if (prev) for (const id of st.ports.keys()) if (!st.renderedBy.has(id)) st.renderedBy.set(id, prev);
+    return (st.renderer = new Renderer(family, ctx, st.gen));
+  }
+
+  /** The fragment last written for a port (none: undefined), rendered again as it was then. */
+  private written(st: FamilyState, current: Renderer, id: string): TableState | undefined {
+    const sp = st.ports.get(id);
+    if (!sp) return undefined;
+    return (st.renderedBy.get(id) ?? current).servicePort(sp, st.slots.get(id));
   }
 
   async verify(): Promise<string[]> {
@@ -332,7 +350,8 @@ export class NftDataplane implements Dataplane {
     this.backend.close?.();
     for (const st of this.fams.values()) {
       st.mirror.clear();
-      st.fragments.clear();
+      st.ports.clear();
+      st.renderedBy.clear();
       st.owned.clear();
       st.slots.reset();
       st.trusted = false;

@@ -83,7 +83,11 @@ export class Mirror {
    * set has an empty map here (keeping the sets' order) and its elements in `owned`.
    */
   private readonly elements = new Map<string, Map<string, string>>();
-  /** `unique` set -> the owners' element maps (never changed after they are handed over). */
+  /**
+   * `unique` set -> the owners' element maps (never changed after they are handed over), each
+   * under its first key: keys have one owner, so that names the owner, and an owner's old map
+   * leaves by content (the dataplane renders it again) rather than by identity.
+   */
   private readonly owned = new Map<string, OwnedElements>();
   /** set -> key -> owners beyond the first; kept apart so the common single-owner case allocates nothing. */
   private readonly shared = new Map<string, Map<string, number>>();
@@ -118,8 +122,7 @@ export class Mirror {
       if (!mine) this.elements.set(set, (mine = new Map()));
       const own = this.ownedOf(set);
       if (own) {
-        own.maps.add(m);
-        own.size += m.size;
+        own.add(m);
         if (onElement) m.forEach((v, k) => onElement(set, k, v, false));
         continue;
       }
@@ -146,7 +149,7 @@ export class Mirror {
     const own = this.owned.get(set);
     if (!own) return this.elements.get(set);
     const all = new Map<string, string>();
-    for (const m of own.maps) for (const [k, v] of m) all.set(k, v);
+    for (const m of own.maps.values()) for (const [k, v] of m) all.set(k, v);
     return all;
   }
 
@@ -163,7 +166,7 @@ export class Mirror {
       if (m) yield* m;
       return;
     }
-    for (const m of own.maps) yield* m;
+    for (const m of own.maps.values()) yield* m;
   }
 
   /** Sets holding more elements than their kernel size allows (after a partial sync grew them). */
@@ -268,8 +271,7 @@ export class Mirror {
       const own = this.ownedOf(set);
       if (own) {
         if (!this.elements.has(set)) this.elements.set(set, new Map());
-        own.maps.add(m);
-        own.size += m.size;
+        own.add(m);
         for (const [k, v] of m) if (om?.get(k) !== v) txn.addElem(set, k, v);
         continue;
       }
@@ -281,15 +283,13 @@ export class Mirror {
   private ownedOf(set: string): OwnedElements | undefined {
     let own = this.owned.get(set);
     if (own || !this.sets.get(set)?.unique) return own;
-    this.owned.set(set, (own = { maps: new Set(), size: 0 }));
+    this.owned.set(set, (own = new OwnedElements()));
     return own;
   }
 
   /** An owner's old map leaves a `unique` set; keys it no longer has (or whose value changed) are deleted. */
   private disown(set: string, old: ReadonlyMap<string, string>, next: ReadonlyMap<string, string> | undefined, txn: Txn): void {
-    const own = this.owned.get(set)!;
-    if (!own.maps.delete(old)) return;
-    own.size -= old.size;
+    if (!this.owned.get(set)!.remove(old)) return;
     for (const [k, v] of old) {
       const nv = next?.get(k);
       // A changed value is deleted and added (the add comes from the new map).
@@ -332,9 +332,32 @@ export class Mirror {
   }
 }
 
-interface OwnedElements {
-  readonly maps: Set<ReadonlyMap<string, string>>;
-  size: number;
+class OwnedElements {
+  readonly maps = new Map<string, ReadonlyMap<string, string>>();
+  size = 0;
+
+  add(m: ReadonlyMap<string, string>): void {
+    const first = firstKey(m);
+    if (first === undefined) return;
+    const prev = this.maps.get(first);
+    if (prev) this.size -= prev.size;
+    this.maps.set(first, m);
+    this.size += m.size;
+  }
+  /** False when no owner's map starts with the same key. */
+  remove(m: ReadonlyMap<string, string>): boolean {
+    const first = firstKey(m);
+    const prev = first === undefined ? undefined : this.maps.get(first);
+    if (!prev) return false;
+    this.maps.delete(first!);
+    this.size -= prev.size;
+    return true;
+  }
+}
+
+function firstKey(m: ReadonlyMap<string, string>): string | undefined {
+  for (const k of m.keys()) return k;
+  return undefined;
 }
 
 const EMPTY: TableState = { chains: new Map(), sets: new Map(), elements: new Map() };

@@ -202,6 +202,20 @@ describe('nft rendering', () => {
     expect(fake.last).toContain('delete map ip skiff affinity-ns1/st/tcp/http-g1\n');
   });
 
+  it('a port written under an earlier node context is diffed against what was written then', async () => {
+    // The dataplane keeps ports, not fragments, and renders the old fragment again for a diff.
+    const sticky = web(undefined, { externalTrafficPolicy: 'Local', sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 30 });
+    const { fake, dp } = await setup({ 'ns1/web': sticky });
+    expect(fake.last).toContain(' ip saddr 10.244.0.0/16 goto service-ns1/web/tcp/http\n');
+    const moved = { ...nodeCtx, clusterCIDRs: ['10.245.0.0/16'] };
+    await dp.partial([{ key: 'ns2/api', ports: ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.8')])], moved) }], moved);
+    await dp.partial([{ key: 'ns1/web', ports: sticky }], moved);
+    expect(fake.last).toMatch(/^flush chain ip skiff external-ns1\/web\/tcp\/http$/m);
+    expect(fake.last).toContain(' ip saddr 10.245.0.0/16 goto service-ns1/web/tcp/http\n');
+    await dp.partial([{ key: 'ns1/web', ports: [] }], moved);
+    expect(fake.last).toContain('delete element ip skiff endpoint-pairs-g1 { 32768, 32769, 40960 }\n');
+  });
+
   it('externalTrafficPolicy Local sends external traffic to local endpoints only, or drops it', async () => {
     const local = (eps: ReturnType<typeof endpoint>[]) => web(eps, { externalTrafficPolicy: 'Local' });
     const { fake, dp } = await setup({ 'ns1/web': local([endpoint('10.244.1.5'), endpoint('10.244.2.6', { nodeName: 'node-b' })]) });

@@ -403,14 +403,11 @@ export class Renderer {
     if (eps.length === 0) return false;
     const port = eps[0]!.port;
     const pairs = eps.some((e) => e.port !== port);
-    // Filled at its final length: most fragments' largest part.
-    const kv = new Array<string>(2 * eps.length);
-    // base has no bits below LOCAL_BIT, so base + i is base | i.
-    for (let i = 0; i < eps.length; i++) {
-      kv[2 * i] = String(base + i);
-      kv[2 * i + 1] = pairs ? `${eps[i]!.ip} . ${eps[i]!.port}` : eps[i]!.ip;
-    }
-    elementsOf(t, this.s[pairs ? 'endpoint-pairs' : 'endpoint-addrs']).pushAll(kv);
+    // Filled at its final length: most fragments' largest part. Keyed base + i (base has no
+    // bits below LOCAL_BIT, so that is base | i), which the list writes out only when read.
+    const values = new Array<string>(eps.length);
+    for (let i = 0; i < eps.length; i++) values[i] = pairs ? `${eps[i]!.ip} . ${eps[i]!.port}` : eps[i]!.ip;
+    elementsOf(t, this.s[pairs ? 'endpoint-pairs' : 'endpoint-addrs']).pushRange(base, values);
     if (!pairs) elementsOf(t, this.s['endpoint-ports']).push(String(base), String(port));
     return pairs;
   }

@@ -82,15 +82,20 @@ const SCAN_LIMIT = 16;
 /**
  * A set's elements as one flat key, value, key, value array: a fragment holds a handful (its
  * endpoints, its cluster IP), and a Map per set was a large part of a full sync's heap. Lookups
- * are only needed when a partial sync diffs a port's old and new fragment.
+ * are only needed when a partial sync diffs a port's old and new fragment. A port's endpoints
+ * are keyed by consecutive numbers (pushRange): then only the values are kept and the keys are
+ * written out when read, which saves a string per endpoint for as long as the mirror holds them.
  */
 export class ElementList implements ReadonlyMap<string, string> {
   private kv: string[] = EMPTY_KV;
   /** key -> position of its key in kv. */
   private index: Map<string, number> | undefined;
+  /** >= 0: kv holds only values, the i-th keyed String(base + i). */
+  private base = -1;
 
   /** A key not in the list yet (distinct by construction, such as a port's endpoint indexes). */
   push(key: string, value: string): void {
+    this.unrange();
     if (this.kv === EMPTY_KV) {
       this.kv = [key, value];
       return;
@@ -103,17 +108,37 @@ export class ElementList implements ReadonlyMap<string, string> {
     if (this.kv === EMPTY_KV && !this.index) this.kv = kv;
     else for (let i = 0; i < kv.length; i += 2) this.push(kv[i]!, kv[i + 1]!);
   }
+  /** push() of values keyed base, base + 1, ..., which the list may keep as it is. */
+  pushRange(base: number, values: string[]): void {
+    if (this.kv === EMPTY_KV && !this.index && values.length) {
+      this.base = base;
+      this.kv = values;
+    } else for (let i = 0; i < values.length; i++) this.push(String(base + i), values[i]!);
+  }
+  /** Back to key, value pairs (another push into a ranged list; rare). */
+  private unrange(): void {
+    if (this.base < 0) return;
+    const kv: string[] = [];
+    for (let i = 0; i < this.kv.length; i++) kv.push(String(this.base + i), this.kv[i]!);
+    this.kv = kv;
+    this.base = -1;
+  }
   /** Adds or overwrites, keeping the key's first position (a Map's set). */
   set(key: string, value: string): this {
+    this.unrange();
     const at = this.find(key);
     if (at < 0) this.push(key, value);
     else this.kv[at + 1] = value;
     return this;
   }
   get size(): number {
-    return this.kv.length >> 1;
+    return this.base < 0 ? this.kv.length >> 1 : this.kv.length;
   }
   get(key: string): string | undefined {
+    if (this.base >= 0) {
+      const i = Number(key) - this.base;
+      return Number.isInteger(i) && i >= 0 && i < this.kv.length && String(this.base + i) === key ? this.kv[i] : undefined;
+    }
     const at = this.find(key);
     return at < 0 ? undefined : this.kv[at + 1];
   }
@@ -134,17 +159,19 @@ export class ElementList implements ReadonlyMap<string, string> {
   }
   forEach(fn: (value: string, key: string, map: ReadonlyMap<string, string>) => void): void {
     const kv = this.kv;
-    for (let i = 0; i < kv.length; i += 2) fn(kv[i + 1]!, kv[i]!, this);
+    if (this.base >= 0) for (let i = 0; i < kv.length; i++) fn(kv[i]!, String(this.base + i), this);
+    else for (let i = 0; i < kv.length; i += 2) fn(kv[i + 1]!, kv[i]!, this);
   }
   *entries(): MapIterator<[string, string]> {
     const kv = this.kv;
-    for (let i = 0; i < kv.length; i += 2) yield [kv[i]!, kv[i + 1]!];
+    if (this.base >= 0) for (let i = 0; i < kv.length; i++) yield [String(this.base + i), kv[i]!];
+    else for (let i = 0; i < kv.length; i += 2) yield [kv[i]!, kv[i + 1]!];
   }
   *keys(): MapIterator<string> {
-    for (let i = 0; i < this.kv.length; i += 2) yield this.kv[i]!;
+    for (const [k] of this.entries()) yield k;
   }
   *values(): MapIterator<string> {
-    for (let i = 1; i < this.kv.length; i += 2) yield this.kv[i]!;
+    for (const [, v] of this.entries()) yield v;
   }
   [Symbol.iterator](): MapIterator<[string, string]> {
     return this.entries();
