@@ -360,12 +360,13 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
       const strip = (v: unknown): unknown => (Array.isArray(v) ? v.map(strip) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'handle').map(([k, x]) => [k, strip(x)])) : v);
       return items.filter((i) => !('metainfo' in i)).map((i) => JSON.stringify(strip(i))).sort();
     };
-    // y/a's egress with other CIDRs (an except cut out of one: adjacent intervals) and x/a's rules gone.
+    // y/a's egress with other CIDRs (an except cut out of one: adjacent intervals) and ports (the
+    // ports set's concatenated ranges over netlink), and x/a's rules gone.
     const Y_A2 = policy('y', 'y-a', {
       podSelector: sel({ pod: 'a' }),
       policyTypes: ['Egress'],
       egress: [
-        { to: [{ ipBlock: { cidr: '10.244.0.0/16', except: ['10.244.1.0/24', '10.244.2.22/32'] } }, { ipBlock: { cidr: '172.20.0.0/14' } }], ports: [{ port: 80 }] },
+        { to: [{ ipBlock: { cidr: '10.244.0.0/16', except: ['10.244.1.0/24', '10.244.2.22/32'] } }, { ipBlock: { cidr: '172.20.0.0/14' } }], ports: [{ port: 80 }, { port: 90, endPort: 95 }, { protocol: 'UDP', port: 53 }] },
         { to: [{ namespaceSelector: sel({ ns: 'x' }) }], ports: [{ port: 'serve-80-tcp' }] },
       ],
     });
@@ -418,7 +419,8 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
     const sctp = policy('x', 'sctp', { podSelector: sel({ pod: 'b' }), ingress: [{ ports: [{ protocol: 'SCTP', port: 80 }, { protocol: 'SCTP', port: 85, endPort: 90 }] }] });
     const withSctp = render(desiredState(inputs([X_A, Y_A, sctp]), { nodeName: 'local' }));
     await nft(diffText(current, withSctp));
-    expect((await inNs(NODE, 'nft', ['list', 'chain', 'inet', 'skiff-policy', 'r.x.sctp.in0'])).stdout).toContain('sctp dport { 80, 85-90 } accept');
+    expect((await inNs(NODE, 'nft', ['list', 'chain', 'inet', 'skiff-policy', 'r.x.sctp.in0'])).stdout).toContain('meta l4proto . th dport @s.x.sctp.in0.ports accept');
+    expect((await inNs(NODE, 'nft', ['list', 'set', 'inet', 'skiff-policy', 's.x.sctp.in0.ports'])).stdout).toMatch(/sctp \. 80,\s+sctp \. 85-90/);
     const tcpToB: Probe[] = [['x/a', 'tcp', 'x/b', 80]];
     expect(show(tcpToB, await probe(tcpToB))).toEqual(['x/a -> x/b tcp/80: blocked']);
     await nft(diffText(withSctp, current));
