@@ -26,6 +26,7 @@ import { bigintToBytes, familyOf, ipToBigint, type Family } from '../common/ipad
 import { parseCidr } from './ipnet.js';
 import { be32, be64, cstr, nest, nla, nlmsg, nlmsgs, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST } from '../common/netlink/attrs.js';
 import { parseGeneration } from '../common/nft/generation.js';
+import { commandMessage, type Command } from './nlcommands.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -196,8 +197,11 @@ export function elementMessages(table: string, changes: readonly ElementChange[]
 
 /** Writes element batches to the nf_tables of the namespace its socket was opened in. */
 export interface ElementWriter {
-  /** One atomic transaction; rejects with the kernel's first error (then nothing was applied). */
-  write(table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined): Promise<void>;
+  /**
+   * One atomic transaction; rejects with the kernel's first error (then nothing was applied).
+   * `commands` (nlcommands.ts: new sets, chains, rules, counters) go first in the same batch.
+   */
+  write(table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined, commands?: readonly Command[]): Promise<void>;
   /** The namespace's ruleset generation (common/nft/generation.ts's reader, on this socket); undefined when the kernel cannot be asked. */
   generation(): Promise<number | undefined>;
   close(): void;
@@ -280,11 +284,15 @@ export function netlinkElements(open?: OpenSocket, o: { timeoutMs?: number } = {
   };
 
   return {
-    async write(table, changes, shapes) {
-      if (changes.length === 0) return;
+    async write(table, changes, shapes, commands = []) {
+      if (changes.length === 0 && commands.length === 0) return;
       const begin = nextSeq();
+      const msgs = commands.map((c, i) => {
+        const m = commandMessage(table, c, i + 1);
+        return nfmsg((NFNL_SUBSYS_NFTABLES << 8) | m.type, NLM_F_REQUEST | NLM_F_ACK | m.flags, nextSeq(), NFPROTO_INET, 0, ...m.attrs);
+      });
       // Encoding errors (an unknown set, a malformed key) throw here, before anything is sent.
-      const msgs = elementMessages(table, changes, shapes, nextSeq);
+      msgs.push(...elementMessages(table, changes, shapes, nextSeq));
       const end = nextSeq();
       const seqs = msgs.map((m) => m.readUInt32LE(8));
       const pending = new Set(seqs);

@@ -9,7 +9,8 @@ import { desiredState, type PolicyInputs } from '../desired.js';
 import type { NetworkPolicy, PolicyPod } from '../model.js';
 import { toClusterNetworkPolicy, type ClusterPolicy } from '../admin.js';
 import { toNetworkPolicy } from '../convert.js';
-import { diffText, fullText, render, type PolicyTable } from '../render.js';
+import { TABLE, diffPlan, diffText, fullText, render, type PolicyTable } from '../render.js';
+import { parseCommands } from '../nlcommands.js';
 import { RawNetlinkSocket } from 'netlink';
 import { loadNetnsAddon } from '../../cni/plugin/netns-addon.js';
 import { NftSession } from '../../common/nft/session.js';
@@ -371,6 +372,9 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
       ],
     });
     const other = tableFor([Y_A2]);
+    // Both ways the first step (new sets, chains, rules, counters; rewritten chains) goes in the
+    // netlink batch too, not through nft (nlcommands.ts): the listings below compare it.
+    for (const [a, b] of [[current, other], [other, current]] as const) expect(parseCommands(TABLE, diffPlan(a, b).before.trimEnd().split('\n'))).toBeDefined();
     try {
       expect(await dp.apply(current)).toMatchObject({ full: true });
       const full = await listed();
