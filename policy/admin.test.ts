@@ -134,7 +134,7 @@ describe('admin tiers (ClusterNetworkPolicy v1alpha2)', () => {
     expect(t.chains.get('in.x.a')!.rules).toEqual([
       'ip saddr 10.244.1.11 accept',
       'ip saddr @s.cnp.pass-y.in0.pods4 goto in-np.x.a',
-      'ip saddr @s.cnp.pass-y.in1.pods4 tcp dport 81 counter name "drop-in.x.a" drop',
+      'ip saddr @s.cnp.pass-y.in1.pods4 meta l4proto . th dport @s.cnp.pass-y.in1.ports counter name "drop-in.x.a" drop',
       'goto in-np.x.a',
     ]);
     // x/a: no NetworkPolicy isolates it, so the Baseline tier decides; Pass there means "allow".
@@ -143,7 +143,7 @@ describe('admin tiers (ClusterNetworkPolicy v1alpha2)', () => {
     expect([...t.elements.get('s.cnp.pass-y.in0.pods4')!.keys()]).toEqual(['10.244.1.21', '10.244.1.23', '10.244.2.22']);
     expect(t.chains.get('out.x.a')!.rules).toEqual([
       'ip daddr 10.244.1.11 accept',
-      'ip daddr @s.cnp.fqdn.eg0.fqdn4 tcp dport 443 accept',
+      'ip daddr @s.cnp.fqdn.eg0.fqdn4 meta l4proto . th dport @s.cnp.fqdn.eg0.ports accept',
       'ip daddr @s.cnp.fqdn.eg1.nets4 counter name "drop-out.x.a" drop',
       'goto out-np.x.a',
     ]);

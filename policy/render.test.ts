@@ -27,8 +27,10 @@ describe('render', () => {
         'add map inet skiff-policy egress4 { type ipv4_addr : verdict ; }',
         'add map inet skiff-policy ingress4 { type ipv4_addr : verdict ; }',
         'add set inet skiff-policy dns4 { type ipv4_addr ; }',
+        'add set inet skiff-policy s.x.out.eg0.ports { type inet_proto . inet_service ; flags interval ; }',
         'add set inet skiff-policy s.x.out.eg0.pods4 { type ipv4_addr ; }',
         'add set inet skiff-policy s.x.out.eg0.named4 { type ipv4_addr . inet_proto . inet_service ; }',
+        'add set inet skiff-policy s.x.web.in0.ports { type inet_proto . inet_service ; flags interval ; }',
         'add set inet skiff-policy s.x.web.in0.pods4 { type ipv4_addr ; }',
         'add set inet skiff-policy s.x.web.in0.nets4 { type ipv4_addr ; flags interval ; }',
         'add chain inet skiff-policy egress { type filter hook forward priority 0 ; policy accept ; }',
@@ -41,8 +43,10 @@ describe('render', () => {
         'add element inet skiff-policy egress4 { 10.244.1.11 : jump out.x.a }',
         'add element inet skiff-policy ingress4 { 10.244.1.11 : jump in.x.a }',
         'add element inet skiff-policy dns4 { 10.96.0.10 }',
+        'add element inet skiff-policy s.x.out.eg0.ports { udp . 53 }',
         'add element inet skiff-policy s.x.out.eg0.pods4 { 10.244.1.21, 10.244.1.23, 10.244.2.22 }',
         'add element inet skiff-policy s.x.out.eg0.named4 { 10.244.1.21 . udp . 81, 10.244.1.23 . udp . 81, 10.244.2.22 . udp . 81 }',
+        'add element inet skiff-policy s.x.web.in0.ports { tcp . 80, tcp . 1000-2000, udp . 0-65535 }',
         'add element inet skiff-policy s.x.web.in0.pods4 { 10.244.2.12 }',
         'add element inet skiff-policy s.x.web.in0.nets4 { 192.168.128.0/17 }',
         'add rule inet skiff-policy egress ct state established,related accept',
@@ -52,12 +56,10 @@ describe('render', () => {
         'add rule inet skiff-policy ingress ip daddr vmap @ingress4',
         'add rule inet skiff-policy egress-node ct state established,related accept',
         'add rule inet skiff-policy egress-node ip saddr vmap @egress4',
-        'add rule inet skiff-policy r.x.out.eg0 ip daddr @s.x.out.eg0.pods4 udp dport 53 accept',
+        'add rule inet skiff-policy r.x.out.eg0 ip daddr @s.x.out.eg0.pods4 meta l4proto . th dport @s.x.out.eg0.ports accept',
         'add rule inet skiff-policy r.x.out.eg0 ip daddr . meta l4proto . th dport @s.x.out.eg0.named4 accept',
-        'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.pods4 tcp dport { 80, 1000-2000 } accept',
-        'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.pods4 meta l4proto udp accept',
-        'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.nets4 tcp dport { 80, 1000-2000 } accept',
-        'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.nets4 meta l4proto udp accept',
+        'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.pods4 meta l4proto . th dport @s.x.web.in0.ports accept',
+        'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.nets4 meta l4proto . th dport @s.x.web.in0.ports accept',
         'add rule inet skiff-policy in.x.a ip saddr 10.244.1.11 accept',
         'add rule inet skiff-policy in.x.a jump r.x.web.in0',
         'add rule inet skiff-policy in.x.a counter name "drop-in.x.a" drop',
@@ -110,9 +112,11 @@ describe('render', () => {
     const web2 = policy('web', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ podSelector: sel({ pod: 'c' }) }], ports: [{ port: 8080 }] }] });
     expect(diffText(before, table(cluster([web2])))).toBe(
       [
+        'delete element inet skiff-policy s.x.web.in0.ports { tcp . 80, tcp . 1000-2000, udp . 0-65535 }',
         'delete element inet skiff-policy s.x.web.in0.pods4 { 10.244.2.12 }',
         'flush chain inet skiff-policy r.x.web.in0',
-        'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.pods4 tcp dport 8080 accept',
+        'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.pods4 meta l4proto . th dport @s.x.web.in0.ports accept',
+        'add element inet skiff-policy s.x.web.in0.ports { tcp . 8080 }',
         'add element inet skiff-policy s.x.web.in0.pods4 { 10.244.1.13 }',
         'delete set inet skiff-policy s.x.web.in0.nets4',
       ].join('\n') + '\n',
@@ -122,6 +126,24 @@ describe('render', () => {
     expect(gone).toContain('delete element inet skiff-policy ingress4 { 10.244.1.11 }\n');
     expect(gone.indexOf('flush chain inet skiff-policy in.x.a')).toBeLessThan(gone.indexOf('delete chain inet skiff-policy r.x.web.in0'));
     expect(gone.indexOf('delete chain inet skiff-policy r.x.web.in0')).toBeLessThan(gone.indexOf('delete set inet skiff-policy s.x.web.in0.pods4'));
+  });
+
+  it('a change of ports and peers that keeps the rule shape is element changes only: no nft chain rewrite', () => {
+    const before = table(cluster([web]));
+    const web2 = policy('web', {
+      podSelector: sel({ pod: 'a' }),
+      ingress: [{ from: [{ podSelector: sel({ pod: 'c' }) }, { ipBlock: { cidr: '172.16.0.0/24', except: [] } }], ports: [{ port: 8080 }, { protocol: 'SCTP', port: 9000, endPort: 9005 }] }],
+    });
+    expect(diffText(before, table(cluster([web2])))).toBe(
+      [
+        'delete element inet skiff-policy s.x.web.in0.ports { tcp . 80, tcp . 1000-2000, udp . 0-65535 }',
+        'delete element inet skiff-policy s.x.web.in0.pods4 { 10.244.2.12 }',
+        'delete element inet skiff-policy s.x.web.in0.nets4 { 192.168.128.0/17 }',
+        'add element inet skiff-policy s.x.web.in0.ports { sctp . 9000-9005, tcp . 8080 }',
+        'add element inet skiff-policy s.x.web.in0.pods4 { 10.244.1.13 }',
+        'add element inet skiff-policy s.x.web.in0.nets4 { 172.16.0.0/24 }',
+      ].join('\n') + '\n',
+    );
   });
 
   it('all peers and all ports: a bare accept; dual-stack renders both families', () => {

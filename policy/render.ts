@@ -84,6 +84,17 @@ export function setName(setId: string, part: 'pods' | 'nets' | 'named' | 'fqdn',
   return ident('s.', setId, `.${part}${family}`);
 }
 
+/**
+ * A rule's ports as a named set (protocol . port range) rather than inline: a policy edit that
+ * changes ports is then element changes over netlink, not a chain rewrite through nft (whose cache
+ * refill grows with the table). Per rule id, not per peer set: ingress named-port variants differ.
+ */
+export function portSetName(ruleId: string): string {
+  return ident('s.', ruleId, '.ports');
+}
+
+const PORTS_DECL = 'type inet_proto . inet_service ; flags interval ;';
+
 /** One match per protocol: "tcp dport { 80, 1000-2000 }", or "meta l4proto udp" for every port. */
 function portMatches(ports: readonly PortRange[] | undefined): string[] {
   if (ports === undefined) return [''];
@@ -197,7 +208,10 @@ export function renderChanges(prevTable: PolicyTable, prev: DesiredState, next: 
     const old = prev.pods.get(key);
     if (old) for (const direction of ['ingress', 'egress'] as const) if (old[direction]) removePod(b, old.key, old.ips, direction, fams);
   }
-  for (const id of changes.rules) b.chains.delete(ruleChain(id));
+  for (const id of changes.rules) {
+    b.chains.delete(ruleChain(id));
+    b.dropSet(portSetName(id));
+  }
   for (const setId of changes.sets) for (const f of fams) for (const part of ['pods', 'nets', 'named', 'fqdn'] as const) b.dropSet(setName(setId, part, f));
   for (const id of changes.rules) {
     const r = next.rules.get(id);
@@ -224,6 +238,10 @@ export function renderChanges(prevTable: PolicyTable, prev: DesiredState, next: 
 function renderRule(b: Builder, r: RuleState, s: PeerSet, fams: readonly Family[]): void {
   // Tier rules live inline in the pod chains: their verdict (Pass) depends on where they sit.
   if (!r.tier) b.chains.set(ruleChain(r.id), { rules: ruleLines(r, s, fams, 'accept') });
+  if (r.ports && r.ports.length > 0) {
+    const m = b.set(portSetName(r.id), PORTS_DECL);
+    for (const p of r.ports) m.set(`${L4[p.protocol]} . ${p.from === p.to ? p.from : `${p.from}-${p.to}`}`, '');
+  }
 }
 
 function removePod(b: Builder, key: string, ips: readonly string[], direction: Direction, fams: readonly Family[]): void {
@@ -296,8 +314,9 @@ function ruleLines(r: RuleState, s: PeerSet, fams: readonly Family[], verdict: s
     if (s.domains.length > 0) for (const f of fams) addrs.push(`${ADDR[f].kw} daddr @${setName(s.id, 'fqdn', f)}`);
   }
   const out: string[] = [];
+  const ports = r.ports === undefined ? '' : `meta l4proto . th dport @${portSetName(r.id)}`;
   // Numeric ports apply unless the rule's ports were all names (then only the named set does).
-  if (r.ports === undefined || r.ports.length > 0) for (const a of addrs) for (const p of portMatches(r.ports)) out.push(line(a, p, verdict));
+  if (r.ports === undefined || r.ports.length > 0) for (const a of addrs) out.push(line(a, ports, verdict));
   if (r.named) for (const f of fams) out.push(`${ADDR[f].kw} daddr . meta l4proto . th dport @${setName(s.id, 'named', f)} ${verdict}`);
   return out;
 }

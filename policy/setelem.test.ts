@@ -8,7 +8,7 @@ import { nlmsg, nlmsgs } from '../common/netlink/attrs.js';
 import { timedChanges } from './fqdn.js';
 import { addressShape, elementMessages, encodeKeys, keyShape, netlinkElements } from './setelem.js';
 
-const hex = (ks: { key: Buffer; end: boolean }[]): string[] => ks.map((k) => `${k.key.toString('hex')}${k.end ? ' end' : ''}`);
+const hex = (ks: { key: Buffer; end: boolean; keyEnd?: Buffer }[]): string[] => ks.map((k) => `${k.key.toString('hex')}${k.keyEnd ? ` - ${k.keyEnd.toString('hex')}` : ''}${k.end ? ' end' : ''}`);
 
 describe('set elements over netlink', () => {
   it('reads the shape of every set render.ts declares, and refuses others', () => {
@@ -16,6 +16,7 @@ describe('set elements over netlink', () => {
     expect(keyShape('type ipv6_addr ; flags interval ;')).toEqual({ family: 6, concat: false, interval: true, verdict: false });
     expect(keyShape('type ipv4_addr : verdict ;')).toEqual({ family: 4, concat: false, interval: false, verdict: true });
     expect(keyShape('type ipv6_addr . inet_proto . inet_service ;')).toEqual({ family: 6, concat: true, interval: false, verdict: false });
+    expect(keyShape('type inet_proto . inet_service ; flags interval ;')).toEqual({ ports: true });
     // Domain sets are filled by the DNS server, never here.
     expect(keyShape('type ipv4_addr ; flags timeout ;')).toBeUndefined();
   });
@@ -30,6 +31,19 @@ describe('set elements over netlink', () => {
     // A range up to the last address has no end element.
     expect(hex(encodeKeys(iv, '128.0.0.0/1'))).toEqual(['80000000']);
     expect(() => encodeKeys(keyShape('type ipv4_addr . inet_proto . inet_service ;')!, '10.0.0.1 . icmp . 1')).toThrow(/cannot encode/);
+  });
+
+  it('encodes the ports of a rule as one element with an inclusive KEY_END, as nft does for a concatenation with intervals', () => {
+    // nft --debug=netlink: element 00000006 00005000  - 00000006 00005000 (words as the host prints them)
+    const ports = keyShape('type inet_proto . inet_service ; flags interval ;')!;
+    expect(hex(encodeKeys(ports, 'tcp . 80'))).toEqual(['0600000000500000 - 0600000000500000']);
+    expect(hex(encodeKeys(ports, 'tcp . 1000-2000'))).toEqual(['0600000003e80000 - 0600000007d00000']);
+    expect(hex(encodeKeys(ports, 'udp . 0-65535'))).toEqual(['1100000000000000 - 11000000ffff0000']);
+    for (const bad of ['icmp . 1', 'tcp . 70000', 'tcp . 20-10', 'tcp', 'tcp . ']) expect(() => encodeKeys(ports, bad)).toThrow(/cannot encode/);
+    const [msg] = elementMessages('skiff-policy', [{ verb: 'add', set: 's.x.p.in0.ports', key: 'sctp . 9000', value: '' }], () => ports, () => 1);
+    // NFTA_SET_ELEM_KEY_END (10), nested NFTA_DATA_VALUE: the same 8 bytes as the key.
+    const end = Buffer.concat([Buffer.from([16, 0, 10, 0x80, 12, 0, 1, 0]), Buffer.from('8400000023280000', 'hex')]);
+    expect(msg!.includes(end)).toBe(true);
   });
 
   it('groups consecutive changes of one set and verb into one message, with a jump verdict for map additions', () => {

@@ -26,6 +26,7 @@ import { bigintToBytes, familyOf, ipToBigint, type Family } from '../common/ipad
 import { parseCidr } from './ipnet.js';
 import { be32, be64, cstr, nest, nla, nlmsg, nlmsgs, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST } from '../common/netlink/attrs.js';
 import { parseGeneration } from '../common/nft/generation.js';
+import { commandMessage, type Command } from './nlcommands.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -46,6 +47,7 @@ const NFTA_SET_ELEM_KEY = 1;
 const NFTA_SET_ELEM_DATA = 2;
 const NFTA_SET_ELEM_FLAGS = 3;
 const NFTA_SET_ELEM_TIMEOUT = 4;
+const NFTA_SET_ELEM_KEY_END = 10;
 const NFTA_DATA_VALUE = 1;
 const NFTA_DATA_VERDICT = 2;
 const NFTA_VERDICT_CODE = 1;
@@ -69,39 +71,72 @@ export interface ElementChange {
 }
 
 /** What a set's declaration (render.ts's `type … ;` body) says about its elements. */
-export interface KeyShape {
+export type KeyShape = AddressShape | PortShape;
+
+export interface AddressShape {
   readonly family: Family;
   readonly concat: boolean;
   readonly interval: boolean;
   readonly verdict: boolean;
 }
 
+/** `inet_proto . inet_service` with intervals: a rule's ports ("tcp . 80", "udp . 1000-2000"). */
+export interface PortShape {
+  readonly ports: true;
+}
+
 /** The shape of a set from its declaration; undefined for what the applier does not write here. */
 export function keyShape(decl: string): KeyShape | undefined {
+  if (decl.trim() === 'type inet_proto . inet_service ; flags interval ;') return { ports: true };
   const m = /^type (ipv4_addr|ipv6_addr)( \. inet_proto \. inet_service)?( : verdict)? ;( flags interval ;)?$/.exec(decl.trim());
   if (!m) return undefined;
   return { family: m[1] === 'ipv4_addr' ? 4 : 6, concat: !!m[2], interval: !!m[4], verdict: !!m[3] };
 }
 
 /** A plain address set of one family (FQDN egress's timeout sets). */
-export const addressShape = (family: Family): KeyShape => ({ family, concat: false, interval: false, verdict: false });
+export const addressShape = (family: Family): AddressShape => ({ family, concat: false, interval: false, verdict: false });
 
 /** The address in the set's family; an address of the other family would fit no key of the set. */
-function addrKey(ip: string, shape: KeyShape, key: string): Buffer {
+function addrKey(ip: string, shape: AddressShape, key: string): Buffer {
   if (familyOf(ip) !== shape.family) throw new Error(`cannot encode element ${key}`);
   return bigintToBytes(ipToBigint(ip), shape.family);
 }
 
-/** The kernel's elements for one rendered element: one, or two for an interval (start, end). */
-export function encodeKeys(shape: KeyShape, key: string): { readonly key: Buffer; readonly end: boolean }[] {
+/** One element as the kernel takes it; `keyEnd`: the inclusive end of a concatenated range. */
+export interface EncodedKey {
+  readonly key: Buffer;
+  readonly end: boolean;
+  readonly keyEnd?: Buffer;
+}
+
+/** protocol and port, each padded to 4 bytes as in every concatenation. */
+function protoPort(proto: number, port: number): Buffer {
+  const b = Buffer.alloc(8);
+  b[0] = proto;
+  b.writeUInt16BE(port, 4);
+  return b;
+}
+
+const validPort = (p: number): boolean => Number.isInteger(p) && p >= 0 && p <= 65535;
+
+/**
+ * The kernel's elements for one rendered element: one, or two for an address interval (start,
+ * end). A concatenation with intervals (the kernel's pipapo set) is one element with KEY_END, as
+ * nft sends it, also for a single port.
+ */
+export function encodeKeys(shape: KeyShape, key: string): EncodedKey[] {
+  if ('ports' in shape) {
+    const [proto, range] = key.split(' . ') as [string, string | undefined];
+    const p = PROTO[proto];
+    const [from, to = from] = (range ?? '').split('-').map((x) => (x === '' ? NaN : Number(x)));
+    if (p === undefined || !validPort(from!) || !validPort(to!) || to! < from!) throw new Error(`cannot encode element ${key}`);
+    return [{ key: protoPort(p, from!), end: false, keyEnd: protoPort(p, to!) }];
+  }
   if (shape.concat) {
     const [ip, proto, port] = key.split(' . ') as [string, string, string];
     const p = PROTO[proto];
     if (p === undefined || !(Number(port) >= 0 && Number(port) <= 65535)) throw new Error(`cannot encode element ${key}`);
-    const tail = Buffer.alloc(8);
-    tail[0] = p;
-    tail.writeUInt16BE(Number(port), 4);
-    return [{ key: Buffer.concat([addrKey(ip, shape, key), tail]), end: false }];
+    return [{ key: Buffer.concat([addrKey(ip, shape, key), protoPort(p, Number(port))]), end: false }];
   }
   if (!shape.interval) return [{ key: addrKey(key, shape, key), end: false }];
   const c = parseCidr(key.includes('/') ? key : `${key}/${shape.family === 4 ? 32 : 128}`);
@@ -119,8 +154,9 @@ function nfmsg(type: number, flags: number, seq: number, family: number, resId: 
   return nlmsg(type, flags, seq, nfgen, ...attrs);
 }
 
-function elementAttr(k: { key: Buffer; end: boolean }, c: ElementChange, withData: boolean): Buffer {
+function elementAttr(k: EncodedKey, c: ElementChange, withData: boolean): Buffer {
   const parts = [nest(NFTA_SET_ELEM_KEY, nla(NFTA_DATA_VALUE, k.key))];
+  if (k.keyEnd) parts.push(nest(NFTA_SET_ELEM_KEY_END, nla(NFTA_DATA_VALUE, k.keyEnd)));
   if (k.end) parts.push(nla(NFTA_SET_ELEM_FLAGS, be32(NFT_SET_ELEM_INTERVAL_END)));
   if (c.timeoutS !== undefined && c.verb === 'add') parts.push(nla(NFTA_SET_ELEM_TIMEOUT, be64(BigInt(Math.round(c.timeoutS * 1000)))));
   if (withData) {
@@ -147,7 +183,8 @@ export function elementMessages(table: string, changes: readonly ElementChange[]
     while (i < changes.length && changes[i]!.verb === verb && changes[i]!.set === set && n < PER_MESSAGE) {
       const c = changes[i]!;
       // Deletes are matched by key (and the end flag); the value is not needed.
-      for (const k of encodeKeys(shape, c.key)) elems.push(elementAttr(k, c, shape.verdict && verb === 'add' && !k.end));
+      const verdict = 'verdict' in shape && shape.verdict;
+      for (const k of encodeKeys(shape, c.key)) elems.push(elementAttr(k, c, verdict && verb === 'add' && !k.end));
       i++;
       n++;
     }
@@ -160,8 +197,11 @@ export function elementMessages(table: string, changes: readonly ElementChange[]
 
 /** Writes element batches to the nf_tables of the namespace its socket was opened in. */
 export interface ElementWriter {
-  /** One atomic transaction; rejects with the kernel's first error (then nothing was applied). */
-  write(table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined): Promise<void>;
+  /**
+   * One atomic transaction; rejects with the kernel's first error (then nothing was applied).
+   * `commands` (nlcommands.ts: new sets, chains, rules, counters) go first in the same batch.
+   */
+  write(table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined, commands?: readonly Command[]): Promise<void>;
   /** The namespace's ruleset generation (common/nft/generation.ts's reader, on this socket); undefined when the kernel cannot be asked. */
   generation(): Promise<number | undefined>;
   close(): void;
@@ -244,11 +284,15 @@ export function netlinkElements(open?: OpenSocket, o: { timeoutMs?: number } = {
   };
 
   return {
-    async write(table, changes, shapes) {
-      if (changes.length === 0) return;
+    async write(table, changes, shapes, commands = []) {
+      if (changes.length === 0 && commands.length === 0) return;
       const begin = nextSeq();
+      const msgs = commands.map((c, i) => {
+        const m = commandMessage(table, c, i + 1);
+        return nfmsg((NFNL_SUBSYS_NFTABLES << 8) | m.type, NLM_F_REQUEST | NLM_F_ACK | m.flags, nextSeq(), NFPROTO_INET, 0, ...m.attrs);
+      });
       // Encoding errors (an unknown set, a malformed key) throw here, before anything is sent.
-      const msgs = elementMessages(table, changes, shapes, nextSeq);
+      msgs.push(...elementMessages(table, changes, shapes, nextSeq));
       const end = nextSeq();
       const seqs = msgs.map((m) => m.readUInt32LE(8));
       const pending = new Set(seqs);
