@@ -12,24 +12,19 @@
 // the same (policy/test/kernel.test.ts compares them), including the set userdata nft reads back.
 import { be32, be64, cstr, nest, nla } from '../common/netlink/attrs.js';
 import { bigintToBytes, familyOf, ipToBigint } from '../common/ipaddr.js';
+import { NFPROTO } from '../common/nft/batch.js';
+import { NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFT_MSG_NEWCHAIN, VERDICT_CODES } from '../common/nft/nf-tables-h.js';
 
-const NFT_MSG_NEWCHAIN = 3;
 const NFT_MSG_NEWRULE = 6;
 const NFT_MSG_DELRULE = 8;
 const NFT_MSG_NEWSET = 9;
 const NFT_MSG_NEWOBJ = 18;
 
-const NFTA_LIST_ELEM = 1;
 const NFTA_EXPR_NAME = 1;
 const NFTA_EXPR_DATA = 2;
-const NFTA_DATA_VALUE = 1;
-const NFTA_DATA_VERDICT = 2;
-const NFTA_VERDICT_CODE = 1;
-const NFTA_VERDICT_CHAIN = 2;
 
-const VERDICT: Record<string, number> = { drop: 0, accept: 1, jump: -3, goto: -4, return: -5 };
+const VERDICT = VERDICT_CODES;
 const L4: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
-const NFPROTO: Record<string, number> = { ip: 2, ip6: 10 };
 const META_NFPROTO = 15;
 const META_L4PROTO = 16;
 const BASE_NETWORK = 1;

@@ -146,7 +146,7 @@ describe('element writer', () => {
     const w = netlinkElements(f.open);
     const seen = await w.write('t', [change('a'), change('b')], v4).catch((e: Error & { code?: string; errno?: number }) => e);
     expect(seen).toMatchObject({ code: 'ERR_POLICY_ELEMENTS', errno: 2 });
-    expect((seen as Error).message).toMatch(/refused an element batch: errno 2 \(ENOENT\) at message [12] of 2/);
+    expect((seen as Error).message).toMatch(/refused a batch: errno 2 \(ENOENT\) at message [12] of 2/);
     const g = fakeSocket((m) => (m.type === 0x10 ? 1 : m.type === 0x0a0c ? 0 : undefined));
     await expect(netlinkElements(g.open, { timeoutMs: 60_000 }).write('t', [change('a')], v4)).rejects.toThrow(/errno 1 \(EPERM\) at its begin/);
     const h = fakeSocket((m) => (m.type === 0x11 ? 22 : undefined));

@@ -14,46 +14,22 @@
 // The encoding is nft's own (compare `nft --debug=netlink`; linux/netfilter/nf_tables.h): keys in
 // network byte order, each field of a concatenation padded to 4 bytes, verdict map values as a jump
 // verdict, intervals as a start element and an end element (flag INTERVAL_END) one past the range,
-// timeouts in milliseconds. A batch is BATCH_BEGIN, the element messages (NLM_F_ACK on each;
-// additions with NLM_F_CREATE and without EXCL, so an existing element is no error and takes the
-// new timeout, as `nft add` does), BATCH_END. The kernel answers each element message with an
-// NLMSG_ERROR (0: done), and BEGIN or END only with an error (a failed commit is reported on
-// BEGIN): the first error rejects the write at once (the kernel applied nothing), the last ack
-// resolves it.
-import { constants } from 'node:os';
-import type { RawNetlinkSocket } from 'netlink';
+// timeouts in milliseconds. Additions carry NLM_F_CREATE without EXCL, so an existing element is no
+// error and takes the new timeout, as `nft add` does. common/nft/batch.ts sends each write as one
+// atomic batch.
 import { bigintToBytes, familyOf, ipToBigint, type Family } from '../common/ipaddr.js';
 import { parseCidr } from './ipnet.js';
-import { be32, be64, cstr, nest, nla, nlmsg, nlmsgs, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST } from '../common/netlink/attrs.js';
-import { parseGeneration } from '../common/nft/generation.js';
+import { be32, be64, cstr, nest, nla, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST } from '../common/netlink/attrs.js';
+import { NFNL_SUBSYS_NFTABLES, NFPROTO, nfmsg, nfTablesBatches, type OpenSocket } from '../common/nft/batch.js';
+import {
+  NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_FLAGS, NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_KEY_END,
+  NFTA_SET_ELEM_LIST_ELEMENTS, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_TIMEOUT, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE,
+  NFT_MSG_DELSETELEM, NFT_MSG_NEWSETELEM, NFT_SET_ELEM_INTERVAL_END, VERDICT_CODES,
+} from '../common/nft/nf-tables-h.js';
 import { commandMessage, type Command } from './nlcommands.js';
 
-const NETLINK_NETFILTER = 12;
-const NFNL_SUBSYS_NFTABLES = 10;
-const NFNL_MSG_BATCH_BEGIN = 0x10;
-const NFNL_MSG_BATCH_END = 0x11;
-const NFT_MSG_NEWSETELEM = 12;
-const NFT_MSG_DELSETELEM = 14;
-const NFT_MSG_GETGEN = 16;
-const NFT_MSG_NEWGEN = 15;
-const NFPROTO_UNSPEC = 0;
-const NFPROTO_INET = 1;
-// nf_tables attributes
-const NFTA_SET_ELEM_LIST_TABLE = 1;
-const NFTA_SET_ELEM_LIST_SET = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
-const NFTA_LIST_ELEM = 1;
-const NFTA_SET_ELEM_KEY = 1;
-const NFTA_SET_ELEM_DATA = 2;
-const NFTA_SET_ELEM_FLAGS = 3;
-const NFTA_SET_ELEM_TIMEOUT = 4;
-const NFTA_SET_ELEM_KEY_END = 10;
-const NFTA_DATA_VALUE = 1;
-const NFTA_DATA_VERDICT = 2;
-const NFTA_VERDICT_CODE = 1;
-const NFTA_VERDICT_CHAIN = 2;
-const NFT_JUMP = -3;
-const NFT_SET_ELEM_INTERVAL_END = 1;
+const NFPROTO_INET = NFPROTO.inet!;
+const NFT_JUMP = VERDICT_CODES.jump!;
 /** Elements per message: keeps each message far below the socket's buffer. */
 const PER_MESSAGE = 500;
 
@@ -148,12 +124,6 @@ export function encodeKeys(shape: KeyShape, key: string): EncodedKey[] {
   return next >> bits ? [start] : [start, { key: bigintToBytes(next, shape.family), end: true }];
 }
 
-/** nlmsghdr and nfgenmsg (family, version 0, res_id in network order), then the attributes. */
-function nfmsg(type: number, flags: number, seq: number, family: number, resId: number, ...attrs: Buffer[]): Buffer {
-  const nfgen = Buffer.from([family, 0, resId >> 8, resId & 0xff]);
-  return nlmsg(type, flags, seq, nfgen, ...attrs);
-}
-
 function elementAttr(k: EncodedKey, c: ElementChange, withData: boolean): Buffer {
   const parts = [nest(NFTA_SET_ELEM_KEY, nla(NFTA_DATA_VALUE, k.key))];
   if (k.keyEnd) parts.push(nest(NFTA_SET_ELEM_KEY_END, nla(NFTA_DATA_VALUE, k.keyEnd)));
@@ -207,118 +177,29 @@ export interface ElementWriter {
   close(): void;
 }
 
-export type OpenSocket = () => RawNetlinkSocket;
-
-/** An error the kernel returned: the batch was refused whole, the socket is fine. */
-const REFUSED = 'ERR_POLICY_ELEMENTS';
-const errnoName = (errno: number): string => Object.entries(constants.errno).find(([, v]) => v === errno)?.[0] ?? 'unknown';
-
-interface Exchange {
-  readonly seqs: readonly number[];
-  answer(m: { type: number; seq: number; data: Buffer }): void;
-  fail(e: Error): void;
-}
-
-/** Loaded on first use: a policy component that never writes elements needs no netlink socket. */
-async function ownNamespace(): Promise<OpenSocket> {
-  const { RawNetlinkSocket } = await import('netlink');
-  return () => new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 });
-}
+export type { OpenSocket };
 
 /**
- * `open` makes the NETLINK_NETFILTER socket (default: in this process's namespace; a test or a
- * bench opens it in another one). Writes may overlap: each batch's answers are told apart by
- * sequence number. A write or read the kernel does not answer within `timeoutMs`, or a socket
- * error, puts the socket in doubt: it is closed, what waits on it fails, and the next write opens
- * a new one.
+ * The writer on one NETLINK_NETFILTER socket (common/nft/batch.ts: `open` makes it, default in
+ * this process's namespace; answers told apart by sequence number, a socket in doubt replaced).
+ * A batch the kernel refuses rejects with code ERR_POLICY_ELEMENTS and its errno.
  */
 export function netlinkElements(open?: OpenSocket, o: { timeoutMs?: number } = {}): ElementWriter {
-  const timeoutMs = o.timeoutMs ?? 5000;
-  let sock: RawNetlinkSocket | undefined;
-  let seq = Math.floor(Math.random() * 2 ** 30);
-  const nextSeq = (): number => (seq = (seq % 2 ** 31) + 1);
-  const waiting = new Map<number, Exchange>();
-
-  const close = (e = new Error('nf_tables writer closed')): void => {
-    const s = sock;
-    sock = undefined;
-    s?.close();
-    for (const x of new Set(waiting.values())) x.fail(e);
-  };
-
-  const socket = async (): Promise<RawNetlinkSocket> => {
-    const make = open ?? (await ownNamespace());
-    if (sock) return sock;
-    const s = make();
-    s.on('message', (buf: Buffer) => {
-      for (const m of nlmsgs(buf)) waiting.get(m.seq)?.answer(m);
-    });
-    s.on('error', (e: Error) => {
-      if (sock === s) close(e);
-    });
-    s.unref();
-    sock = s;
-    return s;
-  };
-
-  /** Sends `msgs` as one datagram; `answer` sees each reply to one of `seqs` until it calls done. */
-  const exchange = async <T>(msgs: Buffer[], seqs: readonly number[], answer: (m: { type: number; seq: number; data: Buffer }, done: (e: Error | undefined, v?: T) => void) => void): Promise<T> => {
-    const s = await socket();
-    return new Promise<T>((resolve, reject) => {
-      let over = false;
-      const done = (e: Error | undefined, v?: T): void => {
-        if (over) return;
-        over = true;
-        clearTimeout(timer);
-        for (const q of seqs) if (waiting.get(q) === x) waiting.delete(q);
-        if (e) reject(e);
-        else resolve(v as T);
-      };
-      const x: Exchange = { seqs, answer: (m) => answer(m, done), fail: done };
-      const timer = setTimeout(() => close(new Error(`nf_tables: no answer within ${timeoutMs} ms`)), timeoutMs);
-      for (const q of seqs) waiting.set(q, x);
-      s.send(Buffer.concat(msgs), {}, (err) => {
-        if (err && sock === s) close(err);
-      });
-    });
-  };
-
+  const batches = nfTablesBatches(open, { ...o, refusedCode: 'ERR_POLICY_ELEMENTS' });
   return {
     async write(table, changes, shapes, commands = []) {
       if (changes.length === 0 && commands.length === 0) return;
-      const begin = nextSeq();
-      const msgs = commands.map((c, i) => {
-        const m = commandMessage(table, c, i + 1);
-        return nfmsg((NFNL_SUBSYS_NFTABLES << 8) | m.type, NLM_F_REQUEST | NLM_F_ACK | m.flags, nextSeq(), NFPROTO_INET, 0, ...m.attrs);
-      });
-      // Encoding errors (an unknown set, a malformed key) throw here, before anything is sent.
-      msgs.push(...elementMessages(table, changes, shapes, nextSeq));
-      const end = nextSeq();
-      const seqs = msgs.map((m) => m.readUInt32LE(8));
-      const pending = new Set(seqs);
-      const batch = [nfmsg(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES), ...msgs, nfmsg(NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES)];
-      await exchange<void>(batch, [begin, ...seqs, end], (m, done) => {
-        if (m.type !== NLMSG_ERROR || m.data.length < 4) return;
-        const errno = -m.data.readInt32LE(0);
-        if (errno === 0) {
-          if (pending.delete(m.seq) && pending.size === 0) done(undefined);
-          return;
-        }
-        const where = m.seq === begin ? 'its begin' : m.seq === end ? 'its end' : `message ${seqs.indexOf(m.seq) + 1} of ${seqs.length}`;
-        done(Object.assign(new Error(`nf_tables refused an element batch: errno ${errno} (${errnoName(errno)}) at ${where}`), { code: REFUSED, errno }));
-      });
-    },
-    async generation() {
-      try {
-        const q = nextSeq();
-        return await exchange<number | undefined>([nfmsg((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, NLM_F_REQUEST, q, NFPROTO_UNSPEC, 0)], [q], (m, done) => {
-          if (m.type === NLMSG_ERROR && m.data.length >= 4) done(new Error(`nf_tables: GETGEN refused: errno ${-m.data.readInt32LE(0)}`));
-          else if ((m.type & 0xff) === NFT_MSG_NEWGEN) done(undefined, parseGeneration(m.data));
+      await batches.commit((seq) => {
+        const msgs = commands.map((c, i) => {
+          const m = commandMessage(table, c, i + 1);
+          return nfmsg((NFNL_SUBSYS_NFTABLES << 8) | m.type, NLM_F_REQUEST | NLM_F_ACK | m.flags, seq(), NFPROTO_INET, 0, ...m.attrs);
         });
-      } catch {
-        return undefined;
-      }
+        // Encoding errors (an unknown set, a malformed key) throw here, before anything is sent.
+        msgs.push(...elementMessages(table, changes, shapes, seq));
+        return msgs;
+      });
     },
-    close: () => close(),
+    generation: () => batches.generation(),
+    close: () => batches.close(),
   };
 }

@@ -43,7 +43,7 @@ export interface NfTablesBatches {
 
 export type OpenSocket = () => RawNetlinkSocket;
 
-/** An error the kernel returned: the batch was refused whole, the socket is fine. */
+/** The code of an error the kernel returned (the batch was refused whole, the socket is fine), unless the caller names its own. */
 export const REFUSED = 'ERR_NFTABLES_BATCH';
 const errnoName = (errno: number): string => Object.entries(constants.errno).find(([, v]) => v === errno)?.[0] ?? 'unknown';
 
@@ -64,8 +64,9 @@ async function ownNamespace(): Promise<OpenSocket> {
  * or read the kernel does not answer within `timeoutMs`, or a socket error, puts the socket in
  * doubt: it is closed, what waits on it fails, and the next batch opens a new one.
  */
-export function nfTablesBatches(open?: OpenSocket, o: { timeoutMs?: number } = {}): NfTablesBatches {
+export function nfTablesBatches(open?: OpenSocket, o: { timeoutMs?: number; refusedCode?: string } = {}): NfTablesBatches {
   const timeoutMs = o.timeoutMs ?? 5000;
+  const refused = o.refusedCode ?? REFUSED;
   let sock: RawNetlinkSocket | undefined;
   let seq = Math.floor(Math.random() * 2 ** 30);
   const nextSeq = (): number => (seq = (seq % 2 ** 31) + 1);
@@ -133,7 +134,7 @@ export function nfTablesBatches(open?: OpenSocket, o: { timeoutMs?: number } = {
           return;
         }
         const where = m.seq === begin ? 'its begin' : m.seq === end ? 'its end' : `message ${seqs.indexOf(m.seq) + 1} of ${seqs.length}`;
-        done(Object.assign(new Error(`nf_tables refused a batch: errno ${errno} (${errnoName(errno)}) at ${where}`), { code: REFUSED, errno }));
+        done(Object.assign(new Error(`nf_tables refused a batch: errno ${errno} (${errnoName(errno)}) at ${where}`), { code: refused, errno }));
       });
     },
     async generation() {

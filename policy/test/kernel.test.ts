@@ -398,7 +398,7 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
       expect(show(list, await probe(list))).toEqual(['x/b -> x/a tcp/81: blocked', 'y/a -> x/b tcp/80: blocked', 'y/a -> x/b tcp/81: reply', 'y/a -> y/b tcp/80: reply']);
       // A refused batch (deleting an element someone else already removed) fails the apply; the next is full.
       await inNs(NODE, 'nft', ['delete', 'element', 'inet', 'skiff-policy', 'ingress4', '{ 10.244.1.11 }']);
-      await expect(dp.apply(other)).rejects.toThrow(/refused an element batch: errno 2/);
+      await expect(dp.apply(other)).rejects.toThrow(/refused a batch: errno 2/);
       expect(await dp.apply(other)).toMatchObject({ full: true });
       // The periodic check: answered by the ruleset generation while only our writes moved it;
       // someone else's commit (the table deleted) is seen.

@@ -13,26 +13,14 @@ import { endianness } from 'node:os';
 import { bigintToBytes, ipToBigint } from '../../common/ipaddr.js';
 import { NLA_F_NESTED, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST } from '../../common/netlink/attrs.js';
 import { NFNL_SUBSYS_NFTABLES, NFPROTO } from '../../common/nft/batch.js';
+import {
+  NFTA_CHAIN_NAME, NFTA_CHAIN_TABLE, NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_LIST_ELEMENTS,
+  NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFT_MSG_DELSETELEM, NFT_MSG_NEWCHAIN, NFT_MSG_NEWSETELEM, VERDICT_CODES,
+} from '../../common/nft/nf-tables-h.js';
 
-const NFT_MSG_NEWCHAIN = 3;
-const NFT_MSG_NEWSETELEM = 12;
-const NFT_MSG_DELSETELEM = 14;
-const NFTA_CHAIN_TABLE = 1;
-const NFTA_CHAIN_NAME = 3;
-const NFTA_SET_ELEM_LIST_TABLE = 1;
-const NFTA_SET_ELEM_LIST_SET = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
-const NFTA_LIST_ELEM = 1;
-const NFTA_SET_ELEM_KEY = 1;
-const NFTA_SET_ELEM_DATA = 2;
-const NFTA_DATA_VALUE = 1;
-const NFTA_DATA_VERDICT = 2;
-const NFTA_VERDICT_CODE = 1;
-const NFTA_VERDICT_CHAIN = 2;
 /** Elements per message: a few hundred keep each message far below the socket's buffer. */
 const PER_MESSAGE = 500;
 
-const VERDICTS: Readonly<Record<string, number>> = { accept: 1, drop: 0, continue: -1, return: -5, jump: -3, goto: -4 };
 const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, sctp: 132, icmp: 1, icmpv6: 58 };
 const HOST_LE = endianness() === 'LE';
 
@@ -186,7 +174,7 @@ function writeField(o: Out, f: Field, s: string, text: string): void {
 function verdict(o: Out, text: string): void {
   const space = text.indexOf(' ');
   const word = space < 0 ? text : text.slice(0, space);
-  const code = VERDICTS[word];
+  const code = VERDICT_CODES[word];
   const chain = space < 0 ? undefined : text.slice(space + 1);
   if (code === undefined || (chain === undefined) !== (code !== -3 && code !== -4)) throw new Error(`cannot encode map value ${text}`);
   const data = o.open(NFTA_SET_ELEM_DATA | NLA_F_NESTED);
