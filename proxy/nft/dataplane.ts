@@ -237,7 +237,8 @@ export class NftDataplane implements Dataplane {
   }
 
   async partial(changes: readonly ServiceChange[], ctx: NodeContext): Promise<void> {
-    const texts: string[] = [];
+    /** Each family's nft text, built only when it is the way the change goes. */
+    const texts: (() => string)[] = [];
     /** Each family's element changes while every one is only that (then a netlink batch). */
     let elements: { st: FamilyState; chunk: ElementChunk }[] | undefined = this.backend.commit ? [] : undefined;
     for (const [family, st] of this.fams) {
@@ -266,14 +267,15 @@ export class NftDataplane implements Dataplane {
       st.slots.commit();
       for (const more of this.morePicks(st, r)) st.mirror.replace(undefined, more, txn);
       if (st.mirror.overfull().length === 0) {
-        texts.push(txn.text());
+        texts.push(() => txn.text());
         const chunk = elements && txn.elementChanges();
         if (chunk && setsOf(chunk).every((set) => codecOfSet(st, set) !== undefined)) elements!.push({ st, chunk });
         else elements = undefined;
       } else {
         // Grown past the fixed sizes of the last full sync: rewrite the table with growing sets.
         st.mirror.unsize();
-        texts.push(st.mirror.fullText());
+        const text = st.mirror.fullText();
+        texts.push(() => text);
         elements = undefined;
       }
     }
@@ -283,7 +285,7 @@ export class NftDataplane implements Dataplane {
       if (elements && this.backend.commit) {
         const parts = elements;
         if (parts.some((p) => setsOf(p.chunk).length > 0)) await this.backend.commit((seq) => parts.flatMap((p) => chunkMessages(p.st.prefix, p.chunk, (set) => codecOfSet(p.st, set), seq)));
-      } else await this.backend.apply(texts.join(''));
+      } else await this.backend.apply(texts.map((t) => t()).join(''));
     } catch (e) {
       for (const st of this.fams.values()) st.trusted = false;
       throw e;
