@@ -37,7 +37,7 @@ export interface OwnNamespace {
   readonly launcher?: NftLauncher;
   /** Reads a table's structure for the periodic check (common/nft/generation.ts). */
   readonly shape: ShapeReader;
-  /** The staged full sync's elements over netlink (common/nft/batch.ts). */
+  /** Elements over netlink: the staged full sync's, and partial syncs that change only elements (common/nft/batch.ts). */
   readonly batches: NfTablesBatches;
 }
 

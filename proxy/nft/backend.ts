@@ -42,7 +42,7 @@ export interface NftBackend {
 export class ExecNft extends NftRunner implements NftBackend {
   /** With a shape reader (common/nft/generation.ts; this process's namespace only). */
   readonly shape?: ShapeReader;
-  /** With a netlink socket in the table's namespace (the staged full sync's elements). */
+  /** With a netlink socket in the table's namespace (staged and element-only writes, nft/elements.ts). */
   readonly commit?: (build: BatchBuilder) => Promise<void>;
   constructor(run: NftRun, session?: NftSession, gen?: GenerationReader, txnDir?: string, launcher?: NftLauncher, shape?: ShapeReader, private readonly batches?: NfTablesBatches) {
     super(run, session, gen, txnDir, launcher);
