@@ -1,7 +1,8 @@
 // The staged full sync. One nft process parses ~130,000 elements in ~1 s of CPU, so a full sync
 // that is one `nft -f` cannot get below that. Instead the element sets of a new generation
 // (`service-ips-g7`, ...) are created beside the live ones, where no rule references them yet,
-// and filled by several nft processes while the JS is still rendering; a small transaction then
+// and filled in chunks while the JS is still rendering (netlink batches in the agent, which skip
+// nft's parsing altogether; nft processes where there is no socket); a small transaction then
 // points the chains at them and deletes the previous generation. The packet path sees the old
 // table or the new one, never a mix. Anything failing on the way falls back to the one big
 // `delete table` + everything transaction (dataplane.ts).
@@ -12,9 +13,10 @@ import { declOf } from './state.js';
 /** Elements per staged transaction: big enough that nft's per-process cost stays small. */
 export const STAGE_CHUNK = 16_000;
 /**
- * nft processes filling the new generation at once, beside the JS that renders. On 2 shared
- * cores 3 did better than 2 (median ~1.35 s against ~1.9 s, 6 runs each, load 4-5): the loads
- * then keep up with the renderer, which is what the full sync waits for.
+ * Chunks in flight at once, beside the JS that renders. For nft processes on 2 shared cores 3 did
+ * better than 2 (median ~1.35 s against ~1.9 s, 6 runs each, load 4-5): the loads then keep up
+ * with the renderer, which is what the full sync waits for. Netlink batches are serialised by the
+ * kernel anyway.
  */
 export const STAGE_PROCESSES = 3;
 /** nft parses a few hundred elements per command slightly faster than thousands (measured). */
