@@ -13,7 +13,7 @@
 import { be32, be64, cstr, nest, nla } from '../common/netlink/attrs.js';
 import { bigintToBytes, familyOf, ipToBigint } from '../common/ipaddr.js';
 import { NFPROTO } from '../common/nft/batch.js';
-import { NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFT_MSG_NEWCHAIN, VERDICT_CODES } from '../common/nft/nf-tables-h.js';
+import { NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFT_MSG_NEWCHAIN, VERDICT_CODES, L4_PROTOCOLS } from '../common/nft/nf-tables-h.js';
 
 const NFT_MSG_NEWRULE = 6;
 const NFT_MSG_DELRULE = 8;
@@ -24,7 +24,6 @@ const NFTA_EXPR_NAME = 1;
 const NFTA_EXPR_DATA = 2;
 
 const VERDICT = VERDICT_CODES;
-const L4: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
 const META_NFPROTO = 15;
 const META_L4PROTO = 16;
 const BASE_NETWORK = 1;
@@ -112,7 +111,7 @@ function matchExprs(m: string): Buffer[] | undefined {
     if (port > 65535) return undefined;
     const p = Buffer.alloc(2);
     p.writeUInt16BE(port);
-    return [meta(META_L4PROTO, 1), cmpEq(Buffer.from([L4[x[1]!]!])), payload(BASE_TRANSPORT, 2, 2, 1), cmpEq(p)];
+    return [meta(META_L4PROTO, 1), cmpEq(Buffer.from([L4_PROTOCOLS[x[1]!]!])), payload(BASE_TRANSPORT, 2, 2, 1), cmpEq(p)];
   }
   return undefined;
 }

@@ -24,7 +24,7 @@ import { NFNL_SUBSYS_NFTABLES, NFPROTO, nfmsg, nfTablesBatches, type OpenSocket 
 import {
   NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_FLAGS, NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_KEY_END,
   NFTA_SET_ELEM_LIST_ELEMENTS, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_TIMEOUT, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE,
-  NFT_MSG_DELSETELEM, NFT_MSG_NEWSETELEM, NFT_SET_ELEM_INTERVAL_END, VERDICT_CODES,
+  NFT_MSG_DELSETELEM, NFT_MSG_NEWSETELEM, NFT_SET_ELEM_INTERVAL_END, VERDICT_CODES, L4_PROTOCOLS,
 } from '../common/nft/nf-tables-h.js';
 import { commandMessage, type Command } from './nlcommands.js';
 
@@ -33,7 +33,6 @@ const NFT_JUMP = VERDICT_CODES.jump!;
 /** Elements per message: keeps each message far below the socket's buffer. */
 const PER_MESSAGE = 500;
 
-const PROTO: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
 
 export interface ElementChange {
   readonly verb: 'add' | 'delete';
@@ -103,14 +102,14 @@ const validPort = (p: number): boolean => Number.isInteger(p) && p >= 0 && p <= 
 export function encodeKeys(shape: KeyShape, key: string): EncodedKey[] {
   if ('ports' in shape) {
     const [proto, range] = key.split(' . ') as [string, string | undefined];
-    const p = PROTO[proto];
+    const p = L4_PROTOCOLS[proto];
     const [from, to = from] = (range ?? '').split('-').map((x) => (x === '' ? NaN : Number(x)));
     if (p === undefined || !validPort(from!) || !validPort(to!) || to! < from!) throw new Error(`cannot encode element ${key}`);
     return [{ key: protoPort(p, from!), end: false, keyEnd: protoPort(p, to!) }];
   }
   if (shape.concat) {
     const [ip, proto, port] = key.split(' . ') as [string, string, string];
-    const p = PROTO[proto];
+    const p = L4_PROTOCOLS[proto];
     if (p === undefined || !(Number(port) >= 0 && Number(port) <= 65535)) throw new Error(`cannot encode element ${key}`);
     return [{ key: Buffer.concat([addrKey(ip, shape, key), protoPort(p, Number(port))]), end: false }];
   }

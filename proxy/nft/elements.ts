@@ -15,13 +15,12 @@ import { NLA_F_NESTED, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST } fr
 import { NFNL_SUBSYS_NFTABLES, NFPROTO } from '../../common/nft/batch.js';
 import {
   NFTA_CHAIN_NAME, NFTA_CHAIN_TABLE, NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_LIST_ELEMENTS,
-  NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFT_MSG_DELSETELEM, NFT_MSG_NEWCHAIN, NFT_MSG_NEWSETELEM, VERDICT_CODES,
+  NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFT_MSG_DELSETELEM, NFT_MSG_NEWCHAIN, NFT_MSG_NEWSETELEM, VERDICT_CODES, L4_PROTOCOLS,
 } from '../../common/nft/nf-tables-h.js';
 
 /** Elements per message: a few hundred keep each message far below the socket's buffer. */
 const PER_MESSAGE = 500;
 
-const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, sctp: 132, icmp: 1, icmpv6: 58 };
 const HOST_LE = endianness() === 'LE';
 
 type Field = 'u32' | 'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service';
@@ -156,7 +155,7 @@ function writeField(o: Out, f: Field, s: string, text: string): void {
       break;
     }
     case 'inet_proto': {
-      const n = PROTOCOLS[s] ?? Number(s);
+      const n = L4_PROTOCOLS[s] ?? Number(s);
       if (!(n >= 0 && n <= 255)) throw new Error(`cannot encode element ${text}`);
       b[o.off] = n;
       break;
