@@ -31,7 +31,6 @@ describe('render', () => {
         'add set inet skiff-policy s.x.out.eg0.pods4 { type ipv4_addr ; }',
         'add set inet skiff-policy s.x.out.eg0.named4 { type ipv4_addr . inet_proto . inet_service ; }',
         'add set inet skiff-policy s.x.web.in0.ports { type inet_proto . inet_service ; flags interval ; }',
-        'add set inet skiff-policy s.x.web.in0.pods4 { type ipv4_addr ; }',
         'add set inet skiff-policy s.x.web.in0.nets4 { type ipv4_addr ; flags interval ; }',
         'add chain inet skiff-policy egress { type filter hook forward priority 0 ; policy accept ; }',
         'add chain inet skiff-policy ingress { type filter hook forward priority 1 ; policy accept ; }',
@@ -47,8 +46,7 @@ describe('render', () => {
         'add element inet skiff-policy s.x.out.eg0.pods4 { 10.244.1.21, 10.244.1.23, 10.244.2.22 }',
         'add element inet skiff-policy s.x.out.eg0.named4 { 10.244.1.21 . udp . 81, 10.244.1.23 . udp . 81, 10.244.2.22 . udp . 81 }',
         'add element inet skiff-policy s.x.web.in0.ports { tcp . 80, tcp . 1000-2000, udp . 0-65535 }',
-        'add element inet skiff-policy s.x.web.in0.pods4 { 10.244.2.12 }',
-        'add element inet skiff-policy s.x.web.in0.nets4 { 192.168.128.0/17 }',
+        'add element inet skiff-policy s.x.web.in0.nets4 { 192.168.128.0/17, 10.244.2.12 }',
         'add rule inet skiff-policy egress ct state established,related accept',
         'add rule inet skiff-policy egress ct state invalid drop',
         'add rule inet skiff-policy egress ip saddr vmap @egress4',
@@ -58,7 +56,7 @@ describe('render', () => {
         'add rule inet skiff-policy egress-node ip saddr vmap @egress4',
         'add rule inet skiff-policy r.x.out.eg0 ip daddr @s.x.out.eg0.pods4 meta l4proto . th dport @s.x.out.eg0.ports accept',
         'add rule inet skiff-policy r.x.out.eg0 ip daddr . meta l4proto . th dport @s.x.out.eg0.named4 accept',
-        'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.pods4 meta l4proto . th dport @s.x.web.in0.ports accept',
+        // Pods and ipBlocks of one rule share its interval set: one set and one lookup fewer.
         'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.nets4 meta l4proto . th dport @s.x.web.in0.ports accept',
         'add rule inet skiff-policy in.x.a ip saddr 10.244.1.11 accept',
         'add rule inet skiff-policy in.x.a jump r.x.web.in0',
@@ -76,8 +74,8 @@ describe('render', () => {
     const before = table(base);
     const newcomer = netpolPod('x', 'd', { labels: { pod: 'b' }, podIPs: ['10.244.2.99'], nodeName: 'n2' });
     const after = table(cluster([web], { pods: [...base.pods, newcomer] }));
-    expect(diffText(before, after)).toBe('add element inet skiff-policy s.x.web.in0.pods4 { 10.244.2.99 }\n');
-    expect(diffText(after, before)).toBe('delete element inet skiff-policy s.x.web.in0.pods4 { 10.244.2.99 }\n');
+    expect(diffText(before, after)).toBe('add element inet skiff-policy s.x.web.in0.nets4 { 10.244.2.99 }\n');
+    expect(diffText(after, before)).toBe('delete element inet skiff-policy s.x.web.in0.nets4 { 10.244.2.99 }\n');
     expect(diffText(after, after)).toBe('');
   });
 
@@ -112,8 +110,9 @@ describe('render', () => {
     const web2 = policy('web', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ podSelector: sel({ pod: 'c' }) }], ports: [{ port: 8080 }] }] });
     expect(diffText(before, table(cluster([web2])))).toBe(
       [
+        // Without its ipBlock the rule's pods move to a plain set of their own.
+        'add set inet skiff-policy s.x.web.in0.pods4 { type ipv4_addr ; }',
         'delete element inet skiff-policy s.x.web.in0.ports { tcp . 80, tcp . 1000-2000, udp . 0-65535 }',
-        'delete element inet skiff-policy s.x.web.in0.pods4 { 10.244.2.12 }',
         'flush chain inet skiff-policy r.x.web.in0',
         'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.pods4 meta l4proto . th dport @s.x.web.in0.ports accept',
         'add element inet skiff-policy s.x.web.in0.ports { tcp . 8080 }',
@@ -125,7 +124,7 @@ describe('render', () => {
     const gone = diffText(before, none);
     expect(gone).toContain('delete element inet skiff-policy ingress4 { 10.244.1.11 }\n');
     expect(gone.indexOf('flush chain inet skiff-policy in.x.a')).toBeLessThan(gone.indexOf('delete chain inet skiff-policy r.x.web.in0'));
-    expect(gone.indexOf('delete chain inet skiff-policy r.x.web.in0')).toBeLessThan(gone.indexOf('delete set inet skiff-policy s.x.web.in0.pods4'));
+    expect(gone.indexOf('delete chain inet skiff-policy r.x.web.in0')).toBeLessThan(gone.indexOf('delete set inet skiff-policy s.x.web.in0.nets4'));
   });
 
   it('a change of ports and peers that keeps the rule shape is element changes only: no nft chain rewrite', () => {
@@ -137,11 +136,9 @@ describe('render', () => {
     expect(diffText(before, table(cluster([web2])))).toBe(
       [
         'delete element inet skiff-policy s.x.web.in0.ports { tcp . 80, tcp . 1000-2000, udp . 0-65535 }',
-        'delete element inet skiff-policy s.x.web.in0.pods4 { 10.244.2.12 }',
-        'delete element inet skiff-policy s.x.web.in0.nets4 { 192.168.128.0/17 }',
+        'delete element inet skiff-policy s.x.web.in0.nets4 { 192.168.128.0/17, 10.244.2.12 }',
         'add element inet skiff-policy s.x.web.in0.ports { sctp . 9000-9005, tcp . 8080 }',
-        'add element inet skiff-policy s.x.web.in0.pods4 { 10.244.1.13 }',
-        'add element inet skiff-policy s.x.web.in0.nets4 { 172.16.0.0/24 }',
+        'add element inet skiff-policy s.x.web.in0.nets4 { 172.16.0.0/24, 10.244.1.13 }',
       ].join('\n') + '\n',
     );
   });
@@ -150,9 +147,10 @@ describe('render', () => {
     const pods = [netpolPod('x', 'a', { podIPs: ['10.244.1.11', 'fd00:244::11'] }), netpolPod('x', 'b', { podIPs: ['10.244.2.12', 'fd00:244::12'] })];
     const t = table(cluster([policy('all', { podSelector: {}, ingress: [{}] }), policy('b', { podSelector: {}, ingress: [{ from: [{ podSelector: sel({ pod: 'b' }) }, { ipBlock: { cidr: 'fd00:1::/64' } }] }] })], { pods }), { families: [4, 6] });
     expect(t.chains.get('r.x.all.in0')!.rules).toEqual(['accept']);
-    expect(t.chains.get('r.x.b.in0')!.rules).toEqual(['ip saddr @s.x.b.in0.pods4 accept', 'ip6 saddr @s.x.b.in0.pods6 accept', 'ip6 saddr @s.x.b.in0.nets6 accept']);
-    expect([...t.elements.get('s.x.b.in0.pods6')!.keys()]).toEqual(['fd00:244::12']);
-    expect([...t.elements.get('s.x.b.in0.nets6')!.keys()]).toEqual(['fd00:1::/64']);
+    // IPv4 has only the selected pods (a plain set); IPv6 has an ipBlock too, which holds both.
+    expect(t.chains.get('r.x.b.in0')!.rules).toEqual(['ip saddr @s.x.b.in0.pods4 accept', 'ip6 saddr @s.x.b.in0.nets6 accept']);
+    expect(t.elements.has('s.x.b.in0.pods6')).toBe(false);
+    expect([...t.elements.get('s.x.b.in0.nets6')!.keys()]).toEqual(['fd00:1::/64', 'fd00:244::12']);
     expect(t.chains.get('in.x.a')!.rules.slice(0, 2)).toEqual(['ip saddr 10.244.1.11 accept', 'ip6 saddr fd00:244::11 accept']);
     expect(t.elements.get('ingress6')!.get('fd00:244::11')).toBe('jump in.x.a');
     expect(t.chains.get('ingress')!.rules).toEqual(['ct state established,related accept', 'ip daddr vmap @ingress4', 'ip6 daddr vmap @ingress6']);

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { DesiredState, Direction, PeerSet, PodPolicy, PortRange, RuleState } from './desired.js';
 import type { ElementChange } from './setelem.js';
-import { familyOf, intervalToCidrs, type Family } from './ipnet.js';
+import { familyOf, intervalToCidrs, ipToBigint, type Family, type Interval } from './ipnet.js';
 
 export const FAMILY = 'inet';
 export const TABLE = 'skiff-policy';
@@ -309,8 +309,11 @@ function ruleLines(r: RuleState, s: PeerSet, fams: readonly Family[], verdict: s
   const addrs: string[] = [];
   if (s.all) addrs.push('');
   else {
-    for (const f of fams) if (s.selectors) addrs.push(`${ADDR[f].kw} ${dir} @${setName(s.id, 'pods', f)}`);
-    for (const f of fams) if ((f === 4 ? s.nets4 : s.nets6).length > 0) addrs.push(`${ADDR[f].kw} ${dir} @${setName(s.id, 'nets', f)}`);
+    for (const f of fams) {
+      // With ipBlocks the pods share their interval set (one rule, one set: podsInNets).
+      if ((f === 4 ? s.nets4 : s.nets6).length > 0) addrs.push(`${ADDR[f].kw} ${dir} @${setName(s.id, 'nets', f)}`);
+      else if (s.selectors) addrs.push(`${ADDR[f].kw} ${dir} @${setName(s.id, 'pods', f)}`);
+    }
     if (s.domains.length > 0) for (const f of fams) addrs.push(`${ADDR[f].kw} daddr @${setName(s.id, 'fqdn', f)}`);
   }
   const out: string[] = [];
@@ -321,16 +324,28 @@ function ruleLines(r: RuleState, s: PeerSet, fams: readonly Family[], verdict: s
   return out;
 }
 
+/**
+ * Whether ip lies in one of the (disjoint, sorted) intervals. A rule with both selector peers and
+ * ipBlocks keeps its pods' addresses in the ipBlocks' interval set, each as its own element (so
+ * pod churn stays one element), except those an ipBlock already covers (the kernel refuses
+ * overlapping intervals). One set and one rule instead of two each: a new set or a set lookup in
+ * a rule costs the kernel a walk of the table's set list (AGENT.md, "Cost of a sync").
+ */
+function inNets(nets: readonly Interval[], ip: string): boolean {
+  const n = ipToBigint(ip);
+  return nets.some((iv) => n >= iv.lo && n <= iv.hi);
+}
+
 function renderSets(b: Builder, r: RuleState, s: PeerSet, fams: readonly Family[]): void {
   for (const f of fams) {
-    if (!s.all && s.selectors) {
-      const m = b.set(setName(s.id, 'pods', f), `type ${ADDR[f].type} ;`);
-      for (const ip of s.pods) if (familyOf(ip) === f) m.set(ip, '');
-    }
     const nets = f === 4 ? s.nets4 : s.nets6;
     if (!s.all && nets.length > 0) {
       const m = b.set(setName(s.id, 'nets', f), `type ${ADDR[f].type} ; flags interval ;`);
       for (const iv of nets) for (const c of intervalToCidrs(iv, f)) m.set(c, '');
+      for (const ip of s.pods) if (familyOf(ip) === f && !inNets(nets, ip)) m.set(ip, '');
+    } else if (!s.all && s.selectors) {
+      const m = b.set(setName(s.id, 'pods', f), `type ${ADDR[f].type} ;`);
+      for (const ip of s.pods) if (familyOf(ip) === f) m.set(ip, '');
     }
     if (!s.all && s.domains.length > 0) {
       const name = setName(s.id, 'fqdn', f);

@@ -362,19 +362,23 @@ describe.skipIf(skip)('policy rules in the kernel', () => {
       return items.filter((i) => !('metainfo' in i)).map((i) => JSON.stringify(strip(i))).sort();
     };
     // y/a's egress with other CIDRs (an except cut out of one: adjacent intervals) and ports (the
-    // ports set's concatenated ranges over netlink), and x/a's rules gone.
+    // ports set's concatenated ranges over netlink), a rule whose pods share its ipBlocks' interval
+    // set (y/b inside 10.244.2.0/24 and x/b, 10.244.1.12/32 itself, left out: the kernel refuses
+    // overlaps; x/a right before it: adjacent intervals), and x/a's rules gone.
     const Y_A2 = policy('y', 'y-a', {
       podSelector: sel({ pod: 'a' }),
       policyTypes: ['Egress'],
       egress: [
         { to: [{ ipBlock: { cidr: '10.244.0.0/16', except: ['10.244.1.0/24', '10.244.2.22/32'] } }, { ipBlock: { cidr: '172.20.0.0/14' } }], ports: [{ port: 80 }, { port: 90, endPort: 95 }, { protocol: 'UDP', port: 53 }] },
         { to: [{ namespaceSelector: sel({ ns: 'x' }) }], ports: [{ port: 'serve-80-tcp' }] },
+        { to: [{ namespaceSelector: {} }, { ipBlock: { cidr: '10.244.2.0/24' } }, { ipBlock: { cidr: '10.244.1.12/32' } }], ports: [{ port: 82 }] },
       ],
     });
     const other = tableFor([Y_A2]);
     // Both ways the first step (new sets, chains, rules, counters; rewritten chains) goes in the
     // netlink batch too, not through nft (nlcommands.ts): the listings below compare it.
     for (const [a, b] of [[current, other], [other, current]] as const) expect(parseCommands(TABLE, diffPlan(a, b).before.trimEnd().split('\n'))).toBeDefined();
+    expect([...other.elements.get('s.y.y-a.eg2.nets4')!.keys()].sort()).toEqual(['10.244.1.11', '10.244.1.12/32', '10.244.1.21', '10.244.2.0/24']);
     try {
       expect(await dp.apply(current)).toMatchObject({ full: true });
       const full = await listed();
