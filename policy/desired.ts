@@ -129,6 +129,13 @@ function onPodNetwork(p: PolicyPod): boolean {
   return !p.hostNetwork && p.podIPs.length > 0;
 }
 
+interface SetSpec {
+  readonly namespace: string;
+  readonly peers: readonly NetworkPolicyPeer[];
+  readonly names: readonly NameWanted[];
+  readonly extra: { addresses?: readonly string[]; domains?: readonly string[]; selectors?: boolean };
+}
+
 /**
  * The cluster indexed once per computation: namespaces' labels, pods by namespace, policies by
  * namespace; selector results memoised by selector text, since many rules repeat selectors.
@@ -141,7 +148,11 @@ export class PolicyIndex {
   private readonly nsMemo = new Map<string, string[]>();
   private readonly podMemo = new Map<string, Map<string, PolicyPod[]>>();
   private readonly setMemo = new Map<string, PeerSet>();
-  private readonly specs = new Map<string, { namespace: string; peers: readonly NetworkPolicyPeer[]; names: readonly NameWanted[]; extra: { addresses?: readonly string[]; domains?: readonly string[]; selectors?: boolean } }>();
+  private readonly specs = new Map<string, SetSpec>();
+  /** namespace -> ids of sets whose selectors may pick its pods (setsTouching); built on first use. */
+  private touching: Map<string, Set<string>> | undefined;
+  /** Sets that pick every pod (egress named ports with no peers). */
+  private readonly touchingAll = new Set<string>();
 
   constructor(readonly inputs: PolicyInputs) {
     for (const ns of inputs.namespaces) {
@@ -175,7 +186,7 @@ export class PolicyIndex {
         if (rest.length > 0) this.podsByNs.set(old.namespace, rest);
         else {
           this.podsByNs.delete(old.namespace);
-          if (!this.nsLabels.has(old.namespace)) this.nsMemo.clear();
+          if (!this.nsLabels.has(old.namespace)) this.clearNsMemo();
         }
       }
       this.podMemo.delete(old.namespace);
@@ -184,7 +195,7 @@ export class PolicyIndex {
       this.podsByKey.set(policyKey(pod), pod);
       if (onPodNetwork(pod)) {
         const list = this.podsByNs.get(pod.namespace);
-        if (!list && !this.nsLabels.has(pod.namespace)) this.nsMemo.clear();
+        if (!list && !this.nsLabels.has(pod.namespace)) this.clearNsMemo();
         // A new array: lists handed out earlier (memos, callers) stay as they were.
         this.podsByNs.set(pod.namespace, [...(list ?? []), pod]);
       }
@@ -208,7 +219,46 @@ export class PolicyIndex {
   replaceNamespace(name: string, ns: PolicyNamespace | undefined): void {
     if (ns) this.nsLabels.set(name, ns.labels['kubernetes.io/metadata.name'] === name ? ns.labels : { ...ns.labels, 'kubernetes.io/metadata.name': name });
     else this.nsLabels.delete(name);
+    this.clearNsMemo();
+  }
+
+  private clearNsMemo(): void {
     this.nsMemo.clear();
+    this.touching = undefined;
+  }
+
+  /** Files set id under every namespace whose pods its selector peers may pick. */
+  private touch(id: string, spec: SetSpec): void {
+    const t = this.touching;
+    if (!t) return;
+    if (spec.peers.length === 0 && !spec.extra.selectors && !spec.extra.domains?.length && !spec.extra.addresses) {
+      if (spec.names.length > 0) this.touchingAll.add(id);
+      return;
+    }
+    for (const peer of spec.peers) {
+      if (peer.ipBlock) continue;
+      for (const n of peer.namespaceSelector ? this.namespacesMatching(peer.namespaceSelector) : [spec.namespace]) {
+        let ids = t.get(n);
+        if (!ids) t.set(n, (ids = new Set()));
+        ids.add(id);
+      }
+    }
+  }
+
+  /**
+   * Ids of the sets podMatters may say yes to for a pod of namespace ns: a superset (ids of sets
+   * forgotten or recomputed since may linger), kept per namespace so that a pod event looks at the
+   * few sets its namespace matters to, not at every set of the node (AGENT.md, "Cost of a sync").
+   */
+  setsTouching(ns: string): Iterable<string> {
+    if (!this.touching) {
+      this.touching = new Map();
+      this.touchingAll.clear();
+      for (const [id, spec] of this.specs) this.touch(id, spec);
+    }
+    const own = this.touching.get(ns);
+    if (this.touchingAll.size === 0) return own ?? [];
+    return [...(own ?? []), ...this.touchingAll];
   }
 
   forgetSet(id: string): void {
@@ -303,7 +353,9 @@ export class PolicyIndex {
   peerSetFor(id: string, namespace: string, peers: readonly NetworkPolicyPeer[], names: readonly NameWanted[], extra: { addresses?: readonly string[]; domains?: readonly string[]; selectors?: boolean } = {}): PeerSet {
     let s = this.setMemo.get(id);
     if (s) return s;
-    this.specs.set(id, { namespace, peers, names, extra });
+    const spec = { namespace, peers, names, extra };
+    this.specs.set(id, spec);
+    this.touch(id, spec);
     const all = peers.length === 0 && !extra.selectors && !extra.domains?.length && !extra.addresses;
     // Pods by identity: a pod picked by several peers counts once.
     const pods = new Set<PolicyPod>();

@@ -103,7 +103,11 @@ export class PolicyEngine {
     // Selector results per pod, shared across the sets (rules repeat selectors).
     const seenOld = { ns: new Map(), pod: new Map() };
     const seenNew = { ns: new Map(), pod: new Map() };
-    for (const [id, s] of this.stateNow.peerSets) {
+    const candidates = new Set<string>();
+    for (const p of [old, pod]) if (p) for (const id of this.index.setsTouching(p.namespace)) candidates.add(id);
+    for (const id of candidates) {
+      const s = this.stateNow.peerSets.get(id);
+      if (!s) continue;
       if (!(old && this.index.podMatters(id, old, seenOld)) && !(pod && this.index.podMatters(id, pod, seenNew))) continue;
       const fresh = this.index.recomputeSet(id);
       if (sameSet(s, fresh)) continue;
