@@ -5,7 +5,9 @@ import { EventEmitter } from 'node:events';
 import type { RawNetlinkSocket } from 'netlink';
 import { describe, expect, it } from 'vitest';
 import { nlmsg, nlmsgs } from '../common/netlink/attrs.js';
+import { bigintToBytes, ipToBigint } from '../common/ipaddr.js';
 import { timedChanges } from './fqdn.js';
+import { parseCidr } from './ipnet.js';
 import { addressShape, elementMessages, encodeKeys, keyShape, netlinkElements } from './setelem.js';
 
 const hex = (ks: { key: Buffer; end: boolean; keyEnd?: Buffer }[]): string[] => ks.map((k) => `${k.key.toString('hex')}${k.keyEnd ? ` - ${k.keyEnd.toString('hex')}` : ''}${k.end ? ' end' : ''}`);
@@ -31,6 +33,28 @@ describe('set elements over netlink', () => {
     // A range up to the last address has no end element.
     expect(hex(encodeKeys(iv, '128.0.0.0/1'))).toEqual(['80000000']);
     expect(() => encodeKeys(keyShape('type ipv4_addr . inet_proto . inet_service ;')!, '10.0.0.1 . icmp . 1')).toThrow(/cannot encode/);
+  });
+
+  it('encodes IPv4 keys without bigints exactly as the general path does, and refuses what it refuses', () => {
+    const iv = keyShape('type ipv4_addr ; flags interval ;')!;
+    const plain = keyShape('type ipv4_addr ;')!;
+    const ref = (key: string): string[] => {
+      const c = parseCidr(key.includes('/') ? key : `${key}/32`)!;
+      const next = c.hi + 1n;
+      return next >> 32n ? [bigintToBytes(c.lo, 4).toString('hex')] : [bigintToBytes(c.lo, 4).toString('hex'), `${bigintToBytes(next, 4).toString('hex')} end`];
+    };
+    let x = 12345;
+    const rnd = (n: number): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x % n);
+    for (let i = 0; i < 500; i++) {
+      const ip = [rnd(256), rnd(256), rnd(256), rnd(256)].join('.');
+      const key = i % 3 === 0 ? ip : `${ip}/${rnd(33)}`;
+      expect(hex(encodeKeys(iv, key))).toEqual(ref(key));
+      if (i % 3 === 0) expect(hex(encodeKeys(plain, ip))).toEqual([bigintToBytes(ipToBigint(ip), 4).toString('hex')]);
+    }
+    expect(hex(encodeKeys(iv, '0.0.0.0/0'))).toEqual(['00000000']);
+    expect(hex(encodeKeys(iv, '255.255.255.255'))).toEqual(['ffffffff']);
+    for (const bad of ['10.0.0.256', '010.0.0.1', '10.0.0.1/33', 'fd00::1', '10.0.0']) expect(() => encodeKeys(iv, bad)).toThrow(/cannot encode/);
+    for (const bad of ['10.0.0.256', '010.0.0.1', 'fd00::1']) expect(() => encodeKeys(plain, bad)).toThrow(/cannot encode/);
   });
 
   it('encodes the ports of a rule as one element with an inclusive KEY_END, as nft does for a concatenation with intervals', () => {
