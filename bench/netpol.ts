@@ -6,8 +6,11 @@
 //   - full sync: desired state, render and `nft -f` of the whole table, as at an agent start: the
 //     first sync of a fresh syncer (the figure); --full-runs - 1 more with the table deleted before
 //     each are listed, but the syncer's engine is warm for those, so only the table write is cold;
-//   - pod add to enforced: a new pod on this node appears in the cache (the watch event) and the CNI
-//     ADD hook (`attached`) resolves once its rules are in the kernel;
+//   - pod add to enforced: the CNI ADD hook (`attached`) of a new pod on this node, until it resolves
+//     (its rules in the kernel). As in a cluster, the watch delivered the pod when it was scheduled
+//     here (labels and node, no address yet) and the agent has synced that; the kubelet posts the
+//     address after the ADD. `--cold-adds`: the pod object and its address appear at the ADD instead
+//     (the clock starts at the watch event), the measure before rule chains were written ahead;
 //   - policy change: one policy selecting local pods changes a port; cache write until the sync that
 //     carries it has returned from nft;
 //   - datapath ratio: HTTP with a new connection per request from a client pod to a policied pod
@@ -54,10 +57,10 @@ function rng(seed: number): () => number {
   };
 }
 
-const rawPod = (ns: string, name: string, node: string, ip: string, labels: Record<string, string>): unknown => ({
+const rawPod = (ns: string, name: string, node: string, ip: string | undefined, labels: Record<string, string>): unknown => ({
   metadata: { namespace: ns, name, labels },
   spec: { nodeName: node, containers: [{ name: 'c', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] }] },
-  status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
+  status: ip ? { phase: 'Running', podIP: ip, podIPs: [{ ip }] } : { phase: 'Pending' },
 });
 
 /** One kube-burner policy: every pod of the namespace, one ingress rule with 25 peers-and-ports worth of matches. */
@@ -87,6 +90,7 @@ export async function main(args: string[]): Promise<void> {
       'policies-per-namespace': { type: 'string', default: '20' },
       'full-runs': { type: 'string', default: '3' },
       adds: { type: 'string', default: '100' },
+      'cold-adds': { type: 'boolean', default: false },
       changes: { type: 'string', default: '100' },
       seconds: { type: 'string', default: '1' },
       rounds: { type: 'string', default: '10' },
@@ -170,10 +174,19 @@ export async function main(args: string[]): Promise<void> {
     for (let i = 0; i < Number(values.adds); i++) {
       const ns = `ns-${(i * 7) % namespaces}`;
       const ip = `10.244.${2 + (i >> 8)}.${i & 255}`;
+      const labels = { app: `app-${i % 10}` };
+      if (!values['cold-adds']) {
+        // Scheduled here: the watch event and the sync it starts come before the kubelet's ADD.
+        put('policypods', rawPod(ns, `added-${i}`, NODE, undefined, labels));
+        await new Promise((res) => setImmediate(res));
+        await syncer.sync();
+      }
       const t = performance.now();
-      put('policypods', rawPod(ns, `added-${i}`, NODE, ip, { app: `app-${i % 10}` }));
+      if (values['cold-adds']) put('policypods', rawPod(ns, `added-${i}`, NODE, ip, labels));
       await syncer.attached({ namespace: ns, name: `added-${i}`, ips: [ip] });
       adds.push(performance.now() - t);
+      // The kubelet reports the address after the ADD (the same address: no change to write).
+      if (!values['cold-adds']) put('policypods', rawPod(ns, `added-${i}`, NODE, ip, labels));
     }
     adds.sort((a, b) => a - b);
     progress(`pod add to enforced: p50 ${percentile(adds, 50).toFixed(1)} ms, p99 ${percentile(adds, 99).toFixed(1)} ms`);

@@ -323,12 +323,17 @@ describe('desired state', () => {
     expect(desiredState(inputs, { nodeName: 'n2' }).pods.has('x/b')).toBe(true);
   });
 
-  it('hostNetwork pods and pods without addresses are neither policied nor peers', () => {
+  it('hostNetwork pods are neither policied nor peers; pods without addresses are no peers, their rules are there ahead of them', () => {
     const pods = [netpolPod('x', 'a'), netpolPod('x', 'h', { hostNetwork: true, podIPs: ['172.18.0.2'] }), netpolPod('x', 'n', { podIPs: [] })];
     const inputs = cluster([policy('p', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] })], { pods });
     const d = desiredState(inputs, { nodeName: 'n1' });
-    expect([...d.pods.keys()]).toEqual(['x/a']);
+    expect([...d.pods.keys()]).toEqual(['x/a', 'x/n']);
+    expect(d.pods.get('x/n')).toMatchObject({ ips: [], ingress: { rules: ['x.p.in0'] } });
     expect(d.peerSets.get('x.p.in0')!.pods).toEqual(['10.244.1.11']);
+    // Only the pending pod selects the rule: it is still in the state (rendered ahead of the ADD).
+    const alone = desiredState(cluster([policy('q', { podSelector: sel({ pod: 'n' }), ingress: [{ from: [{ podSelector: {} }] }] })], { pods }), { nodeName: 'n1' });
+    expect([...alone.rules.keys()]).toEqual(['x.q.in0']);
+    expect(alone.pods.get('x/n')!.ips).toEqual([]);
   });
 
   it('ingress named ports resolve per local pod: one rule state per distinct resolution', () => {

@@ -114,7 +114,10 @@ export interface PodPolicy {
 }
 
 export interface DesiredState {
-  /** Local pods isolated in at least one direction, by "namespace/name". */
+  /**
+   * Local pods isolated in at least one direction, by "namespace/name"; those with no address yet
+   * (`ips` empty) have their rules in `rules` but no chain or dispatch (render.ts).
+   */
   readonly pods: ReadonlyMap<string, PodPolicy>;
   readonly rules: ReadonlyMap<string, RuleState>;
   readonly peerSets: ReadonlyMap<string, PeerSet>;
@@ -457,9 +460,14 @@ function short(s: string): string {
   return createHash('sha1').update(s).digest('hex').slice(0, 8);
 }
 
-/** The state of one local pod (undefined: not policied), filling `rules` with the RuleStates it uses. */
+/**
+ * The state of one local pod (undefined: not policied), filling `rules` with the RuleStates it uses.
+ * A pod with no address yet (scheduled here, its sandbox not wired: the CNI ADD is still to come;
+ * or finished) has its state too, with no addresses: its rule chains and sets are written ahead,
+ * so the ADD only adds the pod's own chains and elements (AGENT.md, "Cost of a sync").
+ */
 export function podPolicy(index: PolicyIndex, pod: PolicyPod, rules: Map<string, RuleState>, dnsAddresses: readonly string[]): PodPolicy | undefined {
-  if (!onPodNetwork(pod)) return undefined;
+  if (pod.hostNetwork) return undefined;
   const dirs: Partial<Record<Direction, DirectionPolicy>> = {};
   const policies = index.policiesFor(pod);
   for (const direction of ['ingress', 'egress'] as const) {

@@ -105,6 +105,29 @@ describe('render', () => {
     );
   });
 
+  it('a pod scheduled here without an address has its rule chains and sets ahead; its address brings only its own chain and elements', () => {
+    const only = policy('only-d', { podSelector: sel({ pod: 'd' }), ingress: [{ from: [{ podSelector: sel({ pod: 'b' }) }, { ipBlock: { cidr: '172.16.0.0/24' } }], ports: [{ port: 80 }] }] });
+    const base = cluster([only]);
+    const scheduled = netpolPod('x', 'd', { podIPs: [] });
+    const pending = table(cluster([only], { pods: [...base.pods, scheduled] }));
+    expect(pending.chains.has('r.x.only-d.in0')).toBe(true);
+    expect([...pending.elements.get('s.x.only-d.in0.nets4')!.keys()]).toEqual(['172.16.0.0/24', '10.244.2.12']);
+    expect(pending.chains.has('in.x.d')).toBe(false);
+    expect(pending.counters.has('drop-in.x.d')).toBe(false);
+    expect(fullText(pending)).not.toMatch(/in\.x\.d|10\.244\.1\.14/);
+    const wired = table(cluster([only], { pods: [...base.pods, { ...scheduled, podIPs: ['10.244.1.14'] }] }));
+    expect(diffText(pending, wired)).toBe(
+      [
+        'add counter inet skiff-policy drop-in.x.d',
+        'add chain inet skiff-policy in.x.d',
+        'add rule inet skiff-policy in.x.d ip saddr 10.244.1.14 accept',
+        'add rule inet skiff-policy in.x.d jump r.x.only-d.in0',
+        'add rule inet skiff-policy in.x.d counter name "drop-in.x.d" drop',
+        'add element inet skiff-policy ingress4 { 10.244.1.14 : jump in.x.d }',
+      ].join('\n') + '\n',
+    );
+  });
+
   it('a policy change rewrites its rule chain and swaps its sets; a deleted policy leaves nothing', () => {
     const before = table(cluster([web]));
     const web2 = policy('web', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ podSelector: sel({ pod: 'c' }) }], ports: [{ port: 8080 }] }] });

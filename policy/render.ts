@@ -259,6 +259,9 @@ function removePod(b: Builder, key: string, ips: readonly string[], direction: D
 }
 
 function renderPod(b: Builder, d: DesiredState, pod: PodPolicy, o: RenderOptions, fams: readonly Family[]): void {
+  // No address yet: nothing can reach it, and its chains would be rewritten once one comes. Its
+  // rule chains and sets are rendered already (they come from d.rules).
+  if (pod.ips.length === 0) return;
   for (const direction of ['ingress', 'egress'] as const) {
     const dp = pod[direction];
     if (!dp) continue;

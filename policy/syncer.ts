@@ -269,6 +269,8 @@ export class PolicySyncer implements PodListener {
     let ingress = 0;
     let egress = 0;
     for (const p of desired.pods.values()) {
+      // Not wired yet (its rules are written ahead of the CNI ADD): nothing to isolate so far.
+      if (p.ips.length === 0) continue;
       if (p.ingress) ingress++;
       if (p.egress) egress++;
     }
