@@ -17,7 +17,7 @@ import type { PodAttachment, PodListener } from '../common/pod-hooks.js';
 import type { AdminPolicyInfo, PolicyPodInfo } from '../common/types.js';
 import type { PolicyNodeInfo } from './admin.js';
 import type { WatchCache } from '../common/watch/store.js';
-import { deleteFlows, deniedFlows, listFlows } from './conntrack.js';
+import { deniedFlows, execConntrack, type ConntrackTable } from './conntrack.js';
 import type { PolicyDataplane } from './dataplane.js';
 import type { PolicyTable } from './render.js';
 import type { DesiredState, PolicyInputs } from './desired.js';
@@ -39,8 +39,10 @@ export interface SyncerOptions {
   readonly log: Logger;
   readonly health: Health;
   readonly dataplane: PolicyDataplane;
-  /** Runs conntrack and ip for strict mode. */
+  /** Runs ip for strict mode, and conntrack(8) unless `conntrack` is given. */
   readonly run: Runner;
+  /** Strict mode's conntrack access (default: conntrack(8) through `run`). */
+  readonly conntrack?: ConntrackTable;
   /** How long an ADD waits for the policy caches and for a pod the watch has not delivered yet. */
   readonly attachTimeoutMs?: number;
   readonly now?: () => number;
@@ -69,9 +71,11 @@ export class PolicySyncer implements PodListener {
   private nodeAddrs: { at: number; addrs: Set<string> } | undefined;
   readonly metrics: PolicyMetrics = policyMetrics();
   private readonly now: () => number;
+  private readonly conntrack: ConntrackTable;
 
   constructor(private readonly o: SyncerOptions) {
     this.now = o.now ?? Date.now;
+    this.conntrack = o.conntrack ?? execConntrack(o.run);
     o.health.addReadiness('policy', () => ({ ok: this.state !== undefined }));
     o.cache.store('networkpolicies').addIndex(NS_INDEX, (p) => [p.namespace]);
     this.metrics.source = () => o.dataplane.denied();
@@ -304,15 +308,14 @@ export class PolicySyncer implements PodListener {
   private async cutDenied(only: ReadonlySet<string> | undefined): Promise<void> {
     if (!this.state || this.state.pods.size === 0 || only?.size === 0) return;
     try {
-      const [all, nodeAddresses] = await Promise.all([listFlows(this.o.run), this.nodeAddresses()]);
+      const [all, nodeAddresses] = await Promise.all([this.conntrack.list(), this.nodeAddresses()]);
       const flows = only ? all.filter((f) => only.has(f.orig.src) || only.has(f.reply.src)) : all;
       // Judged on the latest state written, again before each delete: a sync that ran meanwhile
       // (the deny already lifted) counts, and a long cut stops as soon as it has.
       const judged = this.state;
       const denied = deniedFlows(judged, flows, nodeAddresses);
       if (denied.length === 0) return;
-      const n = await deleteFlows(
-        this.o.run,
+      const n = await this.conntrack.delete(
         denied.map((d) => d.flow),
         (f) => this.state === judged || (this.state !== undefined && deniedFlows(this.state, [f], nodeAddresses).length > 0),
       );
