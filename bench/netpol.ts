@@ -31,6 +31,7 @@ import { PolicyDataplane } from '../policy/dataplane.js';
 import { netlinkElements } from '../policy/setelem.js';
 import { execRunner } from '../policy/exec.js';
 import { PolicySyncer } from '../policy/syncer.js';
+import { strictConntrack } from '../policy/index.js';
 import { Topology } from '../proxy/test/topology.js';
 import { sh } from '../test/support/netns.js';
 import { HTTP_LOAD, percentile } from './stats.js';
@@ -89,6 +90,8 @@ export async function main(args: string[]): Promise<void> {
       'local-pods': { type: 'string', default: '100' },
       'policies-per-namespace': { type: 'string', default: '20' },
       'full-runs': { type: 'string', default: '3' },
+      /** Strict mode's conntrack access: netlink (the agent's: ctnetlink in the node's namespace) or exec (conntrack(8), the fallback). */
+      conntrack: { type: 'string', default: 'netlink' },
       adds: { type: 'string', default: '100' },
       'cold-adds': { type: 'boolean', default: false },
       changes: { type: 'string', default: '100' },
@@ -139,6 +142,7 @@ export async function main(args: string[]): Promise<void> {
   const ac = new AbortController();
   let running: Promise<void> | undefined;
   let dataplane: PolicyDataplane | undefined;
+  let closeConntrack = (): void => undefined;
   try {
     await topo.create();
     for (const [name, p] of [['srv', POLICIED], ['open', OPEN], ['cli', CLIENT]] as const) await topo.addPod(name, p.ip);
@@ -152,7 +156,10 @@ export async function main(args: string[]): Promise<void> {
       ...(elements ? { elements, generation: () => elements.generation() } : {}),
       session: new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i'], { errorCode: 'ERR_POLICY_COMMAND' }),
     });
-    const syncer = new PolicySyncer({ cache, config, log, health: new Health(), dataplane, run });
+    const conntrack = addon && values.conntrack === 'netlink' ? strictConntrack(run, log, () => addon.inNetns(`/run/netns/${topo.node}`, () => new RawNetlinkSocket(12, { recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 }))) : undefined;
+    progress(`strict mode's conntrack: ${conntrack ? 'ctnetlink' : 'conntrack(8) processes'}`);
+    closeConntrack = () => conntrack?.close();
+    const syncer = new PolicySyncer({ cache, config, log, health: new Health(), dataplane, run, ...(conntrack ? { conntrack } : {}) });
 
     const full: number[] = [];
     for (let i = 0; i < Number(values['full-runs']); i++) {
@@ -259,6 +266,7 @@ export async function main(args: string[]): Promise<void> {
   } finally {
     ac.abort();
     await running?.catch(() => undefined);
+    closeConntrack();
     dataplane?.close();
     topo.destroy();
   }

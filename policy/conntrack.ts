@@ -2,6 +2,9 @@
 // entries are deleted, so the next packet of such a flow is judged as new and dropped (what
 // kube-network-policies does by default). The decision is the engine's (`evaluate` on the same
 // desired state the rules come from); this file only reads conntrack's table and picks entries.
+// The agent reads and deletes over ctnetlink (ctnetlink.ts); conntrack(8) (listFlows,
+// deleteFlows) is the fallback when the kernel refuses the dump, and the path of a caller whose
+// runner enters another namespace.
 import type { Protocol } from './model.js';
 import { evaluate, type DesiredState, type Direction } from './desired.js';
 import { CommandError } from '../common/exec.js';
@@ -21,6 +24,52 @@ export interface Flow {
   readonly orig: Tuple;
   /** As the server answers: reply.src is the pod the flow really reached, reply.sport its port. */
   readonly reply: Tuple;
+  /** The kernel's id of the entry and its zone (when not 0), from a ctnetlink dump. */
+  readonly id?: number;
+  readonly zone?: number;
+}
+
+/** Where strict mode reads and deletes entries. */
+export interface ConntrackTable {
+  /** Every family's entries, minus what parseConntrack skips too. */
+  list(): Promise<Flow[]>;
+  /**
+   * Deletes the entries; one already gone is fine. Returns how many were deleted. `still` is
+   * asked right before deleting (the rules may have changed since the flows were judged).
+   */
+  delete(flows: readonly Flow[], still?: (f: Flow) => boolean): Promise<number>;
+}
+
+/** conntrack(8) processes through the runner. */
+export function execConntrack(run: Runner): ConntrackTable {
+  return { list: () => listFlows(run), delete: (flows, still) => deleteFlows(run, flows, still) };
+}
+
+/**
+ * `primary` (ctnetlink), and `fallback` (conntrack(8)) for a cut whose listing failed: after a
+ * refusal by the kernel (code `refusedCode`: no ctnetlink) for good, after a timeout or socket
+ * error for that cut only. `onFallback` is told each time.
+ */
+export function withFallback(primary: ConntrackTable, fallback: ConntrackTable, onFallback: (e: Error, forGood: boolean) => void, refusedCode = 'ERR_POLICY_CONNTRACK'): ConntrackTable {
+  let refused = false;
+  // Cuts run one at a time (the syncer's queue): the deletes go where the listing came from.
+  let current = primary;
+  return {
+    async list() {
+      if (!refused) {
+        try {
+          current = primary;
+          return await primary.list();
+        } catch (e) {
+          refused = (e as { code?: string }).code === refusedCode;
+          onFallback(e as Error, refused);
+        }
+      }
+      current = fallback;
+      return fallback.list();
+    },
+    delete: (flows, still) => current.delete(flows, still),
+  };
 }
 
 const PROTOCOLS: Record<string, Protocol> = { tcp: 'TCP', udp: 'UDP', sctp: 'SCTP' };

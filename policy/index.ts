@@ -10,6 +10,8 @@ import { netlinkElements, type ElementWriter } from './setelem.js';
 import { execRunner, type Runner } from './exec.js';
 import type { FqdnFeed } from './fqdn.js';
 import { PolicySyncer } from './syncer.js';
+import { execConntrack, withFallback, type ConntrackTable } from './conntrack.js';
+import { netlinkConntrack } from './ctnetlink.js';
 
 export interface PolicyOptions {
   /** Runs nft, conntrack and ip; tests pass one that enters a namespace. */
@@ -19,6 +21,16 @@ export interface PolicyOptions {
   readonly fqdn?: FqdnFeed;
   /** Writes set elements; default: over netlink in this process's namespace, unless `run` enters another (then nft). */
   readonly elements?: ElementWriter;
+}
+
+/**
+ * Strict mode's conntrack access: ctnetlink on a socket `open` makes (default: this process's
+ * namespace), conntrack(8) through `run` if the kernel refuses it.
+ */
+export function strictConntrack(run: Runner, log: AgentDeps['log'], open?: Parameters<typeof netlinkConntrack>[0]): ConntrackTable & { close(): void } {
+  const nl = netlinkConntrack(open);
+  const table = withFallback(nl, execConntrack(run), (e, forGood) => log.warn({ err: e.message, forGood }, 'strict mode: ctnetlink failed; using conntrack(8)'));
+  return { ...table, close: () => nl.close() };
 }
 
 export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Component {
@@ -34,12 +46,16 @@ export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Compone
     name: 'policy',
     async run(signal) {
       ensureBridgeNetfilter(log);
-      const syncer = new PolicySyncer({ cache: deps.cache, config: deps.config, log, health: deps.health, dataplane, run, fqdn: opts.fqdn, ...(opts.attachTimeoutMs ? { attachTimeoutMs: opts.attachTimeoutMs } : {}) });
+      // Like the element writer: a caller's runner that enters a namespace gets conntrack(8) there.
+      const conntrack = opts.run ? undefined : strictConntrack(run, log);
+      const syncer = new PolicySyncer({ cache: deps.cache, config: deps.config, log, health: deps.health, dataplane, run, fqdn: opts.fqdn, ...(conntrack ? { conntrack } : {}), ...(opts.attachTimeoutMs ? { attachTimeoutMs: opts.attachTimeoutMs } : {}) });
       const unlisten = deps.podHooks?.listen(syncer);
       try {
         await syncer.run(signal);
       } finally {
         unlisten?.();
+        await syncer.settled();
+        conntrack?.close();
         dataplane.close();
       }
     },

@@ -262,6 +262,28 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
     await running;
   });
 
+  it('strict mode: a burst of changes shares one conntrack listing, which comes after the burst', async () => {
+    const { cache, runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' }), pod('c', ['10.244.7.4'], { app: 'c' })]);
+    runner.conntrack = 'tcp      6 431999 ESTABLISHED src=10.244.7.4 dst=10.244.7.3 sport=40000 dport=80 src=10.244.7.3 dst=10.244.7.4 sport=80 dport=40000 [ASSURED] mark=0 use=1';
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1 && syncer.desired !== undefined, 'the first sync applied');
+    const lists = (): number => runner.calls.filter((c) => c.startsWith('conntrack -L')).length;
+    const t = Date.now();
+    for (const port of [80, 81, 82, 83]) {
+      cache.upsert('networkpolicies', 'x/b-from-a', { ...denyB, ingress: [{ peers: [{ podSelector: sel({ app: 'a' }) }], ports: [{ protocol: 'TCP', port }] }] });
+      await syncer.sync();
+      expect(lists()).toBe(0);
+    }
+    await syncer.settled();
+    // Both families listed once, c -> b cut once, within strict mode's second.
+    expect(lists()).toBe(2);
+    expect(runner.calls.filter((c) => c.startsWith('conntrack -D'))).toHaveLength(1);
+    expect(Date.now() - t).toBeLessThan(1000);
+    ac.abort();
+    await running;
+  });
+
   it('feeds cluster-wide admin policies to the engine: an AdminNetworkPolicy Deny is in the table', async () => {
     const { cache, runner, syncer, ac, fill } = setup();
     fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })]);

@@ -8,6 +8,11 @@
 // message with an NLMSG_ERROR (0: done), and BEGIN or END only with an error (a failed commit is
 // reported on BEGIN): the first error rejects the batch at once (the kernel applied nothing), the
 // last ack resolves it.
+//
+// The same socket also carries plain requests of other NETLINK_NETFILTER subsystems (ctnetlink:
+// policy/ctnetlink.ts): a dump (`dump`, answered by multipart messages up to NLMSG_DONE) and
+// acknowledged requests sent back to back in one datagram outside any batch (`requests`: each
+// gets its own answer, a failed one does not stop the others).
 import { constants } from 'node:os';
 import type { RawNetlinkSocket } from 'netlink';
 import { nlmsg, nlmsgs, NLMSG_ERROR, NLM_F_REQUEST } from '../netlink/attrs.js';
@@ -15,6 +20,7 @@ import { parseGeneration } from './generation.js';
 
 const NETLINK_NETFILTER = 12;
 export const NFNL_SUBSYS_NFTABLES = 10;
+const NLMSG_DONE = 3;
 const NFNL_MSG_BATCH_BEGIN = 0x10;
 const NFNL_MSG_BATCH_END = 0x11;
 const NFT_MSG_GETGEN = 16;
@@ -38,6 +44,16 @@ export interface NfTablesBatches {
   commit(build: BatchBuilder): Promise<void>;
   /** The namespace's ruleset generation (generation.ts's reader, on this socket); undefined when the kernel cannot be asked. */
   generation(): Promise<number | undefined>;
+  /**
+   * One dump request (`build` gets its sequence number; the caller sets NLM_F_DUMP): `onMessage`
+   * sees every answer until NLMSG_DONE; rejects with the kernel's error (code `refusedCode`).
+   */
+  dump(build: (seq: number) => Buffer, onMessage: (m: { type: number; data: Buffer }) => void): Promise<void>;
+  /**
+   * Requests with NLM_F_ACK, sent together in one datagram (not a transaction): resolves with each
+   * one's errno (0: done), in order.
+   */
+  requests(build: BatchBuilder): Promise<number[]>;
   close(): void;
 }
 
@@ -147,6 +163,30 @@ export function nfTablesBatches(open?: OpenSocket, o: { timeoutMs?: number; refu
       } catch {
         return undefined;
       }
+    },
+    async dump(build, onMessage) {
+      const q = nextSeq();
+      await exchange<void>([build(q)], [q], (m, done) => {
+        if (m.type === NLMSG_DONE) done(undefined);
+        else if (m.type === NLMSG_ERROR && m.data.length >= 4) {
+          const errno = -m.data.readInt32LE(0);
+          done(Object.assign(new Error(`netlink dump refused: errno ${errno} (${errnoName(errno)})`), { code: refused, errno }));
+        } else onMessage(m);
+      });
+    },
+    async requests(build) {
+      const msgs = build(nextSeq);
+      if (msgs.length === 0) return [];
+      const seqs = msgs.map((m) => m.readUInt32LE(8));
+      const index = new Map(seqs.map((q, i) => [q, i]));
+      const errnos: number[] = new Array<number>(msgs.length).fill(-1);
+      let left = msgs.length;
+      return exchange<number[]>(msgs, seqs, (m, done) => {
+        const i = index.get(m.seq);
+        if (m.type !== NLMSG_ERROR || m.data.length < 4 || i === undefined || errnos[i] !== -1) return;
+        errnos[i] = -m.data.readInt32LE(0);
+        if (--left === 0) done(undefined, errnos);
+      });
     },
     close: () => close(),
   };
