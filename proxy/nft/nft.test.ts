@@ -24,7 +24,7 @@ describe('nft rendering', () => {
     const { fake } = await setup({ 'ns1/web': web() });
     const text = fake.last!;
     expect(text.startsWith('add table ip skiff\ndelete table ip skiff\nadd table ip skiff { comment "skiff service proxy" ; }\n')).toBe(true);
-    const own = text.split('\n').filter((l) => /-n\d|element/.test(l) && !l.includes('element ip skiff picks'));
+    const own = text.split('\n').filter((l) => /-n2\b|element/.test(l) && !/element ip skiff (picks|tails)/.test(l));
     expect(own.join('\n')).toBe(
       [
         'add chain ip skiff lb-cluster-n2',
@@ -40,15 +40,18 @@ describe('nft rendering', () => {
         'add element ip skiff endpoint-addrs-g1 { 32768 : 10.244.1.5, 32769 : 10.244.2.6 }',
         'add element ip skiff endpoint-ports-g1 { 32768 : 8080 }',
         // The mark is slot << 15 | N; the verdict goes to the kind's by-count chain, whose map finds the tail.
-        'add element ip skiff tails-cluster-g1 { 2 : goto lb-cluster-n2 }',
         'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 32770 }',
         'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto by-count-cluster }',
-        'add element ip skiff tails-external-g1 { 2 : goto lb-external-n2 }',
         'add element ip skiff nodeport-marks-g1 { tcp . 30080 : 32770 }',
         'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto by-count-external }',
       ].join('\n'),
     );
     expect(text).not.toContain('ns1/web');
+    // Every count below the pick pool has its tails, used or not.
+    expect(text).toContain('add element ip skiff tails-cluster-g1 { 2 : goto lb-cluster-n2, 1 : goto lb-cluster-n1, 3 : goto lb-cluster-n3,');
+    expect(text).toContain('15 : goto lb-external-n15 }');
+    expect(text).toContain('add rule ip skiff lb-cluster-n15 numgen random mod 15 vmap @picks-g1\n');
+    expect(text).not.toContain('lb-cluster-n16');
     // The fixed pick chains: index k goes into the mark's low bits, then the one DNAT chain.
     expect(text).toContain('add element ip skiff picks-g1 { 0 : goto endpoint-dnat, 1 : goto pick-1, 2 : goto pick-2,');
     expect(text).toContain('add rule ip skiff pick-1 meta mark set meta mark | 1 goto endpoint-dnat\n');
@@ -58,18 +61,22 @@ describe('nft rendering', () => {
     expect(text).not.toContain('pick-pair');
   });
 
-  it('Services with the same endpoint count share one tail chain', async () => {
-    const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.8'), endpoint('10.244.1.9')])], nodeCtx);
-    const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': api });
-    expect(fake.last!.match(/^add chain ip skiff lb-cluster-n2$/gm)).toHaveLength(1);
-    expect(fake.last).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto by-count-cluster, 10.96.0.11 . tcp . 80 : goto by-count-cluster }');
-    expect(fake.last).toContain('add element ip skiff tails-cluster-g1 { 2 : goto lb-cluster-n2 }\n');
-    // web leaving keeps the tail api still uses; api leaving removes it.
+  it('Services with the same endpoint count share one tail chain; one above the reserved counts goes with its last user', async () => {
+    const eps = (n: number, net: number) => Array.from({ length: n }, (_, i) => endpoint(`10.244.${net}.${i + 1}`));
+    const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', eps(16, 1))], nodeCtx);
+    const db = ports(service('ns3', 'db', { clusterIPs: ['10.96.0.12'] }), [slice('ns3', 'db', eps(16, 2))], nodeCtx);
+    const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': api, 'ns3/db': db });
+    expect(fake.last!.match(/^add chain ip skiff lb-cluster-n16$/gm)).toHaveLength(1);
+    expect(fake.last).toContain('10.96.0.11 . tcp . 80 : goto by-count-cluster, 10.96.0.12 . tcp . 80 : goto by-count-cluster');
+    expect(fake.last).toContain('10.96.0.11 . tcp . 80 : 65552, 10.96.0.12 . tcp . 80 : 98320');
+    // web's tails (2 endpoints) are reserved; api leaving keeps the tail db still uses; db leaving removes it.
     await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
-    expect(fake.last).not.toContain('lb-cluster-n2');
-    expect(fake.last).toContain('delete chain ip skiff lb-external-n2');
+    expect(fake.last).not.toMatch(/chain|tails/);
     await dp.partial([{ key: 'ns2/api', ports: [] }], nodeCtx);
-    expect(fake.last).toContain('flush chain ip skiff lb-cluster-n2\ndelete chain ip skiff lb-cluster-n2\n');
+    expect(fake.last).not.toMatch(/chain|tails/);
+    await dp.partial([{ key: 'ns3/db', ports: [] }], nodeCtx);
+    expect(fake.last).toContain('delete element ip skiff tails-cluster-g1 { 16 }\n');
+    expect(fake.last).toContain('flush chain ip skiff lb-cluster-n16\ndelete chain ip skiff lb-cluster-n16\n');
   });
 
   it('a tail one Service leaves and another joins in the same sync is kept, not deleted', async () => {
@@ -106,32 +113,18 @@ describe('nft rendering', () => {
     expect(t.sets.get('tails-cluster-g1')!.decl).toBe('type mark : verdict ;');
   });
 
-  it('an endpoint removal changes the endpoint count: the marks, and the tails only when nobody else has the count', async () => {
+  it('an endpoint removal changes the endpoint count: only the marks change', async () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     await dp.partial([{ key: 'ns1/web', ports: web([endpoint('10.244.1.5')]) }], nodeCtx);
-    // The dispatch verdicts stay: a verdict element naming a chain makes the kernel validate every verdict map.
+    // No dispatch verdict and no chain: a verdict element naming a chain makes the kernel validate
+    // every verdict map, and a chain costs an nft run; the tail for 1 is reserved.
     expect(fake.last).toBe(
       [
-        'add chain ip skiff lb-cluster-n1',
-        'add chain ip skiff lb-external-n1',
-        'add rule ip skiff lb-cluster-n1 meta mark set meta mark & 0xffffe000',
-        'add rule ip skiff lb-cluster-n1 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-cluster-n1 goto endpoint-dnat',
-        'add rule ip skiff lb-external-n1 meta mark set meta mark & 0xffffe000 | 0x00004000',
-        'add rule ip skiff lb-external-n1 goto endpoint-dnat',
         'delete element ip skiff endpoint-addrs-g1 { 32769 }',
-        'delete element ip skiff tails-cluster-g1 { 2 }',
         'delete element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 }',
-        'delete element ip skiff tails-external-g1 { 2 }',
         'delete element ip skiff nodeport-marks-g1 { tcp . 30080 }',
-        'add element ip skiff tails-cluster-g1 { 1 : goto lb-cluster-n1 }',
         'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 32769 }',
-        'add element ip skiff tails-external-g1 { 1 : goto lb-external-n1 }',
         'add element ip skiff nodeport-marks-g1 { tcp . 30080 : 32769 }',
-        'flush chain ip skiff lb-cluster-n2',
-        'flush chain ip skiff lb-external-n2',
-        'delete chain ip skiff lb-cluster-n2',
-        'delete chain ip skiff lb-external-n2',
         '',
       ].join('\n'),
     );
@@ -165,7 +158,7 @@ describe('nft rendering', () => {
     expect(fake.last).toContain('delete element ip skiff endpoint-addrs-g1 { 32768, 32769,');
   });
 
-  it('losing all endpoints swaps the dispatch for a reject and deletes unused tails', async () => {
+  it('losing all endpoints swaps the dispatch for a reject; the reserved tails stay', async () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     await dp.partial([{ key: 'ns1/web', ports: web([]) }], nodeCtx);
     expect(fake.last).toBe(
@@ -173,18 +166,12 @@ describe('nft rendering', () => {
         'delete element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }',
         'delete element ip skiff endpoint-addrs-g1 { 32768, 32769 }',
         'delete element ip skiff endpoint-ports-g1 { 32768 }',
-        'delete element ip skiff tails-cluster-g1 { 2 }',
         'delete element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 }',
         'delete element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 }',
-        'delete element ip skiff tails-external-g1 { 2 }',
         'delete element ip skiff nodeport-marks-g1 { tcp . 30080 }',
         'delete element ip skiff service-nodeports-g1 { tcp . 30080 }',
         'add element ip skiff no-endpoint-services-g1 { 10.96.0.10 . tcp . 80 : goto reject-chain }',
         'add element ip skiff no-endpoint-nodeports-g1 { tcp . 30080 : goto reject-chain }',
-        'flush chain ip skiff lb-cluster-n2',
-        'flush chain ip skiff lb-external-n2',
-        'delete chain ip skiff lb-cluster-n2',
-        'delete chain ip skiff lb-external-n2',
         '',
       ].join('\n'),
     );
@@ -333,8 +320,9 @@ describe('endpoint lists', () => {
     expect(text).toContain(`${32768 + MAX_ENDPOINTS - 1} : `);
     expect(text).not.toContain(`${32768 + MAX_ENDPOINTS} : `);
     expect(text).not.toContain(`pick-${MAX_ENDPOINTS}`);
-    // The count does not fit below LOCAL_BIT: 8192 is dispatched as 0.
-    expect(text).toContain(`add element ip skiff tails-cluster-g1 { 0 : goto lb-cluster-n${MAX_ENDPOINTS} }`);
+    // The count does not fit below LOCAL_BIT: 8192 is dispatched as 0. Only small counts are reserved.
+    expect(text).toContain(`add element ip skiff tails-cluster-g1 { 0 : goto lb-cluster-n${MAX_ENDPOINTS}, 1 : goto lb-cluster-n1,`);
+    expect(text).toContain('31 : goto lb-cluster-n31 }');
     expect(text).toContain('10.96.0.10 . tcp . 80 : 32768 }');
   });
 });
@@ -417,8 +405,8 @@ describe('staged full sync', () => {
     expect(prep).toContain('add map ip skiff endpoint-addrs-g1 { type mark : ipv4_addr ; size 4096 ; }\n');
     expect(prep).not.toContain('add element');
     // 3 Services: 3 cluster IPs, 6 hairpins (local), 6 endpoints, 3 ports, 3 marks, 3 dispatch
-    // verdicts, the one tail they share = 25 elements, then 16 picks: 4 per chunk.
-    expect(rest).toHaveLength(11);
+    // verdicts = 24 elements, then 16 picks and 2 x 15 reserved tails: 70, 4 per chunk.
+    expect(rest).toHaveLength(18);
     for (const t of rest) chainsFirst(t);
     const all = rest.join('');
     expect(all.match(/\d+ : 10\.244/g)).toHaveLength(6);
@@ -447,9 +435,10 @@ describe('staged full sync', () => {
   });
 
   it('the next full sync stages generation 2 and the switch drops generation 1 and unused chains', async () => {
-    const { fake, dp } = await staged(many(2, 2));
+    // Counts above the reserved tails', so that one goes and one comes.
+    const { fake, dp } = await staged(many(2, 40));
     const before = fake.transactions.length;
-    await dp.full(new Map(Object.entries(many(2, 3))), nodeCtx);
+    await dp.full(new Map(Object.entries(many(2, 41))), nodeCtx);
     const txns = fake.transactions.slice(before);
     expect(txns[0]!.split('\n')[0]).toBe('add table ip skiff');
     expect(txns[0]).toContain('add map ip skiff service-ips-g2 ');
@@ -458,8 +447,10 @@ describe('staged full sync', () => {
     expect(sw).toContain('flush chain ip skiff services\n');
     expect(sw).toContain('delete map ip skiff endpoint-addrs-g1\n');
     // The verdict map goes before the chain its elements jump to.
-    expect(sw.indexOf('delete map ip skiff service-ips-g1')).toBeLessThan(sw.indexOf('delete chain ip skiff lb-cluster-n2'));
-    expect(sw).not.toContain('delete chain ip skiff lb-cluster-n3');
+    expect(sw.indexOf('delete map ip skiff tails-cluster-g1')).toBeGreaterThan(-1);
+    expect(sw.indexOf('delete map ip skiff tails-cluster-g1')).toBeLessThan(sw.indexOf('delete chain ip skiff lb-cluster-n40'));
+    expect(sw).not.toContain('delete chain ip skiff lb-cluster-n41');
+    expect(sw).not.toContain('delete chain ip skiff lb-cluster-n2\n');
     expect(sw).not.toMatch(/add chain ip skiff nat-output/);
     expect(sw).toContain('add rule ip skiff endpoint-dnat meta l4proto { tcp, udp, sctp } dnat ip to meta mark & 0xffffbfff map @endpoint-addrs-g2 : meta mark & 0xffffa000 map @endpoint-ports-g2\n');
     expect(await dp.verify()).toEqual(['ip skiff: table missing']);

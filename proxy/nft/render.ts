@@ -77,6 +77,8 @@ export const localChain = (nc: number, cp: boolean, nl: number, lp: boolean): st
 const pickChain = (index: number, pairs: boolean): string => (index === 0 ? dnatChain(pairs) : `pick-${pairs ? 'pair-' : ''}${index}`);
 /** Where every tail ends: DNAT to the endpoint whose `slot | index` is in the mark. */
 const dnatChain = (pairs: boolean): string => (pairs ? 'endpoint-dnat-pairs' : 'endpoint-dnat');
+/** Tails for counts below this stay while pick chains cover them (Renderer.reservedTails): 62 chains at most. */
+export const RESERVED_TAILS = 32;
 /** Pick chains exist for indexes below this (a power of two, at least 16, at most MAX_ENDPOINTS). */
 export function pickPoolSize(longest: number): number {
   return Math.min(MAX_ENDPOINTS, 2 ** Math.max(4, Math.ceil(Math.log2(Math.max(1, longest)))));
@@ -274,6 +276,25 @@ export class Renderer {
     return t;
   }
 
+  /**
+   * The cluster and external tails for counts from..to-1 (below RESERVED_TAILS) and their
+   * by-count elements, kept like the pick chains they come with until the next full sync, as if
+   * some port used each: a list moving to any of those counts is then only its mark element,
+   * never a new chain (an nft run) nor a new verdict element (the kernel validates every verdict
+   * map of the table when one names a chain: ~5 ms at 50,000 Services).
+   */
+  reservedTails(from: number, to: number): TableState {
+    const t = emptyTable();
+    for (let n = Math.max(1, from); n < Math.min(to, RESERVED_TAILS); n++) {
+      for (const kind of ['cluster', 'external'] as const) {
+        const name = tailChain(kind, n, false);
+        t.chains.set(name, this.tailState(kind, n, false));
+        addElement(t, this.s[tailsMap(kind, false)], String(n & COUNT_MASK), `goto ${name}`);
+      }
+    }
+    return t;
+  }
+
   /** The shared chain `name`, built once per Renderer. */
   private sharedChain(name: string, make: () => string[]): ChainState {
     let c = this.shared.get(name);
@@ -288,17 +309,18 @@ export class Renderer {
     if (pairs) l.pairs = Math.max(l.pairs, n);
     else l.plain = Math.max(l.plain, n);
     const name = tailChain(kind, n, pairs);
-    t.chains.set(
-      name,
-      this.sharedChain(name, () => {
-        const pick = n === 1 ? `goto ${pickChain(0, pairs)}` : `numgen random mod ${n} vmap @${this.s[pairs ? 'picks-pairs' : 'picks']}`;
-        // The count the dispatch left in the index bits goes before a pick chain ORs the index in.
-        if (kind === 'cluster') return [`meta mark set meta mark & ${hex(NO_COUNT)}`, this.clusterMasq, pick];
-        if (kind === 'external') return [`meta mark set meta mark & ${hex(NO_COUNT)} | ${hex(MASQ_BIT)}`, pick];
-        return [pick];
-      }),
-    );
+    t.chains.set(name, this.tailState(kind, n, pairs));
     return `goto ${name}`;
+  }
+
+  private tailState(kind: Kind, n: number, pairs: boolean): ChainState {
+    return this.sharedChain(tailChain(kind, n, pairs), () => {
+      const pick = n === 1 ? `goto ${pickChain(0, pairs)}` : `numgen random mod ${n} vmap @${this.s[pairs ? 'picks-pairs' : 'picks']}`;
+      // The count the dispatch left in the index bits goes before a pick chain ORs the index in.
+      if (kind === 'cluster') return [`meta mark set meta mark & ${hex(NO_COUNT)}`, this.clusterMasq, pick];
+      if (kind === 'external') return [`meta mark set meta mark & ${hex(NO_COUNT)} | ${hex(MASQ_BIT)}`, pick];
+      return [pick];
+    });
   }
 
   /**
