@@ -224,13 +224,14 @@ export class NftDataplane implements Dataplane {
     for (const more of this.morePicks(st, r)) st.mirror.load(more, onElement);
   }
 
-  /** The pick chains the rendered tails need beyond those the table has. */
+  /** The pick chains the rendered tails need beyond those the table has, and the tails reserved with them (Renderer.reservedTails). */
   private morePicks(st: FamilyState, r: Renderer): TableState[] {
     const out: TableState[] = [];
     for (const kind of ['plain', 'pairs'] as const) {
       const need = r.longest[kind] === 0 ? 0 : pickPoolSize(r.longest[kind]);
       if (need <= st.picks[kind]) continue;
       out.push(r.picks(st.picks[kind], need, kind === 'pairs'));
+      if (kind === 'plain') out.push(r.reservedTails(st.picks[kind], need));
       st.picks[kind] = need;
     }
     return out;

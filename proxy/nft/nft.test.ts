@@ -24,26 +24,34 @@ describe('nft rendering', () => {
     const { fake } = await setup({ 'ns1/web': web() });
     const text = fake.last!;
     expect(text.startsWith('add table ip skiff\ndelete table ip skiff\nadd table ip skiff { comment "skiff service proxy" ; }\n')).toBe(true);
-    const own = text.split('\n').filter((l) => /-n\d|element/.test(l) && !l.includes('element ip skiff picks'));
+    const own = text.split('\n').filter((l) => /-n2\b|element/.test(l) && !/element ip skiff (picks|tails)/.test(l));
     expect(own.join('\n')).toBe(
       [
         'add chain ip skiff lb-cluster-n2',
         'add chain ip skiff lb-external-n2',
+        // The count the dispatch leaves in the index bits is cleared before a pick ORs the index in.
+        'add rule ip skiff lb-cluster-n2 meta mark set meta mark & 0xffffe000',
         'add rule ip skiff lb-cluster-n2 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
         'add rule ip skiff lb-cluster-n2 numgen random mod 2 vmap @picks-g1',
-        'add rule ip skiff lb-external-n2 meta mark set meta mark | 0x00004000',
+        'add rule ip skiff lb-external-n2 meta mark set meta mark & 0xffffe000 | 0x00004000',
         'add rule ip skiff lb-external-n2 numgen random mod 2 vmap @picks-g1',
         'add element ip skiff cluster-ips-g1 { 10.96.0.10 }',
         'add element ip skiff hairpin-g1 { 10.244.1.5 . 10.244.1.5 }',
         'add element ip skiff endpoint-addrs-g1 { 32768 : 10.244.1.5, 32769 : 10.244.2.6 }',
         'add element ip skiff endpoint-ports-g1 { 32768 : 8080 }',
-        'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 32768 }',
-        'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-n2 }',
-        'add element ip skiff nodeport-marks-g1 { tcp . 30080 : 32768 }',
-        'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto lb-external-n2 }',
+        // The mark is slot << 15 | N; the verdict goes to the kind's by-count chain, whose map finds the tail.
+        'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 32770 }',
+        'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto by-count-cluster }',
+        'add element ip skiff nodeport-marks-g1 { tcp . 30080 : 32770 }',
+        'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto by-count-external }',
       ].join('\n'),
     );
     expect(text).not.toContain('ns1/web');
+    // Every count below the pick pool has its tails, used or not.
+    expect(text).toContain('add element ip skiff tails-cluster-g1 { 2 : goto lb-cluster-n2, 1 : goto lb-cluster-n1, 3 : goto lb-cluster-n3,');
+    expect(text).toContain('15 : goto lb-external-n15 }');
+    expect(text).toContain('add rule ip skiff lb-cluster-n15 numgen random mod 15 vmap @picks-g1\n');
+    expect(text).not.toContain('lb-cluster-n16');
     // The fixed pick chains: index k goes into the mark's low bits, then the one DNAT chain.
     expect(text).toContain('add element ip skiff picks-g1 { 0 : goto endpoint-dnat, 1 : goto pick-1, 2 : goto pick-2,');
     expect(text).toContain('add rule ip skiff pick-1 meta mark set meta mark | 1 goto endpoint-dnat\n');
@@ -53,17 +61,22 @@ describe('nft rendering', () => {
     expect(text).not.toContain('pick-pair');
   });
 
-  it('Services with the same endpoint count share one tail chain', async () => {
-    const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', [endpoint('10.244.1.8'), endpoint('10.244.1.9')])], nodeCtx);
-    const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': api });
-    expect(fake.last!.match(/^add chain ip skiff lb-cluster-n2$/gm)).toHaveLength(1);
-    expect(fake.last).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-n2, 10.96.0.11 . tcp . 80 : goto lb-cluster-n2 }');
-    // web leaving keeps the tail api still uses; api leaving removes it.
+  it('Services with the same endpoint count share one tail chain; one above the reserved counts goes with its last user', async () => {
+    const eps = (n: number, net: number) => Array.from({ length: n }, (_, i) => endpoint(`10.244.${net}.${i + 1}`));
+    const api = ports(service('ns2', 'api', { clusterIPs: ['10.96.0.11'] }), [slice('ns2', 'api', eps(16, 1))], nodeCtx);
+    const db = ports(service('ns3', 'db', { clusterIPs: ['10.96.0.12'] }), [slice('ns3', 'db', eps(16, 2))], nodeCtx);
+    const { fake, dp } = await setup({ 'ns1/web': web(), 'ns2/api': api, 'ns3/db': db });
+    expect(fake.last!.match(/^add chain ip skiff lb-cluster-n16$/gm)).toHaveLength(1);
+    expect(fake.last).toContain('10.96.0.11 . tcp . 80 : goto by-count-cluster, 10.96.0.12 . tcp . 80 : goto by-count-cluster');
+    expect(fake.last).toContain('10.96.0.11 . tcp . 80 : 65552, 10.96.0.12 . tcp . 80 : 98320');
+    // web's tails (2 endpoints) are reserved; api leaving keeps the tail db still uses; db leaving removes it.
     await dp.partial([{ key: 'ns1/web', ports: [] }], nodeCtx);
-    expect(fake.last).not.toContain('lb-cluster-n2');
-    expect(fake.last).toContain('delete chain ip skiff lb-external-n2');
+    expect(fake.last).not.toMatch(/chain|tails/);
     await dp.partial([{ key: 'ns2/api', ports: [] }], nodeCtx);
-    expect(fake.last).toContain('flush chain ip skiff lb-cluster-n2\ndelete chain ip skiff lb-cluster-n2\n');
+    expect(fake.last).not.toMatch(/chain|tails/);
+    await dp.partial([{ key: 'ns3/db', ports: [] }], nodeCtx);
+    expect(fake.last).toContain('delete element ip skiff tails-cluster-g1 { 16 }\n');
+    expect(fake.last).toContain('flush chain ip skiff lb-cluster-n16\ndelete chain ip skiff lb-cluster-n16\n');
   });
 
   it('a tail one Service leaves and another joins in the same sync is kept, not deleted', async () => {
@@ -94,28 +107,24 @@ describe('nft rendering', () => {
     expect(renderBase(4, { ...nodeCtx, masqueradeAll: true }).chains.get('lb-cluster-affinity')!.rules[0]).toBe('meta mark set meta mark | 0x00004000');
     expect(v6.chains.get('cluster-ips-check')!.rules).toEqual(['ip6 daddr @cluster-ips-g1 meta l4proto tcp reject with tcp reset', 'ip6 daddr @cluster-ips-g1 reject', 'ip6 daddr fd00:96::/112 drop']);
     expect([...t.chains.keys()].filter((c) => /-n\d/.test(c))).toEqual([]);
+    // Dispatch by the endpoint count the mark carries, per kind of tail.
+    expect(t.chains.get('by-count-cluster')!.rules).toEqual(['meta mark & 0x00001fff vmap @tails-cluster-g1']);
+    expect(t.chains.get('by-count-external-pairs')!.rules).toEqual(['meta mark & 0x00001fff vmap @tails-external-pairs-g1']);
+    expect(t.sets.get('tails-cluster-g1')!.decl).toBe('type mark : verdict ;');
   });
 
-  it('an endpoint removal changes the endpoint count: map elements and tail chains only', async () => {
+  it('an endpoint removal changes the endpoint count: only the marks change', async () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     await dp.partial([{ key: 'ns1/web', ports: web([endpoint('10.244.1.5')]) }], nodeCtx);
+    // No dispatch verdict and no chain: a verdict element naming a chain makes the kernel validate
+    // every verdict map, and a chain costs an nft run; the tail for 1 is reserved.
     expect(fake.last).toBe(
       [
-        'add chain ip skiff lb-cluster-n1',
-        'add chain ip skiff lb-external-n1',
-        'add rule ip skiff lb-cluster-n1 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-cluster-n1 goto endpoint-dnat',
-        'add rule ip skiff lb-external-n1 meta mark set meta mark | 0x00004000',
-        'add rule ip skiff lb-external-n1 goto endpoint-dnat',
         'delete element ip skiff endpoint-addrs-g1 { 32769 }',
-        'delete element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 }',
-        'delete element ip skiff service-nodeports-g1 { tcp . 30080 }',
-        'add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-n1 }',
-        'add element ip skiff service-nodeports-g1 { tcp . 30080 : goto lb-external-n1 }',
-        'flush chain ip skiff lb-cluster-n2',
-        'flush chain ip skiff lb-external-n2',
-        'delete chain ip skiff lb-cluster-n2',
-        'delete chain ip skiff lb-external-n2',
+        'delete element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 }',
+        'delete element ip skiff nodeport-marks-g1 { tcp . 30080 }',
+        'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 32769 }',
+        'add element ip skiff nodeport-marks-g1 { tcp . 30080 : 32769 }',
         '',
       ].join('\n'),
     );
@@ -149,7 +158,7 @@ describe('nft rendering', () => {
     expect(fake.last).toContain('delete element ip skiff endpoint-addrs-g1 { 32768, 32769,');
   });
 
-  it('losing all endpoints swaps the dispatch for a reject and deletes unused tails', async () => {
+  it('losing all endpoints swaps the dispatch for a reject; the reserved tails stay', async () => {
     const { fake, dp } = await setup({ 'ns1/web': web() });
     await dp.partial([{ key: 'ns1/web', ports: web([]) }], nodeCtx);
     expect(fake.last).toBe(
@@ -163,10 +172,6 @@ describe('nft rendering', () => {
         'delete element ip skiff service-nodeports-g1 { tcp . 30080 }',
         'add element ip skiff no-endpoint-services-g1 { 10.96.0.10 . tcp . 80 : goto reject-chain }',
         'add element ip skiff no-endpoint-nodeports-g1 { tcp . 30080 : goto reject-chain }',
-        'flush chain ip skiff lb-cluster-n2',
-        'flush chain ip skiff lb-external-n2',
-        'delete chain ip skiff lb-cluster-n2',
-        'delete chain ip skiff lb-external-n2',
         '',
       ].join('\n'),
     );
@@ -254,8 +259,8 @@ describe('nft rendering', () => {
     const { fake } = await setup({ 'ns1/lb': lb });
     expect(fake.last).toContain('add rule ip skiff firewall-ns1/lb/tcp/http ip saddr 198.51.100.0/24 return\nadd rule ip skiff firewall-ns1/lb/tcp/http drop\n');
     expect(fake.last).toContain('add element ip skiff firewall-ips-g1 { 192.0.2.10 . tcp . 80 : goto firewall-ns1/lb/tcp/http }');
-    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : goto lb-external-n1');
-    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : 32768');
+    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : goto by-count-external');
+    expect(fake.last).toContain('192.0.2.10 . tcp . 80 : 32769');
   });
 
   it('a new Service reuses no slot freed in the same sync and frees it afterwards', async () => {
@@ -285,7 +290,8 @@ describe('endpoint lists', () => {
     expect(text).not.toContain('add element ip skiff endpoint-ports-g1');
     expect(text).toContain('add rule ip skiff lb-cluster-n3-pairs numgen random mod 3 vmap @picks-pairs-g1\n');
     expect(text).toContain('add rule ip skiff pick-pair-2 meta mark set meta mark | 2 goto endpoint-dnat-pairs\n');
-    expect(text).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto lb-cluster-n3-pairs }');
+    expect(text).toContain('add element ip skiff service-ips-g1 { 10.96.0.10 . tcp . 80 : goto by-count-cluster-pairs }');
+    expect(text).toContain('add element ip skiff tails-cluster-pairs-g1 { 3 : goto lb-cluster-n3-pairs }');
     // Only the pairs kind has pick chains.
     expect(text).not.toMatch(/add chain ip skiff pick-\d/);
   });
@@ -314,6 +320,10 @@ describe('endpoint lists', () => {
     expect(text).toContain(`${32768 + MAX_ENDPOINTS - 1} : `);
     expect(text).not.toContain(`${32768 + MAX_ENDPOINTS} : `);
     expect(text).not.toContain(`pick-${MAX_ENDPOINTS}`);
+    // The count does not fit below LOCAL_BIT: 8192 is dispatched as 0. Only small counts are reserved.
+    expect(text).toContain(`add element ip skiff tails-cluster-g1 { 0 : goto lb-cluster-n${MAX_ENDPOINTS}, 1 : goto lb-cluster-n1,`);
+    expect(text).toContain('31 : goto lb-cluster-n31 }');
+    expect(text).toContain('10.96.0.10 . tcp . 80 : 32768 }');
   });
 });
 
@@ -395,12 +405,13 @@ describe('staged full sync', () => {
     expect(prep).toContain('add map ip skiff endpoint-addrs-g1 { type mark : ipv4_addr ; size 4096 ; }\n');
     expect(prep).not.toContain('add element');
     // 3 Services: 3 cluster IPs, 6 hairpins (local), 6 endpoints, 3 ports, 3 marks, 3 dispatch
-    // verdicts = 24 elements, then 16 picks: 4 per chunk.
-    expect(rest).toHaveLength(10);
+    // verdicts = 24 elements, then 16 picks and 2 x 15 reserved tails: 70, 4 per chunk.
+    expect(rest).toHaveLength(18);
     for (const t of rest) chainsFirst(t);
     const all = rest.join('');
     expect(all.match(/\d+ : 10\.244/g)).toHaveLength(6);
-    expect(all.match(/10\.96\.1\.\d \. tcp \. 80 : goto lb-cluster-n2/g)).toHaveLength(3);
+    expect(all.match(/10\.96\.1\.\d \. tcp \. 80 : goto by-count-cluster/g)).toHaveLength(3);
+    expect(all.match(/2 : goto lb-cluster-n2/g)).toHaveLength(1);
     expect(all).toContain('add chain ip skiff lb-cluster-n2\n');
     expect(all).toContain('add chain ip skiff pick-15\n');
     // The first dispatch verdict goes out with the first chunks, not after everything.
@@ -420,13 +431,14 @@ describe('staged full sync', () => {
     const verdicts = fake.transactions.filter((t) => t.includes('add element ip skiff service-ips-g1'));
     expect(verdicts.length).toBeGreaterThan(3);
     for (const t of verdicts) chainsFirst(t);
-    expect(verdicts.join('').match(/10\.96\.1\.\d+ \. tcp \. 80 : goto lb-cluster-n1/g)).toHaveLength(9);
+    expect(verdicts.join('').match(/10\.96\.1\.\d+ \. tcp \. 80 : goto by-count-cluster/g)).toHaveLength(9);
   });
 
   it('the next full sync stages generation 2 and the switch drops generation 1 and unused chains', async () => {
-    const { fake, dp } = await staged(many(2, 2));
+    // Counts above the reserved tails', so that one goes and one comes.
+    const { fake, dp } = await staged(many(2, 40));
     const before = fake.transactions.length;
-    await dp.full(new Map(Object.entries(many(2, 3))), nodeCtx);
+    await dp.full(new Map(Object.entries(many(2, 41))), nodeCtx);
     const txns = fake.transactions.slice(before);
     expect(txns[0]!.split('\n')[0]).toBe('add table ip skiff');
     expect(txns[0]).toContain('add map ip skiff service-ips-g2 ');
@@ -435,8 +447,10 @@ describe('staged full sync', () => {
     expect(sw).toContain('flush chain ip skiff services\n');
     expect(sw).toContain('delete map ip skiff endpoint-addrs-g1\n');
     // The verdict map goes before the chain its elements jump to.
-    expect(sw.indexOf('delete map ip skiff service-ips-g1')).toBeLessThan(sw.indexOf('delete chain ip skiff lb-cluster-n2'));
-    expect(sw).not.toContain('delete chain ip skiff lb-cluster-n3');
+    expect(sw.indexOf('delete map ip skiff tails-cluster-g1')).toBeGreaterThan(-1);
+    expect(sw.indexOf('delete map ip skiff tails-cluster-g1')).toBeLessThan(sw.indexOf('delete chain ip skiff lb-cluster-n40'));
+    expect(sw).not.toContain('delete chain ip skiff lb-cluster-n41');
+    expect(sw).not.toContain('delete chain ip skiff lb-cluster-n2\n');
     expect(sw).not.toMatch(/add chain ip skiff nat-output/);
     expect(sw).toContain('add rule ip skiff endpoint-dnat meta l4proto { tcp, udp, sctp } dnat ip to meta mark & 0xffffbfff map @endpoint-addrs-g2 : meta mark & 0xffffa000 map @endpoint-ports-g2\n');
     expect(await dp.verify()).toEqual(['ip skiff: table missing']);
@@ -479,10 +493,10 @@ describe('staged full sync', () => {
     const a = ports(service('ns', 'a', { clusterIPs: ['10.96.0.10'] }), [slice('ns', 'a', [endpoint('10.244.1.1')])], nodeCtx);
     const b = ports(service('ns', 'b', { clusterIPs: ['10.96.0.10'] }), [slice('ns', 'b', [endpoint('10.244.1.2')])], nodeCtx);
     const { fake } = await staged({ 'ns/a': a, 'ns/b': b });
-    expect(fake.transactions.slice(1, -1).join('')).toContain('10.96.0.10 . tcp . 80 : 32768');
+    expect(fake.transactions.slice(1, -1).join('')).toContain('10.96.0.10 . tcp . 80 : 32769');
     expect(fake.last!.split('\n').slice(-3)).toEqual([
       'delete element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 }',
-      'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 65536 }',
+      'add element ip skiff service-marks-g1 { 10.96.0.10 . tcp . 80 : 65537 }',
       '',
     ]);
   });

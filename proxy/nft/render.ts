@@ -1,10 +1,12 @@
 // Model -> nft table data. Layout and hook choices are explained in proxy/README.md; the key one:
-// dispatch writes a Service port's slot into the packet mark (a data map) and jumps (a verdict map
-// with the same key) to a tail chain SHARED by every port with the same endpoint count N. The tail
-// draws `numgen random mod N` and jumps to the pick chain of that index, which looks up
-// `slot | index` in the endpoint address map and the slot in the port map. The table then holds
-// O(distinct N + largest N) chains instead of one per Service port (nft dumps every chain on each
-// run, so that is what an element-only update costs), and each endpoint is one element with a
+// dispatch writes a Service port's slot and endpoint count N into the packet mark (a data map) and
+// jumps (a verdict map with the same key) to its kind's by-count chain, whose small verdict map
+// sends N to a tail chain SHARED by every port with N endpoints, so a count change is a changed
+// mark, never a changed dispatch verdict. The tail clears N, draws `numgen random mod N` and
+// jumps to the pick chain of that index, which looks up `slot | index` in the endpoint address
+// map and the slot in the port map. The table then holds O(distinct N + largest N) chains
+// instead of one per Service port (nft dumps every chain on each run, so that is what an
+// element-only update costs), and each endpoint is one element with a
 // plain key and value, which nft parses in half the time of a `mark . index : addr . port` one.
 // Only ClientIP-affinity ports keep a chain of their own.
 import type { FamilyBounds } from '../bounds.js';
@@ -25,6 +27,9 @@ const NO_MASQ = (0xffffffff ^ MASQ_BIT) >>> 0;
 /** The slot and LOCAL_BIT: the key of a list's port. */
 const LIST_MASK = (~(MASQ_BIT | (LOCAL_BIT - 1))) >>> 0;
 const NO_LOCAL = (0xffffffff ^ LOCAL_BIT) >>> 0;
+/** The mark's bits below LOCAL_BIT: a list's endpoint count at dispatch, then the chosen index. */
+const COUNT_MASK = LOCAL_BIT - 1;
+const NO_COUNT = (0xffffffff ^ COUNT_MASK) >>> 0;
 const L4_ALL = 'meta l4proto { tcp, udp, sctp }';
 const PROTOCOLS: readonly L4[] = ['tcp', 'udp', 'sctp'];
 
@@ -55,12 +60,25 @@ type Kind = 'cluster' | 'external' | 'local';
  * endpoints do not share one port, so each carries its own (`endpoint-pairs`).
  */
 export const tailChain = (kind: Kind, n: number, pairs: boolean): string => `lb-${kind}-n${n}${pairs ? '-pairs' : ''}`;
+/** Cluster and external lists are dispatched by the count in the mark (see Renderer.countedTail). */
+type CountedKind = 'cluster' | 'external';
+const COUNTED: readonly { kind: CountedKind; pairs: boolean }[] = [
+  { kind: 'cluster', pairs: false },
+  { kind: 'cluster', pairs: true },
+  { kind: 'external', pairs: false },
+  { kind: 'external', pairs: true },
+];
+/** The chain that goes to the tail for the count in the mark, through the map of the same suffix. */
+export const byCountChain = (kind: CountedKind, pairs: boolean): string => `by-count-${kind}${pairs ? '-pairs' : ''}`;
+const tailsMap = (kind: CountedKind, pairs: boolean): SetName => `tails-${kind}${pairs ? '-pairs' : ''}`;
 /** eTP Local external traffic: pods and the node itself go the cluster way (Nc), others to local (Nl). */
 export const localChain = (nc: number, cp: boolean, nl: number, lp: boolean): string => `external-local-c${nc}${cp ? 'p' : ''}-l${nl}${lp ? 'p' : ''}`;
 /** The chain that puts `index` into the mark, for the DNAT chain to look up (index 0 goes there directly). */
 const pickChain = (index: number, pairs: boolean): string => (index === 0 ? dnatChain(pairs) : `pick-${pairs ? 'pair-' : ''}${index}`);
 /** Where every tail ends: DNAT to the endpoint whose `slot | index` is in the mark. */
 const dnatChain = (pairs: boolean): string => (pairs ? 'endpoint-dnat-pairs' : 'endpoint-dnat');
+/** Tails for counts below this stay while pick chains cover them (Renderer.reservedTails): 62 chains at most. */
+export const RESERVED_TAILS = 32;
 /** Pick chains exist for indexes below this (a power of two, at least 16, at most MAX_ENDPOINTS). */
 export function pickPoolSize(longest: number): number {
   return Math.min(MAX_ENDPOINTS, 2 ** Math.max(4, Math.ceil(Math.log2(Math.max(1, longest)))));
@@ -81,6 +99,10 @@ const SET_NAMES = [
   'endpoint-pairs',
   'picks',
   'picks-pairs',
+  'tails-cluster',
+  'tails-cluster-pairs',
+  'tails-external',
+  'tails-external-pairs',
   'hairpin',
   'nodeport-ips',
 ] as const;
@@ -169,6 +191,7 @@ export class Renderer {
     // `typeof` because numgen has no named type.
     map(s['picks'], 'typeof numgen random mod 2 : verdict ;');
     map(s['picks-pairs'], 'typeof numgen random mod 2 : verdict ;');
+    for (const c of COUNTED) map(s[tailsMap(c.kind, c.pairs)], 'type mark : verdict ;');
     set(s['hairpin'], `type ${w.addr} . ${w.addr} ;`);
 
     const nodePortCidrs = cidrsOf(this.family, this.ctx.nodePortAddresses);
@@ -228,6 +251,7 @@ export class Renderer {
     chain(dnatChain(true), [`${L4_ALL} dnat ${w.ip} to meta mark & ${hex(NO_MASQ)} map @${s['endpoint-pairs']}`]);
     chain('lb-cluster-affinity', [this.clusterMasq, `goto ${dnatChain(true)}`]);
     chain('lb-external-affinity', [this.masq, `goto ${dnatChain(true)}`]);
+    for (const c of COUNTED) chain(byCountChain(c.kind, c.pairs), [`meta mark & ${hex(COUNT_MASK)} vmap @${s[tailsMap(c.kind, c.pairs)]}`]);
     return t;
   }
 
@@ -252,6 +276,25 @@ export class Renderer {
     return t;
   }
 
+  /**
+   * The cluster and external tails for counts from..to-1 (below RESERVED_TAILS) and their
+   * by-count elements, kept like the pick chains they come with until the next full sync, as if
+   * some port used each: a list moving to any of those counts is then only its mark element,
+   * never a new chain (an nft run) nor a new verdict element (the kernel validates every verdict
+   * map of the table when one names a chain: ~5 ms at 50,000 Services).
+   */
+  reservedTails(from: number, to: number): TableState {
+    const t = emptyTable();
+    for (let n = Math.max(1, from); n < Math.min(to, RESERVED_TAILS); n++) {
+      for (const kind of ['cluster', 'external'] as const) {
+        const name = tailChain(kind, n, false);
+        t.chains.set(name, this.tailState(kind, n, false));
+        addElement(t, this.s[tailsMap(kind, false)], String(n & COUNT_MASK), `goto ${name}`);
+      }
+    }
+    return t;
+  }
+
   /** The shared chain `name`, built once per Renderer. */
   private sharedChain(name: string, make: () => string[]): ChainState {
     let c = this.shared.get(name);
@@ -266,14 +309,32 @@ export class Renderer {
     if (pairs) l.pairs = Math.max(l.pairs, n);
     else l.plain = Math.max(l.plain, n);
     const name = tailChain(kind, n, pairs);
-    t.chains.set(
-      name,
-      this.sharedChain(name, () => {
-        const pick = n === 1 ? `goto ${pickChain(0, pairs)}` : `numgen random mod ${n} vmap @${this.s[pairs ? 'picks-pairs' : 'picks']}`;
-        return kind === 'cluster' ? [this.clusterMasq, pick] : kind === 'external' ? [this.masq, pick] : [pick];
-      }),
-    );
+    t.chains.set(name, this.tailState(kind, n, pairs));
     return `goto ${name}`;
+  }
+
+  private tailState(kind: Kind, n: number, pairs: boolean): ChainState {
+    return this.sharedChain(tailChain(kind, n, pairs), () => {
+      const pick = n === 1 ? `goto ${pickChain(0, pairs)}` : `numgen random mod ${n} vmap @${this.s[pairs ? 'picks-pairs' : 'picks']}`;
+      // The count the dispatch left in the index bits goes before a pick chain ORs the index in.
+      if (kind === 'cluster') return [`meta mark set meta mark & ${hex(NO_COUNT)}`, this.clusterMasq, pick];
+      if (kind === 'external') return [`meta mark set meta mark & ${hex(NO_COUNT)} | ${hex(MASQ_BIT)}`, pick];
+      return [pick];
+    });
+  }
+
+  /**
+   * A cluster or external list of N endpoints: the verdict maps send it to the kind's by-count
+   * chain, the mark carries N (below LOCAL_BIT; 8192 as 0) and the kind's tails map takes it to
+   * the tail. A count change is then a changed mark element: no verdict element changes, and a
+   * verdict element naming a chain makes the kernel validate every verdict map of the table at
+   * commit (at 50,000 Services ~5 ms per sync). Returns the verdict and the mark's count bits.
+   */
+  private countedTail(t: TableState, kind: CountedKind, n: number, pairs: boolean): { verdict: string; count: number } {
+    if (n === 0) return { verdict: 'drop', count: 0 };
+    const count = n & COUNT_MASK;
+    addElement(t, this.s[tailsMap(kind, pairs)], String(count), this.tail(t, kind, n, pairs));
+    return { verdict: `goto ${byCountChain(kind, pairs)}`, count };
   }
 
   /** eTP Local: the shared chain for (cluster N, local N); the mark arrives with LOCAL_BIT set. */
@@ -340,10 +401,12 @@ export class Renderer {
     const cluster = capped(sp.clusterEndpoints);
     const nc = cluster.length;
     const cp = this.addEndpoints(t, base, cluster);
-    dispatch(clusterKeys, undefined, this.tail(t, 'cluster', nc, cp), nc ? base : undefined);
+    const ct = this.countedTail(t, 'cluster', nc, cp);
+    dispatch(clusterKeys, undefined, ct.verdict, nc ? (base | ct.count) >>> 0 : undefined);
     if (hasExternal(sp)) {
       if (!sp.externalLocal) {
-        dispatch(externalKeys, nodePortKey, this.tail(t, 'external', nc, cp), nc ? base : undefined);
+        const et = this.countedTail(t, 'external', nc, cp);
+        dispatch(externalKeys, nodePortKey, et.verdict, nc ? (base | et.count) >>> 0 : undefined);
       } else {
         const local = capped(sp.localEndpoints);
         const lbase = (base | LOCAL_BIT) >>> 0;

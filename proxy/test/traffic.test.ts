@@ -78,7 +78,7 @@ const BACKENDS: readonly Backend[] = [
       await topo.nft(['delete', 'element', 'ip', 'skiff', 'service-ips-g1', '{ 10.96.0.10 . tcp . 80 }']);
       await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-n2']);
     },
-    drift: /ip skiff: (chain lb-cluster-n2 has 0 rules, want 2|service-ips-g1: element 10\.96\.0\.10 \. tcp \. 80 missing)/,
+    drift: /ip skiff: (chain lb-cluster-n2 has 0 rules, want 3|service-ips-g1: element 10\.96\.0\.10 \. tcp \. 80 missing)/,
     leftovers: async (topo) => (await topo.nft(['list', 'tables'])).split('\n').filter((l) => l.includes('skiff')).join('\n'),
   },
   iptables('legacy'),
@@ -397,7 +397,8 @@ describe.skipIf(skip)('nftables only', () => {
       const v6 = (await inNs(ns, 'nft', ['list', 'table', 'ip6', 'skiff'])).stdout;
       expect(v6).toContain('fd00:96::70 . udp . 53 : goto service-ns/ds/udp/dns');
       expect(v6).toContain('dnat ip6 to meta mark & 0xffffbfff map @endpoint-pairs');
-      expect(v6).toContain('fd00:96::71 . udp . 53 : goto lb-cluster-n2');
+      expect(v6).toContain('fd00:96::71 . udp . 53 : goto by-count-cluster');
+      expect(v6).toContain('0x00000002 : goto lb-cluster-n2');
       expect(v6).toContain('udp . 30054 : goto external-local-c2-l2');
       expect(v6).toContain('numgen random mod 2 vmap @picks');
       expect(await dp.verify()).toEqual([]);
