@@ -1,7 +1,7 @@
 // The agent's long-lived children for nft (the launcher's and the session's spare) as the static
-// `skiff-nft-helper` (helper.c, built by `npm run build` into dist/bin) where it is built, and as
-// bash scripts with the same protocol where it is not (sources under tsx before a build). Each
-// child is resident for the agent's whole life: 0.7 MB for the helper against 3 MB for bash.
+// `skiff-helper` (common/native/helper.c, built by `npm run build` into dist/bin) where it is
+// built, and as bash scripts with the same protocol where it is not (sources under tsx before a
+// build). Each child is resident for the agent's whole life: 0.7 MB for the helper, 3 MB for bash.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../self.js';
@@ -24,7 +24,7 @@ export type HelperMode = 'launch' | 'spare';
 
 /** The built helper, if any (undefined: the bash scripts). */
 export const builtHelper = (): string | undefined => {
-  const f = join(projectRoot, 'dist', 'bin', 'skiff-nft-helper');
+  const f = join(projectRoot, 'dist', 'bin', 'skiff-helper');
   return existsSync(f) ? f : undefined;
 };
 

@@ -20,7 +20,7 @@ function script(name: string, text: string): string {
 
 const built = builtHelper();
 const helpers: [string, string | null][] = [['bash script', null], ...(built ? [['built helper', built] as [string, string]] : [])];
-if (!built) console.warn('nft launcher: dist/bin/skiff-nft-helper not built (npm run build): testing the bash script only');
+if (!built) console.warn('nft launcher: dist/bin/skiff-helper not built (npm run build): testing the bash script only');
 
 describe.each(helpers)('nft launcher (%s)', (_, helper) => {
   it('runs overlapping transactions and tells success from failure with its output', async () => {

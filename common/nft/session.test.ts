@@ -10,7 +10,7 @@ const skip = missing('nft session', { root: true, tools: ['nft'] });
 // The spare as the built helper (`npm run build`) and as the bash script used without a build.
 const built = builtHelper();
 const helpers: [string, string | null][] = [['bash script', null], ...(built ? [['built helper', built] as [string, string]] : [])];
-if (!built) console.warn('nft session: dist/bin/skiff-nft-helper not built (npm run build): testing the bash script only');
+if (!built) console.warn('nft session: dist/bin/skiff-helper not built (npm run build): testing the bash script only');
 
 describe.skipIf(skip)('NftSession', () => {
   const ns = `skiffnft-s-${process.pid}`;

@@ -1,14 +1,16 @@
-// skiff-nft-helper: the agent's long-lived children for nft (common/nft/helper.ts), as a static
-// binary of well under 1 MB resident instead of a bash of 3 MB each (issue 16: idle memory).
+// skiff-helper: the agent's long-lived small children (common/nft/helper.ts, dns/server/handoff.ts)
+// as a static binary of 0.7 MB resident instead of bash (3 MB) or sh (1.7 MB) (issue 16).
 //
-//   skiff-nft-helper launch ARGV...  one line in per run ("<id> <file>"), ARGV + file runs with
-//                                    its output in <file>.out; one line out when it ends
-//                                    ("<id> <exit code>"); runs overlap; ends at end of input
-//   skiff-nft-helper spare ARGV...   waits for one line, then becomes ARGV on the same pipes,
-//                                    stderr joined to stdout; end of input first: exits 0
+//   skiff-helper launch ARGV...  one line in per run ("<id> <file>"), ARGV + file runs with its
+//                                output in <file>.out; one line out when it ends ("<id> <exit
+//                                code>"); runs overlap; ends at end of input
+//   skiff-helper spare ARGV...   waits for one line, then becomes ARGV on the same pipes, stderr
+//                                joined to stdout; end of input first: exits 0
+//   skiff-helper hold SECONDS    keeps the descriptors it was given: waits for a line or the end
+//                                of input, then SECONDS more (the DNS socket holder)
 //
-// Both first close every descriptor above stderr they inherited: a long-lived child must never
-// hold the agent's DNS sockets, or the next agent cannot take them over or bind them.
+// launch and spare first close every descriptor above stderr they inherited: a long-lived child
+// must never hold the agent's DNS sockets, or the next agent cannot take them over or bind them.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -63,7 +65,7 @@ static int spare(char **argv) {
   }
   dup2(1, 2);
   execvp(argv[0], argv);
-  dprintf(1, "Error: skiff-nft-helper: %s: %s\n", argv[0], strerror(errno));
+  dprintf(1, "Error: skiff-helper: %s: %s\n", argv[0], strerror(errno));
   return 127;
 }
 
@@ -99,7 +101,7 @@ static void start(char **argv, int argc, const sigset_t *mask, long id, const ch
     for (int i = 0; i < argc; i++) args[i] = argv[i];
     args[argc] = (char *)file;
     execvp(args[0], args);
-    dprintf(2, "skiff-nft-helper: %s: %s\n", args[0], strerror(errno));
+    dprintf(2, "skiff-helper: %s: %s\n", args[0], strerror(errno));
     _exit(127);
   }
   if (nruns == capruns) {
@@ -171,10 +173,24 @@ static int launch(char **argv, int argc) {
   }
 }
 
+static int hold(const char *seconds) {
+  char c;
+  for (;;) {
+    ssize_t r = read(0, &c, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 || c == '\n') break;
+  }
+  unsigned left = (unsigned)strtoul(seconds, NULL, 10);
+  while ((left = sleep(left)) > 0) {
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 3 && strcmp(argv[1], "hold") == 0) return hold(argv[2]);
   close_inherited();
   if (argc >= 3 && strcmp(argv[1], "spare") == 0) return spare(argv + 2);
   if (argc >= 3 && strcmp(argv[1], "launch") == 0) return launch(argv + 2, argc - 2);
-  fprintf(stderr, "usage: skiff-nft-helper launch|spare ARGV...\n");
+  fprintf(stderr, "usage: skiff-helper launch|spare ARGV... | hold SECONDS\n");
   return 2;
 }
