@@ -21,20 +21,25 @@ describe('malloc trim', () => {
     expect([0, 1]).toContain(addon.trim());
   });
 
-  it('trims after a quiet interval and not after a busy one', async () => {
+  it('trims once per quiet spell: after the start, after busy intervals, and when everyMs have passed', async () => {
     let trims = 0;
-    const stop = trimWhenQuiet(log, 100, { trim: () => ++trims });
+    const stop = trimWhenQuiet(log, 100, { trim: () => ++trims }, 2000);
     try {
       await sleep(450);
-      expect(trims).toBeGreaterThanOrEqual(1);
-      const before = trims;
-      // Keep the event loop busy across whole intervals: no trim meanwhile.
+      // The start counts as work: one trim in the first quiet interval, none after.
+      expect(trims).toBe(1);
+      // Keep the event loop busy across a whole interval: no trim meanwhile, one once quiet again.
       const until = Date.now() + 250;
       while (Date.now() < until) {
         /* busy */
       }
       await sleep(20);
-      expect(trims).toBe(before);
+      expect(trims).toBe(1);
+      await sleep(400);
+      expect(trims).toBe(2);
+      // Quiet throughout: the next one when everyMs have passed since the last.
+      await sleep(2300);
+      expect(trims).toBe(3);
     } finally {
       stop();
     }

@@ -2,8 +2,10 @@
 // glibc keeps what a thread freed in that thread's arena for its next malloc: after the start,
 // V8's compiler threads, the DNS thread and libuv's pool leave ~10 MB of free arena memory resident
 // in an idle agent (issue 16: 9 MB of a 100 MB node in a 2-node sandbox). malloc_trim(0) returns it
-// (common/native/memory.c). Only when the main thread was nearly idle over the last interval: a
-// trim takes each arena's lock in turn, and right after a sync the memory would be wanted again.
+// (common/native/memory.c). Only when the main thread was nearly idle over the last interval (a
+// trim takes each arena's lock in turn, and right after a sync the memory would be wanted again),
+// and once per quiet spell: after a busy interval, or a minute after the last trim (the DNS
+// thread's work does not show in the main thread's utilization).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -32,20 +34,31 @@ export function loadMemoryAddon(): MemoryAddon | undefined {
 const QUIET_UTILIZATION = 0.05;
 
 /**
- * Every intervalMs, trims the arenas if the event loop was quiet since the last look. Returns the
- * stop function; without the addon (not built) nothing runs.
+ * Looks every intervalMs; trims when the event loop was quiet since the last look and it was busy
+ * before, or everyMs have passed since the last trim. Returns the stop function; without the
+ * addon (not built) nothing runs.
  */
-export function trimWhenQuiet(log: Logger, intervalMs = 10_000, addon = loadMemoryAddon()): () => void {
+export function trimWhenQuiet(log: Logger, intervalMs = 10_000, addon = loadMemoryAddon(), everyMs = 60_000): () => void {
   if (!addon) {
     log.debug('memory.node not built: free malloc arena memory stays resident');
     return () => undefined;
   }
   let last: EventLoopUtilization = performance.eventLoopUtilization();
+  // The start was busy.
+  let worked = true;
+  let trimmed = performance.now();
   const timer = setInterval(() => {
     const now = performance.eventLoopUtilization();
-    const busy = performance.eventLoopUtilization(now, last).utilization;
+    const busy = performance.eventLoopUtilization(now, last).utilization >= QUIET_UTILIZATION;
     last = now;
-    if (busy < QUIET_UTILIZATION) addon.trim();
+    if (busy) {
+      worked = true;
+      return;
+    }
+    if (!worked && performance.now() - trimmed < everyMs) return;
+    addon.trim();
+    worked = false;
+    trimmed = performance.now();
   }, intervalMs).unref();
   return () => clearInterval(timer);
 }
