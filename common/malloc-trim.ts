@@ -38,7 +38,7 @@ const QUIET_UTILIZATION = 0.05;
  * before, or everyMs have passed since the last trim. Returns the stop function; without the
  * addon (not built) nothing runs.
  */
-export function trimWhenQuiet(log: Logger, intervalMs = 10_000, addon = loadMemoryAddon(), everyMs = 60_000): () => void {
+export function trimWhenQuiet(log: Logger, intervalMs = 2_000, addon = loadMemoryAddon(), everyMs = 60_000): () => void {
   if (!addon) {
     log.debug('memory.node not built: free malloc arena memory stays resident');
     return () => undefined;
