@@ -56,9 +56,11 @@ export function trimWhenQuiet(log: Logger, intervalMs = 2_000, addon = loadMemor
       return;
     }
     if (!worked && performance.now() - trimmed < everyMs) return;
-    addon.trim();
-    worked = false;
+    const start = performance.now();
+    const released = addon.trim() === 1;
     trimmed = performance.now();
+    worked = false;
+    log.debug({ released, ms: Math.round((trimmed - start) * 100) / 100 }, 'malloc arenas trimmed');
   }, intervalMs).unref();
   return () => clearInterval(timer);
 }
