@@ -21,6 +21,7 @@ import { Health } from '../common/health.js';
 import { healthRoutes, metricsRoutes, startHttp } from '../common/http.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { heapDumpOnSignal } from '../common/heap-dump.js';
+import { trimWhenQuiet } from '../common/malloc-trim.js';
 import { collectProcessMetrics } from '../common/metrics.js';
 import { buildStatus } from '../common/status.js';
 import { PodHooks } from '../common/pod-hooks.js';
@@ -219,6 +220,7 @@ async function cleanupAll(config: Config, log: Logger): Promise<number> {
 async function runAgent(config: Config, log: Logger): Promise<number> {
   collectProcessMetrics();
   heapDumpOnSignal(process.env.SKIFF_HEAP_SNAPSHOT_DIR, dnsThreads, log);
+  trimWhenQuiet(log);
   const kubeConfig = kubeConfigFor(config);
   // The network-policy-api kinds are parsed by policy's own converters (common/ imports no component).
   for (const [kind, fn] of Object.entries(adminWatchConverters())) registerConverter(kind as keyof ReturnType<typeof adminWatchConverters>, fn);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Node-API addons into dist/native/NAME.node: udpbatch (the DNS server's batched UDP,
-# dns/native/udpbatch.c) and netns (the CNI's pod-side netlink socket, cni/native/netns.c).
-# `build-native.sh` builds both; `build-native.sh NAME [OUT]` builds one, to OUT if given.
+# dns/native/udpbatch.c), netns (the CNI's pod-side netlink socket, cni/native/netns.c) and memory
+# (malloc_trim for the idle agent, common/native/memory.c).
+# `build-native.sh` builds all; `build-native.sh NAME [OUT]` builds one, to OUT if given.
 # Plain cc against the Node-API headers from the npm package node-api-headers: node-gyp would download
 # Node's headers, which a build without internet access cannot. The libuv functions udpbatch calls
 # are resolved from the node binary at load time (declared in the source; no libuv headers needed).
@@ -25,11 +26,11 @@ build() {
   echo "build-native: $out"
 }
 
-declare -A sources=([udpbatch]=dns/native/udpbatch.c [netns]=cni/native/netns.c)
+declare -A sources=([udpbatch]=dns/native/udpbatch.c [netns]=cni/native/netns.c [memory]=common/native/memory.c)
 if [ $# -eq 0 ]; then
-  for name in udpbatch netns; do build "$root/${sources[$name]}" "$root/dist/native/$name.node"; done
+  for name in udpbatch netns memory; do build "$root/${sources[$name]}" "$root/dist/native/$name.node"; done
 else
   name=$1
-  [ -n "${sources[$name]:-}" ] || { echo "build-native: unknown addon $name (udpbatch, netns)" >&2; exit 2; }
+  [ -n "${sources[$name]:-}" ] || { echo "build-native: unknown addon $name (udpbatch, netns, memory)" >&2; exit 2; }
   build "$root/${sources[$name]}" "${2:-$root/dist/native/$name.node}"
 fi

@@ -413,9 +413,9 @@ describe('resources follow the footprint bench', () => {
     if (!m) throw new Error(`unexpected quantity ${q}`);
     return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
   };
-  it('requests at least the measured idle agent (95.3 MiB) and limits above the 50,000-Service steady state (669 MiB), with no CPU limit', () => {
+  it('requests at least the measured small-cluster agent (98 MiB right after syncs, 84.8 idle) and limits above the 50,000-Service steady state (669 MiB), with no CPU limit', () => {
     const r = agent.resources as { requests: Record<string, string>; limits: Record<string, string> };
-    expect(mi(r.requests.memory!)).toBeGreaterThanOrEqual(Math.ceil(95.3));
+    expect(mi(r.requests.memory!)).toBeGreaterThanOrEqual(98);
     expect(mi(r.limits.memory!)).toBeGreaterThan(669);
     expect(r.limits.cpu).toBeUndefined();
   });

@@ -6,7 +6,10 @@
 // falls back to `ip -batch`. The netlink package has no typed IFLA_LINKINFO, so those nested
 // attributes are encoded here either way.
 import { closeSync, openSync } from 'node:fs';
-import { createRtNetlink, FlagsNew, type rt, type RtNetlinkSocket } from 'netlink';
+// The package's modules, not its index (which also loads nl80211's definitions: common/nft/generation.ts).
+import { FlagsNew } from 'netlink/dist/constants.js';
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt.js';
+import type * as rt from 'netlink/dist/rt/structs.js';
 import { bigintToBytes } from '../../common/ipaddr.js';
 import { cstr as str, nla, nlmsg as frame, NLM_F_CREATE, NLM_F_EXCL, u32 } from '../../common/netlink/attrs.js';
 import { parseIP } from '../ipam/ipnet.js';

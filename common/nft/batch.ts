@@ -14,7 +14,7 @@
 // acknowledged requests sent back to back in one datagram outside any batch (`requests`: each
 // gets its own answer, a failed one does not stop the others).
 import { constants } from 'node:os';
-import type { RawNetlinkSocket } from 'netlink';
+import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { nlmsg, nlmsgs, NLMSG_ERROR, NLM_F_REQUEST } from '../netlink/attrs.js';
 import { parseGeneration } from './generation.js';
 
@@ -70,7 +70,7 @@ interface Exchange {
 
 /** Loaded on first use: a component that never writes this way needs no netlink socket. */
 async function ownNamespace(): Promise<OpenSocket> {
-  const { RawNetlinkSocket } = await import('netlink');
+  const { RawNetlinkSocket } = await import('netlink/dist/raw.js');
   return () => new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 });
 }
 

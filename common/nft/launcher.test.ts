@@ -1,9 +1,11 @@
-// The launcher runs argv + file from its shell, several at once, and reports each run's exit
-// code; a failure carries what the command printed. A stand-in command (sh) replaces nft.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// The launcher runs argv + file from its helper process, several at once, and reports each run's
+// exit code; a failure carries what the command printed. A stand-in command (sh) replaces nft.
+// Both helpers: the built one (`npm run build`) and the bash script used without a build.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { builtHelper } from './helper.js';
 import { NftLauncher } from './launcher.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'skiff-launcher-'));
@@ -16,9 +18,13 @@ function script(name: string, text: string): string {
   return f;
 }
 
-describe('nft launcher', () => {
+const built = builtHelper();
+const helpers: [string, string | null][] = [['bash script', null], ...(built ? [['built helper', built] as [string, string]] : [])];
+if (!built) console.warn('nft launcher: dist/bin/skiff-helper not built (npm run build): testing the bash script only');
+
+describe.each(helpers)('nft launcher (%s)', (_, helper) => {
   it('runs overlapping transactions and tells success from failure with its output', async () => {
-    const l = new NftLauncher(['sh']).start();
+    const l = new NftLauncher(['sh'], undefined, helper).start();
     try {
       const slow = script('slow', 'sleep 0.3; exit 0\n');
       const fast = script('fast', 'exit 0\n');
@@ -35,7 +41,7 @@ describe('nft launcher', () => {
   });
 
   it('fails the runs in flight when closed, and starts again on demand', async () => {
-    const l = new NftLauncher(['sh']);
+    const l = new NftLauncher(['sh'], undefined, helper);
     const pending = l.run(script('long', 'sleep 1\n'));
     l.close();
     await expect(pending).rejects.toThrow(/closed/);
@@ -43,7 +49,21 @@ describe('nft launcher', () => {
     l.close();
   });
 
+  it('gives the run no descriptor of its own above stderr, and no input', async () => {
+    const l = new NftLauncher(['sh'], undefined, helper);
+    try {
+      const f = script(`fds-${String(helper !== null)}`, 'ls /proc/$$/fd; read x && echo "stdin: $x"; exit 0\n');
+      await l.run(f);
+      const fds = readFileSync(`${f}.out`, 'utf8').split('\n').filter((x) => /^\d+$/.test(x)).map(Number);
+      // sh's own descriptor for the script file may sit above 2; nothing of the launcher's may.
+      expect(fds.filter((fd) => fd > 2).length).toBeLessThanOrEqual(1);
+      expect(readFileSync(`${f}.out`, 'utf8')).not.toContain('stdin:');
+    } finally {
+      l.close();
+    }
+  });
+
   it('refuses a path the line protocol cannot carry', () => {
-    expect(() => new NftLauncher(['sh']).run('/tmp/a b')).toThrow(/whitespace/);
+    expect(() => new NftLauncher(['sh'], undefined, helper).run('/tmp/a b')).toThrow(/whitespace/);
   });
 });

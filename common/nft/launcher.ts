@@ -1,24 +1,15 @@
-// Starts the `nft -f <file>` runs of big transactions from a small long-lived shell instead of
+// Starts the `nft -f <file>` runs of big transactions from a small long-lived process instead of
 // from the agent. Node forks the whole agent for every child process, and fork() copies the page
 // tables of its heap while holding the address space's lock: at 50,000 Services (a heap of several
 // hundred MB) each spawn stalled the main thread for 50-100 ms (6.4 s of a full sync's 63 loads in
 // a profile), and every thread that faulted a page meanwhile (the DNS worker) waited too. The
-// shell is forked once, while the heap is small, and forks nft at the cost of a 1 MB process.
+// shell is forked once, while the heap is small, and forks nft at the cost of a 0.7 MB process
+// (the static helper, helper.ts). One line in per run, one line out when it ends; nft's output
+// goes to <file>.out, read only on failure; runs overlap like separate spawns.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { CommandError } from '../exec.js';
-
-/**
- * Closes every descriptor above stderr the shell inherited: sockets a native addon opened without
- * close-on-exec (the DNS sockets) must not stay open in a long-lived child, or the next agent
- * cannot take them over or bind them. bash, because dash redirects single-digit descriptors only.
- */
-export const CLOSE_INHERITED = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] 2>/dev/null && eval "exec $f>&-"; done 2>/dev/null';
-
-// One line in per run ("<id> <file>"), one line out when it ends ("<id> <exit code>"). nft's
-// output goes to <file>.out, read only on failure. Each run is a background subshell, so runs
-// overlap like separate spawns; `echo` writes its short line in one write(), so lines never mix.
-const SCRIPT = `${CLOSE_INHERITED}; while read -r id file; do ( "$@" "$file" >"$file.out" 2>&1; echo "$id $?" ) & done`;
+import { helperCommand } from './helper.js';
 
 export class NftLauncher {
   private proc: ChildProcessWithoutNullStreams | undefined;
@@ -28,11 +19,13 @@ export class NftLauncher {
 
   /**
    * argv runs one transaction file when the file's path is appended, e.g. ["nft", "-f"];
-   * errorCode is the stable code of the CommandError a failure throws (the component's own).
+   * errorCode is the stable code of the CommandError a failure throws (the component's own);
+   * helper null runs the bash script instead of the built helper (tests).
    */
   constructor(
     readonly argv: readonly string[] = ['nft', '-f'],
     private readonly errorCode = 'ERR_NFT_COMMAND',
+    private readonly helper?: string | null,
   ) {}
 
   /** Forks the shell now, while the agent's heap is still small (it starts on demand otherwise). */
@@ -61,7 +54,8 @@ export class NftLauncher {
   }
 
   private spawn(): ChildProcessWithoutNullStreams {
-    const p = spawn('bash', ['-c', SCRIPT, 'bash', ...this.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const [cmd, args] = helperCommand('launch', this.argv, this.helper);
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.partial = '';
     p.stdin.on('error', () => undefined);
     p.stdout.setEncoding('utf8').on('data', (d: string) => this.onData(d));

@@ -3,9 +3,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missing } from '../../test/support/env.js';
 import { addNetns, inNs, sh } from '../../test/support/netns.js';
+import { builtHelper } from './helper.js';
 import { NftSession } from './session.js';
 
 const skip = missing('nft session', { root: true, tools: ['nft'] });
+// The spare as the built helper (`npm run build`) and as the bash script used without a build.
+const built = builtHelper();
+const helpers: [string, string | null][] = [['bash script', null], ...(built ? [['built helper', built] as [string, string]] : [])];
+if (!built) console.warn('nft session: dist/bin/skiff-helper not built (npm run build): testing the bash script only');
 
 describe.skipIf(skip)('NftSession', () => {
   const ns = `skiffnft-s-${process.pid}`;
@@ -45,8 +50,8 @@ describe.skipIf(skip)('NftSession', () => {
     expect(text).not.toMatch(/10\.0\.0\.1[,\s}]/);
   });
 
-  it('with a spare, an idle exit leaves a forked shell that becomes the next process', async () => {
-    const spared = new NftSession(['ip', 'netns', 'exec', ns, 'nft', '-i'], { idleMs: 100, spare: true });
+  it.each(helpers)('with a spare (%s), an idle exit leaves a forked process that becomes the next nft', async (_, helper) => {
+    const spared = new NftSession(['ip', 'netns', 'exec', ns, 'nft', '-i'], { idleMs: 100, spare: true, helper });
     try {
       expect(spared.spareWaiting).toBe(true);
       await spared.run('add element ip skiffnft-s s { 10.0.3.1 }');

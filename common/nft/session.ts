@@ -7,7 +7,7 @@
 // the output before that answer tells success from failure.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CommandError } from '../exec.js';
-import { CLOSE_INHERITED } from './launcher.js';
+import { helperCommand } from './helper.js';
 
 const MARKER_COMMAND = 'describe meta mark';
 const MARKER = 'meta expression, datatype mark';
@@ -26,9 +26,12 @@ export interface SessionOptions {
    * Keep a forked shell waiting to become the next process (started now, and again whenever the
    * process exits idle). Node forks the whole agent for a child: at 50,000 Services that fork
    * took tens of ms of the main thread, which an update after an idle minute paid in its sync.
-   * The spare is forked while nothing waits for it and costs a 1 MB shell instead of nft -i's 5 MB.
+   * The spare is forked while nothing waits for it and costs the 0.7 MB helper (helper.ts)
+   * instead of nft -i's 5-7 MB.
    */
   readonly spare?: boolean;
+  /** null: the bash script instead of the built helper (tests). */
+  readonly helper?: string | null;
   /** A transaction without an answer by then kills the process and fails. */
   readonly timeoutMs?: number;
   /** The stable code of the CommandError a failure throws (the component's own). */
@@ -45,6 +48,7 @@ export class NftSession {
   private readonly timeoutMs: number;
   private readonly code: string;
   private readonly spare: boolean;
+  private readonly helper: string | null | undefined;
   private spareProc: ChildProcessWithoutNullStreams | undefined;
   private closed = false;
 
@@ -57,6 +61,7 @@ export class NftSession {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.code = opts.errorCode ?? 'ERR_NFT_COMMAND';
     this.spare = opts.spare === true;
+    this.helper = opts.helper;
     if (this.spare) this.spareProc = this.fork();
   }
 
@@ -112,11 +117,12 @@ export class NftSession {
   }
 
   /**
-   * A shell that waits for one line and then becomes argv on the same pipes. stderr joins stdout
-   * so an error is always read before the marker that follows it.
+   * A process that waits for one line and then becomes argv on the same pipes (helper.ts). stderr
+   * joins stdout so an error is always read before the marker that follows it.
    */
   private fork(): ChildProcessWithoutNullStreams {
-    const p = spawn('bash', ['-c', `${CLOSE_INHERITED}; read -r _ || exit 0; exec "$@" 2>&1`, 'bash', ...this.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const [cmd, args] = helperCommand('spare', this.argv, this.helper);
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     p.stdin.on('error', () => undefined);
     p.on('error', () => undefined);
     // The agent must not stay alive for this process, nor the process for an idle agent.

@@ -1,6 +1,7 @@
 // Keeps the DNS sockets open while the agent restarts. Each agent leaves a duplicate of every DNS
-// socket with a tiny holder process (`sh`, in its own session, waiting on a pipe from the agent);
-// the next agent copies them out of it with pidfd_getfd(2) and serves on the very same sockets.
+// socket with a tiny holder process (`skiff-helper hold`, common/native/helper.c, or `sh` where it
+// is not built; in its own session, waiting on a pipe from the agent); the next agent copies them
+// out of it with pidfd_getfd(2) and serves on the very same sockets.
 // While no agent runs, the kernel keeps queueing queries on them instead of answering "port
 // unreachable", so a client's retry (or even its first try) is answered once the new agent is up.
 // That is what a one-node cluster and host-network clients need: they have no other node to fall
@@ -11,6 +12,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { builtHelper } from '../../common/nft/helper.js';
 import type { UdpBatchAddon } from './native-udp.js';
 
 const FILE = 'dns-sockets.json';
@@ -79,7 +81,9 @@ export class SocketHandoff {
     if (keys.length === 0) return;
     // fd 0 is a pipe from this process: end of file means the agent is gone, and the grace starts.
     // The sockets sit at fds 3.. in the order of `keys`.
-    const child = spawn('sh', ['-c', `read -r _; sleep ${this.graceSeconds}`, MARKER], {
+    const helper = builtHelper();
+    const [cmd, args] = helper ? [helper, ['hold', String(this.graceSeconds), MARKER]] : ['sh', ['-c', `read -r _; sleep ${this.graceSeconds}`, MARKER]];
+    const child = spawn(cmd, args, {
       stdio: ['pipe', 'ignore', 'ignore', ...keys.map((k) => sockets.get(k)!)],
       detached: true,
     });
