@@ -7,6 +7,7 @@ import { isIPv6 } from 'node:net';
 import { setPriority } from 'node:os';
 import { parentPort, threadId } from 'node:worker_threads';
 import { logger } from '../../common/log.js';
+import { compactHeap } from '../../common/memory.js';
 import { MemoryCache } from '../../common/watch/store.js';
 import type { KindTypes } from '../../common/types.js';
 import { drainAll } from '../metrics.js';
@@ -24,6 +25,14 @@ const METRICS_INTERVAL_MS = 1000;
  * leaves the CPU to answers first. Not permitted (no CAP_SYS_NICE): it stays at the agent's.
  */
 const DNS_THREAD_NICE = -5;
+
+/**
+ * After this many updates (an initial feed, a relist) the thread compacts its heap once the feed
+ * has been quiet for COMPACT_QUIET_MS: the garbage of applying them grew it (common/memory.ts).
+ * Rare and short (tens of ms at 50,000 Services), not during a burst of updates.
+ */
+const COMPACT_AFTER_UPDATES = 10_000;
+const COMPACT_QUIET_MS = 1000;
 
 function applyUpdates(cache: MemoryCache, updates: readonly ObjectUpdate[]): void {
   for (const u of updates) {
@@ -59,11 +68,24 @@ function main(): void {
     if (deltas.length > 0) send({ t: 'metrics', deltas });
   }, METRICS_INTERVAL_MS);
 
+  let sinceCompact = 0;
+  let compactTimer: NodeJS.Timeout | undefined;
+  const applied = (n: number): void => {
+    sinceCompact += n;
+    if (sinceCompact < COMPACT_AFTER_UPDATES) return;
+    clearTimeout(compactTimer);
+    compactTimer = setTimeout(() => {
+      sinceCompact = 0;
+      log.info(compactHeap(), 'heap compacted after a large feed');
+    }, COMPACT_QUIET_MS).unref();
+  };
+
   port.on('message', (m: ToWorker) => {
     void (async () => {
       try {
         if (m.t === 'init') {
           applyUpdates(cache, m.updates);
+          applied(m.updates.length);
           for (const k of m.synced) cache.markSynced(k);
           const self = m.addresses.map((a) => `${isIPv6(a) ? `[${a}]` : a}:${m.config.dns.port}`);
           runtime = buildRuntime(m.config, cache, { log, self, forward: m.forward, feedAdd });
@@ -88,6 +110,7 @@ function main(): void {
           void runtime.forward.probeLoops();
         } else if (m.t === 'batch') {
           applyUpdates(cache, m.updates);
+          applied(m.updates.length);
           for (const k of m.synced) cache.markSynced(k);
         } else if (m.t === 'feed') {
           runtime?.feed.setTable(m.table);
@@ -100,6 +123,7 @@ function main(): void {
           runtime?.reconfigure(m.config);
         } else if (m.t === 'stop') {
           clearInterval(timer);
+          clearTimeout(compactTimer);
           const deltas = drainAll();
           if (deltas.length > 0) send({ t: 'metrics', deltas });
           await Promise.all(listeners.map((l) => l.close()));
