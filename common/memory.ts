@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import type { Logger } from './log.js';
 
 let gc: (() => void) | undefined;
 
@@ -35,4 +36,13 @@ export function compactHeap(): { ms: number; heapMbBefore: number; heapMbAfter: 
     setFlagsFromString('--no-compact-on-every-full-gc');
   }
   return { ms: Math.round(performance.now() - t), heapMbBefore, heapMbAfter: mb() };
+}
+
+/** compactHeap() where a failure must cost only the memory: logged with why it ran. */
+export function compactHeapLogged(log: Logger, after: string): void {
+  try {
+    log.info({ ...compactHeap(), after }, 'heap compacted');
+  } catch (e) {
+    log.warn({ err: (e as Error).message, after }, 'heap compaction failed');
+  }
 }

@@ -3,7 +3,7 @@
 import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
 import { splitHostPort } from '../common/http.js';
-import { compactHeap } from '../common/memory.js';
+import { compactHeapLogged } from '../common/memory.js';
 import type { Dataplane } from './dataplane.js';
 import { execRunner, type Runner } from './exec.js';
 import { IptablesDataplane } from './iptables/dataplane.js';
@@ -80,7 +80,7 @@ export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component
         health: deps.health,
         dataplane: active,
         ...(active.name === 'nftables' ? { warmUp } : {}),
-        afterFullSync: () => log.info(compactHeap(), 'heap compacted after a full sync'),
+        afterFullSync: () => compactHeapLogged(log, 'a full sync'),
         run,
         healthCheckHost: opts.healthCheckHost ?? splitHostPort(deps.config.healthzBindAddress).host,
       });

@@ -7,7 +7,7 @@ import { isIPv6 } from 'node:net';
 import { setPriority } from 'node:os';
 import { parentPort, threadId } from 'node:worker_threads';
 import { logger } from '../../common/log.js';
-import { compactHeap } from '../../common/memory.js';
+import { compactHeapLogged } from '../../common/memory.js';
 import { MemoryCache } from '../../common/watch/store.js';
 import type { KindTypes } from '../../common/types.js';
 import { drainAll } from '../metrics.js';
@@ -76,7 +76,7 @@ function main(): void {
     clearTimeout(compactTimer);
     compactTimer = setTimeout(() => {
       sinceCompact = 0;
-      log.info(compactHeap(), 'heap compacted after a large feed');
+      compactHeapLogged(log, 'a large feed');
     }, COMPACT_QUIET_MS).unref();
   };
 
