@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Node-API addons into dist/native/NAME.node: udpbatch (the DNS server's batched UDP,
-# dns/native/udpbatch.c) and netns (the CNI's pod-side netlink socket, cni/native/netns.c).
+# dns/native/udpbatch.c), netns (the CNI's pod-side netlink socket, cni/native/netns.c) and
+# malloc-trim (glibc's malloc_trim after a big job, common/native/malloc-trim.c).
 # `build-native.sh` builds both; `build-native.sh NAME [OUT]` builds one, to OUT if given.
 # Plain cc against the Node-API headers from the npm package node-api-headers: node-gyp would download
 # Node's headers, which a build without internet access cannot. The libuv functions udpbatch calls
@@ -11,7 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CC:-cc}
 if ! command -v "$cc" >/dev/null 2>&1; then
-  echo "build-native: no C compiler ($cc); the DNS server will use Node's dgram, CNI ADD ip -batch" >&2
+  echo "build-native: no C compiler ($cc); the DNS server will use Node's dgram, CNI ADD ip -batch, no malloc_trim" >&2
   exit 0
 fi
 headers=$(cd "$root" && node -p "require('node-api-headers').include_dir")
@@ -25,11 +26,11 @@ build() {
   echo "build-native: $out"
 }
 
-declare -A sources=([udpbatch]=dns/native/udpbatch.c [netns]=cni/native/netns.c)
+declare -A sources=([udpbatch]=dns/native/udpbatch.c [netns]=cni/native/netns.c [malloc-trim]=common/native/malloc-trim.c)
 if [ $# -eq 0 ]; then
-  for name in udpbatch netns; do build "$root/${sources[$name]}" "$root/dist/native/$name.node"; done
+  for name in udpbatch netns malloc-trim; do build "$root/${sources[$name]}" "$root/dist/native/$name.node"; done
 else
   name=$1
-  [ -n "${sources[$name]:-}" ] || { echo "build-native: unknown addon $name (udpbatch, netns)" >&2; exit 2; }
+  [ -n "${sources[$name]:-}" ] || { echo "build-native: unknown addon $name (udpbatch, netns, malloc-trim)" >&2; exit 2; }
   build "$root/${sources[$name]}" "${2:-$root/dist/native/$name.node}"
 fi
