@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { projectRoot } from './self.js';
-import { compactHeap } from './memory.js';
+import type { Logger } from './log.js';
+import { collectIfGrown, compactHeap, compactHeapSoon } from './memory.js';
 
 const addon = join(projectRoot, 'dist', 'native', 'malloc-trim.node');
 
@@ -41,5 +42,31 @@ describe('compactHeap', () => {
     expect(compactHeap().mallocTrimmed).toBe(true);
     expect(kept.every((b) => b[0] === 1)).toBe(true);
     expect(dropped).toBeUndefined();
+  });
+
+  it('compactHeapSoon compacts once, after the last of calls close together', async () => {
+    const logged: { after: string; ms: number }[] = [];
+    const log = { info: (o: { after: string; ms: number }) => logged.push(o), warn: () => undefined } as unknown as Logger;
+    compactHeapSoon(log, 'first', 400);
+    await new Promise((r) => setTimeout(r, 50));
+    compactHeapSoon(log, 'second', 400);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(logged).toEqual([]);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(logged.map((l) => l.after)).toEqual(['second']);
+    expect(logged[0]!.ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it('collectIfGrown collects once the used heap outgrew the last compaction by the factor', () => {
+    compactHeap();
+    expect(collectIfGrown(1.5)).toBe(false);
+    const base = getHeapStatistics().used_heap_size;
+    let junk: object[] | undefined = [];
+    while (getHeapStatistics().used_heap_size < base * 1.6) for (let i = 0; i < 10_000; i++) junk.push({ i, s: `x${i}` });
+    junk = undefined;
+    expect(collectIfGrown(1.5)).toBe(true);
+    expect(getHeapStatistics().used_heap_size).toBeLessThan(base * 1.5);
+    expect(collectIfGrown(1.5)).toBe(false);
+    expect(junk).toBeUndefined();
   });
 });
