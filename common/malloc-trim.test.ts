@@ -1,29 +1,16 @@
-// The idle trim: the built addon really calls malloc_trim, and the timer trims only after an
-// interval in which the event loop was quiet.
+// The idle trim: the timer trims only after an interval in which the event loop was quiet (the
+// addon's own release is checked in memory.test.ts).
 import { describe, expect, it } from 'vitest';
 import { createLogger } from './log.js';
-import { loadMemoryAddon, trimWhenQuiet } from './malloc-trim.js';
+import { trimWhenQuiet } from './malloc-trim.js';
 
 const log = createLogger('silent');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('malloc trim', () => {
-  it('the built addon hands freed arena memory back (npm run build)', () => {
-    const addon = loadMemoryAddon();
-    if (!addon) {
-      console.warn('malloc trim: dist/native/memory.node not built (npm run build)');
-      return;
-    }
-    // Memory freed by this thread sits in its arena; a trim right after may release it (1) or
-    // find nothing above the threshold (0), never anything else.
-    const junk = Array.from({ length: 2000 }, () => Buffer.allocUnsafeSlow(4096));
-    junk.length = 0;
-    expect([0, 1]).toContain(addon.trim());
-  });
-
   it('trims once per quiet spell: after the start and after busy intervals, not while quiet', async () => {
     let trims = 0;
-    const stop = trimWhenQuiet(log, 100, { trim: () => ++trims });
+    const stop = trimWhenQuiet(log, 100, { trim: () => ++trims > 0 });
     try {
       await sleep(450);
       // The start counts as work: one trim in the first quiet interval, none after.

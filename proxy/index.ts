@@ -3,6 +3,7 @@
 import type { AgentDeps } from '../common/agent-deps.js';
 import type { Component } from '../common/component.js';
 import { splitHostPort } from '../common/http.js';
+import { compactHeapSoon } from '../common/memory.js';
 import type { Dataplane } from './dataplane.js';
 import { execRunner, type Runner } from './exec.js';
 import { IptablesDataplane } from './iptables/dataplane.js';
@@ -15,6 +16,9 @@ import { NftSession } from '../common/nft/session.js';
 import { nfTablesBatches, type NfTablesBatches } from '../common/nft/batch.js';
 import { Proxier } from './proxier.js';
 import { warmUp } from './warmup.js';
+
+/** How long after a full sync the heap is compacted (common/memory.ts compactHeapSoon). */
+const COMPACT_AFTER_FULL_SYNC_MS = 2000;
 
 export interface ProxyOptions {
   /** Runs nft/iptables/conntrack; tests pass one that enters a namespace. */
@@ -79,6 +83,7 @@ export function createProxy(deps: AgentDeps, opts: ProxyOptions = {}): Component
         health: deps.health,
         dataplane: active,
         ...(active.name === 'nftables' ? { warmUp } : {}),
+        afterFullSync: () => compactHeapSoon(log, 'a full sync', COMPACT_AFTER_FULL_SYNC_MS),
         run,
         healthCheckHost: opts.healthCheckHost ?? splitHostPort(deps.config.healthzBindAddress).host,
       });

@@ -12,12 +12,12 @@ import { Proxier } from './proxier.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 
-function setup(now = () => Date.now()) {
+function setup(now = () => Date.now(), afterFullSync?: () => void) {
   const cache = new MemoryCache();
   const fake = new FakeNft();
   const health = new Health();
   const config = parseConfig({ nodeName: 'node-a', proxy: { minSyncPeriod: 0, syncPeriod: 30_000 } });
-  const proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health, dataplane: new NftDataplane(fake, [4], { staging: false }), now });
+  const proxier = new Proxier({ cache, config, log: pino({ level: 'silent' }), health, dataplane: new NftDataplane(fake, [4], { staging: false }), now, ...(afterFullSync ? { afterFullSync } : {}) });
   return { cache, fake, health, proxier };
 }
 
@@ -121,6 +121,29 @@ describe('Proxier', () => {
     release();
     const outcome = await Promise.race([done.then(() => 'returned'), new Promise((r) => setTimeout(() => r('hung'), 10_000))]);
     expect(outcome).toBe('returned');
+  });
+
+  it('runs afterFullSync after each successful full sync only (the agent compacts its heap there)', async () => {
+    let calls = 0;
+    const { cache, fake, proxier } = setup(undefined, () => calls++);
+    cache.upsert('services', 'ns/web', service('ns', 'web'));
+    cache.replace('endpointslices', new Map([['ns/web-abc', slice('ns', 'web', [endpoint('10.244.1.5')])]]));
+    await proxier.sync();
+    expect(calls).toBe(1);
+    cache.upsert('endpointslices', 'ns/web-abc', slice('ns', 'web', [endpoint('10.244.1.6')]));
+    proxier.onBatch({ changes: [{ kind: 'endpointslices', key: 'ns/web-abc', current: slice('ns', 'web', [endpoint('10.244.1.6')]) }], synced: [] });
+    await proxier.sync();
+    expect(fake.transactions).toHaveLength(2);
+    expect(calls).toBe(1);
+    cache.upsert('endpointslices', 'ns/web-abc', slice('ns', 'web', [endpoint('10.244.1.7')]));
+    proxier.onBatch({ changes: [{ kind: 'endpointslices', key: 'ns/web-abc', current: slice('ns', 'web', [endpoint('10.244.1.7')]) }], synced: [] });
+    fake.fail = new Error('boom');
+    await proxier.sync();
+    expect(calls).toBe(1);
+    fake.fail = undefined;
+    await proxier.sync();
+    expect(fake.last).toMatch(/^add table ip skiff\ndelete table ip skiff\n/);
+    expect(calls).toBe(2);
   });
 
   it('a failed apply makes the next sync full and retries the Services', async () => {

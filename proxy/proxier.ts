@@ -31,6 +31,8 @@ export interface ProxierOptions {
   readonly now?: () => number;
   /** Runs while the caches fill before the first sync (the nftables backend's warm-up, warmup.ts). */
   readonly warmUp?: (ctx: NodeContext) => Promise<void>;
+  /** Runs after each successful full sync: the agent compacts the heap its garbage grew (common/memory.ts). */
+  readonly afterFullSync?: () => void;
 }
 
 interface Stats {
@@ -317,6 +319,7 @@ export class Proxier {
     if (this.synced) await this.cleanConntrack(changes, previous);
     this.synced = true;
     await this.healthChecks?.sync(this.healthTargets());
+    if (full) this.o.afterFullSync?.();
   }
 
   private settled(start: number, full: boolean, triggers: readonly number[]): void {

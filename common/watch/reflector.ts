@@ -8,6 +8,7 @@ import type { Kind, KindTypes } from '../types.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { convert, ConvertError, describe, rawKey } from './convert.js';
 import type { KubeAccess } from '../kubeconfig.js';
+import { collectIfGrown } from '../memory.js';
 import { ApiRequestError, createGetter, watchStream } from './http-get.js';
 import { watchErrors, watchEvents, watchLastSync, watchObjects, watchRelists } from './metrics.js';
 import type { MemoryCache } from './store.js';
@@ -141,6 +142,8 @@ export class Reflector {
       }
       rv = page.metadata?.resourceVersion ?? '';
       cont = page.metadata?.continue ?? '';
+      // A relist must not grow the heap by its garbage (common/memory.ts).
+      if (this.lists > 0) collectIfGrown();
     } while (cont);
     if (this.lists++ > 0) watchRelists.inc({ kind: this.kind });
     cache.retain(this.kind, seen);

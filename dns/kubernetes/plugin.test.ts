@@ -201,6 +201,18 @@ describe('kubernetes plugin follows watch events', () => {
     await flush();
     expect(rrsText(ask(plugin, 'new.default.svc.cluster.local. A').answer)).toEqual(['new.default.svc.cluster.local. 30 in a 10.96.0.31']);
     expect(ask(plugin, '30.0.96.10.in-addr.arpa. PTR').rcode).toBe(Rcode.NXDOMAIN);
+    // An address with two owners answers both; back to one, then none.
+    cache.upsert('services', 'default/twin', service('default', 'twin', { clusterIPs: ['10.96.0.31'] }));
+    await flush();
+    expect(rrsText(ask(plugin, '31.0.96.10.in-addr.arpa. PTR').answer).sort()).toEqual(['31.0.96.10.in-addr.arpa. 30 in ptr new.default.svc.cluster.local.', '31.0.96.10.in-addr.arpa. 30 in ptr twin.default.svc.cluster.local.']);
+    cache.remove('services', 'default/new');
+    await flush();
+    expect(rrsText(ask(plugin, '31.0.96.10.in-addr.arpa. PTR').answer)).toEqual(['31.0.96.10.in-addr.arpa. 30 in ptr twin.default.svc.cluster.local.']);
+    cache.remove('services', 'default/twin');
+    await flush();
+    expect(ask(plugin, '31.0.96.10.in-addr.arpa. PTR').rcode).toBe(Rcode.NXDOMAIN);
+    cache.upsert('services', 'default/new', service('default', 'new', { clusterIPs: ['10.96.0.31'] }));
+    await flush();
     // A slice moving between Services updates both.
     cache.upsert('endpointslices', 'default/db-1', slice('default', 'nre', 'db-1', { endpoints: [endpoint(['10.244.1.5'])] }));
     await flush();

@@ -48,6 +48,24 @@ const NO_PORTS: readonly PortEntry[] = Object.freeze([]);
 const NO_ENDPOINTS: readonly EndpointEntry[] = Object.freeze([]);
 const NO_HOSTS: ReadonlyMap<string, readonly EndpointEntry[]> = new Map();
 
+/**
+ * A ClusterIP Service's SRV ports, one copy per distinct list: most Services share one or a few
+ * ("_http._tcp" 80), and a list per Service was ~130 bytes each. Bounded like the watch cache's
+ * interning: when full it starts over, and lists already shared stay correct.
+ */
+const portLists = new Map<string, readonly PortEntry[]>();
+function sharedPorts(ports: readonly { name: string; protocol: string; port: number }[]): readonly PortEntry[] {
+  let id = '';
+  for (const p of ports) if (p.name !== '') id += `${p.name}/${p.protocol}/${p.port},`;
+  if (id === '') return NO_PORTS;
+  const hit = portLists.get(id);
+  if (hit) return hit;
+  if (portLists.size >= 10_000) portLists.clear();
+  const list = ports.filter((p) => p.name !== '').map((p) => ({ key: portKey(p.name, p.protocol), port: p.port }));
+  portLists.set(id, list);
+  return list;
+}
+
 export class ZoneIndex {
   private readonly services = new Map<string, ServiceEntry>();
   private readonly svcObjects = new Map<string, ServiceInfo>();
@@ -55,7 +73,8 @@ export class ZoneIndex {
   private readonly slices = new Map<string, EndpointSliceInfo | Map<string, EndpointSliceInfo>>();
   private readonly namespaces = new Set<string>();
   private readonly svcPerNamespace = new Map<string, number>();
-  private readonly reverse = new Map<string, Set<string>>();
+  /** IP -> its owner name, or names when several: a Set per IP was ~150 bytes each. */
+  private readonly reverse = new Map<string, string | Set<string>>();
   /** Changes on every rebuild; the SOA serial. */
   serial = Math.floor(Date.now() / 1000) >>> 0;
 
@@ -112,7 +131,8 @@ export class ZoneIndex {
 
   /** Owner names (no trailing dot) of an IP: Service ClusterIPs and headless endpoints. */
   ptr(ip: string): ReadonlySet<string> | undefined {
-    return this.reverse.get(ip);
+    const r = this.reverse.get(ip);
+    return typeof r === 'string' ? new Set([r]) : r;
   }
 
   get size(): number {
@@ -172,7 +192,6 @@ export class ZoneIndex {
       return { namespace, name, fqdn, kind: 'external', v4: NONE, v6: NONE, externalName: svc.externalName ?? '', ports: NO_PORTS, endpoints: NO_ENDPOINTS, byHost: NO_HOSTS };
     }
     if (!svc.headless) {
-      const named = svc.ports.filter((p) => p.name !== '');
       const v6 = svc.clusterIPs.some((ip) => ip.includes(':'));
       return {
         namespace,
@@ -181,7 +200,7 @@ export class ZoneIndex {
         kind: 'cluster',
         v4: v6 ? svc.clusterIPs.filter((ip) => !ip.includes(':')) : svc.clusterIPs,
         v6: v6 ? svc.clusterIPs.filter((ip) => ip.includes(':')).map(normalizeIP) : NONE,
-        ports: named.length === 0 ? NO_PORTS : named.map((p) => ({ key: portKey(p.name, p.protocol), port: p.port })),
+        ports: sharedPorts(svc.ports),
         endpoints: NO_ENDPOINTS,
         byHost: NO_HOSTS,
       };
@@ -224,18 +243,23 @@ export class ZoneIndex {
 
   private indexReverse(e: ServiceEntry): void {
     for (const [ip, name] of this.reverseNames(e)) {
-      let s = this.reverse.get(ip);
-      if (!s) this.reverse.set(ip, (s = new Set()));
-      s.add(name);
+      const r = this.reverse.get(ip);
+      if (r === undefined) this.reverse.set(ip, name);
+      else if (typeof r !== 'string') r.add(name);
+      else if (r !== name) this.reverse.set(ip, new Set([r, name]));
     }
   }
 
   private unindexReverse(e: ServiceEntry): void {
     for (const [ip, name] of this.reverseNames(e)) {
-      const s = this.reverse.get(ip);
-      if (!s) continue;
-      s.delete(name);
-      if (s.size === 0) this.reverse.delete(ip);
+      const r = this.reverse.get(ip);
+      if (r === undefined) continue;
+      if (typeof r === 'string') {
+        if (r === name) this.reverse.delete(ip);
+        continue;
+      }
+      r.delete(name);
+      if (r.size === 1) this.reverse.set(ip, r.values().next().value!);
     }
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { endpoint, service, slice } from '../testing/fixtures.js';
-import { dnsService, dnsSlice, headlessChanged } from './feed.js';
+import { dnsService, dnsSlice, headlessChanged, receivedService, receivedSlice } from './feed.js';
 
 describe('what a DNS thread is fed', () => {
   const eps = [endpoint(['10.1.0.1'], { nodeName: 'n1', zone: 'z', hostname: 'a' }), endpoint(['10.1.0.2'], { ready: false })];
@@ -36,5 +36,24 @@ describe('what a DNS thread is fed', () => {
     expect(headlessChanged('services', undefined, cip)).toBe(false);
     expect(headlessChanged('services', hl, hl)).toBe(false);
     expect(headlessChanged('endpointslices', undefined, s)).toBe(false);
+  });
+
+  it('rebuilds what it receives equal to what was sent, sharing what repeats', () => {
+    const clone = <T>(x: T): T => structuredClone(x);
+    const a = dnsService(service('ns1', 'a', { clusterIPs: ['10.96.0.1'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }], externalName: 'x' }));
+    const b = dnsService(service('ns1', 'b', { clusterIPs: ['10.96.0.2'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }] }));
+    const [ra, rb] = [receivedService(clone(a)), receivedService(clone(b))];
+    expect(ra).toEqual(a);
+    expect(rb).toEqual(b);
+    expect(ra.ports).toBe(rb.ports);
+    expect(ra.ipFamilies).toBe(rb.ipFamilies);
+    expect(ra.externalIPs).toBe(rb.externalIPs);
+    const sa = dnsSlice(s, true);
+    const sb = dnsSlice(slice('default', 'db', 'db-2', { ports: s.ports }), false);
+    const [rsa, rsb] = [receivedSlice(clone(sa)), receivedSlice(clone(sb))];
+    expect(rsa).toEqual(sa);
+    expect(rsb).toEqual(sb);
+    expect(rsa.ports).toBe(rsb.ports);
+    expect(receivedSlice(clone(dnsSlice(s, false))).endpoints).toBe(rsb.endpoints);
   });
 });

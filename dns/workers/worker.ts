@@ -7,14 +7,16 @@ import { isIPv6 } from 'node:net';
 import { setPriority } from 'node:os';
 import { parentPort, threadId } from 'node:worker_threads';
 import { logger } from '../../common/log.js';
+import { compactHeapLogged } from '../../common/memory.js';
 import { MemoryCache } from '../../common/watch/store.js';
-import type { KindTypes } from '../../common/types.js';
+import type { EndpointSliceInfo, KindTypes, ServiceInfo } from '../../common/types.js';
 import { drainAll } from '../metrics.js';
 import { buildRuntime, type Runtime } from '../runtime.js';
 import { socketKey } from '../server/handoff.js';
 import { DnsListener, type Bound } from '../server/listeners.js';
 import { udpBackendOrFail } from '../server/native-udp.js';
 import type { FeedElement } from '../answer-feed.js';
+import { receivedService, receivedSlice } from './feed.js';
 import type { FromWorker, ObjectUpdate, ToWorker } from './protocol.js';
 
 const METRICS_INTERVAL_MS = 1000;
@@ -25,9 +27,19 @@ const METRICS_INTERVAL_MS = 1000;
  */
 const DNS_THREAD_NICE = -5;
 
+/**
+ * After this many updates (an initial feed, a relist) the thread compacts its heap once the feed
+ * has been quiet for COMPACT_QUIET_MS: the garbage of applying them grew it (common/memory.ts).
+ * Rare and short (tens of ms at 50,000 Services), not during a burst of updates.
+ */
+const COMPACT_AFTER_UPDATES = 10_000;
+const COMPACT_QUIET_MS = 1000;
+
 function applyUpdates(cache: MemoryCache, updates: readonly ObjectUpdate[]): void {
   for (const u of updates) {
     if (u.obj === undefined) cache.remove(u.kind, u.key);
+    else if (u.kind === 'services') cache.upsert('services', u.key, receivedService(u.obj as ServiceInfo));
+    else if (u.kind === 'endpointslices') cache.upsert('endpointslices', u.key, receivedSlice(u.obj as EndpointSliceInfo));
     else cache.upsert(u.kind, u.key, u.obj as KindTypes[typeof u.kind]);
   }
 }
@@ -59,11 +71,24 @@ function main(): void {
     if (deltas.length > 0) send({ t: 'metrics', deltas });
   }, METRICS_INTERVAL_MS);
 
+  let sinceCompact = 0;
+  let compactTimer: NodeJS.Timeout | undefined;
+  const applied = (n: number): void => {
+    sinceCompact += n;
+    if (sinceCompact < COMPACT_AFTER_UPDATES) return;
+    clearTimeout(compactTimer);
+    compactTimer = setTimeout(() => {
+      sinceCompact = 0;
+      compactHeapLogged(log, 'a large feed');
+    }, COMPACT_QUIET_MS).unref();
+  };
+
   port.on('message', (m: ToWorker) => {
     void (async () => {
       try {
         if (m.t === 'init') {
           applyUpdates(cache, m.updates);
+          applied(m.updates.length);
           for (const k of m.synced) cache.markSynced(k);
           const self = m.addresses.map((a) => `${isIPv6(a) ? `[${a}]` : a}:${m.config.dns.port}`);
           runtime = buildRuntime(m.config, cache, { log, self, forward: m.forward, feedAdd });
@@ -88,6 +113,7 @@ function main(): void {
           void runtime.forward.probeLoops();
         } else if (m.t === 'batch') {
           applyUpdates(cache, m.updates);
+          applied(m.updates.length);
           for (const k of m.synced) cache.markSynced(k);
         } else if (m.t === 'feed') {
           runtime?.feed.setTable(m.table);
@@ -100,6 +126,7 @@ function main(): void {
           runtime?.reconfigure(m.config);
         } else if (m.t === 'stop') {
           clearInterval(timer);
+          clearTimeout(compactTimer);
           const deltas = drainAll();
           if (deltas.length > 0) send({ t: 'metrics', deltas });
           await Promise.all(listeners.map((l) => l.close()));
