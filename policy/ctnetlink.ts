@@ -9,7 +9,7 @@
 // Attribute payloads are in network order. The socket is common/nft/batch.ts's, opened where the
 // caller says (the agent's namespace by default; a bench or test opens it in a node namespace).
 import { bigintToBytes, bigintToIp, familyOf, ipToBigint, type Family } from '../common/ipaddr.js';
-import { be32, nest, nla, nlattrs, NLM_F_ACK, NLM_F_REQUEST } from '../common/netlink/attrs.js';
+import { be16, be32, nest, nla, nlattrs, NLM_F_ACK, NLM_F_REQUEST } from '../common/netlink/attrs.js';
 import { nfmsg, nfTablesBatches, type NfTablesBatches, type OpenSocket } from '../common/nft/batch.js';
 import type { Protocol } from './model.js';
 import type { ConntrackTable, Flow, Tuple } from './conntrack.js';
@@ -113,12 +113,6 @@ export function parseEntry(type: number, data: Buffer): Flow | undefined {
     ...(zone && zone.length >= 2 && zone.readUInt16BE(0) !== 0 ? { zone: zone.readUInt16BE(0) } : {}),
   };
 }
-
-const be16 = (n: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n, 0);
-  return b;
-};
 
 /**
  * IPCTNL_MSG_CT_DELETE of exactly this entry: its original tuple, its zone, and its id when the

@@ -10,7 +10,7 @@
 // base chains) the applier runs nft as before. The messages are nft's own, attribute for
 // attribute (compare `nft --debug=netlink` and `--debug=mnl`): a table written either way lists
 // the same (policy/test/kernel.test.ts compares them), including the set userdata nft reads back.
-import { be32, be64, cstr, nest, nla } from '../common/netlink/attrs.js';
+import { be16, be32, be64, cstr, nest, nla } from '../common/netlink/attrs.js';
 import { bigintToBytes, familyOf, ipToBigint } from '../common/ipaddr.js';
 import { NFPROTO } from '../common/nft/batch.js';
 import { NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFT_MSG_NEWCHAIN, VERDICT_CODES, L4_PROTOCOLS } from '../common/nft/nf-tables-h.js';
@@ -109,9 +109,7 @@ function matchExprs(m: string): Buffer[] | undefined {
   if ((x = ONE_PORT.exec(m))) {
     const port = Number(x[2]);
     if (port > 65535) return undefined;
-    const p = Buffer.alloc(2);
-    p.writeUInt16BE(port);
-    return [meta(META_L4PROTO, 1), cmpEq(Buffer.from([L4_PROTOCOLS[x[1]!]!])), payload(BASE_TRANSPORT, 2, 2, 1), cmpEq(p)];
+    return [meta(META_L4PROTO, 1), cmpEq(Buffer.from([L4_PROTOCOLS[x[1]!]!])), payload(BASE_TRANSPORT, 2, 2, 1), cmpEq(be16(port))];
   }
   return undefined;
 }

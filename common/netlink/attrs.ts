@@ -40,6 +40,13 @@ export function u32(n: number): Buffer {
   return b;
 }
 
+/** Network order: ports, conntrack zones. */
+export function be16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n, 0);
+  return b;
+}
+
 /** Network order, as nf_tables' numbers (negative ones, like verdict codes, as two's complement). */
 export function be32(n: number): Buffer {
   const b = Buffer.alloc(4);
