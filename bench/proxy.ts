@@ -149,7 +149,7 @@ export async function main(args: string[]): Promise<void> {
     // As in the agent, the staged elements go over netlink (here a socket opened in the node's namespace).
     const batches = values['text-elements'] ? undefined : netnsBatches(node);
     if (batches) sessions.push(batches);
-    const dataplane = new NftDataplane(new ExecNft(nsRunner(node), session, undefined, undefined, undefined, undefined, batches), [4], { staging: !values['unstaged-full'], log: stageLog, ...(values['stage-chunk'] ? { stageChunk: Number(values['stage-chunk']) } : {}), ...(values['stage-processes'] ? { stageProcesses: Number(values['stage-processes']) } : {}) });
+    const dataplane = new NftDataplane(new ExecNft(nsRunner(node), { session, batches }), [4], { staging: !values['unstaged-full'], log: stageLog, ...(values['stage-chunk'] ? { stageChunk: Number(values['stage-chunk']) } : {}), ...(values['stage-processes'] ? { stageProcesses: Number(values['stage-processes']) } : {}) });
     dataplanes.push(dataplane);
     return new Proxier({ cache: c, config, log, health: new Health(), dataplane, ...(values['no-warm-up'] ? {} : { warmUp }) });
   };

@@ -75,7 +75,7 @@ export class PolicyDataplane {
     o: DataplaneOptions = {},
   ) {
     this.elements = o.elements;
-    this.nftRunner = new NftRunner(run, o.session, o.generation);
+    this.nftRunner = new NftRunner(run, { session: o.session, generation: o.generation });
   }
 
   /** The table last written, or the empty one. */

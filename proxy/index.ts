@@ -50,7 +50,7 @@ export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<
   const families = proxyFamilies(deps.config.serviceCIDRs);
   const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
   const session = own ? new NftSession(own.nftInteractive, { spare: true, errorCode: 'ERR_PROXY_COMMAND' }) : undefined;
-  const nft = new NftDataplane(new ExecNft(run, session, own?.generation, undefined, own?.launcher, own?.shape, own?.batches), families, log ? { log } : {});
+  const nft = new NftDataplane(new ExecNft(run, { session, generation: own?.generation, launcher: own?.launcher, shape: own?.shape, batches: own?.batches }), families, log ? { log } : {});
   const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode);
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }

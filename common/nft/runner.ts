@@ -38,6 +38,20 @@ function removeOrphanedTransactions(dir: string): void {
  */
 const SESSION_LIMIT = 16 * 1024;
 
+export interface NftRunnerOptions {
+  /** Small transactions skip nft's per-process cost (session.ts). */
+  readonly session?: NftSession | undefined;
+  /**
+   * Each write checks that it was the only commit, so an idle node's periodic check need not read
+   * the table back (generation.ts; only where nft runs in this process's namespace).
+   */
+  readonly generation?: GenerationReader | undefined;
+  /** Where transaction files are written; the system's temporary directory by default. */
+  readonly txnDir?: string;
+  /** Big transactions are not forked from the agent's heap (launcher.ts; this process's namespace too). */
+  readonly launcher?: NftLauncher | undefined;
+}
+
 interface Burst {
   start?: number;
   writes: number;
@@ -54,21 +68,20 @@ export class NftRunner {
   private held = false;
   private seq = 0;
 
-  /**
-   * With a session, small transactions skip nft's per-process cost (see session.ts). With `gen`
-   * (generation.ts; only where nft runs in this process's namespace) each write checks that it
-   * was the only commit, so an idle node's periodic check need not read the table back. With a
-   * launcher (launcher.ts; nft in this process's namespace too) big transactions are not forked
-   * from the agent's heap.
-   */
+  private readonly session: NftSession | undefined;
+  private readonly gen: GenerationReader | undefined;
+  private readonly txnDir: string;
+  private readonly launcher: NftLauncher | undefined;
+
   constructor(
     protected readonly run: NftRun,
-    private readonly session?: NftSession,
-    private readonly gen?: GenerationReader,
-    private readonly txnDir = tmpdir(),
-    private readonly launcher?: NftLauncher,
+    o: NftRunnerOptions = {},
   ) {
-    removeOrphanedTransactions(txnDir);
+    this.session = o.session;
+    this.gen = o.generation;
+    this.txnDir = o.txnDir ?? tmpdir();
+    this.launcher = o.launcher;
+    removeOrphanedTransactions(this.txnDir);
   }
 
   async apply(text: string): Promise<void> {

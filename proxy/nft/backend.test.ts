@@ -13,7 +13,7 @@ describe('ExecNft transactions', () => {
     const nft = new ExecNft(async (_cmd, args, input) => {
       seen.push({ args, text: readFileSync(args[1]!, 'utf8'), input });
       return '';
-    }, undefined, undefined, dir);
+    }, { txnDir: dir });
     const text = 'add table ip skiff\nadd chain ip skiff services\n';
     await nft.apply(text);
     expect(seen).toHaveLength(1);
@@ -30,7 +30,7 @@ describe('ExecNft transactions', () => {
     writeFileSync(join(dir, `skiff-nft-${process.ppid}-0.nft`), 'add table ip skiff\n'); // a live agent's
     const nft = new ExecNft(async () => {
       throw new Error('nft: exit 1');
-    }, undefined, undefined, dir);
+    }, { txnDir: dir });
     await expect(nft.apply('add table ip skiff\n')).rejects.toThrow(/exit 1/);
     expect(readdirSync(dir)).toEqual([`skiff-nft-${process.ppid}-0.nft`]);
   });

@@ -1,9 +1,7 @@
 // Where nft transactions go: the real `nft -f -` (through a Runner) or a fake that records the
 // text for unit tests. Reading the table back (`nft -j list table`) only serves the periodic check.
-import { NftRunner, type NftRun } from '../../common/nft/runner.js';
-import type { NftLauncher } from '../../common/nft/launcher.js';
-import type { NftSession } from '../../common/nft/session.js';
-import type { GenerationReader, ShapeReader, TableShape } from '../../common/nft/generation.js';
+import { NftRunner, type NftRun, type NftRunnerOptions } from '../../common/nft/runner.js';
+import type { ShapeReader, TableShape } from '../../common/nft/generation.js';
 import type { BatchBuilder, NfTablesBatches } from '../../common/nft/batch.js';
 
 export interface NftBackend {
@@ -38,14 +36,22 @@ export interface NftBackend {
   release?(): Promise<void>;
 }
 
+export interface ExecNftOptions extends NftRunnerOptions {
+  /** Reads a table's structure for the periodic check (common/nft/generation.ts; this process's namespace only). */
+  readonly shape?: ShapeReader | undefined;
+  /** A netlink socket in the table's namespace: staged and element-only writes (nft/elements.ts). */
+  readonly batches?: NfTablesBatches | undefined;
+}
+
 /** The proxy's backend: common/nft/runner.ts's transactions, and reading its tables back. */
 export class ExecNft extends NftRunner implements NftBackend {
-  /** With a shape reader (common/nft/generation.ts; this process's namespace only). */
   readonly shape?: ShapeReader;
-  /** With a netlink socket in the table's namespace (staged and element-only writes, nft/elements.ts). */
   readonly commit?: (build: BatchBuilder) => Promise<void>;
-  constructor(run: NftRun, session?: NftSession, gen?: GenerationReader, txnDir?: string, launcher?: NftLauncher, shape?: ShapeReader, private readonly batches?: NfTablesBatches) {
-    super(run, session, gen, txnDir, launcher);
+  private readonly batches: NfTablesBatches | undefined;
+  constructor(run: NftRun, o: ExecNftOptions = {}) {
+    super(run, o);
+    const { shape, batches } = o;
+    this.batches = batches;
     if (shape) this.shape = shape;
     if (batches) this.commit = (build) => this.transaction(() => batches.commit(build));
   }

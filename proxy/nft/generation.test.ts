@@ -30,7 +30,7 @@ function counting(shape?: ShapeReader) {
     }
     return '';
   };
-  return { k, nft: new ExecNft(run, undefined, async () => k.gen, undefined, undefined, shape) };
+  return { k, nft: new ExecNft(run, { generation: async () => k.gen, shape }) };
 }
 
 /** The shape a replace transaction's text declares (chains, rule counts, sets), as the kernel would hold it. */

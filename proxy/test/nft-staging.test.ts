@@ -52,7 +52,7 @@ describe.skipIf(skip)('staged nftables full sync', () => {
     // The staged loads go through the launcher, as in the agent.
     const l = new NftLauncher(['ip', 'netns', 'exec', topo.node, 'nft', '-f']);
     launchers.push(l);
-    return new FailingNft(new ExecNft(nsRunner(topo.node), s, undefined, undefined, l));
+    return new FailingNft(new ExecNft(nsRunner(topo.node), { session: s, launcher: l }));
   };
   /** `web` (10.96.0.10) on pod p1 or p2, plus n filler Services whose endpoints nobody serves. */
   const services = (n: number, pod: 'p1' | 'p2'): Map<string, ServicePort[]> => {
@@ -150,7 +150,7 @@ describe.skipIf(skip)('staged nftables full sync', () => {
     expect(want.filter((l) => l.startsWith('map ') && l.includes('"elem"')).length).toBeGreaterThan(8);
     await text.cleanup();
 
-    const backend = new ExecNft(nsRunner(topo.node), undefined, undefined, undefined, undefined, undefined, batches);
+    const backend = new ExecNft(nsRunner(topo.node), { batches });
     /** The backend, with its netlink commits going through `commit`. */
     const through = (commit: (b: BatchBuilder) => Promise<void>): NftBackend => ({ apply: (t) => backend.apply(t), list: (p) => backend.list(p), chains: (p) => backend.chains(p), remove: (p) => backend.remove(p), commit });
     let commits = 0;

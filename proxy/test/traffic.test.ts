@@ -73,7 +73,7 @@ const BACKENDS: readonly Backend[] = [
     tag: 'n',
     // Partial syncs go through a long-lived `nft -i` in the namespace and staged elements over
     // netlink, as in the agent.
-    dataplane: (topo, run) => new NftDataplane(new ExecNft(run, new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i']), undefined, undefined, undefined, undefined, nsBatches(topo.node).batches), [4, 6]),
+    dataplane: (topo, run) => new NftDataplane(new ExecNft(run, { session: new NftSession(['ip', 'netns', 'exec', topo.node, 'nft', '-i']), batches: nsBatches(topo.node).batches }), [4, 6]),
     corrupt: async (topo) => {
       await topo.nft(['delete', 'element', 'ip', 'skiff', 'service-ips-g1', '{ 10.96.0.10 . tcp . 80 }']);
       await topo.nft(['flush', 'chain', 'ip', 'skiff', 'lb-cluster-n2']);
