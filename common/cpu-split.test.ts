@@ -52,6 +52,17 @@ describe('reserveDnsCpus', () => {
     expect(dnsCpus()).toEqual([2, 3]);
   });
 
+  it('changes nothing with SKIFF_CPU_SPLIT=off (several agents on one machine)', () => {
+    const s = recording([0, 1, 2, 3]);
+    process.env.SKIFF_CPU_SPLIT = 'off';
+    try {
+      expect(reserveDnsCpus(1, log, s)).toBeUndefined();
+    } finally {
+      delete process.env.SKIFF_CPU_SPLIT;
+    }
+    expect(s.calls).toEqual([]);
+  });
+
   it('changes nothing with one CPU', () => {
     const s = recording([0]);
     expect(reserveDnsCpus(1, log, s)).toBeUndefined();

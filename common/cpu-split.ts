@@ -74,6 +74,13 @@ export function splitCpus(allowed: readonly number[], dnsThreads: number): CpuSp
 
 let reserved: readonly number[] | undefined;
 
+/**
+ * `SKIFF_CPU_SPLIT=off`: no split. Set where several agents share one machine (the sandbox, the
+ * gauntlet): each would keep its main thread to the same first CPUs and its DNS threads, real-time,
+ * to the same last ones.
+ */
+export const CPU_SPLIT_ENV = 'SKIFF_CPU_SPLIT';
+
 /** The DNS threads' CPUs once reserveDnsCpus() split them off; undefined: they may run anywhere. */
 export function dnsCpus(): readonly number[] | undefined {
   return reserved;
@@ -86,6 +93,10 @@ export function dnsCpus(): readonly number[] | undefined {
  * nothing changes.
  */
 export function reserveDnsCpus(dnsThreads: number, log: Logger, sched = schedAddon()): CpuSplit | undefined {
+  if (process.env[CPU_SPLIT_ENV] === 'off') {
+    log.info(`cpu: ${CPU_SPLIT_ENV}=off: DNS threads share every CPU with the agent`);
+    return undefined;
+  }
   if (!sched) {
     log.debug('sched.node not built: DNS threads share every CPU with the agent');
     return undefined;
