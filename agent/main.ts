@@ -22,6 +22,7 @@ import { healthRoutes, metricsRoutes, startHttp } from '../common/http.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { heapDumpOnSignal } from '../common/heap-dump.js';
 import { trimWhenQuiet } from '../common/malloc-trim.js';
+import { reserveDnsCpus } from '../common/cpu-split.js';
 import { collectProcessMetrics } from '../common/metrics.js';
 import { buildStatus } from '../common/status.js';
 import { PodHooks } from '../common/pod-hooks.js';
@@ -218,6 +219,8 @@ async function cleanupAll(config: Config, log: Logger): Promise<number> {
 }
 
 async function runAgent(config: Config, log: Logger): Promise<number> {
+  // First: every child process started from here on inherits the main thread's CPUs.
+  if (config.dns.enabled && config.dns.workers > 0) reserveDnsCpus(config.dns.workers, log);
   collectProcessMetrics();
   heapDumpOnSignal(process.env.SKIFF_HEAP_SNAPSHOT_DIR, dnsThreads, log);
   trimWhenQuiet(log);

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
+import { CPU_SPLIT_ENV } from '../common/cpu-split.js';
 import { agentCommand, projectRoot } from '../common/self.js';
 import type { Layout, NodeLayout } from './names.js';
 import { stopProcessGroup } from './kubelet/containers.js';
@@ -44,7 +45,7 @@ export class AgentProcess {
     const started = Date.now();
     let proc: ChildProcess;
     try {
-      proc = spawn(cmd!, args, { cwd: projectRoot, env: { ...process.env, NODE_NAME: this.n.name }, stdio: ['ignore', fd, fd], detached: true });
+      proc = spawn(cmd!, args, { cwd: projectRoot, env: { ...process.env, NODE_NAME: this.n.name, [CPU_SPLIT_ENV]: 'off' }, stdio: ['ignore', fd, fd], detached: true });
     } finally {
       closeSync(fd);
     }

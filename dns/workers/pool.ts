@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../../common/config.js';
+import { dnsCpus } from '../../common/cpu-split.js';
 import { SkiffError } from '../../common/errors.js';
 import type { ChangeBatch, WatchCache } from '../../common/watch/store.js';
 import type { AnswerFeed, FeedTable } from '../answer-feed.js';
@@ -156,7 +157,7 @@ export class WorkerPool {
           const snap = this.snapshot();
           const workers = this.size0();
           inherited = tcp && workers === 1 ? this.o.inherit?.() : undefined;
-          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers, tcp, inherited: inherited && Object.fromEntries(inherited), updates: snap.updates, synced: snap.synced, forward: this.o.forward, feed: this.feedTable };
+          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers, tcp, inherited: inherited && Object.fromEntries(inherited), updates: snap.updates, synced: snap.synced, forward: this.o.forward, feed: this.feedTable, cpus: dnsCpus() };
           w.postMessage(init);
         } else if (m.t === 'listening') {
           clearTimeout(timer);

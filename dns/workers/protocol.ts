@@ -33,6 +33,8 @@ export type ToWorker =
       readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
       /** The answer feed's table (answer-feed.ts), when the agent wired one. */
       readonly feed?: FeedTable;
+      /** The CPUs the agent set aside for DNS threads (common/cpu-split.ts); absent: any. */
+      readonly cpus?: readonly number[];
     }
   | { readonly t: 'batch'; readonly updates: readonly ObjectUpdate[]; readonly synced: readonly Kind[] }
   | { readonly t: 'config'; readonly config: Config }

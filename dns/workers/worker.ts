@@ -4,9 +4,9 @@
 // agent's main thread is busy (a proxy full sync renders for hundreds of milliseconds, and its
 // garbage collections pause that thread, not this one).
 import { isIPv6 } from 'node:net';
-import { setPriority } from 'node:os';
 import { parentPort, threadId } from 'node:worker_threads';
 import { logger } from '../../common/log.js';
+import { placeThread, SHORT_SLICE_NS } from '../../common/cpu-split.js';
 import { compactHeapLogged } from '../../common/memory.js';
 import { MemoryCache } from '../../common/watch/store.js';
 import type { EndpointSliceInfo, KindTypes, ServiceInfo } from '../../common/types.js';
@@ -21,11 +21,14 @@ import type { FromWorker, ObjectUpdate, ToWorker } from './protocol.js';
 
 const METRICS_INTERVAL_MS = 1000;
 /**
- * This thread's niceness (on Linux a thread has its own): below the agent's other threads, so a
- * proxy full sync (the main thread rendering, several nft loads) on a node with two cores
- * leaves the CPU to answers first. Not permitted (no CAP_SYS_NICE): it stays at the agent's.
+ * Where this thread runs (common/cpu-split.ts): on the CPUs the agent set aside for DNS, if any, at
+ * SCHED_FIFO priority DNS_THREAD_FIFO, so a query preempts whatever else runs there at once.
+ * Otherwise at niceness DNS_THREAD_NICE (on Linux a thread has its own) with a short slice, ahead
+ * of the agent's other threads, so a proxy full sync (the main thread rendering, several nft
+ * loads) leaves the CPU to answers first. Not permitted (no CAP_SYS_NICE): the agent's priority.
  */
 const DNS_THREAD_NICE = -5;
+const DNS_THREAD_FIFO = 1;
 
 /**
  * After this many updates (an initial feed, a relist) the thread compacts its heap once the feed
@@ -47,11 +50,6 @@ function applyUpdates(cache: MemoryCache, updates: readonly ObjectUpdate[]): voi
 function main(): void {
   const port = parentPort;
   if (!port) throw new Error('dns worker must be started by the agent');
-  try {
-    setPriority(DNS_THREAD_NICE);
-  } catch {
-    /* see DNS_THREAD_NICE */
-  }
   const send = (m: FromWorker): void => port.postMessage(m);
   const log = logger().child({ component: 'dns', thread: threadId });
   const cache = new MemoryCache();
@@ -87,6 +85,7 @@ function main(): void {
     void (async () => {
       try {
         if (m.t === 'init') {
+          log.info({ ...placeThread({ nice: DNS_THREAD_NICE, sliceNs: SHORT_SLICE_NS, cpus: m.cpus, fifo: DNS_THREAD_FIFO }) }, 'dns: thread placed');
           applyUpdates(cache, m.updates);
           applied(m.updates.length);
           for (const k of m.synced) cache.markSynced(k);
