@@ -1,6 +1,7 @@
 // Shared pieces of the gauntlet scenarios: progress output, the skiffg name prefix, a real
 // `skiff agent` started inside a namespace against a fake API server reached over a veth, and
 // small polling helpers. Every scenario owns its namespaces and removes them by prefix.
+import { CPU_SPLIT_ENV } from '../../common/cpu-split.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -75,7 +76,11 @@ export function startAgent(ns: string, dir: string, configPath: string, args: st
   const built = join(projectRoot, 'dist', 'bin', 'skiff.js');
   if (compiled && !existsSync(built)) throw new Error('run `npm run build` first: this scenario runs the compiled agent');
   const [exe, ...pre] = compiled ? [process.execPath, built] : skiffCommand();
-  const proc = spawn('ip', ['netns', 'exec', ns, exe!, ...pre, 'agent', '--config', configPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn('ip', ['netns', 'exec', ns, exe!, ...pre, 'agent', '--config', configPath, ...args], {
+    // Several agents share this machine: each would keep its main thread to the same first CPUs.
+    env: { ...process.env, [CPU_SPLIT_ENV]: 'off' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const sink = (d: Buffer): void => void writeFileSync(logPath, d, { flag: 'a' });
   proc.stdout!.on('data', sink);
   proc.stderr!.on('data', sink);
