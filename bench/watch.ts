@@ -96,7 +96,8 @@ export async function main(args: string[]): Promise<void> {
     running = watch.start(stop.signal);
     await watch.cache.waitForSync(KINDS);
     const initialSyncMs = performance.now() - t0;
-    const eps = [...watch.cache.store('endpointslices').values()].reduce((n, s) => n + s.endpoints.reduce((m, e) => m + e.addresses.length, 0), 0);
+    let eps = 0;
+    for (const s of watch.cache.store('endpointslices').values()) for (const e of s.endpoints) eps += e.addresses.length;
     if (watch.cache.store('services').size !== services || eps !== services * perSlice) throw new Error(`cache holds ${watch.cache.store('services').size} services and ${eps} endpoints`);
     globalThis.gc?.();
     const rssMb = process.memoryUsage().rss / 2 ** 20;

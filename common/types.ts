@@ -71,6 +71,11 @@ export interface EndpointInfo {
   readonly hintsForZones?: readonly string[];
 }
 
+/** A slice's endpoints: a plain array, or the watch cache's packed form, built one by one as iterated. */
+export interface EndpointList extends Iterable<EndpointInfo> {
+  readonly length: number;
+}
+
 export interface EndpointPort {
   readonly name: string;
   readonly port: number;
@@ -85,7 +90,8 @@ export interface EndpointSliceInfo {
   readonly serviceName: string;
   readonly addressType: IPFamily | 'FQDN';
   readonly ports: readonly EndpointPort[];
-  readonly endpoints: readonly EndpointInfo[];
+  /** Iterated, not indexed: the watch cache holds them packed (common/watch/packed-endpoints.ts). */
+  readonly endpoints: EndpointList;
   /** endpoints.kubernetes.io/last-change-trigger-time in epoch ms, for network programming latency. */
   readonly triggerTimeMs?: number;
   readonly labels: Readonly<Record<string, string>>;

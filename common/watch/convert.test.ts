@@ -41,7 +41,7 @@ describe('convert', () => {
     expect(value.serviceName).toBe('web');
     expect(value.triggerTimeMs).toBe(Date.parse('2024-05-01T10:00:00Z'));
     expect(value.ports).toEqual([{ name: 'dns', port: 8080, protocol: 'UDP' }]);
-    expect(value.endpoints).toEqual([
+    expect([...value.endpoints]).toEqual([
       { addresses: ['10.244.0.1'], ready: true, serving: true, terminating: false },
       { addresses: ['10.244.0.2'], ready: false, serving: true, terminating: true, nodeName: 'n1', zone: 'z1', hintsForZones: ['z1'] },
     ]);
@@ -84,8 +84,8 @@ describe('convert', () => {
     const b = convert('endpointslices', raw('b', [{ addresses: ['10.0.0.3'], nodeName: 'n1', zone: 'z' }, { addresses: ['10.0.0.4'], zone: 'z' }, { addresses: ['10.0.0.5'], hostname: 'h', nodeName: 'n2' }])).value;
     expect(a.ports).toBe(b.ports);
     const base = { ready: true, serving: true, terminating: false };
-    expect(a.endpoints).toEqual([{ addresses: ['10.0.0.1'], ...base, nodeName: 'n1' }, { addresses: ['10.0.0.2'], ...base }]);
-    expect(b.endpoints).toEqual([{ addresses: ['10.0.0.3'], ...base, nodeName: 'n1', zone: 'z' }, { addresses: ['10.0.0.4'], ...base, zone: 'z' }, { addresses: ['10.0.0.5'], ...base, hostname: 'h', nodeName: 'n2' }]);
+    expect([...a.endpoints]).toEqual([{ addresses: ['10.0.0.1'], ...base, nodeName: 'n1' }, { addresses: ['10.0.0.2'], ...base }]);
+    expect([...b.endpoints]).toEqual([{ addresses: ['10.0.0.3'], ...base, nodeName: 'n1', zone: 'z' }, { addresses: ['10.0.0.4'], ...base, zone: 'z' }, { addresses: ['10.0.0.5'], ...base, hostname: 'h', nodeName: 'n2' }]);
     for (const e of [...a.endpoints, ...b.endpoints]) for (const v of Object.values(e)) expect(v).not.toBeUndefined();
   });
 

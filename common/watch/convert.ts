@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import type { EndpointInfo, EndpointPort, EndpointSliceInfo, IPFamily, Kind, KindTypes, NamespaceInfo, NodeInfo, PodInfo, ServiceInfo, ServicePort, ServiceType } from '../types.js';
 import { objectKey } from '../types.js';
 import { toNetworkPolicy, toPolicyPod } from './convert-policy.js';
+import { PackedEndpoints } from './packed-endpoints.js';
 import { arr, ConvertError, defined, fail, int, Interner, isObj, obj, optBool, optInt, optStr, protocol, str, strArr, strMap, type Json } from './fields.js';
 
 export { ConvertError };
@@ -221,7 +222,7 @@ function toEndpointSlice(raw: Json, meta: Json, name: string, namespace: string)
     serviceName: labels['kubernetes.io/service-name'] ?? '',
     addressType: addressType as EndpointSliceInfo['addressType'],
     ports,
-    endpoints,
+    endpoints: PackedEndpoints.of(endpoints),
     triggerTimeMs: Number.isFinite(triggerMs) ? triggerMs : undefined,
     labels,
   });

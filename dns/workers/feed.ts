@@ -25,7 +25,7 @@ function dnsEndpoint(e: EndpointInfo): EndpointInfo {
 /** A slice as DNS reads it; `headless` is whether its Service is headless now. */
 export function dnsSlice(s: EndpointSliceInfo, headless: boolean): EndpointSliceInfo {
   const { triggerTimeMs: _t, labels: _l, ...rest } = s;
-  return { ...rest, labels: NO_LABELS, endpoints: headless ? s.endpoints.map(dnsEndpoint) : [] };
+  return { ...rest, labels: NO_LABELS, endpoints: headless ? Array.from(s.endpoints, dnsEndpoint) : [] };
 }
 
 /** The key under which the proxy (proxy/proxier.ts) indexes slices by Service: shared, built once. */
