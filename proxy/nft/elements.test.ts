@@ -72,6 +72,20 @@ describe('chunkMessages', () => {
     expect(decode(encode('type mark : ipv4_addr ;', items)).map((m) => m.elements.length)).toEqual([500, 500, 201]);
   });
 
+  it('reads forms beside plain decimals the same way (the general path behind the fast one)', () => {
+    expect(decode(encode('type mark : inet_service ;', ['0x18000', ' 8080 ']))[0]!.elements).toEqual(['00800100 : 1f90']);
+    expect(decode(encode('type mark : ipv4_addr ;', ['98305', '010.1.2.03']))[0]!.elements).toEqual(['01800100 : 0a010203']);
+    expect(decode(encode('type mark : ipv4_addr ;', ['4294967295', '255.255.255.255']))[0]!.elements).toEqual(['ffffffff : ffffffff']);
+  });
+
+  it('refuses a concatenation with too few or too many fields', () => {
+    expect(() => encode('type mark : ipv4_addr . inet_service ;', ['1', '10.1.2.3'])).toThrow(/cannot encode element 10\.1\.2\.3/);
+    expect(() => encode('type mark : ipv4_addr . inet_service ;', ['1', '10.1.2.3 . 80 . 81'])).toThrow(/cannot encode element/);
+    expect(() => encode('type mark : ipv4_addr ;', ['4294967296', '10.1.2.3'])).toThrow(/cannot encode element 4294967296/);
+    expect(() => encode('type mark : ipv4_addr ;', ['1', '10.1.2'])).toThrow(/cannot encode element 10\.1\.2/);
+    expect(() => encode('type mark : ipv4_addr ;', ['1', '10..1.2'])).toThrow(/cannot encode/);
+  });
+
   it('refuses what it cannot encode, before anything is sent', () => {
     expect(() => encode('type mark : ipv4_addr ;', ['1', '10.0.0.256'])).toThrow(/cannot encode element 10\.0\.0\.256/);
     expect(() => encode('type ipv4_addr . inet_proto . inet_service : verdict ;', ['10.0.0.1 . tcp . 80', 'goto'])).toThrow(/cannot encode map value goto/);

@@ -22,6 +22,8 @@ import {
 const PER_MESSAGE = 500;
 
 const HOST_LE = endianness() === 'LE';
+/** Where a host-order u32's bytes go, least significant first. */
+const U32_AT: readonly number[] = HOST_LE ? [0, 1, 2, 3] : [3, 2, 1, 0];
 
 type Field = 'u32' | 'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service';
 const WIDTH: Readonly<Record<Field, number>> = { u32: 4, ipv4_addr: 4, ipv6_addr: 16, inet_proto: 1, inet_service: 2 };
@@ -79,13 +81,17 @@ class Out {
   open(type: number): number {
     this.ensure(4);
     const at = this.off;
-    this.buf.writeUInt16LE(type, at + 2);
+    // Byte stores rather than writeUInt16LE: its checks were a visible part of a full sync.
+    this.buf[at + 2] = type & 0xff;
+    this.buf[at + 3] = type >>> 8;
     this.off += 4;
     return at;
   }
 
   close(at: number): void {
-    this.buf.writeUInt16LE(this.off - at, at);
+    const n = this.off - at;
+    this.buf[at] = n & 0xff;
+    this.buf[at + 1] = n >>> 8;
     this.pad();
   }
 
@@ -111,13 +117,20 @@ class Out {
 
   /** The fields of `text` ("10.0.0.1 . tcp . 80"), padded to 4 bytes each when concatenated. */
   value(type: number, fs: readonly Field[], text: string): void {
-    const parts = fs.length === 1 ? [text] : text.split(' . ');
-    if (parts.length !== fs.length) throw new Error(`cannot encode element ${text}`);
     const at = this.open(type);
     this.ensure(20 * fs.length);
-    for (let i = 0; i < fs.length; i++) {
-      writeField(this, fs[i]!, parts[i]!.trim(), text);
-      if (fs.length > 1) this.pad();
+    if (fs.length === 1) writeField(this, fs[0]!, text.trim(), text);
+    else {
+      // Cut at " . " without an array per element (a full sync encodes ~1,000,000 at 50,000 Services).
+      let from = 0;
+      for (let i = 0; i < fs.length; i++) {
+        const last = i === fs.length - 1;
+        const cut = text.indexOf(' . ', from);
+        if (last ? cut >= 0 : cut < 0) throw new Error(`cannot encode element ${text}`);
+        writeField(this, fs[i]!, text.slice(from, last ? text.length : cut).trim(), text);
+        this.pad();
+        from = cut + 3;
+      }
     }
     this.close(at);
   }
@@ -129,17 +142,51 @@ class Out {
   }
 }
 
+/**
+ * A plain decimal number (what render.ts writes) without a string operation, or -1 for anything
+ * else, which then takes the general path below.
+ */
+function decimal(s: string, from: number, to: number): number {
+  if (to <= from || to - from > 10) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** A dotted quad of plain decimals into b[at..at+4]; false for anything else. */
+function quad(b: Buffer, at: number, s: string): boolean {
+  let from = 0;
+  for (let i = 0; i < 4; i++) {
+    const dot = i === 3 ? s.length : s.indexOf('.', from);
+    if (dot < 0) return false;
+    const n = decimal(s, from, dot);
+    if (n < 0 || n > 255) return false;
+    b[at + i] = n;
+    from = dot + 1;
+  }
+  return true;
+}
+
 function writeField(o: Out, f: Field, s: string, text: string): void {
   const b = o.buf;
   switch (f) {
     case 'u32': {
-      const n = Number(s);
+      const d = decimal(s, 0, s.length);
+      const n = d >= 0 ? d : Number(s);
       if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`cannot encode element ${text}`);
-      if (HOST_LE) b.writeUInt32LE(n, o.off);
-      else b.writeUInt32BE(n, o.off);
+      const at = o.off;
+      b[at + U32_AT[0]!] = n & 0xff;
+      b[at + U32_AT[1]!] = (n >>> 8) & 0xff;
+      b[at + U32_AT[2]!] = (n >>> 16) & 0xff;
+      b[at + U32_AT[3]!] = n >>> 24;
       break;
     }
     case 'ipv4_addr': {
+      if (quad(b, o.off, s)) break;
       const q = s.split('.');
       if (q.length !== 4) throw new Error(`cannot encode element ${text}`);
       for (let i = 0; i < 4; i++) {
@@ -161,9 +208,11 @@ function writeField(o: Out, f: Field, s: string, text: string): void {
       break;
     }
     case 'inet_service': {
-      const n = Number(s);
+      const d = decimal(s, 0, s.length);
+      const n = d >= 0 ? d : Number(s);
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`cannot encode element ${text}`);
-      b.writeUInt16BE(n, o.off);
+      b[o.off] = n >>> 8;
+      b[o.off + 1] = n & 0xff;
       break;
     }
   }
