@@ -27,6 +27,7 @@ import type { ChangeBatch } from '../common/watch/store.js';
 import type { Runner } from './exec.js';
 import { policyMetrics, type PolicyMetrics } from './metrics.js';
 import { untilAborted } from '../common/component.js';
+import { idleMinorGC } from '../common/idle-gc.js';
 
 const KINDS = ['networkpolicies', 'policypods', 'namespaces', 'nodes', 'clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
 const ADMIN_KINDS = ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
@@ -158,6 +159,8 @@ export class PolicySyncer implements PodListener {
     })().finally(() => {
       this.running = undefined;
       this.lastSyncEnd = performance.now();
+      // The next sync (an ADD's) starts with an empty young generation: no scavenge inside it.
+      idleMinorGC(() => this.running !== undefined);
     });
     return this.running;
   }
