@@ -313,6 +313,8 @@ export class PolicySyncer implements PodListener {
     this.lastError = undefined;
     this.failures = 0;
     this.state = desired;
+    // The first ADD after a (re)start would compile the write path's code: done here instead.
+    if (result.full) setImmediate(() => dataplane.warm(table));
     // Only now do the sets exist for DNS to fill; a full load emptied them.
     if (this.o.fqdn) {
       this.o.fqdn.publish(fqdnTable(desired, table));
