@@ -1,9 +1,9 @@
-// A young-generation collection right after latency-critical work, while the agent is idle. With
-// the policy engine's heap (~150 MB) every scavenge costs 1-2 ms on its own (and 5-10 ms on a
-// busy node), and one work item allocates enough that a scavenge lands inside every second pod
-// ADD. Scavenging as soon as a sync is over leaves the young generation empty for the next one.
+// A young-generation collection while the agent is idle, before latency-critical work. With the
+// policy engine's heap (~150 MB) every scavenge costs 1-2 ms on its own (and 5-10 ms on a busy
+// node), and one pod ADD's sync allocates enough that a scavenge lands inside every second ADD.
+// Scavenging in the idle moment before one leaves the young generation empty for it.
 // The collector is V8's `gc` extension, exposed at run time (no node flag in the image needed).
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 type GcFunction = (options?: { type?: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
@@ -33,17 +33,26 @@ export function minorGC(): boolean {
   return true;
 }
 
+/** How full the young generation is (0..1): used over used plus available in its current size. */
+export function youngGenerationFill(): number {
+  const s = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+  if (!s) return 0;
+  const total = s.space_used_size + s.space_available_size;
+  return total > 0 ? s.space_used_size / total : 0;
+}
+
 /**
  * Schedules one minor collection for the next turn of the event loop (after the I/O callbacks
- * that answer the work just done), skipped when `busy()` says new work has started meanwhile.
- * Calls while one is pending share it.
+ * that answer the work just done), skipped when `busy()` says new work has started meanwhile, or
+ * when the young generation is less than `fill` full (nothing worth a collection). Calls while
+ * one is pending share it.
  */
-export function idleMinorGC(busy: () => boolean = () => false): void {
+export function idleMinorGC(busy: () => boolean = () => false, fill = 0.1): void {
   if (pending) return;
   pending = true;
   setImmediate(() => {
     pending = false;
-    if (!busy()) minorGC();
+    if (!busy() && youngGenerationFill() >= fill) minorGC();
   });
 }
 let pending = false;

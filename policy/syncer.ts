@@ -159,8 +159,6 @@ export class PolicySyncer implements PodListener {
     })().finally(() => {
       this.running = undefined;
       this.lastSyncEnd = performance.now();
-      // The next sync (an ADD's) starts with an empty young generation: no scavenge inside it.
-      idleMinorGC(() => this.running !== undefined);
     });
     return this.running;
   }
@@ -322,12 +320,20 @@ export class PolicySyncer implements PodListener {
     }
     let ingress = 0;
     let egress = 0;
+    let scheduled = 0;
     for (const p of desired.pods.values()) {
       // Not wired yet (its rules are written ahead of the CNI ADD): nothing to isolate so far.
-      if (p.ips.length === 0) continue;
+      if (p.ips.length === 0) {
+        scheduled++;
+        continue;
+      }
       if (p.ingress) ingress++;
       if (p.egress) egress++;
     }
+    // An ADD is coming (a pod scheduled here waits for one) or came (pods come in bursts): its
+    // sync starts with an empty young generation instead of scavenging inside it. Not after
+    // every sync: other work (a burst of policy changes) would only collect more often.
+    if (scheduled > 0 || fresh.size > 0) idleMinorGC(() => this.running !== undefined);
     this.metrics.pods.set({ direction: 'ingress' }, ingress);
     this.metrics.pods.set({ direction: 'egress' }, egress);
     if (result.changed && config.policy.strictEstablished && result.mayDeny) {
