@@ -33,6 +33,18 @@ export function minorGC(): boolean {
   return true;
 }
 
+/**
+ * Runs a full (mark-compact) collection now, on this thread: for right after a job that grew the
+ * old generation by a lot (a full policy load), so the collection V8 would start soon after runs
+ * now instead of in pieces inside the next latency-critical work. False when unavailable.
+ */
+export function majorGC(): boolean {
+  const gc = load();
+  if (!gc) return false;
+  gc({ type: 'major' });
+  return true;
+}
+
 /** How full the young generation is (0..1): used over used plus available in its current size. */
 export function youngGenerationFill(): number {
   const s = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');

@@ -27,7 +27,7 @@ import type { ChangeBatch } from '../common/watch/store.js';
 import type { Runner } from './exec.js';
 import { policyMetrics, type PolicyMetrics } from './metrics.js';
 import { untilAborted } from '../common/component.js';
-import { idleMinorGC } from '../common/idle-gc.js';
+import { idleMinorGC, majorGC } from '../common/idle-gc.js';
 
 const KINDS = ['networkpolicies', 'policypods', 'namespaces', 'nodes', 'clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
 const ADMIN_KINDS = ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
@@ -312,7 +312,14 @@ export class PolicySyncer implements PodListener {
     this.failures = 0;
     this.state = desired;
     // The first ADD after a (re)start would compile the write path's code: done here instead.
-    if (result.full) setImmediate(() => dataplane.warm(table));
+    // A full load also grew the heap by the whole table, and V8's marking of it would run in
+    // the next ADDs (a 17 ms mark-compact pause and marking steps seen in the first adds): once,
+    // now, while no sync runs.
+    if (result.full)
+      setImmediate(() => {
+        dataplane.warm(table);
+        if (!this.running) majorGC();
+      });
     // Only now do the sets exist for DNS to fill; a full load emptied them.
     if (this.o.fqdn) {
       this.o.fqdn.publish(fqdnTable(desired, table));
