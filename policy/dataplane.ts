@@ -19,7 +19,7 @@ import { NftRunner } from '../common/nft/runner.js';
 import type { GenerationReader } from '../common/nft/generation.js';
 import type { NftSession } from '../common/nft/session.js';
 import { keyShape, type ElementWriter, type KeyShape } from './setelem.js';
-import { EMPTY_TABLE, FAMILY, TABLE, cleanupText, diffPlan, diffText, fullText, type CounterData, type PolicyTable } from './render.js';
+import { EMPTY_TABLE, FAMILY, TABLE, cleanupText, diffPlan, diffText, fullText, podChain, type CounterData, type PolicyTable } from './render.js';
 import { mayDeny } from './conntrack.js';
 import { parseCommands, type Command } from './nlcommands.js';
 import type { Runner } from './exec.js';
@@ -114,6 +114,37 @@ export class PolicyDataplane {
     const changed = plan.before !== '' || plan.elements.length > 0 || plan.after !== '';
     const onlyDispatch = plan.mayDeny && !/^(flush|delete) /m.test(plan.before + plan.after) && plan.elements.every((c) => c.verb === 'add');
     return { changed, full: false, mayDeny: plan.mayDeny, ...(onlyDispatch ? { only: plan.dispatched } : {}) };
+  }
+
+  /**
+   * Runs what a pod ADD's write runs (plan, parse, encode; nothing is sent) on one pod of `t`,
+   * a few times: the first ADD after a start otherwise pays for compiling that code (~5 ms of a
+   * ~4 ms ADD). Quietly does nothing when `t` has no policied pod with an address.
+   */
+  warm(t: PolicyTable, rounds = 5): void {
+    const elements = this.elements;
+    if (!elements?.encode) return;
+    for (const [name, meta] of t.counters) {
+      const chain = podChain(meta.pod, meta.direction);
+      const data = t.chains.get(chain);
+      const map = [4, 6].map((f) => `${meta.direction}${f}`).find((m) => [...(t.elements.get(m)?.values() ?? [])].includes(`jump ${chain}`));
+      if (!data || !map) continue;
+      const dispatch = [...t.elements.get(map)!].filter(([, v]) => v === `jump ${chain}`);
+      // The pod's own part of the table, over a table that already has its maps (as at an ADD).
+      const sets = new Map([[map, t.sets.get(map)!]]);
+      const prev: PolicyTable = { ...EMPTY_TABLE, sets };
+      const next: PolicyTable = { ...EMPTY_TABLE, sets, chains: new Map([[chain, data]]), counters: new Map([[name, meta]]), elements: new Map([[map, new Map(dispatch)]]) };
+      try {
+        for (let i = 0; i < rounds; i++) {
+          const plan = diffPlan(prev, next);
+          const commands = plan.before ? commandsFor(plan.before) : [];
+          if (commands) elements.encode(TABLE, plan.elements, (set) => this.shape(next, set), commands);
+        }
+      } catch {
+        // Only a warm-up: the real write reports what it cannot encode.
+      }
+      return;
+    }
   }
 
   private shape(t: PolicyTable, set: string): KeyShape | undefined {

@@ -214,6 +214,8 @@ export interface ElementWriter {
    * `commands` (nlcommands.ts: new sets, chains, rules, counters) go first in the same batch.
    */
   write(table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined, commands?: readonly Command[]): Promise<void>;
+  /** The messages `write` would send, built and dropped: warms the encoders before the first pod ADD needs them. */
+  encode?(table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined, commands?: readonly Command[]): Buffer[];
   /** The namespace's ruleset generation (common/nft/generation.ts's reader, on this socket); undefined when the kernel cannot be asked. */
   generation(): Promise<number | undefined>;
   close(): void;
@@ -228,18 +230,23 @@ export type { OpenSocket };
  */
 export function netlinkElements(open?: OpenSocket, o: { timeoutMs?: number } = {}): ElementWriter {
   const batches = nfTablesBatches(open, { ...o, refusedCode: 'ERR_POLICY_ELEMENTS' });
+  const messages = (table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined, commands: readonly Command[], seq: () => number): Buffer[] => {
+    const msgs = commands.map((c, i) => {
+      const m = commandMessage(table, c, i + 1);
+      return nfmsg((NFNL_SUBSYS_NFTABLES << 8) | m.type, NLM_F_REQUEST | NLM_F_ACK | m.flags, seq(), NFPROTO_INET, 0, ...m.attrs);
+    });
+    // Encoding errors (an unknown set, a malformed key) throw here, before anything is sent.
+    msgs.push(...elementMessages(table, changes, shapes, seq));
+    return msgs;
+  };
   return {
     async write(table, changes, shapes, commands = []) {
       if (changes.length === 0 && commands.length === 0) return;
-      await batches.commit((seq) => {
-        const msgs = commands.map((c, i) => {
-          const m = commandMessage(table, c, i + 1);
-          return nfmsg((NFNL_SUBSYS_NFTABLES << 8) | m.type, NLM_F_REQUEST | NLM_F_ACK | m.flags, seq(), NFPROTO_INET, 0, ...m.attrs);
-        });
-        // Encoding errors (an unknown set, a malformed key) throw here, before anything is sent.
-        msgs.push(...elementMessages(table, changes, shapes, seq));
-        return msgs;
-      });
+      await batches.commit((seq) => messages(table, changes, shapes, commands, seq));
+    },
+    encode(table, changes, shapes, commands = []) {
+      let n = 0;
+      return messages(table, changes, shapes, commands, () => ++n);
     },
     generation: () => batches.generation(),
     close: () => batches.close(),

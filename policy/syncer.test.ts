@@ -9,7 +9,9 @@ import { registry } from '../common/metrics.js';
 import type { NetworkPolicyInfo, PolicyPodInfo } from '../common/types.js';
 import { MemoryCache } from '../common/watch/store.js';
 import { adminWatchConverters } from './admin.js';
+import type { ConntrackTable, Flow } from './conntrack.js';
 import { PolicyDataplane } from './dataplane.js';
+import type { ElementWriter } from './setelem.js';
 import type { Runner } from './exec.js';
 import { PolicySyncer } from './syncer.js';
 
@@ -280,6 +282,67 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
     expect(lists()).toBe(2);
     expect(runner.calls.filter((c) => c.startsWith('conntrack -D'))).toHaveLength(1);
     expect(Date.now() - t).toBeLessThan(1000);
+    ac.abort();
+    await running;
+  });
+
+  it('strict mode: a new pod\'s ADD lists no conntrack, unless its address may still carry an earlier pod\'s flows', async () => {
+    const cache = new MemoryCache();
+    const runner = new FakeRunner();
+    const config = parseConfig({ nodeName: 'n1', dns: { enabled: false } });
+    // The agent's path: element changes over netlink (recorded here), conntrack read over ctnetlink.
+    const writes: string[][] = [];
+    const elements: ElementWriter = { write: async (_t, changes) => void writes.push(changes.map((c) => `${c.verb} ${c.set} ${c.key}`)), generation: async () => undefined, close: () => undefined };
+    const stale = (src: string): Flow => ({ protocol: 'TCP', family: 4, orig: { src, dst: '10.244.7.2', sport: 40000, dport: 80 }, reply: { src: '10.244.7.2', dst: src, sport: 80, dport: 40000 } });
+    // 10.244.7.9 belonged to a pod gone before the agent started: its flow to a is still there.
+    let flows = [stale('10.244.7.9')];
+    const lists: string[] = [];
+    const deleted: Flow[] = [];
+    const conntrack: ConntrackTable = { list: async () => (lists.push('list'), flows), delete: async (fs) => (deleted.push(...fs), fs.length) };
+    const syncer = new PolicySyncer({ cache, config, log: pino({ level: 'silent' }), health: new Health(), dataplane: new PolicyDataplane(runner.run, { elements }), run: runner.run, conntrack, attachTimeoutMs: 300 });
+    const ac = new AbortController();
+    // b's pods may not talk to a.
+    const aOut: NetworkPolicyInfo = { namespace: 'x', name: 'b-out', podSelector: sel({ app: 'b' }), policyTypes: ['Egress'], ingress: [], egress: [] };
+    cache.replace('namespaces', new Map([['x', { name: 'x', labels: {} }]]));
+    cache.replace('policypods', new Map([['x/a', pod('a', ['10.244.7.2'], { app: 'a' })], ['x/b0', pod('b0', ['10.244.7.6'], { app: 'b' })]]));
+    cache.replace('networkpolicies', new Map([['x/b-out', aOut]]));
+    cache.replace('nodes', new Map());
+    for (const k of ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const) cache.replace(k, new Map());
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1 && syncer.desired !== undefined, 'the first sync applied');
+    await syncer.settled();
+    await until(() => lists.length === 1, 'the first (full) cut');
+    await syncer.settled();
+    // A new pod on a new address: its dispatch is written, conntrack is not read.
+    const add = async (name: string, ip: string): Promise<void> => {
+      cache.upsert('policypods', `x/${name}`, pod(name, [], { app: 'b' }));
+      await new Promise((r) => setImmediate(r));
+      await syncer.sync();
+      await syncer.attached({ namespace: 'x', name, ips: [ip] });
+      await new Promise((r) => setTimeout(r, 250));
+      await syncer.settled();
+    };
+    await add('b1', '10.244.7.3');
+    expect(writes.flat()).toContain('add egress4 10.244.7.3');
+    expect(lists).toHaveLength(1);
+    // The address of the flow the first listing saw: judged, and the earlier pod's flow is cut.
+    await add('b2', '10.244.7.9');
+    expect(lists).toHaveLength(2);
+    expect(deleted.map((f) => f.orig.src)).toEqual(['10.244.7.9']);
+    // A local pod deleted while the agent runs: an ADD reusing its address is judged too.
+    flows = [stale('10.244.7.3')];
+    cache.remove('policypods', 'x/b1');
+    await syncer.detached({ namespace: 'x', name: 'b1' });
+    await syncer.sync();
+    await syncer.settled();
+    const before = lists.length;
+    await add('b3', '10.244.7.3');
+    expect(lists.length).toBe(before + 1);
+    expect(deleted.map((f) => f.orig.src)).toEqual(['10.244.7.9', '10.244.7.3']);
+    // A fresh address again: not listed.
+    const n = lists.length;
+    await add('b4', '10.244.7.5');
+    expect(lists).toHaveLength(n);
     ac.abort();
     await running;
   });

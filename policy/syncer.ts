@@ -17,7 +17,7 @@ import type { PodAttachment, PodListener } from '../common/pod-hooks.js';
 import type { AdminPolicyInfo, PolicyPodInfo } from '../common/types.js';
 import type { PolicyNodeInfo } from './admin.js';
 import type { WatchCache } from '../common/watch/store.js';
-import { deniedFlows, execConntrack, type ConntrackTable } from './conntrack.js';
+import { deniedFlows, execConntrack, type ConntrackTable, type Flow } from './conntrack.js';
 import type { PolicyDataplane } from './dataplane.js';
 import type { PolicyTable } from './render.js';
 import type { DesiredState, PolicyInputs } from './desired.js';
@@ -27,6 +27,7 @@ import type { ChangeBatch } from '../common/watch/store.js';
 import type { Runner } from './exec.js';
 import { policyMetrics, type PolicyMetrics } from './metrics.js';
 import { untilAborted } from '../common/component.js';
+import { idleMinorGC, majorGC } from '../common/idle-gc.js';
 
 const KINDS = ['networkpolicies', 'policypods', 'namespaces', 'nodes', 'clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
 const ADMIN_KINDS = ['clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'] as const;
@@ -77,6 +78,21 @@ export class PolicySyncer implements PodListener {
   /** Strict mode: the cut running, and what the next one must look at (all flows, or these addresses'). */
   private cutting: Promise<void> | undefined;
   private cutNext: { all: boolean; only: Set<string>; at: number } | undefined;
+  /**
+   * Addresses a pod just got from its CNI ADD, not yet written. No flow of that pod can exist
+   * before its interface has the address, so the dispatch its ADD adds cannot deny an established
+   * flow: the ADD's sync requests no cut for them, unless the address is in `released`.
+   */
+  private fresh = new Set<string>();
+  /**
+   * Addresses conntrack may still hold flows of from an earlier owner (a local pod deleted, or an
+   * address seen in the first full cut's listing with no pod): an ADD reusing one is cut-judged as
+   * before. Undefined until the first full cut has listed the table (the history before this
+   * process is unknown until then).
+   */
+  private released: Set<string> | undefined;
+  /** Local pods' addresses as last computed, to know what a deleted or readdressed pod released. */
+  private readonly localIPs = new Map<string, readonly string[]>();
   /** When the last sync ended (performance.now(): the cut waits for a quiet moment). */
   private lastSyncEnd = 0;
   private nodeAddrs: { at: number; addrs: Set<string> } | undefined;
@@ -203,7 +219,10 @@ export class PolicySyncer implements PodListener {
     const dirty = this.dirty;
     this.dirty = new Set();
     if (!this.engine) {
-      this.engine = new PolicyEngine({ nodeName: config.nodeName, dnsAddresses: this.dnsAddresses() }, { families: this.families(), logDenied: config.policy.logDenied }, this.inputs());
+      const inputs = this.inputs();
+      this.localIPs.clear();
+      for (const p of inputs.pods) this.noteLocal(`${p.namespace}/${p.name}`, p);
+      this.engine = new PolicyEngine({ nodeName: config.nodeName, dnsAddresses: this.dnsAddresses() }, { families: this.families(), logDenied: config.policy.logDenied }, inputs);
       return this.engine;
     }
     const e = this.engine;
@@ -213,6 +232,7 @@ export class PolicySyncer implements PodListener {
       const [kind, key] = id.split('\u0000') as [string, string];
       if (kind === 'policypods') {
         const p = this.effective(key);
+        this.noteLocal(key, p);
         if (p) e.setPod(p);
         else e.deletePod(key);
       } else if (kind === 'networkpolicies') {
@@ -230,6 +250,15 @@ export class PolicySyncer implements PodListener {
     if (admin) e.setAdmin(list);
     if (admin || (nodes && list.length > 0)) e.setNodes(this.nodes(list.length > 0));
     return e;
+  }
+
+  /** Keeps `localIPs` current; addresses a local pod no longer has go to `released`. */
+  private noteLocal(key: string, p: PolicyPodInfo | undefined): void {
+    const ips = p && p.nodeName === this.o.config.nodeName ? p.podIPs : [];
+    const old = this.localIPs.get(key);
+    if (old) for (const ip of old) if (!ips.includes(ip)) this.released?.add(ip);
+    if (ips.length > 0) this.localIPs.set(key, ips);
+    else this.localIPs.delete(key);
   }
 
   /** A pod the node-local watch has but the cluster-wide one has not delivered yet. */
@@ -255,8 +284,11 @@ export class PolicySyncer implements PodListener {
     let result;
     let desired: DesiredState;
     let table: PolicyTable;
+    let fresh: ReadonlySet<string> = new Set();
     try {
       let engine: PolicyEngine;
+      fresh = this.fresh;
+      this.fresh = new Set();
       try {
         engine = this.compute();
       } catch (e) {
@@ -279,6 +311,15 @@ export class PolicySyncer implements PodListener {
     this.lastError = undefined;
     this.failures = 0;
     this.state = desired;
+    // The first ADD after a (re)start would compile the write path's code: done here instead.
+    // A full load also grew the heap by the whole table, and V8's marking of it would run in
+    // the next ADDs (a 17 ms mark-compact pause and marking steps seen in the first adds): once,
+    // now, while no sync runs.
+    if (result.full)
+      setImmediate(() => {
+        dataplane.warm(table);
+        if (!this.running) majorGC();
+      });
     // Only now do the sets exist for DNS to fill; a full load emptied them.
     if (this.o.fqdn) {
       this.o.fqdn.publish(fqdnTable(desired, table));
@@ -286,15 +327,27 @@ export class PolicySyncer implements PodListener {
     }
     let ingress = 0;
     let egress = 0;
+    let scheduled = 0;
     for (const p of desired.pods.values()) {
       // Not wired yet (its rules are written ahead of the CNI ADD): nothing to isolate so far.
-      if (p.ips.length === 0) continue;
+      if (p.ips.length === 0) {
+        scheduled++;
+        continue;
+      }
       if (p.ingress) ingress++;
       if (p.egress) egress++;
     }
+    // An ADD is coming (a pod scheduled here waits for one) or came (pods come in bursts): its
+    // sync starts with an empty young generation instead of scavenging inside it. Not after
+    // every sync: other work (a burst of policy changes) would only collect more often.
+    if (scheduled > 0 || fresh.size > 0) idleMinorGC(() => this.running !== undefined);
     this.metrics.pods.set({ direction: 'ingress' }, ingress);
     this.metrics.pods.set({ direction: 'egress' }, egress);
-    if (result.changed && config.policy.strictEstablished && result.mayDeny) this.requestCut(result.only);
+    if (result.changed && config.policy.strictEstablished && result.mayDeny) {
+      // Only pods that just got their address became policied: their flows cannot exist yet.
+      const only = result.only?.filter((ip) => !(fresh.has(ip) && this.released && !this.released.has(ip)));
+      if (only === undefined || only.length > 0) this.requestCut(only);
+    }
     const secs = (this.now() - start) / 1000;
     this.metrics.syncDuration.observe({ kind: result.full ? 'full' : 'partial' }, secs);
     this.metrics.lastSync.set(this.now() / 1000);
@@ -321,10 +374,18 @@ export class PolicySyncer implements PodListener {
     })().finally(() => (this.cutting = undefined));
   }
 
-  /** Resolves once no sync has run for CUT_QUIET_MS, or CUT_MAX_WAIT_MS after `since`. */
+  /**
+   * Resolves once no sync has run for CUT_QUIET_MS, or CUT_MAX_WAIT_MS after `since`, and never
+   * while a sync runs: the dump holds the agent's thread (the kernel walks the whole hash table in
+   * the send), and a sync waiting on its batch's answer (an ADD) would wait for it too.
+   */
   private async quiet(since: number): Promise<void> {
     for (;;) {
       const now = performance.now();
+      if (this.running && now - since >= CUT_MAX_WAIT_MS) {
+        await this.running.catch(() => undefined);
+        continue;
+      }
       const idle = this.running ? 0 : now - this.lastSyncEnd;
       const wait = Math.min(CUT_QUIET_MS - idle, CUT_MAX_WAIT_MS - (now - since));
       if (wait <= 0) return;
@@ -341,6 +402,7 @@ export class PolicySyncer implements PodListener {
       // Judged on the latest state written, again before each delete: a sync that ran meanwhile
       // (the deny already lifted) counts, and a long cut stops as soon as it has.
       const judged = this.state;
+      this.sortReleased(all, only, judged);
       const denied = deniedFlows(judged, flows, nodeAddresses);
       if (denied.length === 0) return;
       const n = await this.conntrack.delete(
@@ -352,6 +414,20 @@ export class PolicySyncer implements PodListener {
     } catch (e) {
       this.o.log.warn({ err: (e as Error).message }, 'strict mode: conntrack cleanup failed');
     }
+  }
+
+  /**
+   * After a listing, on the state the cut judges: a released address in the cut's scope that a
+   * policied pod holds in that state has its flows judged now, so it leaves the record. The first
+   * full listing starts the record with every address in it (more than needed is only a cut more).
+   */
+  private sortReleased(flows: readonly Flow[], only: ReadonlySet<string> | undefined, judged: DesiredState): void {
+    if (!this.released) {
+      if (only !== undefined) return;
+      this.released = new Set();
+      for (const f of flows) for (const ip of [f.orig.src, f.orig.dst, f.reply.src]) this.released.add(ip);
+    }
+    for (const p of judged.pods.values()) for (const ip of p.ips) if (only === undefined || only.has(ip)) this.released.delete(ip);
   }
 
   /** The node's own addresses (their connections are never cut), read at most every 10 s. */
@@ -371,6 +447,9 @@ export class PolicySyncer implements PodListener {
     const deadline = this.now() + timeout;
     if (this.state === undefined) await this.waitStarted(timeout);
     this.attachedIPs.set(key, { ips: pod.ips, at: this.now() });
+    for (const ip of pod.ips) this.fresh.add(ip);
+    // Another local pod still holds the address (its delete not seen yet): its flows may be there.
+    for (const [k, ips] of this.localIPs) if (k !== key) for (const ip of ips) if (pod.ips.includes(ip)) this.released?.add(ip);
     this.dirty.add(`policypods\u0000${key}`);
     // No policy anywhere: nothing isolates the pod and no peer set exists to put it in. The sync
     // still runs, so a policy that arrives next finds the address.
