@@ -2,27 +2,21 @@
 // policy engine's heap (~150 MB) every scavenge costs 1-2 ms on its own (and 5-10 ms on a busy
 // node), and one pod ADD's sync allocates enough that a scavenge lands inside every second ADD.
 // Scavenging in the idle moment before one leaves the young generation empty for it.
-// The collector is V8's `gc` extension, exposed at run time (no node flag in the image needed).
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+// The collector is V8's `gc` extension (common/memory.ts).
+import { getHeapSpaceStatistics } from 'node:v8';
+import { collector, type GcFunction } from './memory.js';
 
-type GcFunction = (options?: { type?: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
-
-let collector: GcFunction | null | undefined;
+let loaded: GcFunction | null | undefined;
 
 function load(): GcFunction | null {
-  if (collector !== undefined) return collector;
-  try {
-    const g = (globalThis as { gc?: GcFunction }).gc;
-    if (typeof g === 'function') collector = g;
-    else {
-      setFlagsFromString('--expose-gc');
-      collector = runInNewContext('gc') as GcFunction;
+  if (loaded === undefined) {
+    try {
+      loaded = collector();
+    } catch {
+      loaded = null;
     }
-  } catch {
-    collector = null;
   }
-  return collector;
+  return loaded;
 }
 
 /** Runs a minor (young generation) collection now; false when the runtime offers none. */

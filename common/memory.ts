@@ -12,14 +12,24 @@ import { runInNewContext } from 'node:vm';
 import type { Logger } from './log.js';
 import { trimMalloc } from './malloc-trim.js';
 
-let gc: (() => void) | undefined;
+/** V8's `gc()` function; its options pick a minor or a major collection. */
+export type GcFunction = (options?: { type?: 'minor' | 'major' }) => void;
+
+let gc: GcFunction | undefined;
 /** This thread's used heap right after its last compaction (bytes); 0 before the first. */
 let compactedUsed = 0;
-/** V8's `gc()` without `--expose-gc` on the command line: the flag, then a fresh context picks it up. */
-function collector(): () => void {
+/**
+ * V8's `gc()` without `--expose-gc` on the command line: the flag, then a fresh context picks it
+ * up (no node flag in the image needed). Throws where the runtime refuses.
+ */
+export function collector(): GcFunction {
   if (!gc) {
-    setFlagsFromString('--expose-gc');
-    gc = runInNewContext('gc') as () => void;
+    const exposed = (globalThis as { gc?: GcFunction }).gc;
+    if (typeof exposed === 'function') gc = exposed;
+    else {
+      setFlagsFromString('--expose-gc');
+      gc = runInNewContext('gc') as GcFunction;
+    }
   }
   return gc;
 }

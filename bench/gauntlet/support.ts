@@ -1,11 +1,11 @@
 // Shared pieces of the gauntlet scenarios: progress output, the skiffg name prefix, a real
 // `skiff agent` started inside a namespace against a fake API server reached over a veth, and
 // small polling helpers. Every scenario owns its namespaces and removes them by prefix.
-import { CPU_SPLIT_ENV } from '../../common/cpu-split.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CPU_SPLIT_ENV } from '../../common/cpu-split.js';
 import { projectRoot, skiffCommand } from '../../common/self.js';
 import { addNetns, inNs, sh } from '../../test/support/netns.js';
 
