@@ -18,12 +18,9 @@
 // the kernel keeps 5% of each for normal threads); where no CPUs are set aside (one CPU, or as many DNS threads
 // as CPUs) DNS threads stay in the normal class at nice -5 with a short slice. Without the
 // privilege (CAP_SYS_NICE) they keep the agent's priority. The syscalls: common/native/sched.c.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from './log.js';
+import { loadNativeAddon } from './native-addon.js';
 
 export interface Sched {
   /** CPUs the thread (0: the caller) may run on, ascending. */
@@ -41,15 +38,7 @@ let addon: Sched | null | undefined;
 
 /** The sched addon from dist/native (seen from dist/common and from the sources), or undefined. */
 export function schedAddon(): Sched | undefined {
-  if (addon === undefined) {
-    const here = dirname(fileURLToPath(import.meta.url));
-    const path = [join(here, '../native/sched.node'), join(here, '../dist/native/sched.node')].find((p) => existsSync(p));
-    try {
-      addon = path ? (createRequire(import.meta.url)(path) as Sched) : null;
-    } catch {
-      addon = null;
-    }
-  }
+  if (addon === undefined) addon = loadNativeAddon<Sched>('sched') ?? null;
   return addon ?? undefined;
 }
 
