@@ -49,6 +49,17 @@ static int32_t arg_i32(napi_env env, napi_value v) {
   return out;
 }
 
+/* The call's first `n` arguments into argv; false (a TypeError thrown) when fewer were passed. */
+static int args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < n) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  return 1;
+}
+
 static napi_value get_affinity(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -70,13 +81,8 @@ static napi_value get_affinity(napi_env env, napi_callback_info info) {
 }
 
 static napi_value set_affinity(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "setAffinity(tid, cpus)");
-    return NULL;
-  }
+  if (!args(env, info, 2, argv, "setAffinity(tid, cpus)")) return NULL;
   pid_t tid = arg_i32(env, argv[0]);
   uint32_t len = 0;
   napi_get_array_length(env, argv[1], &len);
@@ -108,13 +114,8 @@ static napi_value get_nice(napi_env env, napi_callback_info info) {
 }
 
 static napi_value set_latency(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "setLatency(nice, sliceNs)");
-    return NULL;
-  }
+  if (!args(env, info, 2, argv, "setLatency(nice, sliceNs)")) return NULL;
   int32_t nice = arg_i32(env, argv[0]);
   double slice = 0;
   napi_get_value_double(env, argv[1], &slice);
@@ -131,13 +132,8 @@ static napi_value set_latency(napi_env env, napi_callback_info info) {
 }
 
 static napi_value set_fifo(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "setFifo(priority)");
-    return NULL;
-  }
+  if (!args(env, info, 1, argv, "setFifo(priority)")) return NULL;
   struct skiff_sched_attr a;
   memset(&a, 0, sizeof a);
   a.size = sizeof a;
