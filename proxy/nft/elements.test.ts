@@ -61,6 +61,21 @@ describe('chunkMessages', () => {
     expect(decode(encode('type ipv6_addr ;', ['fd00::1', '']))[0]!.elements).toEqual(['fd000000000000000000000000000001']);
   });
 
+  it('writes a key held once into each field of a `twice` set, the same bytes as the key written out', () => {
+    let seq = 0;
+    const twice = (items: string[], deletes: string[] = []): Buffer[] =>
+      chunkMessages('ip6 skiff', { targets: [], deletes: new Map([['h', deletes]]), items: new Map([['h', items]]), twice: new Set(['h']) }, () => codecOf('type ipv6_addr . ipv6_addr ;'), () => ++seq);
+    const written = (items: string[]): Buffer[] => chunkMessages('ip6 skiff', { targets: [], items: new Map([['h', items]]) }, () => codecOf('type ipv6_addr . ipv6_addr ;'), () => ++seq);
+    expect(decode(twice(['fd00::5', '']))).toEqual(decode(written(['fd00::5 . fd00::5', ''])));
+    expect(decode(twice(['fd00::5', '']))[0]!.elements).toEqual(['fd000000000000000000000000000005'.repeat(2)]);
+    const v4 = chunkMessages('ip skiff', { targets: [], items: new Map([['h', ['10.1.2.3', '']]]), twice: new Set(['h']) }, () => codecOf('type ipv4_addr . ipv4_addr ;'), () => ++seq);
+    expect(decode(v4)[0]!.elements).toEqual(['0a0102030a010203']);
+    // A deletion carries its key the same way (DELSETELEM, type 14).
+    const del = twice([], ['fd00::5']).find((m) => (m.readUInt16LE(4) & 0xff) === 14)!;
+    expect(del.includes(Buffer.from('fd000000000000000000000000000005'.repeat(2), 'hex'))).toBe(true);
+    expect(() => chunkMessages('ip skiff', { targets: [], items: new Map([['h', ['10.1.2.3 . 10.1.2.3', '']]]), twice: new Set(['h']) }, () => codecOf('type ipv4_addr . ipv4_addr ;'), () => ++seq)).toThrow(/cannot encode/);
+  });
+
   it('encodes verdicts with their chain, and creates the chains they jump to first', () => {
     const msgs = encode('type ipv4_addr . inet_proto . inet_service : verdict ;', ['10.96.0.1 . tcp . 80', 'goto c', '10.96.0.2 . udp . 53', 'drop'], ['c']);
     expect(msgs[0]!.readUInt16LE(4)).toBe((10 << 8) | 3);

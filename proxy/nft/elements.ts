@@ -115,11 +115,21 @@ class Out {
     this.off += 8;
   }
 
-  /** The fields of `text` ("10.0.0.1 . tcp . 80"), padded to 4 bytes each when concatenated. */
-  value(type: number, fs: readonly Field[], text: string): void {
+  /**
+   * The fields of `text` ("10.0.0.1 . tcp . 80"), padded to 4 bytes each when concatenated.
+   * `twice`: text is one field's value, written into every field (SetState.twice).
+   */
+  value(type: number, fs: readonly Field[], text: string, twice = false): void {
     const at = this.open(type);
     this.ensure(20 * fs.length);
     if (fs.length === 1) writeField(this, fs[0]!, text.trim(), text);
+    else if (twice) {
+      const t = text.trim();
+      for (const f of fs) {
+        writeField(this, f, t, text);
+        this.pad();
+      }
+    }
     else {
       // Cut at " . " without an array per element (a full sync encodes ~1,000,000 at 50,000 Services).
       let from = 0;
@@ -262,6 +272,8 @@ export interface ElementChunk {
   readonly deletes?: ReadonlyMap<string, readonly string[]>;
   /** Per set, keys and values alternating ("" for a set's elements). */
   readonly items: ReadonlyMap<string, readonly string[]>;
+  /** Sets whose keys are carried once and written into each field of the key (SetState.twice). */
+  readonly twice?: ReadonlySet<string>;
 }
 
 /** The sets a chunk writes to. */
@@ -292,6 +304,7 @@ export function chunkMessages(prefix: string, chunk: ElementChunk, codec: (set: 
   for (const [set, keys] of chunk.deletes ?? []) {
     const c = codec(set);
     if (!c) throw new Error(`set ${set}: element encoding unknown`);
+    const twice = chunk.twice?.has(set) === true;
     for (let i = 0; i < keys.length; i += PER_MESSAGE) {
       // Deletions are matched by key alone.
       const m = begin(o, NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK, seq(), family);
@@ -301,7 +314,7 @@ export function chunkMessages(prefix: string, chunk: ElementChunk, codec: (set: 
       for (let j = i; j < keys.length && j < i + PER_MESSAGE; j++) {
         const el = o.open(NFTA_LIST_ELEM | NLA_F_NESTED);
         const key = o.open(NFTA_SET_ELEM_KEY | NLA_F_NESTED);
-        o.value(NFTA_DATA_VALUE, c.key, keys[j]!);
+        o.value(NFTA_DATA_VALUE, c.key, keys[j]!, twice);
         o.close(key);
         o.close(el);
       }
@@ -313,6 +326,7 @@ export function chunkMessages(prefix: string, chunk: ElementChunk, codec: (set: 
   for (const [set, a] of chunk.items) {
     const c = codec(set);
     if (!c) throw new Error(`set ${set}: element encoding unknown`);
+    const twice = chunk.twice?.has(set) === true;
     for (let i = 0; i < a.length; i += 2 * PER_MESSAGE) {
       const m = begin(o, NFT_MSG_NEWSETELEM, flags, seq(), family);
       o.cstr(NFTA_SET_ELEM_LIST_TABLE, table);
@@ -321,7 +335,7 @@ export function chunkMessages(prefix: string, chunk: ElementChunk, codec: (set: 
       for (let j = i; j < a.length && j < i + 2 * PER_MESSAGE; j += 2) {
         const el = o.open(NFTA_LIST_ELEM | NLA_F_NESTED);
         const key = o.open(NFTA_SET_ELEM_KEY | NLA_F_NESTED);
-        o.value(NFTA_DATA_VALUE, c.key, a[j]!);
+        o.value(NFTA_DATA_VALUE, c.key, a[j]!, twice);
         o.close(key);
         if (c.data === 'verdict') verdict(o, a[j + 1]!);
         else if (c.data) {

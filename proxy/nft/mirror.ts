@@ -3,7 +3,7 @@
 // and element adds/deletes. Elements are reference-counted because Services share some of them
 // (a cluster IP with several ports, a pod IP behind several Services in the hairpin set).
 import type { ElementChunk } from './elements.js';
-import { declOf, sameElements, sameRules, type ChainState, type SetState, type TableState } from './state.js';
+import { declOf, sameElements, sameRules, twiceKey, type ChainState, type SetState, type TableState } from './state.js';
 
 /** nft parses a few hundred elements per command slightly faster than thousands (measured). */
 const ELEMENTS_PER_COMMAND = 500;
@@ -17,6 +17,8 @@ export class Txn {
   private readonly elemAdds = new Map<string, string[]>();
   private readonly elemDels = new Map<string, string[]>();
   private readonly chainDels = new Set<string>();
+  /** Sets whose keys are held once and written twice (SetState.twice). */
+  readonly twice = new Set<string>();
   constructor(private readonly prefix: string) {}
 
   push(phase: Phase, line: string): void {
@@ -50,14 +52,15 @@ export class Txn {
    */
   elementChanges(): ElementChunk | undefined {
     if (this.chainDels.size > 0 || [...this.lines.values()].some((l) => l.length > 0)) return undefined;
-    return { targets: [], deletes: this.elemDels, items: this.elemAdds };
+    return { targets: [], deletes: this.elemDels, items: this.elemAdds, twice: this.twice };
   }
 
   text(): string {
     const out: string[] = [];
     const elems = (verb: string, m: Map<string, string[]>, pairs: boolean): void => {
       for (const [set, a] of m) {
-        const items = pairs ? a.flatMap((k, i) => (i % 2 ? [] : [a[i + 1] === '' ? k : `${k} : ${a[i + 1]}`])) : a;
+        const key = this.twice.has(set) ? twiceKey : (k: string): string => k;
+        const items = pairs ? a.flatMap((k, i) => (i % 2 ? [] : [a[i + 1] === '' ? key(k) : `${key(k)} : ${a[i + 1]}`])) : a.map(key);
         for (let i = 0; i < items.length; i += ELEMENTS_PER_COMMAND) out.push(`${verb} element ${this.prefix} ${set} { ${items.slice(i, i + ELEMENTS_PER_COMMAND).join(', ')} }`);
       }
     };
@@ -144,13 +147,16 @@ export class Mirror {
     return this.elements.keys();
   }
 
-  /** The set's elements (key -> value, "" in plain sets); a copy for a `unique` set. */
+  /** The set's elements (key -> value, "" in plain sets) as nft writes them; a copy for a `unique` or `twice` set. */
   elementsOf(set: string): ReadonlyMap<string, string> | undefined {
-    const own = this.owned.get(set);
-    if (!own) return this.elements.get(set);
-    const all = new Map<string, string>();
-    for (const m of own.maps.values()) for (const [k, v] of m) all.set(k, v);
-    return all;
+    if (!this.owned.has(set) && !this.isTwice(set)) return this.elements.get(set);
+    if (!this.elements.has(set)) return undefined;
+    return new Map(this.entriesOf(set));
+  }
+
+  /** The set's keys are held once and written twice (SetState.twice). */
+  isTwice(set: string): boolean {
+    return this.sets.get(set)?.twice === true;
   }
 
   /** Number of elements in a set. */
@@ -158,12 +164,14 @@ export class Mirror {
     return this.owned.get(set)?.size ?? this.elements.get(set)?.size ?? 0;
   }
 
-  /** Every element of a set, without copying. */
+  /** Every element of a set as nft writes it, without copying. */
   *entriesOf(set: string): IterableIterator<[string, string]> {
     const own = this.owned.get(set);
     if (!own) {
       const m = this.elements.get(set);
-      if (m) yield* m;
+      if (!m) return;
+      if (!this.isTwice(set)) yield* m;
+      else for (const [k, v] of m) yield [twiceKey(k), v];
       return;
     }
     for (const m of own.maps.values()) yield* m;
@@ -179,7 +187,7 @@ export class Mirror {
   /** Drops the fixed sizes: the next fullText declares sets that grow as needed. */
   unsize(): void {
     for (const [name, s] of this.sets) {
-      if (s.capacity !== undefined) this.sets.set(name, { kind: s.kind, decl: s.decl, ...(s.dynamic ? { dynamic: true } : {}), ...(s.unique ? { unique: true } : {}) });
+      if (s.capacity !== undefined) this.sets.set(name, { kind: s.kind, decl: s.decl, ...(s.dynamic ? { dynamic: true } : {}), ...(s.unique ? { unique: true } : {}), ...(s.twice ? { twice: true } : {}) });
     }
   }
 
@@ -258,6 +266,8 @@ export class Mirror {
       txn.push('delSet', `delete ${o.sets.get(name)!.kind} ${p} ${name}`);
       this.sets.delete(name);
     }
+    for (const set of o.elements.keys()) if (this.isTwice(set)) txn.twice.add(set);
+    for (const set of n.elements.keys()) if (this.isTwice(set)) txn.twice.add(set);
     for (const [set, m] of o.elements) {
       const nm = n.elements.get(set);
       if (this.ownedOf(set)) {

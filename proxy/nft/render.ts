@@ -192,7 +192,7 @@ export class Renderer {
     map(s['picks'], 'typeof numgen random mod 2 : verdict ;');
     map(s['picks-pairs'], 'typeof numgen random mod 2 : verdict ;');
     for (const c of COUNTED) map(s[tailsMap(c.kind, c.pairs)], 'type mark : verdict ;');
-    set(s['hairpin'], `type ${w.addr} . ${w.addr} ;`);
+    addSet(t, s['hairpin'], { kind: 'set', decl: `type ${w.addr} . ${w.addr} ;`, twice: true, ...sized(s['hairpin']) });
 
     const nodePortCidrs = cidrsOf(this.family, this.ctx.nodePortAddresses);
     let nodePortMatch: string;
@@ -378,8 +378,9 @@ export class Renderer {
     }
 
     // Only a pod on this node can reach itself through this node (endpoints of unknown node count as local).
-    for (const e of sp.clusterEndpoints) if (e.local || e.nodeName === undefined) addElement(t, this.s['hairpin'], `${e.ip} . ${e.ip}`);
-    for (const e of sp.localEndpoints) if (e.local || e.nodeName === undefined) addElement(t, this.s['hairpin'], `${e.ip} . ${e.ip}`);
+    // Keyed by the address alone: the set is `twice` (its key is `ip . ip`, written out on the way to the kernel).
+    for (const e of sp.clusterEndpoints) if (e.local || e.nodeName === undefined) addElement(t, this.s['hairpin'], e.ip);
+    for (const e of sp.localEndpoints) if (e.local || e.nodeName === undefined) addElement(t, this.s['hairpin'], e.ip);
 
     /** Points the dispatch keys at a verdict, with the mark it needs when that is a tail. */
     const dispatch = (keys: readonly string[], nodePort: string | undefined, verdict: string, mark: number | undefined): void => {

@@ -8,7 +8,7 @@
 // `delete table` + everything transaction (dataplane.ts).
 import type { ElementChunk } from './elements.js';
 import type { Mirror } from './mirror.js';
-import { declOf } from './state.js';
+import { declOf, twiceKey } from './state.js';
 
 /** Elements per staged transaction: big enough that nft's per-process cost stays small. */
 export const STAGE_CHUNK = 16_000;
@@ -100,6 +100,8 @@ export class StageWriter {
   /** Per set: a verdict map or not; asked once per set, not per element. */
   private readonly verdicts = new Map<string, boolean>();
   private readonly overridden = new Map<string, Set<string>>();
+  /** Sets whose keys the chunks carry once (SetState.twice); asked once per set. */
+  private twice = new Set<string>();
   /** The set of the previous element and its pending array (consecutive elements share a set). */
   private lastSet: string | undefined;
   private lastItems: string[] | undefined;
@@ -142,7 +144,9 @@ export class StageWriter {
     const out: string[] = [];
     for (const [set, keys] of this.overridden) {
       const m = this.mirror.elementsOf(set)!;
-      for (const k of keys) {
+      const twice = this.mirror.isTwice(set);
+      for (const key of keys) {
+        const k = twice ? twiceKey(key) : key;
         out.push(`delete element ${this.prefix} ${set} { ${k} }`);
         const v = m.get(k)!;
         out.push(`add element ${this.prefix} ${set} { ${v === '' ? k : `${k} : ${v}`} }`);
@@ -153,7 +157,10 @@ export class StageWriter {
 
   private pending(set: string): string[] {
     let a = this.items.get(set);
-    if (!a) this.items.set(set, (a = []));
+    if (!a) {
+      this.items.set(set, (a = []));
+      if (this.mirror.isTwice(set)) this.twice.add(set);
+    }
     let v = this.verdicts.get(set);
     if (v === undefined) this.verdicts.set(set, (v = isVerdictMap(this.mirror, set)));
     this.lastSet = set;
@@ -164,8 +171,9 @@ export class StageWriter {
 
   private flush(): void {
     if (this.count === 0) return;
-    const chunk: ElementChunk = { targets: this.targets, items: this.items };
+    const chunk: ElementChunk = { targets: this.targets, items: this.items, twice: this.twice };
     this.items = new Map();
+    this.twice = new Set();
     this.targets = new Set();
     this.lastSet = undefined;
     this.lastItems = undefined;
@@ -181,9 +189,11 @@ export function chunkText(prefix: string, chunk: ElementChunk): string {
   for (const c of chunk.targets) parts.push(`add chain ${prefix} ${c}\n`);
   for (const [set, a] of chunk.items) {
     const open = `add element ${prefix} ${set} { `;
+    const twice = chunk.twice?.has(set) === true;
     for (let i = 0; i < a.length; i += 2) {
       const n = (i >> 1) % ELEMENTS_PER_COMMAND;
       parts.push(n === 0 ? (i === 0 ? open : ` }\n${open}`) : ', ', a[i]!);
+      if (twice) parts.push(' . ', a[i]!);
       if (a[i + 1] !== '') parts.push(' : ', a[i + 1]!);
     }
     parts.push(' }\n');

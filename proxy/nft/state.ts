@@ -26,6 +26,17 @@ export interface SetState {
    * slot), so the mirror keeps the owners' maps instead of copying ~100,000 elements per full sync.
    */
   readonly unique?: boolean;
+  /**
+   * The key is a concatenation of one value with itself (the hairpin set's `ip . ip`): the
+   * mirror and fragments hold the value once, and it is written twice only on the way out
+   * (twiceKey, the element encoder), so a full sync builds no key string per endpoint.
+   */
+  readonly twice?: boolean;
+}
+
+/** The key as nft reads it, for a set whose keys are held once (SetState.twice). */
+export function twiceKey(key: string): string {
+  return `${key} . ${key}`;
 }
 
 /** The declaration as nft reads it: `add set ... { <this> }`. */
