@@ -76,6 +76,14 @@ describe('chunkMessages', () => {
     expect(() => chunkMessages('ip skiff', { targets: [], items: new Map([['h', ['10.1.2.3 . 10.1.2.3', '']]]), twice: new Set(['h']) }, () => codecOf('type ipv4_addr . ipv4_addr ;'), () => ++seq)).toThrow(/cannot encode/);
   });
 
+  it('takes a mark key as a number, with the bytes of its decimal text, and only for a lone mark', () => {
+    let seq = 0;
+    const asNumber = chunkMessages('ip skiff', { targets: [], items: new Map([['s', [98305, '10.1.2.3', 0xffffffff, '10.1.2.4']]]) }, () => codecOf('type mark : ipv4_addr ;'), () => ++seq);
+    expect(decode(asNumber)).toEqual(decode(encode('type mark : ipv4_addr ;', ['98305', '10.1.2.3', '4294967295', '10.1.2.4'])));
+    expect(() => chunkMessages('ip skiff', { targets: [], items: new Map([['s', [1, '10.1.2.3']]]) }, () => codecOf('type ipv4_addr : mark ;'), () => ++seq)).toThrow(/cannot encode element 1/);
+    expect(() => chunkMessages('ip skiff', { targets: [], items: new Map([['s', [2 ** 32, '10.1.2.3']]]) }, () => codecOf('type mark : ipv4_addr ;'), () => ++seq)).toThrow(/cannot encode element 4294967296/);
+  });
+
   it('encodes verdicts with their chain, and creates the chains they jump to first', () => {
     const msgs = encode('type ipv4_addr . inet_proto . inet_service : verdict ;', ['10.96.0.1 . tcp . 80', 'goto c', '10.96.0.2 . udp . 53', 'drop'], ['c']);
     expect(msgs[0]!.readUInt16LE(4)).toBe((10 << 8) | 3);

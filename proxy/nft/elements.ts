@@ -145,6 +145,16 @@ class Out {
     this.close(at);
   }
 
+  /** A number key (ElementChunk.items) where the layout is one `u32` (a mark). */
+  u32(type: number, fs: readonly Field[], n: number): void {
+    if (fs.length !== 1 || fs[0] !== 'u32') throw new Error(`cannot encode element ${n}`);
+    const at = this.open(type);
+    this.ensure(4);
+    writeU32(this, n, String(n));
+    this.off += 4;
+    this.close(at);
+  }
+
   take(): Buffer {
     const b = Buffer.from(this.buf.subarray(0, this.off));
     this.off = 0;
@@ -181,18 +191,23 @@ function quad(b: Buffer, at: number, s: string): boolean {
   return true;
 }
 
+/** A 32-bit integer in host order at o.off (the caller moves on). */
+function writeU32(o: Out, n: number, text: string): void {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`cannot encode element ${text}`);
+  const b = o.buf;
+  const at = o.off;
+  b[at + U32_AT[0]!] = n & 0xff;
+  b[at + U32_AT[1]!] = (n >>> 8) & 0xff;
+  b[at + U32_AT[2]!] = (n >>> 16) & 0xff;
+  b[at + U32_AT[3]!] = n >>> 24;
+}
+
 function writeField(o: Out, f: Field, s: string, text: string): void {
   const b = o.buf;
   switch (f) {
     case 'u32': {
       const d = decimal(s, 0, s.length);
-      const n = d >= 0 ? d : Number(s);
-      if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`cannot encode element ${text}`);
-      const at = o.off;
-      b[at + U32_AT[0]!] = n & 0xff;
-      b[at + U32_AT[1]!] = (n >>> 8) & 0xff;
-      b[at + U32_AT[2]!] = (n >>> 16) & 0xff;
-      b[at + U32_AT[3]!] = n >>> 24;
+      writeU32(o, d >= 0 ? d : Number(s), text);
       break;
     }
     case 'ipv4_addr': {
@@ -270,8 +285,11 @@ export interface ElementChunk {
   readonly targets: Iterable<string>;
   /** Per set, keys. */
   readonly deletes?: ReadonlyMap<string, readonly string[]>;
-  /** Per set, keys and values alternating ("" for a set's elements). */
-  readonly items: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Per set, keys and values alternating ("" for a set's elements); a number key is a `mark` key
+   * as is (StageWriter: an endpoint map's `slot | index`).
+   */
+  readonly items: ReadonlyMap<string, readonly (string | number)[]>;
   /** Sets whose keys are carried once and written into each field of the key (SetState.twice). */
   readonly twice?: ReadonlySet<string>;
 }
@@ -335,12 +353,16 @@ export function chunkMessages(prefix: string, chunk: ElementChunk, codec: (set: 
       for (let j = i; j < a.length && j < i + 2 * PER_MESSAGE; j += 2) {
         const el = o.open(NFTA_LIST_ELEM | NLA_F_NESTED);
         const key = o.open(NFTA_SET_ELEM_KEY | NLA_F_NESTED);
-        o.value(NFTA_DATA_VALUE, c.key, a[j]!, twice);
+        const k = a[j]!;
+        if (typeof k === 'number') o.u32(NFTA_DATA_VALUE, c.key, k);
+        else o.value(NFTA_DATA_VALUE, c.key, k, twice);
         o.close(key);
-        if (c.data === 'verdict') verdict(o, a[j + 1]!);
+        const v = a[j + 1]!;
+        if (typeof v !== 'string') throw new Error(`cannot encode element value ${v}`);
+        if (c.data === 'verdict') verdict(o, v);
         else if (c.data) {
           const data = o.open(NFTA_SET_ELEM_DATA | NLA_F_NESTED);
-          o.value(NFTA_DATA_VALUE, c.data, a[j + 1]!);
+          o.value(NFTA_DATA_VALUE, c.data, v);
           o.close(data);
         }
         o.close(el);

@@ -3,7 +3,7 @@
 // and element adds/deletes. Elements are reference-counted because Services share some of them
 // (a cluster IP with several ports, a pod IP behind several Services in the hairpin set).
 import type { ElementChunk } from './elements.js';
-import { declOf, sameElements, sameRules, twiceKey, type ChainState, type SetState, type TableState } from './state.js';
+import { declOf, ElementList, sameElements, sameRules, twiceKey, type ChainState, type SetState, type TableState } from './state.js';
 
 /** nft parses a few hundred elements per command slightly faster than thousands (measured). */
 const ELEMENTS_PER_COMMAND = 500;
@@ -126,20 +126,29 @@ export class Mirror {
       const own = this.ownedOf(set);
       if (own) {
         own.add(m);
-        if (onElement) m.forEach((v, k) => onElement(set, k, v, false));
+        if (!onElement) continue;
+        if (m instanceof ElementList) m.forEachRaw((v, k) => onElement(set, k, v, false));
+        else m.forEach((v, k) => onElement(set, k, v, false));
         continue;
       }
-      for (const [k, v] of m) {
-        // One lookup for the common case; values are never undefined.
-        if (mine.get(k) === undefined) {
-          mine.set(k, v);
-          if (onElement) onElement(set, k, v, false);
-          continue;
-        }
-        const r = this.incRef(set, k, v);
-        if (r === CHANGED && onElement) onElement(set, k, v, true);
+      const kv = m instanceof ElementList ? m.flat() : undefined;
+      if (!kv) {
+        for (const [k, v] of m) this.loadOne(mine, set, k, v, onElement);
+        continue;
       }
+      for (let i = 0; i < kv.length; i += 2) this.loadOne(mine, set, kv[i]!, kv[i + 1]!, onElement);
     }
+  }
+
+  private loadOne(mine: Map<string, string>, set: string, k: string, v: string, onElement: ElementSink | undefined): void {
+    // One lookup for the common case; values are never undefined.
+    if (mine.get(k) === undefined) {
+      mine.set(k, v);
+      if (onElement) onElement(set, k, v, false);
+      return;
+    }
+    const r = this.incRef(set, k, v);
+    if (r === CHANGED && onElement) onElement(set, k, v, true);
   }
 
   /** Names of the sets holding elements, in the order they first got one. */
@@ -377,8 +386,11 @@ const NEW = 1;
 const CHANGED = 2;
 type Added = typeof SAME | typeof NEW | typeof CHANGED;
 
-/** Receives elements as a full sync builds the mirror; `replaced` when it overrides an earlier value. */
-export type ElementSink = (set: string, key: string, value: string, replaced: boolean) => void;
+/**
+ * Receives elements as a full sync builds the mirror; `replaced` when it overrides an earlier
+ * value. A number key is an endpoint map's `slot | index` (never `replaced`), as nft writes it in decimal.
+ */
+export type ElementSink = (set: string, key: string | number, value: string, replaced: boolean) => void;
 
 /** The map affinity ports' endpoints live in carries a generation suffix; a fragment holds at most one. */
 function sameAffinityEndpoints(o: TableState, n: TableState): boolean {

@@ -410,6 +410,8 @@ describe('staged full sync', () => {
     for (const t of rest) chainsFirst(t);
     const all = rest.join('');
     expect(all.match(/\d+ : 10\.244/g)).toHaveLength(6);
+    // The hairpin set's keys, held once in the mirror, go out as `ip . ip`.
+    expect(all.match(/add element ip skiff hairpin-g1 \{ [^}]*\}/g)!.join('').match(/(10\.244\.\d\.\d) \. \1(?=[,} ])/g)).toHaveLength(6);
     expect(all.match(/10\.96\.1\.\d \. tcp \. 80 : goto by-count-cluster/g)).toHaveLength(3);
     expect(all.match(/2 : goto lb-cluster-n2/g)).toHaveLength(1);
     expect(all).toContain('add chain ip skiff lb-cluster-n2\n');

@@ -92,7 +92,7 @@ const FIRST_CHUNK = 4_000;
  */
 export class StageWriter {
   /** Per set, keys and values alternating: the text is built once per chunk, not per element. */
-  private items = new Map<string, string[]>();
+  private items = new Map<string, (string | number)[]>();
   private count = 0;
   private limit: number;
   /** Chains the pending verdict elements jump to. */
@@ -104,7 +104,7 @@ export class StageWriter {
   private twice = new Set<string>();
   /** The set of the previous element and its pending array (consecutive elements share a set). */
   private lastSet: string | undefined;
-  private lastItems: string[] | undefined;
+  private lastItems: (string | number)[] | undefined;
   private lastVerdict = false;
 
   constructor(
@@ -117,11 +117,11 @@ export class StageWriter {
   }
 
   /** The mirror's ElementSink. */
-  readonly add = (set: string, key: string, value: string, replaced: boolean): void => {
+  readonly add = (set: string, key: string | number, value: string, replaced: boolean): void => {
     if (replaced) {
       let s = this.overridden.get(set);
       if (!s) this.overridden.set(set, (s = new Set()));
-      s.add(key);
+      s.add(String(key));
       return;
     }
     const a = set === this.lastSet && this.lastItems ? this.lastItems : this.pending(set);
@@ -155,7 +155,7 @@ export class StageWriter {
     return out;
   }
 
-  private pending(set: string): string[] {
+  private pending(set: string): (string | number)[] {
     let a = this.items.get(set);
     if (!a) {
       this.items.set(set, (a = []));
@@ -185,7 +185,7 @@ export class StageWriter {
 
 /** A chunk as nft text: its pieces are joined once, so no per-element string is built. */
 export function chunkText(prefix: string, chunk: ElementChunk): string {
-  const parts: string[] = [];
+  const parts: (string | number)[] = [];
   for (const c of chunk.targets) parts.push(`add chain ${prefix} ${c}\n`);
   for (const [set, a] of chunk.items) {
     const open = `add element ${prefix} ${set} { `;

@@ -168,6 +168,22 @@ export class ElementList implements ReadonlyMap<string, string> {
   has(key: string): boolean {
     return this.get(key) !== undefined;
   }
+  /**
+   * The keys and values alternating, when the list holds them so (not a range): a full sync
+   * walks ~1,000,000 elements at 50,000 Services, and the entries() iterator made an array for each.
+   */
+  flat(): readonly string[] | undefined {
+    return this.base < 0 ? this.kv : undefined;
+  }
+  /**
+   * Each element with a ranged list's keys as numbers (base + i), not strings: the encoder takes
+   * them as they are (a full sync's ~500,000 endpoint keys at 50,000 Services).
+   */
+  forEachRaw(fn: (value: string, key: string | number) => void): void {
+    const kv = this.kv;
+    if (this.base >= 0) for (let i = 0; i < kv.length; i++) fn(kv[i]!, this.base + i);
+    else for (let i = 0; i < kv.length; i += 2) fn(kv[i + 1]!, kv[i]!);
+  }
   forEach(fn: (value: string, key: string, map: ReadonlyMap<string, string>) => void): void {
     const kv = this.kv;
     if (this.base >= 0) for (let i = 0; i < kv.length; i++) fn(kv[i]!, String(this.base + i), this);
