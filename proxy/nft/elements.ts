@@ -150,7 +150,7 @@ class Out {
     if (fs.length !== 1 || fs[0] !== 'u32') throw new Error(`cannot encode element ${n}`);
     const at = this.open(type);
     this.ensure(4);
-    writeU32(this, n, String(n));
+    writeU32(this, n, n);
     this.off += 4;
     this.close(at);
   }
@@ -192,7 +192,7 @@ function quad(b: Buffer, at: number, s: string): boolean {
 }
 
 /** A 32-bit integer in host order at o.off (the caller moves on). */
-function writeU32(o: Out, n: number, text: string): void {
+function writeU32(o: Out, n: number, text: string | number): void {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`cannot encode element ${text}`);
   const b = o.buf;
   const at = o.off;

@@ -16,6 +16,25 @@ describe('ElementList', () => {
     const seen: string[] = [];
     l.forEach((v, k) => seen.push(`${k}=${v}`));
     expect(seen).toEqual(['32768=10.244.1.5', '32769=10.244.2.6']);
+    // What a full sync reads: the first key, no flat pairs for a range, and number keys.
+    expect(l.firstKey()).toBe('32768');
+    expect(l.flat()).toBeUndefined();
+    const raw: (string | number)[] = [];
+    l.forEachRaw((v, k) => raw.push(k, v));
+    expect(raw).toEqual([32768, '10.244.1.5', 32769, '10.244.2.6']);
+  });
+
+  it('pairs are read flat, first key first, with string keys', () => {
+    const l = new ElementList();
+    expect(l.firstKey()).toBeUndefined();
+    l.set('b', '1');
+    l.set('a', '');
+    l.set('b', '2');
+    expect(l.firstKey()).toBe('b');
+    expect(l.flat()).toEqual(['b', '2', 'a', '']);
+    const raw: (string | number)[] = [];
+    l.forEachRaw((v, k) => raw.push(k, v));
+    expect(raw).toEqual(['b', '2', 'a', '']);
   });
 
   it('a second range or a push turns the range into pairs', () => {

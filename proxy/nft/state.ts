@@ -168,6 +168,11 @@ export class ElementList implements ReadonlyMap<string, string> {
   has(key: string): boolean {
     return this.get(key) !== undefined;
   }
+  /** The first key (an owner's name in the mirror, see Mirror.owned), without an iterator. */
+  firstKey(): string | undefined {
+    if (this.kv.length === 0) return undefined;
+    return this.base >= 0 ? String(this.base) : this.kv[0];
+  }
   /**
    * The keys and values alternating, when the list holds them so (not a range): a full sync
    * walks ~1,000,000 elements at 50,000 Services, and the entries() iterator made an array for each.
