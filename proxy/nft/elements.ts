@@ -124,9 +124,15 @@ class Out {
     this.ensure(20 * fs.length);
     if (fs.length === 1) writeField(this, fs[0]!, text.trim(), text);
     else if (twice) {
-      const t = text.trim();
-      for (const f of fs) {
-        writeField(this, f, t, text);
+      // Parsed once; the other fields are copies of the first's bytes (all fields have its type).
+      const start = this.off;
+      writeField(this, fs[0]!, text.trim(), text);
+      const width = this.off - start;
+      this.pad();
+      for (let i = 1; i < fs.length; i++) {
+        if (fs[i] !== fs[0]) throw new Error(`cannot encode element ${text}`);
+        this.buf.copyWithin(this.off, start, start + width);
+        this.off += width;
         this.pad();
       }
     }
