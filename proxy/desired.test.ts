@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isIP } from 'node:net';
+import type { EndpointInfo } from '../common/types.js';
+import { PackedEndpoints } from '../common/watch/packed-endpoints.js';
 import { desiredService, familyOf } from './desired.js';
 import { endpoint, nodeCtx, service, slice } from './fixtures.js';
 
@@ -147,6 +149,38 @@ describe('desiredService', () => {
     const r = desiredService(service('ns', 'a', { sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 60 }), [], nodeCtx);
     expect(r.ports[0]!.affinitySeconds).toBe(60);
     expect(r.ports[0]!.hasEndpoints).toBe(false);
+  });
+});
+
+describe('desiredService over the watch cache\'s packed endpoints', () => {
+  it('chooses what it chooses from a plain list, for every shape of endpoint', () => {
+    const v4 = [
+      endpoint('10.244.2.9'),
+      endpoint('10.244.1.5', { nodeName: 'node-b', zone: 'z1' }),
+      endpoint('10.244.1.5', { nodeName: 'node-c' }),
+      endpoint('10.244.3.1', { ready: false, serving: true, terminating: true }),
+      endpoint('10.244.3.2', { ready: false, serving: false, terminating: true, nodeName: undefined }),
+      endpoint('10.244.3.3', { hostname: 'h' }),
+      endpoint('10.244.3.4', { hintsForZones: ['z1'] }),
+      endpoint('010.1.1.1'),
+      endpoint('fd00::1'),
+      { addresses: [], ready: true, serving: true, terminating: false },
+    ];
+    const v6 = [endpoint('fd00:244::5', { nodeName: 'node-b' }), endpoint('10.1.1.1'), endpoint('fd00:244::4', { ready: false })];
+    const svc = (o: Parameters<typeof service>[2] = {}) =>
+      service('ns', 'web', { clusterIPs: ['10.96.0.10', 'fd00:96::20'], ipFamilies: ['IPv4', 'IPv6'], ...o });
+    const slices = (pack: boolean) => [
+      slice('ns', 'web', pack ? (PackedEndpoints.of(v4) as unknown as EndpointInfo[]) : v4),
+      slice('ns', 'web', pack ? (PackedEndpoints.of(v6) as unknown as EndpointInfo[]) : v6, { name: 'web-v6', addressType: 'IPv6' }),
+    ];
+    const cases = [svc(), svc({ publishNotReadyAddresses: true }), svc({ internalTrafficPolicy: 'Local' }), svc({ type: 'NodePort', externalTrafficPolicy: 'Local' })];
+    for (const s of cases) {
+      for (const ctx of [nodeCtx, { ...nodeCtx, zone: 'z1' }]) {
+        const plain = desiredService(s, slices(false), ctx);
+        expect(desiredService(s, slices(true), ctx)).toEqual(plain);
+        expect(plain.problems.map((p) => p.reason)).toEqual(['invalid address "010.1.1.1"', 'invalid address "fd00::1"', 'invalid address "10.1.1.1"']);
+      }
+    }
   });
 });
 

@@ -2,7 +2,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { EndpointInfo } from '../types.js';
-import { ipv4String, ipv4Word, PackedEndpoints } from './packed-endpoints.js';
+import { ENDPOINT_READY, ENDPOINT_SERVING, ENDPOINT_TERMINATING, ENDPOINT_WHOLE, ipv4String, ipv4Word, PackedEndpoints } from './packed-endpoints.js';
 
 const c = { ready: true, serving: true, terminating: false };
 
@@ -29,6 +29,19 @@ describe('PackedEndpoints', () => {
     expect(packed.at(1)).toEqual(eps[1]);
     expect(packed.at(eps.length)).toBeUndefined();
     expect([...PackedEndpoints.of([])]).toEqual([]);
+  });
+
+  it('answers each endpoint\'s address, conditions and node in place, or says it is kept whole', () => {
+    const eps: EndpointInfo[] = [
+      { addresses: ['10.244.1.6'], ready: false, serving: true, terminating: true, nodeName: 'node-a', zone: 'z1' },
+      { addresses: ['fd00::1'], ready: true, serving: false, terminating: false },
+      { addresses: ['10.0.0.3'], ...c, hostname: 'web-0' },
+    ];
+    const p = PackedEndpoints.of(eps);
+    expect([p.conditionsAt(0), p.isIPv4At(0), p.addressAt(0), p.nodeNameAt(0)]).toEqual([ENDPOINT_SERVING | ENDPOINT_TERMINATING, true, '10.244.1.6', 'node-a']);
+    expect([p.conditionsAt(1), p.isIPv4At(1), p.addressAt(1), p.nodeNameAt(1)]).toEqual([ENDPOINT_READY, false, 'fd00::1', undefined]);
+    expect(p.conditionsAt(2)).toBe(ENDPOINT_WHOLE);
+    expect(p.at(2)).toBe(eps[2]);
   });
 
   it('packs equal lists equally, so the store still sees an unchanged slice as unchanged', () => {

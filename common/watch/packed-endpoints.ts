@@ -20,6 +20,12 @@ const INDEX_MAX = (1 << INDEX_BITS) - 1;
 const NODE_SHIFT = 5;
 const ZONE_SHIFT = NODE_SHIFT + INDEX_BITS;
 
+export const ENDPOINT_READY = READY;
+export const ENDPOINT_SERVING = SERVING;
+export const ENDPOINT_TERMINATING = TERMINATING;
+/** conditionsAt's answer for an endpoint kept whole. */
+export const ENDPOINT_WHOLE = -1;
+
 const NO_STRINGS: readonly string[] = Object.freeze([]);
 const NO_OTHERS: readonly EndpointInfo[] = Object.freeze([]);
 
@@ -85,6 +91,32 @@ export class PackedEndpoints implements EndpointList {
     if (zone === 0) return node === 0 ? { addresses, ready, serving, terminating } : { addresses, ready, serving, terminating, nodeName: this.strings[node - 1]! };
     if (node !== 0) return { addresses, ready, serving, terminating, nodeName: this.strings[node - 1]!, zone: this.strings[zone - 1]! };
     return { addresses, ready, serving, terminating, zone: this.strings[zone - 1]! };
+  }
+
+  // Readers of only the address, conditions and node of each endpoint (the proxy's desired state:
+  // 500,000 endpoints at 50,000 Services) read them here instead of building every endpoint.
+
+  /** The i-th endpoint's ENDPOINT_READY | ENDPOINT_SERVING | ENDPOINT_TERMINATING, or ENDPOINT_WHOLE for one of another shape (read it with at()). */
+  conditionsAt(i: number): number {
+    const w = this.words[2 * i + 1]!;
+    return w & OTHER ? ENDPOINT_WHOLE : w & (READY | SERVING | TERMINATING);
+  }
+
+  /** Whether the i-th endpoint (not a whole one) is a dotted-quad IPv4 address. */
+  isIPv4At(i: number): boolean {
+    return (this.words[2 * i + 1]! & V4) !== 0;
+  }
+
+  /** The i-th endpoint's one address (not a whole one's). */
+  addressAt(i: number): string {
+    const a = this.words[2 * i]!;
+    return this.words[2 * i + 1]! & V4 ? ipv4String(a) : this.strings[a - 1]!;
+  }
+
+  /** The i-th endpoint's node (not a whole one's), undefined when the slice did not say. */
+  nodeNameAt(i: number): string | undefined {
+    const node = (this.words[2 * i + 1]! >>> NODE_SHIFT) & INDEX_MAX;
+    return node === 0 ? undefined : this.strings[node - 1];
   }
 
   [Symbol.iterator](): Iterator<EndpointInfo> {

@@ -52,6 +52,20 @@ describe.skipIf(missing('dns workers', { tools: ['dig'] }))('dns worker threads'
     expect((await dig(dns.port, ['db-0.db.default.svc.cluster.local', 'A'])).answer).toEqual(['db-0.db.default.svc.cluster.local. 30 IN A 10.244.0.8']);
   });
 
+  it('answers SRV from the ports a Service travels with, and follows a headless Service turning ClusterIP', async () => {
+    const ports = [{ name: 'pg', protocol: 'TCP' as const, port: 5432, targetPort: 5432 }];
+    cache.upsert('endpointslices', 'default/pg-1', slice('default', 'pg', 'pg-1', { endpoints: [endpoint(['10.244.0.9'])], ports: [{ name: 'pg', port: 5432, protocol: 'TCP' }] }));
+    cache.upsert('services', 'default/pg', service('default', 'pg', { headless: true, ports }));
+    const a = async (): Promise<string[]> => (await dig(dns.port, ['pg.default.svc.cluster.local', 'A'])).answer;
+    await expect.poll(a, { timeout: 5000, interval: 100 }).toEqual(['pg.default.svc.cluster.local. 30 IN A 10.244.0.9']);
+    cache.upsert('services', 'default/pg', service('default', 'pg', { clusterIPs: ['10.96.0.54'], ports }));
+    await expect.poll(a, { timeout: 5000, interval: 100 }).toEqual(['pg.default.svc.cluster.local. 30 IN A 10.96.0.54']);
+    // An endpoint change of a ClusterIP Service changes nothing DNS answers.
+    cache.upsert('endpointslices', 'default/pg-1', slice('default', 'pg', 'pg-1', { endpoints: [endpoint(['10.244.0.10'])], ports: [{ name: 'pg', port: 5432, protocol: 'TCP' }] }));
+    expect((await dig(dns.port, ['_pg._tcp.pg.default.svc.cluster.local', 'SRV'])).answer).toEqual(['_pg._tcp.pg.default.svc.cluster.local. 30 IN SRV 0 100 5432 pg.default.svc.cluster.local.']);
+    expect(await a()).toEqual(['pg.default.svc.cluster.local. 30 IN A 10.96.0.54']);
+  });
+
   it('merges worker metrics into the agent registry', async () => {
     const before = dnsMetrics.requests.total();
     await dig(dns.port, ['web.default.svc.cluster.local', 'A']);

@@ -74,7 +74,7 @@ export class WorkerPool {
     return kind !== 'nodes' || key === this.cfg.nodeName;
   }
 
-  /** The object as a thread gets it (feed.ts): trimmed to what DNS reads. */
+  /** The object as a thread gets it (feed.ts): trimmed to what DNS reads; undefined: the thread holds none. */
   private trimmed(kind: (typeof FED_KINDS)[number], obj: unknown): unknown {
     if (obj === undefined) return undefined;
     if (kind === 'services') return dnsService(obj as ServiceInfo);
@@ -88,7 +88,12 @@ export class WorkerPool {
     const updates: ObjectUpdate[] = [];
     for (const kind of FED_KINDS) {
       const store = this.cache.store(kind);
-      for (const key of store.keys()) if (this.fed(kind, key)) updates.push({ kind, key, obj: this.trimmed(kind, store.get(key)) });
+      for (const key of store.keys()) {
+        if (!this.fed(kind, key)) continue;
+        // A slice that does not travel (feed.ts dnsSlice) needs no removal in a fresh thread.
+        const obj = this.trimmed(kind, store.get(key));
+        if (obj !== undefined) updates.push({ kind, key, obj });
+      }
     }
     return { updates, synced: FED_KINDS.filter((k) => this.cache.synced([k])) };
   }

@@ -9,14 +9,14 @@ import { logger } from '../../common/log.js';
 import { placeThread, SHORT_SLICE_NS } from '../../common/cpu-split.js';
 import { compactHeapLogged } from '../../common/memory.js';
 import { MemoryCache } from '../../common/watch/store.js';
-import type { EndpointSliceInfo, KindTypes, ServiceInfo } from '../../common/types.js';
+import type { EndpointSliceInfo, KindTypes } from '../../common/types.js';
 import { drainAll } from '../metrics.js';
 import { buildRuntime, type Runtime } from '../runtime.js';
 import { socketKey } from '../server/handoff.js';
 import { DnsListener, type Bound } from '../server/listeners.js';
 import { udpBackendOrFail } from '../server/native-udp.js';
 import type { FeedElement } from '../answer-feed.js';
-import { receivedService, receivedSlice } from './feed.js';
+import { receivedService, receivedSlice, type WireService } from './feed.js';
 import type { FromWorker, ObjectUpdate, ToWorker } from './protocol.js';
 
 const METRICS_INTERVAL_MS = 1000;
@@ -41,7 +41,7 @@ const COMPACT_QUIET_MS = 1000;
 function applyUpdates(cache: MemoryCache, updates: readonly ObjectUpdate[]): void {
   for (const u of updates) {
     if (u.obj === undefined) cache.remove(u.kind, u.key);
-    else if (u.kind === 'services') cache.upsert('services', u.key, receivedService(u.obj as ServiceInfo));
+    else if (u.kind === 'services') cache.upsert('services', u.key, receivedService(u.obj as WireService));
     else if (u.kind === 'endpointslices') cache.upsert('endpointslices', u.key, receivedSlice(u.obj as EndpointSliceInfo));
     else cache.upsert(u.kind, u.key, u.obj as KindTypes[typeof u.kind]);
   }
