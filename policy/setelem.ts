@@ -229,7 +229,7 @@ export type { OpenSocket };
  * A batch the kernel refuses rejects with code ERR_POLICY_ELEMENTS and its errno.
  */
 export function netlinkElements(open?: OpenSocket, o: { timeoutMs?: number } = {}): ElementWriter {
-  const batches = nfTablesBatches(open, { ...o, refusedCode: 'ERR_POLICY_ELEMENTS' });
+  const batches = nfTablesBatches(open, { ...o, refusedCode: 'ERR_POLICY_ELEMENTS', ackLast: true });
   const messages = (table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined, commands: readonly Command[], seq: () => number): Buffer[] => {
     const msgs = commands.map((c, i) => {
       const m = commandMessage(table, c, i + 1);
