@@ -9,6 +9,7 @@ import { bigintToBytes, ipToBigint } from '../common/ipaddr.js';
 import { timedChanges } from './fqdn.js';
 import { parseCidr } from './ipnet.js';
 import { addressShape, elementMessages, encodeKeys, keyShape, netlinkElements } from './setelem.js';
+import { parseCommands } from './nlcommands.js';
 
 const hex = (ks: { key: Buffer; end: boolean; keyEnd?: Buffer }[]): string[] => ks.map((k) => `${k.key.toString('hex')}${k.keyEnd ? ` - ${k.keyEnd.toString('hex')}` : ''}${k.end ? ' end' : ''}`);
 
@@ -178,6 +179,18 @@ describe('element writer', () => {
     const h = fakeSocket((m) => (m.type === 0x11 ? 22 : undefined));
     await expect(netlinkElements(h.open, { timeoutMs: 60_000 }).write('t', [change('a')], v4)).rejects.toThrow(/EINVAL\) at its end/);
     expect([f.s.closed, g.s.closed, h.s.closed]).toEqual([false, false, false]);
+  });
+
+  it('names a set the same batch creates by its batch-local id, any other set by name', async () => {
+    const f = fakeSocket(acks);
+    const commands = parseCommands('t', ['add set inet t fresh { type ipv4_addr ; }'])!;
+    await netlinkElements(f.open).write('t', [change('fresh'), change('old')], v4, commands);
+    const [, newset, fresh, old] = [...nlmsgs(f.sent[0]!)];
+    expect(newset!.type).toBe(0x0a09);
+    // NFTA_SET_ELEM_LIST_SET_ID (4) = the NEWSET's NFTA_SET_ID (1), and no name.
+    expect(fresh!.data.includes(Buffer.from('0800040000000001', 'hex'))).toBe(true);
+    expect(fresh!.data.includes(Buffer.from('fresh\0'))).toBe(false);
+    expect(old!.data.includes(Buffer.from('old\0'))).toBe(true);
   });
 
   it('refuses what it cannot encode before sending anything', async () => {
