@@ -99,7 +99,8 @@ export class PolicyEngine {
   private podChanged(key: string, old: PolicyPod | undefined, pod: PolicyPod | undefined): PolicyTable {
     this.index.replacePod(old, pod);
     const sets = new Set<string>();
-    const peerSets = new Map(this.stateNow.peerSets);
+    // Copied at the first set that really changed: most pod events (an ADD) change a few or none.
+    let peerSets: Map<string, PeerSet> | undefined;
     // Selector results per pod, shared across the sets (rules repeat selectors).
     const seenOld = { ns: new Map(), pod: new Map() };
     const seenNew = { ns: new Map(), pod: new Map() };
@@ -111,11 +112,11 @@ export class PolicyEngine {
       if (!(old && this.index.podMatters(id, old, seenOld)) && !(pod && this.index.podMatters(id, pod, seenNew))) continue;
       const fresh = this.index.recomputeSet(id);
       if (sameSet(s, fresh)) continue;
-      peerSets.set(id, fresh);
+      (peerSets ??= new Map(this.stateNow.peerSets)).set(id, fresh);
       sets.add(id);
     }
     const local = this.isLocal(old) || this.isLocal(pod) ? [key] : [];
-    return this.apply(local, new Set(), sets, peerSets);
+    return this.apply(local, new Set(), sets, peerSets ?? this.stateNow.peerSets);
   }
 
   setPolicy(p: NetworkPolicy): PolicyTable {
@@ -195,45 +196,59 @@ export class PolicyEngine {
    * Recomputes the given local pods (their rules dropped first when `dropPolicy` names the policy
    * that changed), collects rules and sets nobody uses any more, and renders only what changed.
    */
-  private apply(podKeys: readonly string[], rules: Set<string>, sets: Set<string>, peerSets: Map<string, PeerSet>, dropPolicy?: string): PolicyTable {
+  private apply(podKeys: readonly string[], rules: Set<string>, sets: Set<string>, given: ReadonlyMap<string, PeerSet>, dropPolicy?: string): PolicyTable {
     const prev = this.stateNow;
+    let peerSets = given === prev.peerSets ? undefined : (given as Map<string, PeerSet>);
+    const writable = (): Map<string, PeerSet> => (peerSets ??= new Map(prev.peerSets));
     const ruleMap = new Map(prev.rules);
     if (dropPolicy) for (const id of rules) ruleMap.delete(id);
     const pods = new Map(prev.pods);
     const changedPods = new Set<string>();
+    // Whether some rule may have lost its last user (a policy's rules dropped, a pod that used a
+    // rule and now does not): only then is the whole state walked for rules and sets to collect.
+    let dropped = dropPolicy !== undefined;
     for (const key of podKeys) {
       const pod = this.pods.get(key);
-      const before = new Set(ruleMap.keys());
+      // podPolicy only adds rules, at the end of the map's order.
+      const known = ruleMap.size;
       const pp: PodPolicy | undefined = this.isLocal(pod) ? podPolicy(this.index, pod, ruleMap, prev.dnsAddresses) : undefined;
-      for (const id of ruleMap.keys()) {
-        if (before.has(id)) continue;
-        const r = ruleMap.get(id)!;
-        rules.add(id);
-        sets.add(r.setId);
-        peerSets.set(r.setId, this.index.computedSet(r.setId)!);
+      if (ruleMap.size > known) {
+        let i = 0;
+        for (const [id, r] of ruleMap) {
+          if (i++ < known) continue;
+          rules.add(id);
+          sets.add(r.setId);
+          writable().set(r.setId, this.index.computedSet(r.setId)!);
+        }
       }
       const was = prev.pods.get(key);
       if (pp) pods.set(key, pp);
       else pods.delete(key);
       if (JSON.stringify(was) !== JSON.stringify(pp)) changedPods.add(key);
+      if (was && !dropped) {
+        const now = new Set(pp ? ruleIds(pp) : []);
+        dropped = ruleIds(was).some((id) => !now.has(id));
+      }
     }
-    // Rules no local pod uses any more go, and sets no rule uses.
-    const used = new Set<string>();
-    for (const p of pods.values()) for (const d of [p.ingress, p.egress]) if (d) for (const id of [...d.rules, ...(d.admin ?? []), ...(d.baseline ?? [])]) used.add(id);
-    for (const id of [...ruleMap.keys()]) {
-      if (used.has(id)) continue;
-      const r = ruleMap.get(id)!;
-      ruleMap.delete(id);
-      rules.add(id);
-      sets.add(r.setId);
-    }
-    const usedSets = new Set([...ruleMap.values()].map((r) => r.setId));
-    for (const id of [...peerSets.keys()]) {
-      if (usedSets.has(id)) continue;
-      peerSets.delete(id);
-      // Not kept current from here on: a later user must recompute it.
-      this.index.forgetSet(id);
-      sets.add(id);
+    if (dropped) {
+      // Rules no local pod uses any more go, and sets no rule uses.
+      const used = new Set<string>();
+      for (const p of pods.values()) for (const id of ruleIds(p)) used.add(id);
+      for (const id of [...ruleMap.keys()]) {
+        if (used.has(id)) continue;
+        const r = ruleMap.get(id)!;
+        ruleMap.delete(id);
+        rules.add(id);
+        sets.add(r.setId);
+      }
+      const usedSets = new Set([...ruleMap.values()].map((r) => r.setId));
+      for (const id of [...(peerSets ?? prev.peerSets).keys()]) {
+        if (usedSets.has(id)) continue;
+        writable().delete(id);
+        // Not kept current from here on: a later user must recompute it.
+        this.index.forgetSet(id);
+        sets.add(id);
+      }
     }
     // A rule id kept with identical content need not be rewritten.
     for (const id of [...rules]) {
@@ -241,11 +256,16 @@ export class PolicyEngine {
       const b = ruleMap.get(id);
       if (a && b && JSON.stringify(a) === JSON.stringify(b) && !dropPolicy) rules.delete(id);
     }
-    const next: DesiredState = { pods, rules: ruleMap, peerSets, dnsAddresses: prev.dnsAddresses };
+    const next: DesiredState = { pods, rules: ruleMap, peerSets: peerSets ?? prev.peerSets, dnsAddresses: prev.dnsAddresses };
     this.tableNow = renderChanges(this.tableNow, prev, next, { pods: changedPods, rules, sets }, this.options);
     this.stateNow = next;
     return this.tableNow;
   }
 }
 
-
+/** Every rule id a local pod's state refers to (NetworkPolicy and both tiers, both directions). */
+function ruleIds(p: PodPolicy): string[] {
+  const out: string[] = [];
+  for (const d of [p.ingress, p.egress]) if (d) out.push(...d.rules, ...(d.admin ?? []), ...(d.baseline ?? []));
+  return out;
+}

@@ -135,6 +135,24 @@ function ruleExprs(rule: string): Buffer[] | undefined {
   return out;
 }
 
+/**
+ * Rules parsed before, by text: most lines of a pod's chain (`jump r.<rule>`, the DNS accept) are
+ * the same in every pod the rule selects, so a pod ADD parses only its own address and counter
+ * lines. The expressions are only ever copied into messages, never changed. Bounded: dropped
+ * whole when full (the table's distinct rule lines are far fewer).
+ */
+const parsed = new Map<string, Buffer[] | undefined>();
+const PARSED_MAX = 20_000;
+
+function cachedRuleExprs(rule: string): Buffer[] | undefined {
+  let e = parsed.get(rule);
+  if (e === undefined && !parsed.has(rule)) {
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(rule, (e = ruleExprs(rule)));
+  }
+  return e;
+}
+
 const LINE = new RegExp(`^(add counter|add set|add chain|flush chain|add rule) inet (\\S+) ${NAME}(?: (.+))?$`);
 
 /** The lines as commands for `table` (inet), or undefined when any is a shape not encoded here. */
@@ -153,7 +171,7 @@ export function parseCommands(table: string, lines: readonly string[]): Command[
     } else if (verb === 'add chain' && rest === undefined) out.push({ kind: 'chain', name });
     else if (verb === 'flush chain' && rest === undefined) out.push({ kind: 'flush', chain: name });
     else if (verb === 'add rule' && rest !== undefined) {
-      const exprs = ruleExprs(rest);
+      const exprs = cachedRuleExprs(rest);
       if (!exprs) return undefined;
       out.push({ kind: 'rule', chain: name, exprs });
     } else return undefined;

@@ -9,6 +9,7 @@ import { bigintToBytes, ipToBigint } from '../common/ipaddr.js';
 import { timedChanges } from './fqdn.js';
 import { parseCidr } from './ipnet.js';
 import { addressShape, elementMessages, encodeKeys, keyShape, netlinkElements } from './setelem.js';
+import { parseCommands } from './nlcommands.js';
 
 const hex = (ks: { key: Buffer; end: boolean; keyEnd?: Buffer }[]): string[] => ks.map((k) => `${k.key.toString('hex')}${k.keyEnd ? ` - ${k.keyEnd.toString('hex')}` : ''}${k.end ? ' end' : ''}`);
 
@@ -154,8 +155,8 @@ function fakeSocket(reply: (m: { type: number; seq: number; flags: number }) => 
 describe('element writer', () => {
   const v4 = () => keyShape('type ipv4_addr ;');
   const change = (set: string) => ({ verb: 'add' as const, set, key: '10.0.0.1', value: '' });
-  // Element messages (type 0x0a0c) are acked; BEGIN (0x10) and END (0x11) answer only with errors.
-  const acks = (m: { type: number }) => (m.type === 0x0a0c ? 0 : undefined);
+  // As the kernel: element messages (type 0x0a0c) that ask (NLM_F_ACK) are acked; errors answer always.
+  const acks = (m: { type: number; flags: number }) => (m.type === 0x0a0c && m.flags & 4 ? 0 : undefined);
 
   it('sends begin, the messages, end in one datagram and resolves on the last ack', async () => {
     const f = fakeSocket(acks);
@@ -163,19 +164,33 @@ describe('element writer', () => {
     await w.write('t', [change('a'), change('b')], v4);
     expect(f.sent).toHaveLength(1);
     expect([...nlmsgs(f.sent[0]!)].map((m) => m.type)).toEqual([0x10, 0x0a0c, 0x0a0c, 0x11]);
+    // Only the last message asks for an ack: one answer per batch.
+    expect([...nlmsgs(f.sent[0]!)].map((m) => m.flags & 4)).toEqual([0, 0, 4, 0]);
   });
 
   it("rejects at once with the kernel's errno: on an element message, on BEGIN or END; the socket stays", async () => {
-    const f = fakeSocket((m) => (m.type === 0x0a0c ? (m.seq % 2 ? 2 : 0) : undefined));
+    const f = fakeSocket((m) => (m.type === 0x0a0c ? (m.seq % 2 ? 2 : m.flags & 4 ? 0 : undefined) : undefined));
     const w = netlinkElements(f.open);
     const seen = await w.write('t', [change('a'), change('b')], v4).catch((e: Error & { code?: string; errno?: number }) => e);
     expect(seen).toMatchObject({ code: 'ERR_POLICY_ELEMENTS', errno: 2 });
     expect((seen as Error).message).toMatch(/refused a batch: errno 2 \(ENOENT\) at message [12] of 2/);
-    const g = fakeSocket((m) => (m.type === 0x10 ? 1 : m.type === 0x0a0c ? 0 : undefined));
+    const g = fakeSocket((m) => (m.type === 0x10 ? 1 : acks(m)));
     await expect(netlinkElements(g.open, { timeoutMs: 60_000 }).write('t', [change('a')], v4)).rejects.toThrow(/errno 1 \(EPERM\) at its begin/);
     const h = fakeSocket((m) => (m.type === 0x11 ? 22 : undefined));
     await expect(netlinkElements(h.open, { timeoutMs: 60_000 }).write('t', [change('a')], v4)).rejects.toThrow(/EINVAL\) at its end/);
     expect([f.s.closed, g.s.closed, h.s.closed]).toEqual([false, false, false]);
+  });
+
+  it('names a set the same batch creates by its batch-local id, any other set by name', async () => {
+    const f = fakeSocket(acks);
+    const commands = parseCommands('t', ['add set inet t fresh { type ipv4_addr ; }'])!;
+    await netlinkElements(f.open).write('t', [change('fresh'), change('old')], v4, commands);
+    const [, newset, fresh, old] = [...nlmsgs(f.sent[0]!)];
+    expect(newset!.type).toBe(0x0a09);
+    // NFTA_SET_ELEM_LIST_SET_ID (4) = the NEWSET's NFTA_SET_ID (1), and no name.
+    expect(fresh!.data.includes(Buffer.from('0800040000000001', 'hex'))).toBe(true);
+    expect(fresh!.data.includes(Buffer.from('fresh\0'))).toBe(false);
+    expect(old!.data.includes(Buffer.from('old\0'))).toBe(true);
   });
 
   it('refuses what it cannot encode before sending anything', async () => {

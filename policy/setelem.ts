@@ -179,11 +179,17 @@ function elementAttr(k: EncodedKey, c: ElementChange, withData: boolean): Buffer
   return nest(NFTA_LIST_ELEM, ...parts);
 }
 
+/** NFTA_SET_ELEM_LIST_SET_ID: a set created earlier in the same batch, by its batch-local id. */
+const NFTA_SET_ELEM_LIST_SET_ID = 4;
+
 /**
  * The batch's messages (without BEGIN/END), in the order given: consecutive changes with the same
  * verb and set share a message. `shapes` gives each set's shape; seq() numbers the messages.
+ * `newSets`: sets the same batch creates, by name -> batch-local id. Their elements name the set
+ * by that id alone: the kernel then finds it among the batch's new sets, instead of walking the
+ * table's list of sets by name (thousands at the kube-burner shape: AGENT.md, "Cost of a sync").
  */
-export function elementMessages(table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined, seq: () => number): Buffer[] {
+export function elementMessages(table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined, seq: () => number, newSets?: ReadonlyMap<string, number>): Buffer[] {
   const out: Buffer[] = [];
   let i = 0;
   while (i < changes.length) {
@@ -202,7 +208,9 @@ export function elementMessages(table: string, changes: readonly ElementChange[]
     }
     const type = (NFNL_SUBSYS_NFTABLES << 8) | (verb === 'add' ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
     const flags = NLM_F_REQUEST | NLM_F_ACK | (verb === 'add' ? NLM_F_CREATE : 0);
-    out.push(nfmsg(type, flags, seq(), NFPROTO_INET, 0, nla(NFTA_SET_ELEM_LIST_TABLE, cstr(table)), nla(NFTA_SET_ELEM_LIST_SET, cstr(set)), nest(NFTA_SET_ELEM_LIST_ELEMENTS, ...elems)));
+    const id = newSets?.get(set);
+    const which = id === undefined ? nla(NFTA_SET_ELEM_LIST_SET, cstr(set)) : nla(NFTA_SET_ELEM_LIST_SET_ID, be32(id));
+    out.push(nfmsg(type, flags, seq(), NFPROTO_INET, 0, nla(NFTA_SET_ELEM_LIST_TABLE, cstr(table)), which, nest(NFTA_SET_ELEM_LIST_ELEMENTS, ...elems)));
   }
   return out;
 }
@@ -229,14 +237,16 @@ export type { OpenSocket };
  * A batch the kernel refuses rejects with code ERR_POLICY_ELEMENTS and its errno.
  */
 export function netlinkElements(open?: OpenSocket, o: { timeoutMs?: number } = {}): ElementWriter {
-  const batches = nfTablesBatches(open, { ...o, refusedCode: 'ERR_POLICY_ELEMENTS' });
+  const batches = nfTablesBatches(open, { ...o, refusedCode: 'ERR_POLICY_ELEMENTS', ackLast: true });
   const messages = (table: string, changes: readonly ElementChange[], shapes: (set: string) => KeyShape | undefined, commands: readonly Command[], seq: () => number): Buffer[] => {
     const msgs = commands.map((c, i) => {
       const m = commandMessage(table, c, i + 1);
       return nfmsg((NFNL_SUBSYS_NFTABLES << 8) | m.type, NLM_F_REQUEST | NLM_F_ACK | m.flags, seq(), NFPROTO_INET, 0, ...m.attrs);
     });
     // Encoding errors (an unknown set, a malformed key) throw here, before anything is sent.
-    msgs.push(...elementMessages(table, changes, shapes, seq));
+    const newSets = new Map<string, number>();
+    commands.forEach((c, i) => c.kind === 'set' && newSets.set(c.name, i + 1));
+    msgs.push(...elementMessages(table, changes, shapes, seq, newSets));
     return msgs;
   };
   return {

@@ -170,6 +170,32 @@ describe('PolicySyncer', () => {
     await running;
   });
 
+  it('an ADD resolves after the sync that carries its address, not after the syncs queued behind it', async () => {
+    const { cache, runner, syncer, ac, fill } = setup();
+    fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', [], { app: 'b' })], [denyB]);
+    const running = syncer.run(ac.signal);
+    await until(() => runner.nft.length === 1 && syncer.desired !== undefined, 'the first sync applied');
+    let first!: () => void;
+    let second!: () => void;
+    runner.gate = new Promise((r) => (first = r));
+    let added = false;
+    const add = syncer.attached({ namespace: 'x', name: 'b', ips: ['10.244.7.3'] }).then(() => (added = true));
+    await until(() => runner.nft.length === 2, "the ADD's write started");
+    // A change arrives while the ADD's write runs: its sync is queued behind, and held.
+    cache.upsert('networkpolicies', 'x/b-from-c', { ...denyB, name: 'b-from-c', ingress: [{ peers: [{ podSelector: sel({ app: 'c' }) }], ports: [] }] });
+    runner.gate = new Promise((r) => (second = r));
+    // The watch delivers batches in a later turn.
+    await new Promise((r) => setTimeout(r, 50));
+    first();
+    await until(() => runner.nft.length === 3, 'the queued sync writing');
+    await until(() => added, 'the ADD resolved while the queued sync is still held');
+    expect(runner.nft[1]).toContain('10.244.7.3 : jump in.x.b');
+    second();
+    await add;
+    ac.abort();
+    await running;
+  });
+
   it('fails an ADD for a pod it cannot see in a namespace with policies, lets it start elsewhere', async () => {
     const { runner, syncer, ac, fill } = setup();
     fill([pod('a', ['10.244.7.2'], { app: 'a' })], [denyB]);

@@ -70,6 +70,9 @@ export class PolicySyncer implements PodListener {
   private dirty = new Set<string>();
   private running: Promise<void> | undefined;
   private again = false;
+  /** Syncs started so far, and who waits for the end of one of them (an ADD: its own sync only). */
+  private syncsStarted = 0;
+  private syncWaiters: { readonly n: number; readonly done: (err: Error | undefined) => void }[] = [];
   private started = false;
   private lastError: Error | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -154,13 +157,38 @@ export class PolicySyncer implements PodListener {
     this.running = (async () => {
       do {
         this.again = false;
-        await this.syncOnce();
+        const n = ++this.syncsStarted;
+        let err: Error | undefined;
+        try {
+          await this.syncOnce();
+          err = this.lastError;
+        } catch (e) {
+          err = e as Error;
+          throw e;
+        } finally {
+          if (this.syncWaiters.length > 0) {
+            const ready = this.syncWaiters.filter((w) => w.n <= n);
+            this.syncWaiters = this.syncWaiters.filter((w) => w.n > n);
+            for (const w of ready) w.done(err);
+          }
+        }
       } while (this.again);
     })().finally(() => {
       this.running = undefined;
       this.lastSyncEnd = performance.now();
     });
     return this.running;
+  }
+
+  /**
+   * Resolves when the next sync to start has ended (the first to see what is dirty now), with its
+   * error: not after the syncs queued behind it, which an ADD does not need.
+   */
+  private nextSync(): Promise<Error | undefined> {
+    const n = this.syncsStarted + 1;
+    const p = new Promise<Error | undefined>((done) => this.syncWaiters.push({ n, done }));
+    void this.sync();
+    return p;
   }
 
   async check(): Promise<void> {
@@ -465,12 +493,12 @@ export class PolicySyncer implements PodListener {
       }
       await new Promise((r) => setTimeout(r, 20));
     }
-    await this.sync();
-    if (this.lastError) {
+    const err = await this.nextSync();
+    if (err) {
       // The ADD fails and its address goes back to the pool: it must not stay in the rules.
       this.attachedIPs.delete(key);
       this.dirty.add(`policypods\u0000${key}`);
-      throw new Error(`policy rules for ${key} could not be written: ${this.lastError.message}`);
+      throw new Error(`policy rules for ${key} could not be written: ${err.message}`);
     }
   }
 

@@ -15,7 +15,7 @@
 // gets its own answer, a failed one does not stop the others).
 import { constants } from 'node:os';
 import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
-import { nlmsg, nlmsgs, NLMSG_ERROR, NLM_F_REQUEST } from '../netlink/attrs.js';
+import { nlmsg, nlmsgs, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST } from '../netlink/attrs.js';
 import { parseGeneration } from './generation.js';
 
 const NETLINK_NETFILTER = 12;
@@ -80,7 +80,7 @@ async function ownNamespace(): Promise<OpenSocket> {
  * or read the kernel does not answer within `timeoutMs`, or a socket error, puts the socket in
  * doubt: it is closed, what waits on it fails, and the next batch opens a new one.
  */
-export function nfTablesBatches(open?: OpenSocket, o: { timeoutMs?: number; refusedCode?: string } = {}): NfTablesBatches {
+export function nfTablesBatches(open?: OpenSocket, o: { timeoutMs?: number; refusedCode?: string; ackLast?: boolean } = {}): NfTablesBatches {
   const timeoutMs = o.timeoutMs ?? 5000;
   const refused = o.refusedCode ?? REFUSED;
   let sock: RawNetlinkSocket | undefined;
@@ -140,7 +140,12 @@ export function nfTablesBatches(open?: OpenSocket, o: { timeoutMs?: number; refu
       if (msgs.length === 0) return;
       const end = nextSeq();
       const seqs = msgs.map((m) => m.readUInt32LE(8));
-      const pending = new Set(seqs);
+      // ackLast: only the last message asks for an ack. The kernel reports a failing message (and
+      // a failed commit, on BEGIN) whether it asked or not, and all of them before that ack, so
+      // the ack still means "all applied"; one answer (one recvmsg and one callback on the
+      // agent's thread) instead of one per message.
+      if (o.ackLast) for (const m of msgs.slice(0, -1)) m.writeUInt16LE(m.readUInt16LE(6) & ~NLM_F_ACK, 6);
+      const pending = new Set(o.ackLast ? seqs.slice(-1) : seqs);
       const batch = [nfmsg(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES), ...msgs, nfmsg(NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES)];
       await exchange<void>(batch, [begin, ...seqs, end], (m, done) => {
         if (m.type !== NLMSG_ERROR || m.data.length < 4) return;
