@@ -425,8 +425,17 @@ export function ruleBaseId(pol: { namespace: string; name: string }, direction: 
 }
 
 /** Numeric ports of a rule as ranges; ingress named ports resolved on the local pod (`target`). */
+/**
+ * A rule's ports without names are the same for every pod it applies to: merged once per rule
+ * object (the watch keeps an unchanged policy's objects), not once per local pod at every change
+ * of its namespace. Shared, so never mutated.
+ */
+const numericPorts = new WeakMap<NetworkPolicyRule, PortRange[] | undefined>();
+
 function portRanges(rule: NetworkPolicyRule, direction: Direction, target: PolicyPod): PortRange[] | undefined {
   if (rule.ports.length === 0) return undefined;
+  if (numericPorts.has(rule)) return numericPorts.get(rule);
+  const named = hasNamedPorts(rule);
   const out: PortRange[] = [];
   for (const p of rule.ports) {
     if (p.port === undefined) out.push({ protocol: p.protocol, ...ALL_PORTS });
@@ -436,7 +445,9 @@ function portRanges(rule: NetworkPolicyRule, direction: Direction, target: Polic
       if (np) out.push({ protocol: np.protocol, from: np.port, to: np.port });
     }
   }
-  return mergeRanges(out);
+  const merged = mergeRanges(out);
+  if (!named) numericPorts.set(rule, merged);
+  return merged;
 }
 
 /** Sorted by protocol then start, overlapping and adjacent ranges joined. */
