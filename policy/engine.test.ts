@@ -85,8 +85,13 @@ describe('incremental engine', () => {
         const p = before.policies[pick(before.policies.length)]!;
         engine.deletePolicy(`${p.namespace}/${p.name}`);
       }
-      const full = render(desiredState(engine.inputs(), { nodeName: 'n1', dnsAddresses: ['10.96.0.10'] }));
+      const want = desiredState(engine.inputs(), { nodeName: 'n1', dnsAddresses: ['10.96.0.10'] });
+      const full = render(want);
       expect(canonical(engine.table), `step ${step}`).toBe(canonical(full));
+      // Nothing stays behind in the state that the table no longer shows (a set's last rule gone).
+      const keys = (m: ReadonlyMap<string, unknown>): string[] => [...m.keys()].sort();
+      expect(keys(engine.state.peerSets), `step ${step}`).toEqual(keys(want.peerSets));
+      expect(keys(engine.state.rules), `step ${step}`).toEqual(keys(want.rules));
       // The engine's diff is what a full recompute's diff would be.
       expect(lines(diffText(prev, engine.table)), `step ${step}`).toEqual(lines(diffText(prev, full)));
       // Also from a table several events back (a sync after a burst), within and beyond the depth
