@@ -157,7 +157,7 @@ export class PolicyEngine {
       sets.add(r.setId);
     }
     const local = [...(this.localByNs.get(ns) ?? [])];
-    return this.apply(local, rules, sets, this.stateNow.peerSets, key);
+    return this.apply(local, rules, sets, new Map(this.stateNow.peerSets), key);
   }
 
   /** Stores a pod (undefined: deletes it), keeping `localByNs` current. */
@@ -263,19 +263,7 @@ export class PolicyEngine {
         dropped = ruleIds(was).some((id) => !now.has(id));
       }
     }
-    if (dropPolicy !== undefined) {
-      // Every local pod of the policy's namespace was recomputed, and a pod's rules come from its
-      // namespace's policies alone: only the policy's old rules could lose their last user, and
-      // those no pod took again are already out of ruleMap. Their sets go unless a rule uses them.
-      let usedSets: Set<string> | undefined;
-      for (const id of sets) {
-        if (!(peerSets ?? prev.peerSets).has(id)) continue;
-        usedSets ??= new Set(Array.from(ruleMap.values(), (r) => r.setId));
-        if (usedSets.has(id)) continue;
-        writable().delete(id);
-        this.index.forgetSet(id);
-      }
-    } else if (dropped) {
+    if (dropped) {
       // Rules no local pod uses any more go, and sets no rule uses.
       const used = new Set<string>();
       for (const p of pods.values()) for (const id of ruleIds(p)) used.add(id);
