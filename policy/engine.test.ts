@@ -110,4 +110,31 @@ describe('incremental engine', () => {
     expect(after.chains.get('in.x.a')).toBe(before.chains.get('in.x.a'));
     expect(engine.setPod(netpolPod('x', 'new', { labels: { pod: 'b' }, podIPs: ['10.244.2.99'], nodeName: 'n2' }))).toBe(after);
   });
+
+  it('a rule and its sets that lose their last user in a policy change or drop go, and only those', () => {
+    const node = { nodeName: 'n1' };
+    const two = policy('p', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ podSelector: sel({ pod: 'b' }) }], ports: [{ port: 80 }] }, { from: [{ podSelector: sel({ pod: 'c' }) }] }] });
+    const other = policy('q', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ podSelector: sel({ pod: 'c' }) }] }] });
+    const engine = new PolicyEngine(node, {}, cluster([two, other]));
+    const names = (t: PolicyTable): string[] => [...t.chains.keys(), ...t.sets.keys()].filter((n) => n.includes('.x.p.')).sort();
+    expect(names(engine.table)).toEqual(['r.x.p.in0', 'r.x.p.in1', 's.x.p.in0.pods4', 's.x.p.in0.ports', 's.x.p.in1.pods4']);
+    // The second rule goes; the first stays with another port.
+    const one = policy('p', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ podSelector: sel({ pod: 'b' }) }], ports: [{ port: 81 }] }] });
+    const before = engine.table;
+    engine.setPolicy(one);
+    expect(names(engine.table)).toEqual(['r.x.p.in0', 's.x.p.in0.pods4', 's.x.p.in0.ports']);
+    expect([...engine.state.peerSets.keys()].filter((id) => id.startsWith('x.p.'))).toEqual(['x.p.in0']);
+    expect(canonical(engine.table)).toBe(canonical(render(desiredState(engine.inputs(), node))));
+    expect(diffText(before, engine.table)).toContain('delete set inet skiff-policy s.x.p.in1.pods4');
+    // The other policy's rule, with the same peers, is untouched.
+    expect(engine.table.chains.get('r.x.q.in0')).toBe(before.chains.get('r.x.q.in0'));
+    engine.deletePolicy('x/p');
+    expect(names(engine.table)).toEqual([]);
+    expect([...engine.state.peerSets.keys()]).toEqual(['x.q.in0']);
+    expect(canonical(engine.table)).toBe(canonical(render(desiredState(engine.inputs(), node))));
+    // The last policy selecting the pod: its chains go too.
+    engine.deletePolicy('x/q');
+    expect(engine.state.peerSets.size).toBe(0);
+    expect(canonical(engine.table)).toBe(canonical(render(desiredState(engine.inputs(), node))));
+  });
 });

@@ -157,7 +157,8 @@ export class PolicyEngine {
       sets.add(r.setId);
     }
     const local = [...(this.localByNs.get(ns) ?? [])];
-    return this.apply(local, rules, sets, new Map(this.stateNow.peerSets), key);
+    // Not copied: apply copies the map at the first set that really changes.
+    return this.apply(local, rules, sets, this.stateNow.peerSets, key);
   }
 
   /** Stores a pod (undefined: deletes it), keeping `localByNs` current. */
@@ -237,9 +238,15 @@ export class PolicyEngine {
     if (dropPolicy) for (const id of rules) ruleMap.delete(id);
     const pods = new Map(prev.pods);
     const changedPods = new Set<string>();
-    // Whether some rule may have lost its last user (a policy's rules dropped, a pod that used a
-    // rule and now does not): only then is the whole state walked for rules and sets to collect.
-    let dropped = dropPolicy !== undefined;
+    // A policy's old rules: dropped above, re-added below by the pods that still use them.
+    const oldRules = dropPolicy ? [...rules] : [];
+    const addedSets = new Set<string>();
+    // Whether some rule may have lost its last user (a pod that used a rule and now does not): only
+    // then is the whole state walked for rules and sets to collect. After a policy change the
+    // recomputed pods are all the local pods of its namespace and a pod's rules depend on its
+    // namespace's policies (and the unchanged admin tiers) alone, so only the changed policy's old
+    // rules can have lost their users, and only their sets (set ids are per policy rule).
+    let dropped = false;
     for (const key of podKeys) {
       const pod = this.pods.get(key);
       // podPolicy only adds rules, at the end of the map's order.
@@ -251,14 +258,18 @@ export class PolicyEngine {
           if (i++ < known) continue;
           rules.add(id);
           sets.add(r.setId);
-          writable().set(r.setId, this.index.computedSet(r.setId)!);
+          addedSets.add(r.setId);
+          const fresh = this.index.computedSet(r.setId)!;
+          const was = (peerSets ?? prev.peerSets).get(r.setId);
+          // Same content (a port-only change): the old object stays and the map is not copied.
+          if (!was || !sameSet(was, fresh)) writable().set(r.setId, fresh);
         }
       }
       const was = prev.pods.get(key);
       if (pp) pods.set(key, pp);
       else pods.delete(key);
       if (JSON.stringify(was) !== JSON.stringify(pp)) changedPods.add(key);
-      if (was && !dropped) {
+      if (was && !dropped && !dropPolicy) {
         const now = new Set(pp ? ruleIds(pp) : []);
         dropped = ruleIds(was).some((id) => !now.has(id));
       }
@@ -282,6 +293,13 @@ export class PolicyEngine {
         this.index.forgetSet(id);
         sets.add(id);
       }
+    }
+    for (const id of oldRules) {
+      const setId = prev.rules.get(id)!.setId;
+      if (ruleMap.has(id) || addedSets.has(setId) || !(peerSets ?? prev.peerSets).has(setId)) continue;
+      writable().delete(setId);
+      this.index.forgetSet(setId);
+      sets.add(setId);
     }
     // A rule id kept with identical content need not be rewritten.
     for (const id of [...rules]) {
