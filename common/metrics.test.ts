@@ -6,7 +6,7 @@ describe('process metrics', () => {
     collectProcessMetrics();
     collectProcessMetrics();
     // The loop-delay histogram needs a few of its samples before its quantiles mean anything.
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, 550));
     const text = await registry.metrics();
     for (const name of ['process_resident_memory_bytes', 'process_cpu_seconds_total', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes']) {
       expect(text).toMatch(new RegExp(`^${name} `, 'm'));
