@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import type { Histogram } from 'prom-client';
 import { freePort } from '../test/support/ports.js';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../common/config.js';
@@ -69,6 +70,28 @@ describe('Proxier', () => {
     await tick();
     await proxier.sync();
     expect(fake.transactions).toHaveLength(2);
+    ac.abort();
+    await done;
+  });
+
+  it('starts with one full sync that covers the initial list: no partial sync recomputes it after', async () => {
+    const partials = async (): Promise<number> =>
+      (await (registry.getSingleMetric('kubeproxy_sync_partial_proxy_rules_duration_seconds') as Histogram).get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const { cache, fake, proxier } = setup();
+    const before = await partials();
+    const ac = new AbortController();
+    const done = proxier.run(ac.signal);
+    for (const name of ['web', 'api', 'db']) {
+      cache.upsert('services', `ns/${name}`, service('ns', name));
+      cache.upsert('endpointslices', `ns/${name}-abc`, slice('ns', name, [endpoint('10.244.1.5')]));
+    }
+    cache.markSynced('services');
+    cache.markSynced('endpointslices');
+    await vi_waitFor(() => fake.transactions.length === 1);
+    for (let i = 0; i < 5; i++) await tick();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await partials()).toBe(before);
+    expect(fake.transactions).toHaveLength(1);
     ac.abort();
     await done;
   });

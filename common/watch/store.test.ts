@@ -120,6 +120,22 @@ describe('MemoryCache', () => {
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(45);
   });
 
+  it('delivers the changes queued before a kind is synced before the sync wakes anyone waiting for it', async () => {
+    const cache = new MemoryCache();
+    const seen: string[] = [];
+    cache.subscribe(['services'], (b) => seen.push(`batch ${b.changes.length} synced ${b.synced.join()}`), { minIntervalMs: 60_000 });
+    const waited = cache.waitForSync(['services']).then(() => seen.push('waiter'));
+    cache.upsert('services', 'default/a', svc('a'));
+    await new Promise((r) => setImmediate(r));
+    // The first batch went out; the minimum interval now holds the next change back...
+    cache.upsert('services', 'default/b', svc('b'));
+    cache.upsert('services', 'default/c', svc('c'));
+    // ...but not past the sync: whoever starts from the store then must not get them again later.
+    cache.markSynced('services');
+    await waited;
+    expect(seen).toEqual(['batch 1 synced ', 'batch 2 synced services', 'waiter']);
+  });
+
   it('waitForSync rejects when aborted', async () => {
     const cache = new MemoryCache();
     const ac = new AbortController();

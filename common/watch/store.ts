@@ -147,9 +147,19 @@ class Subscription {
     this.schedule();
   }
 
+  /**
+   * Delivers at once, with every change queued so far: a component that waits for the sync and then
+   * computes everything from the store would otherwise get the whole initial list again as changes
+   * right after (at 50,000 Services the proxy recomputed all of them, 0.2 s, to find nothing new).
+   */
   markSynced(kind: Kind): void {
     this.pendingSynced.add(kind);
-    this.schedule();
+    if (this.closed) return;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      clearImmediate(this.timer as unknown as NodeJS.Immediate);
+    }
+    this.flush();
   }
 
   private schedule(): void {
