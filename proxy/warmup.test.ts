@@ -8,7 +8,7 @@ describe('warmUp', () => {
   it('runs a whole staged full sync of the synthetic cluster, and only into its backend', async () => {
     const before = await registry.metrics();
     const fake = new FakeNft();
-    await warmUp(nodeCtx, 200, fake);
+    await warmUp(nodeCtx, 200, fake, 0);
     const text = fake.transactions.join('');
     // Set creation, element loads and the switch: the staged path a real first sync takes.
     expect(fake.transactions.length).toBeGreaterThanOrEqual(3);
@@ -19,5 +19,20 @@ describe('warmUp', () => {
     expect(text).toMatch(/external-local-c10-l1/);
     expect(text).toContain('tcp . 30196');
     expect(await registry.metrics()).toBe(before);
+  });
+
+  it('then runs partial syncs of endpoint changes over that table, one Service each', async () => {
+    const full = new FakeNft();
+    await warmUp(nodeCtx, 200, full, 0);
+    const fake = new FakeNft();
+    await warmUp(nodeCtx, 200, fake, 40);
+    const partials = fake.transactions.slice(full.transactions.length);
+    expect(partials).toHaveLength(40);
+    // Update 1 (k = 1) gives Service 7 two fresh endpoints in place of its ten.
+    expect(partials[1]).toContain('delete element ip skiff service-marks-g1 { 198.19.0.7 . tcp . 80 }');
+    expect(partials[1]).toMatch(/add element ip skiff endpoint-addrs-g1 \{ \d+ : 198\.18\.7\.209, \d+ : 198\.18\.7\.210 \}/);
+    // Every twentieth takes its Service away: deletions only.
+    expect(partials[19]).toContain('delete element ip skiff service-ips-g1 { 198.19.0.133 . tcp . 80 ');
+    expect(partials[19]).not.toMatch(/^add element/m);
   });
 });

@@ -5,6 +5,9 @@
 // its caches to fill anyway, so in the meantime it runs the very same code (conversion of API
 // objects, desired state, bounds, render, mirror, staging text) over a synthetic cluster into a
 // backend that throws the text away. Nothing reaches the kernel, the metrics or the log.
+// Then it runs the partial syncs of endpoints coming and going the same way: cold, the first
+// update after a start spent ~5 ms in the render and mirror diff alone at 50,000 Services, where
+// a warm one takes ~0.5 ms (timestamps around each step of the agent's sync).
 import type { EndpointSliceInfo, ServiceInfo } from '../common/types.js';
 import { convert } from '../common/watch/convert.js';
 import { boundsOfObjects } from './bounds.js';
@@ -16,6 +19,8 @@ import { NftDataplane } from './nft/dataplane.js';
 
 /** Enough for V8 to optimise the hot functions; ~150 ms of CPU at agent start. */
 export const WARM_UP_SERVICES = 2000;
+/** Endpoint changes after the full sync, one Service each, as the agent's partial syncs get them. */
+export const WARM_UP_UPDATES = 100;
 const ENDPOINTS = 10;
 
 const DISCARD: NftBackend = {
@@ -23,6 +28,8 @@ const DISCARD: NftBackend = {
   list: async () => undefined,
   chains: async () => [],
   remove: async () => undefined,
+  // The element-only path encodes netlink messages (nft/elements.ts); they are built, then dropped.
+  commit: async (build) => void build(() => 0),
 };
 
 // The benchmarking range (RFC 2544); these addresses only ever exist as text here.
@@ -48,13 +55,14 @@ function rawService(i: number): unknown {
   };
 }
 
-function rawSlice(i: number, nodeName: string): unknown {
+/** `count` endpoints from pod number `first` on; the first of them on this node. */
+function rawSlice(i: number, nodeName: string, first = i * ENDPOINTS, count = ENDPOINTS): unknown {
   return {
     metadata: { name: `warm-${i}-abcde`, namespace: `warm-${i % 50}`, labels: { 'kubernetes.io/service-name': `warm-${i}` } },
     addressType: 'IPv4',
     ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-    endpoints: Array.from({ length: ENDPOINTS }, (_, e) => ({
-      addresses: [podIP(i * ENDPOINTS + e)],
+    endpoints: Array.from({ length: count }, (_, e) => ({
+      addresses: [podIP(first + e)],
       conditions: { ready: true, serving: true, terminating: false },
       // One endpoint in ten on this node, so the node-local paths run too.
       nodeName: e === 0 ? nodeName : `warm-node-${e}`,
@@ -63,15 +71,31 @@ function rawSlice(i: number, nodeName: string): unknown {
   };
 }
 
-/** One full sync of a synthetic cluster of `services` Services into a discarding backend (tests pass their own). */
-export async function warmUp(ctx: NodeContext, services = WARM_UP_SERVICES, backend: NftBackend = DISCARD): Promise<void> {
+/** One full sync of a synthetic cluster of `services` Services, then `updates` partial syncs, into a discarding backend (tests pass their own). */
+export async function warmUp(ctx: NodeContext, services = WARM_UP_SERVICES, backend: NftBackend = DISCARD, updates = WARM_UP_UPDATES): Promise<void> {
   const svcs = new Map<string, ServiceInfo>();
   const slices = new Map<string, EndpointSliceInfo>();
+  const keys: string[] = [];
   for (let i = 0; i < services; i++) {
     const s = convert('services', rawService(i));
+    keys.push(s.key);
     svcs.set(s.key, s.value);
     slices.set(s.key, convert('endpointslices', rawSlice(i, ctx.nodeName)).value);
   }
   const computed = new ComputedServices(svcs.keys(), (key) => desiredService(svcs.get(key)!, [slices.get(key)!], ctx).ports);
-  await new NftDataplane(backend, [4]).full(computed, ctx, { bounds: () => boundsOfObjects(svcs.values(), slices.values()) });
+  const dataplane = new NftDataplane(backend, [4]);
+  await dataplane.full(computed, ctx, { bounds: () => boundsOfObjects(svcs.values(), slices.values()) });
+  // Endpoints replaced and rescaled (1 to 10, fresh addresses) and now and then a Service gone:
+  // element changes mostly, as in a live cluster.
+  let next = services * ENDPOINTS;
+  for (let k = 0; k < Math.min(updates, services); k++) {
+    const i = (k * 7) % services;
+    const key = keys[i]!;
+    const gone = k % 20 === 19;
+    const count = 1 + (k % ENDPOINTS);
+    const slice = convert('endpointslices', rawSlice(i, ctx.nodeName, next, count)).value;
+    next += count;
+    const ports = gone ? [] : desiredService(svcs.get(key)!, [slice], ctx).ports;
+    await dataplane.partial([{ key, ports }], ctx);
+  }
 }
