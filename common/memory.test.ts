@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { projectRoot } from './self.js';
@@ -25,6 +26,18 @@ describe('compactHeap', () => {
     expect(getHeapStatistics().total_heap_size / 1048576).toBeCloseTo(r.heapMbAfter, -1);
     expect(keep).toHaveLength(250_000);
     expect(junk).toBeUndefined();
+  });
+
+  it('ends with a scavenge, so the first one after the compaction is not left to the next job', async () => {
+    const kinds: number[] = [];
+    const obs = new PerformanceObserver((list) => kinds.push(...list.getEntries().map((e) => (e as unknown as { detail: { kind: number } }).detail.kind)));
+    obs.observe({ entryTypes: ['gc'] });
+    compactHeap();
+    // The entries are delivered asynchronously.
+    await new Promise((r) => setTimeout(r, 50));
+    obs.disconnect();
+    expect(kinds).toContain(constants.NODE_PERFORMANCE_GC_MAJOR);
+    expect(kinds.at(-1)).toBe(constants.NODE_PERFORMANCE_GC_MINOR);
   });
 
   // Needs `npm run build` (scripts/build-native.sh) like the other addons' suites.

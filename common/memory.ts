@@ -48,6 +48,9 @@ export function compactHeap(): { ms: number; heapMbBefore: number; heapMbAfter: 
   setFlagsFromString('--compact-on-every-full-gc --no-parallel-compaction --no-parallel-pointer-update');
   try {
     run();
+    // The first scavenge after a compaction costs ~30 ms at 50,000 Services (~1.5 ms later on):
+    // run here, inside this planned pause, it no longer lands in the first update's sync.
+    run({ type: 'minor' });
   } finally {
     setFlagsFromString('--no-compact-on-every-full-gc --parallel-compaction --parallel-pointer-update');
   }
