@@ -8,7 +8,6 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import cluster from 'node:cluster';
 import { MemoryCache } from '../common/watch/store.js';
 import type { ServiceInfo } from '../common/types.js';
 import { cacheWith, service } from '../dns/testing/fixtures.js';
@@ -104,7 +103,8 @@ export async function main(args: string[]): Promise<void> {
     options: {
       seconds: { type: 'string', default: '5' },
       rounds: { type: 'string', default: '3' },
-      workers: { type: 'string', default: '0' },
+      /** dns.workers: threads of this process (the agent's default, 1), or 0 for the main thread. */
+      workers: { type: 'string', default: '1' },
       names: { type: 'string', default: '10000' },
       /** dns.udpBackend for skiff: the batched addon, Node's dgram, or the addon when built. */
       udp: { type: 'string', default: 'auto' },
@@ -138,8 +138,8 @@ export async function main(args: string[]): Promise<void> {
     const dns = await startDns(cache, { dnsServiceIPs: ['127.0.0.5'], dns: { workers: Number(values.workers), udpBackend: udp, upstreams: [`127.0.0.4:${ext.port}`], cacheSize: 10_000 } });
     cleanups.push(dns.stop);
     clockTicks = Number((await execFileP('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
-    // skiff is this process (--workers 1) or its cluster workers.
-    const skiffPids = (): number[] => [process.pid, ...Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid ? [w.process.pid] : []))];
+    // DNS workers are threads, so skiff's CPU and memory are this process's.
+    const skiffPids = (): number[] => [process.pid];
     const only = (pid: number | undefined) => (): number[] => (pid ? [pid] : []);
     await dnsperf('127.0.0.5', dns.port, queries, 1, skiffPids); // warm-up (JIT)
     await dnsperf('127.0.0.5', dns.port, extQueries, 1, skiffPids); // fills the forward cache
@@ -180,7 +180,7 @@ export async function main(args: string[]): Promise<void> {
     const sHalf = await latency('127.0.0.5', dns.port, queries, seconds, half);
     const uHalf = await latency('127.0.0.2', unbound.port, queries, seconds, half);
     say(`p50 / p99 at ${half} qps (half of skiff's best): skiff ${sHalf.p50.toFixed(3)} / ${sHalf.p99.toFixed(3)} ms, unbound ${uHalf.p50.toFixed(3)} / ${uHalf.p99.toFixed(3)} ms`);
-    const rss = await rssMb();
+    const rss = rssMb();
     await dns.stop();
     const s = { qps: best.skiff };
     const u = { qps: best.unbound };
@@ -242,18 +242,7 @@ async function startEcho(address: string): Promise<{ port: number; pid: number |
   };
 }
 
-/** RSS of this process plus its DNS workers. */
-async function rssMb(): Promise<number> {
-  let total = process.memoryUsage().rss;
-  for (const w of Object.values(cluster.workers ?? {})) {
-    const pid = w?.process.pid;
-    if (!pid) continue;
-    try {
-      const { stdout } = await execFileP('ps', ['-o', 'rss=', '-p', String(pid)]);
-      total += Number(stdout.trim()) * 1024;
-    } catch {
-      /* gone */
-    }
-  }
-  return Math.round(total / (1 << 20));
+/** RSS of this process, DNS threads included. */
+function rssMb(): number {
+  return Math.round(process.memoryUsage().rss / (1 << 20));
 }

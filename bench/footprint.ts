@@ -51,6 +51,15 @@ export function treeRssMb(pid: number): number {
   return kb / 1024;
 }
 
+/**
+ * The agent process's highest RSS since its start (VmHWM; `ip netns exec` execs node, so the pid
+ * is the agent's): the full sync's peak, which sizes the manifest's memory limit. Without the
+ * short-lived nft children, which the limit also has to cover (a few MiB each).
+ */
+function peakRssMb(pid: number): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+}
+
 /** CPU used by the agent, its live children and the children it has reaped (nft runs), in ms. */
 export function treeCpuMs(pid: number): number {
   let ticks = 0;
@@ -96,7 +105,9 @@ const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
  */
 async function idleSandbox(name: string, subnet: string, seconds: number): Promise<{ rss: number; settling: number; cpu: number }> {
   const cli = join(projectRoot, 'dist', 'bin', 'skiff.js');
-  const run = (args: string[]): string => execFileSync(process.execPath, [cli, 'sandbox', ...args, '--name', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+  // The sandbox's agents inherit this environment, so with --heap-dir they write snapshots on SIGUSR2.
+  const env = heapDir ? { ...process.env, SKIFF_HEAP_SNAPSHOT_DIR: heapDir } : process.env;
+  const run = (args: string[]): string => execFileSync(process.execPath, [cli, 'sandbox', ...args, '--name', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000, env });
   try {
     progress(`sandbox ${name} (${subnet}): 2 nodes with the demo`);
     run(['up', '--subnet', subnet, '--nodes', '2', '--demo', '--wait']);
@@ -108,6 +119,7 @@ async function idleSandbox(name: string, subnet: string, seconds: number): Promi
     const cpu = Math.max(...(await Promise.all(pids.map((p) => idleCpuPct(p, seconds)))));
     const rss = Math.max(...(await Promise.all(pids.map((p) => steadyRss(p)))));
     progress(`idle RSS per node ${round(rss)} MiB (after ${seconds} s without work)`);
+    await heapSnapshotsOf(pids[0]!, join(dir, 'node-1', 'agent.log'), 'idle');
     return { rss, settling, cpu };
   } finally {
     try {
@@ -177,12 +189,16 @@ let nodeFlags: readonly string[] = AGENT_NODE_FLAGS;
 
 /** Heap snapshots of the agent's threads (common/heap-dump.ts); bench/heap-summary.ts reads them. */
 async function heapSnapshots(n: Node, tag: string): Promise<void> {
+  await heapSnapshotsOf(n.agent.proc.pid!, n.agent.logPath, tag);
+}
+
+async function heapSnapshotsOf(pid: number, logPath: string, tag: string): Promise<void> {
   if (!heapDir) return;
   const before = new Set(readdirSync(heapDir));
-  process.kill(n.agent.proc.pid!, 'SIGUSR2');
+  process.kill(pid, 'SIGUSR2');
   // The agent logs each file once it is complete: the main thread's and one per DNS thread.
   const want = 1 + dnsThreadCount;
-  const logged = (): number => readFileSync(n.agent.logPath, 'utf8').split('heap snapshot written').length - 1;
+  const logged = (): number => readFileSync(logPath, 'utf8').split('heap snapshot written').length - 1;
   const start = logged();
   await until('heap snapshots', () => (logged() - start >= want ? true : undefined), 300_000, 500);
   progress(`${tag}: heap snapshots in ${heapDir}: ${readdirSync(heapDir).filter((f) => !before.has(f)).join(', ')}`);
@@ -427,7 +443,7 @@ export async function main(args: string[]): Promise<void> {
       skip: { type: 'string', default: '' },
       /** node's flags for the agent, space separated ('' for none); default AGENT_NODE_FLAGS (common/self.ts). */
       'node-flags': { type: 'string' },
-      /** Heap snapshots of the agent at 10k and 50k go here (bench/heap-summary.ts reads them). */
+      /** Heap snapshots of the agent idle in the sandbox, at 10k and at 50k go here (bench/heap-summary.ts reads them). */
       'heap-dir': { type: 'string' },
       /** Overrides dns.workers in the agent's config (comparisons). */
       'dns-workers': { type: 'string' },
@@ -465,6 +481,7 @@ export async function main(args: string[]): Promise<void> {
       node = await startNode(seedStore(services, per), `${services}`, dnsExtra);
       await sleep(10_000);
       out.rss_mb_10k = round(await steadyRss(node.agent.proc.pid!));
+      extra.rss_peak_mb_10k = round(peakRssMb(node.agent.proc.pid!));
       progress(`RSS ${String(out.rss_mb_10k)} MiB; idle CPU for ${idleSeconds} s`);
       await heapSnapshots(node, `${services}`);
       out.idle_cpu_pct_10k = round(await idleCpuPct(node.agent.proc.pid!, idleSeconds), 2);
@@ -487,6 +504,7 @@ export async function main(args: string[]): Promise<void> {
       out.full_sync_ms_50k = Math.round((m.get('kubeproxy_sync_full_proxy_rules_duration_seconds_sum') ?? NaN) * 1000);
       await sleep(10_000);
       out.rss_mb_50k = round(await steadyRss(node.agent.proc.pid!));
+      extra.rss_peak_mb_50k = round(peakRssMb(node.agent.proc.pid!));
       await heapSnapshots(node, `${large}`);
       const inOrder = await updateLatencies(node, Number(values.updates));
       // In order: whether the slow ones are the first after the start tells GC from steady cost.

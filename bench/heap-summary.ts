@@ -12,7 +12,7 @@ interface Snapshot {
   strings: string[];
 }
 
-const DEFAULT_OWNERS = 'MemoryCache,IndexedStore,Subscription,ZoneIndex,CachePlugin,Proxier,NftBackend,PodIndex,WorkerPool,Registry';
+const DEFAULT_OWNERS = 'MemoryCache,IndexedStore,Subscription,ZoneIndex,CachePlugin,Proxier,ComputedServices,NftDataplane,Mirror,PolicySyncer,PolicyIndex,WorkerPool,Registry';
 
 export function summarize(file: string, owners: string[], top: number): string {
   const s = JSON.parse(readFileSync(file, 'utf8')) as Snapshot;
