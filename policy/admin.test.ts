@@ -134,16 +134,19 @@ describe('admin tiers (ClusterNetworkPolicy v1alpha2)', () => {
     expect(t.chains.get('in.x.a')!.rules).toEqual([
       'ip saddr 10.244.1.11 accept',
       'ip saddr @s.cnp.pass-y.in0.pods4 goto in-np.x.a',
+      // A Deny goes through the shared deny chain (retransmits end there, the first packet is logged), then counts and drops.
+      'ip saddr @s.cnp.pass-y.in1.pods4 meta l4proto . th dport @s.cnp.pass-y.in1.ports jump deny-in',
       'ip saddr @s.cnp.pass-y.in1.pods4 meta l4proto . th dport @s.cnp.pass-y.in1.ports counter name "drop-in.x.a" drop',
       'goto in-np.x.a',
     ]);
     // x/a: no NetworkPolicy isolates it, so the Baseline tier decides; Pass there means "allow".
-    expect(t.chains.get('in-np.x.a')!.rules).toEqual(['ip saddr @s.cnp.base.in0.pods4 accept', 'ip saddr @s.cnp.base.in1.pods4 counter name "drop-in.x.a" drop']);
+    expect(t.chains.get('in-np.x.a')!.rules).toEqual(['ip saddr @s.cnp.base.in0.pods4 accept', 'ip saddr @s.cnp.base.in1.pods4 jump deny-in', 'ip saddr @s.cnp.base.in1.pods4 counter name "drop-in.x.a" drop']);
     expect(t.chains.has('r.cnp.pass-y.in0')).toBe(false);
     expect([...t.elements.get('s.cnp.pass-y.in0.pods4')!.keys()]).toEqual(['10.244.1.21', '10.244.1.23', '10.244.2.22']);
     expect(t.chains.get('out.x.a')!.rules).toEqual([
       'ip daddr 10.244.1.11 accept',
       'ip daddr @s.cnp.fqdn.eg0.fqdn4 meta l4proto . th dport @s.cnp.fqdn.eg0.ports accept',
+      'ip daddr @s.cnp.fqdn.eg1.nets4 jump deny-out',
       'ip daddr @s.cnp.fqdn.eg1.nets4 counter name "drop-out.x.a" drop',
       'goto out-np.x.a',
     ]);
@@ -151,7 +154,7 @@ describe('admin tiers (ClusterNetworkPolicy v1alpha2)', () => {
     expect(t.elements.has('s.cnp.fqdn.eg0.fqdn4')).toBe(false);
     expect([...t.domainSets]).toEqual([['s.cnp.fqdn.eg0.fqdn4', { patterns: ['*.example.com'], family: 4 }]]);
     // x/c: a NetworkPolicy isolates it (deny all); the Baseline tier is not consulted.
-    expect(t.chains.get('in-np.x.c')!.rules).toEqual(['counter name "drop-in.x.c" drop']);
+    expect(t.chains.get('in-np.x.c')!.rules).toEqual(['jump deny-in', 'counter name "drop-in.x.c" drop']);
   });
 });
 

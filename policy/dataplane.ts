@@ -38,7 +38,8 @@ export interface ApplyResult {
 }
 
 export interface DeniedCount extends CounterData {
-  readonly packets: number;
+  /** First packets of denied flows (the counter's packets: retransmits never reach it). */
+  readonly connections: number;
 }
 
 export interface DataplaneOptions {
@@ -165,7 +166,7 @@ export class PolicyDataplane {
     this.invalidations++;
   }
 
-  /** Denied packets per pod and direction, read from the table's named counters. */
+  /** Denied connections per pod and direction, read from the table's named counters. */
   async denied(): Promise<DeniedCount[]> {
     const t = this.applied;
     if (!t || t.counters.size === 0) return [];
@@ -174,7 +175,7 @@ export class PolicyDataplane {
     for (const item of out.nftables ?? []) {
       const c = item.counter;
       const meta = c && t.counters.get(c.name);
-      if (meta) result.push({ ...meta, packets: c.packets });
+      if (meta) result.push({ ...meta, connections: c.packets });
     }
     return result;
   }

@@ -12,6 +12,8 @@ import type { FqdnFeed } from './fqdn.js';
 import { PolicySyncer } from './syncer.js';
 import { execConntrack, withFallback, type ConntrackTable } from './conntrack.js';
 import { netlinkConntrack } from './ctnetlink.js';
+import { logDeniedConnections } from './denied-log.js';
+import type { OpenSocket } from '../common/nft/batch.js';
 
 export interface PolicyOptions {
   /** Runs nft, conntrack and ip; tests pass one that enters a namespace. */
@@ -21,6 +23,8 @@ export interface PolicyOptions {
   readonly fqdn?: FqdnFeed;
   /** Writes set elements; default: over netlink in this process's namespace, unless `run` enters another (then nft). */
   readonly elements?: ElementWriter;
+  /** Where policy.logDenied reads the denied connections' NFLOG group: a socket in the node's namespace (default: this process's). */
+  readonly openNetfilter?: OpenSocket;
 }
 
 /**
@@ -50,10 +54,15 @@ export function createPolicy(deps: AgentDeps, opts: PolicyOptions = {}): Compone
       const conntrack = opts.run ? undefined : strictConntrack(run, log);
       const syncer = new PolicySyncer({ cache: deps.cache, config: deps.config, log, health: deps.health, dataplane, run, fqdn: opts.fqdn, ...(conntrack ? { conntrack } : {}), ...(opts.attachTimeoutMs ? { attachTimeoutMs: opts.attachTimeoutMs } : {}) });
       const unlisten = deps.podHooks?.listen(syncer);
+      // Before the first sync, so the first denied connection is read. A refusal costs the log only.
+      const denied = deps.config.policy.logDenied
+        ? await logDeniedConnections(deps.cache, log, opts.openNetfilter).catch((e: unknown) => void log.error({ err: (e as Error).message }, 'policy.logDenied: cannot read the denied connections (NFLOG); they are dropped and counted, not logged'))
+        : undefined;
       try {
         await syncer.run(signal);
       } finally {
         unlisten?.();
+        denied?.close();
         await syncer.settled();
         conntrack?.close();
         dataplane.close();

@@ -1,5 +1,6 @@
-// Policy metrics on the agent's registry. Denied packets come from the table's named counters,
-// read when /metrics is scraped, so the datapath keeps no per-packet state of ours.
+// Policy metrics on the agent's registry. Denied connections come from the table's named counters,
+// read when /metrics is scraped, so the datapath keeps no per-packet state of ours (a counter
+// counts a denied flow's first packet: render.ts's deny chains drop its retransmits before it).
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { registry } from '../common/metrics.js';
 import type { DeniedCount } from './dataplane.js';
@@ -16,7 +17,7 @@ export interface PolicyMetrics {
   readonly lastSync: Gauge;
   readonly pods: Gauge<'direction'>;
   readonly flowsCut: Counter;
-  /** Where the denied-packet counter reads from; set by the running component. */
+  /** Where the denied-connection counter reads from; set by the running component. */
   source: (() => Promise<DeniedCount[]>) | undefined;
 }
 
@@ -33,10 +34,10 @@ export function policyMetrics(): PolicyMetrics {
     flowsCut: new Counter({ name: 'skiff_policy_conntrack_deleted_total', help: 'Established connections cut because a policy change denies them (policy.strictEstablished)', registers: reg }),
     source: undefined,
   };
-  once('skiff_policy_denied_packets_total', () =>
+  once('skiff_policy_denied_connections_total', () =>
     new Counter({
-      name: 'skiff_policy_denied_packets_total',
-      help: 'Packets dropped by NetworkPolicy, per policied pod on this node and direction',
+      name: 'skiff_policy_denied_connections_total',
+      help: 'Connections denied by NetworkPolicy or admin policy, per policied pod on this node and direction (a flow\'s first packet; its retransmits within 2 minutes are not counted again)',
       labelNames: ['namespace', 'pod', 'direction'] as const,
       registers: reg,
       async collect() {
@@ -44,7 +45,7 @@ export function policyMetrics(): PolicyMetrics {
         if (!m.source) return;
         for (const c of await m.source().catch(() => [])) {
           const [namespace, pod] = c.pod.split('/') as [string, string];
-          this.inc({ namespace, pod, direction: c.direction }, c.packets);
+          this.inc({ namespace, pod, direction: c.direction }, c.connections);
         }
       },
     }),

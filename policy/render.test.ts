@@ -27,6 +27,7 @@ describe('render', () => {
         'add map inet skiff-policy egress4 { type ipv4_addr : verdict ; }',
         'add map inet skiff-policy ingress4 { type ipv4_addr : verdict ; }',
         'add set inet skiff-policy dns4 { type ipv4_addr ; }',
+        'add set inet skiff-policy denied4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service . inet_service ; flags dynamic,timeout ; timeout 2m ; size 65536 ; }',
         'add set inet skiff-policy s.x.out.eg0.ports { type inet_proto . inet_service ; flags interval ; }',
         'add set inet skiff-policy s.x.out.eg0.pods4 { type ipv4_addr ; }',
         'add set inet skiff-policy s.x.out.eg0.named4 { type ipv4_addr . inet_proto . inet_service ; }',
@@ -35,6 +36,8 @@ describe('render', () => {
         'add chain inet skiff-policy egress { type filter hook forward priority 0 ; policy accept ; }',
         'add chain inet skiff-policy ingress { type filter hook forward priority 1 ; policy accept ; }',
         'add chain inet skiff-policy egress-node { type filter hook input priority 0 ; policy accept ; }',
+        'add chain inet skiff-policy deny-in',
+        'add chain inet skiff-policy deny-out',
         'add chain inet skiff-policy r.x.out.eg0',
         'add chain inet skiff-policy r.x.web.in0',
         'add chain inet skiff-policy in.x.a',
@@ -54,16 +57,23 @@ describe('render', () => {
         'add rule inet skiff-policy ingress ip daddr vmap @ingress4',
         'add rule inet skiff-policy egress-node ct state established,related accept',
         'add rule inet skiff-policy egress-node ip saddr vmap @egress4',
+        // A denied flow's retransmits end here uncounted; its first packet is remembered, then counted in its pod's chain.
+        'add rule inet skiff-policy deny-in ip saddr . ip daddr . meta l4proto . th sport . th dport @denied4 drop',
+        'add rule inet skiff-policy deny-in meta nfproto ipv4 add @denied4 { ip saddr . ip daddr . meta l4proto . th sport . th dport }',
+        'add rule inet skiff-policy deny-out ip saddr . ip daddr . meta l4proto . th sport . th dport @denied4 drop',
+        'add rule inet skiff-policy deny-out meta nfproto ipv4 add @denied4 { ip saddr . ip daddr . meta l4proto . th sport . th dport }',
         'add rule inet skiff-policy r.x.out.eg0 ip daddr @s.x.out.eg0.pods4 meta l4proto . th dport @s.x.out.eg0.ports accept',
         'add rule inet skiff-policy r.x.out.eg0 ip daddr . meta l4proto . th dport @s.x.out.eg0.named4 accept',
         // Pods and ipBlocks of one rule share its interval set: one set and one lookup fewer.
         'add rule inet skiff-policy r.x.web.in0 ip saddr @s.x.web.in0.nets4 meta l4proto . th dport @s.x.web.in0.ports accept',
         'add rule inet skiff-policy in.x.a ip saddr 10.244.1.11 accept',
         'add rule inet skiff-policy in.x.a jump r.x.web.in0',
+        'add rule inet skiff-policy in.x.a jump deny-in',
         'add rule inet skiff-policy in.x.a counter name "drop-in.x.a" drop',
         'add rule inet skiff-policy out.x.a ip daddr 10.244.1.11 accept',
         'add rule inet skiff-policy out.x.a ip daddr @dns4 udp dport 53 accept',
         'add rule inet skiff-policy out.x.a jump r.x.out.eg0',
+        'add rule inet skiff-policy out.x.a jump deny-out',
         'add rule inet skiff-policy out.x.a counter name "drop-out.x.a" drop',
       ].join('\n') + '\n',
     );
@@ -90,6 +100,7 @@ describe('render', () => {
         'add chain inet skiff-policy in.x.c',
         'add rule inet skiff-policy in.x.c ip saddr 10.244.1.13 accept',
         'add rule inet skiff-policy in.x.c jump r.x.web.in0',
+        'add rule inet skiff-policy in.x.c jump deny-in',
         'add rule inet skiff-policy in.x.c counter name "drop-in.x.c" drop',
         'add element inet skiff-policy ingress4 { 10.244.1.13 : jump in.x.c }',
       ].join('\n') + '\n',
@@ -122,6 +133,7 @@ describe('render', () => {
         'add chain inet skiff-policy in.x.d',
         'add rule inet skiff-policy in.x.d ip saddr 10.244.1.14 accept',
         'add rule inet skiff-policy in.x.d jump r.x.only-d.in0',
+        'add rule inet skiff-policy in.x.d jump deny-in',
         'add rule inet skiff-policy in.x.d counter name "drop-in.x.d" drop',
         'add element inet skiff-policy ingress4 { 10.244.1.14 : jump in.x.d }',
       ].join('\n') + '\n',
@@ -190,8 +202,11 @@ describe('render', () => {
       { pod: `x/${long}`, direction: 'ingress' },
       { pod: `x/${long}`, direction: 'egress' },
     ]);
-    expect(t.chains.get(names[0]!.replace('drop-in.', 'in.'))!.rules.at(-2)).toMatch(/^limit rate 10\/second burst 20 packets log prefix "skiff-policy deny in x\/p+: " level info$/);
-    expect(table(cluster([web])).chains.get('in.x.a')!.rules.some((r) => r.includes('log'))).toBe(false);
+    // The pod's chain stays free of logging (a pod ADD writes it over netlink); the shared deny chain logs.
+    expect(t.chains.get(names[0]!.replace('drop-in.', 'in.'))!.rules.slice(-2)).toEqual(['jump deny-in', `counter name "${names[0]}" drop`]);
+    expect(t.chains.get('deny-in')!.rules.at(-1)).toBe('limit rate 10/second burst 20 packets log group 2719 prefix "skiff-policy deny in: "');
+    expect(t.chains.get('deny-out')!.rules.at(-1)).toBe('limit rate 10/second burst 20 packets log group 2719 prefix "skiff-policy deny out: "');
+    for (const c of table(cluster([web])).chains.values()) expect(c.rules.some((r) => r.includes('log'))).toBe(false);
   });
 
   it('cleanup deletes the table whether or not it exists', () => {

@@ -22,7 +22,7 @@ export interface ChainData {
 }
 
 export interface CounterData {
-  /** "namespace/name" of the pod whose denied packets it counts. */
+  /** "namespace/name" of the pod whose denied connections it counts. */
   readonly pod: string;
   readonly direction: Direction;
 }
@@ -33,7 +33,7 @@ export interface PolicyTable {
   readonly sets: ReadonlyMap<string, string>;
   /** set name -> element key -> value ("" in plain sets, "jump in.x.a" in verdict maps). */
   readonly elements: ReadonlyMap<string, ReadonlyMap<string, string>>;
-  /** Named counters of denied packets, per policied pod and direction. */
+  /** Named counters of denied connections, per policied pod and direction. */
   readonly counters: ReadonlyMap<string, CounterData>;
   /**
    * Sets for admin egress `domainNames` peers (`flags timeout`), which the node's DNS server fills
@@ -46,9 +46,23 @@ export interface PolicyTable {
 export interface RenderOptions {
   /** The node's pod address families; sets and rules exist per family. Default [4]. */
   readonly families?: readonly Family[];
-  /** Log denied new connections (rate-limited) with a prefix naming the pod and direction. */
+  /** Send denied connections' first packets (rate-limited) to NFLOG group DENIED_LOG_GROUP, which the agent reads and logs. */
   readonly logDenied?: boolean;
 }
+
+/** The NFLOG group of denied connections (policy/denied-log.ts binds it when policy.logDenied is on). */
+export const DENIED_LOG_GROUP = 2719;
+/** The log prefix of a direction's denied connections; the reader takes the direction from it. */
+export const deniedPrefix = (direction: Direction): string => `skiff-policy deny ${TAG[direction]}: `;
+/**
+ * How long a denied flow's retransmits are recognised (a TCP connect gives up after ~2 min of SYN
+ * retries), and how many flows are remembered: beyond that a denied packet is still dropped, and
+ * counted and logged like a first one.
+ */
+const DENIED_TIMEOUT = '2m';
+const DENIED_SIZE = 65536;
+/** The chain every denial jumps to before its pod's counter and drop: retransmits end here. */
+export const denyChain = (direction: Direction): string => `deny-${TAG[direction]}`;
 
 const ADDR: Record<Family, { kw: string; type: string }> = {
   4: { kw: 'ip', type: 'ipv4_addr' },
@@ -56,6 +70,7 @@ const ADDR: Record<Family, { kw: string; type: string }> = {
 };
 const L4: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 const TAG: Record<Direction, string> = { ingress: 'in', egress: 'out' };
+const FLOW = (f: Family): string => `${ADDR[f].kw} saddr . ${ADDR[f].kw} daddr . meta l4proto . th sport . th dport`;
 
 /**
  * A valid, bounded nft identifier for a name made of Kubernetes names (DNS labels and subdomains:
@@ -71,7 +86,7 @@ export function podChain(podKey: string, direction: Direction): string {
   return ident(`${TAG[direction]}.`, podKey.replace('/', '.'));
 }
 
-/** The named counter of a pod's denied packets in one direction. */
+/** The named counter of a pod's denied connections in one direction. */
 export function dropCounter(podKey: string, direction: Direction): string {
   return ident(`drop-${TAG[direction]}.`, podKey.replace('/', '.'));
 }
@@ -327,7 +342,7 @@ function touchedSince(prev: PolicyTable, next: PolicyTable): Omit<Touched, 'base
   return out;
 }
 
-function renderBase(b: Builder, d: DesiredState, fams: readonly Family[]): void {
+function renderBase(b: Builder, d: DesiredState, fams: readonly Family[], o: RenderOptions): void {
   const vmaps = (dir: 'saddr' | 'daddr', map: string): string[] => fams.map((f) => `${ADDR[f].kw} ${dir} vmap @${map}${f}`);
   b.setChain('egress', { hook: 'type filter hook forward priority 0 ; policy accept ;', rules: ['ct state established,related accept', 'ct state invalid drop', ...vmaps('saddr', 'egress')] });
   b.setChain('ingress', { hook: 'type filter hook forward priority 1 ; policy accept ;', rules: ['ct state established,related accept', ...vmaps('daddr', 'ingress')] });
@@ -338,13 +353,23 @@ function renderBase(b: Builder, d: DesiredState, fams: readonly Family[]): void 
     for (const dir of ['egress', 'ingress']) b.set(`${dir}${f}`, `type ${ADDR[f].type} : verdict ;`);
     const dns = b.set(`dns${f}`, `type ${ADDR[f].type} ;`);
     for (const a of d.dnsAddresses) if (familyOf(a) === f) dns.set(a, '');
+    // Filled by the kernel (`add @denied<f>` below), so never diffed.
+    b.declareOnly(`denied${f}`, `type ${ADDR[f].type} . ${ADDR[f].type} . inet_proto . inet_service . inet_service ; flags dynamic,timeout ; timeout ${DENIED_TIMEOUT} ; size ${DENIED_SIZE} ;`);
+  }
+  // A denial jumps here, then counts and drops in its pod's chain: so a flow's retransmits (the
+  // same five-tuple within DENIED_TIMEOUT) are dropped uncounted, and the counters and the log
+  // see connections, not packets. Shared by every pod: a pod's ADD writes only its own chain.
+  for (const direction of ['ingress', 'egress'] as const) {
+    const rules = [...fams.map((f) => `${FLOW(f)} @denied${f} drop`), ...fams.map((f) => `meta nfproto ipv${f} add @denied${f} { ${FLOW(f)} }`)];
+    if (o.logDenied) rules.push(`limit rate 10/second burst 20 packets log group ${DENIED_LOG_GROUP} prefix "${deniedPrefix(direction)}"`);
+    b.setChain(denyChain(direction), { rules });
   }
 }
 
 export function render(d: DesiredState, o: RenderOptions = {}): PolicyTable {
   const fams = o.families ?? [4];
   const b = new Builder();
-  renderBase(b, d, fams);
+  renderBase(b, d, fams, o);
   const rendered = new Set<string>();
   for (const r of d.rules.values()) {
     renderRule(b, r, d.peerSets.get(r.setId)!, fams);
@@ -352,7 +377,7 @@ export function render(d: DesiredState, o: RenderOptions = {}): PolicyTable {
     if (!rendered.has(r.setId)) renderSets(b, r, d.peerSets.get(r.setId)!, fams);
     rendered.add(r.setId);
   }
-  for (const pod of d.pods.values()) renderPod(b, d, pod, o, fams);
+  for (const pod of d.pods.values()) renderPod(b, d, pod, fams);
   return b;
 }
 
@@ -388,14 +413,14 @@ export function renderChanges(prevTable: PolicyTable, prev: DesiredState, next: 
   for (const [setId, r] of setRule) renderSets(b, r, next.peerSets.get(setId)!, fams);
   for (const key of changes.pods) {
     const pod = next.pods.get(key);
-    if (pod) renderPod(b, next, pod, o, fams);
+    if (pod) renderPod(b, next, pod, fams);
   }
   // An address a removed pod shared with another local pod goes back to that pod.
   const freed = new Set([...changes.pods].flatMap((key) => prev.pods.get(key)?.ips ?? []));
   if (freed.size > 0) {
     for (const pod of next.pods.values()) {
       if (changes.pods.has(pod.key) || !pod.ips.some((ip) => freed.has(ip))) continue;
-      renderPod(b, next, pod, o, fams);
+      renderPod(b, next, pod, fams);
     }
   }
   return b;
@@ -424,7 +449,7 @@ function removePod(b: Builder, key: string, ips: readonly string[], direction: D
   }
 }
 
-function renderPod(b: Builder, d: DesiredState, pod: PodPolicy, o: RenderOptions, fams: readonly Family[]): void {
+function renderPod(b: Builder, d: DesiredState, pod: PodPolicy, fams: readonly Family[]): void {
   // No address yet: nothing can reach it, and its chains would be rewritten once one comes. Its
   // rule chains and sets are rendered already (they come from d.rules).
   if (pod.ips.length === 0) return;
@@ -442,19 +467,20 @@ function renderPod(b: Builder, d: DesiredState, pod: PodPolicy, o: RenderOptions
     }
     if (dp.dns) for (const f of fams) for (const p of portMatches(dp.dns)) rules.push(line(`${ADDR[f].kw} daddr @dns${f}`, p, 'accept'));
     const drop = `counter name "${counter}" drop`;
-    const log = `limit rate 10/second burst 20 packets log prefix "skiff-policy deny ${TAG[direction]} ${pod.key.slice(0, 90)}: " level info`;
+    const deny = `jump ${denyChain(direction)}`;
     // Admin tier first; Pass goes to the NetworkPolicy part, which then needs a chain of its own.
     const np = dp.admin ? ident(`${TAG[direction]}-np.`, pod.key.replace('/', '.')) : chain;
     const tierLines = (ids: readonly string[], pass: string): string[] =>
       ids.flatMap((id) => {
         const r = d.rules.get(id)!;
-        return ruleLines(r, d.peerSets.get(r.setId)!, fams, r.action === 'Accept' ? 'accept' : r.action === 'Deny' ? drop : pass);
+        const lines = ruleLines(r, d.peerSets.get(r.setId)!, fams, r.action === 'Accept' ? 'accept' : r.action === 'Deny' ? drop : pass);
+        // A Deny matches twice: into the deny chain (a retransmit ends there), then count and drop.
+        return r.action === 'Deny' ? lines.flatMap((l) => [`${l.slice(0, -drop.length)}${deny}`, l]) : lines;
       });
     const npRules: string[] = [];
     if (dp.policies.length > 0) {
       for (const id of dp.rules) npRules.push(`jump ${ruleChain(id)}`);
-      if (o.logDenied) npRules.push(log);
-      npRules.push(drop);
+      npRules.push(deny, drop);
     } else if (dp.baseline) npRules.push(...tierLines(dp.baseline, 'return'));
     if (dp.admin) {
       rules.push(...tierLines(dp.admin, `goto ${np}`), `goto ${np}`);

@@ -430,14 +430,14 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
       fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);
       const running = syncer.run(ac.signal);
       await until(() => runner.nft.length === 1 && syncer.desired !== undefined, 'the first sync applied');
-      expect(runner.nft[0]!.includes(' log prefix ')).toBe(logDenied);
-      if (logDenied) expect(runner.nft[0]).toMatch(/add rule inet skiff-policy in\.x\.b limit rate .* log prefix "skiff-policy deny in x\/b: "/);
+      expect(runner.nft[0]!.includes(' log group ')).toBe(logDenied);
+      if (logDenied) expect(runner.nft[0]).toMatch(/add rule inet skiff-policy deny-in limit rate .* log group 2719 prefix "skiff-policy deny in: "/);
       ac.abort();
       await running;
     }
   });
 
-  it('exports denied packets per pod and direction from the table\'s counters', async () => {
+  it('exports denied connections per pod and direction from the table\'s counters', async () => {
     const { runner, syncer, ac, fill } = setup();
     fill([pod('a', ['10.244.7.2'], { app: 'a' }), pod('b', ['10.244.7.3'], { app: 'b' })], [denyB]);
     const running = syncer.run(ac.signal);
@@ -446,7 +446,7 @@ tcp      6 431999 ESTABLISHED src=10.244.7.1 dst=10.244.7.3 sport=40002 dport=80
     const dataplane = (syncer as unknown as { o: { dataplane: PolicyDataplane } }).o.dataplane;
     await until(() => runner.nft.length === 1 && dataplane.current.counters.size > 0, 'the first sync applied');
     const text = await registry.metrics();
-    expect(text).toContain('skiff_policy_denied_packets_total{namespace="x",pod="b",direction="ingress"} 7');
+    expect(text).toContain('skiff_policy_denied_connections_total{namespace="x",pod="b",direction="ingress"} 7');
     expect(text).not.toContain('someone-elses');
     expect(text).toMatch(/skiff_policy_sync_duration_seconds_count\{kind="full"\} [1-9]/);
     expect(text).toContain('skiff_policy_isolated_pods{direction="ingress"} 1');

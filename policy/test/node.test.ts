@@ -87,7 +87,7 @@ describe.skipIf(skip)('policy component (root)', () => {
     // b itself may still reach a (only b's ingress is isolated).
     expect(connects(b, ips.get('a')!, 80)).toBe(true);
     const metrics = (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10249/metrics'])).stdout;
-    expect(metrics).toMatch(/skiff_policy_denied_packets_total\{namespace="x",pod="b",direction="ingress"\} [1-9]/);
+    expect(metrics).toMatch(/skiff_policy_denied_connections_total\{namespace="x",pod="b",direction="ingress"\} [1-9]/);
     expect(metrics).toMatch(/skiff_policy_sync_duration_seconds_count\{kind="partial"\} [1-9]/);
     await dropPolicy('b-deny-all');
     await waitFor('the policy to be gone', () => connects(a, ips.get('b')!, 80));
