@@ -51,7 +51,7 @@ export function createDataplanes(deps: Pick<AgentDeps, 'config'> & Partial<Pick<
   const log = deps.log?.child({ component: 'proxy', backend: 'nftables' });
   const session = own ? new NftSession(own.nftInteractive, { spare: true, errorCode: 'ERR_PROXY_COMMAND' }) : undefined;
   const nft = new NftDataplane(new ExecNft(run, { session, generation: own?.generation, launcher: own?.launcher, shape: own?.shape, batches: own?.batches }), families, log ? { log } : {});
-  const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode);
+  const ipt = new IptablesDataplane(run, families, deps.config.proxy.iptablesMode, own ? { generation: own.generation } : {});
   return deps.config.proxy.backend === 'iptables' ? { active: ipt, other: nft } : { active: nft, other: ipt };
 }
 

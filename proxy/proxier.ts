@@ -301,9 +301,11 @@ export class Proxier {
     this.failures = 0;
     this.needFull = false;
     this.ctx = ctx;
-    const previous = new Map<string, readonly ServicePort[]>();
+    // After a restart the previous state is unknown: nothing to compare, so nothing is flushed
+    // (and at 50,000 Services a map of it would be garbage in the first sync).
+    const previous = this.synced ? new Map<string, readonly ServicePort[]>() : undefined;
     for (const c of changes) {
-      previous.set(c.key, this.current.get(c.key) ?? []);
+      previous?.set(c.key, this.current.get(c.key) ?? []);
       if (c.ports.length) this.current.set(c.key, c.ports);
       else this.current.delete(c.key);
     }
@@ -315,8 +317,7 @@ export class Proxier {
     this.metrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, total.noLocalInternal);
     this.metrics.noLocalEndpoints.set({ traffic_policy: 'external' }, total.noLocalExternal);
     this.settled(start, full, triggers);
-    // After a restart the previous state is unknown: nothing to compare, so nothing is flushed.
-    if (this.synced) await this.cleanConntrack(changes, previous);
+    if (previous) await this.cleanConntrack(changes, previous);
     this.synced = true;
     await this.healthChecks?.sync(this.healthTargets());
     if (full) this.o.afterFullSync?.();

@@ -75,6 +75,21 @@ async function ownNamespace(): Promise<OpenSocket> {
 }
 
 /**
+ * Adjacent views of one buffer as one view: a chunk's messages are written side by side
+ * (proxy/nft/elements.ts), and Buffer.concat's cost was per piece (~1,000,000 elements in a few
+ * thousand messages at 50,000 Services).
+ */
+export function coalesce(parts: readonly Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    const last = out.at(-1);
+    if (last && last.buffer === p.buffer && last.byteOffset + last.length === p.byteOffset) out[out.length - 1] = Buffer.from(p.buffer, last.byteOffset, last.length + p.length);
+    else out.push(p);
+  }
+  return out;
+}
+
+/**
  * `open` makes the socket (default: in this process's namespace; a test or a bench opens it in
  * another one). Batches may overlap: each one's answers are told apart by sequence number. A batch
  * or read the kernel does not answer within `timeoutMs`, or a socket error, puts the socket in
@@ -126,7 +141,7 @@ export function nfTablesBatches(open?: OpenSocket, o: { timeoutMs?: number; refu
       const x: Exchange = { answer: (m) => answer(m, done), fail: done };
       const timer = setTimeout(() => close(new Error(`nf_tables: no answer within ${timeoutMs} ms`)), timeoutMs);
       for (const q of seqs) waiting.set(q, x);
-      s.send(msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs), {}, (err) => {
+      s.send(msgs.length === 1 ? msgs[0]! : Buffer.concat(coalesce(msgs)), {}, (err) => {
         if (err && sock === s) close(err);
       });
     });

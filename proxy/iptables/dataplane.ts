@@ -7,6 +7,8 @@
 import type { Dataplane, FullSyncHooks, ServiceChange } from '../dataplane.js';
 import type { Runner } from '../exec.js';
 import type { Family, NodeContext, ServicePort } from '../model.js';
+import type { GenerationReader } from '../../common/nft/generation.js';
+import { FULL_VERIFY_EVERY_MS } from '../nft/dataplane.js';
 import { detectMode, IPTABLES_MODES, toolsOf, type IptablesMode, type IptablesTools } from './mode.js';
 import { JUMPS, renderIptables, restoreDiff, restoreText, type RestoreTables } from './render.js';
 
@@ -30,13 +32,33 @@ export class IptablesDataplane implements Dataplane {
   private services = new Map<string, readonly ServicePort[]>();
   private written = new Map<Family, RestoreTables>();
   private mode: Promise<IptablesMode> | undefined;
+  /**
+   * With iptables-nft: the ruleset generation when the kernel last held exactly what was written
+   * (after our own commits, or before a clean check), so a check finds "nothing changed" in one
+   * netlink round trip instead of an iptables-save of the whole ruleset. Undefined: list.
+   */
+  private knownGen: number | undefined;
+  private lastListed = -Infinity;
+  /** Commits of our own since `writeStart` (each restore, each inserted jump). */
+  private commits = 0;
+  private readonly generation: GenerationReader | undefined;
+  private readonly now: () => number;
 
   constructor(
     private readonly run: Runner,
     readonly families: readonly Family[],
     mode: IptablesMode | 'auto' = 'auto',
+    o: { generation?: GenerationReader; now?: () => number } = {},
   ) {
     if (mode !== 'auto') this.mode = Promise.resolve(mode);
+    this.generation = o.generation;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** The generation now, where it tells anything (iptables-nft and a reader), else undefined. */
+  private async nftGeneration(): Promise<number | undefined> {
+    if (!this.generation || (await this.modeInUse()) !== 'nft') return undefined;
+    return this.generation();
   }
 
   /** The mode in use: configured, or detected once (a failed detection is retried next time). */
@@ -58,6 +80,8 @@ export class IptablesDataplane implements Dataplane {
     this.written.clear();
     hooks.whileApplying?.();
     await this.write(ctx);
+    // It read the tables and replaced skiff's chains: as good as a listing.
+    if (this.knownGen !== undefined) this.lastListed = this.now();
   }
 
   async partial(changes: readonly ServiceChange[], ctx: NodeContext): Promise<void> {
@@ -69,6 +93,16 @@ export class IptablesDataplane implements Dataplane {
   }
 
   private async write(ctx: NodeContext): Promise<void> {
+    const before = await this.nftGeneration();
+    this.knownGen = undefined;
+    this.commits = 0;
+    await this.writeFamilies(ctx);
+    const after = before === undefined ? undefined : await this.nftGeneration();
+    // Only our commits in between: the kernel holds what was written. Anything else: the next check lists.
+    if (before !== undefined && after === before + this.commits) this.knownGen = after;
+  }
+
+  private async writeFamilies(ctx: NodeContext): Promise<void> {
     for (const f of this.families) {
       const t = await this.tools(f);
       const tables = renderIptables(f, [...this.services.values()].flat(), ctx);
@@ -77,7 +111,10 @@ export class IptablesDataplane implements Dataplane {
         // Forgotten first: if the restore fails, the next sync is a full one.
         this.written.delete(f);
         const text = restoreDiff(prev, tables);
-        if (text) await this.run(t.restore, ['-w', '--noflush'], text);
+        if (text) {
+          await this.run(t.restore, ['-w', '--noflush'], text);
+          this.commits++;
+        }
         this.written.set(f, tables);
         continue;
       }
@@ -89,6 +126,7 @@ export class IptablesDataplane implements Dataplane {
       this.written.delete(f);
       // -w: legacy iptables takes the xtables lock, which kubelet and others hold at times.
       await this.run(t.restore, ['-w', '--noflush'], restoreText(tables, stale));
+      this.commits++;
       this.written.set(f, tables);
       for (const j of JUMPS) {
         const args = ['-t', j.table, '-C', j.chain, ...j.rule.split(' ')];
@@ -96,12 +134,31 @@ export class IptablesDataplane implements Dataplane {
           await this.run(t.cmd, ['-w', ...args]);
         } catch {
           await this.run(t.cmd, ['-w', '-t', j.table, '-I', j.chain, ...j.rule.split(' ')]);
+          this.commits++;
         }
       }
     }
   }
 
+  /**
+   * What differs from what was written. With iptables-nft, nothing is read while the generation
+   * shows only our own commits since the kernel was last seen to hold it, except once an hour
+   * (FULL_VERIFY_EVERY_MS, as the nftables backend). With legacy iptables there is no generation:
+   * every check reads the tables (iptables-save), a cost that grows with the Services.
+   */
   async verify(): Promise<string[]> {
+    const now = this.now();
+    if (this.knownGen !== undefined && now - this.lastListed < FULL_VERIFY_EVERY_MS && (await this.nftGeneration()) === this.knownGen) return [];
+    const before = await this.nftGeneration();
+    const out = await this.listAndCompare();
+    if (out.length === 0 && before !== undefined) {
+      this.knownGen = before;
+      this.lastListed = now;
+    } else this.knownGen = undefined;
+    return out;
+  }
+
+  private async listAndCompare(): Promise<string[]> {
     const out: string[] = [];
     for (const f of this.families) {
       const want = this.written.get(f);

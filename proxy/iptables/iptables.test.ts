@@ -84,5 +84,55 @@ describe('iptables dataplane', () => {
     expect(r.calls.map((c) => c.cmd)).toContain('iptables-legacy-save');
     expect(r.calls.find((c) => c.cmd === 'iptables-legacy-restore')!.input).toContain(`:${svcChain(b)} - [0:0]`);
   });
-});
 
+  it('with iptables-nft, a check reads nothing back while the generation shows only its own commits; another commit or an hour makes it list', async () => {
+    // A kernel in miniature: each restore and each inserted rule is one commit; save shows the last full restore.
+    let gen = 100;
+    let saved = '*nat\nCOMMIT\n*filter\nCOMMIT\n';
+    const saves: string[] = [];
+    const run = async (cmd: string, args: readonly string[], input?: string): Promise<string> => {
+      if (cmd.endsWith('-save')) {
+        saves.push(cmd);
+        return saved;
+      }
+      if (cmd.endsWith('-restore')) {
+        gen++;
+        // Only a full restore's text is a whole table (a partial one carries the changed chains).
+        if (input!.includes(':SKIFF-SERVICES')) {
+          const gone = [...input!.matchAll(/^-X (\S+)$/gm)].map((m) => m[1]!);
+          saved = input!.split('\n').filter((l) => !gone.some((c) => l.startsWith(`:${c} `) || l === `-X ${c}`)).join('\n');
+        }
+      } else if (args.includes('-I')) gen++;
+      return '';
+    };
+    let now = 0;
+    const dp = new IptablesDataplane(run, [4], 'nft', { generation: async () => gen, now: () => now });
+    await dp.full(new Map([['ns/a', ports('a', ['10.244.1.5'])]]), nodeCtx);
+    expect(saves).toHaveLength(1);
+    expect(await dp.verify()).toEqual([]);
+    expect(saves).toHaveLength(1);
+    await dp.partial([{ key: 'ns/a', ports: ports('a', ['10.244.1.7']) }], nodeCtx);
+    expect(await dp.verify()).toEqual([]);
+    expect(saves).toHaveLength(1);
+    // Someone else's commit (a CNI plugin's, kubelet's): read once, then quiet again.
+    gen++;
+    saved = saved.replace(/^-A SKIFF-SERVICES .*$/m, '');
+    expect((await dp.verify()).join()).toContain('SKIFF-SERVICES');
+    expect(saves).toHaveLength(2);
+    await dp.full(new Map([['ns/a', ports('a', ['10.244.1.7'])]]), nodeCtx);
+    expect(await dp.verify()).toEqual([]);
+    const listed = saves.length;
+    now += 60 * 60_000;
+    expect(await dp.verify()).toEqual([]);
+    expect(saves).toHaveLength(listed + 1);
+    expect(await dp.verify()).toEqual([]);
+    expect(saves).toHaveLength(listed + 1);
+    // Legacy iptables has no generation: every check reads the tables.
+    const legacy = new IptablesDataplane(run, [4], 'legacy', { generation: async () => gen, now: () => now });
+    await legacy.full(new Map([['ns/a', ports('a', ['10.244.1.7'])]]), nodeCtx);
+    const n = saves.length;
+    await legacy.verify();
+    await legacy.verify();
+    expect(saves).toHaveLength(n + 2);
+  });
+});

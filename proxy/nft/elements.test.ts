@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { nlattrs, nlmsgs } from '../../common/netlink/attrs.js';
+import { coalesce } from '../../common/nft/batch.js';
 import { chunkMessages, codecOf } from './elements.js';
 
 /** The elements of NEWSETELEM messages: key and value payloads as hex, or the verdict. */
@@ -93,6 +94,22 @@ describe('chunkMessages', () => {
   it('puts at most 500 elements in a message', () => {
     const items = Array.from({ length: 1201 }, (_, i) => [String(i), `10.0.${i >> 8}.${i & 255}`]).flat();
     expect(decode(encode('type mark : ipv4_addr ;', items)).map((m) => m.elements.length)).toEqual([500, 500, 201]);
+  });
+
+  it('hands the messages out side by side in few buffers, so the batch copies them once; each one intact', () => {
+    const items: string[] = [];
+    // Enough to outgrow the first buffer a few times: earlier messages keep the buffer they were written in.
+    for (let i = 0; i < 20_000; i++) items.push(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255} . tcp . 80`, 'jump svc-x');
+    const msgs = encode('type ipv4_addr . inet_proto . inet_service : verdict ;', items, ['svc-x']);
+    expect(msgs.length).toBeGreaterThan(40);
+    const pieces = coalesce(msgs);
+    expect(pieces.length).toBeLessThanOrEqual(8);
+    expect(Buffer.concat(pieces).equals(Buffer.concat(msgs.map((m) => Buffer.from(m))))).toBe(true);
+    const all = decode(msgs).flatMap((m) => m.elements);
+    expect(all).toHaveLength(20_000);
+    expect(all[19_999]).toBe('0a004e1f0600000000500000 : verdict -3 svc-x');
+    // Each message's header length covers exactly its view.
+    for (const m of msgs) expect(m.readUInt32LE(0)).toBe(m.length);
   });
 
   it('reads forms beside plain decimals the same way (the general path behind the fast one)', () => {

@@ -65,13 +65,21 @@ export function codecOf(decl: string): ElementCodec | undefined {
   return data ? { key, data } : undefined;
 }
 
-/** A byte buffer that grows, with the netlink attribute helpers the messages need. */
+/**
+ * A byte buffer that grows, with the netlink attribute helpers the messages need. Messages are
+ * written one after another and handed out as views (take), so a chunk's messages lie side by
+ * side and the batch sends them with one copy (common/nft/batch.ts coalesces adjacent views).
+ */
 class Out {
   buf = Buffer.allocUnsafe(1 << 16);
   off = 0;
+  /** Where the message being written starts. */
+  private mark = 0;
 
   ensure(n: number): void {
     if (this.off + n <= this.buf.length) return;
+    // Offsets handed out by open() and begin() stay valid: everything moves. Views already taken
+    // keep the old buffer.
     const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
     this.buf.copy(b, 0, 0, this.off);
     this.buf = b;
@@ -162,8 +170,8 @@ class Out {
   }
 
   take(): Buffer {
-    const b = Buffer.from(this.buf.subarray(0, this.off));
-    this.off = 0;
+    const b = this.buf.subarray(this.mark, this.off);
+    this.mark = this.off;
     return b;
   }
 }
