@@ -100,7 +100,7 @@ export class FastEntry {
   }
 }
 
-const MAX_ENTRIES = 50_000;
+export const MAX_ENTRIES = 50_000;
 const BUCKET_MASK = (1 << 15) - 1;
 const MAX_QUERY = 300;
 const OPT_FIXED = 11; // root name, type, class, ttl, rdlen
@@ -125,6 +125,8 @@ export class FastPath {
   /** Buckets by the low bits of the hash, each a chain through `next`: an array index, not a Map probe. */
   private buckets: (FastEntry | undefined)[] = newBuckets();
   private size = 0;
+  /** The bucket evict() empties next. */
+  private sweep = 0;
   private generation = -1;
   /** Entries by tag (see FastInit.tag), for invalidate(). */
   private tagged = new Map<string, Set<FastEntry>>();
@@ -146,6 +148,27 @@ export class FastPath {
     this.buckets = newBuckets();
     this.tagged = new Map();
     this.size = 0;
+  }
+
+  /**
+   * Frees room: the entries of the next non-empty bucket, a clock over the buckets. Dropping
+   * everything when full, as before, meant that clients asking for more names than it holds (all
+   * 50,000 Services' names, `npm run bench -- dns --names 50000`) found it empty again and again:
+   * 70,000 answers a second against 120,000 at 10,000 names. Now they lose about one entry per new one.
+   */
+  private evict(): void {
+    for (let i = 0; i <= BUCKET_MASK; i++) {
+      const b = this.sweep;
+      this.sweep = (b + 1) & BUCKET_MASK;
+      let e = this.buckets[b];
+      if (e === undefined) continue;
+      while (e !== undefined) {
+        const next: FastEntry | undefined = e.next;
+        this.unlink(e.hash, e);
+        e = next;
+      }
+      return;
+    }
   }
 
   /** Drops the entries built from these Services ("namespace/name") and every ZONE_WIDE one. */
@@ -225,7 +248,7 @@ export class FastPath {
 
   set(query: Buffer, h: number, init: FastInit): void {
     if (this.generation !== this.currentGeneration()) return;
-    if (this.size >= MAX_ENTRIES) this.drop();
+    if (this.size >= MAX_ENTRIES) this.evict();
     for (let old = this.buckets[h & BUCKET_MASK]; old !== undefined; old = old.next) {
       if (old.matches(query)) {
         this.unlink(h, old);

@@ -198,6 +198,21 @@ describe('fast path keys', () => {
   });
 });
 
+describe('fast path when full', () => {
+  it('keeps most of a working set larger than it holds: a new entry pushes out about one, not all', async () => {
+    const { FastPath, MAX_ENTRIES } = await import('./fastpath.js');
+    const fp = new FastPath(() => 0, () => undefined);
+    const init = { bytes: Buffer.from('reply'), durationKey: '', requestKeys: [], udpSize: 512 };
+    const names = Array.from({ length: MAX_ENTRIES + MAX_ENTRIES / 10 }, (_, i) => query(`svc-${i}.ns-${i % 100}.svc`, Type.A));
+    fp.get(names[0]!, fp.hash(names[0]!)); // adopts the generation
+    for (const q of names) fp.set(q, fp.hash(q), init);
+    const held = names.filter((q) => fp.get(q, fp.hash(q)) !== undefined).length;
+    expect(held).toBeLessThanOrEqual(MAX_ENTRIES);
+    // Dropping everything when full left a tenth of the names (those stored after the drop).
+    expect(held).toBeGreaterThan(MAX_ENTRIES * 0.9);
+  });
+});
+
 describe('answers written in place (batched UDP)', () => {
   it('writes the same bytes as handle() at the given offset, from a query inside a larger buffer, and declines what it has not cached', async () => {
     const name = 'web.default.svc.cluster.local';

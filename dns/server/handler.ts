@@ -38,6 +38,7 @@ export class QueryHandler {
   private readonly keys: { udp: string[]; tcp: string[] };
   private readonly unhook?: () => void;
   private fastHits = 0;
+  private readonly typeKeys = new Map<string, { durationKey: string; requestKeys: readonly string[] }>();
   private fastDuration = 0.00001;
 
   constructor(private readonly o: HandlerOptions) {
@@ -229,14 +230,22 @@ export class QueryHandler {
         responseKey: dnsMetrics.responses.key([this.o.server, ZONE, VIEW, rcodeName(out.rcode), 'cache']),
       };
     } else return;
-    const t = typeLabel(typeName(req.q.type));
-    const s = this.o.server;
     fast.set(query, fh, {
       ...entry,
       udpSize: req.msg.edns ? Math.min(Math.max(512, req.msg.edns.udpSize), 4096) : 512,
-      durationKey: dnsMetrics.duration.key([s, ZONE, VIEW, t]),
-      requestKeys: (['udp', 'tcp'] as const).flatMap((p) => ['1', '2'].map((f) => dnsMetrics.requests.key([s, ZONE, VIEW, p, f, t]))),
+      ...this.metricKeys(typeLabel(typeName(req.q.type))),
     });
+  }
+
+  /** One set of metric keys per query type, shared by every entry (50,000 entries held ~0.6 KB of copies each). */
+  private metricKeys(t: string): { durationKey: string; requestKeys: readonly string[] } {
+    let k = this.typeKeys.get(t);
+    if (!k) {
+      const s = this.o.server;
+      k = { durationKey: dnsMetrics.duration.key([s, ZONE, VIEW, t]), requestKeys: (['udp', 'tcp'] as const).flatMap((p) => ['1', '2'].map((f) => dnsMetrics.requests.key([s, ZONE, VIEW, p, f, t]))) };
+      this.typeKeys.set(t, k);
+    }
+    return k;
   }
 
   private finishRaw(m: Message, proto: Proto, start: number): Buffer {
