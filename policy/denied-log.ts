@@ -100,7 +100,7 @@ async function ownNamespace(): Promise<OpenSocket> {
  * Reads the group until close(). `bound` settles once the kernel has answered the bind: rejects
  * with its errno (EBUSY: another process of this namespace holds the group).
  */
-export async function listenDenied(onPacket: (p: DeniedPacket) => void, o: { open?: OpenSocket; group?: number } = {}): Promise<{ close(): void }> {
+export async function listenDenied(onPacket: (p: DeniedPacket) => void, o: { open?: OpenSocket; group?: number; onError?: (e: Error) => void } = {}): Promise<{ close(): void }> {
   const sock = (o.open ?? (await ownNamespace()))();
   const seq = Math.floor(Math.random() * 2 ** 30) + 1;
   let settle: { resolve: () => void; reject: (e: Error) => void } | undefined;
@@ -117,7 +117,8 @@ export async function listenDenied(onPacket: (p: DeniedPacket) => void, o: { ope
       if (p) onPacket(p);
     }
   });
-  sock.on('error', (e: Error) => settle?.reject(e));
+  let isBound = false;
+  sock.on('error', (e: Error) => (isBound ? o.onError?.(e) : settle?.reject(e)));
   sock.unref();
   sock.send(bindRequest(o.group ?? DENIED_LOG_GROUP, seq), {}, (err) => {
     if (err) settle?.reject(err);
@@ -125,6 +126,7 @@ export async function listenDenied(onPacket: (p: DeniedPacket) => void, o: { ope
   const timer = setTimeout(() => settle?.reject(new Error('NFLOG group bind: no answer within 5 s')), 5000);
   try {
     await bound;
+    isBound = true;
   } catch (e) {
     sock.close();
     throw e;
@@ -150,6 +152,7 @@ export async function logDeniedConnections(cache: WatchCache, log: Logger, open?
   };
   return listenDenied(
     (p) => log.info({ ...p, srcPod: name(p.src), dstPod: name(p.dst) }, 'policy denied a connection'),
-    open ? { open } : {},
+    // A burst beyond the socket's buffer loses lines (ENOBUFS), not the reader.
+    { ...(open ? { open } : {}), onError: (e) => log.warn({ err: e.message }, 'policy.logDenied: reading the denied connections failed; some were not logged') },
   );
 }

@@ -75,9 +75,10 @@ async function ownNamespace(): Promise<OpenSocket> {
 }
 
 /**
- * Adjacent views of one buffer as one view: a chunk's messages are written side by side
- * (proxy/nft/elements.ts), and Buffer.concat's cost was per piece (~1,000,000 elements in a few
- * thousand messages at 50,000 Services).
+ * Adjacent views of one buffer as one view. A chunk's messages are written side by side and handed
+ * out as views (proxy/nft/elements.ts), so the datagram is one copy of a few pieces; before, each
+ * message was first copied out of the encoder's buffer (a `Buffer.from` of a view, ~150 ms of a
+ * 50,000-Service full sync in a CPU profile) and then concatenated piece by piece.
  */
 export function coalesce(parts: readonly Buffer[]): Buffer[] {
   const out: Buffer[] = [];

@@ -39,7 +39,7 @@ export class IptablesDataplane implements Dataplane {
    */
   private knownGen: number | undefined;
   private lastListed = -Infinity;
-  /** Commits of our own since `writeStart` (each restore, each inserted jump). */
+  /** Commits of our own in the write under way (each restore, each inserted jump). */
   private commits = 0;
   private readonly generation: GenerationReader | undefined;
   private readonly now: () => number;
