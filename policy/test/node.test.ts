@@ -171,4 +171,20 @@ describe.skipIf(skip)('policy component (root)', () => {
     await dropPolicy('c-no-egress');
     await dropPolicy('b-only-from-e');
   }, 60_000);
+
+  // Last: it leaves the agent running without policy.
+  it('restarted with policy disabled, the agent removes its table; pods keep their network and a new pod is added', async () => {
+    await netpol('b-isolated', { podSelector: sel({ app: 'b' }), policyTypes: ['Ingress'] });
+    await waitFor('b isolated', () => !connects(`${P}-a`, ips.get('b')!, 80));
+    await h.stopAgent();
+    await h.startAgent(['--disable', 'proxy,dns,policy']);
+    await expect(inNs(NODE, 'nft', ['list', 'table', 'inet', 'skiff-policy'])).rejects.toThrow();
+    expect(h.log).not.toContain('cleanup of disabled feature failed');
+    // The policy still exists in the API; nothing enforces it any more.
+    expect(connects(`${P}-a`, ips.get('b')!, 80)).toBe(true);
+    await addNetns(`${P}-f`);
+    await apiPod('f', { app: 'f' });
+    expect(addAndConnect('f', { ip: ips.get('b')!, port: 80 }).connected).toBe(true);
+    await dropPolicy('b-isolated');
+  }, 60_000);
 });
