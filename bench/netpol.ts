@@ -124,7 +124,7 @@ export async function main(args: string[]): Promise<void> {
     cache.upsert(kind, c.key, c.value as never);
   };
   for (let n = 0; n < namespaces; n++) put('namespaces', { metadata: { name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}` } } });
-  for (const ns of [CLIENT.ns]) put('namespaces', { metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } } });
+  put('namespaces', { metadata: { name: CLIENT.ns, labels: { 'kubernetes.io/metadata.name': CLIENT.ns } } });
   for (let n = 0; n < 60; n++) put('namespaces', { metadata: { name: `other-${n}`, labels: { 'kubernetes.io/metadata.name': `other-${n}` } } });
   let local = 0;
   const localNamespaces = new Set<string>();

@@ -36,6 +36,13 @@ export function bigintToBytes(n: bigint, family: Family): Buffer {
   return b;
 }
 
+/** An address in network byte order (4 or 16 bytes, as packets and netlink carry it) as text. */
+export function bytesToIp(b: Uint8Array): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (b.length !== 16) throw new Error(`an address has 4 or 16 bytes, not ${b.length}`);
+  return bigintToIp(BigInt(`0x${Buffer.from(b.buffer, b.byteOffset, 16).toString('hex')}`), 6);
+}
+
 export function bigintToIp(n: bigint, family: Family): string {
   if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 0xffn)).join('.');
   const groups: string[] = [];

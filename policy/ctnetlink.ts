@@ -8,7 +8,7 @@
 // nfnetlink_conntrack.h (attributes), nf_conntrack_tcp.h (TCP states) and nfnetlink.h (nfgenmsg).
 // Attribute payloads are in network order. The socket is common/nft/batch.ts's, opened where the
 // caller says (the agent's namespace by default; a bench or test opens it in a node namespace).
-import { bigintToBytes, bigintToIp, familyOf, ipToBigint, type Family } from '../common/ipaddr.js';
+import { bigintToBytes, bytesToIp, familyOf, ipToBigint, type Family } from '../common/ipaddr.js';
 import { be16, be32, nest, nla, nlattrs, NLM_F_ACK, NLM_F_REQUEST } from '../common/netlink/attrs.js';
 import { nfmsg, nfTablesBatches, type NfTablesBatches, type OpenSocket } from '../common/nft/batch.js';
 import type { Protocol } from './model.js';
@@ -82,8 +82,7 @@ function tuple(payload: Buffer | undefined): { family: Family; proto: number; t:
   const dst = a.get(family === 4 ? CTA_IP_V4_DST : CTA_IP_V6_DST);
   const size = family === 4 ? 4 : 16;
   if (!src || !dst || src.length !== size || dst.length !== size) return undefined;
-  const addr = (b: Buffer): string => (family === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : bigintToIp(BigInt(`0x${b.toString('hex')}`), 6));
-  return { family, proto: num[0]!, t: { src: addr(src), dst: addr(dst), sport: sport.readUInt16BE(0), dport: dport.readUInt16BE(0) } };
+  return { family, proto: num[0]!, t: { src: bytesToIp(src), dst: bytesToIp(dst), sport: sport.readUInt16BE(0), dport: dport.readUInt16BE(0) } };
 }
 
 /**

@@ -7,9 +7,9 @@
 //
 // Encoding and parsing are pure (denied-log.test.ts); layouts from linux/netfilter/nfnetlink_log.h.
 import type { Logger } from 'pino';
-import { bigintToIp } from '../common/ipaddr.js';
+import { bytesToIp } from '../common/ipaddr.js';
 import { be32, nla, nlattrs, nlmsgs, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR } from '../common/netlink/attrs.js';
-import { nfmsg, type OpenSocket } from '../common/nft/batch.js';
+import { netfilterSocket, nfmsg, type OpenSocket } from '../common/nft/batch.js';
 import type { WatchCache } from '../common/watch/store.js';
 import type { Direction } from './desired.js';
 import { DENIED_LOG_GROUP, deniedPrefix } from './render.js';
@@ -28,7 +28,6 @@ const NFULA_PAYLOAD = 9;
 const NFULA_PREFIX = 10;
 /** Enough of the packet for the network header and the ports (IPv4 options included). */
 const COPY_RANGE = 80;
-const NETLINK_NETFILTER = 12;
 
 const PROTOCOLS: Readonly<Record<number, string>> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
 const WITH_PORTS = new Set([6, 17, 132]);
@@ -77,23 +76,18 @@ function header(p: Buffer): Omit<DeniedPacket, 'direction'> | undefined {
   if (version === 4 && p.length >= 20) {
     l4 = (p[0]! & 0xf) * 4;
     proto = p[9]!;
-    src = `${p[12]}.${p[13]}.${p[14]}.${p[15]}`;
-    dst = `${p[16]}.${p[17]}.${p[18]}.${p[19]}`;
+    src = bytesToIp(p.subarray(12, 16));
+    dst = bytesToIp(p.subarray(16, 20));
   } else if (version === 6 && p.length >= 40) {
     // Extension headers are not walked: the protocol is then the first one's number, without ports.
     l4 = 40;
     proto = p[6]!;
-    src = bigintToIp(BigInt(`0x${p.subarray(8, 24).toString('hex')}`), 6);
-    dst = bigintToIp(BigInt(`0x${p.subarray(24, 40).toString('hex')}`), 6);
+    src = bytesToIp(p.subarray(8, 24));
+    dst = bytesToIp(p.subarray(24, 40));
   } else return undefined;
   const protocol = PROTOCOLS[proto] ?? String(proto);
   if (!WITH_PORTS.has(proto) || p.length < l4 + 4) return { src, dst, protocol };
   return { src, dst, protocol, srcPort: p.readUInt16BE(l4), dstPort: p.readUInt16BE(l4 + 2) };
-}
-
-async function ownNamespace(): Promise<OpenSocket> {
-  const { RawNetlinkSocket } = await import('netlink/dist/raw.js');
-  return () => new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 16 });
 }
 
 /**
@@ -101,7 +95,7 @@ async function ownNamespace(): Promise<OpenSocket> {
  * with its errno (EBUSY: another process of this namespace holds the group).
  */
 export async function listenDenied(onPacket: (p: DeniedPacket) => void, o: { open?: OpenSocket; group?: number; onError?: (e: Error) => void } = {}): Promise<{ close(): void }> {
-  const sock = (o.open ?? (await ownNamespace()))();
+  const sock = (o.open ?? (await netfilterSocket({ recvBufferSize: 1 << 20, sendBufferSize: 1 << 16 })))();
   const seq = Math.floor(Math.random() * 2 ** 30) + 1;
   let settle: { resolve: () => void; reject: (e: Error) => void } | undefined;
   const bound = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));

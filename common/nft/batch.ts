@@ -68,10 +68,13 @@ interface Exchange {
   fail(e: Error): void;
 }
 
-/** Loaded on first use: a component that never writes this way needs no netlink socket. */
-async function ownNamespace(): Promise<OpenSocket> {
+/**
+ * Opens NETLINK_NETFILTER sockets in this process's namespace. Loaded on first use: a component
+ * that never talks netfilter this way needs no netlink module.
+ */
+export async function netfilterSocket(sizes: { recvBufferSize: number; sendBufferSize: number } = { recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 }): Promise<OpenSocket> {
   const { RawNetlinkSocket } = await import('netlink/dist/raw.js');
-  return () => new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 });
+  return () => new RawNetlinkSocket(NETLINK_NETFILTER, sizes);
 }
 
 /**
@@ -112,7 +115,7 @@ export function nfTablesBatches(open?: OpenSocket, o: { timeoutMs?: number; refu
   };
 
   const socket = async (): Promise<RawNetlinkSocket> => {
-    const make = open ?? (await ownNamespace());
+    const make = open ?? (await netfilterSocket());
     if (sock) return sock;
     const s = make();
     s.on('message', (buf: Buffer) => {
