@@ -2,7 +2,8 @@
 // server on loopback, pods as namespaces wired by the agent's CNI through the C shim, policies
 // written to the API. What it shows: traffic allowed then denied; an established connection cut
 // within 1 s in strict mode and kept with the switch off; the node always reaching its pods; and a
-// pod that connects right after ADD (the same shell, no API status yet) meeting its policy.
+// pod that connects, or is connected to, right after ADD (the same shell, no API status yet)
+// meeting its policy.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missing } from '../../test/support/env.js';
@@ -27,10 +28,18 @@ describe.skipIf(skip)('policy component (root)', () => {
   const apiPod = (name: string, labels: Record<string, string>) =>
     curl('POST', '/api/v1/namespaces/x/pods', { metadata: { name, namespace: 'x', labels }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'i', ports: [{ name: 'http', containerPort: 80 }] }] } });
 
-  /** ADD through the shim, then (in the same shell, no pause) one connection from the new pod. */
-  function addAndConnect(name: string, target?: { ip: string; port: number }): { code: number; ip: string; connected?: boolean } {
+  /**
+   * ADD through the shim, then (in the same shell, no pause) one connection: from the new pod to
+   * `target`, or into the new pod (its address read off its eth0) from the namespace `from`.
+   */
+  function addAndConnect(name: string, target?: { ip: string; port: number } | { from: string; port: number }): { code: number; ip: string; connected?: boolean } {
     const ns = `${P}-${name}`;
-    const connect = target ? `; printf '\\n@@'; ip netns exec ${ns} socat -T1 - TCP4:${target.ip}:${target.port},connect-timeout=1 </dev/null 2>/dev/null; echo " rc=$?"` : '';
+    const socat = (fromNs: string, ip: string, port: number) => `ip netns exec ${fromNs} socat -T1 - TCP4:${ip}:${port},connect-timeout=1 </dev/null 2>/dev/null; echo " rc=$?"`;
+    const connect = !target
+      ? ''
+      : 'ip' in target
+        ? `; printf '\\n@@'; ${socat(ns, target.ip, target.port)}`
+        : `; printf '\\n@@'; ip=$(ip -n ${ns} -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1); ${socat(target.from, '$ip', target.port)}`;
     const r = h.cniAdd(name, connect);
     const [json, probe] = r.stdout.split('\n@@');
     const out = JSON.parse(json!) as { ips?: { address: string }[]; code?: number; msg?: string };
@@ -170,6 +179,26 @@ describe.skipIf(skip)('policy component (root)', () => {
     expect(connects(`${P}-d`, ips.get('b')!, 80)).toBe(false);
     await dropPolicy('c-no-egress');
     await dropPolicy('b-only-from-e');
+  }, 60_000);
+
+  it('a pod that is connected to right after ADD is already isolated by its ingress policy', async () => {
+    await netpol('g-no-ingress', { podSelector: sel({ app: 'g' }), policyTypes: ['Ingress'] });
+    // Each new pod serves before its network exists, so the first SYN that arrives is answered.
+    for (const name of ['g', 'h']) {
+      await addNetns(`${P}-${name}`);
+      servers.push(whoamiServer(`${P}-${name}`, 80));
+      await apiPod(name, { app: name });
+    }
+    await waitFor('the pods in the watch', async () => {
+      const m = (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10249/metrics'])).stdout;
+      return /skiff_watch_objects\{kind="policypods"\} 7/.test(m);
+    });
+    // h has no policy: a's connection right after its ADD is answered, so the server is up in time...
+    expect(addAndConnect('h', { from: `${P}-a`, port: 80 }).connected).toBe(true);
+    // ...and g's first packet from a is dropped, the ADD having returned only with g isolated.
+    expect(addAndConnect('g', { from: `${P}-a`, port: 80 }).connected).toBe(false);
+    await dropPolicy('g-no-ingress');
+    await waitFor('g open once its policy is gone', () => connects(`${P}-a`, ips.get('g')!, 80));
   }, 60_000);
 
   // Last: it leaves the agent running without policy.

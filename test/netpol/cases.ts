@@ -4,6 +4,7 @@
 // cases of the network-policy-api conformance suite (tiers, priorities, Pass, rule order).
 import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { PODS, Reachability, type Ns, type PodId, type Port, type Protocol } from './model.js';
+import type { Cluster } from './oracle.js';
 import {
   all, anp, anyNs, banp, cnp, denyEgress, denyIngress, fromNs, labels, np, nsIn, nsNamed, nsNotIn, nsSubject, podIn, pods, tcp,
 } from './policies.js';
@@ -30,6 +31,14 @@ export interface Step {
   readonly podLabels?: readonly (readonly [PodId, Record<string, string | null>])[];
   readonly nsLabels?: readonly (readonly [Ns, Record<string, string | null>])[];
   readonly probes: readonly Probe[];
+}
+
+/** Records a step's writes in the oracle's copy of the cluster, in the order the suite makes them. */
+export function record(step: Step, cluster: Cluster): void {
+  for (const [id, change] of step.podLabels ?? []) cluster.relabelPod(id, change);
+  for (const [ns, change] of step.nsLabels ?? []) cluster.relabelNs(ns, change);
+  for (const o of step.apply ?? []) cluster.apply(o);
+  for (const o of step.remove ?? []) cluster.remove(o);
 }
 
 export interface Case {
@@ -581,6 +590,56 @@ export const ADMIN: Case[] = [
         TCP(80, R().expectPeer({ ns: 'x' }, { ns: 'y', pod: 'b' }, false)),
         TCP(81, R().expectPeer({ ns: 'x' }, { ns: 'y', pod: 'b' }, false)),
         UDP(80, R()),
+      ),
+  },
+  {
+    name: 'Admin tier Deny on UDP only leaves TCP on the same port open',
+    group: 'admin',
+    steps: () =>
+      one(
+        [cnp('deny-udp-81', 'Admin', 10, xSubject, { ingress: [{ action: 'Deny', peers: [anyNs], protocols: [{ udp: { destinationPort: { number: 81 } } }] }] })],
+        UDP(81, R().expectPeer({}, { ns: 'x' }, false)),
+        TCP(81, R()),
+      ),
+  },
+  {
+    name: 'Admin tier Accept on a named port opens that port only, over a NetworkPolicy deny',
+    group: 'admin',
+    steps: () =>
+      one(
+        [denyIngress('x'), cnp('accept-y-http', 'Admin', 10, xSubject, { ingress: [{ action: 'Accept', peers: [fromNs('y')], protocols: [{ destinationNamedPort: 'serve-80-tcp' }] }] })],
+        TCP(80, R().expectPeer({ ns: 'x' }, { ns: 'x' }, false).expectPeer({ ns: 'z' }, { ns: 'x' }, false)),
+        TCP(81, R().expectPeer({}, { ns: 'x' }, false)),
+      ),
+  },
+  {
+    name: 'Admin tier egress Pass defers to a NetworkPolicy egress allow, below a lower-precedence Deny',
+    group: 'admin',
+    steps: () =>
+      one(
+        [
+          cnp('pass-to-y', 'Admin', 10, xSubject, { egress: [{ action: 'Pass', peers: [fromNs('y')] }] }),
+          cnp('deny-egress', 'Admin', 20, xSubject, { egress: [{ action: 'Deny', peers: [anyNs] }] }),
+          np('x', 'to-y-a', all, { egress: [{ to: [{ namespaceSelector: nsNamed('y'), podSelector: pods('a') }] }] }),
+        ],
+        TCP(80, R().expectPeer({ ns: 'x' }, {}, false).expectPeer({ ns: 'x' }, { ns: 'y', pod: 'a' }, true)),
+      ),
+  },
+  {
+    name: 'v1alpha1 AdminNetworkPolicy: a UDP port range and a named port',
+    group: 'admin',
+    steps: () =>
+      one(
+        [
+          anp('anp-ports', 10, xSubject, {
+            ingress: [
+              { action: 'Deny', peers: [fromNs('z')], ports: [{ portRange: { protocol: 'UDP', start: 80, end: 81 } }] },
+              { action: 'Deny', peers: [fromNs('y')], ports: [{ namedPort: 'serve-81-tcp' }] },
+            ],
+          }),
+        ],
+        UDP(80, R().expectPeer({ ns: 'z' }, { ns: 'x' }, false)),
+        TCP(81, R().expectPeer({ ns: 'y' }, { ns: 'x' }, false)),
       ),
   },
   {

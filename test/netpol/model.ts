@@ -75,6 +75,9 @@ export const PAIRS: readonly (readonly [PodId, PodId])[] = PODS.flatMap((f) => P
 export type Observed = ReadonlyMap<string, boolean>;
 export const pairKey = (from: PodId, to: PodId): string => `${from}>${to}`;
 
+/** A truth table read as if it had been observed: how one table is compared with another. */
+export const asObserved = (r: Reachability): Observed => new Map(PAIRS.map(([f, t]) => [pairKey(f, t), r.get(f, t)]));
+
 export interface Comparison {
   readonly wrong: number;
   readonly total: number;

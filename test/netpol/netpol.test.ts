@@ -1,9 +1,11 @@
 // NetworkPolicy as upstream's netpol e2e suite checks it, on a 2-node sandbox with the whole agent:
 // namespaces x, y, z with pods a, b, c spread over both nodes, each serving TCP and UDP on 80 and
 // 81 (named ports serve-<port>-<proto>). Every case applies its policies, probes every ordered pod
-// pair on the ports it names (all at once, 1 s timeouts, retried until the matrix matches or a
-// deadline passes, since enforcement trails the API write), and prints expected, observed and
-// mismatch tables when it fails. One sandbox serves every case; policies and labels are reset and
+// pair on both ports and both protocols (all at once, 1 s timeouts, retried until the matrices match
+// or a deadline passes, since enforcement trails the API write), and prints expected, observed and
+// mismatch tables when it fails. The case's hand-written tables name the ports upstream probes; the
+// others are expected as an independent evaluator of the policies says (oracle.ts), which agrees
+// with every hand-written table. One sandbox serves every case; policies and labels are reset and
 // full connectivity confirmed between cases. The cases are in cases.ts.
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +16,9 @@ import { ApiRequestError, SandboxClient } from '../../sandbox/client.js';
 import { ALL_KINDS } from '../../common/types.js';
 import { podIPs, podReady } from '../../sandbox/endpointslices.js';
 import { AGENT_METRICS_PORT, layout, nodeLayouts, podNetns } from '../../sandbox/names.js';
-import { ALL_CASES, type Case, type Ctx, type Probe, type Step } from './cases.js';
-import { baseNamespaceLabels, basePodLabels, compare, NAMESPACES, PODS, portName, Reachability, type Ns, type PodId, type PodName } from './model.js';
+import { ALL_CASES, record, type Case, type Ctx, type Probe, type Step } from './cases.js';
+import { asObserved, baseNamespaceLabels, basePodLabels, compare, NAMESPACES, PODS, portName, Reachability, type Ns, type PodId, type PodName, type Port, type Protocol } from './model.js';
+import { Cluster } from './oracle.js';
 import { Prober, probeMatrix, SERVER } from './probe.js';
 import { lockSandbox } from '../support/lock.js';
 
@@ -33,6 +36,9 @@ const CONVERGE_MS = 20_000;
 const SETTLE_MS = 300;
 const POLICY_KINDS: readonly ResourceName[] = ['networkpolicies', 'clusternetworkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'];
 const RESOURCE_OF: Record<string, ResourceName> = { NetworkPolicy: 'networkpolicies', ClusterNetworkPolicy: 'clusternetworkpolicies', AdminNetworkPolicy: 'adminnetworkpolicies', BaselineAdminNetworkPolicy: 'baselineadminnetworkpolicies' };
+
+/** Every step is probed on all of these. */
+const EVERY_PORT: readonly { port: Port; protocol: Protocol }[] = (['TCP', 'UDP'] as const).flatMap((protocol) => ([80, 81] as const).map((port) => ({ port, protocol })));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Pods alternate between the nodes in PODS order, so every namespace has pods on both. */
@@ -111,7 +117,7 @@ describe.skipIf(missing('netpol', { root: true, tools: ['ip', 'nft', 'flock'] })
     if (Object.entries(patch).some(([k, v]) => cur[k] !== (v ?? undefined))) await client.patch(resource, name, { metadata: { labels: patch } }, ns);
   }
 
-  async function runStep(step: Step, title: string): Promise<void> {
+  async function runStep(step: Step, title: string, cluster: Cluster): Promise<void> {
     for (const [id, change] of step.podLabels ?? []) {
       const [ns, name] = id.split('/') as [Ns, PodName];
       await client.patch('pods', name, { metadata: { labels: change } }, ns);
@@ -119,8 +125,13 @@ describe.skipIf(missing('netpol', { root: true, tools: ['ip', 'nft', 'flock'] })
     for (const [ns, change] of step.nsLabels ?? []) await client.patch('namespaces', ns, { metadata: { labels: change } });
     for (const obj of step.apply ?? []) await upsert(obj);
     for (const obj of step.remove ?? []) await client.delete(RESOURCE_OF[obj.kind!]!, obj.metadata.name!, obj.metadata.namespace);
+    record(step, cluster);
+    for (const hand of step.probes) {
+      const cmp = compare(hand.reach, asObserved(cluster.expected(hand.port, hand.protocol)), `${title}: the case's table against the oracle, ${hand.protocol}/${hand.port}`);
+      expect(cmp.wrong, cmp.text).toBe(0);
+    }
     await settle();
-    await Promise.all(step.probes.map((p) => converge(p, title)));
+    await Promise.all(EVERY_PORT.map(({ port, protocol }) => converge({ port, protocol, reach: cluster.expected(port, protocol) }, title)));
   }
 
   /** Every policy gone, every changed label back, and all pairs connected again. */
@@ -136,7 +147,7 @@ describe.skipIf(missing('netpol', { root: true, tools: ['ip', 'nft', 'flock'] })
       }
     }
     await settle();
-    await converge({ port: 80, protocol: 'TCP', reach: new Reachability(true) }, 'after reset');
+    await Promise.all(EVERY_PORT.map(({ port, protocol }) => converge({ port, protocol, reach: new Reachability(true) }, 'after reset')));
   }
 
   beforeAll(async () => {
@@ -162,7 +173,7 @@ describe.skipIf(missing('netpol', { root: true, tools: ['ip', 'nft', 'flock'] })
     }
     for (const n of NODES) podCidrs.set(n.index, ((await client.get('nodes', n.name)).spec as { podCIDR: string }).podCIDR);
     // Servers up and the pod network whole before any policy: every pair on every port and protocol.
-    for (const protocol of ['TCP', 'UDP'] as const) for (const port of [80, 81] as const) await converge({ port, protocol, reach: new Reachability(true) }, 'before any policy');
+    for (const { port, protocol } of EVERY_PORT) await converge({ port, protocol, reach: new Reachability(true) }, 'before any policy');
 
     // Every agent enforces policy (it is on by default): its series are in /metrics on the metrics port.
     const metrics = await Promise.all(NODES.map((n) => fetch(`http://${n.ip}:${AGENT_METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(3000) }).then((r) => r.text(), () => '')));
@@ -205,7 +216,8 @@ describe.skipIf(missing('netpol', { root: true, tools: ['ip', 'nft', 'flock'] })
 
   async function runCase(c: Case, steps: Step[]): Promise<void> {
     try {
-      for (const [i, step] of steps.entries()) await runStep(step, `${c.group}: ${c.name}, step ${i + 1}/${steps.length}`);
+      const cluster = new Cluster(ctx.ip, { ns: baseNamespaceLabels, pod: basePodLabels });
+      for (const [i, step] of steps.entries()) await runStep(step, `${c.group}: ${c.name}, step ${i + 1}/${steps.length}`, cluster);
     } finally {
       await reset(steps.some((s) => s.podLabels?.length || s.nsLabels?.length));
     }
