@@ -360,6 +360,18 @@ describe('desired state', () => {
     expect(evaluate(d, 'x/a', 'egress', podIP('z', 'b'), 'UDP', 81)?.allowed).toBe(false);
   });
 
+  it('an ipBlock peer\'s egress named port is resolved on the pods whose addresses are in the block', () => {
+    // 10.244.1.0/24 holds the a and c pods; y/c is cut out.
+    const block = { ipBlock: { cidr: '10.244.1.0/24', except: [`${podIP('y', 'c')}/32`] } };
+    const d = desiredState(cluster([policy('p', { podSelector: sel({ pod: 'a' }), policyTypes: ['Egress'], egress: [{ to: [block], ports: [{ port: 'serve-81-udp', protocol: 'UDP' }] }] })]), { nodeName: 'n1' });
+    const named = d.peerSets.get('x.p.eg0')!.named.map((n) => n.ip);
+    expect(named.sort()).toEqual(['x/a', 'x/c', 'y/a', 'z/a', 'z/c'].map((p) => podIP(ns(p), name(p))).sort());
+    expect(evaluate(d, 'x/a', 'egress', podIP('z', 'c'), 'UDP', 81)?.allowed).toBe(true);
+    expect(evaluate(d, 'x/a', 'egress', podIP('z', 'c'), 'UDP', 80)?.allowed).toBe(false);
+    expect(evaluate(d, 'x/a', 'egress', podIP('y', 'c'), 'UDP', 81)?.allowed).toBe(false);
+    expect(evaluate(d, 'x/a', 'egress', podIP('y', 'b'), 'UDP', 81)?.allowed).toBe(false);
+  });
+
   it('egress that allows port 53 also allows the node-local DNS addresses; other egress does not', () => {
     const dnsPolicy = policy('dns', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: sel({ 'kubernetes.io/metadata.name': 'kube-system' }) }], ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] }] });
     const d = desiredState(cluster([dnsPolicy]), { nodeName: 'n1', dnsAddresses: ['10.96.0.10'] });

@@ -13,7 +13,7 @@
 //     distinct resolution (usually one).
 // Multiple policies are a union: a pod isolated in a direction lists every rule that may allow.
 import { createHash } from 'node:crypto';
-import { familyOf, ipToBigint, normalize, parseCidr, subtract, type Family, type Interval } from './ipnet.js';
+import { contains, familyOf, ipToBigint, normalize, parseCidr, subtract, type Family, type Interval } from './ipnet.js';
 import type { AdminAction, AdminPort, AdminRule, ClusterPolicy, PolicyNodeInfo, Tier } from './admin.js';
 import { matches, policyKey, type LabelSelector, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyRule, type PolicyNamespace, type PolicyPod, type Protocol } from './model.js';
 
@@ -239,7 +239,11 @@ export class PolicyIndex {
       return;
     }
     for (const peer of spec.peers) {
-      if (peer.ipBlock) continue;
+      if (peer.ipBlock) {
+        // Named ports are resolved on whichever pods hold addresses in the block: any namespace.
+        if (spec.names.length > 0) this.touchingAll.add(id);
+        continue;
+      }
       for (const n of peer.namespaceSelector ? this.namespacesMatching(peer.namespaceSelector) : [spec.namespace]) {
         let ids = t.get(n);
         if (!ids) t.set(n, (ids = new Set()));
@@ -283,7 +287,7 @@ export class PolicyIndex {
     };
     const nsLabels = this.namespaceLabels(p.namespace);
     return spec.peers.some((peer) => {
-      if (peer.ipBlock) return false;
+      if (peer.ipBlock) return spec.names.length > 0 && p.podIPs.some((ip) => inBlock(peer.ipBlock!, ip));
       if (peer.namespaceSelector) return test(seen.ns, peer.namespaceSelector, nsLabels) && (!peer.podSelector || test(seen.pod, peer.podSelector, p.labels));
       return p.namespace === spec.namespace && (!peer.podSelector || test(seen.pod, peer.podSelector, p.labels));
     });
@@ -374,10 +378,23 @@ export class PolicyIndex {
     // Every pod only when named ports need resolving on them; otherwise "all" is no set at all.
     if (all && names.length > 0) for (const p of this.allPods()) pods.add(p);
     const named: NamedEntry[] = [];
-    for (const p of pods) {
+    const resolve = (p: PolicyPod, ips: readonly string[]): void => {
       for (const want of names) {
         const np = p.namedPorts.find((n) => n.name === want.name && (want.protocol === undefined || n.protocol === want.protocol));
-        if (np) for (const ip of p.podIPs) named.push({ ip, protocol: np.protocol, port: np.port });
+        if (np) for (const ip of ips) named.push({ ip, protocol: np.protocol, port: np.port });
+      }
+    };
+    for (const p of pods) resolve(p, p.podIPs);
+    // An ipBlock peer's named port is the port of that name on the pod the address belongs to
+    // (kube-network-policies finds the pod by address): only the pod's addresses in the block.
+    if (names.length > 0 && (nets[4].length > 0 || nets[6].length > 0)) {
+      for (const p of this.allPods()) {
+        if (pods.has(p)) continue;
+        const inside = p.podIPs.filter((ip) => {
+          const f = familyOf(ip);
+          return f !== undefined && contains(nets[f], ipToBigint(ip));
+        });
+        if (inside.length > 0) resolve(p, inside);
       }
     }
     const addresses = all ? [] : addressesOf(pods);
@@ -409,6 +426,16 @@ function selectorKey(sel: LabelSelector): string {
   let k = selectorKeys.get(sel);
   if (k === undefined) selectorKeys.set(sel, (k = JSON.stringify(sel)));
   return k;
+}
+
+/** Whether ip is in the block's CIDR and none of its excepts. */
+function inBlock(block: { cidr: string; except: readonly string[] }, ip: string): boolean {
+  const n = familyOf(ip) ? ipToBigint(ip) : undefined;
+  const within = (c: string): boolean => {
+    const net = parseCidr(c);
+    return n !== undefined && net !== undefined && net.family === familyOf(ip) && n >= net.lo && n <= net.hi;
+  };
+  return within(block.cidr) && !block.except.some(within);
 }
 
 function addressesOf(pods: Iterable<PolicyPod>): string[] {

@@ -1,12 +1,13 @@
 // Every case of the suite as data: the upstream netpol e2e suite's 42 TCP and 3 UDP tests (with all
 // nine pods present, so each expectation covers pods upstream's trimmed topologies leave out),
-// cyclonus-style endPort and ipBlock variants, pod and namespace relabels, and the admin-tier
-// cases of the network-policy-api conformance suite (tiers, priorities, Pass, rule order).
+// cyclonus-style endPort and ipBlock variants and generated combinations, pod and namespace
+// relabels, and the admin-tier cases of the network-policy-api conformance suite (tiers,
+// priorities, Pass, rule order).
 import type { KubeObject } from '../../sandbox/apiserver/resources.js';
 import { PODS, Reachability, type Ns, type PodId, type Port, type Protocol } from './model.js';
 import type { Cluster } from './oracle.js';
 import {
-  all, anp, anyNs, banp, cnp, denyEgress, denyIngress, fromNs, labels, np, nsIn, nsNamed, nsNotIn, nsSubject, podIn, pods, tcp,
+  all, anp, anyNs, banp, cnp, denyEgress, denyIngress, fromNs, labels, np, nsIn, nsNamed, nsNotIn, nsSubject, podIn, pods, tcp, type NpPeer, type NpPort,
 } from './policies.js';
 
 export interface Ctx {
@@ -43,7 +44,7 @@ export function record(step: Step, cluster: Cluster): void {
 
 export interface Case {
   readonly name: string;
-  readonly group: 'upstream TCP' | 'upstream UDP' | 'cyclonus' | 'relabel' | 'admin';
+  readonly group: 'upstream TCP' | 'upstream UDP' | 'cyclonus' | 'generated' | 'relabel' | 'admin';
   readonly steps: (c: Ctx) => Step[];
 }
 
@@ -451,6 +452,45 @@ export const CYCLONUS: Case[] = [
   },
 ];
 
+/**
+ * Generated the way cyclonus generates: one policy per combination of direction, target, peer and
+ * port, in namespace x. These have no hand-written tables: every matrix is the oracle's
+ * (oracle.ts), itself checked against every hand-written table.
+ */
+export function generated(): Case[] {
+  type Peer = { name: string; peer: (c: Ctx) => NpPeer };
+  const peers: Peer[] = [
+    { name: 'pod b in x', peer: () => ({ podSelector: pods('b') }) },
+    { name: 'namespace y', peer: () => ({ namespaceSelector: nsNamed('y') }) },
+    { name: 'pod b in y or z', peer: () => ({ namespaceSelector: nsNotIn('x'), podSelector: pods('b') }) },
+    { name: "the pod network but node 1's pods", peer: (c) => ({ ipBlock: { cidr: large(c, 'x/a'), except: [c.podCidr(1)] } }) },
+  ];
+  const ports: { name: string; ports?: NpPort[] }[] = [
+    { name: 'any port' },
+    { name: 'TCP 81', ports: [{ protocol: 'TCP', port: 81 }] },
+    { name: 'named serve-80-udp', ports: [{ protocol: 'UDP', port: 'serve-80-udp' }] },
+    { name: 'UDP 80-81', ports: [{ protocol: 'UDP', port: 80, endPort: 81 }] },
+  ];
+  const out: Case[] = [];
+  for (const dir of ['ingress', 'egress'] as const) {
+    for (const [pi, p] of peers.entries()) {
+      for (const [qi, q] of ports.entries()) {
+        // Alternate the target between one pod and the whole namespace.
+        const target = (pi + qi) % 2 === 0 ? { name: 'pod a', sel: pods('a') } : { name: 'all pods', sel: all };
+        out.push({
+          name: `${dir} of ${target.name} in x ${dir === 'ingress' ? 'from' : 'to'} ${p.name}, ${q.name}`,
+          group: 'generated',
+          steps: (c) => {
+            const rule = { ...(dir === 'ingress' ? { from: [p.peer(c)] } : { to: [p.peer(c)] }), ...(q.ports && { ports: q.ports }) };
+            return [{ apply: [np('x', `gen-${dir}-${pi}-${qi}`, target.sel, { [dir]: [rule] })], probes: [] }];
+          },
+        });
+      }
+    }
+  }
+  return out;
+}
+
 export const RELABEL: Case[] = [
   {
     name: 'namespace relabel: the peer namespace label moves from y to z',
@@ -661,4 +701,4 @@ export const ADMIN: Case[] = [
   },
 ];
 
-export const ALL_CASES: readonly Case[] = [...UPSTREAM_TCP, ...UPSTREAM_UDP, ...CYCLONUS, ...RELABEL, ...ADMIN];
+export const ALL_CASES: readonly Case[] = [...UPSTREAM_TCP, ...UPSTREAM_UDP, ...CYCLONUS, ...generated(), ...RELABEL, ...ADMIN];
