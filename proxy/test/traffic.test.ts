@@ -218,7 +218,9 @@ describe.skipIf(skip).each(BACKENDS)('Service traffic through $name', (backend) 
     ] as const) {
       const r = await refusal(ns, host, port);
       expect({ to: `${host}:${port}`, code: r.code }).toEqual({ to: `${host}:${port}`, code: 'ECONNREFUSED' });
-      expect(r.ms).toBeLessThan(100);
+      // Well under the ~1 s a refusal by ICMP alone takes, with room for a loaded CI machine (it
+      // took over 100 ms there when the test suites ran beside it).
+      expect(r.ms).toBeLessThan(500);
     }
   });
 
