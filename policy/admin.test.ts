@@ -5,7 +5,7 @@ import { desiredState } from './desired.js';
 import { explain } from './explain.js';
 import { cluster, cnp, expected, matrix, podIP, policy } from './fixtures.js';
 import type { NetworkPolicy, Protocol } from './model.js';
-import { render } from './render.js';
+import { fullText, render } from './render.js';
 
 const ns = (pod: string): string => pod.split('/')[0]!;
 const sel = (matchLabels: Record<string, string>) => ({ matchLabels });
@@ -114,6 +114,22 @@ const cases: Case[] = [
 describe('admin tiers (ClusterNetworkPolicy v1alpha2)', () => {
   it.each(cases)('$title', (c) => {
     expect(matrix(cluster(c.policies ?? [], { admin: c.admin }), c.protocol ?? 'TCP', c.port ?? 80)).toBe(expected(c.deny));
+  });
+
+  it('egress to a nodes peer: the addresses of the nodes whose labels match, and only those', () => {
+    const nodes = [
+      { name: 'n1', labels: { role: 'control-plane' }, addresses: ['172.31.0.11'] },
+      { name: 'n2', labels: { role: 'worker' }, addresses: ['172.31.0.12'] },
+    ];
+    const admin = [cnp('no-cp', 'Admin', 10, { subject: inX, egress: [{ action: 'Deny', to: [{ nodes: sel({ role: 'control-plane' }) }] }] })];
+    const inputs = { ...cluster([], { admin }), nodes };
+    expect(explain(inputs, { pod: 'x/a' }, { ip: '172.31.0.11' }, 'TCP', 6443).egress.verdict).toBe('deny');
+    expect(explain(inputs, { pod: 'x/a' }, { ip: '172.31.0.12' }, 'TCP', 6443).egress.verdict).not.toBe('deny');
+    expect(explain(inputs, { pod: 'y/a' }, { ip: '172.31.0.11' }, 'TCP', 6443).egress.verdict).not.toBe('deny');
+    // The node's address is in the rule's set in the rendered table.
+    const text = fullText(render(desiredState(inputs, { nodeName: 'n1' })));
+    expect(text).toContain('172.31.0.11');
+    expect(text).not.toContain('172.31.0.12');
   });
 
   it('explain names the tier, priority, rule and action', () => {

@@ -122,7 +122,14 @@ function structSchema(f: Flavour, s: Struct, used: Set<string>): Json {
   };
 }
 
-/** A kind the table serves but schema.ts does not describe: any content is accepted. */
+/** What a custom resource's spec and status are to a client here: objects of any content. */
+const FREE_OBJECT: Json = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
+
+/**
+ * A kind the table serves but schema.ts does not describe (the policy kinds, CRDs in a real
+ * cluster): any content is accepted. spec and status are listed, as a CRD's schema lists them:
+ * kubectl's client-side validation (OpenAPI v2) calls a field the schema does not list unknown.
+ */
 function freeKind(def: ResourceDef): Json {
   return {
     description: `${def.kind} (no schema: any fields are accepted).`,
@@ -131,6 +138,8 @@ function freeKind(def: ResourceDef): Json {
       apiVersion: { type: 'string' },
       kind: { type: 'string' },
       metadata: property('v3', { kind: 'ref', name: `${META}.ObjectMeta` }, "Standard object's metadata.", new Set()),
+      spec: FREE_OBJECT,
+      status: FREE_OBJECT,
     },
     'x-kubernetes-preserve-unknown-fields': true,
     'x-kubernetes-group-version-kind': [{ group: def.group, version: def.version, kind: def.kind }],

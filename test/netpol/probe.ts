@@ -65,7 +65,7 @@ export class Prober {
     });
   }
 
-  probe(ip: string, port: Port, proto: Protocol, ms: number): Promise<boolean> {
+  probe(ip: string, port: number, proto: Protocol, ms: number): Promise<boolean> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
