@@ -209,6 +209,10 @@ describe.skipIf(skip)('policy component (root)', () => {
     await h.startAgent(['--disable', 'proxy,dns,policy']);
     await expect(inNs(NODE, 'nft', ['list', 'table', 'inet', 'skiff-policy'])).rejects.toThrow();
     expect(h.log).not.toContain('cleanup of disabled feature failed');
+    // Without policy there is no cluster-wide pod watch: the CNI works from what it always watched.
+    const metrics = (await inNs(NODE, 'curl', ['-sf', 'http://127.0.0.1:10249/metrics'])).stdout;
+    expect(metrics).toMatch(/skiff_watch_objects\{kind="services"\}/);
+    expect(metrics).not.toMatch(/skiff_watch_objects\{kind="policypods"\}/);
     // The policy still exists in the API; nothing enforces it any more.
     expect(connects(`${P}-a`, ips.get('b')!, 80)).toBe(true);
     await addNetns(`${P}-f`);
