@@ -369,10 +369,8 @@ export class PolicyIndex {
     const nets: Record<Family, Interval[]> = { 4: [], 6: [] };
     for (const peer of peers) {
       if (peer.ipBlock) {
-        const net = parseCidr(peer.ipBlock.cidr);
-        if (!net) continue;
-        const cuts = normalize(peer.ipBlock.except.map(parseCidr).filter((c) => c?.family === net.family) as Interval[]);
-        nets[net.family].push(...subtract([net], cuts));
+        const b = blockIntervals(peer.ipBlock);
+        if (b) nets[b.family].push(...b.intervals);
       } else for (const p of this.peerPods(peer, namespace)) pods.add(p);
     }
     // Every pod only when named ports need resolving on them; otherwise "all" is no set at all.
@@ -428,14 +426,20 @@ function selectorKey(sel: LabelSelector): string {
   return k;
 }
 
+type IpBlock = { readonly cidr: string; readonly except: readonly string[] };
+
+/** The addresses of an ipBlock: its CIDR without the excepts of the same family. */
+function blockIntervals(block: IpBlock): { family: Family; intervals: Interval[] } | undefined {
+  const net = parseCidr(block.cidr);
+  if (!net) return undefined;
+  const cuts = normalize(block.except.map(parseCidr).filter((c) => c?.family === net.family) as Interval[]);
+  return { family: net.family, intervals: subtract([net], cuts) };
+}
+
 /** Whether ip is in the block's CIDR and none of its excepts. */
-function inBlock(block: { cidr: string; except: readonly string[] }, ip: string): boolean {
-  const n = familyOf(ip) ? ipToBigint(ip) : undefined;
-  const within = (c: string): boolean => {
-    const net = parseCidr(c);
-    return n !== undefined && net !== undefined && net.family === familyOf(ip) && n >= net.lo && n <= net.hi;
-  };
-  return within(block.cidr) && !block.except.some(within);
+function inBlock(block: IpBlock, ip: string): boolean {
+  const b = blockIntervals(block);
+  return b !== undefined && familyOf(ip) === b.family && contains(b.intervals, ipToBigint(ip));
 }
 
 function addressesOf(pods: Iterable<PolicyPod>): string[] {

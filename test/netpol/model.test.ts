@@ -32,8 +32,12 @@ describe('Reachability', () => {
   });
 });
 
+// Pods alternate between two nodes as in the suite; each node has its own /24.
+const nodeOf = (p: PodId): number => (PODS.indexOf(p) % 2) + 1;
+const ip = (p: PodId): string => `10.244.${nodeOf(p) - 1}.${10 + PODS.indexOf(p)}`;
+const ctx: Ctx = { ip, nodeOf, podCidr: (n) => `10.244.${n - 1}.0/24` };
+
 describe('the case table', () => {
-  const ctx: Ctx = { ip: (p) => `10.244.${p.startsWith('x') ? 0 : 1}.${p.charCodeAt(2)}`, nodeOf: () => 1, podCidr: (n) => `10.244.${n - 1}.0/24` };
   it('has the upstream suite\'s 42 TCP and 3 UDP tests, each name once', () => {
     expect(UPSTREAM_TCP).toHaveLength(42);
     expect(UPSTREAM_UDP).toHaveLength(3);
@@ -53,10 +57,6 @@ describe('the case table', () => {
 });
 
 describe('the oracle', () => {
-  // Pods alternate between two nodes as in the suite; each node has its own /24.
-  const nodeOf = (p: PodId): number => (PODS.indexOf(p) % 2) + 1;
-  const ip = (p: PodId): string => `10.244.${nodeOf(p) - 1}.${10 + PODS.indexOf(p)}`;
-  const ctx: Ctx = { ip, nodeOf, podCidr: (n) => `10.244.${n - 1}.0/24` };
   const fresh = (): Cluster => new Cluster(ip, { ns: baseNamespaceLabels, pod: basePodLabels });
 
   // The hand-written tables and the oracle were written separately: each pins the other down on

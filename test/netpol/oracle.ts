@@ -198,7 +198,7 @@ function tierVerdict(policies: readonly KubeObject[], c: Conn, dir: 'Ingress' | 
 }
 
 /** All policy objects in the API, by kind. */
-export interface Policies {
+interface Policies {
   readonly networkPolicies: readonly KubeObject[];
   /** Admin tier: ClusterNetworkPolicy with tier Admin, and AdminNetworkPolicy. */
   readonly admin: readonly KubeObject[];
@@ -206,7 +206,7 @@ export interface Policies {
   readonly baseline: readonly KubeObject[];
 }
 
-export function sortPolicies(objects: Iterable<KubeObject>): Policies {
+function sortPolicies(objects: Iterable<KubeObject>): Policies {
   const networkPolicies: KubeObject[] = [];
   const admin: KubeObject[] = [];
   const baseline: KubeObject[] = [];
@@ -230,13 +230,13 @@ function directionAllows(p: Policies, c: Conn, dir: 'Ingress' | 'Egress', w: Wor
 }
 
 /** Whether a new connection from `from` to `to` on this port is allowed: both its ends must allow it. */
-export function allowed(p: Policies, w: World, from: PodId, to: PodId, port: Port, protocol: Protocol): boolean {
+function allowed(p: Policies, w: World, from: PodId, to: PodId, port: Port, protocol: Protocol): boolean {
   const c = { from, to, port, protocol };
   return directionAllows(p, c, 'Egress', w) && directionAllows(p, c, 'Ingress', w);
 }
 
 /** The whole truth table for one port and protocol. */
-export function expectedMatrix(p: Policies, w: World, port: Port, protocol: Protocol): Reachability {
+function expectedMatrix(p: Policies, w: World, port: Port, protocol: Protocol): Reachability {
   const r = new Reachability(true);
   for (const from of PODS) for (const to of PODS) if (from !== to) r.expect(from, to, allowed(p, w, from, to, port, protocol));
   return r;
