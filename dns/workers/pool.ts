@@ -17,7 +17,7 @@ import type { Bound } from '../server/listeners.js';
 import { resolveUdpBackend } from '../server/native-udp.js';
 import type { EndpointSliceInfo, ServiceInfo } from '../../common/types.js';
 import { dnsService, dnsSlice, headlessChanged, SLICE_SERVICE_INDEX, sliceService } from './feed.js';
-import { FED_KINDS, type FromWorker, type ObjectUpdate, type ToWorker } from './protocol.js';
+import { FED_KINDS, type FromWorker, type ObjectUpdate, type ThreadData, type ToWorker } from './protocol.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fromSources = !import.meta.url.includes('/dist/');
@@ -32,11 +32,11 @@ export function dnsThreads(): readonly Worker[] {
  * A thread runs the compiled worker.js; from sources it first registers tsx inside the thread
  * (a Worker's execArgv cannot take --import on Node 20).
  */
-function spawnThread(): Worker {
-  if (!fromSources) return new Worker(join(here, 'worker.js'));
+export function spawnThread(workerData: ThreadData = { cpus: dnsCpus() }): Worker {
+  if (!fromSources) return new Worker(join(here, 'worker.js'), { workerData });
   const tsx = pathToFileURL(join(here, '../../node_modules/tsx/dist/esm/api/index.mjs')).href;
   const entry = pathToFileURL(join(here, 'worker.ts')).href;
-  return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`, { eval: true });
+  return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`, { eval: true, workerData });
 }
 
 export interface PoolOptions {
@@ -162,7 +162,7 @@ export class WorkerPool {
           const snap = this.snapshot();
           const workers = this.size0();
           inherited = tcp && workers === 1 ? this.o.inherit?.() : undefined;
-          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers, tcp, inherited: inherited && Object.fromEntries(inherited), updates: snap.updates, synced: snap.synced, forward: this.o.forward, feed: this.feedTable, cpus: dnsCpus() };
+          const init: ToWorker = { t: 'init', config: this.cfg, addresses: this.addresses, port: this.port, ports: this.ports, workers, tcp, inherited: inherited && Object.fromEntries(inherited), updates: snap.updates, synced: snap.synced, forward: this.o.forward, feed: this.feedTable };
           w.postMessage(init);
         } else if (m.t === 'listening') {
           clearTimeout(timer);

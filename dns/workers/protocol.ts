@@ -33,8 +33,6 @@ export type ToWorker =
       readonly forward?: { timeoutMs?: number; deadlineMs?: number; healthIntervalMs?: number };
       /** The answer feed's table (answer-feed.ts), when the agent wired one. */
       readonly feed?: FeedTable;
-      /** The CPUs the agent set aside for DNS threads (common/cpu-split.ts); absent: any. */
-      readonly cpus?: readonly number[];
     }
   | { readonly t: 'batch'; readonly updates: readonly ObjectUpdate[]; readonly synced: readonly Kind[] }
   | { readonly t: 'config'; readonly config: Config }
@@ -50,3 +48,9 @@ export type FromWorker =
   | { readonly t: 'error'; readonly message: string }
   /** A reply waits for these addresses to be in force; answered by feed-done with the same id. */
   | { readonly t: 'feed-add'; readonly id: number; readonly elements: readonly FeedElement[] };
+
+/** What a thread is started with (its workerData), before it loads anything else. */
+export interface ThreadData {
+  /** The CPUs the agent set aside for DNS threads (common/cpu-split.ts); absent: any. */
+  readonly cpus?: readonly number[];
+}

@@ -1,0 +1,32 @@
+// A DNS thread keeps to the CPUs set aside for DNS from its first line, before it loads the DNS
+// modules or hears from the agent: its start-up must not run on the CPU of the main thread's
+// first full sync.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { schedAddon } from '../../common/cpu-split.js';
+import { spawnThread } from './pool.js';
+
+const cpusOf = (tid: string): string => /Cpus_allowed_list:\s+(\S+)/.exec(readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))![1]!;
+const sched = schedAddon();
+const cpus = sched?.getAffinity(0) ?? [];
+const why = !sched ? 'the sched addon is not built (npm run build)' : cpus.length < 2 ? 'one CPU: nothing to set aside' : undefined;
+if (why) console.warn(`skipping the DNS thread placement test: ${why}`);
+
+describe.skipIf(why !== undefined || !existsSync('/proc/self/task'))('a DNS thread', () => {
+  it('is on the DNS CPUs when it is ready, before the agent sends it anything', async () => {
+    const last = cpus.at(-1)!;
+    const before = new Set(readdirSync('/proc/self/task'));
+    const w = spawnThread({ cpus: [last] });
+    try {
+      const [m] = (await once(w, 'message')) as [{ t: string }];
+      expect(m.t).toBe('ready');
+      const fresh = readdirSync('/proc/self/task').filter((t) => !before.has(t));
+      expect(fresh.map(cpusOf)).toContain(String(last));
+      // The thread that started it keeps every CPU it had.
+      expect(sched!.getAffinity(0)).toEqual(cpus);
+    } finally {
+      await w.terminate();
+    }
+  }, 30_000);
+});
