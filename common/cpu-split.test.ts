@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { dnsCpus, placeThread, reserveDnsCpus, splitCpus, type Sched } from './cpu-split.js';
+import { dnsCpus, keepToCpus, placeThread, reserveDnsCpus, splitCpus, type Sched } from './cpu-split.js';
 import { createLogger } from './log.js';
 import { projectRoot } from './self.js';
 
@@ -87,6 +87,14 @@ describe('placeThread', () => {
     const s = recording([0, 1], ['fifo', 'latency -5']);
     expect(placeThread({ nice: -5, sliceNs: 100_000, cpus: [1], fifo: 1 }, s)).toEqual({ policy: 'normal', nice: 3, sliceNs: 100_000, cpus: [1] });
     expect(s.calls).toEqual(['affinity self 1', 'fifo 1', 'latency -5 100000', 'latency 3 100000']);
+  });
+
+  it('keepToCpus sets the CPUs alone, and says when it could not', () => {
+    const s = recording([0, 1]);
+    expect(keepToCpus([1], s)).toBe(true);
+    expect(keepToCpus(undefined, s)).toBe(false);
+    expect(s.calls).toEqual(['affinity self 1']);
+    expect(keepToCpus([1], recording([0, 1], ['affinity']))).toBe(false);
   });
 });
 

@@ -117,6 +117,20 @@ export interface Placement {
 }
 
 /**
+ * Keeps the calling thread to `cpus` and nothing more (its class and priority stay). Best effort:
+ * false when it could not.
+ */
+export function keepToCpus(cpus: readonly number[] | undefined, sched = schedAddon()): boolean {
+  if (!sched || !cpus || cpus.length === 0) return false;
+  try {
+    sched.setAffinity(0, cpus);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Places the calling thread. With `cpus` (CPUs set aside for it): kept to them, at SCHED_FIFO
  * `fifo` if given and permitted. Otherwise, or where not permitted: niceness `nice` (below the
  * current one needs CAP_SYS_NICE; without it the thread keeps its niceness) and a short slice.
