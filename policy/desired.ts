@@ -428,12 +428,19 @@ function selectorKey(sel: LabelSelector): string {
 
 type IpBlock = { readonly cidr: string; readonly except: readonly string[] };
 
+type BlockAddresses = { readonly family: Family; readonly intervals: readonly Interval[] } | undefined;
+
+/** Per ipBlock object (policies are replaced, not changed): podMatters asks on every pod event. */
+const blockCache = new WeakMap<IpBlock, BlockAddresses>();
+
 /** The addresses of an ipBlock: its CIDR without the excepts of the same family. */
-function blockIntervals(block: IpBlock): { family: Family; intervals: Interval[] } | undefined {
+function blockIntervals(block: IpBlock): BlockAddresses {
+  if (blockCache.has(block)) return blockCache.get(block);
   const net = parseCidr(block.cidr);
-  if (!net) return undefined;
-  const cuts = normalize(block.except.map(parseCidr).filter((c) => c?.family === net.family) as Interval[]);
-  return { family: net.family, intervals: subtract([net], cuts) };
+  const cuts = net && normalize(block.except.map(parseCidr).filter((c) => c?.family === net.family) as Interval[]);
+  const b = net && cuts ? { family: net.family, intervals: subtract([net], cuts) } : undefined;
+  blockCache.set(block, b);
+  return b;
 }
 
 /** Whether ip is in the block's CIDR and none of its excepts. */
