@@ -2,6 +2,7 @@
 // they diff a Service's old and new fragments against this mirror and emit only changed chains
 // and element adds/deletes. Elements are reference-counted because Services share some of them
 // (a cluster IP with several ports, a pod IP behind several Services in the hairpin set).
+import { AddressKeys } from './address-keys.js';
 import type { ElementChunk } from './elements.js';
 import { declOf, ElementList, sameElements, sameRules, twiceKey, type ChainState, type SetState, type TableState } from './state.js';
 
@@ -160,8 +161,7 @@ export class Mirror {
   private loadTarget(set: string): LoadTarget {
     let t = this.loading.get(set);
     if (t) return t;
-    let mine = this.elements.get(set);
-    if (!mine) this.elements.set(set, (mine = new Map()));
+    const mine = this.elementMap(set);
     t = { mine, own: this.ownedOf(set), plain: this.sets.get(set)?.kind === 'set' };
     this.loading.set(set, t);
     return t;
@@ -345,9 +345,17 @@ export class Mirror {
     }
   }
 
-  private incRef(set: string, key: string, value: string, txn?: Txn): Added {
+  /** The set's element map, created on first use (a plain set's keys in AddressKeys: most are addresses). */
+  private elementMap(set: string): Map<string, string> {
     let m = this.elements.get(set);
-    if (!m) this.elements.set(set, (m = new Map()));
+    if (m) return m;
+    m = this.sets.get(set)?.kind === 'set' ? new AddressKeys() : new Map<string, string>();
+    this.elements.set(set, m);
+    return m;
+  }
+
+  private incRef(set: string, key: string, value: string, txn?: Txn): Added {
+    const m = this.elementMap(set);
     const prev = m.get(key);
     if (prev === undefined) {
       m.set(key, value);
@@ -388,11 +396,15 @@ interface LoadTarget {
 }
 
 class OwnedElements {
-  readonly maps = new Map<string, ReadonlyMap<string, string>>();
+  /**
+   * Under each owner's first key, a number for a ranged list (no string per owner). An owner's map
+   * leaves in the form it came in: a port's fragment is rendered the same way from the same input.
+   */
+  readonly maps = new Map<string | number, ReadonlyMap<string, string>>();
   size = 0;
 
   add(m: ReadonlyMap<string, string>): void {
-    const first = firstKey(m);
+    const first = ownerKey(m);
     if (first === undefined) return;
     const prev = this.maps.get(first);
     if (prev) this.size -= prev.size;
@@ -401,7 +413,7 @@ class OwnedElements {
   }
   /** False when no owner's map starts with the same key. */
   remove(m: ReadonlyMap<string, string>): boolean {
-    const first = firstKey(m);
+    const first = ownerKey(m);
     const prev = first === undefined ? undefined : this.maps.get(first);
     if (!prev) return false;
     this.maps.delete(first!);
@@ -410,7 +422,8 @@ class OwnedElements {
   }
 }
 
-function firstKey(m: ReadonlyMap<string, string>): string | undefined {
+/** A map's first key; a ranged list's is its number (no string made for it). */
+function ownerKey(m: ReadonlyMap<string, string>): string | number | undefined {
   if (m instanceof ElementList) return m.firstKey();
   for (const k of m.keys()) return k;
   return undefined;

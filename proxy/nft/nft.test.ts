@@ -4,7 +4,8 @@ import { endpoint, nodeCtx, service, slice } from '../fixtures.js';
 import type { ServicePort } from '../model.js';
 import { FakeNft } from './backend.js';
 import { NftDataplane } from './dataplane.js';
-import { Mirror } from './mirror.js';
+import { Mirror, Txn } from './mirror.js';
+import { ElementList, type TableState } from './state.js';
 import { MAX_ENDPOINTS, renderBase } from './render.js';
 import { findDrift } from './verify.js';
 
@@ -324,6 +325,44 @@ describe('endpoint lists', () => {
     expect(text).toContain(`add element ip skiff tails-cluster-g1 { 0 : goto lb-cluster-n${MAX_ENDPOINTS}, 1 : goto lb-cluster-n1,`);
     expect(text).toContain('31 : goto lb-cluster-n31 }');
     expect(text).toContain('10.96.0.10 . tcp . 80 : 32768 }');
+  });
+});
+
+describe('the mirror', () => {
+  const owned = (list: ElementList): TableState => ({ chains: new Map(), sets: new Map([['endpoint-pairs', { kind: 'map', decl: 'type mark : ipv4_addr . inet_service ;', unique: true }]]), elements: new Map([['endpoint-pairs', list]]) });
+
+  it("finds an owner's endpoint list by its first key whether the list is ranged (number keys) or not", () => {
+    const m = new Mirror('ip skiff');
+    const ranged = new ElementList();
+    ranged.pushRange(32768, ['10.0.0.1 . 80', '10.0.0.2 . 80']);
+    m.replace(undefined, owned(ranged), new Txn('ip skiff'));
+    // The same port rendered with session affinity: its list's keys are strings.
+    const keyed = new ElementList();
+    keyed.push('32768', '10.0.0.3 . 80');
+    const txn = new Txn('ip skiff');
+    m.replace(owned(ranged), owned(keyed), txn);
+    expect(m.sizeOf('endpoint-pairs')).toBe(1);
+    expect([...m.entriesOf('endpoint-pairs')]).toEqual([['32768', '10.0.0.3 . 80']]);
+    expect(txn.text()).toContain('delete element ip skiff endpoint-pairs { 32768, 32769 }');
+  });
+
+  it("keeps a plain set's address keys until their last owner leaves, IPv4 or not", () => {
+    const m = new Mirror('ip skiff');
+    const frag = (keys: string[]): TableState => {
+      const list = new ElementList();
+      for (const k of keys) list.push(k, '');
+      return { chains: new Map(), sets: new Map(), elements: new Map([['cluster-ips', list]]) };
+    };
+    m.load({ chains: new Map(), sets: new Map([['cluster-ips', { kind: 'set', decl: 'type ipv4_addr ;' }]]), elements: new Map() });
+    const a = frag(['10.96.0.1', 'fd00::1']);
+    const b = frag(['10.96.0.1', '10.96.0.2']);
+    m.replace(undefined, a, new Txn('ip skiff'));
+    m.replace(undefined, b, new Txn('ip skiff'));
+    expect(new Set(m.elementsOf('cluster-ips')!.keys())).toEqual(new Set(['10.96.0.1', '10.96.0.2', 'fd00::1']));
+    const txn = new Txn('ip skiff');
+    m.replace(a, undefined, txn);
+    expect(txn.text()).toBe('delete element ip skiff cluster-ips { fd00::1 }\n');
+    expect(new Set(m.elementsOf('cluster-ips')!.keys())).toEqual(new Set(['10.96.0.1', '10.96.0.2']));
   });
 });
 

@@ -17,7 +17,7 @@ describe('ElementList', () => {
     l.forEach((v, k) => seen.push(`${k}=${v}`));
     expect(seen).toEqual(['32768=10.244.1.5', '32769=10.244.2.6']);
     // What a full sync reads: the first key, no flat pairs for a range, and number keys.
-    expect(l.firstKey()).toBe('32768');
+    expect(l.firstKey()).toBe(32768);
     expect(l.flat()).toBeUndefined();
     const raw: (string | number)[] = [];
     l.forEachRaw((v, k) => raw.push(k, v));

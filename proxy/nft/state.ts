@@ -168,10 +168,13 @@ export class ElementList implements ReadonlyMap<string, string> {
   has(key: string): boolean {
     return this.get(key) !== undefined;
   }
-  /** The first key (an owner's name in the mirror, see Mirror.owned), without an iterator. */
-  firstKey(): string | undefined {
+  /**
+   * The first key (an owner's name in the mirror, see Mirror.owned), without an iterator; a ranged
+   * list's as the number it is, so no string is made for it.
+   */
+  firstKey(): string | number | undefined {
     if (this.kv.length === 0) return undefined;
-    return this.base >= 0 ? String(this.base) : this.kv[0];
+    return this.base >= 0 ? this.base : this.kv[0];
   }
   /**
    * The keys and values alternating, when the list holds them so (not a range): a full sync
