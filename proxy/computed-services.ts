@@ -7,11 +7,12 @@ export class ComputedServices implements ReadonlyMap<string, readonly ServicePor
   private readonly keyList: ReadonlySet<string>;
   private readonly done = new Map<string, readonly ServicePort[]>();
 
+  /** `keys` is kept, not copied, when it is a Set: the caller hands it over. */
   constructor(
     keys: Iterable<string>,
     private readonly compute: (key: string) => readonly ServicePort[],
   ) {
-    this.keyList = new Set(keys);
+    this.keyList = keys instanceof Set ? keys : new Set(keys);
   }
 
   /** Every key's ports, [] for the ones that have none (computing whatever is left). */

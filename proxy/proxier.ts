@@ -76,6 +76,13 @@ interface Accounts {
 }
 
 /** The accounts of a whole desired state, as a full sync replaces them. */
+/** Both lists' keys in one Set, without an array of them first (50,000 at a big full sync). */
+function union(a: Iterable<string>, b: Iterable<string>): Set<string> {
+  const out = new Set(a);
+  for (const k of b) out.add(k);
+  return out;
+}
+
 function accountsOf(services: ReadonlyMap<string, readonly ServicePort[]>): Accounts {
   const a: Accounts = { stats: new Map(), total: { ...ZERO }, hcTargets: new Map() };
   for (const [key, ports] of services) {
@@ -256,7 +263,7 @@ export class Proxier {
     const start = this.now();
     const ctx = this.nodeContext();
     const full = this.needFull || !isDeepStrictEqual(ctx, this.ctx);
-    const keys = full ? new Set([...this.o.cache.store('services').keys(), ...this.current.keys()]) : this.dirty;
+    const keys = full ? union(this.o.cache.store('services').keys(), this.current.keys()) : this.dirty;
     this.dirty = new Set();
     const triggers = this.triggers;
     this.triggers = [];
