@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { dnsCpus, keepToCpus, placeThread, reserveDnsCpus, splitCpus, type Sched } from './cpu-split.js';
+import { dnsCpus, keepToCpus, placeThread, reserveDnsCpus, splitCpus, startOnCpus, type Sched } from './cpu-split.js';
 import { createLogger } from './log.js';
 import { projectRoot } from './self.js';
 
@@ -95,6 +95,17 @@ describe('placeThread', () => {
     expect(keepToCpus(undefined, s)).toBe(false);
     expect(s.calls).toEqual(['affinity self 1']);
     expect(keepToCpus([1], recording([0, 1], ['affinity']))).toBe(false);
+  });
+
+  it('startOnCpus creates on the given CPUs and gives the caller its own back, also when the start fails', () => {
+    const s = recording([0, 1]);
+    expect(startOnCpus([1], () => (s.calls.push('start'), 7), s)).toBe(7);
+    expect(() => startOnCpus([1], () => { throw new Error('no thread'); }, s)).toThrow('no thread');
+    expect(s.calls).toEqual(['affinity self 1', 'start', 'affinity self 0,1', 'affinity self 1', 'affinity self 0,1']);
+    // Not permitted, or nothing set aside: the thread is created where the caller runs.
+    const refused = recording([0, 1], ['affinity']);
+    expect(startOnCpus([1], () => 'made', refused)).toBe('made');
+    expect(startOnCpus(undefined, () => 'made', s)).toBe('made');
   });
 });
 

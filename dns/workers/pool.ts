@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../../common/config.js';
-import { dnsCpus } from '../../common/cpu-split.js';
+import { dnsCpus, startOnCpus } from '../../common/cpu-split.js';
 import { SkiffError } from '../../common/errors.js';
 import type { ChangeBatch, WatchCache } from '../../common/watch/store.js';
 import type { AnswerFeed, FeedTable } from '../answer-feed.js';
@@ -33,10 +33,13 @@ export function dnsThreads(): readonly Worker[] {
  * (a Worker's execArgv cannot take --import on Node 20).
  */
 export function spawnThread(workerData: ThreadData = { cpus: dnsCpus() }): Worker {
-  if (!fromSources) return new Worker(join(here, 'worker.js'), { workerData });
-  const tsx = pathToFileURL(join(here, '../../node_modules/tsx/dist/esm/api/index.mjs')).href;
-  const entry = pathToFileURL(join(here, 'worker.ts')).href;
-  return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`, { eval: true, workerData });
+  // Created on the DNS CPUs (the agent starts its DNS threads as the proxy's first full sync starts).
+  return startOnCpus(workerData.cpus, () => {
+    if (!fromSources) return new Worker(join(here, 'worker.js'), { workerData });
+    const tsx = pathToFileURL(join(here, '../../node_modules/tsx/dist/esm/api/index.mjs')).href;
+    const entry = pathToFileURL(join(here, 'worker.ts')).href;
+    return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`, { eval: true, workerData });
+  });
 }
 
 export interface PoolOptions {
@@ -87,15 +90,34 @@ export class WorkerPool {
   private snapshot(): { updates: ObjectUpdate[]; synced: typeof FED_KINDS } {
     const updates: ObjectUpdate[] = [];
     for (const kind of FED_KINDS) {
+      if (kind === 'endpointslices') {
+        this.headlessSlices(updates);
+        continue;
+      }
       const store = this.cache.store(kind);
       for (const key of store.keys()) {
         if (!this.fed(kind, key)) continue;
-        // A slice that does not travel (feed.ts dnsSlice) needs no removal in a fresh thread.
         const obj = this.trimmed(kind, store.get(key));
         if (obj !== undefined) updates.push({ kind, key, obj });
       }
     }
     return { updates, synced: FED_KINDS.filter((k) => this.cache.synced([k])) };
+  }
+
+  /**
+   * The slices that travel (feed.ts dnsSlice: a headless Service's), found from the Services: the
+   * others need no removal in a fresh thread, and looking up every slice's Service was ~50 ms of the
+   * main thread at 50,000 Services, in the middle of the proxy's first full sync.
+   */
+  private headlessSlices(updates: ObjectUpdate[]): void {
+    const slices = this.cache.store('endpointslices');
+    for (const svc of this.cache.store('services').values()) {
+      if (!svc.headless) continue;
+      for (const s of slices.byIndex(SLICE_SERVICE_INDEX, `${svc.namespace}/${svc.name}`)) {
+        const obj = dnsSlice(s, true);
+        if (obj !== undefined) updates.push({ kind: 'endpointslices', key: `${s.namespace}/${s.name}`, obj });
+      }
+    }
   }
 
   private updates(b: ChangeBatch): ObjectUpdate[] {

@@ -1,6 +1,6 @@
-// A DNS thread keeps to the CPUs set aside for DNS from its first line, before it loads the DNS
-// modules or hears from the agent: its start-up must not run on the CPU of the main thread's
-// first full sync.
+// A DNS thread runs on the CPUs set aside for DNS from its creation, before Node has started it,
+// loaded the DNS modules or heard from the agent: its start-up must not run on the CPU of the main
+// thread's first full sync.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
@@ -14,16 +14,24 @@ const why = !sched ? 'the sched addon is not built (npm run build)' : cpus.lengt
 if (why) console.warn(`skipping the DNS thread placement test: ${why}`);
 
 describe.skipIf(why !== undefined || !existsSync('/proc/self/task'))('a DNS thread', () => {
-  it('is on the DNS CPUs when it is ready, before the agent sends it anything', async () => {
+  it('is created on the DNS CPUs and is still there when it is ready, before the agent sends it anything', async () => {
     const last = cpus.at(-1)!;
     const before = new Set(readdirSync('/proc/self/task'));
     // The thread copies the environment at its start: its placement line stays out of the output.
     const level = process.env.SKIFF_LOG_LEVEL;
     process.env.SKIFF_LOG_LEVEL = 'silent';
     const w = spawnThread({ cpus: [last] });
+    // Read at once, while Node is still starting the thread (tens of ms before any of its code runs):
+    // it was created there, and its creator already has its CPUs back.
+    const born = readdirSync('/proc/self/task').filter((t) => !before.has(t));
+    const bornOn = born.map(cpusOf);
+    const creator = sched!.getAffinity(0);
     if (level === undefined) delete process.env.SKIFF_LOG_LEVEL;
     else process.env.SKIFF_LOG_LEVEL = level;
     try {
+      expect(bornOn.length).toBeGreaterThan(0);
+      expect(bornOn.every((c) => c === String(last))).toBe(true);
+      expect(creator).toEqual(cpus);
       const [m] = (await once(w, 'message')) as [{ t: string }];
       expect(m.t).toBe('ready');
       const fresh = readdirSync('/proc/self/task').filter((t) => !before.has(t));
