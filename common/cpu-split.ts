@@ -137,18 +137,17 @@ export function keepToCpus(cpus: readonly number[] | undefined, sched = schedAdd
  * of CPU). Without `cpus` or the addon, just `start`.
  */
 export function startOnCpus<T>(cpus: readonly number[] | undefined, start: () => T, sched = schedAddon()): T {
-  if (!sched || !cpus || cpus.length === 0) return start();
-  let mine: number[];
+  let mine: number[] | undefined;
   try {
-    mine = sched.getAffinity(0);
-    sched.setAffinity(0, cpus);
+    mine = sched?.getAffinity(0);
   } catch {
-    return start();
+    mine = undefined;
   }
+  if (!mine || !keepToCpus(cpus, sched)) return start();
   try {
     return start();
   } finally {
-    sched.setAffinity(0, mine);
+    keepToCpus(mine, sched);
   }
 }
 

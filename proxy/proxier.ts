@@ -75,7 +75,6 @@ interface Accounts {
   readonly hcTargets: Map<string, Map<number, HealthCheckTarget>>;
 }
 
-/** The accounts of a whole desired state, as a full sync replaces them. */
 /** Both lists' keys in one Set, without an array of them first (50,000 at a big full sync). */
 function union(a: Iterable<string>, b: Iterable<string>): Set<string> {
   const out = new Set(a);
@@ -83,6 +82,7 @@ function union(a: Iterable<string>, b: Iterable<string>): Set<string> {
   return out;
 }
 
+/** The accounts of a whole desired state, as a full sync replaces them. */
 function accountsOf(services: ReadonlyMap<string, readonly ServicePort[]>): Accounts {
   const a: Accounts = { stats: new Map(), total: { ...ZERO }, hcTargets: new Map() };
   for (const [key, ports] of services) {

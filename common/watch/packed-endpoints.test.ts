@@ -60,7 +60,13 @@ describe('PackedEndpoints', () => {
     expect(ipv4String(ipv4Word(s)!)).toBe(s);
   });
 
-  it.each(['1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.256', '1..2.3', '1.2.3.4 ', '::1', '1.2.3.1000', ''])('refuses %j', (s) => {
+  it.each(['1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.256', '1..2.3', '1.2.3.4 ', '::1', '1.2.3.1000', '', '1.2.3.00', '1..3.4', '1.2.3.', '.1.2.3', '1.2.3.4/32', 'fd00::1', ' 1.2.3.4', '1.2.3.4 . 1.2.3.4'])('refuses %j', (s) => {
     expect(ipv4Word(s)).toBeUndefined();
+  });
+
+  it("reads an address as the word its octets make (the proxy's mirror keeps them unsigned)", () => {
+    expect(ipv4Word('0.0.0.0')).toBe(0);
+    expect(ipv4Word('10.244.1.5')! >>> 0).toBe(0x0af40105);
+    expect(ipv4Word('255.255.255.255')! >>> 0).toBe(0xffffffff);
   });
 });

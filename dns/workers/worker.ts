@@ -1,11 +1,11 @@
-// Entry point of a DNS worker thread (thread.ts does the work). The thread keeps to the DNS CPUs
-// first and loads everything else afterwards: its start-up is ~0.4 s of CPU, and the agent starts
-// DNS threads when the watch cache has synced, as the proxy's first full sync starts. Placed only
-// at init, that start-up ran on the main thread's CPU (perf sched, 50,000 Services). It turns
-// real-time once loaded: real-time is for waking at a query, and the load would keep V8's GC
-// helper threads off that CPU meanwhile.
+// Entry point of a DNS worker thread (thread.ts does the work). The thread is created on the DNS
+// CPUs (pool.ts spawnThread): its start-up is ~0.4 s of CPU, and the agent starts DNS threads when
+// the watch cache has synced, as the proxy's first full sync starts; placed only at init, that
+// start-up ran on the main thread's CPU (perf sched, 50,000 Services). It turns real-time once
+// loaded: real-time is for waking at a query, and the load would keep V8's GC helper threads off
+// that CPU meanwhile.
 import { workerData } from 'node:worker_threads';
-import { keepToCpus, placeThread, SHORT_SLICE_NS } from '../../common/cpu-split.js';
+import { placeThread, SHORT_SLICE_NS } from '../../common/cpu-split.js';
 import type { ThreadData } from './protocol.js';
 
 /**
@@ -18,7 +18,5 @@ import type { ThreadData } from './protocol.js';
 const DNS_THREAD_NICE = -5;
 const DNS_THREAD_FIFO = 1;
 
-const { cpus } = (workerData ?? {}) as ThreadData;
-keepToCpus(cpus);
 const { serveThread } = await import('./thread.js');
-serveThread(placeThread({ nice: DNS_THREAD_NICE, sliceNs: SHORT_SLICE_NS, cpus, fifo: DNS_THREAD_FIFO }));
+serveThread(placeThread({ nice: DNS_THREAD_NICE, sliceNs: SHORT_SLICE_NS, cpus: (workerData as ThreadData | undefined)?.cpus, fifo: DNS_THREAD_FIFO }));

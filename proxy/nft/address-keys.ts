@@ -5,6 +5,7 @@
 // table of that size on the V8 heap). Canonical dotted-quad IPv4 keys live here as numbers in an
 // open-addressing table outside the heap; any other key (IPv6, a CIDR, text this does not parse)
 // goes to an ordinary Set, so the class behaves as a Map<string, ""> for every key.
+import { ipv4String, ipv4Word } from '../../common/watch/packed-endpoints.js';
 
 /** A parsed key's slot is free, holds a key, or held one that was deleted (probing goes on past it). */
 const FREE = 0;
@@ -14,37 +15,12 @@ const GONE = 2;
 const MIN_BITS = 4;
 
 /**
- * `a.b.c.d` with each part 0-255 written without leading zeros, as an unsigned 32-bit number; -1
- * for anything else. Only this form is kept as a number, so a number turns back into the same text.
+ * The key as an unsigned 32-bit number when it is a dotted quad in its one canonical spelling (so
+ * the number turns back into the same text), -1 for anything else.
  */
-export function canonicalIpv4(s: string): number {
-  const n = s.length;
-  if (n < 7 || n > 15) return -1;
-  let value = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || dots === 3) return -1;
-      value = value * 256 + part;
-      part = 0;
-      digits = 0;
-      dots++;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && part === 0) return -1;
-      part = part * 10 + (c - 48);
-      if (part > 255) return -1;
-      digits++;
-    } else return -1;
-  }
-  if (digits === 0 || dots !== 3) return -1;
-  return value * 256 + part;
-}
-
-function ipv4Text(v: number): string {
-  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+function addressOf(key: string): number {
+  const w = ipv4Word(key);
+  return w === undefined ? -1 : w >>> 0;
 }
 
 export class AddressKeys implements Map<string, string> {
@@ -66,7 +42,7 @@ export class AddressKeys implements Map<string, string> {
   }
 
   get(key: string): string | undefined {
-    const v = canonicalIpv4(key);
+    const v = addressOf(key);
     const held = v < 0 ? this.others.has(key) : this.find(v) >= 0;
     return held ? '' : undefined;
   }
@@ -78,7 +54,7 @@ export class AddressKeys implements Map<string, string> {
   /** A plain set's: every value is "". */
   set(key: string, value: string): this {
     if (value !== '') throw new Error(`AddressKeys holds a plain set's keys, not the value ${JSON.stringify(value)} of ${key}`);
-    const v = canonicalIpv4(key);
+    const v = addressOf(key);
     if (v < 0) {
       this.others.add(key);
       return this;
@@ -96,7 +72,7 @@ export class AddressKeys implements Map<string, string> {
   }
 
   delete(key: string): boolean {
-    const v = canonicalIpv4(key);
+    const v = addressOf(key);
     if (v < 0) return this.others.delete(key);
     const i = this.find(v);
     if (i < 0) return false;
@@ -116,7 +92,7 @@ export class AddressKeys implements Map<string, string> {
 
   *keys(): MapIterator<string> {
     const { keys32, state } = this;
-    for (let i = 0; i < state.length; i++) if (state[i] === FULL) yield ipv4Text(keys32[i]!);
+    for (let i = 0; i < state.length; i++) if (state[i] === FULL) yield ipv4String(keys32[i]!);
     yield* this.others;
   }
 
